@@ -1,0 +1,69 @@
+"""The lake: one folder holding raw DBN, bronze Parquet, the selection, indexes and DuckDB."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+LAKE_ENV_VAR = "SPYMASTER_LAKE"
+DEFAULT_LAKE = "lake"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Paths of one lake; several lakes can coexist side by side."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, lake: str | os.PathLike[str] | None = None) -> Lake:
+        """The lake named on the command line, else $SPYMASTER_LAKE, else `lake/`."""
+        chosen = lake if lake is not None else os.environ.get(LAKE_ENV_VAR, DEFAULT_LAKE)
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def bronze(self) -> Path:
+        return self.root / "bronze"
+
+    @property
+    def selection(self) -> Path:
+        return self.root / "selection"
+
+    @property
+    def indexes(self) -> Path:
+        return self.root / "indexes"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.root / "spymaster.duckdb"
+
+    def create_layout(self) -> None:
+        """The folders every command writes into (raw stays the user's)."""
+        for folder in (self.bronze, self.selection, self.indexes):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def table_dir(self, table: str) -> Path:
+        return self.bronze / table
+
+    def partition_dir(self, table: str, symbol: str, dt: str) -> Path:
+        return self.bronze / table / f"symbol={symbol}" / f"dt={dt}"
+
+    def table_glob(self, table: str) -> str:
+        return str(self.bronze / table / "*" / "*" / "*.parquet")
+
+    def read_bronze_sql(self, table: str) -> str:
+        """DuckDB table expression over a landed bronze table (as the dbt sources read it)."""
+        return (
+            f"read_parquet('{self.table_glob(table)}', hive_partitioning = true, "
+            "hive_types = {'symbol': 'VARCHAR', 'dt': 'DATE'})"
+        )
+
+    def environment(self) -> dict[str, str]:
+        """Environment for child processes (dbt) that must see this lake."""
+        return {**os.environ, LAKE_ENV_VAR: str(self.root)}
