@@ -1,0 +1,1 @@
+"""Bronze landing: Databento DBN files to hive-partitioned Parquet in the lake."""

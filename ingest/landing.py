@@ -1,0 +1,382 @@
+"""`spymaster ingest`: land every DBN file of a raw folder as bronze Parquet.
+
+Each file is a transaction: workers decode and stage its partitions, then the parent checks
+them against the lake and swaps them in, one file at a time in path order. Definition files
+land first, because option files are routed through the definitions. The run stops at the
+first bad file; files committed before it stay, and nothing of the bad file is visible.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ingest.bronze_tables import (
+    INGEST_VERSION,
+    RecordError,
+    SourceSchema,
+    arrow_schema,
+    to_record_batch,
+)
+from ingest.errors import IngestError
+from ingest.partitions import (
+    MANIFEST_FILE,
+    BronzeStore,
+    PartitionKey,
+    PartitionStager,
+    StagedPartition,
+    read_manifest,
+    write_json_atomic,
+)
+from ingest.registry import FileStat, Registry, path_key, source_partitions
+from ingest.routing import OptionDefinitions, Router, day_to_date, epoch_days
+from ingest.source_files import (
+    FileFingerprint,
+    SourceMetadata,
+    SourceReader,
+    find_dbn_files,
+    fingerprint,
+)
+from spymaster.lake import Lake
+
+DEFAULT_CHUNK_RECORDS = 1 << 18
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+@dataclass(frozen=True)
+class InspectedFile:
+    path: Path
+    fingerprint: FileFingerprint
+    schema: SourceSchema
+
+
+@dataclass(frozen=True)
+class StageTask:
+    file: InspectedFile
+    lake: Lake
+    staging_dir: Path
+    chunk_records: int
+
+
+@dataclass
+class StagedSource:
+    """A raw file decoded into staged partitions, not yet visible in the lake."""
+
+    path: Path
+    fingerprint: FileFingerprint
+    metadata: SourceMetadata | None = None
+    already_landed: bool = False
+    records: int = 0
+    partitions: list[StagedPartition] = field(default_factory=list)
+    filtered: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class IngestReport:
+    landed: list[StagedSource] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    removed_partitions: list[PartitionKey] = field(default_factory=list)
+    restored_partitions: list[PartitionKey] = field(default_factory=list)
+
+    @property
+    def records_landed(self) -> int:
+        return sum(part.stats.records for source in self.landed for part in source.partitions)
+
+
+def inspect_file(path: Path) -> InspectedFile:
+    """Check a raw file is whole and readable, and fingerprint it (runs in a worker process)."""
+    file_fingerprint = fingerprint(path)
+    return InspectedFile(path, file_fingerprint, SourceReader(path).metadata.schema)
+
+
+def stage_file(task: StageTask) -> StagedSource:
+    """Decode one raw file into staged partitions (runs in a worker process)."""
+    path = task.file.path
+    file_fingerprint = task.file.fingerprint
+    staged = StagedSource(path=path, fingerprint=file_fingerprint)
+    if Registry(task.lake).is_landed(file_fingerprint.sha256):
+        staged.already_landed = True
+        return staged
+    reader = SourceReader(path)
+    schema = reader.metadata.schema
+    staged.metadata = reader.metadata
+    router = Router(path, schema, reader.symbology(), OptionDefinitions(task.lake))
+    stager = PartitionStager(task.staging_dir, arrow_schema(schema))
+    filtered: Counter[str] = Counter()
+    try:
+        for offset, chunk in reader.chunks(task.chunk_records, file_fingerprint.decoded_bytes):
+            _check_period(path, reader.metadata, chunk, offset)
+            days = epoch_days(chunk["ts_recv"])
+            route_ids = router.route_rows(chunk, days, offset)
+            try:
+                batch = to_record_batch(schema, chunk, offset)
+            except RecordError as error:
+                raise IngestError(f"{path}: record {offset + error.row}: {error}") from error
+            for route_id, day, rows in _groups(route_ids, days):
+                if route_id < 0:
+                    filtered[router.filtered_reasons[-1 - route_id]] += len(rows)
+                    continue
+                route = router.landed[route_id]
+                key = PartitionKey(route.table, route.symbol, day_to_date(day))
+                if rows is None:
+                    stager.write(key, batch, chunk)
+                else:
+                    stager.write(key, batch.take(rows), chunk[rows])
+            staged.records = offset + len(chunk)
+        staged.partitions = stager.finish()
+    except BaseException:
+        stager.abort()
+        raise
+    staged.filtered = dict(sorted(filtered.items()))
+    return staged
+
+
+def _check_period(path: Path, metadata: SourceMetadata, chunk: np.ndarray, offset: int) -> None:
+    ts_recv = chunk["ts_recv"]
+    outside = ts_recv < np.uint64(metadata.start_ns)
+    if metadata.end_ns is not None:
+        outside |= ts_recv >= np.uint64(metadata.end_ns)
+    rows = np.flatnonzero(outside)
+    if rows.size:
+        raise IngestError(
+            f"{path}: record {offset + int(rows[0])} has ts_recv {int(ts_recv[rows[0]])}, outside "
+            f"the file's period [{metadata.start_ns}, {metadata.end_ns}) (corrupt file)"
+        )
+
+
+def _groups(
+    route_ids: np.ndarray, days: np.ndarray
+) -> Iterator[tuple[int, int, np.ndarray | None]]:
+    """(route id, day, row indices in file order) for every distinct route and day; the
+    indices are None when the whole chunk is one group (the usual case)."""
+    codes = (route_ids << 32) | days
+    if codes.min() == codes.max():
+        yield int(route_ids[0]), int(days[0]), None
+        return
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_codes)) + 1))
+    ends = np.concatenate((starts[1:], [len(codes)]))
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        rows = order[start:end]
+        yield int(route_ids[rows[0]]), int(days[rows[0]]), rows
+
+
+class _Ingest:
+    def __init__(
+        self, lake: Lake, workers: int, chunk_records: int, progress: Callable[[int], Any]
+    ):
+        self.lake = lake
+        self.workers = workers
+        self.chunk_records = chunk_records
+        self.progress = progress
+        self.store = BronzeStore(lake)
+        self.registry = Registry(lake)
+        self.report = IngestReport()
+        self.file_stats: dict[str, FileStat] = {}
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, files: list[Path]) -> IngestReport:
+        with self.store.locked():
+            self.report.restored_partitions = self.store.recover()
+            self.file_stats = self.registry.file_stats()
+            try:
+                pending = [path for path in files if not self._unchanged(path)]
+                inspected = self._map(inspect_file, pending)
+                definitions = [f for f in inspected if f.schema is SourceSchema.DEFINITION]
+                others = [f for f in inspected if f.schema is not SourceSchema.DEFINITION]
+                for phase in (definitions, others):
+                    tasks = [
+                        StageTask(
+                            file,
+                            self.lake,
+                            self.store.new_staging_dir(file.path.name),
+                            self.chunk_records,
+                        )
+                        for file in phase
+                    ]
+                    for staged in self._imap(stage_file, tasks):
+                        self._commit(staged)
+            finally:
+                if self._pool is not None:
+                    self._pool.shutdown(cancel_futures=True)
+                self.registry.save_file_stats(self.file_stats)
+        return self.report
+
+    def _unchanged(self, path: Path) -> bool:
+        cached = self.file_stats.get(path_key(path))
+        stat = path.stat()
+        if (
+            cached is not None
+            and cached.size_bytes == stat.st_size
+            and cached.mtime_ns == stat.st_mtime_ns
+            and self.registry.is_landed(cached.sha256)
+        ):
+            self.report.unchanged.append(path)
+            return True
+        return False
+
+    def _map(self, function: Callable[[_In], _Out], items: list[_In]) -> list[_Out]:
+        return list(self._imap(function, items))
+
+    def _imap(self, function: Callable[[_In], _Out], items: list[_In]) -> Iterator[_Out]:
+        """Results in input order, computed by the worker processes (or inline for one)."""
+        if self.workers <= 1 or len(items) <= 1:
+            yield from map(function, items)
+            return
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        futures: list[Future[_Out]] = [self._pool.submit(function, item) for item in items]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _commit(self, staged: StagedSource) -> None:
+        source_path = path_key(staged.path)
+        sha256 = staged.fingerprint.sha256
+        if staged.already_landed:
+            self._remember_path(sha256, source_path)
+        else:
+            self._check_claims(staged, source_path)
+            for part in staged.partitions:
+                write_json_atomic(part.staged_dir / MANIFEST_FILE, _manifest(staged, part))
+                self.store.swap_in(part.staged_dir, part.key)
+            self._remove_stale(staged, source_path)
+            self.registry.save_source(_source_record(staged, [source_path]))
+            self.report.landed.append(staged)
+        self.file_stats[source_path] = FileStat(
+            staged.fingerprint.size_bytes, staged.fingerprint.mtime_ns, sha256
+        )
+        if staged.already_landed:
+            self.report.unchanged.append(staged.path)
+        self.progress(staged.records)
+
+    def _check_claims(self, staged: StagedSource, source_path: str) -> None:
+        for part in staged.partitions:
+            manifest = read_manifest(part.key.path(self.lake))
+            if manifest is None:
+                continue
+            owner = manifest["sources"][0]
+            if owner["path"] != source_path and owner["sha256"] != staged.fingerprint.sha256:
+                shared = sorted(part.stats.instrument_ids & set(manifest["instrument_ids"]))
+                instruments = f"instruments {shared}" if shared else "records"
+                raise IngestError(
+                    f"{staged.path}: claims {part.key} ({instruments}), already landed from "
+                    f"{owner['path']}: two different files for the same instrument and day; "
+                    "keep one of them in the raw folder"
+                )
+
+    def _remember_path(self, sha256: str, source_path: str) -> None:
+        record = self.registry.source(sha256)
+        if record is not None and source_path not in record["paths"]:
+            record["paths"] = sorted([*record["paths"], source_path])
+            self.registry.save_source(record)
+
+    def _remove_stale(self, staged: StagedSource, source_path: str) -> None:
+        """Partitions an earlier version of this same file produced that the new one does not."""
+        previous = self.file_stats.get(source_path)
+        if previous is None or previous.sha256 == staged.fingerprint.sha256:
+            return
+        record = self.registry.source(previous.sha256)
+        if record is None:
+            return
+        current = {part.key for part in staged.partitions}
+        for key in source_partitions(record):
+            manifest = read_manifest(key.path(self.lake))
+            if key in current or manifest is None:
+                continue
+            owner = manifest["sources"][0]
+            if owner["path"] == source_path and owner["sha256"] == previous.sha256:
+                self.store.remove(key)
+                self.report.removed_partitions.append(key)
+        record["paths"] = [path for path in record["paths"] if path != source_path]
+        if record["paths"]:
+            self.registry.save_source(record)
+        else:
+            self.registry.drop_source(previous.sha256)
+
+
+def _source_description(staged: StagedSource) -> dict[str, Any]:
+    assert staged.metadata is not None
+    return {
+        "path": path_key(staged.path),
+        "sha256": staged.fingerprint.sha256,
+        "size_bytes": staged.fingerprint.size_bytes,
+        "compression": staged.fingerprint.compression,
+        "dataset": staged.metadata.dataset,
+        "schema": staged.metadata.schema.value,
+        "stype_in": staged.metadata.stype_in,
+        "symbols": list(staged.metadata.symbols),
+        "start_ns": staged.metadata.start_ns,
+        "end_ns": staged.metadata.end_ns,
+        "dbn_version": staged.metadata.dbn_version,
+        "records_in_file": staged.records,
+    }
+
+
+def _manifest(staged: StagedSource, part: StagedPartition) -> dict[str, Any]:
+    stats = part.stats
+    return {
+        "table": part.key.table,
+        "symbol": part.key.symbol,
+        "dt": part.key.dt.isoformat(),
+        "ingest_version": INGEST_VERSION,
+        "data_file": "data.parquet",
+        "records": stats.records,
+        "records_by_action": dict(sorted(stats.action_counts.items())),
+        "instrument_ids": sorted(stats.instrument_ids),
+        "record_index_range": [stats.record_index_min, stats.record_index_max],
+        "ts_recv_range": [stats.ts_recv_min, stats.ts_recv_max],
+        "sources": [_source_description(staged)],
+    }
+
+
+def _source_record(staged: StagedSource, paths: list[str]) -> dict[str, Any]:
+    description = _source_description(staged)
+    return {
+        "sha256": staged.fingerprint.sha256,
+        "paths": paths,
+        "ingest_version": INGEST_VERSION,
+        "source": description,
+        "partitions": [
+            {
+                "table": part.key.table,
+                "symbol": part.key.symbol,
+                "dt": part.key.dt.isoformat(),
+                "records": part.stats.records,
+            }
+            for part in staged.partitions
+        ],
+        "filtered_records": staged.filtered,
+    }
+
+
+def ingest(
+    raw: Path,
+    lake: Lake,
+    *,
+    workers: int = 1,
+    chunk_records: int = DEFAULT_CHUNK_RECORDS,
+    progress: Callable[[int], Any] | None = None,
+) -> IngestReport:
+    """Land every DBN file under `raw` into `lake`'s bronze; see the module docstring."""
+    if workers < 1:
+        raise IngestError(f"--workers must be at least 1, got {workers}")
+    if chunk_records < 1:
+        raise IngestError(f"chunk size must be at least 1 record, got {chunk_records}")
+    files = find_dbn_files(raw)
+    lake.create_layout()
+    return _Ingest(lake, workers, chunk_records, progress or (lambda _records: None)).run(files)

@@ -1,0 +1,79 @@
+"""What has been landed from which raw file: the basis of idempotent re-runs.
+
+`bronze/_ingest/sources/<sha256>.json` describes one landed file content (its paths, header,
+record counts and the partitions it produced); `bronze/_ingest/file_stats.json` remembers each
+raw path's size, mtime and SHA-256 so that an unchanged file is recognised without re-hashing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.bronze_tables import INGEST_VERSION
+from ingest.partitions import PartitionKey, read_manifest, write_json_atomic
+from spymaster.lake import Lake
+
+
+@dataclass(frozen=True)
+class FileStat:
+    size_bytes: int
+    mtime_ns: int
+    sha256: str
+
+
+class Registry:
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.sources_dir = lake.bronze / "_ingest" / "sources"
+        self.file_stats_path = lake.bronze / "_ingest" / "file_stats.json"
+
+    def file_stats(self) -> dict[str, FileStat]:
+        if not self.file_stats_path.exists():
+            return {}
+        payload = json.loads(self.file_stats_path.read_text())
+        return {path: FileStat(**stat) for path, stat in payload.items()}
+
+    def save_file_stats(self, stats: dict[str, FileStat]) -> None:
+        write_json_atomic(
+            self.file_stats_path,
+            {path: vars(stat) for path, stat in sorted(stats.items())},
+        )
+
+    def source(self, sha256: str) -> dict[str, Any] | None:
+        path = self.sources_dir / f"{sha256}.json"
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())
+
+    def save_source(self, record: dict[str, Any]) -> None:
+        write_json_atomic(self.sources_dir / f"{record['sha256']}.json", record)
+
+    def drop_source(self, sha256: str) -> None:
+        (self.sources_dir / f"{sha256}.json").unlink(missing_ok=True)
+
+    def is_landed(self, sha256: str) -> bool:
+        """True when this content landed with the current ingest version and every partition
+        it produced is still in the lake, built from it."""
+        record = self.source(sha256)
+        if record is None or record["ingest_version"] != INGEST_VERSION:
+            return False
+        for key in source_partitions(record):
+            manifest = read_manifest(key.path(self.lake))
+            if manifest is None or manifest["sources"][0]["sha256"] != sha256:
+                return False
+        return True
+
+
+def source_partitions(record: dict[str, Any]) -> list[PartitionKey]:
+    return [
+        PartitionKey(part["table"], part["symbol"], dt.date.fromisoformat(part["dt"]))
+        for part in record["partitions"]
+    ]
+
+
+def path_key(path: Path) -> str:
+    return str(path.resolve())

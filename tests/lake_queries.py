@@ -1,0 +1,23 @@
+"""Query a test lake's bronze Parquet directly with DuckDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from ingest.bronze_tables import ALL_TABLES
+from spymaster.lake import Lake
+
+
+def bronze_sql(lake: Lake, sql: str) -> list[tuple[Any, ...]]:
+    """Run `sql` with every landed bronze table available under its table name."""
+    connection = duckdb.connect()
+    for table in ALL_TABLES:
+        if any(lake.table_dir(table).glob("*/*/*.parquet")):
+            connection.execute(
+                f"create view {table} as select * from {lake.read_bronze_sql(table)}"
+            )
+    rows = connection.execute(sql).fetchall()
+    connection.close()
+    return rows

@@ -1,0 +1,179 @@
+"""Bad raw input: each is a clear error naming the file, and landed data stays as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import databento_dbn as dbn
+import pytest
+import zstandard
+
+from ingest.errors import IngestError
+from ingest.landing import ingest
+from ingest.partitions import BronzeStore
+from spymaster.lake import Lake
+from tests.dbn_fixtures import book_day, day_start_ns, encode, mbo, metadata, px, write_dbn
+
+DAY1 = dt.date(2024, 5, 8)
+DAY2 = dt.date(2024, 5, 9)
+ESM4 = 11
+
+
+def bronze_state(lake: Lake) -> dict[str, str]:
+    return {
+        str(path.relative_to(lake.bronze)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(lake.bronze.rglob("*"))
+        if path.is_file() and path.name != "lock"
+    }
+
+
+@pytest.fixture
+def landed(raw: Path, lake: Lake) -> dict[str, str]:
+    """A lake holding one good day, and its state before the bad file arrives."""
+    write_dbn(
+        raw / "good.mbo.dbn.zst", dbn.Schema.MBO, book_day(ESM4, DAY1, 5000.0), {"ESM4": ESM4}, DAY1
+    )
+    ingest(raw, lake)
+    return bronze_state(lake)
+
+
+def mbo_bytes(day: dt.date = DAY2) -> bytes:
+    return encode(
+        metadata(dbn.Schema.MBO, day, day + dt.timedelta(days=1), {"ESM4": ESM4}),
+        book_day(ESM4, day, 5000.0),
+    )
+
+
+def truncated_zstd(path: Path) -> None:
+    compressed = zstandard.ZstdCompressor().compress(mbo_bytes())
+    path.write_bytes(compressed[: len(compressed) - 40])
+
+
+def truncated_plain_dbn(path: Path) -> None:
+    path.write_bytes(mbo_bytes()[:-20])
+
+
+def corrupt_header(path: Path) -> None:
+    data = bytearray(mbo_bytes())
+    data[8:24] = b"\xff" * 16  # the dataset name
+    path.write_bytes(bytes(data))
+
+
+def empty_file(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def not_dbn(path: Path) -> None:
+    path.write_bytes(b"ts_recv,price\n1,2\n")
+
+
+def unsupported_schema(path: Path) -> None:
+    bar = dbn.OHLCVMsg(
+        rtype=dbn.RType.OHLCV_1M,
+        publisher_id=1,
+        instrument_id=ESM4,
+        ts_event=day_start_ns(DAY2),
+        open=px(5000),
+        high=px(5001),
+        low=px(4999),
+        close=px(5000.5),
+        volume=10,
+    )
+    write_dbn(path, dbn.Schema.OHLCV_1M, [bar], {"ESM4": ESM4}, DAY2)
+
+
+def wrong_dataset(path: Path) -> None:
+    write_dbn(
+        path,
+        dbn.Schema.MBO,
+        book_day(ESM4, DAY2, 5000.0),
+        {"ESM4": ESM4},
+        DAY2,
+        dataset="XNAS.ITCH",
+    )
+
+
+def record_outside_the_file_period(path: Path) -> None:
+    records = book_day(ESM4, DAY2, 5000.0)
+    records.append(mbo(ESM4, day_start_ns(DAY2) + 2 * 86_400 * 10**9, "A", "B", px(5000), 1, 99))
+    write_dbn(path, dbn.Schema.MBO, records, {"ESM4": ESM4}, DAY2)
+
+
+def option_without_definition(path: Path) -> None:
+    write_dbn(
+        path,
+        dbn.Schema.MBO,
+        [mbo(901, day_start_ns(DAY2) + 5, "A", "B", px(10), 1, 1)],
+        {"ESM4 C5000": 901},
+        DAY2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("write_bad_file", "name", "message"),
+    [
+        (truncated_zstd, "cut.mbo.dbn.zst", "truncated zstd stream"),
+        (truncated_plain_dbn, "cut.mbo.dbn", "truncated DBN data"),
+        (corrupt_header, "bad-header.mbo.dbn", "not a readable DBN file"),
+        (empty_file, "empty.mbo.dbn.zst", r"empty file \(0 bytes\)"),
+        (not_dbn, "notes.dbn", "neither zstd nor DBN"),
+        (unsupported_schema, "bars.ohlcv-1m.dbn.zst", "schema 'ohlcv-1m' is not supported"),
+        (wrong_dataset, "itch.mbo.dbn.zst", "dataset 'XNAS.ITCH' is not supported"),
+        (
+            record_outside_the_file_period,
+            "late.mbo.dbn.zst",
+            "record 8 has ts_recv .* outside the file's period",
+        ),
+        (
+            option_without_definition,
+            "opt.mbo.dbn.zst",
+            r"instrument 901 \(ESM4 C5000\) .* no option definition",
+        ),
+    ],
+)
+def test_bad_file_is_a_clear_error_and_landed_data_is_untouched(
+    raw: Path,
+    lake: Lake,
+    landed: dict[str, str],
+    write_bad_file: Callable[[Path], None],
+    name: str,
+    message: str,
+) -> None:
+    bad = raw / name
+    write_bad_file(bad)
+    with pytest.raises(IngestError, match=message) as error:
+        ingest(raw, lake)
+    assert str(bad) in str(error.value)
+    assert bronze_state(lake) == landed
+
+
+def test_two_files_claiming_the_same_instrument_and_day_is_an_error(
+    raw: Path, lake: Lake, landed: dict[str, str]
+) -> None:
+    other = write_dbn(
+        raw / "other" / "esm4-again.mbo.dbn.zst",
+        dbn.Schema.MBO,
+        book_day(ESM4, DAY1, 4000.0),
+        {"ESM4": ESM4},
+        DAY1,
+    )
+    with pytest.raises(IngestError) as error:
+        ingest(raw, lake)
+    message = str(error.value)
+    assert str(other) in message
+    assert str(raw / "good.mbo.dbn.zst") in message
+    assert "futures_mbo/symbol=ESM4/dt=2024-05-08 (instruments [11])" in message
+    assert bronze_state(lake) == landed
+
+
+def test_missing_raw_folder_is_an_error(tmp_path: Path, lake: Lake) -> None:
+    with pytest.raises(IngestError, match="raw folder does not exist"):
+        ingest(tmp_path / "nowhere", lake)
+
+
+def test_a_second_ingest_on_the_same_lake_is_refused_while_one_runs(raw: Path, lake: Lake) -> None:
+    with BronzeStore(lake).locked(), pytest.raises(IngestError, match="another ingest is running"):
+        ingest(raw, lake)
