@@ -1,0 +1,18 @@
+{% macro exchange_local_time(ts_ns) -%}
+    {#- UTC nanoseconds since the epoch as a naive timestamp in the exchange's time zone
+        (America/New_York by default, daylight saving included). -#}
+    timezone(
+        '{{ var("exchange_timezone") }}',
+        make_timestamp({{ ts_ns }} // 1000) at time zone 'UTC'
+    )
+{%- endmacro %}
+
+
+{% macro in_session_window(local_ts, session_date) -%}
+    {#- True when a local exchange timestamp lies in the research window of the session date. -#}
+    (
+        cast({{ local_ts }} as date) = {{ session_date }}
+        and cast({{ local_ts }} as time) >= time '{{ var("session_window_start") }}'
+        and cast({{ local_ts }} as time) < time '{{ var("session_window_end") }}'
+    )
+{%- endmacro %}

@@ -1,0 +1,1 @@
+{{ bronze_view('futures_statistics') }}
