@@ -1,0 +1,141 @@
+"""The `spymaster` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ingest.errors import IngestError
+from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
+from ingest.report import format_report
+from spymaster.bench import run_benchmarks
+from spymaster.lake import PROJECT_ROOT, Lake
+
+
+def _add_lake(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lake",
+        help="lake folder (default: $SPYMASTER_LAKE, else lake/); several lakes can coexist",
+    )
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    lake = Lake.resolve(args.lake)
+    raw = Path(args.raw).resolve() if args.raw else lake.raw
+    with tqdm(desc="ingest", unit=" records", unit_scale=True, disable=None) as bar:
+        try:
+            report = ingest(
+                raw,
+                lake,
+                workers=args.workers,
+                chunk_records=args.chunk_records,
+                progress=bar.update,
+            )
+        except IngestError as error:
+            bar.close()
+            print(f"ingest failed: {error}", file=sys.stderr)
+            return 1
+    print(format_report(report, raw, lake))
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    lake = Lake.resolve(args.lake)
+    lake.create_layout()
+    return run_dbt(lake, ["build", *args.dbt_args])
+
+
+def dbt_command(dbt_args: Sequence[str]) -> list[str]:
+    """The dbt command line for this project (the venv's dbt, the repo's profiles.yml)."""
+    dbt = Path(sys.executable).with_name("dbt")
+    return [
+        str(dbt),
+        *dbt_args,
+        "--project-dir",
+        str(PROJECT_ROOT),
+        "--profiles-dir",
+        str(PROJECT_ROOT),
+    ]
+
+
+def run_dbt(lake: Lake, dbt_args: Sequence[str]) -> int:
+    """Run dbt on this project against `lake`, in a child process."""
+    command = dbt_command(dbt_args)
+    return subprocess.run(command, env=lake.environment(), cwd=PROJECT_ROOT, check=False).returncode
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    return run_benchmarks(args.records, Path(args.work_dir) if args.work_dir else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spymaster",
+        description="Market-microstructure warehouse for CME E-mini S&P 500 futures (ES).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="land a folder of Databento DBN files as bronze Parquet",
+        description="Find every .dbn / .dbn.zst file under --raw, recognise it by its DBN "
+        "metadata and land it as hive-partitioned bronze Parquet. Re-runs skip unchanged "
+        "files; a changed file rebuilds exactly its partitions.",
+    )
+    ingest.add_argument("--raw", help="folder of DBN files (default: <lake>/raw)")
+    _add_lake(ingest)
+    ingest.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="files decoded in parallel (default: min(4, cores))",
+    )
+    ingest.add_argument(
+        "--chunk-records",
+        type=int,
+        default=DEFAULT_CHUNK_RECORDS,
+        help="records decoded at a time per file; bounds memory (default: %(default)s)",
+    )
+    ingest.set_defaults(handler=_cmd_ingest)
+
+    build = commands.add_parser(
+        "build",
+        help="run `dbt build` on the lake (extra arguments go to dbt)",
+        description="Run dbt build for this project against the lake, e.g. "
+        "`spymaster build --select tag:bronze`.",
+    )
+    _add_lake(build)
+    build.set_defaults(handler=_cmd_build)
+
+    bench = commands.add_parser(
+        "bench", help="measure ingest throughput and peak memory on replicated real data"
+    )
+    bench.add_argument(
+        "--records",
+        type=int,
+        default=5_000_000,
+        help="records in the replicated MBO file (default: 5,000,000)",
+    )
+    bench.add_argument("--work-dir", help="scratch folder (default: a temporary folder)")
+    bench.set_defaults(handler=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "build":
+        args.dbt_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The `spymaster` command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import databento_dbn as dbn
+import pytest
+
+from spymaster.cli import main
+from tests.dbn_fixtures import book_day, write_dbn
+
+DAY = dt.date(2024, 5, 8)
+
+
+def test_ingest_prints_partitions_and_rerun_reports_unchanged(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, book_day(11, DAY, 5000.0), {"ESM4": 11}, DAY)
+    lake = str(tmp_path / "lake")
+    assert main(["ingest", "--raw", str(raw), "--lake", lake, "--workers", "1"]) == 0
+    first = capsys.readouterr().out
+    assert "futures_mbo/symbol=ESM4/dt=2024-05-08" in first
+    assert "8 records landed" in first
+    assert main(["ingest", "--raw", str(raw), "--lake", lake]) == 0
+    assert "0 file(s) landed, 1 unchanged" in capsys.readouterr().out
+
+
+def test_ingest_error_names_the_file_and_exits_1(
+    raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (raw / "broken.mbo.dbn.zst").write_bytes(b"")
+    code = main(["ingest", "--raw", str(raw), "--lake", str(tmp_path / "lake")])
+    assert code == 1
+    assert f"ingest failed: {raw / 'broken.mbo.dbn.zst'}: empty file" in capsys.readouterr().err
+
+
+def test_lake_defaults_to_the_environment_variable(
+    raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, book_day(11, DAY, 5000.0), {"ESM4": 11}, DAY)
+    monkeypatch.setenv("SPYMASTER_LAKE", str(tmp_path / "env-lake"))
+    assert main(["ingest", "--raw", str(raw)]) == 0
+    assert (tmp_path / "env-lake" / "bronze" / "futures_mbo" / "symbol=ESM4").is_dir()
