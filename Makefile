@@ -7,11 +7,21 @@ export UV_PYTHON_DOWNLOADS := never
 LAKE ?= $(CURDIR)/lake
 export SPYMASTER_LAKE := $(abspath $(LAKE))
 
-.PHONY: install test lint pytest bench clean
+DEMO_SESSIONS ?= 12
+DEMO_SEED ?= 7
+
+.PHONY: install demo test lint pytest bench clean
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --locked
+
+# The synthetic market into the lake's raw folder, landed, built and summarised.
+demo: install
+	$(UV) run spymaster simulate --out $(SPYMASTER_LAKE)/raw --sessions $(DEMO_SESSIONS) --seed $(DEMO_SEED) --scale demo
+	$(UV) run spymaster ingest --lake $(SPYMASTER_LAKE) --workers 2
+	$(UV) run spymaster build --lake $(SPYMASTER_LAKE)
+	$(UV) run spymaster summary --lake $(SPYMASTER_LAKE)
 
 test: install lint pytest
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +18,9 @@ from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
 from spymaster.bench import run_benchmarks
 from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.summary import warehouse_summary
+from synthetic_market.dbn_files import RawFileExistsError
+from synthetic_market.simulate import SCALES, MarketConfig, parse_scale, simulate_market
 
 
 def _add_lake(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +75,42 @@ def run_dbt(lake: Lake, dbt_args: Sequence[str]) -> int:
     return subprocess.run(command, env=lake.environment(), cwd=PROJECT_ROOT, check=False).returncode
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    config = MarketConfig(
+        sessions=args.sessions,
+        seed=args.seed,
+        scale=args.scale,
+        signal_strength=args.signal_strength,
+        signature_noise=args.signature_noise,
+        start_date=dt.date.fromisoformat(args.start_date),
+    )
+    started = time.perf_counter()
+    try:
+        days = simulate_market(Path(args.out), config, workers=args.workers)
+    except RawFileExistsError as error:
+        print(f"simulate failed: {error}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - started
+    records = 0
+    for day in days:
+        records += day["futures_records"] + day["options_records"]
+        print(
+            f"{day['day']}  dominant {day['dominant']}  futures {day['futures_records']:>11,}  "
+            f"options {day['options_records']:>11,} ({day['options']} options)  "
+            f"approaches {len(day['approaches'])}"
+        )
+    print(
+        f"{len(days)} sessions, {records:,} MBO records in {elapsed:.1f} s "
+        f"({records / elapsed:,.0f} records/s) under {Path(args.out).resolve()}"
+    )
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    print(warehouse_summary(Lake.resolve(args.lake)))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(args.records, Path(args.work_dir) if args.work_dir else None)
 
@@ -112,6 +153,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_lake(build)
     build.set_defaults(handler=_cmd_build)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write a synthetic GLBX market (ES futures and options) as Databento DBN files",
+        description="Write N consecutive trading days of ES.FUT and ES.OPT daily files "
+        "(mbo, definition, statistics) with planted level approaches; the ground truth goes "
+        "to <out>/ground_truth/ and is never read by the pipeline.",
+    )
+    simulate.add_argument("--out", required=True, help="folder to write the DBN files into")
+    simulate.add_argument("--sessions", type=int, default=12, help="trading days (default 12)")
+    simulate.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    simulate.add_argument(
+        "--scale",
+        type=parse_scale,
+        default=SCALES["demo"],
+        help=f"activity: {', '.join(f'{k} ({v})' for k, v in SCALES.items())} or a factor "
+        "(1.0 is a realistic day, over 10M futures and 20M options records; default demo)",
+    )
+    simulate.add_argument(
+        "--signal-strength",
+        type=float,
+        default=1.0,
+        help="size of the planted order-book signatures (0: a control market; default 1)",
+    )
+    simulate.add_argument(
+        "--signature-noise",
+        type=float,
+        default=0.2,
+        help="probability that an approach carries another outcome's signature (default 0.2)",
+    )
+    simulate.add_argument(
+        "--start-date", default="2024-03-04", help="first session (default 2024-03-04)"
+    )
+    simulate.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    simulate.set_defaults(handler=_cmd_simulate)
+
+    summary = commands.add_parser("summary", help="tables, row counts and results of a lake")
+    _add_lake(summary)
+    summary.set_defaults(handler=_cmd_summary)
 
     bench = commands.add_parser(
         "bench", help="measure ingest throughput and peak memory on replicated real data"

@@ -1,0 +1,127 @@
+"""Black-76 for options on futures: prices, greeks and a robust implied-volatility solver.
+
+Numba kernels over flat arrays (the synthetic market quotes with them; the GEX surface solves
+with them). Conventions: F and K in index points, T in years, r continuously compounded,
+`is_call` True for calls. Implied volatility is NaN where the price is at or below intrinsic
+value (time value under 1e-9 of the price), at or above the no-arbitrage bound, or where the
+solver cannot bracket it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+MIN_VOLATILITY = 1e-4
+MAX_VOLATILITY = 5.0
+MINUTES_PER_YEAR = 365.0 * 24.0 * 60.0
+_SQRT_2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@nb.njit(cache=True, inline="always")
+def _norm_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / _SQRT_2)
+
+
+@nb.njit(cache=True, inline="always")
+def _norm_pdf(x: float) -> float:
+    return _INV_SQRT_2PI * math.exp(-0.5 * x * x)
+
+
+@nb.njit(cache=True)
+def _price(
+    forward: float, strike: float, years: float, sigma: float, rate: float, is_call: bool
+) -> float:
+    discount = math.exp(-rate * years)
+    root = sigma * math.sqrt(years)
+    d1 = (math.log(forward / strike) + 0.5 * root * root) / root
+    d2 = d1 - root
+    if is_call:
+        return discount * (forward * _norm_cdf(d1) - strike * _norm_cdf(d2))
+    return discount * (strike * _norm_cdf(-d2) - forward * _norm_cdf(-d1))
+
+
+@nb.njit(cache=True)
+def _vega(forward: float, strike: float, years: float, sigma: float, rate: float) -> float:
+    root = sigma * math.sqrt(years)
+    d1 = (math.log(forward / strike) + 0.5 * root * root) / root
+    return math.exp(-rate * years) * forward * _norm_pdf(d1) * math.sqrt(years)
+
+
+@nb.njit(cache=True)
+def _implied_volatility(
+    price: float, forward: float, strike: float, years: float, rate: float, is_call: bool
+) -> float:
+    if not (price > 0.0 and forward > 0.0 and strike > 0.0 and years > 0.0):
+        return math.nan
+    discount = math.exp(-rate * years)
+    intrinsic = (
+        discount * max(forward - strike, 0.0) if is_call else discount * max(strike - forward, 0.0)
+    )
+    upper = discount * forward if is_call else discount * strike
+    # Time value lost in floating-point noise says nothing about volatility.
+    if price - intrinsic <= 1e-9 * max(price, 1.0) or price >= upper:
+        return math.nan
+    low, high = MIN_VOLATILITY, MAX_VOLATILITY
+    if _price(forward, strike, years, low, rate, is_call) > price:
+        return math.nan
+    if _price(forward, strike, years, high, rate, is_call) < price:
+        return math.nan
+    sigma = 0.2
+    for _ in range(100):
+        value = _price(forward, strike, years, sigma, rate, is_call) - price
+        if abs(value) <= 1e-12 * price:
+            return sigma
+        if value > 0.0:
+            high = sigma
+        else:
+            low = sigma
+        vega = _vega(forward, strike, years, sigma, rate)
+        step = sigma - value / vega if vega > 1e-14 else -1.0
+        # Newton inside the bracket, bisection whenever Newton would leave it.
+        sigma = step if low < step < high else 0.5 * (low + high)
+        if high - low < 1e-13:
+            return sigma
+    return math.nan
+
+
+@nb.njit(cache=True)
+def _gamma(forward: float, strike: float, years: float, sigma: float, rate: float) -> float:
+    root = sigma * math.sqrt(years)
+    d1 = (math.log(forward / strike) + 0.5 * root * root) / root
+    return math.exp(-rate * years) * _norm_pdf(d1) / (forward * root)
+
+
+@nb.njit(cache=True)
+def price(forward, strike, years, sigma, rate, is_call):
+    """Black-76 option prices (arrays broadcast by flat index; all the same length)."""
+    out = np.empty(len(forward))
+    for i in range(len(forward)):
+        out[i] = _price(forward[i], strike[i], years[i], sigma[i], rate, is_call[i])
+    return out
+
+
+@nb.njit(cache=True)
+def gamma(forward, strike, years, sigma, rate):
+    """Black-76 gamma: d(delta)/dF per 1 point of the future."""
+    out = np.empty(len(forward))
+    for i in range(len(forward)):
+        if math.isnan(sigma[i]) or years[i] <= 0.0:
+            out[i] = math.nan
+        else:
+            out[i] = _gamma(forward[i], strike[i], years[i], sigma[i], rate)
+    return out
+
+
+@nb.njit(cache=True)
+def implied_volatility(option_price, forward, strike, years, rate, is_call):
+    """Implied volatilities; NaN where unsolvable (see the module docstring)."""
+    out = np.empty(len(option_price))
+    for i in range(len(option_price)):
+        out[i] = _implied_volatility(
+            option_price[i], forward[i], strike[i], years[i], rate, is_call[i]
+        )
+    return out

@@ -1,0 +1,86 @@
+"""End to end on a small generated market: simulate, ingest, dbt build, summary."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest.landing import ingest
+from spymaster.cli import dbt_command, main
+from spymaster.lake import PROJECT_ROOT, Lake
+from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+
+pytestmark = pytest.mark.dbt
+
+SESSIONS = 8
+
+
+@pytest.fixture(scope="module")
+def market_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    root = tmp_path_factory.mktemp("market")
+    lake = Lake(root / "lake")
+    simulate_market(lake.raw, MarketConfig(sessions=SESSIONS, seed=21, scale=SCALES["tiny"]))
+    ingest(lake.raw, lake, workers=2)
+    result = subprocess.run(
+        dbt_command(["build"]),
+        env=lake.environment(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:]
+    return lake
+
+
+def warehouse(lake: Lake, sql: str) -> list[tuple[object, ...]]:
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def test_selection_follows_the_roll_of_the_generated_market(market_lake: Lake) -> None:
+    rows = warehouse(
+        market_lake,
+        "select selected_symbol, exclusion_reason from silver.contract_day_selection order by dt",
+    )
+    symbols = [symbol for symbol, _ in rows]
+    assert len(rows) == SESSIONS
+    assert symbols[:3] == ["ESH4"] * 3
+    assert symbols[3:] == ["ESM4"] * (SESSIONS - 3)
+    reasons = [reason for _, reason in rows]
+    assert reasons[1:5] == ["roll_boundary"] * 4
+    assert reasons[0] is None
+    assert reasons[5:] == [None] * (SESSIONS - 5)
+
+
+def test_every_layer_is_queryable(market_lake: Lake) -> None:
+    futures = warehouse(market_lake, "select count(*) from bronze.futures_mbo")[0][0]
+    options = warehouse(market_lake, "select count(*) from bronze.options_mbo")[0][0]
+    assert futures > 0
+    assert options > 0
+    oi = warehouse(
+        market_lake, "select count(*) from bronze.options_statistics where stat_type = 9"
+    )
+    assert oi == [(150 * SESSIONS,)]
+
+
+def test_summary_prints_tables_and_selection(
+    market_lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["summary", "--lake", str(market_lake.root)]) == 0
+    printed = capsys.readouterr().out
+    assert "bronze.futures_mbo" in printed
+    assert "silver.contract_day_selection" in printed
+    assert "2024-03-04  ESH4" in printed
+    assert "roll_boundary" in printed
+
+
+def test_raw_folder_holds_only_what_the_generator_wrote(market_lake: Lake) -> None:
+    names = {path.parent.parent.name for path in Path(market_lake.raw).rglob("*.dbn.zst")}
+    assert names == {"ES.FUT", "ES.OPT"}
