@@ -13,10 +13,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from book_engine.errors import EngineError
 from ingest.errors import IngestError
 from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
 from spymaster.bench import run_benchmarks
+from spymaster.book_command import BookCommandError, run_book
 from spymaster.lake import PROJECT_ROOT, Lake
 from spymaster.summary import warehouse_summary
 from synthetic_market.dbn_files import RawFileExistsError
@@ -106,6 +108,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_book(args: argparse.Namespace) -> int:
+    try:
+        print(run_book(args.lake, args.symbol, args.dt, args.at, args.depth, args.json))
+    except (BookCommandError, EngineError, ValueError) as error:
+        print(f"book failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     print(warehouse_summary(Lake.resolve(args.lake)))
     return 0
@@ -188,6 +199,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     simulate.set_defaults(handler=_cmd_simulate)
+
+    book = commands.add_parser(
+        "book",
+        help="the reconstructed order book of one contract-day at a moment (from bronze)",
+        description="Replay a bronze futures_mbo partition with the book engine and print the "
+        "book after the last record with F_LAST whose ts_recv < --at (default: the end).",
+    )
+    _add_lake(book)
+    book.add_argument("--symbol", required=True, help="contract, e.g. ESM4")
+    book.add_argument(
+        "--dt", required=True, help="partition date (UTC day of the file), YYYY-MM-DD"
+    )
+    book.add_argument("--at", help="ISO-8601 time (UTC unless an offset is given) or integer ns")
+    book.add_argument("--depth", type=int, default=10, help="price levels per side (default 10)")
+    book.add_argument("--json", action="store_true", help="print one JSON object")
+    book.set_defaults(handler=_cmd_book)
 
     summary = commands.add_parser("summary", help="tables, row counts and results of a lake")
     _add_lake(summary)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+
+import yaml
 
 LAKE_ENV_VAR = "SPYMASTER_LAKE"
 DEFAULT_LAKE = "lake"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@cache
+def project_vars() -> dict[str, object]:
+    """The dbt vars of dbt_project.yml: the one place market conventions are kept."""
+    return yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text())["vars"]
 
 
 @dataclass(frozen=True)

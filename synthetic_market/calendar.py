@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
-NEW_YORK = ZoneInfo("America/New_York")
+from spymaster.exchange_time import day_start_ns, utc_ns
+
+__all__ = ["day_start_ns", "utc_ns"]
 QUARTERLY_MONTHS = {3: "H", 6: "M", 9: "U", 12: "Z"}
 ROLL_DAYS_BEFORE_EXPIRY = 8  # CME's roll date: the Thursday eight days before expiry
 
@@ -14,16 +15,6 @@ ROLL_DAYS_BEFORE_EXPIRY = 8  # CME's roll date: the Thursday eight days before e
 def third_friday(year: int, month: int) -> dt.date:
     first = dt.date(year, month, 1)
     return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
-
-
-def utc_ns(day: dt.date, local: dt.time) -> int:
-    """Nanoseconds since the epoch of a New York wall-clock time on `day`."""
-    moment = dt.datetime.combine(day, local, NEW_YORK)
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-
-
-def day_start_ns(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
 
 
 def trading_days(start: dt.date, sessions: int) -> list[dt.date]:

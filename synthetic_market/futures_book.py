@@ -76,6 +76,7 @@ class BookParams:
     profile_decay_ticks: float = 6.0
     p_reprice: float = 0.82
     p_sweep_trade: float = 1.0  # share of path moves made by a trade (else the touch is pulled)
+    join_orders: float = 3.0  # mean extra orders joining a new touch right after a move
 
     def vector(self, scale: float) -> np.ndarray:
         values = [getattr(self, name) for name in self.__dataclass_fields__]
@@ -401,6 +402,7 @@ def simulate_book(
         params[16],
     )
     p_sweep_trade = params[17]
+    join_orders = params[18]
     total = p_add + p_cancel + p_modify + p_trade
     capacity = out.shape[0]
 
@@ -553,25 +555,28 @@ def simulate_book(
                             recv,
                             head[side, level],
                         )
+                # the other side joins at the swept price, a few orders within milliseconds
                 join = BID if up else ASK
-                recv = max(state[LAST_RECV] + 1, t_ns + 60_000 + lat)
-                _add(
-                    out,
-                    orders,
-                    state,
-                    alive,
-                    free,
-                    head,
-                    tail,
-                    depth,
-                    tick_price,
-                    t_ns + 60_000,
-                    recv,
-                    join,
-                    level,
-                    _draw_size(add_sigma),
-                    F_LAST,
-                )
+                for joiner in range(1 + np.random.poisson(join_orders)):
+                    joined_at = t_ns + 60_000 + joiner * np.random.randint(50_000, 2_000_000)
+                    recv = max(state[LAST_RECV] + 1, joined_at + lat)
+                    _add(
+                        out,
+                        orders,
+                        state,
+                        alive,
+                        free,
+                        head,
+                        tail,
+                        depth,
+                        tick_price,
+                        joined_at,
+                        recv,
+                        join,
+                        level,
+                        _draw_size(add_sigma),
+                        F_LAST,
+                    )
                 if up:
                     state[BEST_ASK] = _scan(depth, ASK, beyond)
                     state[BEST_BID] = level

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from spymaster.lake import PROJECT_ROOT, Lake
+from synthetic_market.simulate import MarketConfig, simulate_market
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "databento"
 
@@ -27,3 +28,11 @@ def raw(tmp_path: Path) -> Path:
     folder = tmp_path / "raw"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture(scope="session")
+def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated session at demo scale (2024-03-04), shared by the test modules."""
+    out = tmp_path_factory.mktemp("demo-day")
+    simulate_market(out, MarketConfig(sessions=1, seed=11))
+    return out

@@ -70,6 +70,42 @@ def test_every_layer_is_queryable(market_lake: Lake) -> None:
     assert oi == [(150 * SESSIONS,)]
 
 
+def test_surfaces_cover_every_second_of_every_included_day(market_lake: Lake) -> None:
+    included = warehouse(
+        market_lake, "select count(*) from silver.contract_day_selection where is_included"
+    )[0][0]
+    per_day = warehouse(
+        market_lake,
+        "select dt, count(*), count(*) filter (where book_valid) from silver.book_snapshot_1s "
+        "group by dt order by dt",
+    )
+    assert len(per_day) == included >= 3
+    assert all(rows == valid == 86_400 for _, rows, valid in per_day)
+    depth = warehouse(
+        market_lake,
+        "select count(distinct dt), min(rel_ticks), max(rel_ticks), sum(fill_qty) > 0, "
+        "bool_and(window_valid) from silver.depth_and_flow_1s",
+    )
+    days, lowest, highest, has_fills, all_valid = depth[0]
+    assert (days, has_fills, all_valid) == (included, True, True)
+    assert -200 <= lowest < -20
+    assert 20 < highest <= 200
+
+
+def test_a_second_build_replays_nothing(market_lake: Lake) -> None:
+    before = warehouse(market_lake, "select count(*) from silver.engine_depth_and_flow_1s")
+    result = subprocess.run(
+        dbt_command(["build", "--select", "engine_depth_and_flow_1s", "engine_book_snapshot_1s"]),
+        env=market_lake.environment(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert warehouse(market_lake, "select count(*) from silver.engine_depth_and_flow_1s") == before
+
+
 def test_summary_prints_tables_and_selection(
     market_lake: Lake, capsys: pytest.CaptureFixture[str]
 ) -> None:

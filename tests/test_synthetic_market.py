@@ -31,14 +31,6 @@ MIX_TOLERANCE = 0.04
 
 
 @pytest.fixture(scope="module")
-def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One session at demo scale."""
-    out = tmp_path_factory.mktemp("demo-day")
-    simulate_market(out, MarketConfig(sessions=1, seed=11))
-    return out
-
-
-@pytest.fixture(scope="module")
 def futures_records(demo_day: Path) -> np.ndarray:
     path = demo_day / "ES.FUT" / "mbo" / "glbx-mdp3-20240304.mbo.dbn.zst"
     return db.DBNStore.from_file(path).to_ndarray()

@@ -1,0 +1,861 @@
+"""The Numba replay kernel: MBO records in file order to L3 books and 1-second surfaces.
+
+Records are applied in groups that end with an F_LAST record (or the file's last record). A
+window boundary is emitted before the first group that completes at or after it, so a
+window's book is the book after the last F_LAST record with ts_recv < window end, and a
+group's flow belongs to the window in which it completes (records of one event share a
+ts_recv in practice). Book semantics follow Databento and CME:
+
+- A adds; C removes the order's remaining size; M changes price and/or size (a price change
+  or size increase resets the order's time at price, a size decrease keeps it); an M on an
+  unknown order is an add; a C on an unknown order changes nothing.
+- T and F never change the book. An F on a resting order marks its pending fill; the C or M
+  that follows is a fill (quantity the book loses), not a pull. F on unknown ids (hidden
+  iceberg quantity) changes nothing.
+- R clears the instrument's book. A record with F_SNAPSHOT starts (or continues) the
+  instrument's snapshot; the snapshot completes at a snapshot record with F_LAST, or at the
+  first record without F_SNAPSHOT (files before 2024). Snapshot records and clears restate the
+  book: they are not flow, and the window's starting depth is restated with them, so that
+  depth_end = depth_start + add + reprice_in - pull - fill - reprice_out holds exactly.
+- A book is valid once its snapshot completed; a clear without F_SNAPSHOT invalidates it until
+  the next snapshot completes; a crossed book is invalid outside the pre-open intervals.
+
+All state is in arrays owned by the caller (`EngineState`), so the kernel can stop when an
+output buffer is full or the order table must grow, and resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+UNDEF_PRICE = np.int64(2**63 - 1)
+F_LAST, F_SNAPSHOT, F_MAYBE_BAD_BOOK = 128, 32, 4
+BID, ASK = 0, 1
+WINDOW_NS = 1_000_000_000
+
+# scalars
+(
+    S_CURSOR,
+    S_NEXT_WINDOW_END,
+    S_N_FREE,
+    S_HASH_COUNT,
+    S_RING_HEAD,
+    S_RING_TAIL,
+    S_BOOK_ROWS,
+    S_DEPTH_ROWS,
+    S_EVENT_ROWS,
+    S_RESERVED,
+    S_ERROR_RECORD,
+    S_UNKNOWN_CANCELS,
+    S_UNKNOWN_MODIFIES,
+    S_UNKNOWN_FILLS,
+    S_DUPLICATE_ADDS,
+    S_GROUPS,
+) = range(16)
+N_SCALARS = 16
+
+# per-instrument fields
+(
+    I_TICK,
+    I_OFFSET,
+    I_PRICE_MIN,
+    I_LEVELS,
+    I_STATE,
+    I_BEST_BID,
+    I_BEST_ASK,
+    I_LAST_TRADE,
+    I_SPOT,
+    I_ORDERS,
+    I_INVALID_WINDOW,
+    I_PREV_VALID,
+    I_TOUCHED,
+    I_SPOT_DIRTY,
+) = range(14)
+N_INSTRUMENT_FIELDS = 14
+WAITING, IN_SNAPSHOT, VALID = 0, 1, 2
+
+# per-level fields, array shape (2 sides, levels, 4)
+L_DEPTH, L_COUNT, L_STAMP, L_DEPTH_BEFORE = range(4)
+# flow fields, array shape (2 sides, levels, 9): the seven flows, then young quantity and its
+# stamp
+(
+    F_ADD,
+    F_PULL,
+    F_PULL_REST,
+    F_FILL,
+    F_REPRICE_IN,
+    F_OUT_AWAY,
+    F_OUT_TOWARD,
+    F_YOUNG,
+    F_YOUNG_STAMP,
+) = range(9)
+
+# per-order fields, array shape (orders, 8)
+# (O_INSTRUMENT is -1 for a free slot)
+O_INSTRUMENT, O_SIDE, O_LEVEL, O_SIZE, O_ARRIVAL, O_FILL_PENDING, O_ORDER_ID, O_SPARE = range(8)
+
+# statuses
+DONE, FLUSH, GROW, STOPPED = 0, 1, 2, 3
+ERR_UNDEF_PRICE, ERR_BAD_SIDE = -3, -4
+
+BOOK_ROW = np.dtype(
+    [
+        ("window_start", "i8"),
+        ("instrument", "i8"),
+        ("bid_price", "i8"),
+        ("bid_size", "i8"),
+        ("bid_count", "i8"),
+        ("ask_price", "i8"),
+        ("ask_size", "i8"),
+        ("ask_count", "i8"),
+        ("last_trade_price", "i8"),
+        ("spot_price", "i8"),
+        ("book_valid", "u1"),
+    ]
+)
+DEPTH_ROW = np.dtype(
+    [
+        ("window_start", "i8"),
+        ("instrument", "i8"),
+        ("side", "u1"),
+        ("price", "i8"),
+        ("rel_ticks", "i8"),
+        ("depth_qty_start", "i8"),
+        ("depth_qty_end", "i8"),
+        ("depth_qty_rest", "i8"),
+        ("add_qty", "i8"),
+        ("pull_qty", "i8"),
+        ("pull_qty_rest", "i8"),
+        ("fill_qty", "i8"),
+        ("reprice_in_qty", "i8"),
+        ("reprice_out_away_qty", "i8"),
+        ("reprice_out_toward_qty", "i8"),
+        ("window_valid", "u1"),
+    ]
+)
+EVENT_ROW = np.dtype(
+    [
+        ("ts_recv", "i8"),
+        ("instrument", "i8"),
+        ("bid_price", "i8"),
+        ("bid_size", "i8"),
+        ("ask_price", "i8"),
+        ("ask_size", "i8"),
+        ("book_valid", "u1"),
+    ]
+)
+# config vector
+(
+    C_RANGE_END,
+    C_BOOK_FROM,
+    C_BOOK_TO,
+    C_DEPTH_FROM,
+    C_DEPTH_TO,
+    C_DEPTH_TICKS,
+    C_REST_NS,
+    C_STOP_AT,
+    C_EMIT_EVENTS,
+) = range(9)
+N_CONFIG = 9
+
+
+@nb.njit(cache=True)
+def ladder_geometry(instrument, price, action, ticks, n_instruments):
+    """Per instrument: the lowest price and the number of tick levels its records span.
+
+    Returns (price_min, levels, first off-grid record or -1)."""
+    low = np.full(n_instruments, UNDEF_PRICE, np.int64)
+    high = np.full(n_instruments, -UNDEF_PRICE, np.int64)
+    for r in range(price.shape[0]):
+        p = price[r]
+        a = action[r]
+        if p == UNDEF_PRICE or not (a == 65 or a == 77 or a == 67 or a == 84 or a == 70):
+            continue
+        q = instrument[r]
+        low[q] = min(low[q], p)
+        high[q] = max(high[q], p)
+    levels = np.ones(n_instruments, np.int64)
+    for q in range(n_instruments):
+        if low[q] == UNDEF_PRICE:
+            low[q] = 0
+            continue
+        levels[q] = (high[q] - low[q]) // ticks[q] + 1
+    for r in range(price.shape[0]):
+        p = price[r]
+        a = action[r]
+        if p == UNDEF_PRICE or not (a == 65 or a == 77 or a == 67 or a == 84 or a == 70):
+            continue
+        q = instrument[r]
+        if (p - low[q]) % ticks[q] != 0:
+            return low, levels, r
+    return low, levels, -1
+
+
+@nb.njit(cache=True, inline="always")
+def _hash(order_id, instrument, mask):
+    x = np.uint64(order_id) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(instrument + 1) * np.uint64(
+        0xC2B2AE3D27D4EB4F
+    )
+    x ^= x >> np.uint64(31)
+    return np.int64(x & np.uint64(mask))
+
+
+@nb.njit(cache=True, inline="always")
+def _find(table, order_id, instrument):
+    """Position of (instrument, order_id) in the hash table, or -1 - (free position)."""
+    mask = table.shape[0] - 1
+    i = _hash(order_id, instrument, mask)
+    while table[i, 1] >= 0:
+        if table[i, 1] == instrument and table[i, 0] == order_id:
+            return i
+        i = (i + 1) & mask
+    return -1 - i
+
+
+@nb.njit(cache=True, inline="always")
+def _erase(table, position):
+    """Backward-shift deletion from the linear-probing table."""
+    mask = table.shape[0] - 1
+    i = position
+    j = position
+    while True:
+        j = (j + 1) & mask
+        if table[j, 1] < 0:
+            break
+        home = _hash(table[j, 0], table[j, 1], mask)
+        if (j > i and (home <= i or home > j)) or (j < i and home <= i and home > j):
+            table[i, 0] = table[j, 0]
+            table[i, 1] = table[j, 1]
+            table[i, 2] = table[j, 2]
+            i = j
+    table[i, 1] = -1
+
+
+@nb.njit(cache=True)
+def rehash(table, new_size):
+    """A larger hash table holding the same live orders."""
+    fresh = np.full((new_size, 3), -1, np.int64)
+    mask = new_size - 1
+    for position in range(table.shape[0]):
+        if table[position, 1] >= 0:
+            order = table[position, 2]
+            i = _hash(table[position, 0], table[position, 1], mask)
+            while fresh[i, 1] >= 0:
+                i = (i + 1) & mask
+            fresh[i, 0] = table[position, 0]
+            fresh[i, 1] = table[position, 1]
+            fresh[i, 2] = order
+    return fresh
+
+
+@nb.njit(cache=True, inline="always")
+def _touch(levels, flows, side, level, window, with_flows):
+    """First change of a level in this window: remember its depth and clear its flows."""
+    if levels[side, level, L_STAMP] != window:
+        levels[side, level, L_STAMP] = window
+        levels[side, level, L_DEPTH_BEFORE] = levels[side, level, L_DEPTH]
+        if with_flows:
+            for f in range(7):
+                flows[side, level, f] = 0
+
+
+@nb.njit(cache=True, inline="always")
+def _restate(levels, side, level, delta, window):
+    """A snapshot or clear changes depth without flow: the window's start depth moves too."""
+    if levels[side, level, L_STAMP] == window:
+        levels[side, level, L_DEPTH_BEFORE] += delta
+    levels[side, level, L_DEPTH] += delta
+
+
+@nb.njit(cache=True, inline="always")
+def _after_increase(instruments, q, side, level):
+    if side == BID:
+        if instruments[q, I_BEST_BID] < 0 or level > instruments[q, I_BEST_BID]:
+            instruments[q, I_BEST_BID] = level
+    elif instruments[q, I_BEST_ASK] < 0 or level < instruments[q, I_BEST_ASK]:
+        instruments[q, I_BEST_ASK] = level
+
+
+@nb.njit(cache=True, inline="always")
+def _after_decrease(instruments, levels, q, side, level):
+    if side == BID:
+        if level == instruments[q, I_BEST_BID] and levels[BID, level, L_DEPTH] <= 0:
+            first = instruments[q, I_OFFSET]
+            best = -1
+            for candidate in range(level - 1, first - 1, -1):
+                if levels[BID, candidate, L_DEPTH] > 0:
+                    best = candidate
+                    break
+            instruments[q, I_BEST_BID] = best
+    elif level == instruments[q, I_BEST_ASK] and levels[ASK, level, L_DEPTH] <= 0:
+        last = instruments[q, I_OFFSET] + instruments[q, I_LEVELS]
+        best = -1
+        for candidate in range(level + 1, last):
+            if levels[ASK, candidate, L_DEPTH] > 0:
+                best = candidate
+                break
+        instruments[q, I_BEST_ASK] = best
+
+
+@nb.njit(cache=True, inline="always")
+def _spot(instruments, levels, q):
+    """SPEC 6: the last trade price if it still has resting depth; else the nearer of best bid
+    and ask to it; else the bid, else the ask (a ladder level, or -1)."""
+    bid = instruments[q, I_BEST_BID]
+    ask = instruments[q, I_BEST_ASK]
+    last = instruments[q, I_LAST_TRADE]
+    if last != UNDEF_PRICE:
+        level = (
+            instruments[q, I_OFFSET]
+            + (last - instruments[q, I_PRICE_MIN]) // instruments[q, I_TICK]
+        )
+        if levels[BID, level, L_DEPTH] > 0 or levels[ASK, level, L_DEPTH] > 0:
+            return level
+        if bid >= 0 and ask >= 0:
+            return bid if level - bid <= ask - level else ask
+    if bid >= 0:
+        return bid
+    return ask
+
+
+@nb.njit(cache=True, inline="always")
+def _price_of(instruments, q, level):
+    return instruments[q, I_PRICE_MIN] + (level - instruments[q, I_OFFSET]) * instruments[q, I_TICK]
+
+
+@nb.njit(cache=True, inline="always")
+def _book_valid(instruments, q, moment, pre_open):
+    if instruments[q, I_STATE] != VALID:
+        return False
+    bid = instruments[q, I_BEST_BID]
+    ask = instruments[q, I_BEST_ASK]
+    if bid >= 0 and ask >= 0 and bid >= ask:
+        for k in range(pre_open.shape[0]):
+            if pre_open[k, 0] <= moment < pre_open[k, 1]:
+                return True
+        return False
+    return True
+
+
+@nb.njit(cache=True)
+def _clear(instruments, levels, orders, table, free, n_free, q, window):
+    """Empty an instrument's book (R, or the start of its snapshot): a restatement.
+    Returns the number of orders freed (pushed on `free` from position `n_free`)."""
+    freed = 0
+    if instruments[q, I_ORDERS] > 0:
+        first = instruments[q, I_OFFSET]
+        for level in range(first, first + instruments[q, I_LEVELS]):
+            for side in range(2):
+                if levels[side, level, L_DEPTH] != 0:
+                    _restate(levels, side, level, -levels[side, level, L_DEPTH], window)
+                levels[side, level, L_COUNT] = 0
+        for order in range(orders.shape[0]):
+            if orders[order, O_INSTRUMENT] == q:
+                _erase(table, _find(table, orders[order, O_ORDER_ID], q))
+                orders[order, O_INSTRUMENT] = -1
+                free[n_free + freed] = order
+                freed += 1
+    instruments[q, I_ORDERS] = 0
+    instruments[q, I_BEST_BID] = -1
+    instruments[q, I_BEST_ASK] = -1
+    instruments[q, I_SPOT_DIRTY] = 1
+    return freed
+
+
+@nb.njit(cache=True, inline="always")
+def _current_spot(instruments, levels, q):
+    if instruments[q, I_SPOT_DIRTY]:
+        instruments[q, I_SPOT] = _spot(instruments, levels, q)
+        instruments[q, I_SPOT_DIRTY] = 0
+    return instruments[q, I_SPOT]
+
+
+@nb.njit(cache=True)
+def replay(
+    ts_recv,
+    instrument,
+    action,
+    side,
+    price,
+    size,
+    order_id,
+    flags,
+    config,
+    pre_open,
+    scalars,
+    instruments,
+    levels,
+    flows,
+    orders,
+    table,
+    free,
+    ring,
+    book_rows,
+    depth_rows,
+    event_rows,
+):
+    """Run from `scalars[S_CURSOR]` until done, an output buffer fills, the order table needs
+    to grow, or `config[C_STOP_AT]` is reached. Returns a status (negative: bad input at
+    record `scalars[S_ERROR_RECORD]`).
+
+    Hot counters live in local variables (Numba cannot keep array elements in registers:
+    every int64 array may alias every other) and are stored back once, on the way out."""
+    n = ts_recv.shape[0]
+    n_instruments = instruments.shape[0]
+    with_flows = flows.shape[1] > 1
+    depth_ticks = config[C_DEPTH_TICKS]
+    rest_ns = config[C_REST_NS]
+    range_end = config[C_RANGE_END]
+    stop_at = config[C_STOP_AT]
+    emit_events = config[C_EMIT_EVENTS] != 0
+    ring_mask = ring.shape[0] - 1
+    table_size = table.shape[0]
+    touched = np.empty(n_instruments, np.int64)
+
+    cursor = scalars[S_CURSOR]
+    next_window_end = scalars[S_NEXT_WINDOW_END]
+    n_free = scalars[S_N_FREE]
+    hash_count = scalars[S_HASH_COUNT]
+    ring_head = scalars[S_RING_HEAD]
+    ring_tail = scalars[S_RING_TAIL]
+    n_book = scalars[S_BOOK_ROWS]
+    n_depth = scalars[S_DEPTH_ROWS]
+    n_events = scalars[S_EVENT_ROWS]
+    groups = scalars[S_GROUPS]
+    unknown_cancels = scalars[S_UNKNOWN_CANCELS]
+    unknown_modifies = scalars[S_UNKNOWN_MODIFIES]
+    unknown_fills = scalars[S_UNKNOWN_FILLS]
+    duplicate_adds = scalars[S_DUPLICATE_ADDS]
+    error_record = -1
+    status = DONE
+
+    while True:
+        if cursor < n:
+            end = cursor
+            while end < n - 1 and not (flags[end] & F_LAST):
+                end += 1
+            completed = ts_recv[end]
+            if completed >= stop_at:
+                status = STOPPED
+                break
+        else:
+            end = n - 1
+            completed = range_end
+
+        # ---- windows that end before this group completes
+        flush = False
+        while next_window_end <= completed and next_window_end <= range_end:
+            window_start = next_window_end - WINDOW_NS
+            window = window_start // WINDOW_NS
+            emit_book = config[C_BOOK_FROM] <= window_start < config[C_BOOK_TO]
+            emit_depth = with_flows and config[C_DEPTH_FROM] <= window_start < config[C_DEPTH_TO]
+            if emit_book and n_book + n_instruments > book_rows.shape[0]:
+                flush = True
+                break
+            if emit_depth and n_depth + n_instruments * (4 * depth_ticks + 2) > depth_rows.shape[0]:
+                flush = True
+                break
+            # young orders: still within rest_ns of their arrival at this boundary
+            while (
+                ring_head < ring_tail
+                and ring[ring_head & ring_mask, 2] <= next_window_end - rest_ns
+            ):
+                ring_head += 1
+            if emit_depth:
+                for position in range(ring_head, ring_tail):
+                    entry = position & ring_mask
+                    order = ring[entry, 0]
+                    if (
+                        orders[order, O_INSTRUMENT] >= 0
+                        and orders[order, O_ORDER_ID] == ring[entry, 1]
+                        and orders[order, O_ARRIVAL] == ring[entry, 2]
+                    ):
+                        s = orders[order, O_SIDE]
+                        level = orders[order, O_LEVEL]
+                        if flows[s, level, F_YOUNG_STAMP] != window:
+                            flows[s, level, F_YOUNG_STAMP] = window
+                            flows[s, level, F_YOUNG] = 0
+                        flows[s, level, F_YOUNG] += orders[order, O_SIZE]
+            for q in range(n_instruments):
+                valid = _book_valid(instruments, q, next_window_end - 1, pre_open)
+                spot = _current_spot(instruments, levels, q)
+                if emit_book:
+                    bid = instruments[q, I_BEST_BID]
+                    ask = instruments[q, I_BEST_ASK]
+                    book_rows[n_book]["window_start"] = window_start
+                    book_rows[n_book]["instrument"] = q
+                    book_rows[n_book]["bid_price"] = (
+                        _price_of(instruments, q, bid) if bid >= 0 else UNDEF_PRICE
+                    )
+                    book_rows[n_book]["bid_size"] = levels[BID, bid, L_DEPTH] if bid >= 0 else 0
+                    book_rows[n_book]["bid_count"] = levels[BID, bid, L_COUNT] if bid >= 0 else 0
+                    book_rows[n_book]["ask_price"] = (
+                        _price_of(instruments, q, ask) if ask >= 0 else UNDEF_PRICE
+                    )
+                    book_rows[n_book]["ask_size"] = levels[ASK, ask, L_DEPTH] if ask >= 0 else 0
+                    book_rows[n_book]["ask_count"] = levels[ASK, ask, L_COUNT] if ask >= 0 else 0
+                    book_rows[n_book]["last_trade_price"] = instruments[q, I_LAST_TRADE]
+                    book_rows[n_book]["spot_price"] = (
+                        _price_of(instruments, q, spot) if spot >= 0 else UNDEF_PRICE
+                    )
+                    book_rows[n_book]["book_valid"] = valid
+                    n_book += 1
+                if emit_depth and spot >= 0:
+                    window_valid = (
+                        valid
+                        and instruments[q, I_PREV_VALID] == 1
+                        and instruments[q, I_INVALID_WINDOW] != window
+                    )
+                    first = instruments[q, I_OFFSET]
+                    last = first + instruments[q, I_LEVELS] - 1
+                    for level in range(
+                        max(first, spot - depth_ticks), min(last, spot + depth_ticks) + 1
+                    ):
+                        for s in range(2):
+                            depth_end = levels[s, level, L_DEPTH]
+                            changed = levels[s, level, L_STAMP] == window
+                            depth_start = levels[s, level, L_DEPTH_BEFORE] if changed else depth_end
+                            if depth_end == 0 and depth_start == 0 and not changed:
+                                continue
+                            young = (
+                                flows[s, level, F_YOUNG]
+                                if flows[s, level, F_YOUNG_STAMP] == window
+                                else 0
+                            )
+                            row = depth_rows[n_depth]
+                            row["window_start"] = window_start
+                            row["instrument"] = q
+                            row["side"] = s
+                            row["price"] = _price_of(instruments, q, level)
+                            row["rel_ticks"] = level - spot
+                            row["depth_qty_start"] = depth_start
+                            row["depth_qty_end"] = depth_end
+                            row["depth_qty_rest"] = depth_end - young
+                            row["add_qty"] = flows[s, level, F_ADD] if changed else 0
+                            row["pull_qty"] = flows[s, level, F_PULL] if changed else 0
+                            row["pull_qty_rest"] = flows[s, level, F_PULL_REST] if changed else 0
+                            row["fill_qty"] = flows[s, level, F_FILL] if changed else 0
+                            row["reprice_in_qty"] = flows[s, level, F_REPRICE_IN] if changed else 0
+                            row["reprice_out_away_qty"] = (
+                                flows[s, level, F_OUT_AWAY] if changed else 0
+                            )
+                            row["reprice_out_toward_qty"] = (
+                                flows[s, level, F_OUT_TOWARD] if changed else 0
+                            )
+                            row["window_valid"] = window_valid
+                            n_depth += 1
+                instruments[q, I_PREV_VALID] = 1 if valid else 0
+            next_window_end += WINDOW_NS
+        if flush:
+            status = FLUSH
+            break
+        if cursor >= n:
+            status = DONE
+            break
+
+        # ---- room for this group's orders and output
+        group_size = end - cursor + 1
+        if n_free < group_size or 2 * (hash_count + group_size) > table_size:
+            status = GROW
+            break
+        if with_flows and ring_tail - ring_head + group_size > ring.shape[0]:
+            status = GROW
+            break
+        if emit_events and n_events + n_instruments > event_rows.shape[0]:
+            status = FLUSH
+            break
+
+        # ---- apply the group
+        window = completed // WINDOW_NS
+        groups += 1
+        n_touched = 0
+        for r in range(cursor, end + 1):
+            t = ts_recv[r]
+            q = instrument[r]
+            if emit_events and instruments[q, I_TOUCHED] != groups:
+                instruments[q, I_TOUCHED] = groups
+                touched[n_touched] = q
+                n_touched += 1
+            a = action[r]
+            f = flags[r]
+            snapshot = (f & F_SNAPSHOT) != 0
+            if a != 70 and a != 78:  # everything but F and N can move the spot
+                instruments[q, I_SPOT_DIRTY] = 1
+            if snapshot:
+                if instruments[q, I_STATE] != IN_SNAPSHOT:
+                    freed = _clear(instruments, levels, orders, table, free, n_free, q, window)
+                    n_free += freed
+                    hash_count -= freed
+                    instruments[q, I_STATE] = IN_SNAPSHOT
+                    instruments[q, I_INVALID_WINDOW] = window
+                if f & F_LAST:
+                    # the snapshot's last record: applied below as a restatement all the same
+                    instruments[q, I_STATE] = VALID
+            elif instruments[q, I_STATE] == IN_SNAPSHOT:
+                instruments[q, I_STATE] = VALID
+            if f & F_MAYBE_BAD_BOOK:
+                instruments[q, I_INVALID_WINDOW] = window
+            if a == 82:  # R
+                freed = _clear(instruments, levels, orders, table, free, n_free, q, window)
+                n_free += freed
+                hash_count -= freed
+                instruments[q, I_INVALID_WINDOW] = window
+                if not snapshot:
+                    instruments[q, I_STATE] = WAITING
+                continue
+            if a == 84:  # T
+                if price[r] != UNDEF_PRICE:
+                    instruments[q, I_LAST_TRADE] = price[r]
+                continue
+            if a == 70:  # F
+                position = _find(table, order_id[r], q)
+                if position >= 0:
+                    orders[table[position, 2], O_FILL_PENDING] += size[r]
+                else:
+                    unknown_fills += 1
+                continue
+            if a != 65 and a != 77 and a != 67:  # N
+                continue
+            position = _find(table, order_id[r], q)
+            if a == 67 and position < 0:
+                unknown_cancels += 1
+                continue
+            new_side = 0
+            new_level = -1
+            new_size = 0
+            if a != 67:
+                if price[r] == UNDEF_PRICE:
+                    error_record = r
+                    status = ERR_UNDEF_PRICE
+                    break
+                if side[r] != 66 and side[r] != 65:
+                    error_record = r
+                    status = ERR_BAD_SIDE
+                    break
+                new_side = BID if side[r] == 66 else ASK
+                new_level = (
+                    instruments[q, I_OFFSET]
+                    + (price[r] - instruments[q, I_PRICE_MIN]) // instruments[q, I_TICK]
+                )
+                new_size = size[r]
+            if position < 0:
+                # an A, or an M on an unknown order: a new order
+                if a == 77:
+                    unknown_modifies += 1
+                if new_size <= 0:
+                    continue
+                n_free -= 1
+                order = free[n_free]
+                slot = -1 - position
+                table[slot, 0] = order_id[r]
+                table[slot, 1] = q
+                table[slot, 2] = order
+                hash_count += 1
+                orders[order, O_INSTRUMENT] = q
+                orders[order, O_SIDE] = new_side
+                orders[order, O_LEVEL] = new_level
+                orders[order, O_SIZE] = new_size
+                # snapshot orders have rested since before the file
+                orders[order, O_ARRIVAL] = t - rest_ns if snapshot else t
+                orders[order, O_FILL_PENDING] = 0
+                orders[order, O_ORDER_ID] = order_id[r]
+                instruments[q, I_ORDERS] += 1
+                levels[new_side, new_level, L_COUNT] += 1
+                _after_increase(instruments, q, new_side, new_level)
+                if snapshot:
+                    _restate(levels, new_side, new_level, new_size, window)
+                    continue
+                _touch(levels, flows, new_side, new_level, window, with_flows)
+                levels[new_side, new_level, L_DEPTH] += new_size
+                if with_flows:
+                    flows[new_side, new_level, F_ADD] += new_size
+                    ring[ring_tail & ring_mask, 0] = order
+                    ring[ring_tail & ring_mask, 1] = order_id[r]
+                    ring[ring_tail & ring_mask, 2] = t
+                    ring_tail += 1
+                continue
+            order = table[position, 2]
+            old_side = orders[order, O_SIDE]
+            old_level = orders[order, O_LEVEL]
+            old_size = orders[order, O_SIZE]
+            if a == 65:
+                duplicate_adds += 1
+            leaves = a == 67 or new_size <= 0
+            repriced = not leaves and (new_level != old_level or new_side != old_side)
+            # the spot before this record: what a reprice moves away from or toward
+            spot_before = -1
+            if repriced and with_flows:
+                spot_before = _current_spot(instruments, levels, q)
+                instruments[q, I_SPOT_DIRTY] = 1  # this record is about to move the book
+            if snapshot:
+                # a snapshot restates the order: no flow
+                _restate(levels, old_side, old_level, -old_size, window)
+                levels[old_side, old_level, L_COUNT] -= 1
+                _after_decrease(instruments, levels, q, old_side, old_level)
+                if not leaves:
+                    _restate(levels, new_side, new_level, new_size, window)
+                    levels[new_side, new_level, L_COUNT] += 1
+                    _after_increase(instruments, q, new_side, new_level)
+                    orders[order, O_SIDE] = new_side
+                    orders[order, O_LEVEL] = new_level
+                    orders[order, O_SIZE] = new_size
+                    orders[order, O_ARRIVAL] = t - rest_ns
+                    continue
+            else:
+                pending = orders[order, O_FILL_PENDING]
+                orders[order, O_FILL_PENDING] = 0
+                resting = t - orders[order, O_ARRIVAL] >= rest_ns
+                _touch(levels, flows, old_side, old_level, window, with_flows)
+                remaining = old_size
+                if pending > 0:
+                    filled = min(pending, old_size)
+                    levels[old_side, old_level, L_DEPTH] -= filled
+                    if with_flows:
+                        flows[old_side, old_level, F_FILL] += filled
+                    remaining = old_size - filled
+                if leaves:
+                    levels[old_side, old_level, L_DEPTH] -= remaining
+                    if with_flows and remaining > 0:
+                        if pending > 0:
+                            flows[old_side, old_level, F_FILL] += remaining
+                        else:
+                            flows[old_side, old_level, F_PULL] += remaining
+                            if resting:
+                                flows[old_side, old_level, F_PULL_REST] += remaining
+                    levels[old_side, old_level, L_COUNT] -= 1
+                    _after_decrease(instruments, levels, q, old_side, old_level)
+                elif new_level == old_level and new_side == old_side:
+                    delta = new_size - remaining
+                    levels[old_side, old_level, L_DEPTH] += delta
+                    orders[order, O_SIZE] = new_size
+                    if delta > 0:
+                        # a size increase (an iceberg refill): new quantity, back of the queue
+                        if with_flows:
+                            flows[old_side, old_level, F_ADD] += delta
+                        orders[order, O_ARRIVAL] = t
+                        if with_flows:
+                            ring[ring_tail & ring_mask, 0] = order
+                            ring[ring_tail & ring_mask, 1] = order_id[r]
+                            ring[ring_tail & ring_mask, 2] = t
+                            ring_tail += 1
+                        _after_increase(instruments, q, old_side, old_level)
+                    else:
+                        if delta < 0 and with_flows:
+                            if pending > 0:
+                                flows[old_side, old_level, F_FILL] -= delta
+                            else:
+                                flows[old_side, old_level, F_PULL] -= delta
+                                if resting:
+                                    flows[old_side, old_level, F_PULL_REST] -= delta
+                        _after_decrease(instruments, levels, q, old_side, old_level)
+                    continue
+                else:
+                    # a price change: out of here, into the new price, back of its queue
+                    levels[old_side, old_level, L_DEPTH] -= remaining
+                    levels[old_side, old_level, L_COUNT] -= 1
+                    if with_flows and remaining > 0:
+                        if spot_before >= 0:
+                            away = abs(new_level - spot_before) > abs(old_level - spot_before)
+                        else:
+                            away = (
+                                new_level < old_level if old_side == BID else new_level > old_level
+                            )
+                        if away:
+                            flows[old_side, old_level, F_OUT_AWAY] += remaining
+                        else:
+                            flows[old_side, old_level, F_OUT_TOWARD] += remaining
+                    _after_decrease(instruments, levels, q, old_side, old_level)
+                    _touch(levels, flows, new_side, new_level, window, with_flows)
+                    levels[new_side, new_level, L_DEPTH] += new_size
+                    levels[new_side, new_level, L_COUNT] += 1
+                    if with_flows:
+                        flows[new_side, new_level, F_REPRICE_IN] += new_size
+                    _after_increase(instruments, q, new_side, new_level)
+                    orders[order, O_SIDE] = new_side
+                    orders[order, O_LEVEL] = new_level
+                    orders[order, O_SIZE] = new_size
+                    orders[order, O_ARRIVAL] = t
+                    if with_flows:
+                        ring[ring_tail & ring_mask, 0] = order
+                        ring[ring_tail & ring_mask, 1] = order_id[r]
+                        ring[ring_tail & ring_mask, 2] = t
+                        ring_tail += 1
+                    continue
+            # the order left the book
+            _erase(table, position)
+            orders[order, O_INSTRUMENT] = -1
+            free[n_free] = order
+            n_free += 1
+            hash_count -= 1
+            instruments[q, I_ORDERS] -= 1
+        if status < 0:
+            break
+        if emit_events:
+            for j in range(n_touched):
+                q = touched[j]
+                bid = instruments[q, I_BEST_BID]
+                ask = instruments[q, I_BEST_ASK]
+                event = event_rows[n_events]
+                event["ts_recv"] = completed
+                event["instrument"] = q
+                event["bid_price"] = _price_of(instruments, q, bid) if bid >= 0 else UNDEF_PRICE
+                event["bid_size"] = levels[BID, bid, L_DEPTH] if bid >= 0 else 0
+                event["ask_price"] = _price_of(instruments, q, ask) if ask >= 0 else UNDEF_PRICE
+                event["ask_size"] = levels[ASK, ask, L_DEPTH] if ask >= 0 else 0
+                event["book_valid"] = _book_valid(instruments, q, completed, pre_open)
+                n_events += 1
+        cursor = end + 1
+
+    scalars[S_CURSOR] = cursor
+    scalars[S_NEXT_WINDOW_END] = next_window_end
+    scalars[S_N_FREE] = n_free
+    scalars[S_HASH_COUNT] = hash_count
+    scalars[S_RING_HEAD] = ring_head
+    scalars[S_RING_TAIL] = ring_tail
+    scalars[S_BOOK_ROWS] = n_book
+    scalars[S_DEPTH_ROWS] = n_depth
+    scalars[S_EVENT_ROWS] = n_events
+    scalars[S_GROUPS] = groups
+    scalars[S_UNKNOWN_CANCELS] = unknown_cancels
+    scalars[S_UNKNOWN_MODIFIES] = unknown_modifies
+    scalars[S_UNKNOWN_FILLS] = unknown_fills
+    scalars[S_DUPLICATE_ADDS] = duplicate_adds
+    scalars[S_ERROR_RECORD] = error_record
+    return status
+
+
+@nb.njit(cache=True)
+def dense_instruments(instrument_id):
+    """Instrument ids to dense indexes in order of first appearance: (indexes, ids)."""
+    dense = np.empty(instrument_id.shape[0], np.int64)
+    ids = np.empty(0, np.int64)
+    seen = dict()  # noqa: C408  (a Numba typed dict)
+    seen[np.int64(-1)] = np.int64(-1)
+    order = []
+    last_id = -1
+    last_index = -1
+    for r in range(instrument_id.shape[0]):
+        value = instrument_id[r]
+        if value != last_id:
+            if value in seen:
+                last_index = seen[value]
+            else:
+                last_index = len(order)
+                seen[value] = last_index
+                order.append(value)
+            last_id = value
+        dense[r] = last_index
+    ids = np.empty(len(order), np.int64)
+    for i in range(len(order)):
+        ids[i] = order[i]
+    return dense, ids
+
+
+@nb.njit(cache=True)
+def first_outside(values, allowed):
+    """Index of the first byte not in `allowed` (a 256-entry mask), or -1."""
+    for r in range(values.shape[0]):
+        if not allowed[values[r]]:
+            return r
+    return -1

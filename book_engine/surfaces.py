@@ -1,0 +1,229 @@
+"""The futures surfaces (book_snapshot_1s, depth_and_flow_1s) as Arrow record batches.
+
+Partition by partition: load one (symbol, dt) of MBO in file order, replay it, convert the
+engine's rows to Arrow. Callers (the dbt Python models) supply the loaders, so this module
+knows DuckDB relations no more than dbt: memory stays bounded by one partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from book_engine.errors import EngineError
+from book_engine.replay import MboColumns, WindowChunk, WindowConfig, replay_windows
+from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
+from spymaster.exchange_time import day_start_ns, utc_ns
+
+ENGINE_VERSION = 1
+"""Bump when the surfaces change for the same input: incremental models rebuild every day."""
+
+MBO_COLUMNS = ("ts_recv", "instrument_id", "action", "side", "price", "size", "order_id", "flags")
+
+BOOK_SNAPSHOT_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("dt", pa.date32()),
+        ("window_start", pa.timestamp("us")),
+        ("best_bid_price", pa.float64()),
+        ("best_bid_size", pa.int64()),
+        ("best_bid_orders", pa.int64()),
+        ("best_ask_price", pa.float64()),
+        ("best_ask_size", pa.int64()),
+        ("best_ask_orders", pa.int64()),
+        ("last_trade_price", pa.float64()),
+        ("spot_price", pa.float64()),
+        ("book_valid", pa.bool_()),
+        ("build_fingerprint", pa.string()),
+    ]
+)
+QUANTITY_COLUMNS = (
+    "depth_qty_start",
+    "depth_qty_end",
+    "depth_qty_rest",
+    "add_qty",
+    "pull_qty",
+    "pull_qty_rest",
+    "fill_qty",
+    "reprice_in_qty",
+    "reprice_out_away_qty",
+    "reprice_out_toward_qty",
+)
+DEPTH_AND_FLOW_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("dt", pa.date32()),
+        ("window_start", pa.timestamp("us")),
+        ("side", pa.string()),
+        ("price", pa.float64()),
+        ("rel_ticks", pa.int32()),
+        *[(name, pa.int64()) for name in QUANTITY_COLUMNS],
+        ("window_valid", pa.bool_()),
+        ("build_fingerprint", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SurfaceSettings:
+    """dbt vars, as the models pass them in."""
+
+    timezone: str
+    depth_ticks: int
+    rest_ms: int
+    depth_window: tuple[dt.time, dt.time]
+    pre_open: tuple[dt.time, dt.time]
+
+    def window_config(self, day: dt.date) -> WindowConfig:
+        start = day_start_ns(day)
+        end = start + 86_400 * 1_000_000_000
+        return WindowConfig(
+            range_start_ns=start,
+            range_end_ns=end,
+            book_from_ns=start,
+            book_to_ns=end,
+            depth_from_ns=utc_ns(day, self.depth_window[0], self.timezone),
+            depth_to_ns=utc_ns(day, self.depth_window[1], self.timezone),
+            depth_ticks=self.depth_ticks,
+            rest_ns=self.rest_ms * 1_000_000,
+            pre_open=(
+                (
+                    utc_ns(day, self.pre_open[0], self.timezone),
+                    utc_ns(day, self.pre_open[1], self.timezone),
+                ),
+            ),
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        return (
+            f"engine{ENGINE_VERSION}:{self.timezone}:{self.depth_ticks}:{self.rest_ms}:"
+            f"{self.depth_window[0]}-{self.depth_window[1]}:{self.pre_open[0]}-{self.pre_open[1]}"
+        )
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One contract-day to replay and the identity of its input (for incremental builds)."""
+
+    symbol: str
+    day: dt.date
+    source_sha256: str
+
+    def fingerprint(self, settings: SurfaceSettings) -> str:
+        return f"{self.source_sha256[:16]}:{settings.fingerprint}"
+
+
+LoadPartition = Callable[[str, dt.date], "pa.Table"]
+TicksFor = Callable[[str, dt.date, Sequence[int]], Mapping[int, int]]
+
+
+def _prices(values: np.ndarray) -> pa.Array:
+    return pa.array(values / PRICE_SCALE, mask=values == UNDEF_PRICE, type=pa.float64())
+
+
+def _timestamps(window_start_ns: np.ndarray) -> pa.Array:
+    return pa.array(window_start_ns // 1000, type=pa.timestamp("us"))
+
+
+def _book_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> pa.RecordBatch:
+    rows = chunk.book_rows
+    n = len(rows)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([partition.symbol] * n, pa.string()),
+            pa.array(np.full(n, partition.day), pa.date32()),
+            _timestamps(rows["window_start"]),
+            _prices(rows["bid_price"]),
+            pa.array(rows["bid_size"]),
+            pa.array(rows["bid_count"]),
+            _prices(rows["ask_price"]),
+            pa.array(rows["ask_size"]),
+            pa.array(rows["ask_count"]),
+            _prices(rows["last_trade_price"]),
+            _prices(rows["spot_price"]),
+            pa.array(rows["book_valid"].astype(bool)),
+            pa.array([fingerprint] * n, pa.string()),
+        ],
+        schema=BOOK_SNAPSHOT_SCHEMA,
+    )
+
+
+def _depth_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> pa.RecordBatch:
+    rows = chunk.depth_rows
+    n = len(rows)
+    sides = pa.DictionaryArray.from_arrays(
+        pa.array(rows["side"].astype(np.int8)), pa.array(["bid", "ask"])
+    )
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([partition.symbol] * n, pa.string()),
+            pa.array(np.full(n, partition.day), pa.date32()),
+            _timestamps(rows["window_start"]),
+            sides.cast(pa.string()),
+            _prices(rows["price"]),
+            pa.array(rows["rel_ticks"].astype(np.int32)),
+            *[pa.array(rows[name]) for name in QUANTITY_COLUMNS],
+            pa.array(rows["window_valid"].astype(bool)),
+            pa.array([fingerprint] * n, pa.string()),
+        ],
+        schema=DEPTH_AND_FLOW_SCHEMA,
+    )
+
+
+def _single_instrument_chunks(
+    partition: Partition,
+    load: LoadPartition,
+    ticks_for: TicksFor,
+    settings: SurfaceSettings,
+    *,
+    depth: bool,
+) -> Iterator[WindowChunk]:
+    table = load(partition.symbol, partition.day)
+    columns = MboColumns.from_arrow(table)
+    instruments = sorted(set(np.unique(columns.instrument_id).tolist()))
+    if len(instruments) != 1:
+        raise EngineError(
+            f"futures_mbo symbol={partition.symbol} dt={partition.day}: expected one instrument, "
+            f"found {instruments}"
+        )
+    ticks = ticks_for(partition.symbol, partition.day, instruments)
+    config = settings.window_config(partition.day)
+    if not depth:
+        config = WindowConfig(**{**config.__dict__, "depth_from_ns": 0, "depth_to_ns": 0})
+    try:
+        yield from replay_windows(columns, ticks, config)
+    except EngineError as error:
+        raise EngineError(
+            f"futures_mbo symbol={partition.symbol} dt={partition.day}: {error}"
+        ) from error
+
+
+def book_snapshot_batches(
+    partitions: Sequence[Partition],
+    load: LoadPartition,
+    ticks_for: TicksFor,
+    settings: SurfaceSettings,
+) -> Iterator[pa.RecordBatch]:
+    for partition in partitions:
+        fingerprint = partition.fingerprint(settings)
+        for chunk in _single_instrument_chunks(partition, load, ticks_for, settings, depth=False):
+            if len(chunk.book_rows):
+                yield _book_batch(chunk, partition, fingerprint)
+
+
+def depth_and_flow_batches(
+    partitions: Sequence[Partition],
+    load: LoadPartition,
+    ticks_for: TicksFor,
+    settings: SurfaceSettings,
+) -> Iterator[pa.RecordBatch]:
+    for partition in partitions:
+        fingerprint = partition.fingerprint(settings)
+        for chunk in _single_instrument_chunks(partition, load, ticks_for, settings, depth=True):
+            if len(chunk.depth_rows):
+                yield _depth_batch(chunk, partition, fingerprint)

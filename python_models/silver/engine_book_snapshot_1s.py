@@ -1,0 +1,21 @@
+"""Engine rows: the per-second book of each included contract-day (see book_snapshot_1s)."""
+
+from spymaster.dbt_models import surface_reader
+
+
+def model(dbt, session):
+    dbt.config(
+        materialized="incremental",
+        incremental_strategy="delete+insert",
+        unique_key=["symbol", "dt"],
+    )
+    return surface_reader(
+        "book_snapshot",
+        session=session,
+        this=dbt.this,
+        is_incremental=dbt.is_incremental,
+        config=dbt.config.get("surface_settings"),
+        selection=dbt.ref("contract_day_selection"),
+        mbo=dbt.ref("futures_mbo"),
+        definitions=dbt.ref("futures_definitions"),
+    )

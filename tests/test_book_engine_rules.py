@@ -1,0 +1,310 @@
+"""The book engine, one rule per test, on hand-built DBN records with answers checked by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import databento as db
+import databento_dbn as dbn
+import numpy as np
+import pytest
+
+from book_engine.errors import EngineError
+from book_engine.replay import MboColumns, WindowConfig, book_at, replay_windows
+from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
+from tests.dbn_fixtures import day_start_ns, encode, mbo, metadata, px
+
+DAY = dt.date(2024, 5, 8)
+T0 = day_start_ns(DAY)
+SECOND = 1_000_000_000
+MS = 1_000_000
+ES = 1
+TICKS = {ES: px(0.25)}
+SNAP = F_SNAPSHOT
+
+
+def columns(records: list[dbn.MBOMsg]) -> MboColumns:
+    """Records through real DBN bytes and the databento decoder."""
+    header = metadata(dbn.Schema.MBO, DAY, DAY + dt.timedelta(days=1), {"ESM4": ES})
+    store = db.DBNStore.from_bytes(io.BytesIO(encode(header, records)))
+    return MboColumns.from_dbn(store.to_ndarray())
+
+
+def snapshot(*orders: tuple[str, float, int, int], at: int = T0) -> list[dbn.MBOMsg]:
+    """R and the resting orders (side, price, size, id) with F_SNAPSHOT, F_LAST on the last."""
+    records = [mbo(ES, at, "R", flags=SNAP)]
+    for i, (side, price, size, order_id) in enumerate(orders):
+        last = F_LAST if i == len(orders) - 1 else 0
+        records.append(mbo(ES, at, "A", side, px(price), size, order_id, flags=SNAP | last))
+    return records
+
+
+def windows(
+    records: list[dbn.MBOMsg], seconds: int = 4, pre_open: tuple = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    config = WindowConfig(
+        range_start_ns=T0,
+        range_end_ns=T0 + seconds * SECOND,
+        book_from_ns=T0,
+        book_to_ns=T0 + seconds * SECOND,
+        depth_from_ns=T0,
+        depth_to_ns=T0 + seconds * SECOND,
+        depth_ticks=40,
+        pre_open=pre_open,
+    )
+    chunks = list(replay_windows(columns(records), TICKS, config))
+    return (
+        np.concatenate([c.book_rows for c in chunks]),
+        np.concatenate([c.depth_rows for c in chunks]),
+    )
+
+
+def level(depth: np.ndarray, second: int, side: int, price: float) -> np.void:
+    rows = depth[
+        (depth["window_start"] == T0 + second * SECOND)
+        & (depth["side"] == side)
+        & (depth["price"] == px(price))
+    ]
+    assert len(rows) == 1, f"no row for second {second}, side {side}, price {price}"
+    return rows[0]
+
+
+BID, ASK = 0, 1
+BASE = snapshot(("B", 100.00, 5, 1), ("A", 100.25, 5, 2))
+
+
+def test_modify_on_unknown_order_adds_it() -> None:
+    records = [*BASE, mbo(ES, T0 + 200 * MS, "M", "B", px(99.75), 3, 77)]
+    _, depth = windows(records)
+    row = level(depth, 0, BID, 99.75)
+    assert (row["depth_qty_start"], row["depth_qty_end"], row["add_qty"]) == (0, 3, 3)
+    assert book_at(columns(records), TICKS).unknown_modifies == 1
+
+
+def test_price_change_and_size_increase_reset_the_resting_clock_size_decrease_does_not() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 10 * MS, "A", "B", px(99.50), 5, 10),  # decreased later: still resting
+        mbo(ES, T0 + 10 * MS, "A", "B", px(99.25), 5, 11),  # increased later: young again
+        mbo(ES, T0 + 10 * MS, "A", "B", px(99.00), 5, 12),  # repriced later: young at 98.75
+        mbo(ES, T0 + 700 * MS, "M", "B", px(99.50), 4, 10),
+        mbo(ES, T0 + 700 * MS, "M", "B", px(99.25), 7, 11),
+        mbo(ES, T0 + 700 * MS, "M", "B", px(98.75), 5, 12),
+    ]
+    _, depth = windows(records)
+    assert level(depth, 0, BID, 99.50)["depth_qty_rest"] == 4
+    assert level(depth, 0, BID, 99.25)["depth_qty_rest"] == 0
+    assert level(depth, 0, BID, 98.75)["depth_qty_rest"] == 0
+    # a second later every order has rested 500 ms
+    assert level(depth, 1, BID, 99.25)["depth_qty_rest"] == 7
+    assert level(depth, 1, BID, 98.75)["depth_qty_rest"] == 5
+
+
+def test_pulls_count_as_resting_only_after_500_ms_at_the_price() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 100 * MS, "A", "A", px(100.50), 2, 20),
+        mbo(ES, T0 + 100 * MS, "A", "A", px(100.50), 3, 21),
+        mbo(ES, T0 + 400 * MS, "C", "A", px(100.50), 2, 20),  # 300 ms old: a young pull
+        mbo(ES, T0 + 900 * MS, "C", "A", px(100.50), 3, 21),  # 800 ms old: a resting pull
+    ]
+    _, depth = windows(records)
+    row = level(depth, 0, ASK, 100.50)
+    assert (row["add_qty"], row["pull_qty"], row["pull_qty_rest"], row["depth_qty_end"]) == (
+        5,
+        5,
+        3,
+        0,
+    )
+
+
+def test_cancel_after_a_fill_is_a_fill_not_a_pull() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 300 * MS, "T", "A", px(100.00), 5, 900, flags=0),
+        mbo(ES, T0 + 300 * MS, "F", "B", px(100.00), 5, 1, flags=0),
+        mbo(ES, T0 + 300 * MS, "C", "B", px(100.00), 5, 1),
+    ]
+    _, depth = windows(records)
+    row = level(depth, 0, BID, 100.00)
+    assert (row["fill_qty"], row["pull_qty"], row["depth_qty_end"]) == (5, 0, 0)
+
+
+def test_partial_fill_reduces_by_modify_and_iceberg_refill_adds() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 300 * MS, "T", "B", px(100.25), 2, 901, flags=0),
+        mbo(ES, T0 + 300 * MS, "F", "A", px(100.25), 2, 2, flags=0),
+        mbo(ES, T0 + 300 * MS, "M", "A", px(100.25), 3, 2),  # 5 -> 3: a fill of 2
+        mbo(ES, T0 + 1800 * MS, "T", "A", px(100.00), 5, 902, flags=0),
+        mbo(ES, T0 + 1800 * MS, "F", "B", px(100.00), 5, 1, flags=0),
+        mbo(ES, T0 + 1800 * MS, "M", "B", px(100.00), 5, 1),  # refilled to 5: fill 5, add 5
+    ]
+    _, depth = windows(records)
+    ask = level(depth, 0, ASK, 100.25)
+    assert (ask["fill_qty"], ask["pull_qty"], ask["depth_qty_end"]) == (2, 0, 3)
+    bid = level(depth, 1, BID, 100.00)
+    assert (bid["fill_qty"], bid["add_qty"], bid["depth_qty_start"], bid["depth_qty_end"]) == (
+        5,
+        5,
+        5,
+        5,
+    )
+    assert bid["depth_qty_rest"] == 0  # the refill went to the back of the queue
+
+
+def test_fills_on_unknown_orders_change_nothing() -> None:
+    records = [*BASE, mbo(ES, T0 + 300 * MS, "F", "B", px(100.00), 4, 555)]
+    _, depth = windows(records)
+    row = level(depth, 0, BID, 100.00)
+    assert (row["fill_qty"], row["depth_qty_end"]) == (0, 5)
+    assert book_at(columns(records), TICKS).unknown_fills == 1
+
+
+def test_reprice_away_from_and_toward_spot() -> None:
+    records = [
+        *snapshot(
+            ("B", 100.00, 5, 1), ("A", 100.25, 5, 2), ("A", 101.00, 4, 3), ("B", 99.00, 6, 4)
+        ),
+        mbo(ES, T0 + 100 * MS, "T", "B", px(100.25), 1, 903, flags=0),
+        mbo(ES, T0 + 100 * MS, "F", "A", px(100.25), 1, 2, flags=0),
+        mbo(ES, T0 + 100 * MS, "M", "A", px(100.25), 4, 2),  # spot is now 100.25
+        mbo(ES, T0 + 200 * MS, "M", "A", px(101.50), 4, 3),  # away from spot
+        mbo(ES, T0 + 300 * MS, "M", "B", px(99.50), 6, 4),  # toward spot
+    ]
+    _, depth = windows(records)
+    assert level(depth, 0, ASK, 101.00)["reprice_out_away_qty"] == 4
+    assert level(depth, 0, ASK, 101.50)["reprice_in_qty"] == 4
+    assert level(depth, 0, BID, 99.00)["reprice_out_toward_qty"] == 6
+    assert level(depth, 0, BID, 99.50)["reprice_in_qty"] == 6
+
+
+def test_spot_is_the_last_trade_price_while_it_has_depth() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 100 * MS, "T", "B", px(100.25), 2, 904, flags=0),
+        mbo(ES, T0 + 100 * MS, "F", "A", px(100.25), 2, 2, flags=0),
+        mbo(ES, T0 + 100 * MS, "M", "A", px(100.25), 3, 2),
+        mbo(ES, T0 + 1100 * MS, "C", "A", px(100.25), 3, 2),  # the trade price empties
+        mbo(ES, T0 + 1100 * MS, "A", "A", px(100.75), 3, 5),
+    ]
+    book, _ = windows(records)
+    spots = {int((row["window_start"] - T0) // SECOND): row["spot_price"] for row in book}
+    assert spots[0] == px(100.25)  # last trade with depth
+    assert spots[1] == px(100.00)  # nearest of bid 100.00 and ask 100.75 to 100.25
+
+
+def test_spot_without_trades_is_the_bid() -> None:
+    book, _ = windows(list(BASE))
+    assert book[0]["spot_price"] == px(100.00)
+
+
+def test_window_book_is_after_the_last_f_last_before_its_end() -> None:
+    """An event that straddles a window boundary belongs to the window it completes in."""
+    records = [
+        *snapshot(("B", 100.00, 5, 1), ("B", 99.75, 2, 3), ("A", 100.25, 5, 2)),
+        mbo(ES, T0 + SECOND - 1000, "C", "B", px(100.00), 5, 1, flags=0),
+        mbo(ES, T0 + SECOND + 1000, "A", "A", px(100.50), 1, 4),
+    ]
+    book, depth = windows(records)
+    assert (book[0]["bid_price"], book[0]["bid_size"]) == (px(100.00), 5)
+    assert (book[1]["bid_price"], book[1]["bid_size"]) == (px(99.75), 2)
+    assert level(depth, 1, BID, 100.00)["pull_qty"] == 5
+    assert level(depth, 0, BID, 100.00)["pull_qty"] == 0
+
+
+def test_clear_empties_the_instruments_book() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 100 * MS, "A", "B", px(99.75), 2, 30),
+        *snapshot(("B", 101.00, 1, 40), ("A", 101.25, 1, 41), at=T0 + 2 * SECOND),
+    ]
+    state = book_at(columns(records), TICKS)
+    book = state.books[ES]
+    assert [(lvl.price, lvl.size) for lvl in book.bids] == [(px(101.00), 1)]
+    assert [(lvl.price, lvl.size) for lvl in book.asks] == [(px(101.25), 1)]
+    assert book.orders == 2
+
+
+def test_clear_without_snapshot_invalidates_until_the_book_is_rebuilt() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 1500 * MS, "R"),  # a clear that is no snapshot
+        mbo(ES, T0 + 1600 * MS, "A", "B", px(100.00), 1, 50),
+        *snapshot(("B", 100.00, 5, 1), ("A", 100.25, 5, 2), at=T0 + 3500 * MS),
+    ]
+    book, depth = windows(records, seconds=5)
+    assert book["book_valid"].tolist() == [1, 0, 0, 1, 1]
+    valid_by_second = {
+        int((row["window_start"] - T0) // SECOND): row["window_valid"] for row in depth
+    }
+    assert valid_by_second[1] == 0
+    assert valid_by_second[3] == 0  # rebuilt inside the window: not a clean window
+    assert valid_by_second[4] == 1
+
+
+def test_file_without_clear_snapshot_ends_at_the_first_live_record() -> None:
+    """Files before 2024: adds with F_SNAPSHOT, no R, no F_LAST."""
+    records = [
+        mbo(ES, T0, "A", "B", px(100.00), 5, 1, flags=SNAP),
+        mbo(ES, T0, "A", "A", px(100.25), 5, 2, flags=SNAP),
+        mbo(ES, T0 + 1500 * MS, "A", "B", px(99.75), 1, 3),
+    ]
+    book, _ = windows(records)
+    assert book["book_valid"].tolist() == [0, 1, 1, 1]
+    assert book[1]["bid_price"] == px(100.00)
+
+
+def test_snapshot_records_are_not_flow_and_conservation_holds() -> None:
+    _, depth = windows(list(BASE))
+    row = level(depth, 0, BID, 100.00)
+    assert (row["depth_qty_start"], row["add_qty"], row["depth_qty_end"]) == (5, 0, 5)
+
+
+def test_crossed_book_is_valid_only_in_the_pre_open() -> None:
+    records = [*BASE, mbo(ES, T0 + 100 * MS, "A", "B", px(100.50), 1, 60)]
+    crossed, _ = windows(records, seconds=2)
+    assert crossed["book_valid"].tolist() == [0, 0]
+    in_pre_open, _ = windows(records, seconds=2, pre_open=((T0, T0 + SECOND),))
+    assert in_pre_open["book_valid"].tolist() == [1, 0]
+
+
+def test_undef_price_never_becomes_a_price() -> None:
+    records = [*BASE, mbo(ES, T0 + 100 * MS, "T", "B", UNDEF_PRICE, 1, 905)]
+    state = book_at(columns(records), TICKS)
+    assert state.books[ES].last_trade_price is None
+    assert [lvl.price for lvl in state.books[ES].bids] == [px(100.00)]
+    with pytest.raises(EngineError, match=r"record 3: an add or modify with UNDEF_PRICE"):
+        book_at(columns([*BASE, mbo(ES, T0 + 100 * MS, "A", "B", UNDEF_PRICE, 1, 61)]), TICKS)
+
+
+def test_timestamps_going_backwards_are_an_error() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 200 * MS, "A", "B", px(99.75), 1, 62),
+        mbo(ES, T0 + 100 * MS, "A", "B", px(99.75), 1, 63),
+    ]
+    with pytest.raises(EngineError, match=r"record 4: ts_recv goes backwards"):
+        book_at(columns(records), TICKS)
+
+
+def test_records_of_an_instrument_without_a_definition_are_an_error() -> None:
+    with pytest.raises(EngineError, match=r"instrument\(s\) \[1\] that have no definition"):
+        book_at(columns(list(BASE)), {})
+
+
+def test_partition_without_snapshot_has_only_invalid_windows() -> None:
+    records = [
+        mbo(ES, T0 + 100 * MS, "A", "B", px(100.00), 5, 1),
+        mbo(ES, T0 + 200 * MS, "A", "A", px(100.25), 5, 2),
+    ]
+    book, depth = windows(records)
+    assert not book["book_valid"].any()
+    assert not depth["window_valid"].any()
+    assert not book_at(columns(records), TICKS).books[ES].valid
+
+
+def test_price_off_the_tick_grid_is_an_error() -> None:
+    with pytest.raises(EngineError, match=r"record 3: price .* is not on instrument 1's tick grid"):
+        book_at(columns([*BASE, mbo(ES, T0 + 100 * MS, "A", "B", px(100.10), 1, 64)]), TICKS)

@@ -1,0 +1,121 @@
+"""The 1-second surfaces on a generated day: conservation, fills, causality."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import databento as db
+import numpy as np
+import pytest
+
+from book_engine.replay import MboColumns, WindowConfig, replay_windows
+from spymaster.exchange_time import day_start_ns, utc_ns
+from tests.replay import ReplayBook
+
+DAY = dt.date(2024, 3, 4)
+FRONT = 4001
+TICKS = {FRONT: 250_000_000}
+START, END = day_start_ns(DAY), day_start_ns(DAY + dt.timedelta(days=1))
+# every second of the day, every price: nothing of the day's flow is left out
+WHOLE_DAY = WindowConfig(START, END, START, END, START, END, depth_ticks=4000)
+
+
+@pytest.fixture(scope="module")
+def front(demo_day: Path) -> np.ndarray:
+    records = db.DBNStore.from_file(
+        demo_day / "ES.FUT" / "mbo" / "glbx-mdp3-20240304.mbo.dbn.zst"
+    ).to_ndarray()
+    return records[records["instrument_id"] == FRONT]
+
+
+def surfaces(records: np.ndarray, config: WindowConfig) -> tuple[np.ndarray, np.ndarray]:
+    chunks = list(replay_windows(MboColumns.from_dbn(records), TICKS, config, buffer_rows=1 << 18))
+    return np.concatenate([c.book_rows for c in chunks]), np.concatenate(
+        [c.depth_rows for c in chunks]
+    )
+
+
+@pytest.fixture(scope="module")
+def whole_day(front: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return surfaces(front, WHOLE_DAY)
+
+
+def test_depth_is_conserved_exactly_for_every_second_price_and_side(
+    whole_day: tuple[np.ndarray, np.ndarray],
+) -> None:
+    _, depth = whole_day
+    balance = (
+        depth["depth_qty_start"] + depth["add_qty"] + depth["reprice_in_qty"] - depth["pull_qty"]
+        - depth["fill_qty"] - depth["reprice_out_away_qty"] - depth["reprice_out_toward_qty"]
+    )  # fmt: skip
+    assert len(depth) > 1_000_000
+    assert np.array_equal(depth["depth_qty_end"], balance)
+    assert (depth["depth_qty_rest"] <= depth["depth_qty_end"]).all()
+    assert (depth["pull_qty_rest"] <= depth["pull_qty"]).all()
+
+
+def test_consecutive_windows_chain_start_to_end(whole_day: tuple[np.ndarray, np.ndarray]) -> None:
+    """A level's start depth is its end depth one second earlier."""
+    _, depth = whole_day
+    key = np.stack([depth["side"].astype(np.int64), depth["price"]], axis=1)
+    order = np.lexsort((depth["window_start"], key[:, 1], key[:, 0]))
+    rows = depth[order]
+    same_level = (rows["side"][1:] == rows["side"][:-1]) & (rows["price"][1:] == rows["price"][:-1])
+    next_second = rows["window_start"][1:] == rows["window_start"][:-1] + 1_000_000_000
+    chained = same_level & next_second
+    assert chained.sum() > 100_000
+    assert np.array_equal(rows["depth_qty_start"][1:][chained], rows["depth_qty_end"][:-1][chained])
+
+
+def test_total_fill_equals_the_quantity_fills_remove(
+    front: np.ndarray, whole_day: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Independently: each C or M that follows an F removes min(F size, book size) plus any
+    further decrease (an iceberg refill after the fill is new quantity, not less fill)."""
+    book = ReplayBook()
+    pending: dict[int, int] = {}
+    removed_by_fills = 0
+    for i in range(len(front)):
+        action = front["action"][i].decode()
+        order_id = int(front["order_id"][i])
+        size = int(front["size"][i])
+        if action == "F" and order_id in book.orders:
+            pending[order_id] = pending.get(order_id, 0) + size
+        elif action in "CM" and order_id in pending and order_id in book.orders:
+            old = book.orders[order_id][2]
+            filled = min(pending.pop(order_id), old)
+            new = 0 if action == "C" else size
+            removed_by_fills += filled + max(0, old - filled - new)
+        book.apply(i, action, front["side"][i].decode(), int(front["price"][i]), size, order_id)
+    _, depth = whole_day
+    assert removed_by_fills > 10_000
+    assert int(depth["fill_qty"].sum()) == removed_by_fills
+
+
+def test_rows_before_t_do_not_depend_on_records_after_t(front: np.ndarray) -> None:
+    cut = utc_ns(DAY, dt.time(10, 30))
+    config = dataclasses.replace(
+        WHOLE_DAY,
+        depth_from_ns=utc_ns(DAY, dt.time(10, 0)),
+        depth_to_ns=utc_ns(DAY, dt.time(11, 0)),
+        depth_ticks=200,
+    )
+    book, depth = surfaces(front, config)
+    later = front["ts_recv"].astype(np.int64) >= cut
+    perturbed = front.copy()
+    perturbed["size"][later] = perturbed["size"][later] * 2 + 1
+    perturbed["price"][later & (perturbed["action"] == b"A")] += 250_000_000
+    truncated = front[~later]
+    for other in (perturbed, truncated):
+        other_book, other_depth = surfaces(other, config)
+        before = book["window_start"] + 1_000_000_000 <= cut
+        assert np.array_equal(
+            book[before], other_book[other_book["window_start"] + 1_000_000_000 <= cut]
+        )
+        depth_before = depth["window_start"] + 1_000_000_000 <= cut
+        other_before = other_depth["window_start"] + 1_000_000_000 <= cut
+        assert depth_before.sum() > 10_000
+        assert np.array_equal(depth[depth_before], other_depth[other_before])
+    assert not np.array_equal(book, surfaces(perturbed, config)[0])
