@@ -16,3 +16,13 @@
         and cast({{ local_ts }} as time) < time '{{ var("session_window_end") }}'
     )
 {%- endmacro %}
+
+
+{% macro exchange_time_utc(session_date, local_time) -%}
+    {#- The UTC timestamp of a wall-clock time (a 'HH:MM' string) on a session date, in the
+        exchange's time zone. -#}
+    timezone(
+        'UTC',
+        timezone('{{ var("exchange_timezone") }}', {{ session_date }} + time '{{ local_time }}')
+    )
+{%- endmacro %}
