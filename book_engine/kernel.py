@@ -71,8 +71,9 @@ N_SCALARS = 16
     I_PREV_VALID,
     I_TOUCHED,
     I_SPOT_DIRTY,
-) = range(14)
-N_INSTRUMENT_FIELDS = 14
+    I_SIDE_ORDERS,  # bid orders; I_SIDE_ORDERS + 1: ask orders
+) = range(15)
+N_INSTRUMENT_FIELDS = 16
 WAITING, IN_SNAPSHOT, VALID = 0, 1, 2
 
 # per-level fields, array shape (2 sides, levels, 4)
@@ -269,6 +270,12 @@ def _restate(levels, side, level, delta, window):
 
 
 @nb.njit(cache=True, inline="always")
+def _count(instruments, levels, q, side, level, delta):
+    levels[side, level, L_COUNT] += delta
+    instruments[q, I_SIDE_ORDERS + side] += delta
+
+
+@nb.njit(cache=True, inline="always")
 def _after_increase(instruments, q, side, level):
     if side == BID:
         if instruments[q, I_BEST_BID] < 0 or level > instruments[q, I_BEST_BID]:
@@ -279,6 +286,10 @@ def _after_increase(instruments, q, side, level):
 
 @nb.njit(cache=True, inline="always")
 def _after_decrease(instruments, levels, q, side, level):
+    # thin books (options) often empty a side: no ladder scan then
+    if instruments[q, I_SIDE_ORDERS + side] == 0:
+        instruments[q, I_BEST_BID + side] = -1
+        return
     if side == BID:
         if level == instruments[q, I_BEST_BID] and levels[BID, level, L_DEPTH] <= 0:
             first = instruments[q, I_OFFSET]
@@ -357,6 +368,8 @@ def _clear(instruments, levels, orders, table, free, n_free, q, window):
                 free[n_free + freed] = order
                 freed += 1
     instruments[q, I_ORDERS] = 0
+    instruments[q, I_SIDE_ORDERS] = 0
+    instruments[q, I_SIDE_ORDERS + 1] = 0
     instruments[q, I_BEST_BID] = -1
     instruments[q, I_BEST_ASK] = -1
     instruments[q, I_SPOT_DIRTY] = 1
@@ -477,7 +490,13 @@ def replay(
                             flows[s, level, F_YOUNG_STAMP] = window
                             flows[s, level, F_YOUNG] = 0
                         flows[s, level, F_YOUNG] += orders[order, O_SIZE]
-            for q in range(n_instruments):
+            # validity feeds the next window's window_valid: needed only around emitted windows
+            with_state = (
+                emit_book
+                or emit_depth
+                or (with_flows and config[C_DEPTH_FROM] <= next_window_end < config[C_DEPTH_TO])
+            )
+            for q in range(n_instruments if with_state else 0):
                 valid = _book_valid(instruments, q, next_window_end - 1, pre_open)
                 spot = _current_spot(instruments, levels, q)
                 if emit_book:
@@ -661,7 +680,7 @@ def replay(
                 orders[order, O_FILL_PENDING] = 0
                 orders[order, O_ORDER_ID] = order_id[r]
                 instruments[q, I_ORDERS] += 1
-                levels[new_side, new_level, L_COUNT] += 1
+                _count(instruments, levels, q, new_side, new_level, 1)
                 _after_increase(instruments, q, new_side, new_level)
                 if snapshot:
                     _restate(levels, new_side, new_level, new_size, window)
@@ -691,11 +710,11 @@ def replay(
             if snapshot:
                 # a snapshot restates the order: no flow
                 _restate(levels, old_side, old_level, -old_size, window)
-                levels[old_side, old_level, L_COUNT] -= 1
+                _count(instruments, levels, q, old_side, old_level, -1)
                 _after_decrease(instruments, levels, q, old_side, old_level)
                 if not leaves:
                     _restate(levels, new_side, new_level, new_size, window)
-                    levels[new_side, new_level, L_COUNT] += 1
+                    _count(instruments, levels, q, new_side, new_level, 1)
                     _after_increase(instruments, q, new_side, new_level)
                     orders[order, O_SIDE] = new_side
                     orders[order, O_LEVEL] = new_level
@@ -723,7 +742,7 @@ def replay(
                             flows[old_side, old_level, F_PULL] += remaining
                             if resting:
                                 flows[old_side, old_level, F_PULL_REST] += remaining
-                    levels[old_side, old_level, L_COUNT] -= 1
+                    _count(instruments, levels, q, old_side, old_level, -1)
                     _after_decrease(instruments, levels, q, old_side, old_level)
                 elif new_level == old_level and new_side == old_side:
                     delta = new_size - remaining
@@ -753,7 +772,7 @@ def replay(
                 else:
                     # a price change: out of here, into the new price, back of its queue
                     levels[old_side, old_level, L_DEPTH] -= remaining
-                    levels[old_side, old_level, L_COUNT] -= 1
+                    _count(instruments, levels, q, old_side, old_level, -1)
                     if with_flows and remaining > 0:
                         if spot_before >= 0:
                             away = abs(new_level - spot_before) > abs(old_level - spot_before)
@@ -768,7 +787,7 @@ def replay(
                     _after_decrease(instruments, levels, q, old_side, old_level)
                     _touch(levels, flows, new_side, new_level, window, with_flows)
                     levels[new_side, new_level, L_DEPTH] += new_size
-                    levels[new_side, new_level, L_COUNT] += 1
+                    _count(instruments, levels, q, new_side, new_level, 1)
                     if with_flows:
                         flows[new_side, new_level, F_REPRICE_IN] += new_size
                     _after_increase(instruments, q, new_side, new_level)

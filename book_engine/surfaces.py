@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowChunk, WindowConfig, replay_windows
+from spymaster.arrow_columns import categorical, repeated_date, repeated_string
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import day_start_ns, utc_ns
 
@@ -75,7 +76,7 @@ class SurfaceSettings:
     timezone: str
     depth_ticks: int
     rest_ms: int
-    depth_window: tuple[dt.time, dt.time]
+    surface_window: tuple[dt.time, dt.time]
     pre_open: tuple[dt.time, dt.time]
 
     def window_config(self, day: dt.date) -> WindowConfig:
@@ -86,8 +87,8 @@ class SurfaceSettings:
             range_end_ns=end,
             book_from_ns=start,
             book_to_ns=end,
-            depth_from_ns=utc_ns(day, self.depth_window[0], self.timezone),
-            depth_to_ns=utc_ns(day, self.depth_window[1], self.timezone),
+            depth_from_ns=utc_ns(day, self.surface_window[0], self.timezone),
+            depth_to_ns=utc_ns(day, self.surface_window[1], self.timezone),
             depth_ticks=self.depth_ticks,
             rest_ns=self.rest_ms * 1_000_000,
             pre_open=(
@@ -102,7 +103,7 @@ class SurfaceSettings:
     def fingerprint(self) -> str:
         return (
             f"engine{ENGINE_VERSION}:{self.timezone}:{self.depth_ticks}:{self.rest_ms}:"
-            f"{self.depth_window[0]}-{self.depth_window[1]}:{self.pre_open[0]}-{self.pre_open[1]}"
+            f"{self.surface_window[0]}-{self.surface_window[1]}:{self.pre_open[0]}-{self.pre_open[1]}"
         )
 
 
@@ -135,8 +136,8 @@ def _book_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> p
     n = len(rows)
     return pa.RecordBatch.from_arrays(
         [
-            pa.array([partition.symbol] * n, pa.string()),
-            pa.array(np.full(n, partition.day), pa.date32()),
+            repeated_string(partition.symbol, n),
+            repeated_date(partition.day, n),
             _timestamps(rows["window_start"]),
             _prices(rows["bid_price"]),
             pa.array(rows["bid_size"]),
@@ -147,7 +148,7 @@ def _book_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> p
             _prices(rows["last_trade_price"]),
             _prices(rows["spot_price"]),
             pa.array(rows["book_valid"].astype(bool)),
-            pa.array([fingerprint] * n, pa.string()),
+            repeated_string(fingerprint, n),
         ],
         schema=BOOK_SNAPSHOT_SCHEMA,
     )
@@ -156,20 +157,17 @@ def _book_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> p
 def _depth_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> pa.RecordBatch:
     rows = chunk.depth_rows
     n = len(rows)
-    sides = pa.DictionaryArray.from_arrays(
-        pa.array(rows["side"].astype(np.int8)), pa.array(["bid", "ask"])
-    )
     return pa.RecordBatch.from_arrays(
         [
-            pa.array([partition.symbol] * n, pa.string()),
-            pa.array(np.full(n, partition.day), pa.date32()),
+            repeated_string(partition.symbol, n),
+            repeated_date(partition.day, n),
             _timestamps(rows["window_start"]),
-            sides.cast(pa.string()),
+            categorical(rows["side"], ["bid", "ask"]),
             _prices(rows["price"]),
             pa.array(rows["rel_ticks"].astype(np.int32)),
             *[pa.array(rows[name]) for name in QUANTITY_COLUMNS],
             pa.array(rows["window_valid"].astype(bool)),
-            pa.array([fingerprint] * n, pa.string()),
+            repeated_string(fingerprint, n),
         ],
         schema=DEPTH_AND_FLOW_SCHEMA,
     )

@@ -53,7 +53,13 @@ def _vega(forward: float, strike: float, years: float, sigma: float, rate: float
 
 @nb.njit(cache=True)
 def _implied_volatility(
-    price: float, forward: float, strike: float, years: float, rate: float, is_call: bool
+    price: float,
+    forward: float,
+    strike: float,
+    years: float,
+    rate: float,
+    is_call: bool,
+    guess: float = 0.2,
 ) -> float:
     if not (price > 0.0 and forward > 0.0 and strike > 0.0 and years > 0.0):
         return math.nan
@@ -70,7 +76,7 @@ def _implied_volatility(
         return math.nan
     if _price(forward, strike, years, high, rate, is_call) < price:
         return math.nan
-    sigma = 0.2
+    sigma = guess if low < guess < high else 0.2
     for _ in range(100):
         value = _price(forward, strike, years, sigma, rate, is_call) - price
         if abs(value) <= 1e-12 * price:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,14 +32,28 @@ _READ_BYTES = 1 << 20
 
 
 def find_dbn_files(raw: Path) -> list[Path]:
-    """Every `*.dbn` / `*.dbn.zst` file under `raw`, sorted; other files are not ours."""
+    """Every `*.dbn` / `*.dbn.zst` file under `raw`, sorted, following symlinked folders (a
+    raw folder often links to download folders); other files are not ours."""
     if not raw.is_dir():
         raise IngestError(f"{raw}: raw folder does not exist")
-    return sorted(
-        path
-        for path in raw.rglob("*")
-        if path.is_file() and path.name.endswith(DBN_SUFFIXES) and not path.name.startswith(".")
-    )
+    found = []
+    seen = set()
+    for folder, subfolders, names in os.walk(raw, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink cycle, or a folder linked twice
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        found += [
+            Path(folder) / name
+            for name in names
+            if name.endswith(DBN_SUFFIXES) and not name.startswith(".")
+        ]
+    files = sorted(path for path in found if path.is_file())
+    if not files:
+        raise IngestError(f"{raw}: no DBN files (*.dbn, *.dbn.zst) found")
+    return files
 
 
 @dataclass(frozen=True)

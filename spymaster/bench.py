@@ -8,10 +8,17 @@ Engine: a realistic generated day (`spymaster simulate --scale realistic`, over 
 futures records) is decoded with databento and replayed by the book engine in a fresh process:
 the decode rate, the engine's rate alone (book only, then with the 1-second surfaces) and the
 process's peak memory.
+
+Options: the same day's ES.OPT files (over 20 million MBO records, about 1,200 options) are
+landed to bronze, then a fresh process runs what engine_options_quotes_1s and
+engine_zero_gamma_1s run: bronze to columns, the engine over every option with implied
+volatility, gamma and gamma exposure per option and second, then the zero-gamma profile of
+every second; the rates of each step and the process's peak memory.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import resource
 import subprocess
@@ -19,11 +26,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import databento as db
 import numpy as np
 import zstandard
 
+from book_engine.replay import MboColumns, replay_windows
+from gex.options_surface import OptionsSettings
+from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.lake import PROJECT_ROOT
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 
@@ -70,14 +81,8 @@ def bench_ingest(records: int, work_dir: Path) -> dict[str, float]:
     total, size = replicate_sample(records, raw / f"replicated-{SAMPLE_MBO}")
     lake = work_dir / "lake"
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", _INGEST_CHILD, str(raw), str(lake)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    measured = _run_child(_INGEST_CHILD, raw, lake)
     wall = time.perf_counter() - started
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert measured["records"] == total, "ingest landed a different record count"
     return {
         "records": total,
@@ -131,13 +136,7 @@ def bench_engine(work_dir: Path) -> dict[str, float]:
         simulate_market(raw, config)
     (path,) = sorted((raw / "ES.FUT" / "mbo").glob("*.dbn.zst"))
     before = _child_peak_rss_mib()
-    result = subprocess.run(
-        [sys.executable, "-c", _ENGINE_CHILD, str(path), "4001", config.start_date.isoformat()],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured = _run_child(_ENGINE_CHILD, path, 4001, config.start_date.isoformat())
     return {
         **measured,
         "decode_rate": measured["file_records"] / measured["decode"],
@@ -145,6 +144,123 @@ def bench_engine(work_dir: Path) -> dict[str, float]:
         "surfaces_rate": measured["records"] / measured["surfaces"],
         "peak_rss_mib": max(before, _child_peak_rss_mib()),
     }
+
+
+_OPTIONS_CHILD = """
+import datetime as dt, json, resource, sys, time
+from pathlib import Path
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from book_engine.replay import MboColumns
+from gex.options_surface import (
+    PROFILE_INPUT_COLUMNS, OptionsSettings, ProfileSettings, SpotSeries, quote_batches,
+    zero_gamma_batch,
+)
+from spymaster.dbt_models import mbo_loader, options_chain
+from spymaster.exchange_time import utc_ns
+lake, spot_path, day = Path(sys.argv[1]), Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
+zone = "America/New_York"
+spot_file = np.load(spot_path)
+spot = SpotSeries(spot_file["seconds"], spot_file["spot"])
+connection = duckdb.connect()
+def bronze(table):
+    glob = lake / "bronze" / table / "**" / "*.parquet"
+    return connection.sql(f"select * from read_parquet('{glob}', hive_partitioning=true)")
+settings = OptionsSettings(zone, (dt.time(9), dt.time(13)), 1.0, 0.0)
+profile = ProfileSettings(100.0, 5.0, 0.0, 1.0, -1.0)
+underlyings = bronze("options_mbo").project("symbol").distinct().order("symbol")
+symbols = [s for (s,) in underlyings.fetchall()]
+measured = dict(records=0, options=0, load=0.0, quotes=0.0, quote_rows=0, iv_ok=0,
+                zero_gamma=0.0, seconds=0, levels=0, partitions=len(symbols))
+for symbol in symbols:  # one partition at a time, as engine_options_quotes_1s runs them
+    started = time.perf_counter()
+    chain = options_chain(bronze("options_definitions"), bronze("options_statistics"), symbol,
+                          day, utc_ns(day, dt.time(9, 30), zone), 0.05)
+    options = MboColumns.from_arrow(mbo_loader(bronze("options_mbo"))(symbol, day))
+    measured["load"] += time.perf_counter() - started
+    measured["records"] += len(options.ts_recv)
+    measured["options"] += len(np.unique(options.instrument_id))
+    started = time.perf_counter()
+    kept = []  # what engine_zero_gamma_1s reads back: rows with a volatility and open interest
+    for batch in quote_batches(symbol, day, options, chain, spot, settings, "bench"):
+        measured["quote_rows"] += batch.num_rows
+        usable = pc.and_(pc.is_valid(batch["implied_volatility"]),
+                         pc.is_valid(batch["open_interest"]))
+        measured["iv_ok"] += batch.num_rows - batch["implied_volatility"].null_count
+        kept.append(batch.filter(usable).select(list(PROFILE_INPUT_COLUMNS)))
+    measured["quotes"] += time.perf_counter() - started
+    del options
+    profile_input = pa.Table.from_batches(kept)
+    del kept
+    zero_gamma_batch(symbol, day, profile_input.slice(0, 1000), profile, "warm-up")
+    started = time.perf_counter()
+    levels = zero_gamma_batch(symbol, day, profile_input, profile, "bench")
+    measured["zero_gamma"] += time.perf_counter() - started
+    measured["seconds"] += levels.num_rows
+    measured["levels"] += levels.num_rows - levels["zero_gamma_level"].null_count
+measured["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(measured))
+"""
+
+
+def futures_spot(futures_path: Path, instrument: int, day: dt.date, out: Path) -> Path:
+    """The front future's spot per second of the surface window (what book_snapshot_1s gives
+    the options models), saved for the options bench process."""
+    records = db.DBNStore.from_file(futures_path).to_ndarray()
+    front = MboColumns.from_dbn(records[records["instrument_id"] == instrument])
+    del records
+    window = OptionsSettings("America/New_York", (dt.time(9), dt.time(13)), 1.0, 0.0)
+    config = window.window_config(day)
+    book = np.concatenate(
+        [c.book_rows for c in replay_windows(front, {instrument: 250_000_000}, config)]
+    )
+    valid = (book["book_valid"] == 1) & (book["spot_price"] != UNDEF_PRICE)
+    np.savez(out, seconds=book["window_start"][valid], spot=book["spot_price"][valid] / PRICE_SCALE)
+    return out
+
+
+def bench_options(work_dir: Path) -> dict[str, float]:
+    raw = work_dir / "realistic"
+    config = MarketConfig(sessions=1, seed=1, scale=SCALES["realistic"])
+    if not (raw / "ES.FUT" / "mbo").exists():
+        simulate_market(raw, config)
+    options_raw = work_dir / "options-raw"
+    options_raw.mkdir(exist_ok=True)
+    if not (options_raw / "ES.OPT").exists():
+        (options_raw / "ES.OPT").symlink_to(raw / "ES.OPT")
+    lake = work_dir / "options-lake"
+    started = time.perf_counter()
+    _run_child(_INGEST_CHILD, options_raw, lake)
+    landing = time.perf_counter() - started
+    (futures_path,) = sorted((raw / "ES.FUT" / "mbo").glob("*.dbn.zst"))
+    spot = futures_spot(futures_path, 4001, config.start_date, work_dir / "spot.npz")
+    measured = _run_child(_OPTIONS_CHILD, lake, spot, config.start_date.isoformat())
+    engine_and_gex = measured["quotes"] + measured["zero_gamma"]
+    return {
+        **measured,
+        "landing": landing,
+        "quotes_rate": measured["records"] / measured["quotes"],
+        "rows_rate": measured["quote_rows"] / measured["quotes"],
+        "zero_gamma_rate": measured["seconds"] / measured["zero_gamma"],
+        "engine_and_gex": engine_and_gex,
+        "total_rate": measured["records"] / engine_and_gex,
+    }
+
+
+def _run_child(code: str, *arguments: object) -> dict[str, Any]:
+    """Run a bench step in a fresh process; its last output line is a JSON object."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"bench step failed:\n{result.stderr[-4000:]}")
+    lines = result.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
 
 
 def run_benchmarks(records: int, work_dir: Path | None) -> int:
@@ -158,6 +274,7 @@ def run_benchmarks(records: int, work_dir: Path | None) -> int:
             flush=True,
         )
         engine = bench_engine(folder)
+        options = bench_options(folder)
     print(
         "decode  {file_records:,} records of a realistic generated ES.FUT day with databento "
         "to_ndarray: {decode:.2f} s, {decode_rate:,.0f} records/s".format(**engine)
@@ -167,5 +284,15 @@ def run_benchmarks(records: int, work_dir: Path | None) -> int:
         "{replay:.2f} s ({replay_rate:,.0f} msgs/s); with 1-second surfaces "
         "(86,400 book rows, {depth_rows:,} depth rows) {surfaces:.2f} s ({surfaces_rate:,.0f} "
         "msgs/s); peak RSS {peak_rss_mib:,.0f} MiB".format(**engine)
+    )
+    print(
+        "options {records:,} ES.OPT MBO records of the same day ({options:,} options, "
+        "{partitions} underlying(s); landed "
+        "to bronze in {landing:.1f} s, read back in {load:.1f} s), one core: engine + implied "
+        "volatility + gamma exposure {quotes:.1f} s ({quotes_rate:,.0f} records/s, "
+        "{quote_rows:,} option-seconds, {rows_rate:,.0f} rows/s, {iv_ok:,} with a volatility); "
+        "zero-gamma profile of {seconds:,} seconds {zero_gamma:.1f} s ({zero_gamma_rate:,.0f} "
+        "seconds/s, {levels:,} with a level); engine + GEX {engine_and_gex:.1f} s "
+        "({total_rate:,.0f} records/s); peak RSS {peak_rss_mib:,.0f} MiB".format(**options)
     )
     return 0

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from book_engine.errors import EngineError
+from book_engine.replay import MboColumns
 from book_engine.surfaces import (
     BOOK_SNAPSHOT_SCHEMA,
     DEPTH_AND_FLOW_SCHEMA,
@@ -22,7 +24,19 @@ from book_engine.surfaces import (
     book_snapshot_batches,
     depth_and_flow_batches,
 )
-from spymaster.exchange_time import parse_time
+from gex.options_surface import (
+    OPTIONS_QUOTES_SCHEMA,
+    PROFILE_INPUT_COLUMNS,
+    ZERO_GAMMA_SCHEMA,
+    OptionsChain,
+    OptionsSettings,
+    ProfileSettings,
+    SpotSeries,
+    quote_batches,
+    zero_gamma_batch,
+)
+from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
+from spymaster.exchange_time import parse_time, utc_ns
 
 
 def surface_settings(config: Mapping[str, Any]) -> SurfaceSettings:
@@ -31,9 +45,9 @@ def surface_settings(config: Mapping[str, Any]) -> SurfaceSettings:
         timezone=str(config["exchange_timezone"]),
         depth_ticks=int(config["depth_ticks"]),
         rest_ms=int(config["resting_ms"]),
-        depth_window=(
-            parse_time(str(config["depth_window_start"])),
-            parse_time(str(config["depth_window_end"])),
+        surface_window=(
+            parse_time(str(config["surface_window_start"])),
+            parse_time(str(config["surface_window_end"])),
         ),
         pre_open=(
             parse_time(str(config["pre_open_start"])),
@@ -145,3 +159,168 @@ def surface_reader(
     return pa.RecordBatchReader.from_batches(
         schema, batches(todo, mbo_loader(mbo), definition_ticks(definitions), settings)
     )
+
+
+# ---- options: quotes, implied volatility and gamma exposure (gex_surface_1s)
+
+
+def options_settings(config: Mapping[str, Any]) -> OptionsSettings:
+    return OptionsSettings(
+        timezone=str(config["exchange_timezone"]),
+        surface_window=(
+            parse_time(str(config["surface_window_start"])),
+            parse_time(str(config["surface_window_end"])),
+        ),
+        min_minutes_to_expiry=float(config["min_minutes_to_expiry"]),
+        rate=float(config["black76_rate"]),
+    )
+
+
+def options_chain(
+    definitions: duckdb.DuckDBPyRelation,
+    statistics: duckdb.DuckDBPyRelation,
+    symbol: str,
+    day: dt.date,
+    open_interest_before_ns: int,
+    options_tick: float,
+) -> OptionsChain:
+    """Options of an underlying that day: the latest definition of each on or before the day,
+    and its latest open interest (stat_type 9) received before the session."""
+    records = definitions.filter(f"symbol = '{symbol}' and dt <= DATE '{day.isoformat()}'").project(
+        "instrument_id, dt, record_index, raw_symbol, strike_price, instrument_class, "
+        "expiration, unit_of_measure_qty, min_price_increment"
+    )
+    # the latest record of each instrument wins: sort by (instrument, dt, record order)
+    by_instrument = {row[0]: row[3:] for row in sorted(records.fetchall())}
+    statistics_rows = statistics.filter(
+        f"symbol = '{symbol}' and dt <= DATE '{day.isoformat()}' and stat_type = 9 "
+        "and update_action = 1 "
+        f"and ts_recv < {open_interest_before_ns}"
+    ).project("instrument_id, ts_recv, record_index, quantity")
+    interest = {row[0]: row[3] for row in sorted(statistics_rows.fetchall())}
+    ids = sorted(by_instrument)
+    rows = [by_instrument[i] for i in ids]
+    tick = round(options_tick * PRICE_SCALE)
+    return OptionsChain(
+        instrument_ids=np.array(ids, dtype=np.int64),
+        raw_symbols=[row[0] for row in rows],
+        strikes=np.array([row[1] / PRICE_SCALE for row in rows]),
+        is_call=np.array([row[2] == "C" for row in rows]),
+        expiration_ns=np.array([row[3] for row in rows], dtype=np.int64),
+        multiplier=np.array([row[4] / PRICE_SCALE for row in rows]),
+        tick=np.array(
+            [tick if row[5] in (None, UNDEF_PRICE) else row[5] for row in rows], dtype=np.int64
+        ),
+        open_interest=np.array([float(interest.get(i, np.nan)) for i in ids]),
+    )
+
+
+def options_quotes_reader(
+    *,
+    session: duckdb.DuckDBPyConnection,
+    this: object,
+    is_incremental: bool,
+    config: Mapping[str, Any],
+    selection: duckdb.DuckDBPyRelation,
+    options_mbo: duckdb.DuckDBPyRelation,
+    definitions: duckdb.DuckDBPyRelation,
+    statistics: duckdb.DuckDBPyRelation,
+    book: duckdb.DuckDBPyRelation,
+) -> pa.RecordBatchReader:
+    """options_quotes_1s rows of every included contract-day whose options were landed."""
+    settings = options_settings(config)
+    lake_dir = str(config["lake_dir"])
+    label = f"{settings}:{config['options_tick_size']}"
+    todo = []
+    for partition in included_partitions(selection, lake_dir):
+        options_manifest = (
+            Path(lake_dir) / "bronze" / "options_mbo" / f"symbol={partition.symbol}"
+            / f"dt={partition.day.isoformat()}" / "_manifest.json"
+        )  # fmt: skip
+        if not options_manifest.exists():
+            continue  # no options landed for this contract-day
+        options_sha = source_sha256(lake_dir, "options_mbo", partition.symbol, partition.day)
+        fingerprint = f"{options_sha[:16]}:{partition.source_sha256[:16]}:{label}"
+        todo.append((partition, fingerprint))
+    if is_incremental:
+        built = set(
+            session.sql(f"select distinct symbol, dt, build_fingerprint from {this}").fetchall()
+        )
+        todo = [(p, f) for p, f in todo if (p.symbol, p.day, f) not in built]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for partition, fingerprint in todo:
+            day, symbol = partition.day, partition.symbol
+            session_start = utc_ns(
+                day, parse_time(str(config["session_window_start"])), settings.timezone
+            )
+            chain = options_chain(
+                definitions,
+                statistics,
+                symbol,
+                day,
+                session_start,
+                float(config["options_tick_size"]),
+            )
+            options = MboColumns.from_arrow(mbo_loader(options_mbo)(symbol, day))
+            spots = (
+                book.filter(
+                    f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}' and book_valid "
+                    "and spot_price is not null"
+                )
+                .project("epoch_ns(window_start) as second, spot_price")
+                .order("second")
+                .fetchnumpy()
+            )
+            spot = SpotSeries(
+                np.asarray(spots["second"], np.int64), np.asarray(spots["spot_price"])
+            )
+            yield from quote_batches(symbol, day, options, chain, spot, settings, fingerprint)
+
+    return pa.RecordBatchReader.from_batches(OPTIONS_QUOTES_SCHEMA, batches())
+
+
+def zero_gamma_reader(
+    *,
+    session: duckdb.DuckDBPyConnection,
+    this: object,
+    is_incremental: bool,
+    config: Mapping[str, Any],
+    quotes: duckdb.DuckDBPyRelation,
+) -> pa.RecordBatchReader:
+    """The zero-gamma level per second of every day of options_quotes_1s; incremental: a day is
+    recomputed only when its quotes or the profile settings changed."""
+    settings = ProfileSettings(
+        half_width_points=float(config["zero_gamma_half_width_points"]),
+        step_points=float(config["zero_gamma_step_points"]),
+        rate=float(config["black76_rate"]),
+        call_sign=float(config["dealer_sign_call"]),
+        put_sign=float(config["dealer_sign_put"]),
+    )
+    todo = [
+        (symbol, day, f"{quotes_fingerprint}:{settings}")
+        for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")
+        .distinct()
+        .order("dt, symbol")
+        .fetchall()
+    ]
+    if is_incremental:
+        built = set(
+            session.sql(f"select distinct symbol, dt, build_fingerprint from {this}").fetchall()
+        )
+        todo = [key for key in todo if key not in built]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for symbol, day, fingerprint in todo:
+            table = (
+                quotes.filter(
+                    f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}' "
+                    "and implied_volatility is not null and open_interest is not null"
+                )
+                .project(", ".join(PROFILE_INPUT_COLUMNS))
+                .order("window_start")
+                .to_arrow_table()
+            )
+            yield zero_gamma_batch(symbol, day, table, settings, fingerprint)
+
+    return pa.RecordBatchReader.from_batches(ZERO_GAMMA_SCHEMA, batches())

@@ -15,7 +15,15 @@ def warehouse_summary(lake: Lake) -> str:
     connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
     try:
         return "\n".join(
-            [*_tables(connection), "", *_selection(connection), "", *_surfaces(connection)]
+            [
+                *_tables(connection),
+                "",
+                *_selection(connection),
+                "",
+                *_surfaces(connection),
+                "",
+                *_gamma_exposure(connection),
+            ]
         )
     finally:
         connection.close()
@@ -73,5 +81,40 @@ def _surfaces(connection: duckdb.DuckDBPyConnection) -> list[str]:
         lines.append(
             f"  {day}  {symbol:<6} {seconds:>7,}  {valid:5.1%}  {spread or 0:5.2f}  "
             f"{depth_rows:>11,}  {added or 0:>9,} / {pulled or 0:>9,} / {filled or 0:>9,}"
+        )
+    return lines
+
+
+def _gamma_exposure(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = connection.execute(
+        """
+        with quotes as (
+            select dt, count(distinct instrument_id) as options,
+                avg((iv_status = 'ok')::int) as with_volatility
+            from silver.options_quotes_1s group by dt
+        ),
+        surface as (
+            select dt, count(distinct window_start) as seconds,
+                count(distinct window_start) filter (where zero_gamma_level is not null)
+                    as with_zero_gamma,
+                median(zero_gamma_level - spot_price) as zero_gamma_from_spot,
+                mode(call_wall) as call_wall, mode(put_wall) as put_wall
+            from silver.gex_surface_1s group by dt
+        )
+        select quotes.dt, quotes.options, quotes.with_volatility, surface.seconds,
+            surface.with_zero_gamma, surface.zero_gamma_from_spot, surface.call_wall,
+            surface.put_wall
+        from quotes left join surface using (dt) order by quotes.dt
+        """
+    ).fetchall()
+    lines = [
+        "gamma exposure per included day (options, option-seconds with a volatility, seconds, "
+        "with a zero-gamma level, median zero gamma - spot, usual call wall / put wall):"
+    ]
+    for day, options, with_volatility, seconds, with_zero, from_spot, call, put in rows:
+        offset = f"{from_spot:+7.1f}" if from_spot is not None else "      -"
+        lines.append(
+            f"  {day}  {options:>5,}  {with_volatility:5.1%}  {seconds or 0:>7,}  "
+            f"{with_zero or 0:>7,}  {offset}  {call or 0:7.0f} / {put or 0:7.0f}"
         )
     return lines

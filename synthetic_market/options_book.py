@@ -228,6 +228,29 @@ def simulate_options(
                 continue
             years = max(minutes_left, 1.0) / MINUTES_PER_YEAR
             bid, ask = _quote(forward, strikes[i], years, is_call[i], smile)
+            # customers whose orders the new quote would cross withdraw them first
+            for c in range(4):
+                if customer_id[i, c] < 0:
+                    continue
+                price = customer_price[i, c]
+                if (customer_side[i, c] == 0 and price >= ask) or (
+                    customer_side[i, c] == 1 and bid > 0.0 and price <= bid
+                ):
+                    last_recv = max(last_recv + 1, t_ns + 40_000)
+                    n = _record(
+                        out,
+                        n,
+                        t_ns,
+                        last_recv,
+                        customer_id[i, c],
+                        price,
+                        customer_size[i, c],
+                        F_LAST,
+                        A_CANCEL,
+                        customer_side[i, c],
+                        instrument_ids[i],
+                    )
+                    customer_id[i, c] = -1
             for side in range(2):
                 price = bid if side == 0 else ask
                 if abs(price - mm_price[i, side]) < 1e-9 and mm_size[i, side] > 0:

@@ -62,7 +62,7 @@ SCALES = {"tiny": 0.004, "demo": 0.02, "realistic": 1.0}
 TICK = 0.25
 SPREAD_TICK = 0.05
 CALENDAR_BASIS_TICKS = 249  # the deferred contract trades 62.25 points over the front
-OPTION_EVENTS_PER_SECOND = 520.0
+OPTION_EVENTS_PER_SECOND = 560.0
 
 
 @dataclass(frozen=True)

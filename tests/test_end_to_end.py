@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 from pathlib import Path
 
+import databento as db
+import databento_dbn as dbn
 import duckdb
+import numpy as np
 import pytest
 
+from gex.black76 import MINUTES_PER_YEAR
 from ingest.landing import ingest
 from spymaster.cli import dbt_command, main
 from spymaster.lake import PROJECT_ROOT, Lake
+from synthetic_market.options_book import Smile
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 
 pytestmark = pytest.mark.dbt
@@ -99,10 +105,27 @@ def test_surfaces_cover_every_second_of_every_included_day(market_lake: Lake) ->
     assert 20 < highest <= 200
 
 
+ENGINE_TABLES = (
+    "engine_book_snapshot_1s",
+    "engine_depth_and_flow_1s",
+    "engine_options_quotes_1s",
+    "engine_zero_gamma_1s",
+)
+
+
 def test_a_second_build_replays_nothing(market_lake: Lake) -> None:
-    before = warehouse(market_lake, "select count(*) from silver.engine_depth_and_flow_1s")
-    dbt(market_lake, "build", "--select", "engine_depth_and_flow_1s", "engine_book_snapshot_1s")
-    assert warehouse(market_lake, "select count(*) from silver.engine_depth_and_flow_1s") == before
+    """Incremental engine models: nothing changed, so no day is deleted and re-inserted (the
+    rows keep their row ids)."""
+
+    def identity() -> list[tuple[object, ...]]:
+        return [
+            warehouse(market_lake, f"select count(*), max(rowid) from silver.{table}")[0]
+            for table in ENGINE_TABLES
+        ]
+
+    before = identity()
+    dbt(market_lake, "build", "--select", *ENGINE_TABLES)
+    assert identity() == before
 
 
 def test_calibration_uses_only_earlier_sessions(market_lake: Lake) -> None:
@@ -136,6 +159,98 @@ def test_calibration_uses_only_earlier_sessions(market_lake: Lake) -> None:
     assert rows > 10_000
     assert scored > rows / 2
     assert 0 <= lowest <= highest <= 1
+
+
+def included_days(lake: Lake) -> list[tuple[dt.date, str]]:
+    return warehouse(
+        lake,
+        "select dt, selected_symbol from silver.contract_day_selection where is_included "
+        "order by dt",
+    )
+
+
+def test_implied_volatilities_recover_the_generators_smile(market_lake: Lake) -> None:
+    quotes = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+    try:
+        rows = quotes.sql(
+            "select strike_price, futures_spot, minutes_to_expiry, implied_volatility, is_0dte "
+            "from silver.options_quotes_1s where iv_status = 'ok' and second(window_start) = 0"
+        ).fetchnumpy()
+        statuses = dict(
+            quotes.sql(
+                "select iv_status, count(*) from silver.options_quotes_1s group by all"
+            ).fetchall()
+        )
+    finally:
+        quotes.close()
+    assert statuses["ok"] > 0.9 * sum(statuses.values()), statuses
+    log_moneyness = np.log(rows["strike_price"] / rows["futures_spot"])
+    years = rows["minutes_to_expiry"] / MINUTES_PER_YEAR
+    error = np.abs(rows["implied_volatility"] - Smile().volatility(log_moneyness, years))
+    later = ~rows["is_0dte"] & (np.abs(log_moneyness) < 0.01)
+    zero_dte = rows["is_0dte"] & (np.abs(log_moneyness) < 0.005)
+    assert later.sum() > 1000
+    assert zero_dte.sum() > 500
+    # quotes are the model value rounded to ticks around a moving future: small errors
+    assert np.median(error[later]) < 0.001
+    assert np.percentile(error[later], 99) < 0.01
+    assert np.median(error[zero_dte]) < 0.005
+    assert np.percentile(error[zero_dte], 90) < 0.02
+
+
+def test_open_interest_matches_the_statistics_files(market_lake: Lake) -> None:
+    for day, symbol in included_days(market_lake):
+        stamp = day.strftime("%Y%m%d")
+        path = market_lake.raw / "ES.OPT" / "statistics" / f"glbx-mdp3-{stamp}.statistics.dbn.zst"
+        records = db.DBNStore.from_file(path).to_ndarray()
+        expected = {
+            int(r["instrument_id"]): int(r["quantity"])
+            for r in records
+            if r["stat_type"] == int(dbn.StatType.OPEN_INTEREST)
+        }
+        landed = dict(
+            warehouse(
+                market_lake,
+                "select distinct instrument_id, open_interest from silver.options_quotes_1s "
+                f"where dt = '{day}' and symbol = '{symbol}'",
+            )
+        )
+        assert len(landed) >= 100, day  # the chain listed that day
+        assert set(landed.items()) <= set(expected.items()), day
+
+
+def test_gex_surface_grid_walls_and_zero_gamma(market_lake: Lake) -> None:
+    day, _ = included_days(market_lake)[-1]
+    moment = f"timestamp '{day} 15:00:00'"
+    surface = warehouse(
+        market_lake,
+        "select strike_price, spot_price, net_gex, call_wall, put_wall, zero_gamma_level, "
+        "dealer_sign_policy from silver.gex_surface_1s "
+        f"where dt = '{day}' and window_start = {moment} order by strike_price",
+    )
+    assert len(surface) == 21
+    spot = surface[0][1]
+    assert surface[10][0] == 5 * round(spot / 5)
+    assert {row[6] for row in surface} == {"calls 1, puts -1"}
+    by_strike = warehouse(
+        market_lake,
+        "select strike_price, "
+        "sum(gex) filter (where option_right = 'C'), -sum(gex) filter (where option_right = 'P') "
+        f"from silver.options_quotes_1s where dt = '{day}' and window_start = {moment} "
+        "group by strike_price",
+    )
+    call_wall = max(by_strike, key=lambda row: (abs(row[1] or 0.0), -row[0]))[0]
+    put_wall = max(by_strike, key=lambda row: (abs(row[2] or 0.0), -row[0]))[0]
+    assert (surface[0][3], surface[0][4]) == (call_wall, put_wall)
+    net = {strike: (call or 0.0) + (put or 0.0) for strike, call, put in by_strike}
+    assert [row[2] for row in surface] == pytest.approx([net.get(row[0], 0.0) for row in surface])
+    levels = warehouse(
+        market_lake,
+        "select count(*), count(zero_gamma_level), "
+        "max(abs(zero_gamma_level - spot_price)) from silver.gex_surface_1s",
+    )[0]
+    assert levels[1] > 0
+    assert levels[2] <= 100
 
 
 def test_every_model_and_column_is_documented(market_lake: Lake) -> None:
@@ -173,6 +288,12 @@ def test_every_model_and_column_is_documented(market_lake: Lake) -> None:
     lineage = ancestors("model.spymaster.physics_norm_calibration")
     assert "source.spymaster.bronze.futures_mbo" in lineage
     assert "model.spymaster.engine_depth_and_flow_1s" in lineage
+    options_lineage = ancestors("model.spymaster.gex_surface_1s")
+    assert {
+        "source.spymaster.bronze.options_mbo",
+        "source.spymaster.bronze.options_statistics",
+        "model.spymaster.engine_zero_gamma_1s",
+    } <= options_lineage
 
 
 def test_summary_prints_tables_and_selection(
@@ -184,6 +305,7 @@ def test_summary_prints_tables_and_selection(
     assert "silver.contract_day_selection" in printed
     assert "2024-03-04  ESH4" in printed
     assert "roll_boundary" in printed
+    assert "gamma exposure per included day" in printed
 
 
 def test_raw_folder_holds_only_what_the_generator_wrote(market_lake: Lake) -> None:

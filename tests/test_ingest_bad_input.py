@@ -174,6 +174,15 @@ def test_missing_raw_folder_is_an_error(tmp_path: Path, lake: Lake) -> None:
         ingest(tmp_path / "nowhere", lake)
 
 
+def test_raw_folder_without_dbn_files_is_an_error(tmp_path: Path, lake: Lake) -> None:
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "notes.txt").write_text("not market data")
+    with pytest.raises(IngestError, match="downloads: no DBN files"):
+        ingest(tmp_path / "downloads", lake)
+
+
 def test_a_second_ingest_on_the_same_lake_is_refused_while_one_runs(raw: Path, lake: Lake) -> None:
+    days = book_day(ESM4, DAY1, 5000.0)
+    write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, days, {"ESM4": ESM4}, DAY1)
     with BronzeStore(lake).locked(), pytest.raises(IngestError, match="another ingest is running"):
         ingest(raw, lake)

@@ -75,6 +75,17 @@ def test_two_contracts_in_one_file_land_in_two_partitions(raw: Path, lake: Lake)
     ]
 
 
+def test_symlinked_download_folders_are_followed(raw: Path, tmp_path: Path, lake: Lake) -> None:
+    downloads = tmp_path / "downloads" / "GLBX-2024"
+    write_dbn(downloads / "day.mbo.dbn.zst", dbn.Schema.MBO, two_contract_day(DAY1), SYMBOLS, DAY1)
+    (raw / "glbx").symlink_to(downloads.parent)
+    (raw / "glbx-again").symlink_to(downloads.parent)  # the same folder twice: read once
+    (raw / "loop").symlink_to(raw)  # a cycle ends
+    report = ingest(raw, lake)
+    assert report.records_landed == 4
+    assert bronze_sql(lake, "select count(*) from futures_mbo") == [(4,)]
+
+
 def test_calendar_spread_records_are_filtered_and_counted(raw: Path, lake: Lake) -> None:
     write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, two_contract_day(DAY1), SYMBOLS, DAY1)
     report = ingest(raw, lake)

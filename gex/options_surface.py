@@ -1,0 +1,284 @@
+"""Options of one contract-day through the book engine, to quotes, implied volatility, gamma
+and gamma exposure per option and second (options_quotes_1s), and the zero-gamma level per
+second.
+
+Per option and second: the top of book after the second's last event (the same engine as the
+futures), its mid, the implied volatility solved from the mid with Black-76 on the underlying
+future's spot, gamma, and gex = gamma x open interest x multiplier (contracts of the future to
+hedge per 1-point move, times the multiplier), unsigned: the dealer sign policy is applied
+downstream and recorded there. Memory stays bounded by one partition and the engine's chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+
+from book_engine.errors import EngineError
+from book_engine.replay import MboColumns, WindowConfig, replay_windows
+from gex.black76 import MINUTES_PER_YEAR
+from gex.profile import zero_gamma_levels
+from gex.quote_kernel import IV_STATUSES, option_rows
+from spymaster.arrow_columns import categorical, repeated_date, repeated_string
+from spymaster.exchange_time import day_start_ns, utc_ns
+
+OPTIONS_QUOTES_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("dt", pa.date32()),
+        ("window_start", pa.timestamp("us")),
+        ("instrument_id", pa.uint32()),
+        ("raw_symbol", pa.string()),
+        ("strike_price", pa.float64()),
+        ("option_right", pa.string()),
+        ("expiration", pa.timestamp("us")),
+        ("is_0dte", pa.bool_()),
+        ("bid_price", pa.float64()),
+        ("ask_price", pa.float64()),
+        ("mid_price", pa.float64()),
+        ("futures_spot", pa.float64()),
+        ("minutes_to_expiry", pa.float64()),
+        ("implied_volatility", pa.float64()),
+        ("iv_status", pa.string()),
+        ("gamma", pa.float64()),
+        ("open_interest", pa.int64()),
+        ("multiplier", pa.float64()),
+        ("gex", pa.float64()),
+        ("build_fingerprint", pa.string()),
+    ]
+)
+ZERO_GAMMA_SCHEMA = pa.schema(
+    [
+        ("symbol", pa.string()),
+        ("dt", pa.date32()),
+        ("window_start", pa.timestamp("us")),
+        ("zero_gamma_level", pa.float64()),
+        ("zero_gamma_level_0dte", pa.float64()),
+        ("build_fingerprint", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class OptionsChain:
+    """The options of one underlying on one day, as the definitions and statistics give them."""
+
+    instrument_ids: np.ndarray  # int64
+    raw_symbols: list[str]
+    strikes: np.ndarray  # float64, index points
+    is_call: np.ndarray  # bool
+    expiration_ns: np.ndarray  # int64
+    multiplier: np.ndarray  # float64 (50 for ES)
+    tick: np.ndarray  # int64 price units: the engine's ladder grid
+    open_interest: np.ndarray  # float64, NaN when missing
+
+    def index(self) -> dict[int, int]:
+        return {int(instrument): i for i, instrument in enumerate(self.instrument_ids)}
+
+    def expiry_dates(self, timezone: str) -> np.ndarray:
+        """The date each option expires on, in the exchange time zone."""
+        zone = ZoneInfo(timezone)
+        return np.array(
+            [
+                dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).astimezone(zone).date()
+                for ns in self.expiration_ns
+            ],
+            dtype=object,
+        )
+
+
+@dataclass(frozen=True)
+class SpotSeries:
+    """The underlying future's spot by second (window starts in ns, sorted)."""
+
+    seconds: np.ndarray
+    spot: np.ndarray
+
+    def at(self, window_start: np.ndarray) -> np.ndarray:
+        if len(self.seconds) == 0:
+            return np.full(len(window_start), np.nan)
+        position = np.minimum(np.searchsorted(self.seconds, window_start), len(self.seconds) - 1)
+        found = self.seconds[position] == window_start
+        return np.where(found, self.spot[position], np.nan)
+
+
+@dataclass(frozen=True)
+class OptionsSettings:
+    timezone: str
+    surface_window: tuple[dt.time, dt.time]
+    min_minutes_to_expiry: float
+    rate: float
+
+    def window_config(self, day: dt.date) -> WindowConfig:
+        start, end = (utc_ns(day, t, self.timezone) for t in self.surface_window)
+        return WindowConfig(
+            range_start_ns=day_start_ns(day),
+            range_end_ns=end,
+            book_from_ns=start,
+            book_to_ns=end,
+        )
+
+
+def quote_batches(
+    symbol: str,
+    day: dt.date,
+    options: MboColumns,
+    chain: OptionsChain,
+    spot_by_second: SpotSeries,
+    settings: OptionsSettings,
+    fingerprint: str,
+) -> Iterator[pa.RecordBatch]:
+    """options_quotes_1s rows of one contract-day, with the underlying future's spot."""
+    index = chain.index()
+    present = np.unique(options.instrument_id)
+    missing = [int(i) for i in present if int(i) not in index]
+    if missing:
+        raise EngineError(
+            f"options_mbo symbol={symbol} dt={day}: instrument(s) {missing[:10]} have no option "
+            "definition on or before that day"
+        )
+    ticks = {int(i): int(chain.tick[index[int(i)]]) for i in present}
+    last_sigma = np.full(len(chain.instrument_ids), np.nan)  # warm starts, option by option
+    try:
+        for chunk in replay_windows(options, ticks, settings.window_config(day)):
+            rows = chunk.book_rows
+            if len(rows) == 0:
+                continue
+            option = np.array([index[int(i)] for i in chunk.instrument_ids], dtype=np.int64)[
+                rows["instrument"]
+            ]
+            yield _quote_batch(
+                symbol, day, rows, option, chain, spot_by_second, settings, fingerprint, last_sigma
+            )
+    except EngineError as error:
+        raise EngineError(f"options_mbo symbol={symbol} dt={day}: {error}") from error
+
+
+def _quote_batch(
+    symbol: str,
+    day: dt.date,
+    rows: np.ndarray,
+    option: np.ndarray,
+    chain: OptionsChain,
+    spot_by_second: SpotSeries,
+    settings: OptionsSettings,
+    fingerprint: str,
+    last_sigma: np.ndarray,
+) -> pa.RecordBatch:
+    window_start = rows["window_start"]
+    bid, ask, mid, spot, minutes, sigma, status, option_gamma, exposure = option_rows(
+        window_start,
+        rows["bid_price"],
+        rows["ask_price"],
+        rows["book_valid"],
+        option,
+        chain.strikes,
+        chain.is_call,
+        chain.expiration_ns,
+        chain.open_interest,
+        chain.multiplier,
+        spot_by_second.seconds,
+        spot_by_second.spot,
+        settings.rate,
+        settings.min_minutes_to_expiry,
+        last_sigma,
+    )
+    keep = chain.expiration_ns[option] > window_start  # expired options have no rows
+    option = option[keep]
+    n = len(option)
+    open_interest = chain.open_interest[option]
+    return pa.RecordBatch.from_arrays(
+        [
+            repeated_string(symbol, n),
+            repeated_date(day, n),
+            pa.array(window_start[keep] // 1000, pa.timestamp("us")),
+            pa.array(chain.instrument_ids[option].astype(np.uint32)),
+            categorical(option, chain.raw_symbols),
+            pa.array(chain.strikes[option]),
+            categorical(np.where(chain.is_call[option], 0, 1), ["C", "P"]),
+            pa.array(chain.expiration_ns[option] // 1000, pa.timestamp("us")),
+            pa.array(chain.expiry_dates(settings.timezone)[option] == day),
+            *[
+                pa.array(column[keep], from_pandas=True)
+                for column in (bid, ask, mid, spot, minutes, sigma)
+            ],
+            categorical(status[keep], IV_STATUSES),
+            pa.array(option_gamma[keep], from_pandas=True),
+            pa.array(np.nan_to_num(open_interest).astype(np.int64), mask=np.isnan(open_interest)),
+            pa.array(chain.multiplier[option]),
+            pa.array(exposure[keep], from_pandas=True),
+            repeated_string(fingerprint, n),
+        ],
+        schema=OPTIONS_QUOTES_SCHEMA,
+    )
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    half_width_points: float
+    step_points: float
+    rate: float
+    call_sign: float
+    put_sign: float
+
+
+PROFILE_INPUT_COLUMNS = (
+    "window_start",
+    "option_right",
+    "is_0dte",
+    "strike_price",
+    "minutes_to_expiry",
+    "implied_volatility",
+    "open_interest",
+    "multiplier",
+    "futures_spot",
+)
+
+
+def zero_gamma_batch(
+    symbol: str, day: dt.date, quotes: pa.Table, settings: ProfileSettings, fingerprint: str
+) -> pa.RecordBatch:
+    """Zero-gamma levels per second (all expiries, and 0DTE only) from one day's
+    options_quotes_1s rows (PROFILE_INPUT_COLUMNS) sorted by window_start; rows without a
+    volatility or open interest do not count."""
+    if quotes.num_rows == 0:
+        return pa.RecordBatch.from_pylist([], schema=ZERO_GAMMA_SCHEMA)
+    micros = quotes["window_start"].cast(pa.int64()).to_numpy()
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(micros)) + 1, [len(micros)]]).astype(
+        np.int64
+    )
+
+    def floats(name: str) -> np.ndarray:
+        return quotes[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+    calls = np.asarray(quotes["option_right"].to_numpy(zero_copy_only=False)) == "C"
+    sign = np.where(calls, settings.call_sign, settings.put_sign)
+    weight = sign * floats("open_interest") * floats("multiplier")
+    zero_dte = np.asarray(quotes["is_0dte"].to_numpy(zero_copy_only=False), dtype=bool)
+    spot = floats("futures_spot")[starts[:-1]]
+    common = (
+        starts,
+        floats("strike_price"),
+        floats("minutes_to_expiry") / MINUTES_PER_YEAR,
+        floats("implied_volatility"),
+    )
+    profile = (spot, settings.half_width_points, settings.step_points, settings.rate)
+    levels = zero_gamma_levels(*common, weight, *profile)
+    levels_0dte = zero_gamma_levels(*common, np.where(zero_dte, weight, np.nan), *profile)
+    n = len(starts) - 1
+    return pa.RecordBatch.from_arrays(
+        [
+            repeated_string(symbol, n),
+            repeated_date(day, n),
+            pa.array(micros[starts[:-1]], pa.timestamp("us")),
+            pa.array(levels, from_pandas=True),
+            pa.array(levels_0dte, from_pandas=True),
+            repeated_string(fingerprint, n),
+        ],
+        schema=ZERO_GAMMA_SCHEMA,
+    )

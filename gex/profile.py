@@ -1,0 +1,104 @@
+"""The zero-gamma level: where the summed, signed gamma exposure of an option chain, repriced
+over hypothetical futures prices with each option's implied volatility held fixed, crosses zero.
+
+For each second, the profile is evaluated on a grid around spot; between grid points where it
+changes sign the crossing is refined (Illinois false position, to 1e-6 points), and the
+crossing nearest spot is the level. No crossing within the grid: NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TOLERANCE_POINTS = 1e-6
+
+
+@nb.njit(cache=True, inline="always")
+def _exposure(forward, log_strike, root, scale):
+    """Sum of scale_i n(d1_i) / F: each option's gamma exposure at futures price F, with
+    scale_i = weight_i e^(-r T_i) / (sqrt(2 pi) sigma_i sqrt(T_i)) precomputed."""
+    log_forward = math.log(forward)
+    total = 0.0
+    for i in range(log_strike.shape[0]):
+        d1 = (log_forward - log_strike[i]) / root[i] + 0.5 * root[i]
+        total += scale[i] * math.exp(-0.5 * d1 * d1)
+    return total / forward
+
+
+@nb.njit(cache=True)
+def _crossing(low, high, low_value, high_value, log_strike, root, scale):
+    """Root of the profile in [low, high], where it changes sign (Illinois false position)."""
+    side = 0
+    for _ in range(100):
+        middle = (low * high_value - high * low_value) / (high_value - low_value)
+        if high - low < _TOLERANCE_POINTS:
+            break
+        value = _exposure(middle, log_strike, root, scale)
+        if value == 0.0:
+            return middle
+        if (value < 0.0) == (low_value < 0.0):
+            low, low_value = middle, value
+            if side == -1:
+                high_value *= 0.5
+            side = -1
+        else:
+            high, high_value = middle, value
+            if side == 1:
+                low_value *= 0.5
+            side = 1
+    return (low * high_value - high * low_value) / (high_value - low_value)
+
+
+@nb.njit(cache=True, parallel=True)
+def zero_gamma_levels(starts, strikes, years, sigma, weight, spot, half_width, step, rate):
+    """Per second s (rows starts[s] to starts[s+1]): the zero-gamma level, or NaN; seconds
+    are independent and run in parallel.
+
+    `weight` is the signed exposure per unit of gamma (dealer sign x open interest x
+    multiplier); rows with a NaN volatility or weight do not count."""
+    n_seconds = starts.shape[0] - 1
+    levels = np.full(n_seconds, np.nan)
+    n_grid = math.floor(2.0 * half_width / step + 0.5) + 1
+    for s in nb.prange(n_seconds):
+        if math.isnan(spot[s]):
+            continue
+        count = 0
+        for i in range(starts[s], starts[s + 1]):
+            if not (math.isnan(sigma[i]) or math.isnan(weight[i])) and years[i] > 0.0:
+                count += 1
+        if count == 0:
+            continue
+        log_strike = np.empty(count)
+        root = np.empty(count)
+        scale = np.empty(count)
+        j = 0
+        for i in range(starts[s], starts[s + 1]):
+            if not (math.isnan(sigma[i]) or math.isnan(weight[i])) and years[i] > 0.0:
+                log_strike[j] = math.log(strikes[i])
+                root[j] = sigma[i] * math.sqrt(years[i])
+                scale[j] = weight[i] * math.exp(-rate * years[i]) * _INV_SQRT_2PI / root[j]
+                j += 1
+        best = np.nan
+        previous_price = spot[s] - half_width
+        previous = _exposure(previous_price, log_strike, root, scale)
+        for g in range(1, n_grid):
+            price = spot[s] - half_width + g * step
+            value = _exposure(price, log_strike, root, scale)
+            crossing = np.nan
+            if value == 0.0:
+                crossing = price
+            elif (previous < 0.0 < value) or (previous > 0.0 > value):
+                crossing = _crossing(
+                    previous_price, price, previous, value, log_strike, root, scale
+                )
+            if not math.isnan(crossing) and (
+                math.isnan(best) or abs(crossing - spot[s]) < abs(best - spot[s])
+            ):
+                best = crossing
+            previous_price, previous = price, value
+        levels[s] = best
+    return levels

@@ -1,0 +1,232 @@
+-- Gamma exposure by strike on the strike grid around spot, second by second (SPEC 8).
+with all_quotes as (
+    select
+        symbol,
+        dt,
+        window_start,
+        strike_price,
+        option_right,
+        is_0dte,
+        open_interest,
+        gex
+    from {{ ref('options_quotes_1s') }}
+),
+
+coverage as (
+    -- how complete each second's chain is: options without volatility or open interest
+    -- are left out of the exposures
+    select
+        symbol,
+        dt,
+        window_start,
+        count(*) as options_listed,
+        count(gex) as options_in_exposure,
+        count(*) filter (where open_interest is null) as options_without_open_interest
+    from all_quotes
+    group by symbol, dt, window_start
+),
+
+signed as (
+    select
+        symbol,
+        dt,
+        window_start,
+        strike_price,
+        is_0dte,
+        case
+            when option_right = 'C' then {{ var('gex_dealer_sign')['call'] }} * coalesce(gex, 0.0)
+            else 0.0
+        end as call_gex,
+        case
+            when option_right = 'P' then {{ var('gex_dealer_sign')['put'] }} * coalesce(gex, 0.0)
+            else 0.0
+        end as put_gex,
+        case when option_right = 'C' then open_interest else 0 end as call_open_interest,
+        case when option_right = 'P' then open_interest else 0 end as put_open_interest
+    from all_quotes
+),
+
+by_strike as (
+    select
+        symbol,
+        dt,
+        window_start,
+        strike_price,
+        sum(call_gex) as call_gex,
+        sum(put_gex) as put_gex,
+        sum(call_open_interest)::bigint as call_open_interest,
+        sum(put_open_interest)::bigint as put_open_interest,
+        coalesce(sum(call_gex) filter (where is_0dte), 0.0) as call_gex_0dte,
+        coalesce(sum(put_gex) filter (where is_0dte), 0.0) as put_gex_0dte
+    from signed
+    group by symbol, dt, window_start, strike_price
+),
+
+walls as (
+    -- over every listed strike, not only those near spot; ties go to the lower strike
+    select
+        symbol,
+        dt,
+        window_start,
+        arg_max(strike_price, [abs(call_gex), -strike_price]) filter (
+            where call_gex != 0
+        ) as call_wall,
+        arg_max(strike_price, [abs(put_gex), -strike_price]) filter (
+            where put_gex != 0
+        ) as put_wall,
+        arg_max(strike_price, [abs(call_gex_0dte), -strike_price]) filter (
+            where call_gex_0dte != 0
+        ) as call_wall_0dte,
+        arg_max(strike_price, [abs(put_gex_0dte), -strike_price]) filter (
+            where put_gex_0dte != 0
+        ) as put_wall_0dte
+    from by_strike
+    group by symbol, dt, window_start
+),
+
+spot as (
+    select
+        book_snapshot_1s.symbol,
+        book_snapshot_1s.dt,
+        book_snapshot_1s.window_start,
+        book_snapshot_1s.spot_price
+    from {{ ref('book_snapshot_1s') }} as book_snapshot_1s
+    inner join coverage
+        on
+            book_snapshot_1s.symbol = coverage.symbol
+            and book_snapshot_1s.dt = coverage.dt
+            and book_snapshot_1s.window_start = coverage.window_start
+    where book_snapshot_1s.spot_price is not null
+),
+
+grid as (
+    select
+        spot.symbol,
+        spot.dt,
+        spot.window_start,
+        spot.spot_price,
+        round(spot.spot_price / {{ var('option_strike_step') }}) * {{ var('option_strike_step') }}
+        + {{ var('option_strike_step') }} * grid_steps.strike_step as strike_price
+    from spot
+    cross join
+        range(
+            -{{ var('gex_strikes_around_spot') }}, {{ var('gex_strikes_around_spot') }} + 1
+        ) as grid_steps (strike_step)
+),
+
+surface as (
+    select
+        grid.symbol,
+        grid.dt,
+        grid.window_start,
+        grid.strike_price,
+        grid.spot_price,
+        coalesce(by_strike.call_gex, 0.0) as call_gex,
+        coalesce(by_strike.put_gex, 0.0) as put_gex,
+        coalesce(by_strike.call_open_interest, 0) as call_open_interest,
+        coalesce(by_strike.put_open_interest, 0) as put_open_interest,
+        coalesce(by_strike.call_gex_0dte, 0.0) as call_gex_0dte,
+        coalesce(by_strike.put_gex_0dte, 0.0) as put_gex_0dte
+    from grid
+    left join by_strike
+        on
+            grid.symbol = by_strike.symbol
+            and grid.dt = by_strike.dt
+            and grid.window_start = by_strike.window_start
+            and grid.strike_price = by_strike.strike_price
+),
+
+exposures as (
+    select
+        *,
+        call_gex + put_gex as net_gex,
+        abs(call_gex) + abs(put_gex) as abs_gex,
+        call_gex_0dte + put_gex_0dte as net_gex_0dte,
+        abs(call_gex_0dte) + abs(put_gex_0dte) as abs_gex_0dte
+    from surface
+),
+
+{{ derivative_ctes(
+    'exposures',
+    ['net_gex', 'abs_gex', 'net_gex_0dte'],
+    ['symbol', 'dt', 'strike_price'],
+    'exposure'
+) }},
+
+final as (
+    select
+        exposure_d3.*,
+        walls.call_wall,
+        walls.put_wall,
+        walls.call_wall_0dte,
+        walls.put_wall_0dte,
+        zero_gamma.zero_gamma_level,
+        zero_gamma.zero_gamma_level_0dte,
+        coverage.options_listed,
+        coverage.options_in_exposure,
+        coverage.options_without_open_interest,
+        cast(
+            round((exposure_d3.strike_price - exposure_d3.spot_price) / {{ var('futures_tick_size') }})
+            as integer
+        ) as rel_ticks,
+        exposure_d3.net_gex / (exposure_d3.abs_gex + 1e-6) as imbalance,
+        exposure_d3.net_gex_0dte / (exposure_d3.abs_gex_0dte + 1e-6) as imbalance_0dte,
+        'calls {{ var("gex_dealer_sign")["call"] }}, puts {{ var("gex_dealer_sign")["put"] }}'
+        as dealer_sign_policy
+    from exposure_d3
+    left join walls
+        on
+            exposure_d3.symbol = walls.symbol
+            and exposure_d3.dt = walls.dt
+            and exposure_d3.window_start = walls.window_start
+    inner join coverage
+        on
+            exposure_d3.symbol = coverage.symbol
+            and exposure_d3.dt = coverage.dt
+            and exposure_d3.window_start = coverage.window_start
+    left join {{ ref('engine_zero_gamma_1s') }} as zero_gamma
+        on
+            exposure_d3.symbol = zero_gamma.symbol
+            and exposure_d3.dt = zero_gamma.dt
+            and exposure_d3.window_start = zero_gamma.window_start
+)
+
+select
+    symbol,
+    dt,
+    window_start,
+    strike_price,
+    rel_ticks,
+    spot_price,
+    call_gex,
+    put_gex,
+    net_gex,
+    abs_gex,
+    imbalance,
+    call_open_interest,
+    put_open_interest,
+    net_gex_d1,
+    net_gex_d2,
+    net_gex_d3,
+    abs_gex_d1,
+    abs_gex_d2,
+    abs_gex_d3,
+    call_gex_0dte,
+    put_gex_0dte,
+    net_gex_0dte,
+    abs_gex_0dte,
+    imbalance_0dte,
+    net_gex_0dte_d1,
+    net_gex_0dte_d2,
+    net_gex_0dte_d3,
+    zero_gamma_level,
+    zero_gamma_level_0dte,
+    call_wall,
+    put_wall,
+    call_wall_0dte,
+    put_wall_0dte,
+    options_listed,
+    options_in_exposure,
+    options_without_open_interest,
+    dealer_sign_policy
+from final

@@ -1,0 +1,23 @@
+"""Engine rows: each option's quote, implied volatility, gamma and gex per second
+(see options_quotes_1s)."""
+
+from spymaster.dbt_models import options_quotes_reader
+
+
+def model(dbt, session):
+    dbt.config(
+        materialized="incremental",
+        incremental_strategy="delete+insert",
+        unique_key=["symbol", "dt"],
+    )
+    return options_quotes_reader(
+        session=session,
+        this=dbt.this,
+        is_incremental=dbt.is_incremental,
+        config=dbt.config.get("options_settings"),
+        selection=dbt.ref("contract_day_selection"),
+        options_mbo=dbt.ref("options_mbo"),
+        definitions=dbt.ref("options_definitions"),
+        statistics=dbt.ref("options_statistics"),
+        book=dbt.ref("book_snapshot_1s"),
+    )

@@ -1,0 +1,18 @@
+"""The zero-gamma level per second, from the options' quotes (see gex_surface_1s)."""
+
+from spymaster.dbt_models import zero_gamma_reader
+
+
+def model(dbt, session):
+    dbt.config(
+        materialized="incremental",
+        incremental_strategy="delete+insert",
+        unique_key=["symbol", "dt"],
+    )
+    return zero_gamma_reader(
+        session=session,
+        this=dbt.this,
+        is_incremental=dbt.is_incremental,
+        config=dbt.config.get("options_settings"),
+        quotes=dbt.ref("engine_options_quotes_1s"),
+    )

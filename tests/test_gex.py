@@ -1,0 +1,436 @@
+"""Black-76, implied volatility, option quotes through the engine, gamma exposure and the
+zero-gamma level, on known values and hand-built DBN records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+
+import databento as db
+import databento_dbn as dbn
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from book_engine.errors import EngineError
+from book_engine.replay import MboColumns
+from gex.black76 import MINUTES_PER_YEAR, gamma, implied_volatility, price
+from gex.options_surface import (
+    PROFILE_INPUT_COLUMNS,
+    OptionsChain,
+    OptionsSettings,
+    ProfileSettings,
+    SpotSeries,
+    quote_batches,
+    zero_gamma_batch,
+)
+from gex.profile import zero_gamma_levels
+from ingest.landing import ingest
+from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
+from spymaster.dbt_models import options_chain
+from spymaster.exchange_time import utc_ns
+from tests.dbn_fixtures import encode, mbo, metadata, px
+
+# ---- Black-76 known values and the solver
+
+
+def test_black76_known_values() -> None:
+    """F = K = 100, T = 1, sigma = 0.2, r = 0.05: call 7.5771 (about 7.5775), gamma 0.018880."""
+    one = np.ones(1)
+    call = price(100 * one, 100 * one, one, 0.2 * one, 0.05, np.array([True]))[0]
+    put = price(100 * one, 100 * one, one, 0.2 * one, 0.05, np.array([False]))[0]
+    assert call == pytest.approx(7.5775, abs=5e-4)
+    # at the money, put-call parity for futures: C - P = e^(-rT) (F - K) = 0
+    assert put == pytest.approx(call, abs=1e-12)
+    assert gamma(100 * one, 100 * one, one, 0.2 * one, 0.05)[0] == pytest.approx(0.018880, abs=1e-6)
+
+
+def test_gamma_is_the_second_derivative_of_the_price() -> None:
+    forward, strike, years, sigma, rate, bump = 5000.0, 5050.0, 0.05, 0.18, 0.04, 0.5
+
+    def value(f: float) -> float:
+        return price(
+            np.array([f]), np.array([strike]), np.array([years]), np.array([sigma]), rate,
+            np.array([True]),
+        )[0]  # fmt: skip
+
+    numeric = (value(forward + bump) - 2 * value(forward) + value(forward - bump)) / bump**2
+    analytic = gamma(
+        np.array([forward]), np.array([strike]), np.array([years]), np.array([sigma]), rate
+    )[0]
+    assert analytic == pytest.approx(numeric, rel=1e-5)
+
+
+def test_price_to_volatility_to_price_round_trip() -> None:
+    """A grid of strikes, expiries (0DTE minutes to two years), volatilities and both rights."""
+    strikes = np.linspace(4000.0, 6000.0, 41)
+    minutes = np.array([1.0, 30.0, 390.0, 1_440.0, 10_080.0, 43_200.0, 262_800.0, 1_051_200.0])
+    sigmas = np.array([0.06, 0.12, 0.2, 0.45, 1.2])
+    grid = np.array(np.meshgrid(strikes, minutes, sigmas, [0.0, 1.0])).reshape(4, -1)
+    strike, years, sigma, is_call = grid[0], grid[1] / MINUTES_PER_YEAR, grid[2], grid[3] == 1.0
+    forward = np.full(len(strike), 5000.0)
+    for rate in (0.0, 0.05):
+        premium = price(forward, strike, years, sigma, rate, is_call)
+        intrinsic = np.exp(-rate * years) * np.where(
+            is_call, np.maximum(forward - strike, 0), np.maximum(strike - forward, 0)
+        )
+        # where time value is lost to rounding, no volatility can be read back: not solvable
+        readable = premium - intrinsic > 1e-6 * np.maximum(premium, 1.0)
+        assert readable.sum() > 0.5 * len(strike)
+        solved = implied_volatility(premium, forward, strike, years, rate, is_call)
+        assert not np.isnan(solved[readable]).any()
+        repriced = price(forward, strike, years, solved, rate, is_call)
+        assert np.abs(repriced[readable] - premium[readable]).max() < 1e-9 * 5000
+        vega_weighted = readable & (premium - intrinsic > 1e-2)
+        assert np.abs(solved[vega_weighted] - sigma[vega_weighted]).max() < 1e-6
+
+
+def test_volatility_is_nan_where_no_volatility_prices_the_option() -> None:
+    forward, strike, years = np.full(5, 5000.0), np.full(5, 4900.0), np.full(5, 0.1)
+    calls = np.ones(5, dtype=bool)
+    prices = np.array([99.0, 100.0, 5000.0, 0.0, -1.0])  # under, at, above bounds; 0; negative
+    assert np.isnan(implied_volatility(prices, forward, strike, years, 0.0, calls)).all()
+
+
+# ---- option quotes through the engine, on hand-built records
+
+DAY = dt.date(2024, 3, 12)  # New York is UTC-4 that day
+ZONE = "America/New_York"
+SECOND = 1_000_000_000
+OPEN = utc_ns(DAY, dt.time(9, 0), ZONE)  # the surface window starts here
+SNAPSHOT_AT = OPEN - 60 * SECOND
+SETTINGS = OptionsSettings(
+    timezone=ZONE,
+    surface_window=(dt.time(9, 0), dt.time(9, 0, 4)),
+    min_minutes_to_expiry=1.0,
+    rate=0.0,
+)
+SPOT = 5000.0
+MONTH_OUT = utc_ns(DAY + dt.timedelta(days=30), dt.time(16, 0), ZONE)
+TODAY_CLOSE = utc_ns(DAY, dt.time(16, 0), ZONE)
+
+
+def chain(*options: tuple[int, float, bool, int, float]) -> OptionsChain:
+    """(instrument, strike, is_call, expiration ns, open interest or NaN) per option."""
+    return OptionsChain(
+        instrument_ids=np.array([o[0] for o in options], dtype=np.int64),
+        raw_symbols=[f"ESM4 {'C' if o[2] else 'P'}{o[1]:g}" for o in options],
+        strikes=np.array([o[1] for o in options]),
+        is_call=np.array([o[2] for o in options]),
+        expiration_ns=np.array([o[3] for o in options], dtype=np.int64),
+        multiplier=np.full(len(options), 50.0),
+        tick=np.full(len(options), px(0.05), dtype=np.int64),
+        open_interest=np.array([o[4] for o in options]),
+    )
+
+
+def quote(instrument: int, bid: float | None, ask: float | None, at: int = SNAPSHOT_AT) -> list:
+    """An option's snapshot: R, then its bid and ask orders (F_LAST on the last)."""
+    records = [mbo(instrument, at, "R", flags=F_SNAPSHOT)]
+    sides = [(side, p) for side, p in (("B", bid), ("A", ask)) if p is not None]
+    for k, (side, p) in enumerate(sides):
+        last = F_LAST if k == len(sides) - 1 else 0
+        order_id = instrument * 10 + k
+        records.append(mbo(instrument, at, "A", side, px(p), 10, order_id, flags=F_SNAPSHOT | last))
+    return records
+
+
+def columns(records: list) -> MboColumns:
+    ids = sorted({r.instrument_id for r in records})
+    header = metadata(
+        dbn.Schema.MBO, DAY, DAY + dt.timedelta(days=1), {f"OPT{i}": i for i in ids}, "GLBX.MDP3"
+    )
+    store = db.DBNStore.from_bytes(io.BytesIO(encode(header, records)))
+    return MboColumns.from_dbn(store.to_ndarray())
+
+
+def quote_rows(
+    records: list, options: OptionsChain, spot: SpotSeries | None = None
+) -> list[dict[str, object]]:
+    seconds = OPEN + SECOND * np.arange(4)
+    spot = spot or SpotSeries(seconds, np.full(4, SPOT))
+    batches = quote_batches("ESM4", DAY, columns(records), options, spot, SETTINGS, "test")
+    return pa.Table.from_batches(list(batches)).to_pylist()
+
+
+def black76_mid(strike: float, is_call: bool, sigma: float, expiration: int) -> float:
+    years = (expiration - (OPEN + SECOND)) / 6e10 / MINUTES_PER_YEAR
+    value = price(
+        np.array([SPOT]), np.array([strike]), np.array([years]), np.array([sigma]), 0.0,
+        np.array([is_call]),
+    )[0]  # fmt: skip
+    return round(value / 0.05) * 0.05
+
+
+def test_quotes_volatility_gamma_and_exposure_of_a_chain() -> None:
+    call_mid = black76_mid(5000, True, 0.2, MONTH_OUT)
+    put_mid = black76_mid(4950, False, 0.2, MONTH_OUT)
+    options = chain(
+        (11, 5000.0, True, MONTH_OUT, 1200.0),
+        (12, 4950.0, False, MONTH_OUT, 800.0),
+        (13, 5100.0, True, MONTH_OUT, math.nan),  # no open interest in the statistics
+        (14, 4900.0, False, MONTH_OUT, 50.0),  # crossed book
+        (15, 4000.0, True, MONTH_OUT, 50.0),  # mid under intrinsic value
+        (16, 5200.0, True, MONTH_OUT, 50.0),  # bid only
+    )
+    records = (
+        quote(11, call_mid - 0.5, call_mid + 0.5)
+        + quote(12, put_mid - 0.5, put_mid + 0.5)
+        + quote(13, 20.0, 21.0)
+        + quote(14, 30.0, 29.5)
+        + quote(15, 990.0, 999.9)
+        + quote(16, 3.0, None)
+    )
+    rows = quote_rows(records, options)
+    assert len(rows) == 6 * 4  # every option, every second of the window
+    second = {r["instrument_id"]: r for r in rows if r["window_start"].second == 1}
+
+    call = second[11]
+    assert (call["iv_status"], call["option_right"], call["is_0dte"]) == ("ok", "C", False)
+    assert call["mid_price"] == pytest.approx(call_mid)
+    assert call["implied_volatility"] == pytest.approx(0.2, abs=2e-4)  # mid rounded to 0.05
+    years = call["minutes_to_expiry"] / MINUTES_PER_YEAR
+    assert call["minutes_to_expiry"] == pytest.approx((MONTH_OUT - OPEN - 2 * SECOND) / 6e10)
+    expected_gamma = gamma(
+        np.array([SPOT]), np.array([5000.0]), np.array([years]),
+        np.array([call["implied_volatility"]]), 0.0,
+    )[0]  # fmt: skip
+    assert call["gamma"] == pytest.approx(expected_gamma, rel=1e-12)
+    assert call["gex"] == pytest.approx(expected_gamma * 1200 * 50, rel=1e-12)
+    assert second[12]["implied_volatility"] == pytest.approx(0.2, abs=3e-4)
+
+    missing = second[13]
+    assert missing["iv_status"] == "ok"
+    assert missing["gamma"] > 0
+    assert missing["open_interest"] is None
+    assert missing["gex"] is None
+
+    crossed = second[14]
+    assert crossed["iv_status"] == "crossed"
+    assert crossed["mid_price"] is None
+    assert crossed["implied_volatility"] is None
+    assert crossed["gex"] is None
+
+    assert second[15]["iv_status"] == "below_intrinsic"
+    assert second[15]["implied_volatility"] is None
+    assert second[16]["iv_status"] == "no_quote"
+    assert second[16]["ask_price"] is None
+
+
+def test_zero_dte_floor_and_expired_options() -> None:
+    """0DTE to the real expiry timestamp; in its last minute T is floored; once expired the
+    option has no rows."""
+    soon = OPEN + 2 * SECOND  # expires inside the window
+    options = chain((21, 5000.0, True, TODAY_CLOSE, 10.0), (22, 5000.0, False, soon, 10.0))
+    rows = quote_rows(quote(21, 14.0, 15.0) + quote(22, 0.5, 1.0), options)
+    today = [r for r in rows if r["instrument_id"] == 21]
+    assert all(r["is_0dte"] for r in today)
+    assert len(today) == 4
+    assert today[0]["minutes_to_expiry"] == pytest.approx(7 * 60 - 1 / 60)
+    expiring = [r for r in rows if r["instrument_id"] == 22]
+    assert [r["window_start"].second for r in expiring] == [0, 1]
+    assert [r["minutes_to_expiry"] for r in expiring] == [1.0, 1.0]
+
+
+def test_second_without_futures_spot_is_flagged() -> None:
+    options = chain((31, 5000.0, True, MONTH_OUT, 10.0))
+    seconds = OPEN + SECOND * np.array([0, 1, 3])  # the future had no valid book at second 2
+    rows = quote_rows(quote(31, 60.0, 61.0), options, SpotSeries(seconds, np.full(3, SPOT)))
+    assert [r["iv_status"] for r in rows] == ["ok", "ok", "no_spot", "ok"]
+    assert rows[2]["futures_spot"] is None
+    assert rows[2]["gex"] is None
+
+
+def test_option_book_before_its_snapshot_completes_is_invalid() -> None:
+    options = chain((41, 5000.0, True, MONTH_OUT, 10.0))
+    # an R without F_SNAPSHOT empties the book; it stays invalid until rebuilt
+    records = [*quote(41, 60.0, 61.0), mbo(41, OPEN + SECOND + SECOND // 2, "R")]
+    rows = quote_rows(records, options)
+    assert [r["iv_status"] for r in rows] == ["ok", "invalid_book", "invalid_book", "invalid_book"]
+
+
+def test_option_without_definition_is_an_error_naming_partition_and_instrument() -> None:
+    options = chain((51, 5000.0, True, MONTH_OUT, 10.0))
+    with pytest.raises(EngineError, match=r"symbol=ESM4 dt=2024-03-12.*\[777\]"):
+        quote_rows(quote(51, 60.0, 61.0) + quote(777, 1.0, 2.0), options)
+
+
+def test_later_records_do_not_change_earlier_quotes() -> None:
+    options = chain((61, 5000.0, True, MONTH_OUT, 10.0), (62, 4950.0, False, MONTH_OUT, 20.0))
+    base = quote(61, 60.0, 61.0) + quote(62, 40.0, 41.0)
+    later = [
+        mbo(61, OPEN + 2 * SECOND + 5, "C", "B", px(60.0), 10, 610),
+        mbo(62, OPEN + 2 * SECOND + 9, "A", "A", px(40.5), 3, 999),
+    ]
+    before = [r for r in quote_rows(base, options) if r["window_start"].second < 2]
+    after = quote_rows(base + later, options)
+    assert [r for r in after if r["window_start"].second < 2] == before
+    changed = [r for r in after if r["window_start"].second == 2]
+    assert {r["instrument_id"]: r["iv_status"] for r in changed} == {61: "no_quote", 62: "ok"}
+
+
+# ---- the chain from bronze: definitions and open interest
+
+
+def test_open_interest_is_the_latest_value_before_the_session(tmp_path) -> None:
+    connection = duckdb.connect()
+    session_start = utc_ns(DAY, dt.time(9, 30), ZONE)
+    connection.execute(
+        "create table definitions as select * from (values "
+        f"(11, DATE '2024-03-11', 0, 'ESM4 C5000', {px(5000)}, 'C', 10, {px(50)}, {UNDEF_PRICE}),"
+        f"(11, DATE '2024-03-12', 0, 'ESM4 C5000', {px(5000)}, 'C', 20, {px(50)}, {UNDEF_PRICE}),"
+        f"(12, DATE '2024-03-12', 1, 'ESM4 P4950', {px(4950)}, 'P', 20, {px(50)}, {px(0.05)})"
+        ") t(instrument_id, dt, record_index, raw_symbol, strike_price, instrument_class, "
+        "expiration, unit_of_measure_qty, min_price_increment)"
+    )
+    connection.execute("alter table definitions add column symbol varchar default 'ESM4'")
+    connection.execute(
+        "create table statistics as select * from (values "
+        f"(11, DATE '2024-03-11', {session_start - 86_400 * SECOND}, 0, 9, 1, 900),"
+        f"(11, DATE '2024-03-12', {session_start - 3_600 * SECOND}, 0, 9, 1, 1000),"
+        f"(11, DATE '2024-03-12', {session_start + SECOND}, 1, 9, 1, 5555),"  # during the session
+        f"(12, DATE '2024-03-12', {session_start - SECOND}, 2, 3, 1, 7)"  # not open interest
+        ") t(instrument_id, dt, ts_recv, record_index, stat_type, update_action, quantity)"
+    )
+    connection.execute("alter table statistics add column symbol varchar default 'ESM4'")
+    options = options_chain(
+        connection.table("definitions"),
+        connection.table("statistics"),
+        "ESM4",
+        DAY,
+        session_start,
+        0.05,
+    )
+    assert options.instrument_ids.tolist() == [11, 12]
+    assert options.expiration_ns.tolist() == [20, 20]  # the latest definition wins
+    assert options.strikes.tolist() == [5000.0, 4950.0]
+    assert options.is_call.tolist() == [True, False]
+    assert options.multiplier.tolist() == [50.0, 50.0]
+    assert options.tick.tolist() == [px(0.05), px(0.05)]  # UNDEF tick: the options_tick_size
+    assert options.open_interest[0] == 1000
+    assert math.isnan(options.open_interest[1])
+
+
+def test_real_option_definitions_give_the_chain(shared_data, raw, lake) -> None:
+    """The real ES.OPT definition sample: 'ESM4 C4250' and 'ESM4 C3550' on ESM4, no open
+    interest in the sample (so flagged missing)."""
+    source = shared_data / "definition-glbx-es-opt.dbn.zst"
+    (raw / source.name).symlink_to(source)
+    ingest(raw, lake, workers=1)
+    records = db.DBNStore.from_file(source).to_ndarray()
+    connection = duckdb.connect()
+    glob = lake.bronze / "options_definitions" / "**" / "*.parquet"
+    definitions = connection.sql(f"select * from read_parquet('{glob}', hive_partitioning=true)")
+    statistics = connection.sql(
+        "select 'ESM4' as symbol, DATE '2024-01-01' as dt, 0::uinteger as instrument_id, "
+        "0::bigint as ts_recv, 0 as record_index, 9 as stat_type, 1 as update_action, "
+        "0 as quantity where false"
+    )
+    day = max(definitions.project("dt").fetchnumpy()["dt"]).astype(dt.date)
+    options = options_chain(definitions, statistics, "ESM4", day, 2**62, 0.05)
+    assert sorted(options.raw_symbols) == ["ESM4 C3550", "ESM4 C4250"]
+    by_id = {int(r["instrument_id"]): r for r in records}
+    for i, instrument in enumerate(options.instrument_ids):
+        record = by_id[int(instrument)]
+        assert options.strikes[i] == record["strike_price"] / 1e9
+        assert options.expiration_ns[i] == record["expiration"]
+        assert options.is_call[i]
+        assert options.multiplier[i] == 50.0
+    assert np.isnan(options.open_interest).all()
+
+
+# ---- the zero-gamma level
+
+
+def profile_quotes(
+    strikes: list[float],
+    calls: list[bool],
+    interest: list[float],
+    spot: float = SPOT,
+    minutes: float = 7 * 1440.0,
+) -> pa.Table:
+    n = len(strikes)
+    values = {
+        "window_start": pa.array([dt.datetime(2024, 3, 12, 14, 0)] * n, pa.timestamp("us")),
+        "option_right": ["C" if c else "P" for c in calls],
+        "is_0dte": [False] * n,
+        "strike_price": strikes,
+        "minutes_to_expiry": [minutes] * n,
+        "implied_volatility": [0.2] * n,
+        "open_interest": interest,
+        "multiplier": [50.0] * n,
+        "futures_spot": [spot] * n,
+    }
+    return pa.table({name: values[name] for name in PROFILE_INPUT_COLUMNS})
+
+
+PROFILE = ProfileSettings(
+    half_width_points=100.0, step_points=5.0, rate=0.0, call_sign=1.0, put_sign=-1.0
+)
+
+
+def net_exposure(table: pa.Table, forward: float) -> float:
+    rows = table.to_pylist()
+    total = 0.0
+    for r in rows:
+        g = gamma(
+            np.array([forward]), np.array([r["strike_price"]]),
+            np.array([r["minutes_to_expiry"] / MINUTES_PER_YEAR]), np.array([0.2]), 0.0,
+        )[0]  # fmt: skip
+        sign = 1.0 if r["option_right"] == "C" else -1.0
+        total += sign * g * r["open_interest"] * r["multiplier"]
+    return total
+
+
+def test_zero_gamma_lies_between_the_strikes_where_the_profile_changes_sign() -> None:
+    """Puts at 4950 (dealers short: -), calls at 5050 (+): below 4950 the profile is
+    negative, above 5050 positive; it crosses zero once between them."""
+    table = profile_quotes([4950.0, 5050.0], [False, True], [1000.0, 1000.0])
+    level = zero_gamma_batch("ESM4", DAY, table, PROFILE, "test").to_pylist()[0]
+    zero = level["zero_gamma_level"]
+    assert net_exposure(table, 4950.0) < 0 < net_exposure(table, 5050.0)
+    assert 4950.0 < zero < 5050.0
+    assert net_exposure(table, zero - 0.01) < 0 < net_exposure(table, zero + 0.01)
+    assert level["zero_gamma_level_0dte"] is None  # no 0DTE options
+
+
+def test_zero_gamma_is_the_crossing_nearest_spot_or_none() -> None:
+    # one day out, calls at 4900 and 5100 around puts at 5000: two crossings, spot nearer
+    # the upper one
+    table = profile_quotes(
+        [4900.0, 5000.0, 5100.0], [True, False, True], [900, 1000, 900], 5040, 1440.0
+    )
+    assert net_exposure(table, 5000.0) < 0 < net_exposure(table, 4900.0)
+    zero = zero_gamma_batch("ESM4", DAY, table, PROFILE, "test").to_pylist()[0]["zero_gamma_level"]
+    assert 5000.0 < zero < 5100.0
+    assert abs(net_exposure(table, zero)) < 1e-6 * abs(net_exposure(table, 5100.0))
+    calls_only = profile_quotes([4950.0, 5050.0], [True, True], [1000.0, 1000.0])
+    level = zero_gamma_batch("ESM4", DAY, calls_only, PROFILE, "test").to_pylist()[0]
+    assert level["zero_gamma_level"] is None
+
+
+def test_zero_gamma_matches_a_dense_scan_of_random_chains() -> None:
+    rng = np.random.default_rng(5)
+    seconds, per_second = 40, 60
+    strikes = np.tile(np.arange(4850.0, 5150.0, 5.0), seconds)
+    years = rng.choice([0.5, 3.0, 30.0], len(strikes)) / 365
+    sigma = rng.uniform(0.1, 0.35, len(strikes))
+    weight = rng.choice([-1.0, 1.0], len(strikes)) * rng.uniform(10, 3000, len(strikes)) * 50
+    spot = rng.uniform(4950, 5050, seconds)
+    starts = np.arange(0, seconds * per_second + 1, per_second)
+    levels = zero_gamma_levels(starts, strikes, years, sigma, weight, spot, 100.0, 5.0, 0.0)
+    for s in range(seconds):
+        rows = slice(starts[s], starts[s + 1])
+        grid = np.arange(spot[s] - 100.0, spot[s] + 100.0 + 1e-9, 0.05)
+        profile = np.array(
+            [np.sum(weight[rows] * gamma(np.full(per_second, f), strikes[rows], years[rows],
+                                         sigma[rows], 0.0)) for f in grid]
+        )  # fmt: skip
+        changes = np.flatnonzero(np.sign(profile[:-1]) != np.sign(profile[1:]))
+        if len(changes) == 0:
+            assert np.isnan(levels[s])
+            continue
+        nearest = min((grid[i] + 0.025 for i in changes), key=lambda c: abs(c - spot[s]))
+        assert abs(levels[s] - nearest) <= 0.03, (s, levels[s], nearest)
