@@ -18,9 +18,7 @@ every second; the rates of each step and the process's peak memory.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,9 +30,6 @@ import databento as db
 import numpy as np
 import zstandard
 
-from book_engine.replay import MboColumns, replay_windows
-from gex.options_surface import OptionsSettings
-from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.lake import PROJECT_ROOT
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 
@@ -72,10 +67,6 @@ def replicate_sample(records: int, out: Path) -> tuple[int, int]:
     return len(replicated), out.stat().st_size
 
 
-def _child_peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 def bench_ingest(records: int, work_dir: Path) -> dict[str, float]:
     raw = work_dir / "raw"
     total, size = replicate_sample(records, raw / f"replicated-{SAMPLE_MBO}")
@@ -90,7 +81,7 @@ def bench_ingest(records: int, work_dir: Path) -> dict[str, float]:
         "ingest_seconds": measured["seconds"],
         "process_seconds": wall,
         "records_per_second": total / measured["seconds"],
-        "peak_rss_mib": _child_peak_rss_mib(),
+        "peak_rss_mib": measured["peak_rss_mib"],
     }
 
 
@@ -135,14 +126,12 @@ def bench_engine(work_dir: Path) -> dict[str, float]:
     if not (raw / "ES.FUT" / "mbo").exists():
         simulate_market(raw, config)
     (path,) = sorted((raw / "ES.FUT" / "mbo").glob("*.dbn.zst"))
-    before = _child_peak_rss_mib()
     measured = _run_child(_ENGINE_CHILD, path, 4001, config.start_date.isoformat())
     return {
         **measured,
         "decode_rate": measured["file_records"] / measured["decode"],
         "replay_rate": measured["records"] / measured["replay"],
         "surfaces_rate": measured["records"] / measured["surfaces"],
-        "peak_rss_mib": max(before, _child_peak_rss_mib()),
     }
 
 
@@ -200,25 +189,28 @@ for symbol in symbols:  # one partition at a time, as engine_options_quotes_1s r
     measured["zero_gamma"] += time.perf_counter() - started
     measured["seconds"] += levels.num_rows
     measured["levels"] += levels.num_rows - levels["zero_gamma_level"].null_count
-measured["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(measured))
 """
 
 
-def futures_spot(futures_path: Path, instrument: int, day: dt.date, out: Path) -> Path:
-    """The front future's spot per second of the surface window (what book_snapshot_1s gives
-    the options models), saved for the options bench process."""
-    records = db.DBNStore.from_file(futures_path).to_ndarray()
-    front = MboColumns.from_dbn(records[records["instrument_id"] == instrument])
-    del records
-    window = OptionsSettings("America/New_York", (dt.time(9), dt.time(13)), 1.0, 0.0)
-    config = window.window_config(day)
-    book = np.concatenate(
-        [c.book_rows for c in replay_windows(front, {instrument: 250_000_000}, config)]
-    )
-    valid = (book["book_valid"] == 1) & (book["spot_price"] != UNDEF_PRICE)
-    np.savez(out, seconds=book["window_start"][valid], spot=book["spot_price"][valid] / PRICE_SCALE)
-    return out
+_SPOT_CHILD = """
+import datetime as dt, sys
+import databento as db
+import numpy as np
+from book_engine.replay import MboColumns, replay_windows
+from gex.options_surface import OptionsSettings
+from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
+path, instrument, out = sys.argv[1], int(sys.argv[2]), sys.argv[4]
+day = dt.date.fromisoformat(sys.argv[3])
+records = db.DBNStore.from_file(path).to_ndarray()
+front = MboColumns.from_dbn(records[records["instrument_id"] == instrument])
+del records
+window = OptionsSettings("America/New_York", (dt.time(9), dt.time(13)), 1.0, 0.0)
+chunks = replay_windows(front, {instrument: 250_000_000}, window.window_config(day))
+book = np.concatenate([chunk.book_rows for chunk in chunks])
+valid = (book["book_valid"] == 1) & (book["spot_price"] != UNDEF_PRICE)
+np.savez(out, seconds=book["window_start"][valid], spot=book["spot_price"][valid] / PRICE_SCALE)
+"""
 
 
 def bench_options(work_dir: Path) -> dict[str, float]:
@@ -235,7 +227,9 @@ def bench_options(work_dir: Path) -> dict[str, float]:
     _run_child(_INGEST_CHILD, options_raw, lake)
     landing = time.perf_counter() - started
     (futures_path,) = sorted((raw / "ES.FUT" / "mbo").glob("*.dbn.zst"))
-    spot = futures_spot(futures_path, 4001, config.start_date, work_dir / "spot.npz")
+    # the future's spot per second, what book_snapshot_1s gives the options models
+    spot = work_dir / "spot.npz"
+    _run_child(_SPOT_CHILD, futures_path, 4001, config.start_date.isoformat(), spot)
     measured = _run_child(_OPTIONS_CHILD, lake, spot, config.start_date.isoformat())
     engine_and_gex = measured["quotes"] + measured["zero_gamma"]
     return {
@@ -249,18 +243,32 @@ def bench_options(work_dir: Path) -> dict[str, float]:
     }
 
 
+_PEAK_MEMORY = """
+import json as _json
+from pathlib import Path as _Path
+_status = _Path("/proc/self/status").read_text().splitlines()
+_peak = next(int(line.split()[1]) for line in _status if line.startswith("VmHWM:"))
+print(_json.dumps({"peak_rss_mib": _peak / 1024}))
+"""
+
+
 def _run_child(code: str, *arguments: object) -> dict[str, Any]:
-    """Run a bench step in a fresh process; its last output line is a JSON object."""
+    """Run a bench step in a fresh process. Its last JSON line and the process's own peak
+    resident memory (VmHWM: a new address space per exec, unlike getrusage's maxrss, which a
+    child inherits from a large parent) come back as one dict."""
     result = subprocess.run(
-        [sys.executable, "-c", code, *map(str, arguments)],
+        [sys.executable, "-c", code + _PEAK_MEMORY, *map(str, arguments)],
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"bench step failed:\n{result.stderr[-4000:]}")
-    lines = result.stdout.strip().splitlines()
-    return json.loads(lines[-1]) if lines else {}
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    measured: dict[str, Any] = {}
+    for line in lines[-2:]:
+        measured.update(json.loads(line))
+    return measured
 
 
 def run_benchmarks(records: int, work_dir: Path | None) -> int:
