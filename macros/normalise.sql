@@ -9,3 +9,11 @@
         else 0.0
     end
 {%- endmacro %}
+
+
+{% macro ordered_sum(value, order_by, condition=none) -%}
+    {#- Sum of doubles in a fixed order (0 over no rows): a parallel `sum` adds in whatever
+        order threads finish, so the same inputs could differ in the last bits between builds. -#}
+    coalesce(list_sum(list({{ value }} order by {{ order_by }})
+        {%- if condition is not none %} filter (where {{ condition }}){% endif %}), 0.0)
+{%- endmacro %}

@@ -4,6 +4,7 @@ with all_quotes as (
         symbol,
         dt,
         window_start,
+        instrument_id,
         strike_price,
         option_right,
         is_0dte,
@@ -31,6 +32,7 @@ signed as (
         symbol,
         dt,
         window_start,
+        instrument_id,
         strike_price,
         is_0dte,
         case
@@ -52,12 +54,13 @@ by_strike as (
         dt,
         window_start,
         strike_price,
-        sum(call_gex) as call_gex,
-        sum(put_gex) as put_gex,
+        -- summed in instrument order: the same build gives the same bits
+        {{ ordered_sum('call_gex', 'instrument_id') }} as call_gex,
+        {{ ordered_sum('put_gex', 'instrument_id') }} as put_gex,
         sum(call_open_interest)::bigint as call_open_interest,
         sum(put_open_interest)::bigint as put_open_interest,
-        coalesce(sum(call_gex) filter (where is_0dte), 0.0) as call_gex_0dte,
-        coalesce(sum(put_gex) filter (where is_0dte), 0.0) as put_gex_0dte
+        {{ ordered_sum('call_gex', 'instrument_id', 'is_0dte') }} as call_gex_0dte,
+        {{ ordered_sum('put_gex', 'instrument_id', 'is_0dte') }} as put_gex_0dte
     from signed
     group by symbol, dt, window_start, strike_price
 ),
