@@ -26,3 +26,18 @@
         timezone('{{ var("exchange_timezone") }}', {{ session_date }} + time '{{ local_time }}')
     )
 {%- endmacro %}
+
+
+{% macro exchange_time_utc_of(session_date, local_time) -%}
+    {#- Like exchange_time_utc, for a TIME column or expression rather than a literal. -#}
+    timezone(
+        'UTC',
+        timezone('{{ var("exchange_timezone") }}', {{ session_date }} + {{ local_time }})
+    )
+{%- endmacro %}
+
+
+{% macro window_floor(ts, seconds) -%}
+    {#- The start of the epoch-aligned `seconds`-long window holding a timestamp. -#}
+    make_timestamp((epoch_us({{ ts }}) // {{ seconds * 1000000 }}) * {{ seconds * 1000000 }})
+{%- endmacro %}

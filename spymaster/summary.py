@@ -23,6 +23,8 @@ def warehouse_summary(lake: Lake) -> str:
                 *_surfaces(connection),
                 "",
                 *_gamma_exposure(connection),
+                "",
+                *_triggers(connection),
             ]
         )
     finally:
@@ -116,5 +118,37 @@ def _gamma_exposure(connection: duckdb.DuckDBPyConnection) -> list[str]:
         lines.append(
             f"  {day}  {options:>5,}  {with_volatility:5.1%}  {seconds or 0:>7,}  "
             f"{with_zero or 0:>7,}  {offset}  {call or 0:7.0f} / {put or 0:7.0f}"
+        )
+    return lines
+
+
+def _triggers(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = connection.execute(
+        """
+        select vectors.level_id, vectors.approach_dir, count(*) as triggers,
+            count(distinct vectors.dt) as sessions,
+            count(*) filter (where outcomes.outcome = 'BREAK') as breaks,
+            count(*) filter (where outcomes.outcome = 'REJECT') as rejects,
+            count(*) filter (where outcomes.outcome = 'CHOP') as chops,
+            count(*) filter (where outcomes.outcome = 'WHIPSAW') as whipsaws,
+            median(outcomes.seconds_to_first_hit) as median_seconds_to_hit
+        from gold.trigger_vectors as vectors
+        inner join gold.trigger_outcomes as outcomes using (trigger_id)
+        group by all order by all
+        """
+    ).fetchall()
+    (dimensions,) = connection.execute(
+        "select coalesce(max(len(feature_vector)), 0) from gold.trigger_vectors"
+    ).fetchone()
+    lines = [
+        f"triggers and outcomes at the primary horizon per level and direction "
+        f"({dimensions} features per vector; sessions, BREAK / REJECT / CHOP / WHIPSAW, "
+        f"median seconds to the first barrier):"
+    ]
+    for level, direction, triggers, sessions, breaks, rejects, chops, whipsaws, to_hit in rows:
+        seconds = f"{to_hit:6.0f}" if to_hit is not None else "     -"
+        lines.append(
+            f"  {level:<8} {direction:<4} {triggers:>5,} in {sessions:>3}  "
+            f"{breaks:>4} / {rejects:>4} / {chops:>4} / {whipsaws:>3}  {seconds}"
         )
     return lines

@@ -4,9 +4,10 @@ The path is the best bid (in ticks) of the session's dominant contract for every
 UTC-day file. Before 09:45 New York it is a random walk whose extremes make the pre-market and
 opening-range levels; from 09:45 to 12:30 it is choreographed: price travels to one of the
 session's levels (pre-market high/low, opening-range high/low, SMA 90 of 2-minute bars), enters
-its 20-tick zone, reaches it, and resolves as BREAK, REJECT or CHOP. Before each trigger the
-order-book signature of an outcome is planted (SPEC sections 1 and 11): usually that of the
-realised outcome, with probability `signature_noise` another one, never at strength 0.
+its 20-tick zone, reaches it (the touch at the level: the trigger), and resolves as BREAK,
+REJECT or CHOP. Before each trigger the order-book signature of an outcome is planted (SPEC
+sections 1 and 11): usually that of the realised outcome, with probability `signature_noise`
+another one, never at strength 0.
 Nothing before a trigger depends on the outcome except the planted signature.
 """
 
@@ -19,8 +20,6 @@ import numpy as np
 from synthetic_market.calendar import SessionTimes
 
 ZONE_TICKS = 20
-TRIGGER_TICKS = 2
-BARRIER_TICKS = 8
 BAR_SECONDS = 120
 SMA_BARS = 90
 
@@ -241,12 +240,14 @@ def _approach(
     outcome = OUTCOMES[int(rng.choice(3, p=np.array(config.outcome_probabilities)))]
     zone_entry = None
     speed = float(rng.uniform(0.25, 0.5))
-    # The earliest a trigger can fire: the ask (UP) or the bid (DOWN) within 2 ticks.
+    # Travel until the ask (UP) or the bid (DOWN) is at the level: then spot, whichever side
+    # trades, is within a tick of it, so a trigger within 2 ticks of a trade-based level (which
+    # may sit a tick inside this one) fires whatever the last trade.
     while walker.t < len(walker.path):
         touch = walker.price + 1 if side == 1 else walker.price
         if zone_entry is None and abs(touch - level) <= ZONE_TICKS:
             zone_entry = walker.t
-        if abs(touch - level) <= TRIGGER_TICKS:
+        if side * (touch - level) >= 0:
             break
         walker.drift(walker.price + side, speed, None, None)
     trigger = walker.t

@@ -294,6 +294,13 @@ def test_every_model_and_column_is_documented(market_lake: Lake) -> None:
         "source.spymaster.bronze.options_statistics",
         "model.spymaster.engine_zero_gamma_1s",
     } <= options_lineage
+    trigger_lineage = ancestors("model.spymaster.trigger_vectors")
+    assert {
+        "model.spymaster.depth_and_flow_1s",
+        "model.spymaster.gex_surface_1s",
+        "model.spymaster.session_levels",
+        "seed.spymaster.session_level_definitions",
+    } <= trigger_lineage
 
 
 def test_summary_prints_tables_and_selection(
@@ -306,8 +313,131 @@ def test_summary_prints_tables_and_selection(
     assert "2024-03-04  ESH4" in printed
     assert "roll_boundary" in printed
     assert "gamma exposure per included day" in printed
+    assert "triggers and outcomes at the primary horizon" in printed
+    assert "PM_HIGH" in printed
 
 
 def test_raw_folder_holds_only_what_the_generator_wrote(market_lake: Lake) -> None:
     names = {path.parent.parent.name for path in Path(market_lake.raw).rglob("*.dbn.zst")}
     assert names == {"ES.FUT", "ES.OPT"}
+
+
+def test_planted_approaches_are_found_as_triggers_with_their_outcomes(market_lake: Lake) -> None:
+    """Against the generator's ground truth (read by tests only): each planted approach of an
+    included session is a trigger of the same level within a minute, in the same direction,
+    and its label at the primary horizon is the planted outcome."""
+    matches = warehouse(
+        market_lake,
+        f"""
+        with planted as (
+            select truth.*, make_timestamp(truth.trigger_ts // 1000) as planted_ts
+            from read_parquet('{market_lake.raw}/ground_truth/approaches.parquet') as truth
+            inner join silver.contract_day_selection as selection
+                on selection.dt = truth.session_date and selection.is_included
+        )
+        select planted.level_id, planted.approach_dir, planted.outcome,
+            arg_min(vectors.approach_dir, abs(epoch(vectors.ts) - epoch(planted.planted_ts))),
+            arg_min(outcomes.outcome, abs(epoch(vectors.ts) - epoch(planted.planted_ts)))
+        from planted
+        left join gold.trigger_vectors as vectors
+            on vectors.dt = planted.session_date and vectors.level_id = planted.level_id
+            and vectors.ts between planted.planted_ts - interval 60 second
+                and planted.planted_ts + interval 60 second
+        left join gold.trigger_outcomes as outcomes using (trigger_id)
+        group by planted.session_date, planted.level_id, planted.approach_dir, planted.outcome,
+            planted.planted_ts
+        """,
+    )
+    assert len(matches) >= 60
+    found = [row for row in matches if row[3] is not None]
+    recall = len(found) / len(matches)
+    assert recall >= 0.90, f"recall {recall:.1%} of {len(matches)} planted approaches"
+    assert all(direction == planted for _, planted, _, direction, _ in found)
+    agreement = np.mean([label == outcome for _, _, outcome, _, label in found])
+    assert agreement >= 0.90, f"labels agree with the planted outcomes in {agreement:.1%}"
+
+
+def test_trigger_vectors_are_the_blocks_of_the_level_features(market_lake: Lake) -> None:
+    """Recompute a few vectors from level_features and market_features by SPEC 9's block
+    definitions, name by name through the catalog."""
+    catalog = warehouse(
+        market_lake,
+        "select level_id, feature_index, feature_name, block, base_feature, feature_scope "
+        "from gold.trigger_feature_catalog order by level_id, feature_index",
+    )
+    lengths = dict(
+        warehouse(
+            market_lake,
+            "select level_id, len(any_value(feature_vector)) "
+            "from gold.trigger_vectors group by level_id",
+        )
+    )
+    names_by_level: dict[str, list[tuple[str, str, str, str]]] = {}
+    for level, index, name, block, base, scope in catalog:
+        names_by_level.setdefault(level, []).append((name, block, base, scope))
+        assert index == len(names_by_level[level])
+        prefix = level.lower() + "_"
+        assert name == f"{base}_{block}"
+        assert base.startswith(prefix) == (scope == "level")
+    assert set(lengths) <= set(names_by_level)
+    for level, length in lengths.items():
+        assert length == len(names_by_level[level])
+        assert len({name for name, *_ in names_by_level[level]}) == length
+    assert ("pm_high_ask_pull_add_log_rest_w0", "w0", "pm_high_ask_pull_add_log_rest", "level") in (
+        names_by_level["PM_HIGH"]
+    )
+
+    triggers = warehouse(
+        market_lake,
+        "select trigger_id, symbol, dt, level_id, window_start, feature_vector "
+        "from gold.trigger_vectors using sample reservoir(6 rows) repeatable (3)",
+    )
+    step = np.timedelta64(5, "s")
+    for trigger_id, symbol, day, level, window_start, vector in triggers:
+        history: dict[str, np.ndarray] = {}
+        for table, condition in (
+            ("gold.level_features", f"and level_id = '{level}'"),
+            ("gold.market_features", ""),
+        ):
+            connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+            frame = connection.execute(
+                f"select * from {table} where symbol = ? and dt = ? {condition} "
+                "and window_start <= ? order by window_start",
+                [symbol, day, window_start],
+            ).fetchnumpy()
+            connection.close()
+            times = frame["window_start"].astype("datetime64[s]")
+            for column, values in frame.items():
+                if values.dtype.kind == "f":
+                    history[column] = (times, values.astype(float))
+        for position, (name, block, base, scope) in enumerate(names_by_level[level]):
+            column = base.removeprefix(level.lower() + "_") if scope == "level" else base
+            times, values = history[column]
+            expected = _block(times, values, block, step)
+            assert vector[position] == pytest.approx(expected, abs=1e-9), (trigger_id, name)
+
+
+def _block(times: np.ndarray, values: np.ndarray, block: str, step: np.timedelta64) -> float:
+    """SPEC 9's block of a series at its last time; a missing earlier window is no change."""
+    at = dict(zip(times, values, strict=True))
+    now = times[-1]
+
+    def lagged(k: int) -> float | None:
+        return at.get(now - k * step)
+
+    def difference(order: int, offset: int = 0) -> float:
+        if order == 0:
+            return at[now - offset * step]
+        if lagged(offset + 1) is None:
+            return 0.0
+        return difference(order - 1, offset) - difference(order - 1, offset + 1)
+
+    if block == "w0":
+        return at[now]
+    if block in ("d1", "d2", "d3"):
+        return difference(int(block[1]))
+    windows = int(block.split("_", maxsplit=1)[0][1:])
+    if block.endswith("_mean"):
+        return float(np.mean([value for time, value in at.items() if time > now - windows * step]))
+    earlier = lagged(windows - 1)
+    return 0.0 if earlier is None else (at[now] - earlier) / (windows - 1)
