@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 LAKE ?= $(CURDIR)/lake
 export SPYMASTER_LAKE := $(abspath $(LAKE))
 
-DEMO_SESSIONS ?= 12
+DEMO_SESSIONS ?= 20
 DEMO_SEED ?= 7
 
 .PHONY: install demo test lint pytest bench clean

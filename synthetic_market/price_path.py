@@ -4,10 +4,10 @@ The path is the best bid (in ticks) of the session's dominant contract for every
 UTC-day file. Before 09:45 New York it is a random walk whose extremes make the pre-market and
 opening-range levels; from 09:45 to 12:30 it is choreographed: price travels to one of the
 session's levels (pre-market high/low, opening-range high/low, SMA 90 of 2-minute bars), enters
-its 20-tick zone, reaches it (the touch at the level: the trigger), and resolves as BREAK,
-REJECT or CHOP. Before each trigger the order-book signature of an outcome is planted (SPEC
-sections 1 and 11): usually that of the realised outcome, with probability `signature_noise`
-another one, never at strength 0.
+its 20-tick zone, brings the touch to the level (the trigger: spot is then within 2 ticks of it
+whichever side trades) and resolves as BREAK, REJECT or CHOP. In the seconds up to the trigger
+the order-book signature of an outcome is planted (SPEC sections 1 and 11): usually that of the
+realised outcome, with probability `signature_noise` another one, never at strength 0.
 Nothing before a trigger depends on the outcome except the planted signature.
 """
 
@@ -48,7 +48,7 @@ class PathConfig:
     signal_strength: float = 1.0
     signature_noise: float = 0.2
     outcome_probabilities: tuple[float, float, float] = (0.4, 0.4, 0.2)
-    signature_orders: float = 30.0
+    signature_orders: float = 60.0
     level_weights: dict[str, float] = field(
         default_factory=lambda: {
             "PM_HIGH": 0.3,
@@ -59,6 +59,8 @@ class PathConfig:
         }
     )
     chop_seconds: int = 600
+    # After a break, how often price comes back to test the level from its new side
+    retest_probability: float = 0.5
 
 
 @dataclass
@@ -193,7 +195,11 @@ def build_session_path(
     choreography_end = _phase_seconds(times, 12, 30)
     while walker.t < choreography_end - 300:
         current = {**levels, "SMA_90": _sma_ticks(best_bid, walker.t, bar_origin)}
-        name = _choose_level(current, walker.price, config, rng)
+        retest = approaches and approaches[-1]["outcome"] == BREAK
+        if retest and rng.random() < config.retest_probability:
+            name = str(approaches[-1]["level_id"])
+        else:
+            name = _choose_level(current, walker.price, config, rng)
         level = current[name]
         _approach(
             walker, level, times, name, config, rng, signature_rng, approaches, planted, tick_size
