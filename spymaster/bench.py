@@ -252,6 +252,40 @@ print(_json.dumps({"peak_rss_mib": _peak / 1024}))
 """
 
 
+_RETRIEVAL_CHILD = """
+import json, sys, time
+import numpy as np
+from retrieval.index_store import SetupIndex
+from retrieval.neighbours import TriggerSet
+vectors, dimensions, queries, k = map(int, sys.argv[1:5])
+rng = np.random.default_rng(0)
+# clustered like trigger vectors: a few hundred setups, each with its own noise
+centers = rng.normal(0, 1, (300, dimensions))
+data = centers[rng.integers(0, 300, vectors)] + rng.normal(0, 0.7, (vectors, dimensions))
+sessions = np.sort(rng.integers(0, 1000, vectors)).astype("datetime64[D]")
+triggers = TriggerSet(np.array([str(i) for i in range(vectors)]), sessions, data,
+                      rng.choice(np.array(["BREAK", "REJECT", "CHOP"]), vectors))
+started = time.perf_counter()
+index = SetupIndex.build("PM_HIGH", "UP", triggers, [f"f{i}" for i in range(dimensions)])
+build = time.perf_counter() - started
+latencies = []
+for row in rng.integers(0, vectors, queries):
+    started = time.perf_counter()
+    index.search_before(data[row], sessions[row], k)
+    latencies.append(time.perf_counter() - started)
+latencies = np.array(latencies) * 1000
+print(json.dumps({"vectors": vectors, "dimensions": dimensions, "queries": queries, "k": k,
+                  "build": build, "p50_ms": float(np.percentile(latencies, 50)),
+                  "p99_ms": float(np.percentile(latencies, 99))}))
+"""
+
+
+def bench_retrieval() -> dict[str, float]:
+    """Exact FAISS search of one level and direction's index, one query at a time, as
+    `spymaster neighbors` and the walk-forward run it (only sessions before the query's)."""
+    return _run_child(_RETRIEVAL_CHILD, 120_000, 320, 1000, 15)
+
+
 def _run_child(code: str, *arguments: object) -> dict[str, Any]:
     """Run a bench step in a fresh process. Its last JSON line and the process's own peak
     resident memory (VmHWM: a new address space per exec, unlike getrusage's maxrss, which a
@@ -283,6 +317,7 @@ def run_benchmarks(records: int, work_dir: Path | None) -> int:
         )
         engine = bench_engine(folder)
         options = bench_options(folder)
+        retrieval = bench_retrieval()
     print(
         "decode  {file_records:,} records of a realistic generated ES.FUT day with databento "
         "to_ndarray: {decode:.2f} s, {decode_rate:,.0f} records/s".format(**engine)
@@ -302,5 +337,11 @@ def run_benchmarks(records: int, work_dir: Path | None) -> int:
         "zero-gamma profile of {seconds:,} seconds {zero_gamma:.1f} s ({zero_gamma_rate:,.0f} "
         "seconds/s, {levels:,} with a level); engine + GEX {engine_and_gex:.1f} s "
         "({total_rate:,.0f} records/s); peak RSS {peak_rss_mib:,.0f} MiB".format(**options)
+    )
+    print(
+        "retrieval  exact FAISS index of {vectors:,} trigger vectors x {dimensions} features "
+        "(robust scaling + build {build:.2f} s): {queries:,} single queries of the {k} nearest "
+        "from earlier sessions, p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms; peak RSS "
+        "{peak_rss_mib:,.0f} MiB".format(**retrieval)
     )
     return 0

@@ -20,6 +20,7 @@ from ingest.report import format_report
 from spymaster.bench import run_benchmarks
 from spymaster.book_command import BookCommandError, run_book
 from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
 from spymaster.summary import warehouse_summary
 from synthetic_market.dbn_files import RawFileExistsError
 from synthetic_market.simulate import SCALES, MarketConfig, parse_scale, simulate_market
@@ -113,6 +114,15 @@ def _cmd_book(args: argparse.Namespace) -> int:
         print(run_book(args.lake, args.symbol, args.dt, args.at, args.depth, args.json))
     except (BookCommandError, EngineError, ValueError) as error:
         print(f"book failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_neighbors(args: argparse.Namespace) -> int:
+    try:
+        print(run_neighbors(args.lake, args.level, args.at, args.k, args.json))
+    except (NeighborsCommandError, ValueError) as error:
+        print(f"neighbors failed: {error}", file=sys.stderr)
         return 1
     return 0
 
@@ -215,6 +225,22 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--depth", type=int, default=10, help="price levels per side (default 10)")
     book.add_argument("--json", action="store_true", help="print one JSON object")
     book.set_defaults(handler=_cmd_book)
+
+    neighbors = commands.add_parser(
+        "neighbors",
+        help="the most similar historical setups to a level's trigger at a moment",
+        description="Take the level's latest trigger at or before --at (same UTC day), search "
+        "its level and direction's FAISS index (<lake>/indexes) for the most similar triggers "
+        "of earlier sessions, and print them with their similarity and outcome.",
+    )
+    _add_lake(neighbors)
+    neighbors.add_argument("--level", required=True, help="level id, e.g. PM_HIGH")
+    neighbors.add_argument(
+        "--at", required=True, help="ISO-8601 time (UTC unless an offset is given) or integer ns"
+    )
+    neighbors.add_argument("--k", type=int, default=10, help="neighbours (default 10)")
+    neighbors.add_argument("--json", action="store_true", help="print one JSON object")
+    neighbors.set_defaults(handler=_cmd_neighbors)
 
     summary = commands.add_parser("summary", help="tables, row counts and results of a lake")
     _add_lake(summary)

@@ -25,6 +25,8 @@ def warehouse_summary(lake: Lake) -> str:
                 *_gamma_exposure(connection),
                 "",
                 *_triggers(connection),
+                "",
+                *_retrieval(connection),
             ]
         )
     finally:
@@ -150,5 +152,34 @@ def _triggers(connection: duckdb.DuckDBPyConnection) -> list[str]:
         lines.append(
             f"  {level:<8} {direction:<4} {triggers:>5,} in {sessions:>3}  "
             f"{breaks:>4} / {rejects:>4} / {chops:>4} / {whipsaws:>3}  {seconds}"
+        )
+    return lines
+
+
+def _retrieval(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = connection.execute(
+        """
+        select level_id, approach_dir, n, sessions, base_rate, auc, auc_ci_low, auc_ci_high,
+            brier, brier_base_rate, brier_time_of_day, log_loss, log_loss_base_rate,
+            top_decile_lift
+        from gold.retrieval_evaluation order by level_id, approach_dir
+        """
+    ).fetchall()
+    lines = [
+        "walk-forward retrieval of P(BREAK) per level and direction (triggers, sessions, base "
+        "rate, AUC [95% session-bootstrap interval], Brier: model / base rate / time of day, "
+        "log loss: model / base rate, top-decile lift):"
+    ]
+
+    def number(value: float | None, digits: int = 2) -> str:
+        return "  -" if value is None else f"{value:.{digits}f}"
+
+    for (level, direction, n, sessions, base, auc, low, high, brier, brier_base, brier_tod,
+         loss, loss_base, lift) in rows:  # fmt: skip
+        lines.append(
+            f"  {level:<8} {direction:<4} {n:>5,} {sessions:>3}  {number(base)}  "
+            f"AUC {number(auc)} [{number(low)}, {number(high)}]  "
+            f"Brier {number(brier, 3)} / {number(brier_base, 3)} / {number(brier_tod, 3)}  "
+            f"log loss {number(loss, 3)} / {number(loss_base, 3)}  lift {number(lift)}"
         )
     return lines

@@ -314,6 +314,7 @@ def test_summary_prints_tables_and_selection(
     assert "roll_boundary" in printed
     assert "gamma exposure per included day" in printed
     assert "triggers and outcomes at the primary horizon" in printed
+    assert "walk-forward retrieval of P(BREAK)" in printed
     assert "PM_HIGH" in printed
 
 
@@ -441,3 +442,45 @@ def _block(times: np.ndarray, values: np.ndarray, block: str, step: np.timedelta
         return float(np.mean([value for time, value in at.items() if time > now - windows * step]))
     earlier = lagged(windows - 1)
     return 0.0 if earlier is None else (at[now] - earlier) / (windows - 1)
+
+
+def test_neighbors_command_lists_earlier_setups_from_the_index(
+    market_lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    indexes = warehouse(
+        market_lake, "select level_id, approach_dir, vectors from gold.retrieval_indexes"
+    )
+    assert {(level, direction) for level, direction, _ in indexes} >= {("PM_HIGH", "UP")}
+    for level, direction, vectors in indexes:
+        folder = market_lake.root / "indexes" / f"{level}_{direction}"
+        assert (folder / "vectors.faiss").exists(), folder
+        meta = json.loads((folder / "index.json").read_text())
+        assert len(meta["trigger_ids"]) == vectors
+        assert len(meta["feature_names"]) == len(meta["scaling"]["median"]) == 320
+    level, ts, day, direction = warehouse(
+        market_lake,
+        "select level_id, ts, dt, approach_dir from gold.trigger_vectors "
+        "where dt = (select max(dt) from gold.trigger_vectors) order by ts limit 1",
+    )[0]
+    at = ts.replace(tzinfo=dt.UTC).isoformat()
+    assert main(["neighbors", "--lake", str(market_lake.root), "--level", level, "--at", at,
+                 "--k", "5", "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert (result["level_id"], result["approach_dir"]) == (level, direction)
+    earlier = warehouse(
+        market_lake,
+        "select count(*) from gold.trigger_vectors v "
+        "join gold.trigger_outcomes o using (trigger_id) "
+        f"where v.level_id = '{level}' and v.approach_dir = '{direction}' and v.dt < '{day}' "
+        "and o.outcome is not null",
+    )[0][0]
+    assert len(result["neighbors"]) == min(5, earlier) > 0
+    assert all(row["dt"] < str(day) for row in result["neighbors"])
+    similarities = [row["similarity"] for row in result["neighbors"]]
+    assert similarities == sorted(similarities, reverse=True)
+    assert result["p_break"] + result["p_reject"] + result["p_chop"] == pytest.approx(1.0)
+    assert main(["neighbors", "--lake", str(market_lake.root), "--level", level, "--at", at]) == 0
+    assert "most similar setups of earlier sessions" in capsys.readouterr().out
+    assert main(["neighbors", "--lake", str(market_lake.root), "--level", level,
+                 "--at", "2020-01-02T15:00:00Z"]) == 1  # fmt: skip
+    assert "no " + level + " trigger on 2020-01-02" in capsys.readouterr().err

@@ -1,0 +1,118 @@
+"""Walk-forward nearest neighbours (SPEC 10): for every trigger of a level and approach
+direction, the k most similar triggers of strictly earlier sessions, scaled with statistics of
+those sessions only, and the similarity-weighted distribution of what happened after them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from retrieval.scaling import RobustScaling
+
+OUTCOMES = ("BREAK", "REJECT", "CHOP")
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    k: int = 15
+    min_neighbours: int = 5
+
+
+@dataclass
+class TriggerSet:
+    """The triggers of one level and approach direction, in time order."""
+
+    trigger_ids: np.ndarray  # str
+    sessions: np.ndarray  # datetime64[D]
+    vectors: np.ndarray  # float64, one row per trigger
+    outcomes: np.ndarray  # str, BREAK / REJECT / CHOP / WHIPSAW, "" when unknown
+
+    def __post_init__(self) -> None:
+        if not np.all(self.sessions[:-1] <= self.sessions[1:]):
+            raise ValueError("triggers must come in time order")
+
+
+@dataclass
+class Signals:
+    """One entry per trigger of a TriggerSet; probabilities NaN without enough neighbours."""
+
+    neighbour_count: np.ndarray
+    p_break: np.ndarray
+    p_reject: np.ndarray
+    p_chop: np.ndarray
+    similarity_mean: np.ndarray
+    similarity_std: np.ndarray
+    similarity_max: np.ndarray
+    similarity_min: np.ndarray
+    training_sessions: np.ndarray
+    training_triggers: np.ndarray
+    neighbour_ids: list[list[str]]
+
+
+def exact_inner_product_index(scaled: np.ndarray) -> faiss.IndexFlatIP:
+    """Exact search: a few hundred thousand vectors a year per level and direction need no
+    approximation, and the results stay reproducible."""
+    index = faiss.IndexFlatIP(scaled.shape[1])
+    index.add(scaled)
+    return index
+
+
+def outcome_distribution(
+    similarities: np.ndarray, outcomes: np.ndarray
+) -> tuple[float, float, float]:
+    """Weights (1 + cosine) / 2 in [0, 1]; WHIPSAW counts as CHOP (neither side won)."""
+    weights = (1.0 + similarities) / 2.0
+    total = weights.sum()
+    p_break = float(weights[outcomes == "BREAK"].sum() / total)
+    p_reject = float(weights[outcomes == "REJECT"].sum() / total)
+    p_chop = float(weights[(outcomes == "CHOP") | (outcomes == "WHIPSAW")].sum() / total)
+    return p_break, p_reject, p_chop
+
+
+def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
+    n = len(triggers.trigger_ids)
+    nan = np.full(n, np.nan)
+    signals = Signals(
+        neighbour_count=np.zeros(n, dtype=np.int64),
+        p_break=nan.copy(),
+        p_reject=nan.copy(),
+        p_chop=nan.copy(),
+        similarity_mean=nan.copy(),
+        similarity_std=nan.copy(),
+        similarity_max=nan.copy(),
+        similarity_min=nan.copy(),
+        training_sessions=np.zeros(n, dtype=np.int64),
+        training_triggers=np.zeros(n, dtype=np.int64),
+        neighbour_ids=[[] for _ in range(n)],
+    )
+    labelled = triggers.outcomes != ""
+    for session in np.unique(triggers.sessions):
+        test = np.flatnonzero(triggers.sessions == session)
+        train = np.flatnonzero((triggers.sessions < session) & labelled)
+        signals.training_triggers[test] = len(train)
+        signals.training_sessions[test] = len(np.unique(triggers.sessions[train]))
+        if len(train) < settings.min_neighbours:
+            continue
+        scaling = RobustScaling.fit(triggers.vectors[train])
+        index = exact_inner_product_index(scaling.transform(triggers.vectors[train]))
+        k = min(settings.k, len(train))
+        similarities, positions = index.search(scaling.transform(triggers.vectors[test]), k)
+        for row, found, similarity in zip(test, positions, similarities, strict=True):
+            neighbours = train[found]
+            p_break, p_reject, p_chop = outcome_distribution(
+                similarity.astype(np.float64), triggers.outcomes[neighbours]
+            )
+            signals.neighbour_count[row] = k
+            signals.p_break[row], signals.p_reject[row], signals.p_chop[row] = (
+                p_break,
+                p_reject,
+                p_chop,
+            )
+            signals.similarity_mean[row] = similarity.mean()
+            signals.similarity_std[row] = similarity.std()
+            signals.similarity_max[row] = similarity.max()
+            signals.similarity_min[row] = similarity.min()
+            signals.neighbour_ids[row] = [str(t) for t in triggers.trigger_ids[neighbours]]
+    return signals

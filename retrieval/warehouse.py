@@ -1,0 +1,280 @@
+"""What the retrieval dbt Python models run: read trigger vectors and outcomes from DuckDB
+relations, return Arrow tables. The models themselves stay a few lines long."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from retrieval.evaluation import EvaluationSettings, evaluate, walk_forward_baselines
+from retrieval.index_store import SetupIndex
+from retrieval.neighbours import RetrievalSettings, TriggerSet, walk_forward
+
+SIGNALS_SCHEMA = pa.schema(
+    [
+        ("trigger_id", pa.string()),
+        ("dt", pa.date32()),
+        ("level_id", pa.string()),
+        ("approach_dir", pa.string()),
+        ("neighbour_count", pa.int64()),
+        ("p_break", pa.float64()),
+        ("p_reject", pa.float64()),
+        ("p_chop", pa.float64()),
+        ("similarity_mean", pa.float64()),
+        ("similarity_std", pa.float64()),
+        ("similarity_max", pa.float64()),
+        ("similarity_min", pa.float64()),
+        ("training_sessions", pa.int64()),
+        ("training_triggers", pa.int64()),
+        ("base_rate_prior", pa.float64()),
+        ("time_of_day_rate_prior", pa.float64()),
+        ("neighbour_trigger_ids", pa.list_(pa.string())),
+    ]
+)
+
+
+def retrieval_settings(config: Mapping[str, Any]) -> RetrievalSettings:
+    return RetrievalSettings(k=int(config["k"]), min_neighbours=int(config["min_neighbours"]))
+
+
+def evaluation_settings(config: Mapping[str, Any]) -> EvaluationSettings:
+    return EvaluationSettings(
+        time_of_day_minutes=int(config["time_of_day_minutes"]),
+        time_of_day_prior_weight=float(config["time_of_day_prior_weight"]),
+        bootstrap_samples=int(config["bootstrap_samples"]),
+        reliability_bins=int(config["reliability_bins"]),
+    )
+
+
+def trigger_groups(
+    vectors: duckdb.DuckDBPyRelation, outcomes: duckdb.DuckDBPyRelation
+) -> Iterator[tuple[str, str, TriggerSet, np.ndarray]]:
+    """Per level and approach direction, its triggers in time order, with minutes since open."""
+    table = (
+        vectors.join(outcomes.project("trigger_id, outcome"), "trigger_id", how="left")
+        .project(
+            "trigger_id, level_id, approach_dir, dt, ts, minutes_since_open, feature_vector, "
+            "coalesce(outcome, '') as outcome"
+        )
+        .order("level_id, approach_dir, ts, trigger_id")
+        .to_arrow_table()
+    )
+    if table.num_rows == 0:
+        return
+    columns = {
+        name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names
+    }
+    keys = np.char.add(columns["level_id"].astype(str), "|" + columns["approach_dir"].astype(str))
+    for key in dict.fromkeys(keys):
+        rows = np.flatnonzero(keys == key)
+        level_id, approach_dir = key.split("|")
+        yield (
+            level_id,
+            approach_dir,
+            TriggerSet(
+                trigger_ids=columns["trigger_id"][rows].astype(str),
+                sessions=columns["dt"][rows].astype("datetime64[D]"),
+                vectors=np.stack(columns["feature_vector"][rows]).astype(np.float64),
+                outcomes=columns["outcome"][rows].astype(str),
+            ),
+            columns["minutes_since_open"][rows].astype(np.float64),
+        )
+
+
+def trigger_signals(
+    vectors: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    retrieval: RetrievalSettings,
+    evaluation: EvaluationSettings,
+) -> pa.Table:
+    batches = []
+    for level_id, approach_dir, triggers, minutes in trigger_groups(vectors, outcomes):
+        signals = walk_forward(triggers, retrieval)
+        labelled = triggers.outcomes != ""
+        base, time_of_day = walk_forward_baselines(
+            triggers.sessions, minutes, triggers.outcomes == "BREAK", labelled, evaluation
+        )
+        n = len(triggers.trigger_ids)
+        batches.append(
+            pa.table(
+                {
+                    "trigger_id": triggers.trigger_ids,
+                    "dt": triggers.sessions,
+                    "level_id": [level_id] * n,
+                    "approach_dir": [approach_dir] * n,
+                    "neighbour_count": signals.neighbour_count,
+                    "p_break": pa.array(signals.p_break, from_pandas=True),
+                    "p_reject": pa.array(signals.p_reject, from_pandas=True),
+                    "p_chop": pa.array(signals.p_chop, from_pandas=True),
+                    "similarity_mean": pa.array(signals.similarity_mean, from_pandas=True),
+                    "similarity_std": pa.array(signals.similarity_std, from_pandas=True),
+                    "similarity_max": pa.array(signals.similarity_max, from_pandas=True),
+                    "similarity_min": pa.array(signals.similarity_min, from_pandas=True),
+                    "training_sessions": signals.training_sessions,
+                    "training_triggers": signals.training_triggers,
+                    "base_rate_prior": pa.array(base, from_pandas=True),
+                    "time_of_day_rate_prior": pa.array(time_of_day, from_pandas=True),
+                    "neighbour_trigger_ids": signals.neighbour_ids,
+                },
+                schema=SIGNALS_SCHEMA,
+            )
+        )
+    return pa.concat_tables(batches) if batches else SIGNALS_SCHEMA.empty_table()
+
+
+EVALUATION_COLUMNS = (
+    "n", "sessions", "base_rate", "auc", "auc_ci_low", "auc_ci_high", "brier",
+    "brier_base_rate", "brier_time_of_day", "brier_skill", "brier_skill_ci_low",
+    "brier_skill_ci_high", "log_loss", "log_loss_base_rate", "log_loss_time_of_day",
+    "top_decile_lift", "top_decile_lift_ci_low", "top_decile_lift_ci_high",
+)  # fmt: skip
+
+
+def _evaluated(signals: duckdb.DuckDBPyRelation, outcomes: duckdb.DuckDBPyRelation) -> pa.Table:
+    return (
+        signals.filter("p_break is not null")
+        .join(outcomes.filter("outcome is not null").project("trigger_id, outcome"), "trigger_id")
+        .project(
+            "trigger_id, level_id, approach_dir, dt, outcome = 'BREAK' as is_break, p_break, "
+            "base_rate_prior, time_of_day_rate_prior"
+        )
+        .order("level_id, approach_dir, dt, trigger_id")
+        .to_arrow_table()
+    )
+
+
+def _evaluations(
+    signals: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    settings: EvaluationSettings,
+) -> Iterator[tuple[str, str, Any]]:
+    table = _evaluated(signals, outcomes)
+    columns = {
+        name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names
+    }
+    if table.num_rows == 0:
+        return
+    keys = np.char.add(columns["level_id"].astype(str), "|" + columns["approach_dir"].astype(str))
+    for key in dict.fromkeys(keys):
+        rows = np.flatnonzero(keys == key)
+        level_id, approach_dir = key.split("|")
+        yield (
+            level_id,
+            approach_dir,
+            evaluate(
+                columns["dt"][rows].astype("datetime64[D]"),
+                columns["is_break"][rows].astype(bool),
+                columns["p_break"][rows].astype(np.float64),
+                columns["base_rate_prior"][rows].astype(np.float64),
+                columns["time_of_day_rate_prior"][rows].astype(np.float64),
+                settings,
+            ),
+        )
+
+
+def retrieval_evaluation(
+    signals: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    settings: EvaluationSettings,
+) -> pa.Table:
+    rows = [
+        {"level_id": level_id, "approach_dir": approach_dir, **result.metrics}
+        for level_id, approach_dir, result in _evaluations(signals, outcomes, settings)
+    ]
+    schema = pa.schema(
+        [("level_id", pa.string()), ("approach_dir", pa.string())]
+        + [
+            (name, pa.int64() if name in ("n", "sessions") else pa.float64())
+            for name in EVALUATION_COLUMNS
+        ]
+    )
+    # undefined metrics (an AUC without both outcomes) are NULL, not NaN
+    return pa.Table.from_pylist(
+        [
+            {name: None if row[name] != row[name] else row[name] for name in schema.names}
+            for row in rows
+        ],
+        schema=schema,
+    )
+
+
+def retrieval_reliability(
+    signals: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    settings: EvaluationSettings,
+) -> pa.Table:
+    rows = [
+        {"level_id": level_id, "approach_dir": approach_dir, **bin_row}
+        for level_id, approach_dir, result in _evaluations(signals, outcomes, settings)
+        for bin_row in result.reliability
+    ]
+    schema = pa.schema(
+        [
+            ("level_id", pa.string()),
+            ("approach_dir", pa.string()),
+            ("bin", pa.int64()),
+            ("p_low", pa.float64()),
+            ("p_high", pa.float64()),
+            ("n", pa.int64()),
+            ("mean_p_break", pa.float64()),
+            ("break_rate", pa.float64()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def persist_indexes(
+    vectors: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    catalog: duckdb.DuckDBPyRelation,
+    indexes_dir: Path,
+) -> pa.Table:
+    """One index per level and approach direction over every labelled trigger; returns what
+    was written."""
+    names: dict[str, list[str]] = {}
+    for level_id, name in (
+        catalog.order("level_id, feature_index").project("level_id, feature_name").fetchall()
+    ):
+        names.setdefault(level_id, []).append(name)
+    rows = []
+    for level_id, approach_dir, triggers, _ in trigger_groups(vectors, outcomes):
+        labelled = triggers.outcomes != ""
+        if not labelled.any():
+            continue
+        kept = TriggerSet(
+            trigger_ids=triggers.trigger_ids[labelled],
+            sessions=triggers.sessions[labelled],
+            vectors=triggers.vectors[labelled],
+            outcomes=triggers.outcomes[labelled],
+        )
+        folder = SetupIndex.build(level_id, approach_dir, kept, names[level_id]).save(indexes_dir)
+        rows.append(
+            {
+                "level_id": level_id,
+                "approach_dir": approach_dir,
+                "index_path": str(folder),
+                "vectors": len(kept.trigger_ids),
+                "dimensions": kept.vectors.shape[1],
+                "sessions": len(np.unique(kept.sessions)),
+                "first_dt": kept.sessions.min().astype(object),
+                "last_dt": kept.sessions.max().astype(object),
+            }
+        )
+    schema = pa.schema(
+        [
+            ("level_id", pa.string()),
+            ("approach_dir", pa.string()),
+            ("index_path", pa.string()),
+            ("vectors", pa.int64()),
+            ("dimensions", pa.int64()),
+            ("sessions", pa.int64()),
+            ("first_dt", pa.date32()),
+            ("last_dt", pa.date32()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)

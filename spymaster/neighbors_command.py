@@ -1,0 +1,140 @@
+"""`spymaster neighbors`: the most similar historical setups to a level's latest trigger at a
+moment, from the persisted FAISS index, with what happened after each."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+import duckdb
+import numpy as np
+
+from retrieval.index_store import SetupIndex
+from retrieval.neighbours import outcome_distribution
+from spymaster.book_command import parse_moment
+from spymaster.lake import Lake, project_vars
+
+
+class NeighborsCommandError(ValueError):
+    """A query the warehouse cannot answer (no trigger, no index)."""
+
+
+def _query_trigger(
+    connection: duckdb.DuckDBPyConnection, level: str, at_ns: int
+) -> tuple[str, dt.date, dt.datetime, str, float, list[float]]:
+    day = dt.datetime.fromtimestamp(at_ns / 1e9, tz=dt.UTC).date()
+    row = connection.execute(
+        "select trigger_id, dt, ts, approach_dir, level_price, feature_vector "
+        "from gold.trigger_vectors where level_id = ? and dt = ? and ts <= make_timestamp(?) "
+        "order by ts desc limit 1",
+        [level, day, at_ns // 1000],
+    ).fetchone()
+    if row is None:
+        moment = dt.datetime.fromtimestamp(at_ns / 1e9, tz=dt.UTC).isoformat()
+        raise NeighborsCommandError(
+            f"no {level} trigger on {day} at or before {moment} in gold.trigger_vectors"
+        )
+    return row
+
+
+def neighbors(lake: Lake, level: str, at_ns: int, k: int) -> dict[str, object]:
+    if not lake.duckdb_path.exists():
+        raise NeighborsCommandError(f"{lake.duckdb_path}: no warehouse yet (run `spymaster build`)")
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        trigger_id, day, ts, direction, level_price, vector = _query_trigger(
+            connection, level, at_ns
+        )
+        try:
+            index = SetupIndex.load(lake.root / "indexes", level, direction)
+        except FileNotFoundError as error:
+            raise NeighborsCommandError(str(error)) from error
+        similarities, positions = index.search_before(
+            np.asarray(vector, dtype=np.float64), np.datetime64(day, "D"), k
+        )
+        ids = [str(index.triggers.trigger_ids[p]) for p in positions]
+        details = {
+            row[0]: row[1:]
+            for row in connection.execute(
+                "select vectors.trigger_id, vectors.ts, vectors.level_price, outcomes.outcome, "
+                "outcomes.seconds_to_first_hit, outcomes.max_favorable_excursion_ticks, "
+                "outcomes.max_adverse_excursion_ticks "
+                "from gold.trigger_vectors as vectors "
+                "join gold.trigger_outcomes as outcomes using (trigger_id) "
+                "where vectors.trigger_id in (select unnest(?))",
+                [ids],
+            ).fetchall()
+        }
+        own = connection.execute(
+            "select outcome from gold.trigger_outcomes where trigger_id = ?", [trigger_id]
+        ).fetchone()
+    finally:
+        connection.close()
+    outcomes = np.asarray([details[i][2] or "" for i in ids])
+    distribution = outcome_distribution(similarities.astype(np.float64), outcomes) if ids else None
+    return {
+        "trigger_id": trigger_id,
+        "level_id": level,
+        "approach_dir": direction,
+        "ts": ts.isoformat() + "Z",
+        "level_price": level_price,
+        "outcome": own[0] if own else None,
+        "p_break": distribution[0] if distribution else None,
+        "p_reject": distribution[1] if distribution else None,
+        "p_chop": distribution[2] if distribution else None,
+        "neighbors": [
+            {
+                "trigger_id": neighbour,
+                "dt": str(index.triggers.sessions[position]),
+                "ts": details[neighbour][0].isoformat() + "Z",
+                "level_price": details[neighbour][1],
+                "similarity": float(similarity),
+                "outcome": details[neighbour][2],
+                "seconds_to_first_hit": details[neighbour][3],
+                "max_favorable_excursion_ticks": details[neighbour][4],
+                "max_adverse_excursion_ticks": details[neighbour][5],
+            }
+            for neighbour, position, similarity in zip(ids, positions, similarities, strict=True)
+        ],
+    }
+
+
+def neighbors_text(result: dict[str, object]) -> str:
+    zone = ZoneInfo(str(project_vars()["exchange_timezone"]))
+
+    def local(iso: str) -> str:
+        moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    lines = [
+        f"{result['level_id']} {result['approach_dir']} at {result['level_price']:.2f}, "
+        f"trigger {result['trigger_id']} ({local(str(result['ts']))} New York), "
+        f"outcome {result['outcome'] or 'unknown'}",
+    ]
+    found = result["neighbors"]
+    if not found:
+        lines.append("no earlier session has a trigger of this level and direction")
+        return "\n".join(lines)
+    lines.append(
+        f"{len(found)} most similar setups of earlier sessions: P(BREAK) {result['p_break']:.2f}  "
+        f"P(REJECT) {result['p_reject']:.2f}  P(CHOP) {result['p_chop']:.2f}"
+    )
+    lines.append("  rank  when (New York)       level     similarity  outcome  s to hit  MFE  MAE")
+
+    def shown(value: object) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    for rank, row in enumerate(found, start=1):
+        lines.append(
+            f"  {rank:>4}  {local(row['ts'])}  {row['level_price']:8.2f}  {row['similarity']:10.3f}"
+            f"  {row['outcome'] or '-':<7}  {shown(row['seconds_to_first_hit']):>8}"
+            f"  {shown(row['max_favorable_excursion_ticks']):>3}"
+            f"  {shown(row['max_adverse_excursion_ticks']):>3}"
+        )
+    return "\n".join(lines)
+
+
+def run_neighbors(lake_arg: str | None, level: str, at: str, k: int, as_json: bool) -> str:
+    result = neighbors(Lake.resolve(lake_arg), level, parse_moment(at), k)
+    return json.dumps(result) if as_json else neighbors_text(result)

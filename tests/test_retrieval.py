@@ -1,0 +1,175 @@
+"""The retrieval library on hand-built vectors with known answers (SPEC 10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.evaluation import (
+    EvaluationSettings,
+    auc,
+    evaluate,
+    top_decile_lift,
+    walk_forward_baselines,
+)
+from retrieval.index_store import SetupIndex
+from retrieval.neighbours import RetrievalSettings, TriggerSet, outcome_distribution, walk_forward
+from retrieval.scaling import RobustScaling
+
+
+def test_robust_scaling_known_values_clipping_and_zero_mad() -> None:
+    train = np.array([[1.0, 5.0, 0.0], [2.0, 5.0, 10.0], [3.0, 5.0, 20.0], [4.0, 5.0, 30.0]])
+    scaling = RobustScaling.fit(train)
+    assert scaling.median.tolist() == [2.5, 5.0, 15.0]
+    assert scaling.mad.tolist() == [1.0, 0.0, 10.0]
+    raw = np.clip(
+        (np.array([[3.5, 9.0, 1000.0]]) - scaling.median) / (1.4826 * scaling.mad + 1e-6), -8, 8
+    )
+    raw[0, 1] = 0.0  # zero MAD: the dimension carries nothing
+    expected = raw / np.linalg.norm(raw)
+    scaled = scaling.transform(np.array([[3.5, 9.0, 1000.0]]))
+    assert scaled.dtype == np.float32
+    assert scaled[0] == pytest.approx(expected[0], rel=1e-6)
+    assert raw[0, 2] == 8.0
+    assert float(np.linalg.norm(scaled)) == pytest.approx(1.0)
+    assert scaling.transform(scaling.median[np.newaxis, :]).tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_outcome_distribution_weights_similarity_and_counts_whipsaw_as_chop() -> None:
+    p = outcome_distribution(
+        np.array([1.0, 0.0, -1.0, 0.5]), np.array(["BREAK", "REJECT", "BREAK", "WHIPSAW"])
+    )
+    total = 1.0 + 0.5 + 0.0 + 0.75
+    assert p == pytest.approx((1.0 / total, 0.5 / total, 0.75 / total))
+
+
+def _triggers(rng: np.random.Generator, sessions: int, per_session: int) -> TriggerSet:
+    """Two clusters: vectors near +u break, near -u reject."""
+    n = sessions * per_session
+    direction = rng.normal(size=12)
+    labels = rng.random(n) < 0.5
+    vectors = np.where(labels[:, None], 1.0, -1.0) * direction + rng.normal(0, 0.3, (n, 12))
+    return TriggerSet(
+        trigger_ids=np.array([f"T{i:03d}" for i in range(n)]),
+        sessions=np.repeat(np.arange(sessions), per_session).astype("datetime64[D]"),
+        vectors=vectors,
+        outcomes=np.where(labels, "BREAK", "REJECT"),
+    )
+
+
+def test_walk_forward_uses_only_earlier_sessions_and_finds_the_cluster() -> None:
+    triggers = _triggers(np.random.default_rng(1), sessions=6, per_session=10)
+    signals = walk_forward(triggers, RetrievalSettings(k=5, min_neighbours=5))
+    first = triggers.sessions == triggers.sessions[0]
+    assert np.isnan(signals.p_break[first]).all()
+    assert (signals.neighbour_count[first] == 0).all()
+    later = ~first
+    assert (signals.neighbour_count[later] == 5).all()
+    position = {trigger: i for i, trigger in enumerate(triggers.trigger_ids)}
+    for row in np.flatnonzero(later):
+        assert all(
+            triggers.sessions[position[neighbour]] < triggers.sessions[row]
+            for neighbour in signals.neighbour_ids[row]
+        )
+    breaks = triggers.outcomes[later] == "BREAK"
+    assert auc(breaks, signals.p_break[later]) > 0.95
+    assert signals.p_break[later] + signals.p_reject[later] + signals.p_chop[later] == (
+        pytest.approx(np.ones(later.sum()))
+    )
+
+
+def test_later_sessions_change_no_earlier_signal() -> None:
+    triggers = _triggers(np.random.default_rng(2), sessions=5, per_session=8)
+    before = walk_forward(triggers, RetrievalSettings(k=4, min_neighbours=3))
+    changed = TriggerSet(
+        trigger_ids=triggers.trigger_ids,
+        sessions=triggers.sessions,
+        vectors=triggers.vectors.copy(),
+        outcomes=triggers.outcomes.copy(),
+    )
+    last = triggers.sessions == triggers.sessions[-1]
+    changed.vectors[last] *= -3.0
+    changed.outcomes[last] = "CHOP"
+    after = walk_forward(changed, RetrievalSettings(k=4, min_neighbours=3))
+    assert np.array_equal(before.p_break[~last], after.p_break[~last], equal_nan=True)
+    assert before.neighbour_ids[: (~last).sum()] == after.neighbour_ids[: (~last).sum()]
+    assert not np.array_equal(before.p_break[last], after.p_break[last])
+
+
+def test_auc_and_lift_known_values() -> None:
+    labels = np.array([True, False, True, False, True])
+    assert auc(labels, np.array([0.9, 0.1, 0.8, 0.2, 0.7])) == 1.0
+    assert auc(labels, np.array([0.1, 0.9, 0.2, 0.8, 0.3])) == 0.0
+    assert auc(labels, np.full(5, 0.5)) == 0.5
+    # positives 0.9, 0.5, 0.4 against negatives 0.5, 0.3: 2 + (0.5 + 1) + (0 + 1) = 4.5 of 6
+    assert auc(labels, np.array([0.9, 0.5, 0.5, 0.3, 0.4])) == pytest.approx(4.5 / 6)
+    assert np.isnan(auc(np.array([True, True]), np.array([0.1, 0.2])))
+    many = np.array([True] * 2 + [False] * 18)
+    scores = np.linspace(1.0, 0.0, 20)
+    assert top_decile_lift(many, scores) == pytest.approx(1.0 / 0.1)
+
+
+def test_baselines_are_walk_forward_and_time_of_day_is_shrunk() -> None:
+    sessions = np.array([0, 0, 0, 1, 1, 2], dtype="datetime64[D]")
+    minutes = np.array([10.0, 10.0, 100.0, 15.0, 100.0, 20.0])
+    breaks = np.array([True, False, True, True, True, False])
+    labelled = np.ones(6, dtype=bool)
+    base, time_of_day = walk_forward_baselines(
+        sessions, minutes, breaks, labelled, EvaluationSettings(time_of_day_prior_weight=2.0)
+    )
+    assert np.isnan(base[:3]).all()
+    assert base[3:5].tolist() == [2 / 3, 2 / 3]
+    assert base[5] == pytest.approx(4 / 5)
+    # session 1, minute 15: bucket 0 holds 1 break of 2 earlier triggers
+    assert time_of_day[3] == pytest.approx((1 + 2 * 2 / 3) / (2 + 2))
+    # session 2, minute 20: bucket 0 holds 2 breaks of 3
+    assert time_of_day[5] == pytest.approx((2 + 2 * 4 / 5) / (3 + 2))
+
+
+def test_evaluation_intervals_cover_the_estimate_and_reliability_bins() -> None:
+    rng = np.random.default_rng(3)
+    sessions = np.repeat(np.arange(10), 20).astype("datetime64[D]")
+    p = rng.random(200)
+    labels = rng.random(200) < p
+    base = np.full(200, labels.mean())
+    result = evaluate(
+        sessions,
+        labels,
+        p,
+        base,
+        base,
+        EvaluationSettings(bootstrap_samples=200, reliability_bins=5),
+    )
+    metrics = result.metrics
+    assert metrics["n"] == 200
+    assert metrics["sessions"] == 10
+    assert metrics["auc_ci_low"] < metrics["auc"] < metrics["auc_ci_high"]
+    assert metrics["auc"] > 0.7
+    assert metrics["brier"] < metrics["brier_base_rate"]
+    assert metrics["brier_skill"] == pytest.approx(
+        1 - metrics["brier"] / metrics["brier_base_rate"]
+    )
+    assert sum(row["n"] for row in result.reliability) == 200
+    for row in result.reliability:
+        assert row["p_low"] <= row["mean_p_break"] < row["p_high"]
+
+
+def test_persisted_index_round_trip_and_search_before_a_session(tmp_path: Path) -> None:
+    triggers = _triggers(np.random.default_rng(4), sessions=4, per_session=5)
+    names = [f"f{i}" for i in range(12)]
+    SetupIndex.build("PM_HIGH", "UP", triggers, names).save(tmp_path)
+    SetupIndex.build("PM_HIGH", "UP", triggers, names).save(tmp_path)  # replaces it whole
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["PM_HIGH_UP"]
+    loaded = SetupIndex.load(tmp_path, "PM_HIGH", "UP")
+    assert loaded.feature_names == names
+    assert loaded.index.ntotal == 20
+    query = triggers.vectors[17]
+    similarities, positions = loaded.search_before(query, triggers.sessions[17], k=50)
+    assert len(positions) == 15  # only the 3 earlier sessions
+    assert (triggers.sessions[positions] < triggers.sessions[17]).all()
+    assert list(similarities) == sorted(similarities, reverse=True)
+    assert len(loaded.search_before(query, triggers.sessions[0], k=5)[1]) == 0
+    with pytest.raises(FileNotFoundError, match="no index for PM_LOW DOWN"):
+        SetupIndex.load(tmp_path, "PM_LOW", "DOWN")
