@@ -110,6 +110,27 @@ def _metrics(
     }
 
 
+def reliability_table(
+    labels: np.ndarray, p_break: np.ndarray, bin_count: int
+) -> list[dict[str, float]]:
+    """Triggers, mean P(BREAK) and BREAK rate per equal bin of [0, 1]; empty bins left out."""
+    labels = labels.astype(float)
+    edges = np.linspace(0.0, 1.0, bin_count + 1)
+    bins = np.clip(np.digitize(p_break, edges[1:-1]), 0, bin_count - 1)
+    return [
+        {
+            "bin": int(b),
+            "p_low": float(edges[b]),
+            "p_high": float(edges[b + 1]),
+            "n": int((bins == b).sum()),
+            "mean_p_break": float(p_break[bins == b].mean()),
+            "break_rate": float(labels[bins == b].mean()),
+        }
+        for b in range(bin_count)
+        if (bins == b).any()
+    ]
+
+
 def evaluate(
     sessions: np.ndarray,
     labels: np.ndarray,
@@ -138,18 +159,6 @@ def evaluate(
         finite = np.asarray(values)[np.isfinite(values)]
         low, high = np.percentile(finite, [2.5, 97.5]) if len(finite) else (np.nan, np.nan)
         metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = float(low), float(high)
-    edges = np.linspace(0.0, 1.0, settings.reliability_bins + 1)
-    bins = np.clip(np.digitize(p_break, edges[1:-1]), 0, settings.reliability_bins - 1)
-    reliability = [
-        {
-            "bin": int(b),
-            "p_low": float(edges[b]),
-            "p_high": float(edges[b + 1]),
-            "n": int((bins == b).sum()),
-            "mean_p_break": float(p_break[bins == b].mean()),
-            "break_rate": float(labels[bins == b].mean()),
-        }
-        for b in range(settings.reliability_bins)
-        if (bins == b).any()
-    ]
-    return Evaluation(metrics=metrics, reliability=reliability)
+    return Evaluation(
+        metrics=metrics, reliability=reliability_table(labels, p_break, settings.reliability_bins)
+    )

@@ -11,7 +11,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from retrieval.evaluation import EvaluationSettings, evaluate, walk_forward_baselines
+from retrieval.evaluation import (
+    EvaluationSettings,
+    evaluate,
+    reliability_table,
+    walk_forward_baselines,
+)
 from retrieval.index_store import SetupIndex
 from retrieval.neighbours import RetrievalSettings, TriggerSet, walk_forward
 
@@ -51,6 +56,22 @@ def evaluation_settings(config: Mapping[str, Any]) -> EvaluationSettings:
     )
 
 
+def _by_level_and_direction(
+    table: pa.Table,
+) -> Iterator[tuple[str, str, dict[str, np.ndarray]]]:
+    """The table's columns split by (level_id, approach_dir), in order of first appearance."""
+    if table.num_rows == 0:
+        return
+    columns = {
+        name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names
+    }
+    keys = np.char.add(columns["level_id"].astype(str), "|" + columns["approach_dir"].astype(str))
+    for key in dict.fromkeys(keys):
+        rows = keys == key
+        level_id, approach_dir = key.split("|")
+        yield level_id, approach_dir, {name: values[rows] for name, values in columns.items()}
+
+
 def trigger_groups(
     vectors: duckdb.DuckDBPyRelation, outcomes: duckdb.DuckDBPyRelation
 ) -> Iterator[tuple[str, str, TriggerSet, np.ndarray]]:
@@ -64,25 +85,17 @@ def trigger_groups(
         .order("level_id, approach_dir, ts, trigger_id")
         .to_arrow_table()
     )
-    if table.num_rows == 0:
-        return
-    columns = {
-        name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names
-    }
-    keys = np.char.add(columns["level_id"].astype(str), "|" + columns["approach_dir"].astype(str))
-    for key in dict.fromkeys(keys):
-        rows = np.flatnonzero(keys == key)
-        level_id, approach_dir = key.split("|")
+    for level_id, approach_dir, group in _by_level_and_direction(table):
         yield (
             level_id,
             approach_dir,
             TriggerSet(
-                trigger_ids=columns["trigger_id"][rows].astype(str),
-                sessions=columns["dt"][rows].astype("datetime64[D]"),
-                vectors=np.stack(columns["feature_vector"][rows]).astype(np.float64),
-                outcomes=columns["outcome"][rows].astype(str),
+                trigger_ids=group["trigger_id"].astype(str),
+                sessions=group["dt"].astype("datetime64[D]"),
+                vectors=np.stack(group["feature_vector"]).astype(np.float64),
+                outcomes=group["outcome"].astype(str),
             ),
-            columns["minutes_since_open"][rows].astype(np.float64),
+            group["minutes_since_open"].astype(np.float64),
         )
 
 
@@ -148,44 +161,22 @@ def _evaluated(signals: duckdb.DuckDBPyRelation, outcomes: duckdb.DuckDBPyRelati
     )
 
 
-def _evaluations(
-    signals: duckdb.DuckDBPyRelation,
-    outcomes: duckdb.DuckDBPyRelation,
-    settings: EvaluationSettings,
-) -> Iterator[tuple[str, str, Any]]:
-    table = _evaluated(signals, outcomes)
-    columns = {
-        name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names
-    }
-    if table.num_rows == 0:
-        return
-    keys = np.char.add(columns["level_id"].astype(str), "|" + columns["approach_dir"].astype(str))
-    for key in dict.fromkeys(keys):
-        rows = np.flatnonzero(keys == key)
-        level_id, approach_dir = key.split("|")
-        yield (
-            level_id,
-            approach_dir,
-            evaluate(
-                columns["dt"][rows].astype("datetime64[D]"),
-                columns["is_break"][rows].astype(bool),
-                columns["p_break"][rows].astype(np.float64),
-                columns["base_rate_prior"][rows].astype(np.float64),
-                columns["time_of_day_rate_prior"][rows].astype(np.float64),
-                settings,
-            ),
-        )
-
-
 def retrieval_evaluation(
     signals: duckdb.DuckDBPyRelation,
     outcomes: duckdb.DuckDBPyRelation,
     settings: EvaluationSettings,
 ) -> pa.Table:
-    rows = [
-        {"level_id": level_id, "approach_dir": approach_dir, **result.metrics}
-        for level_id, approach_dir, result in _evaluations(signals, outcomes, settings)
-    ]
+    rows = []
+    for level_id, approach_dir, group in _by_level_and_direction(_evaluated(signals, outcomes)):
+        result = evaluate(
+            group["dt"].astype("datetime64[D]"),
+            group["is_break"].astype(bool),
+            group["p_break"].astype(np.float64),
+            group["base_rate_prior"].astype(np.float64),
+            group["time_of_day_rate_prior"].astype(np.float64),
+            settings,
+        )
+        rows.append({"level_id": level_id, "approach_dir": approach_dir, **result.metrics})
     schema = pa.schema(
         [("level_id", pa.string()), ("approach_dir", pa.string())]
         + [
@@ -210,8 +201,12 @@ def retrieval_reliability(
 ) -> pa.Table:
     rows = [
         {"level_id": level_id, "approach_dir": approach_dir, **bin_row}
-        for level_id, approach_dir, result in _evaluations(signals, outcomes, settings)
-        for bin_row in result.reliability
+        for level_id, approach_dir, group in _by_level_and_direction(_evaluated(signals, outcomes))
+        for bin_row in reliability_table(
+            group["is_break"].astype(bool),
+            group["p_break"].astype(np.float64),
+            settings.reliability_bins,
+        )
     ]
     schema = pa.schema(
         [
