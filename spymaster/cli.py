@@ -86,6 +86,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         signal_strength=args.signal_strength,
         signature_noise=args.signature_noise,
         start_date=dt.date.fromisoformat(args.start_date),
+        strike_range=args.strike_range,
     )
     started = time.perf_counter()
     try:
@@ -206,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--start-date", default="2024-03-04", help="first session (default 2024-03-04)"
+    )
+    simulate.add_argument(
+        "--strike-range",
+        type=float,
+        default=None,
+        help="option strikes listed each side of the first price, points (default 60, 500 at "
+        "realistic scale; fewer options build faster)",
     )
     simulate.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     simulate.set_defaults(handler=_cmd_simulate)

@@ -74,10 +74,14 @@ class MarketConfig:
     signature_noise: float = 0.2
     start_date: dt.date = dt.date(2024, 3, 4)
     first_price: float = 5100.0
+    # Strikes listed on each side of the first price, points; None: 60 below realistic scale,
+    # 500 at it. A narrower chain makes a cheaper market where options are not the subject.
+    strike_range: float | None = None
 
     @property
     def strike_range_points(self) -> float:
-        """Strikes listed on each side of the day's open: wider at realistic scale."""
+        if self.strike_range is not None:
+            return self.strike_range
         return 60.0 if self.scale < 0.5 else 500.0
 
 
