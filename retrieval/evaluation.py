@@ -21,6 +21,17 @@ class EvaluationSettings:
     seed: int = 0
 
 
+def midranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing the mean of their ranks."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    lengths = np.diff(np.r_[starts, len(values)])
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(starts + (lengths - 1) / 2 + 1, lengths)
+    return ranks
+
+
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Mann-Whitney AUC with ties counted half; NaN without both classes."""
     labels = labels.astype(bool)
@@ -28,16 +39,7 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     negatives = len(labels) - positives
     if positives == 0 or negatives == 0:
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    start = 0
-    while start < len(scores):  # average ranks over ties
-        end = start
-        while end + 1 < len(scores) and sorted_scores[end + 1] == sorted_scores[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
+    ranks = midranks(scores)
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 

@@ -1,6 +1,8 @@
-"""FAISS indexes persisted per level and approach direction under `<lake>/indexes/`: the scaled
-vectors of every labelled trigger, with the feature list, the scaling statistics (fitted on the
-indexed sessions only) and each vector's trigger, session and outcome."""
+"""FAISS indexes persisted per level and approach direction under `<lake>/indexes/`: every
+labelled trigger under the metric fitted on all of them, with the feature list, the scaling
+statistics and dimension weights, and each vector's trigger, session and outcome. They answer
+setups newer than every indexed session (a live trigger); a historical trigger's neighbours
+come from `retrieval.neighbours.search_earlier`, whose metric knows only earlier sessions."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from retrieval.metric import SetupMetric
 from retrieval.neighbours import TriggerSet, exact_inner_product_index
-from retrieval.scaling import RobustScaling
 
 INDEX_FILE = "vectors.faiss"
 META_FILE = "index.json"
@@ -29,7 +31,7 @@ class SetupIndex:
     level_id: str
     approach_dir: str
     index: faiss.Index
-    scaling: RobustScaling
+    metric: SetupMetric
     feature_names: list[str]
     triggers: TriggerSet
 
@@ -42,9 +44,9 @@ class SetupIndex:
                 f"{level_id} {approach_dir}: vectors have {triggers.vectors.shape[1]} dimensions, "
                 f"the catalog names {len(feature_names)}"
             )
-        scaling = RobustScaling.fit(triggers.vectors)
-        index = exact_inner_product_index(scaling.transform(triggers.vectors))
-        return cls(level_id, approach_dir, index, scaling, feature_names, triggers)
+        metric = SetupMetric.fit(triggers.vectors, triggers.outcomes)
+        index = exact_inner_product_index(metric.transform(triggers.vectors))
+        return cls(level_id, approach_dir, index, metric, feature_names, triggers)
 
     def save(self, indexes_dir: Path) -> Path:
         """Write the folder beside its final place, then swap it in: readers see the old
@@ -57,9 +59,10 @@ class SetupIndex:
         meta = {
             "level_id": self.level_id,
             "approach_dir": self.approach_dir,
-            "metric": "inner product of robustly scaled, L2-normalised vectors (cosine)",
+            "similarity": "inner product of robustly scaled, BREAK-separation weighted, "
+            "L2-normalised vectors (a weighted cosine)",
             "feature_names": self.feature_names,
-            "scaling": self.scaling.to_json(),
+            "metric": self.metric.to_json(),
             "trigger_ids": self.triggers.trigger_ids.tolist(),
             "sessions": [str(day) for day in self.triggers.sessions],
             "outcomes": self.triggers.outcomes.tolist(),
@@ -96,21 +99,15 @@ class SetupIndex:
             level_id,
             approach_dir,
             index,
-            RobustScaling.from_json(meta["scaling"]),
+            SetupMetric.from_json(meta["metric"]),
             meta["feature_names"],
             triggers,
         )
 
-    def search_before(
-        self, vector: np.ndarray, session: np.datetime64, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The k most similar indexed triggers of sessions strictly before `session` (the index
-        is in time order, so they are a prefix of it)."""
-        earlier = int(np.searchsorted(self.triggers.sessions, session, side="left"))
-        if earlier == 0:
-            return np.empty(0), np.empty(0, dtype=np.int64)
-        parameters = faiss.SearchParameters(sel=faiss.IDSelectorRange(0, earlier))
-        query = self.scaling.transform(vector[np.newaxis, :].astype(np.float64))
-        similarities, positions = self.index.search(query, min(k, earlier), params=parameters)
-        found = positions[0] >= 0
-        return similarities[0][found], positions[0][found]
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Similarities and positions of the k most similar indexed triggers of each vector."""
+        similarities, positions = self.index.search(
+            self.metric.transform(np.atleast_2d(vectors).astype(np.float64)),
+            min(k, self.index.ntotal),
+        )
+        return similarities.astype(np.float64), positions

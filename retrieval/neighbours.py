@@ -1,5 +1,5 @@
 """Walk-forward nearest neighbours (SPEC 10): for every trigger of a level and approach
-direction, the k most similar triggers of strictly earlier sessions, scaled with statistics of
+direction, the k most similar triggers of strictly earlier sessions, under a metric fitted on
 those sessions only, and the similarity-weighted distribution of what happened after them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from retrieval.scaling import RobustScaling
+from retrieval.metric import SetupMetric
 
 OUTCOMES = ("BREAK", "REJECT", "CHOP")
 
@@ -71,6 +71,21 @@ def outcome_distribution(
     return p_break, p_reject, p_chop
 
 
+def search_earlier(
+    triggers: TriggerSet, queries: np.ndarray, session: np.datetime64, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Similarities and positions in `triggers` of the k nearest labelled triggers of sessions
+    before `session`, for each query vector, under a metric fitted on those sessions alone."""
+    train = np.flatnonzero((triggers.sessions < session) & (triggers.outcomes != ""))
+    if len(train) == 0:
+        empty = np.empty((len(queries), 0))
+        return empty, empty.astype(np.int64)
+    metric = SetupMetric.fit(triggers.vectors[train], triggers.outcomes[train])
+    index = exact_inner_product_index(metric.transform(triggers.vectors[train]))
+    similarities, found = index.search(metric.transform(queries), min(k, len(train)))
+    return similarities.astype(np.float64), train[found]
+
+
 def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
     n = len(triggers.trigger_ids)
     nan = np.full(n, np.nan)
@@ -90,21 +105,21 @@ def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
     labelled = triggers.outcomes != ""
     for session in np.unique(triggers.sessions):
         test = np.flatnonzero(triggers.sessions == session)
-        train = np.flatnonzero((triggers.sessions < session) & labelled)
-        signals.training_triggers[test] = len(train)
+        train = (triggers.sessions < session) & labelled
+        signals.training_triggers[test] = train.sum()
         signals.training_sessions[test] = len(np.unique(triggers.sessions[train]))
-        if len(train) < settings.min_neighbours:
+        if train.sum() < settings.min_neighbours:
             continue
-        scaling = RobustScaling.fit(triggers.vectors[train])
-        index = exact_inner_product_index(scaling.transform(triggers.vectors[train]))
-        k = min(settings.k, len(train))
-        similarities, positions = index.search(scaling.transform(triggers.vectors[test]), k)
-        for row, found, similarity in zip(test, positions, similarities, strict=True):
-            neighbours = train[found]
+        found_similarities, found_positions = search_earlier(
+            triggers, triggers.vectors[test], session, settings.k
+        )
+        for row, neighbours, similarity in zip(
+            test, found_positions, found_similarities, strict=True
+        ):
             p_break, p_reject, p_chop = outcome_distribution(
-                similarity.astype(np.float64), triggers.outcomes[neighbours]
+                similarity, triggers.outcomes[neighbours]
             )
-            signals.neighbour_count[row] = k
+            signals.neighbour_count[row] = len(neighbours)
             signals.p_break[row], signals.p_reject[row], signals.p_chop[row] = (
                 p_break,
                 p_reject,

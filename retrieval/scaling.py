@@ -13,8 +13,7 @@ EPSILON = 1e-6
 
 @dataclass(frozen=True)
 class RobustScaling:
-    """(x - median) / (1.4826 MAD + 1e-6), clipped to +-8, zero-MAD dimensions set to 0, then
-    L2-normalised: cosine similarity becomes an inner product."""
+    """(x - median) / (1.4826 MAD + 1e-6), clipped to +-8, zero-MAD dimensions set to 0."""
 
     median: np.ndarray
     mad: np.ndarray
@@ -27,14 +26,10 @@ class RobustScaling:
         mad = np.median(np.abs(vectors - median), axis=0)
         return cls(median=median, mad=mad)
 
-    def transform(self, vectors: np.ndarray) -> np.ndarray:
+    def scale(self, vectors: np.ndarray) -> np.ndarray:
         scaled = np.clip((vectors - self.median) / (MAD_TO_SIGMA * self.mad + EPSILON), -CLIP, CLIP)
         scaled[:, self.mad == 0] = 0.0
-        norms = np.linalg.norm(scaled, axis=1, keepdims=True)
-        # an all-zero vector stays zero: similar to nothing
-        return np.ascontiguousarray(
-            np.divide(scaled, norms, out=np.zeros_like(scaled), where=norms > 0), dtype=np.float32
-        )
+        return scaled
 
     def to_json(self) -> dict[str, list[float]]:
         return {"median": self.median.tolist(), "mad": self.mad.tolist()}

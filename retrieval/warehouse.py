@@ -226,14 +226,14 @@ def retrieval_reliability(
 def persist_indexes(
     vectors: duckdb.DuckDBPyRelation,
     outcomes: duckdb.DuckDBPyRelation,
-    catalog: duckdb.DuckDBPyRelation,
+    features: duckdb.DuckDBPyRelation,
     indexes_dir: Path,
 ) -> pa.Table:
     """One index per level and approach direction over every labelled trigger; returns what
     was written."""
     names: dict[str, list[str]] = {}
     for level_id, name in (
-        catalog.order("level_id, feature_index").project("level_id, feature_name").fetchall()
+        features.order("level_id, retrieval_index").project("level_id, feature_name").fetchall()
     ):
         names.setdefault(level_id, []).append(name)
     rows = []

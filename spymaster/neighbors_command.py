@@ -1,5 +1,7 @@
-"""`spymaster neighbors`: the most similar historical setups to a level's latest trigger at a
-moment, from the persisted FAISS index, with what happened after each."""
+"""`spymaster neighbors`: the most similar setups of earlier sessions to a level's latest
+trigger at a moment, with what happened after each. As in the walk-forward evaluation, the
+metric is fitted on those earlier sessions only: the persisted index, fitted on every session,
+would let later sessions shape a historical answer."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import numpy as np
 
-from retrieval.index_store import SetupIndex
-from retrieval.neighbours import outcome_distribution
+from retrieval.neighbours import TriggerSet, outcome_distribution, search_earlier
 from spymaster.book_command import parse_moment
 from spymaster.lake import Lake, project_vars
 
@@ -25,9 +26,12 @@ def _query_trigger(
 ) -> tuple[str, dt.date, dt.datetime, str, float, list[float]]:
     day = dt.datetime.fromtimestamp(at_ns / 1e9, tz=dt.UTC).date()
     row = connection.execute(
-        "select trigger_id, dt, ts, approach_dir, level_price, feature_vector "
-        "from gold.trigger_vectors where level_id = ? and dt = ? and ts <= make_timestamp(?) "
-        "order by ts desc limit 1",
+        "select trigger_id, triggers.dt, triggers.ts, triggers.approach_dir, "
+        "triggers.level_price, retrieval.feature_vector "
+        "from gold.trigger_vectors as triggers "
+        "join gold.retrieval_vectors as retrieval using (trigger_id) "
+        "where triggers.level_id = ? and triggers.dt = ? and triggers.ts <= make_timestamp(?) "
+        "order by triggers.ts desc limit 1",
         [level, day, at_ns // 1000],
     ).fetchone()
     if row is None:
@@ -38,6 +42,26 @@ def _query_trigger(
     return row
 
 
+def _history(
+    connection: duckdb.DuckDBPyConnection, level: str, direction: str, day: dt.date
+) -> TriggerSet:
+    """The level and direction's labelled triggers of sessions before `day`, in time order."""
+    rows = connection.execute(
+        "select vectors.trigger_id, vectors.dt, vectors.feature_vector, outcomes.outcome "
+        "from gold.retrieval_vectors as vectors "
+        "join gold.trigger_outcomes as outcomes using (trigger_id) "
+        "where vectors.level_id = ? and vectors.approach_dir = ? and vectors.dt < ? "
+        "and outcomes.outcome is not null order by vectors.ts, vectors.trigger_id",
+        [level, direction, day],
+    ).fetchall()
+    return TriggerSet(
+        trigger_ids=np.array([row[0] for row in rows], dtype=str),
+        sessions=np.array([row[1] for row in rows], dtype="datetime64[D]"),
+        vectors=np.array([row[2] for row in rows], dtype=np.float64).reshape(len(rows), -1),
+        outcomes=np.array([row[3] for row in rows], dtype=str),
+    )
+
+
 def neighbors(lake: Lake, level: str, at_ns: int, k: int) -> dict[str, object]:
     if not lake.duckdb_path.exists():
         raise NeighborsCommandError(f"{lake.duckdb_path}: no warehouse yet (run `spymaster build`)")
@@ -46,14 +70,14 @@ def neighbors(lake: Lake, level: str, at_ns: int, k: int) -> dict[str, object]:
         trigger_id, day, ts, direction, level_price, vector = _query_trigger(
             connection, level, at_ns
         )
-        try:
-            index = SetupIndex.load(lake.root / "indexes", level, direction)
-        except FileNotFoundError as error:
-            raise NeighborsCommandError(str(error)) from error
-        similarities, positions = index.search_before(
-            np.asarray(vector, dtype=np.float64), np.datetime64(day, "D"), k
+        history = _history(connection, level, direction, day)
+        similarities, positions = (
+            row[0]
+            for row in search_earlier(
+                history, np.asarray([vector], dtype=np.float64), np.datetime64(day, "D"), k
+            )
         )
-        ids = [str(index.triggers.trigger_ids[p]) for p in positions]
+        ids = [str(history.trigger_ids[p]) for p in positions]
         details = {
             row[0]: row[1:]
             for row in connection.execute(
@@ -86,7 +110,7 @@ def neighbors(lake: Lake, level: str, at_ns: int, k: int) -> dict[str, object]:
         "neighbors": [
             {
                 "trigger_id": neighbour,
-                "dt": str(index.triggers.sessions[position]),
+                "dt": str(history.sessions[position]),
                 "ts": details[neighbour][0].isoformat() + "Z",
                 "level_price": details[neighbour][1],
                 "similarity": float(similarity),

@@ -444,7 +444,7 @@ def _block(times: np.ndarray, values: np.ndarray, block: str, step: np.timedelta
     return 0.0 if earlier is None else (at[now] - earlier) / (windows - 1)
 
 
-def test_neighbors_command_lists_earlier_setups_from_the_index(
+def test_neighbors_command_lists_earlier_setups_as_the_walk_forward_did(
     market_lake: Lake, capsys: pytest.CaptureFixture[str]
 ) -> None:
     indexes = warehouse(
@@ -456,7 +456,13 @@ def test_neighbors_command_lists_earlier_setups_from_the_index(
         assert (folder / "vectors.faiss").exists(), folder
         meta = json.loads((folder / "index.json").read_text())
         assert len(meta["trigger_ids"]) == vectors
-        assert len(meta["feature_names"]) == len(meta["scaling"]["median"]) == 320
+        features = warehouse(
+            market_lake,
+            f"select feature_name from gold.retrieval_features where level_id = '{level}' "
+            "order by retrieval_index",
+        )
+        assert meta["feature_names"] == [name for (name,) in features]
+        assert len(meta["metric"]["weights"]) == len(meta["metric"]["scaling"]["median"]) == 96
     level, ts, day, direction = warehouse(
         market_lake,
         "select level_id, ts, dt, approach_dir from gold.trigger_vectors "
@@ -479,6 +485,17 @@ def test_neighbors_command_lists_earlier_setups_from_the_index(
     similarities = [row["similarity"] for row in result["neighbors"]]
     assert similarities == sorted(similarities, reverse=True)
     assert result["p_break"] + result["p_reject"] + result["p_chop"] == pytest.approx(1.0)
+    # with the walk-forward's k, the same neighbours and P(BREAK) as trigger_signals
+    assert main(["neighbors", "--lake", str(market_lake.root), "--level", level, "--at", at,
+                 "--k", "15", "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    (signal,) = warehouse(
+        market_lake,
+        "select neighbour_trigger_ids, p_break from gold.trigger_signals "
+        f"where trigger_id = '{result['trigger_id']}'",
+    )
+    assert [row["trigger_id"] for row in result["neighbors"]] == signal[0]
+    assert result["p_break"] == pytest.approx(signal[1])
     assert main(["neighbors", "--lake", str(market_lake.root), "--level", level, "--at", at]) == 0
     assert "most similar setups of earlier sessions" in capsys.readouterr().out
     assert main(["neighbors", "--lake", str(market_lake.root), "--level", level,

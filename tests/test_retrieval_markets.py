@@ -1,7 +1,9 @@
 """Walk-forward retrieval on two small generated markets with the same prices, approaches and
-outcomes (SPEC 10 and 11): with the planted order-book signatures P(BREAK) ranks the pre-market
-levels' breaks; without them (signal strength 0, the control) it does no better than chance
-(AUC within 0.50 +- 0.07)."""
+outcomes (SPEC 10 and 11): with the planted order-book signatures, P(BREAK) ranks the
+pre-market levels' breaks at AUC >= 0.70 in both approach directions; without them (signal
+strength 0, the control) no better than chance (AUC within 0.50 +- 0.07). Each direction pools
+PM_HIGH and PM_LOW, each scored by its own walk-forward index: a small market has few
+triggers per level and direction (see the README for the demo-size figures per level)."""
 
 from __future__ import annotations
 
@@ -20,10 +22,17 @@ from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 
 pytestmark = pytest.mark.dbt
 
-# after the March roll: every session is an included ESM4 day
 # what the retrieval needs, without the physics bands and calibration
 MODELS = ["+trigger_signals", "+retrieval_evaluation"]
-MARKET = {"sessions": 12, "seed": 3, "scale": SCALES["tiny"], "start_date": dt.date(2024, 3, 18)}
+# After the March roll every session is an included ESM4 day. The signatures are planted in
+# the futures book: a narrow option chain keeps the build short.
+MARKET = {
+    "sessions": 20,
+    "seed": 3,
+    "scale": SCALES["tiny"],
+    "start_date": dt.date(2024, 3, 18),
+    "strike_range": 10.0,
+}
 
 
 def built_market(root, signal_strength: float) -> Lake:
@@ -76,28 +85,20 @@ def scored(lake: Lake, levels: tuple[str, ...]) -> dict[str, tuple[np.ndarray, n
     return by_direction
 
 
-def test_signatures_make_breaks_rankable_in_both_directions(
-    signal_market: Lake, control_market: Lake
+def test_signatures_make_pre_market_breaks_rankable_in_both_directions(
+    signal_market: Lake,
 ) -> None:
-    """Same prices, approaches and outcomes; only the planted signatures differ: P(BREAK) of
-    the pre-market levels ranks breaks clearly better with them, in both directions. (SPEC 10's
-    target, AUC >= 0.70 at demo size, is reported by `make demo`; see the README.)"""
-    with_signatures = scored(signal_market, ("PM_HIGH", "PM_LOW"))
-    without = scored(control_market, ("PM_HIGH", "PM_LOW"))
-    for direction in ("UP", "DOWN"):
-        labels, p_break = with_signatures[direction]
-        control_labels, control_p = without[direction]
-        assert len(labels) >= 40, direction
-        assert auc(labels, p_break) >= auc(control_labels, control_p) + 0.10, direction
+    for direction, (labels, p_break) in scored(signal_market, ("PM_HIGH", "PM_LOW")).items():
+        assert len(labels) >= 150, direction
+        assert auc(labels, p_break) >= 0.70, direction
 
 
-def test_control_market_is_no_better_than_chance(control_market: Lake) -> None:
-    labels, p_break = (
-        np.concatenate(arrays)
-        for arrays in zip(*scored(control_market, ("PM_HIGH", "PM_LOW")).values(), strict=True)
-    )
-    assert len(labels) >= 80
-    assert abs(auc(labels, p_break) - 0.50) <= 0.07, len(labels)
+def test_control_market_is_no_better_than_chance_in_both_directions(
+    control_market: Lake,
+) -> None:
+    for direction, (labels, p_break) in scored(control_market, ("PM_HIGH", "PM_LOW")).items():
+        assert len(labels) >= 150, direction
+        assert abs(auc(labels, p_break) - 0.50) <= 0.07, direction
 
 
 def test_evaluation_table_agrees_with_the_signals(signal_market: Lake) -> None:

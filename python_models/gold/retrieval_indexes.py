@@ -9,8 +9,8 @@ def model(dbt, session):
     dbt.config(materialized="table")
     settings = dbt.config.get("index_settings")
     return persist_indexes(
-        vectors=dbt.ref("trigger_vectors"),
+        vectors=dbt.ref("retrieval_vectors"),
         outcomes=dbt.ref("trigger_outcomes"),
-        catalog=dbt.ref("trigger_feature_catalog"),
+        features=dbt.ref("retrieval_features"),
         indexes_dir=Path(settings["lake_dir"]) / "indexes",
     )
