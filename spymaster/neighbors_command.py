@@ -43,9 +43,14 @@ def _query_trigger(
 
 
 def _history(
-    connection: duckdb.DuckDBPyConnection, level: str, direction: str, day: dt.date
+    connection: duckdb.DuckDBPyConnection,
+    level: str,
+    direction: str,
+    day: dt.date,
+    dimensions: int,
 ) -> TriggerSet:
-    """The level and direction's labelled triggers of sessions before `day`, in time order."""
+    """The level and direction's labelled triggers of sessions before `day`, in time order
+    (none on the first session)."""
     rows = connection.execute(
         "select vectors.trigger_id, vectors.dt, vectors.feature_vector, outcomes.outcome "
         "from gold.retrieval_vectors as vectors "
@@ -57,7 +62,7 @@ def _history(
     return TriggerSet(
         trigger_ids=np.array([row[0] for row in rows], dtype=str),
         sessions=np.array([row[1] for row in rows], dtype="datetime64[D]"),
-        vectors=np.array([row[2] for row in rows], dtype=np.float64).reshape(len(rows), -1),
+        vectors=np.array([row[2] for row in rows], dtype=np.float64).reshape(len(rows), dimensions),
         outcomes=np.array([row[3] for row in rows], dtype=str),
     )
 
@@ -70,7 +75,7 @@ def neighbors(lake: Lake, level: str, at_ns: int, k: int) -> dict[str, object]:
         trigger_id, day, ts, direction, level_price, vector = _query_trigger(
             connection, level, at_ns
         )
-        history = _history(connection, level, direction, day)
+        history = _history(connection, level, direction, day, len(vector))
         similarities, positions = (
             row[0]
             for row in search_earlier(
@@ -147,7 +152,8 @@ def neighbors_text(result: dict[str, object]) -> str:
     lines.append("  rank  when (New York)       level     similarity  outcome  s to hit  MFE  MAE")
 
     def shown(value: object) -> str:
-        return "-" if value is None else f"{value:.0f}"
+        # round() to an int: a zero excursion prints 0, not -0
+        return "-" if value is None else str(round(value))
 
     for rank, row in enumerate(found, start=1):
         lines.append(

@@ -501,3 +501,18 @@ def test_neighbors_command_lists_earlier_setups_as_the_walk_forward_did(
     assert main(["neighbors", "--lake", str(market_lake.root), "--level", level,
                  "--at", "2020-01-02T15:00:00Z"]) == 1  # fmt: skip
     assert "no " + level + " trigger on 2020-01-02" in capsys.readouterr().err
+    # the first session has no earlier one: an answer without neighbours, not an error
+    first_level, first_ts = warehouse(
+        market_lake,
+        "select level_id, ts from gold.trigger_vectors "
+        "where dt = (select min(dt) from gold.trigger_vectors) order by ts limit 1",
+    )[0]
+    first_at = first_ts.replace(tzinfo=dt.UTC).isoformat()
+    assert main(["neighbors", "--lake", str(market_lake.root), "--level", first_level,
+                 "--at", first_at, "--json"]) == 0  # fmt: skip
+    first = json.loads(capsys.readouterr().out)
+    assert first["neighbors"] == []
+    assert first["p_break"] is None
+    assert main(["neighbors", "--lake", str(market_lake.root), "--level", first_level,
+                 "--at", first_at]) == 0  # fmt: skip
+    assert "no earlier session has a trigger" in capsys.readouterr().out
