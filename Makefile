@@ -9,6 +9,8 @@ export SPYMASTER_LAKE := $(abspath $(LAKE))
 
 DEMO_SESSIONS ?= 20
 DEMO_SEED ?= 7
+# 0 gives the control market: same prices and outcomes, no planted order-book signatures
+DEMO_SIGNAL_STRENGTH ?= 1
 
 .PHONY: install demo test lint pytest bench clean
 
@@ -18,7 +20,7 @@ install:
 
 # The synthetic market into the lake's raw folder, landed, built and summarised.
 demo: install
-	$(UV) run spymaster simulate --out $(SPYMASTER_LAKE)/raw --sessions $(DEMO_SESSIONS) --seed $(DEMO_SEED) --scale demo
+	$(UV) run spymaster simulate --out $(SPYMASTER_LAKE)/raw --sessions $(DEMO_SESSIONS) --seed $(DEMO_SEED) --scale demo --signal-strength $(DEMO_SIGNAL_STRENGTH)
 	$(UV) run spymaster ingest --lake $(SPYMASTER_LAKE) --workers 2
 	$(UV) run spymaster build --lake $(SPYMASTER_LAKE)
 	$(UV) run spymaster summary --lake $(SPYMASTER_LAKE)
