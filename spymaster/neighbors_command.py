@@ -76,12 +76,10 @@ def neighbors(lake: Lake, level: str, at_ns: int, k: int) -> dict[str, object]:
             connection, level, at_ns
         )
         history = _history(connection, level, direction, day, len(vector))
-        similarities, positions = (
-            row[0]
-            for row in search_earlier(
-                history, np.asarray([vector], dtype=np.float64), np.datetime64(day, "D"), k
-            )
+        found_similarities, found_positions = search_earlier(
+            history, np.asarray([vector], dtype=np.float64), np.datetime64(day, "D"), k
         )
+        similarities, positions = found_similarities[0], found_positions[0]
         ids = [str(history.trigger_ids[p]) for p in positions]
         details = {
             row[0]: row[1:]
