@@ -49,6 +49,7 @@ class Signals:
     training_sessions: np.ndarray
     training_triggers: np.ndarray
     neighbour_ids: list[list[str]]
+    neighbour_similarities: list[list[float]]
 
 
 def exact_inner_product_index(scaled: np.ndarray) -> faiss.IndexFlatIP:
@@ -101,6 +102,7 @@ def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
         training_sessions=np.zeros(n, dtype=np.int64),
         training_triggers=np.zeros(n, dtype=np.int64),
         neighbour_ids=[[] for _ in range(n)],
+        neighbour_similarities=[[] for _ in range(n)],
     )
     labelled = triggers.outcomes != ""
     for session in np.unique(triggers.sessions):
@@ -130,4 +132,5 @@ def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
             signals.similarity_max[row] = similarity.max()
             signals.similarity_min[row] = similarity.min()
             signals.neighbour_ids[row] = [str(t) for t in triggers.trigger_ids[neighbours]]
+            signals.neighbour_similarities[row] = similarity.tolist()
     return signals

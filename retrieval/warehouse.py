@@ -39,6 +39,7 @@ SIGNALS_SCHEMA = pa.schema(
         ("base_rate_prior", pa.float64()),
         ("time_of_day_rate_prior", pa.float64()),
         ("neighbour_trigger_ids", pa.list_(pa.string())),
+        ("neighbour_similarities", pa.list_(pa.float64())),
     ]
 )
 
@@ -133,6 +134,7 @@ def trigger_signals(
                     "base_rate_prior": pa.array(base, from_pandas=True),
                     "time_of_day_rate_prior": pa.array(time_of_day, from_pandas=True),
                     "neighbour_trigger_ids": signals.neighbour_ids,
+                    "neighbour_similarities": signals.neighbour_similarities,
                 },
                 schema=SIGNALS_SCHEMA,
             )

@@ -141,6 +141,10 @@ select
     case when seconds_to_first_hit is not null then first_hit end as first_hit,
     seconds_to_first_hit,
     ts + to_seconds(seconds_to_first_hit) as first_hit_ts,
+    case
+        when outcome = 'CHOP' then ts + interval {{ (primary + 1) * bar_seconds }} second
+        when outcome is not null then ts + to_seconds(seconds_to_first_hit + 1)
+    end as outcome_known_ts,
     max_favorable_excursion_ticks,
     max_adverse_excursion_ticks
 from final

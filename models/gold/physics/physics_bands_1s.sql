@@ -148,3 +148,5 @@ select
     side_score,
     window_valid
 from final
+-- time order: a window of seconds reads only its own row groups
+order by symbol, dt, window_start, side, band_order

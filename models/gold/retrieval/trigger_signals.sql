@@ -16,5 +16,6 @@ select
     training_triggers,
     base_rate_prior,
     time_of_day_rate_prior,
-    neighbour_trigger_ids
+    neighbour_trigger_ids,
+    neighbour_similarities
 from {{ ref('retrieval_trigger_signals') }}

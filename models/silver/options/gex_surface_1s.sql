@@ -233,3 +233,5 @@ select
     options_without_open_interest,
     dealer_sign_policy
 from final
+-- time order: a window of seconds reads only its own row groups
+order by symbol, dt, window_start, strike_price

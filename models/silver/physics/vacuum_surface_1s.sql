@@ -1,4 +1,5 @@
 -- Per second, side and price within `physics_max_ticks` of spot: how liquidity is leaving.
+-- Rows are stored in time order so a window of seconds reads only its own row groups.
 with depth_and_flow as (
     select
         symbol,
@@ -12,6 +13,7 @@ with depth_and_flow as (
         depth_qty_rest,
         add_qty,
         pull_qty_rest,
+        fill_qty,
         window_valid
     from {{ ref('depth_and_flow_1s') }}
 ),
@@ -27,6 +29,7 @@ metrics as (
         depth_qty_start,
         window_valid,
         cast(greatest(depth_qty_start - depth_qty_end, 0) as double) as wall_erosion,
+        fill_qty / (depth_qty_start + 1.0) as fill_intensity,
         pull_qty_rest / (depth_qty_start + 1.0) as pull_intensity_rest,
         ln((pull_qty_rest + 1.0) / (add_qty + 1.0)) as pull_add_log,
         ln(depth_qty_rest + 1.0) as wall_strength_log
@@ -74,5 +77,7 @@ select
     wall_erosion_d3,
     pull_intensity_rest_log1p,
     erosion_ratio_log1p,
+    fill_intensity,
     window_valid
 from final
+order by symbol, dt, window_start, side, price
