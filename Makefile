@@ -12,11 +12,19 @@ DEMO_SEED ?= 7
 # 0 gives the control market: same prices and outcomes, no planted order-book signatures
 DEMO_SIGNAL_STRENGTH ?= 1
 
-.PHONY: install demo test lint pytest bench clean
+.PHONY: install chromium demo test lint pytest bench clean
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	$(UV) sync --locked
+
+# The HUD's browser tests and benchmark drive Debian's Chromium (never a downloaded browser).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # The synthetic market into the lake's raw folder, landed, built and summarised.
 demo: install
@@ -32,10 +40,10 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run sqlfluff lint models tests/dbt
 
-pytest: install
+pytest: install chromium
 	$(UV) run pytest
 
-bench: install
+bench: install chromium
 	$(UV) run spymaster bench
 
 clean:

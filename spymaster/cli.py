@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from book_engine.errors import EngineError
+from hud.serve import ServeError, serve
 from ingest.errors import IngestError
 from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
@@ -124,6 +125,15 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
         print(run_neighbors(args.lake, args.level, args.at, args.k, args.json))
     except (NeighborsCommandError, ValueError) as error:
         print(f"neighbors failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        serve(Lake.resolve(args.lake), args.host, args.port)
+    except ServeError as error:
+        print(f"serve failed: {error}", file=sys.stderr)
         return 1
     return 0
 
@@ -249,6 +259,22 @@ def build_parser() -> argparse.ArgumentParser:
     neighbors.add_argument("--k", type=int, default=10, help="neighbours (default 10)")
     neighbors.add_argument("--json", action="store_true", help="print one JSON object")
     neighbors.set_defaults(handler=_cmd_neighbors)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="the replay HUD: a web page over the warehouse (read-only)",
+        description="Serve the replay HUD over the lake's warehouse, read-only: the liquidity "
+        "heatmap, physics layers, levels and triggers, gamma exposure by strike and the most "
+        "similar earlier setups, second by second. Open the printed URL in a browser.",
+    )
+    _add_lake(serve_parser)
+    serve_parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    serve_parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    serve_parser.set_defaults(handler=_cmd_serve)
 
     summary = commands.add_parser("summary", help="tables, row counts and results of a lake")
     _add_lake(summary)

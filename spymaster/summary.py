@@ -27,6 +27,8 @@ def warehouse_summary(lake: Lake) -> str:
                 *_triggers(connection),
                 "",
                 *_retrieval(connection),
+                "",
+                *_hud(lake),
             ]
         )
     finally:
@@ -183,3 +185,11 @@ def _retrieval(connection: duckdb.DuckDBPyConnection) -> list[str]:
             f"log loss {number(loss, 3)} / {number(loss_base, 3)}  lift {number(lift)}"
         )
     return lines
+
+
+def _hud(lake: Lake) -> list[str]:
+    return [
+        "see it, second by second, in the replay HUD:",
+        f"  uv run spymaster serve --lake {lake.root}",
+        "  then open http://127.0.0.1:8765/ in a browser (Ctrl-C stops the server)",
+    ]

@@ -6,6 +6,7 @@ import pytest
 
 from spymaster.lake import PROJECT_ROOT, Lake
 from synthetic_market.simulate import MarketConfig, simulate_market
+from tests.markets import build_market
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "databento"
 
@@ -36,3 +37,9 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo-day")
     simulate_market(out, MarketConfig(sessions=1, seed=11))
     return out
+
+
+@pytest.fixture(scope="session")
+def market_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """The tiny end-to-end market, built once for every test module that reads it."""
+    return build_market(tmp_path_factory.mktemp("market"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 from pathlib import Path
 
 import databento as db
@@ -14,47 +13,14 @@ import numpy as np
 import pytest
 
 from gex.black76 import MINUTES_PER_YEAR
-from ingest.landing import ingest
-from spymaster.cli import dbt_command, main
+from spymaster.cli import main
 from spymaster.lake import PROJECT_ROOT, Lake
 from synthetic_market.options_book import Smile
-from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+from tests.markets import MARKET_SESSIONS, dbt, warehouse
 
 pytestmark = pytest.mark.dbt
 
-SESSIONS = 8
-
-
-@pytest.fixture(scope="module")
-def market_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    root = tmp_path_factory.mktemp("market")
-    lake = Lake(root / "lake")
-    simulate_market(lake.raw, MarketConfig(sessions=SESSIONS, seed=21, scale=SCALES["tiny"]))
-    ingest(lake.raw, lake, workers=2)
-    for layer in ("tag:bronze", "tag:silver", "tag:gold"):  # one layer at a time
-        dbt(lake, "build", "--select", layer)
-    return lake
-
-
-def dbt(lake: Lake, *args: str) -> str:
-    result = subprocess.run(
-        dbt_command(args),
-        env=lake.environment(),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-6000:]
-    return result.stdout
-
-
-def warehouse(lake: Lake, sql: str) -> list[tuple[object, ...]]:
-    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
+SESSIONS = MARKET_SESSIONS
 
 
 def test_selection_follows_the_roll_of_the_generated_market(market_lake: Lake) -> None:

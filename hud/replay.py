@@ -1,0 +1,78 @@
+"""One client's replay: a session's per-second frames from a moment at a speed, paced by the
+wall clock like a live feed. Frames leave `LEAD_SECONDS` of wall time early so the page has
+each second before its clock reaches it; the warehouse is read a chunk of seconds at a time,
+the next chunk while the current one is being sent."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+from collections.abc import Awaitable, Callable
+
+from hud.protocol import PayloadKind, encode, message_table
+from hud.requests import Window
+from hud.warehouse import Session, Warehouse, split_seconds
+
+LEAD_SECONDS = 1.0
+# one warehouse read per this much wall time of replay, and never fewer seconds than
+MIN_CHUNK_SECONDS = 4
+CHUNK_WALL_SECONDS = 2.0
+
+
+def encode_frames(
+    warehouse: Warehouse, session: Session, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, bytes]]:
+    """The frames of the seconds [start, end): each the frame tables of one second."""
+    tables = warehouse.window(session, start, end)
+    return [
+        (
+            second,
+            encode(
+                {
+                    "message": message_table(
+                        PayloadKind.FRAME,
+                        session.session,
+                        second,
+                        second + dt.timedelta(seconds=1),
+                    ),
+                    **frame,
+                }
+            ),
+        )
+        for second, frame in split_seconds(tables, start, end)
+    ]
+
+
+async def replay(
+    send: Callable[[bytes], Awaitable[None]],
+    warehouse: Warehouse,
+    window: Window,
+    speed: float,
+) -> None:
+    """Send every second of `window` as a frame, second s at wall time
+    (s - window.start) / speed after the call, less the lead."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    chunk = dt.timedelta(seconds=max(MIN_CHUNK_SECONDS, math.ceil(speed * CHUNK_WALL_SECONDS)))
+
+    def read(start: dt.datetime) -> tuple[dt.datetime, list[tuple[dt.datetime, bytes]]]:
+        end = min(start + chunk, window.end)
+        return end, encode_frames(warehouse, window.session, start, end)
+
+    pending: asyncio.Future | None = asyncio.ensure_future(asyncio.to_thread(read, window.start))
+    try:
+        while pending is not None:
+            end, frames = await pending
+            pending = (
+                asyncio.ensure_future(asyncio.to_thread(read, end)) if end < window.end else None
+            )
+            for second, payload in frames:
+                due = began + (second - window.start).total_seconds() / speed - LEAD_SECONDS
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await send(payload)
+    finally:
+        if pending is not None:
+            pending.cancel()

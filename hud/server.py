@@ -1,0 +1,204 @@
+"""The HUD's web server: a Starlette app of thin handlers over the warehouse queries.
+
+HTTP (GET; Arrow IPC bodies, see `protocol`):
+  /                    the page
+  /static/...          the page's modules, styles and vendored apache-arrow (package files only)
+  /api/sessions        the included sessions
+  /api/session         ?session=YYYY-MM-DD: bounds, levels, episodes, triggers, neighbours
+  /api/window          ?session=&start=&end=: every frame table for the seconds [start, end)
+WebSocket:
+  /api/stream          JSON commands in, one binary frame per second out (replay, later live)
+Errors are JSON with the parameter at fault; the server answers every request and survives
+every client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hud.protocol import PayloadKind, encode, message_table
+from hud.replay import replay
+from hud.requests import RequestError, Window, replay_command_of, session_of, window_of
+from hud.warehouse import Warehouse, WarehouseUnavailableError
+from spymaster.lake import Lake
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+log = logging.getLogger("spymaster.hud")
+
+
+def _arrow(payload: bytes) -> Response:
+    return Response(payload, media_type=ARROW_STREAM, headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, message: str, parameter: str | None = None, **extra: object) -> Response:
+    return JSONResponse({"error": message, "parameter": parameter, **extra}, status_code=status)
+
+
+def _answers(
+    handler: Callable[[Request, Warehouse], Awaitable[bytes]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Every API handler's errors as JSON: the caller's mistakes as 4xx naming the parameter,
+    an unusable warehouse as 503 with the command that builds it, anything else as 500."""
+
+    async def endpoint(request: Request) -> Response:
+        warehouse: Warehouse = request.app.state.warehouse
+        try:
+            return _arrow(await handler(request, warehouse))
+        except RequestError as error:
+            return _error(error.status, str(error), error.parameter)
+        except WarehouseUnavailableError as error:
+            return _error(503, str(error), command=error.command)
+        except Exception:
+            log.exception("%s failed", request.url)
+            return _error(500, f"the server failed on {request.url.path}; see its log")
+
+    return endpoint
+
+
+async def _sessions(request: Request, warehouse: Warehouse) -> bytes:
+    def payload() -> bytes:
+        return encode(
+            {"message": message_table(PayloadKind.SESSIONS), "sessions": warehouse.sessions()}
+        )
+
+    return await run_in_threadpool(payload)
+
+
+async def _session(request: Request, warehouse: Warehouse) -> bytes:
+    def payload() -> bytes:
+        session = session_of(request.query_params, warehouse)
+        return encode(
+            {
+                "message": message_table(
+                    PayloadKind.SESSION, session.session, session.start, session.end
+                ),
+                **warehouse.session_tables(session),
+            }
+        )
+
+    return await run_in_threadpool(payload)
+
+
+async def _window(request: Request, warehouse: Warehouse) -> bytes:
+    def payload() -> bytes:
+        window = window_of(request.query_params, warehouse)
+        return encode(
+            {
+                "message": message_table(
+                    PayloadKind.WINDOW, window.session.session, window.start, window.end
+                ),
+                **warehouse.window(window.session, window.start, window.end),
+            }
+        )
+
+    return await run_in_threadpool(payload)
+
+
+async def _page(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+
+class _StreamConnection:
+    """One WebSocket: commands in (`replay`, `stop`), frames out; a new command replaces the
+    running replay. Mistakes come back as `{"type": "error", ...}` and the connection stays
+    open; a client that leaves ends only its own replay."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.warehouse: Warehouse = websocket.app.state.warehouse
+        self.running: asyncio.Task | None = None
+
+    async def send_json(self, body: dict[str, object]) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await self.websocket.send_text(json.dumps(body))
+
+    async def replay(self, window: Window, speed: float) -> None:
+        try:
+            await replay(self.websocket.send_bytes, self.warehouse, window, speed)
+            await self.send_json({"type": "end", "session": window.session.session.isoformat()})
+        except WarehouseUnavailableError as error:
+            await self.send_json({"type": "error", "error": str(error), "command": error.command})
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the client left: nobody else is concerned
+        except Exception:
+            log.exception("replay failed")
+            await self.send_json(
+                {"type": "error", "error": "the replay failed; see the server log"}
+            )
+
+    async def stop(self) -> None:
+        if self.running is not None:
+            self.running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.running
+            self.running = None
+
+    async def command(self, text: str) -> None:
+        try:
+            command = await run_in_threadpool(replay_command_of, text, self.warehouse)
+        except RequestError as error:
+            await self.send_json({"type": "error", **error.body()})
+            return
+        except WarehouseUnavailableError as error:
+            await self.send_json({"type": "error", "error": str(error), "command": error.command})
+            return
+        await self.stop()
+        if command.op == "replay":
+            self.running = asyncio.create_task(self.replay(command.window, command.speed))
+
+    async def serve(self) -> None:
+        await self.websocket.accept()
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("text") is None:
+                    await self.send_json(
+                        {"type": "error", "error": "send commands as JSON text", "parameter": "op"}
+                    )
+                    continue
+                await self.command(message["text"])
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await self.stop()
+
+
+async def _stream(websocket: WebSocket) -> None:
+    await _StreamConnection(websocket).serve()
+
+
+async def _not_found(request: Request, exc: HTTPException) -> Response:
+    return _error(exc.status_code, f"{exc.detail}: {request.url.path}")
+
+
+def create_app(lake: Lake) -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/", _page),
+            Route("/api/sessions", _answers(_sessions)),
+            Route("/api/session", _answers(_session)),
+            Route("/api/window", _answers(_window)),
+            WebSocketRoute("/api/stream", _stream),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ],
+        exception_handlers={HTTPException: _not_found},
+    )
+    app.state.warehouse = Warehouse(lake)
+    return app

@@ -1,0 +1,657 @@
+// The page: the replay clock, the session and its data, and every control. Nothing here is
+// computed from the market: values on screen are values of the warehouse's tables.
+import { FrameStream, HudError, fetchSession, fetchSessions, fetchWindow } from "./api.js";
+import { drawPriceAxis, drawScrubber, drawStrip, drawTimeAxis, scrubberSecond } from "./axes.js";
+import { ExchangeClock, fixed, price } from "./format.js";
+import { GexPanel } from "./gex_panel.js";
+import { Heatmap, LAYERS } from "./heatmap.js";
+import { drawOverlay } from "./overlay.js";
+import { SessionData } from "./session.js";
+import { SignalsPanel, renderLegend, renderLevelStates } from "./sidebar.js";
+import { SIDE, SecondStore } from "./store.js";
+import { View } from "./view.js";
+import { rowsOf } from "./wire.js";
+
+const $ = (id) => document.getElementById(id);
+const SPEEDS = [1, 2, 5, 10, 20, 30, 60];
+const SPANS = [120, 300, 600, 900, 1800, 3600];
+const LAYER_KEYS = Object.keys(LAYERS);
+const FETCH_ALIGN = 30; // windows are asked for in whole half-minutes
+const PREFETCH_SECONDS = 60; // ahead of a paused clock, so stepping forward is instant
+const KEEP_BEHIND = 300; // seconds kept left of the view, and ahead of the clock
+const KEEP_AHEAD = 600;
+const PANEL_HZ = 10;
+
+const state = {
+  sessions: [],
+  session: null,
+  clock: null,
+  playing: false,
+  speed: 10,
+  anchorWall: 0,
+  anchorNow: 0,
+  layer: "depth",
+  cutoffMode: "percentile",
+  cutoffInputs: { percentile: [2, 98], contracts: [1, 500] },
+  cut: { low: 1, high: 500 },
+  cutStamp: "",
+  gexExpiry: "all",
+  showOutcomes: false,
+  crosshair: null,
+  dirty: true,
+  inflight: [],
+  error: null,
+  lastUrlUpdate: 0,
+  panelsDrawn: 0,
+};
+// What tests and the benchmark read: draws, frames, seconds the clock found missing, seeks.
+const stats = { draws: 0, frames: 0, behind: 0, seeks: [], playStarted: null, renderMs: {} };
+const view = new View();
+let store = new SecondStore();
+let heatmap = null;
+let gexPanel = null;
+let signalsPanel = null;
+let stream = null;
+
+// ---- errors -------------------------------------------------------------------------------
+
+function showError(error) {
+  const banner = $("banner");
+  if (!error) {
+    banner.hidden = true;
+    state.error = null;
+    return;
+  }
+  state.error = error;
+  const message = error instanceof HudError || error.message ? error.message : String(error);
+  banner.textContent = message;
+  if (error.command) {
+    banner.append(document.createElement("br"), "run: ");
+    const code = document.createElement("code");
+    code.textContent = error.command;
+    banner.append(code);
+  }
+  banner.hidden = false;
+}
+
+// ---- data ---------------------------------------------------------------------------------
+
+/** Ask for every second the view needs (and a little ahead while paused) not yet here. */
+function ensureData() {
+  const session = state.session;
+  if (!session) return;
+  const from = Math.max(session.start, Math.floor(view.left));
+  const to = Math.min(session.end, view.now + (state.playing ? 0 : PREFETCH_SECONDS));
+  store.keepOnly(from - KEEP_BEHIND, view.now + KEEP_AHEAD);
+  for (const [start, end] of store.missing(from, to, state.inflight)) {
+    // align outward to whole half-minutes, in pieces the server accepts, nearest the clock first
+    const alignedStart = Math.max(session.start, start - ((start - session.start) % FETCH_ALIGN));
+    const alignedEnd = Math.min(session.end, end + ((FETCH_ALIGN - ((end - session.start) % FETCH_ALIGN)) % FETCH_ALIGN));
+    for (let pieceEnd = alignedEnd; pieceEnd > alignedStart; pieceEnd -= 3600) {
+      requestWindow(session, Math.max(alignedStart, pieceEnd - 3600), pieceEnd);
+    }
+  }
+}
+
+function requestWindow(session, start, end) {
+  const range = [start, end];
+  state.inflight.push(range);
+  fetchWindow(session.session, start, end)
+    .then((tables) => {
+      if (state.session !== session) return;
+      store.add(tables);
+      markDirty();
+    })
+    .catch((error) => {
+      if (state.session === session) showError(error);
+    })
+    .finally(() => {
+      state.inflight = state.inflight.filter((r) => r !== range);
+    });
+}
+
+function onFrame(tables) {
+  const [message] = rowsOf(tables.message);
+  if (!state.session || message.session !== state.session.session) return;
+  stats.frames += 1;
+  const began = performance.now();
+  store.add(tables);
+  stats.storeMs = (stats.storeMs ?? 0) + performance.now() - began;
+  stats.decodeMs = stream.decodeMs;
+  markDirty();
+}
+
+function onNotice(notice) {
+  if (notice.type === "error") showError(new HudError(notice.error, notice));
+  else if (notice.type === "end") pause();
+}
+
+// ---- clock --------------------------------------------------------------------------------
+
+function markDirty() {
+  state.dirty = true;
+}
+
+function clampSecond(second) {
+  const session = state.session;
+  return Math.min(session.end, Math.max(session.start, Math.round(second)));
+}
+
+/** Go to a second (the end of the last second shown), playing on from there if playing. */
+function seek(second, { record = true } = {}) {
+  if (!state.session) return;
+  view.now = clampSecond(second);
+  if (record) stats.seeks.push({ now: view.now, requested: performance.now(), rendered: null });
+  if (state.playing) startStream();
+  ensureData();
+  markDirty();
+  updateUrl(true);
+}
+
+function startStream() {
+  state.anchorWall = performance.now();
+  state.anchorNow = view.now;
+  stream.replay(state.session.session, view.now, state.speed);
+}
+
+function play() {
+  if (!state.session || state.playing) return;
+  if (view.now >= state.session.end) view.now = state.session.start + view.span;
+  state.playing = true;
+  stats.playStarted = performance.now();
+  stats.behind = 0;
+  startStream();
+  $("play").textContent = "❚❚";
+  markDirty();
+}
+
+function pause() {
+  if (!state.playing) return;
+  state.playing = false;
+  stream.stop();
+  $("play").textContent = "▶";
+  ensureData();
+  updateUrl(true);
+  markDirty();
+}
+
+function setSpeed(speed) {
+  state.speed = speed;
+  $("speed").value = String(speed);
+  if (state.playing) startStream();
+  updateUrl(true);
+}
+
+function step(seconds) {
+  pause();
+  seek(view.now + seconds);
+}
+
+// ---- sessions -----------------------------------------------------------------------------
+
+/** Open a session at `at` (epoch seconds), or at `time` (HH:MM:SS New York), or 09:35. */
+async function openSession(sessionDate, { at = null, time = null } = {}) {
+  pause();
+  stream.stop();
+  showError(null);
+  const tables = await fetchSession(sessionDate);
+  const session = new SessionData(tables);
+  state.session = session;
+  state.inflight = [];
+  store = new SecondStore();
+  state.clock = new ExchangeClock(session.exchange_timezone, session.start);
+  view.tick = session.tick_size;
+  view.priceCenter = null;
+  view.follow = true;
+  heatmap.reset(session, view.span);
+  heatmap.setLayer(state.layer);
+  signalsPanel.key = null;
+  $("session-picker").value = session.session;
+  $("plot").dataset.session = session.session;
+  let second = at ?? (session.session_window_start ?? session.start) + 300;
+  if (time !== null) {
+    const typed = state.clock.parse(time);
+    if (typed === null || typed < session.start || typed > session.end) {
+      showError(new HudError(`t=${time} is not a time of session ${session.session} (HH:MM:SS New York)`, { parameter: "t" }));
+    } else second = typed;
+  }
+  seek(second);
+}
+
+function sessionLabel(row) {
+  return `${row.session} ${row.symbol} · ${row.triggers} triggers`;
+}
+
+// ---- drawing ------------------------------------------------------------------------------
+
+function storeValue(second, table, column) {
+  const entry = store.get(second);
+  if (!entry) return null;
+  const [row, end] = entry.rows(table);
+  return row < end ? entry.columns(table)[column][row] : null;
+}
+
+/** Percentile cut-offs from the depth on screen (recomputed as the view moves). */
+function updateCutoffs(whole) {
+  const [low, high] = state.cutoffInputs[state.cutoffMode];
+  if (state.cutoffMode === "contracts") {
+    state.cut = { low, high: Math.max(high, low + 1) };
+    return;
+  }
+  const stamp = `${Math.floor(view.now / 10)}/${view.span}/${low}/${high}/${whole}`;
+  if (stamp === state.cutStamp) return;
+  const values = [];
+  // a sample of seconds is enough for a percentile, and keeps long spans cheap
+  const stride = Math.max(1, Math.round(view.span / 100));
+  for (let second = Math.floor(view.left); second < view.now; second += stride) {
+    const entry = store.get(second);
+    if (!entry) continue;
+    const depth = entry.columns("depth_and_flow_1s");
+    const [first, end] = entry.rows("depth_and_flow_1s");
+    for (let i = first; i < end; i += 1) if (depth.depth_qty_end[i] > 0) values.push(depth.depth_qty_end[i]);
+  }
+  if (values.length < 50) return;
+  state.cutStamp = stamp;
+  values.sort((a, b) => a - b);
+  const at = (p) => values[Math.min(values.length - 1, Math.floor((p / 100) * values.length))];
+  state.cut = { low: at(low), high: Math.max(at(high), at(low) + 1) };
+}
+
+function complete() {
+  const from = Math.max(state.session.start, Math.floor(view.left));
+  for (let second = from; second < view.now; second += 1) if (!store.has(second)) return false;
+  return true;
+}
+
+function render() {
+  state.dirty = false;
+  const session = state.session;
+  if (!session) return;
+  const plot = $("plot");
+  view.width = plot.clientWidth;
+  view.height = plot.clientHeight;
+  const last = view.now - 1;
+  const spot = storeValue(last, "book_snapshot_1s", "spot_price");
+  view.followSpot(spot);
+  const whole = complete();
+  updateCutoffs(whole);
+  const timed = (name, work) => {
+    const began = performance.now();
+    work();
+    stats.renderMs[name] = (stats.renderMs[name] ?? 0) + performance.now() - began;
+  };
+  timed("upload", () => heatmap.sync(store, Math.floor(view.left), view.now));
+  timed("heatmap", () => heatmap.draw(view, state.cut));
+  timed("overlay", () => drawOverlay($("overlay"), {
+    view, session, store, showOutcomes: state.showOutcomes, gexExpiry: state.gexExpiry,
+    crosshair: state.crosshair,
+  }));
+  timed("axes", () => {
+    drawPriceAxis($("price-axis"), view, spot);
+    drawTimeAxis($("time-axis"), view, state.clock);
+    drawStrip($("strip"), view, store, session);
+    drawScrubber($("scrubber-canvas"), view, session, state.showOutcomes);
+  });
+  // text panels: at most PANEL_HZ a second while playing (nobody reads numbers faster), at
+  // once otherwise
+  const began = performance.now();
+  if (!state.playing || began - state.panelsDrawn >= 1000 / PANEL_HZ) {
+    state.panelsDrawn = began;
+    timed("panels", () => {
+      gexPanel.update(view, store.get(last), state.gexExpiry, state.clock, last);
+      renderLevelStates($("level-states"), session, view.now, spot);
+      signalsPanel.update(session, view.now, state.showOutcomes, state.clock);
+    });
+  }
+  if (document.activeElement !== $("clock")) $("clock").value = state.clock.time(view.now);
+  updateReadout();
+  $("plot-status").textContent = whole ? "" : "loading…";
+  document.body.dataset.now = String(view.now);
+  document.body.dataset.complete = whole ? "1" : "0";
+  stats.draws += 1;
+  const pending = stats.seeks.at(-1);
+  if (pending && pending.rendered === null && whole && pending.now === view.now) {
+    pending.rendered = performance.now();
+  }
+}
+
+function updateReadout() {
+  const readout = $("readout");
+  const crosshair = state.crosshair;
+  if (!crosshair || !state.session) {
+    readout.hidden = true;
+    return;
+  }
+  const second = Math.floor(view.secondAt(crosshair.x));
+  const tick = state.session.tick_size;
+  const at = Math.round(view.priceAt(crosshair.y) / tick) * tick;
+  readout.hidden = false;
+  readout.dataset.second = String(second);
+  readout.dataset.price = String(at);
+  const entry = second < view.now ? store.get(second) : null;
+  const head = `${state.clock.time(second)} NY  ${price(at)}`;
+  if (!entry) {
+    readout.textContent = `${head}\n${second >= view.now ? "not yet" : "not loaded"}`;
+    return;
+  }
+  const cell = { bid: {}, ask: {} };
+  const pick = (table, columns) => {
+    const data = entry.columns(table);
+    const [first, end] = entry.rows(table);
+    for (let i = first; i < end; i += 1) {
+      if (Math.abs(data.price[i] - at) > 1e-9) continue;
+      const side = data.side[i] === SIDE.bid ? "bid" : "ask";
+      for (const column of columns) cell[side][column] = data[column][i];
+    }
+  };
+  pick("depth_and_flow_1s", [
+    "depth_qty_start", "depth_qty_end", "depth_qty_rest", "add_qty", "pull_qty", "pull_qty_rest",
+    "fill_qty", "reprice_in_qty", "reprice_out_away_qty", "reprice_out_toward_qty",
+  ]);
+  pick("vacuum_surface_1s", ["pull_add_log", "fill_intensity"]);
+  pick("vacuum_score_1s", ["vacuum_score"]);
+  const spot = storeValue(second, "book_snapshot_1s", "spot_price");
+  const lines = [
+    `${head}  ${spot === null ? "" : `(${Math.round((at - spot) / tick)} ticks from spot)`}`,
+    `                    bid        ask`,
+  ];
+  const line = (label, column, digits = null) => {
+    const show = (value) =>
+      value === undefined ? "–" : digits === null ? String(value) : fixed(value, digits);
+    lines.push(`${label.padEnd(16)}${show(cell.bid[column]).padStart(7)}${show(cell.ask[column]).padStart(11)}`);
+  };
+  line("depth (end)", "depth_qty_end");
+  line("depth (start)", "depth_qty_start");
+  line("resting", "depth_qty_rest");
+  line("added", "add_qty");
+  line("pulled", "pull_qty");
+  line("pulled resting", "pull_qty_rest");
+  line("filled", "fill_qty");
+  line("repriced in", "reprice_in_qty");
+  line("repriced away", "reprice_out_away_qty");
+  line("repriced toward", "reprice_out_toward_qty");
+  line("pull/add log", "pull_add_log", 3);
+  line("fill intensity", "fill_intensity", 3);
+  line("vacuum score", "vacuum_score", 3);
+  readout.textContent = lines.join("\n");
+}
+
+function frame() {
+  if (state.playing && state.session) {
+    const elapsed = (performance.now() - state.anchorWall) / 1000;
+    const target = Math.min(state.session.end, Math.floor(state.anchorNow + elapsed * state.speed));
+    if (target !== view.now) {
+      for (let second = view.now; second < target; second += 1) if (!store.has(second)) stats.behind += 1;
+      view.now = target;
+      markDirty();
+      if (target >= state.session.end) pause();
+      if (performance.now() - state.lastUrlUpdate > 1000) updateUrl(false);
+    }
+  }
+  if (state.dirty) render();
+  requestAnimationFrame(frame);
+}
+
+// ---- URL ----------------------------------------------------------------------------------
+
+function updateUrl(now) {
+  if (!state.session) return;
+  state.lastUrlUpdate = performance.now();
+  const params = new URLSearchParams({
+    session: state.session.session,
+    t: state.clock.time(view.now),
+    speed: String(state.speed),
+    span: String(view.span),
+    layer: state.layer,
+    gex: state.gexExpiry,
+  });
+  if (state.showOutcomes) params.set("outcomes", "1");
+  const url = `${location.pathname}?${params}`;
+  if (now || url !== location.search) history.replaceState(null, "", url);
+}
+
+// ---- controls -----------------------------------------------------------------------------
+
+function setLayer(layer) {
+  state.layer = layer;
+  $("layer").value = layer;
+  heatmap.setLayer(layer);
+  renderLegend($("legend"), layer);
+  updateUrl(true);
+  markDirty();
+}
+
+function setSpan(span) {
+  view.span = span;
+  $("span").value = String(span);
+  if (state.session && heatmap.width < span + 64) heatmap.reset(state.session, span), heatmap.setLayer(state.layer);
+  ensureData();
+  updateUrl(true);
+  markDirty();
+}
+
+function setCutoffMode(mode) {
+  // carry the current picture over: the new unit starts from today's cut in contracts
+  if (mode === "contracts") state.cutoffInputs.contracts = [Math.round(state.cut.low), Math.round(state.cut.high)];
+  state.cutoffMode = mode;
+  $("cutoff-mode").value = mode;
+  [$("cutoff-low").value, $("cutoff-high").value] = state.cutoffInputs[mode].map(String);
+  state.cutStamp = "";
+  markDirty();
+}
+
+function goToTyped() {
+  const text = $("clock").value;
+  const second = state.clock.parse(text);
+  if (second === null) {
+    showError(new HudError(`time ${JSON.stringify(text)} is not HH:MM or HH:MM:SS (New York)`));
+    return;
+  }
+  const session = state.session;
+  if (second < session.start || second > session.end) {
+    showError(new HudError(
+      `time ${text} is outside session ${session.session}, which covers ` +
+      `${state.clock.time(session.start)}-${state.clock.time(session.end)} New York`,
+    ));
+    return;
+  }
+  showError(null);
+  $("clock").blur();
+  seek(second);
+}
+
+function wireControls() {
+  $("session-picker").addEventListener("change", (event) => {
+    history.pushState(null, "", `?session=${event.target.value}`);
+    openSession(event.target.value).catch(showError);
+  });
+  $("play").addEventListener("click", () => (state.playing ? pause() : play()));
+  $("step-back").addEventListener("click", () => step(-1));
+  $("step-forward").addEventListener("click", () => step(1));
+  $("speed").addEventListener("change", (event) => setSpeed(Number(event.target.value)));
+  $("seek-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    goToTyped();
+  });
+  $("span").addEventListener("change", (event) => setSpan(Number(event.target.value)));
+  $("layer").addEventListener("change", (event) => setLayer(event.target.value));
+  $("cutoff-mode").addEventListener("change", (event) => setCutoffMode(event.target.value));
+  for (const [id, index] of [["cutoff-low", 0], ["cutoff-high", 1]]) {
+    $(id).addEventListener("input", (event) => {
+      const value = Number(event.target.value);
+      if (Number.isFinite(value) && value >= 0) {
+        state.cutoffInputs[state.cutoffMode][index] = value;
+        state.cutStamp = "";
+        markDirty();
+      }
+    });
+  }
+  $("gex-expiry").addEventListener("change", (event) => {
+    state.gexExpiry = event.target.value;
+    updateUrl(true);
+    markDirty();
+  });
+  $("show-outcomes").addEventListener("change", (event) => {
+    state.showOutcomes = event.target.checked;
+    updateUrl(true);
+    markDirty();
+  });
+  $("help-button").addEventListener("click", () => $("help").showModal());
+
+  const plot = $("plot");
+  let drag = null;
+  plot.addEventListener("mousemove", (event) => {
+    const box = plot.getBoundingClientRect();
+    state.crosshair = { x: event.clientX - box.left, y: event.clientY - box.top };
+    if (drag) {
+      view.follow = false;
+      view.priceCenter = drag.center + ((event.clientY - drag.y) / view.pixelsPerTick) * view.tick;
+    }
+    markDirty();
+  });
+  plot.addEventListener("mouseleave", () => {
+    state.crosshair = null;
+    drag = null;
+    markDirty();
+  });
+  plot.addEventListener("mousedown", (event) => {
+    drag = { y: event.clientY, center: view.priceCenter };
+  });
+  window.addEventListener("mouseup", () => {
+    drag = null;
+  });
+  plot.addEventListener("dblclick", () => {
+    view.follow = true;
+    view.priceCenter = storeValue(view.now - 1, "book_snapshot_1s", "spot_price") ?? view.priceCenter;
+    markDirty();
+  });
+  for (const element of [plot, $("price-axis"), $("gex-panel")]) {
+    element.addEventListener("wheel", (event) => {
+      event.preventDefault();
+      view.zoomPrice(event.deltaY < 0 ? 1.15 : 1 / 1.15);
+      markDirty();
+    }, { passive: false });
+  }
+  $("time-axis").addEventListener("click", (event) => {
+    const box = $("time-axis").getBoundingClientRect();
+    seek(Math.floor(view.secondAt(event.clientX - box.left)));
+  });
+  const scrubber = $("scrubber-canvas");
+  let scrubbing = false;
+  const scrub = (event) => state.session && seek(scrubberSecond(scrubber, state.session, event.clientX));
+  scrubber.addEventListener("mousedown", (event) => {
+    scrubbing = true;
+    scrub(event);
+  });
+  window.addEventListener("mousemove", (event) => scrubbing && scrub(event));
+  window.addEventListener("mouseup", () => {
+    scrubbing = false;
+  });
+  window.addEventListener("resize", markDirty);
+  window.addEventListener("popstate", () => boot().catch(showError));
+  document.addEventListener("keydown", onKey);
+}
+
+function onKey(event) {
+  if (event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement) {
+    if (event.key === "Escape") event.target.blur();
+    return;
+  }
+  if (!state.session) return;
+  const big = event.shiftKey ? 10 : event.altKey ? 60 : 1;
+  const actions = {
+    " ": () => (state.playing ? pause() : play()),
+    ArrowLeft: () => step(-big),
+    ArrowRight: () => step(big),
+    "+": () => setSpeed(SPEEDS[Math.min(SPEEDS.length - 1, SPEEDS.indexOf(state.speed) + 1)]),
+    "=": () => setSpeed(SPEEDS[Math.min(SPEEDS.length - 1, SPEEDS.indexOf(state.speed) + 1)]),
+    "-": () => setSpeed(SPEEDS[Math.max(0, SPEEDS.indexOf(state.speed) - 1)]),
+    "[": () => setSpan(SPANS[Math.max(0, SPANS.indexOf(view.span) - 1)]),
+    "]": () => setSpan(SPANS[Math.min(SPANS.length - 1, SPANS.indexOf(view.span) + 1)]),
+    t: () => $("clock").select(),
+    Home: () => seek(state.session.start + view.span),
+    End: () => seek(state.session.end),
+    o: () => $("show-outcomes").click(),
+    g: () => {
+      $("gex-expiry").value = state.gexExpiry === "all" ? "0dte" : "all";
+      $("gex-expiry").dispatchEvent(new Event("change"));
+    },
+    f: () => $("plot").dispatchEvent(new MouseEvent("dblclick")),
+    n: () => {
+      const next = state.session.nextTrigger(view.now);
+      if (next) step(next.trigger_ts - view.now);
+    },
+    p: () => {
+      const previous = state.session.previousTrigger(view.now);
+      if (previous) step(previous.trigger_ts - view.now);
+    },
+    "?": () => $("help").showModal(),
+  };
+  for (const [index, layer] of LAYER_KEYS.entries()) actions[String(index + 1)] = () => setLayer(layer);
+  const action = actions[event.key];
+  if (action) {
+    event.preventDefault();
+    action();
+  }
+}
+
+// ---- start --------------------------------------------------------------------------------
+
+async function boot() {
+  const params = new URLSearchParams(location.search);
+  const sessions = rowsOf((await fetchSessions()).sessions);
+  state.sessions = sessions;
+  const picker = $("session-picker");
+  picker.replaceChildren(
+    ...sessions.map((row) => {
+      const option = document.createElement("option");
+      option.value = row.session;
+      option.textContent = sessionLabel(row);
+      return option;
+    }),
+  );
+  if (!sessions.length) {
+    throw new HudError("the warehouse has no included session yet", { command: "spymaster build" });
+  }
+  const speed = Number(params.get("speed"));
+  if (SPEEDS.includes(speed)) setSpeed(speed);
+  const span = Number(params.get("span"));
+  if (SPANS.includes(span)) setSpan(span);
+  if (LAYERS[params.get("layer")]) state.layer = params.get("layer");
+  if (params.get("gex") === "0dte") state.gexExpiry = "0dte";
+  $("gex-expiry").value = state.gexExpiry;
+  state.showOutcomes = params.get("outcomes") === "1";
+  $("show-outcomes").checked = state.showOutcomes;
+  setLayer(state.layer);
+  await openSession(params.get("session") ?? sessions.at(-1).session, { time: params.get("t") });
+}
+
+function start() {
+  heatmap = new Heatmap($("heatmap"));
+  gexPanel = new GexPanel($("gex-panel"), $("gex-footer"));
+  signalsPanel = new SignalsPanel($("signals"), (sessionDate, second) => {
+    pause();
+    if (sessionDate === state.session.session) {
+      seek(second);
+      return;
+    }
+    // a new history entry: Back returns to this setup
+    history.pushState(null, "", location.href);
+    openSession(sessionDate, { at: second }).catch(showError);
+  });
+  stream = new FrameStream({ onFrame, onNotice, resumeFrom: () => view.now });
+  setCutoffMode(state.cutoffMode);
+  wireControls();
+  requestAnimationFrame(frame);
+  boot().catch(showError);
+}
+
+// For the browser tests and the benchmark: the view's mapping, the clock and the counters.
+window.spymasterHud = {
+  view, stats, state, seek, play, pause, setSpeed, setSpan, setLayer,
+  get session() {
+    return state.session;
+  },
+};
+
+start();

@@ -1,0 +1,82 @@
+// One session's slow-moving facts: its bounds and conventions, levels, approach episodes with
+// their triggers and outcomes, and each trigger's signals and nearest earlier setups. What the
+// page may show depends on the replay clock: nothing is drawn before it was known.
+import { rowsOf } from "./wire.js";
+
+export const LEVEL_COLORS = {
+  PM_HIGH: "#ffd166",
+  PM_LOW: "#ffd166",
+  OR_HIGH: "#9b8cff",
+  OR_LOW: "#9b8cff",
+  SMA_90: "#5ce1e6",
+};
+export const levelColor = (levelId) => LEVEL_COLORS[levelId] ?? "#dddddd";
+
+export class SessionData {
+  constructor(tables) {
+    const [info] = rowsOf(tables.session);
+    Object.assign(this, info);
+    this.levels = rowsOf(tables.session_levels);
+    this.episodes = rowsOf(tables.approach_episodes);
+    this.triggers = this.episodes
+      .filter((episode) => episode.trigger_id !== null)
+      .sort((a, b) => a.trigger_ts - b.trigger_ts);
+    this.signals = new Map(rowsOf(tables.trigger_signals).map((row) => [row.trigger_id, row]));
+    this.neighbours = new Map();
+    for (const row of rowsOf(tables.trigger_neighbours)) {
+      if (!this.neighbours.has(row.trigger_id)) this.neighbours.set(row.trigger_id, []);
+      this.neighbours.get(row.trigger_id).push(row);
+    }
+    this.levelIds = [...new Set(this.levels.map((level) => level.level_id))].sort();
+    // texture rows: every price the surfaces can hold over the session
+    const margin = this.surface_depth_ticks * this.tick_size;
+    this.priceBase = (this.spot_low ?? 0) - margin;
+    this.priceRows = Math.round(((this.spot_high ?? 0) + margin - this.priceBase) / this.tick_size) + 1;
+  }
+
+  /** The level's value in effect at `now` (known from valid_from), or null. */
+  levelAt(levelId, now) {
+    for (const level of this.levels) {
+      if (level.level_id === levelId && level.valid_from <= now && now < level.valid_to) return level;
+    }
+    return null;
+  }
+
+  /** WATCH inside the zone, ARMED within the trigger distance until the trigger's window
+   * closes, FIRED from the trigger to the zone's exit; null outside every episode. */
+  levelState(levelId, now) {
+    // a second is seen once the clock has passed it: `now` is the end of the last second shown
+    for (const episode of this.episodes) {
+      if (episode.level_id !== levelId || episode.zone_entry_ts >= now) continue;
+      if (episode.trigger_ts !== null && episode.trigger_ts <= now) {
+        if (now <= Math.max(episode.zone_exit_ts, episode.trigger_ts)) return { state: "FIRED", episode };
+      } else if (now <= episode.zone_exit_ts) {
+        const armed = episode.trigger_second !== null && episode.trigger_second < now;
+        return { state: armed ? "ARMED" : "WATCH", episode };
+      }
+    }
+    return null;
+  }
+
+  /** The latest trigger at or before `now`. */
+  latestTrigger(now) {
+    let latest = null;
+    for (const trigger of this.triggers) {
+      if (trigger.trigger_ts <= now) latest = trigger;
+      else break;
+    }
+    return latest;
+  }
+
+  outcomeKnown(trigger, now, showAll) {
+    return trigger.outcome !== null && (showAll || trigger.outcome_known_ts <= now);
+  }
+
+  nextTrigger(now) {
+    return this.triggers.find((trigger) => trigger.trigger_ts > now) ?? null;
+  }
+
+  previousTrigger(now) {
+    return [...this.triggers].reverse().find((trigger) => trigger.trigger_ts < now) ?? null;
+  }
+}

@@ -1,0 +1,445 @@
+"""What the HUD reads from the warehouse: read-only, every parameter bound, every value as the
+table holds it (whole-contract quantities travel as int32, times as millisecond timestamps)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from spymaster.lake import Lake, project_vars
+
+# The server's share of the machine: replay clients are many small queries. (Set after
+# connecting: a process's connections to one file must share their open configuration.)
+CONNECTION_SETTINGS = "set memory_limit = '512MB'; set threads = 2"
+
+
+@dataclass(frozen=True)
+class FrameTable:
+    """A per-second warehouse table the page draws, and what the server selects from it."""
+
+    schema: str
+    name: str
+    columns: tuple[str, ...]
+    # whole contracts (BIGINT in the warehouse): sent as int32, the same values
+    quantities: frozenset[str] = frozenset()
+    order: tuple[str, ...] = ()
+
+    def sql(self) -> str:
+        select = ",\n    ".join(
+            f"cast({column} as integer) as {column}" if column in self.quantities else column
+            for column in self.columns
+        )
+        order = ", ".join(("window_start", *self.order))
+        return (
+            "select\n    cast(window_start as timestamp_ms) as window_start,\n    "
+            f"{select}\nfrom {self.schema}.{self.name}\n"
+            "where symbol = $symbol and dt = $session\n"
+            "    and window_start >= $start and window_start < $end\n"
+            f"order by {order}"
+        )
+
+
+FRAME_TABLES = (
+    FrameTable(
+        "silver",
+        "book_snapshot_1s",
+        (
+            "best_bid_price", "best_bid_size", "best_ask_price", "best_ask_size", "mid_price",
+            "last_trade_price", "spot_price", "book_valid",
+        ),
+        frozenset({"best_bid_size", "best_ask_size"}),
+    ),
+    FrameTable(
+        "silver",
+        "depth_and_flow_1s",
+        (
+            "side", "price", "rel_ticks", "depth_qty_start", "depth_qty_end", "depth_qty_rest",
+            "add_qty", "pull_qty", "pull_qty_rest", "fill_qty", "reprice_in_qty",
+            "reprice_out_away_qty", "reprice_out_toward_qty", "window_valid",
+        ),
+        frozenset({
+            "depth_qty_start", "depth_qty_end", "depth_qty_rest", "add_qty", "pull_qty",
+            "pull_qty_rest", "fill_qty", "reprice_in_qty", "reprice_out_away_qty",
+            "reprice_out_toward_qty",
+        }),
+        ("side", "price"),
+    ),
+    FrameTable(
+        "silver",
+        "vacuum_surface_1s",
+        (
+            "side", "price", "rel_ticks", "pull_add_log", "pull_intensity_rest", "wall_erosion",
+            "fill_intensity",
+        ),
+        order=("side", "price"),
+    ),
+    FrameTable(
+        "gold", "vacuum_score_1s", ("side", "price", "vacuum_score"), order=("side", "price")
+    ),
+    FrameTable(
+        "gold",
+        "physics_bands_1s",
+        (
+            "side", "band", "band_order", "depth_qty", "wall_strength_norm", "erosion_norm",
+            "vacuum_score", "add_intensity", "pull_intensity", "fill_intensity",
+            "liquidity_velocity", "ease", "side_score", "window_valid",
+        ),
+        frozenset({"depth_qty"}),
+        ("side", "band_order"),
+    ),
+    FrameTable(
+        "silver",
+        "gex_surface_1s",
+        (
+            "strike_price", "rel_ticks", "spot_price", "call_gex", "put_gex", "net_gex",
+            "abs_gex", "imbalance", "call_gex_0dte", "put_gex_0dte", "net_gex_0dte",
+            "abs_gex_0dte", "imbalance_0dte", "call_open_interest", "put_open_interest",
+            "zero_gamma_level", "zero_gamma_level_0dte", "call_wall", "put_wall",
+            "call_wall_0dte", "put_wall_0dte", "options_in_exposure",
+            "options_without_open_interest",
+        ),
+        frozenset({
+            "call_open_interest", "put_open_interest", "options_in_exposure",
+            "options_without_open_interest",
+        }),
+        ("strike_price",),
+    ),
+)  # fmt: skip
+
+SESSIONS_SQL = """
+with triggers as (
+    select dt, count(*) as triggers
+    from gold.trigger_vectors
+    group by dt
+)
+select
+    selection.dt as session,
+    selection.selected_symbol as symbol,
+    cast(calendar.surface_window_start as timestamp_ms) as surface_window_start,
+    cast(calendar.surface_window_end as timestamp_ms) as surface_window_end,
+    cast(calendar.session_window_start as timestamp_ms) as session_window_start,
+    cast(calendar.session_window_end as timestamp_ms) as session_window_end,
+    coalesce(triggers.triggers, 0) as triggers
+from silver.contract_day_selection as selection
+inner join silver.session_calendar as calendar using (dt)
+left join triggers using (dt)
+where selection.is_included
+order by selection.dt
+"""
+
+SPOT_RANGE_SQL = """
+select min(spot_price) as spot_low, max(spot_price) as spot_high
+from silver.book_snapshot_1s
+where symbol = $symbol and dt = $session and window_start >= $start and window_start < $end
+"""
+
+LEVELS_SQL = """
+select
+    level_id,
+    level_price,
+    cast(valid_from as timestamp_ms) as valid_from,
+    cast(valid_to as timestamp_ms) as valid_to
+from silver.session_levels
+where symbol = $symbol and dt = $session and valid_from < $end and valid_to > $start
+order by level_id, valid_from
+"""
+
+EPISODES_SQL = """
+select
+    episodes.episode_id,
+    episodes.level_id,
+    episodes.approach_dir,
+    episodes.entry_level_price,
+    cast(episodes.zone_entry_ts as timestamp_ms) as zone_entry_ts,
+    cast(episodes.zone_exit_ts as timestamp_ms) as zone_exit_ts,
+    episodes.is_triggered,
+    cast(episodes.trigger_second as timestamp_ms) as trigger_second,
+    episodes.trigger_level_price,
+    triggers.trigger_id,
+    cast(triggers.ts as timestamp_ms) as trigger_ts,
+    outcomes.break_price,
+    outcomes.reject_price,
+    outcomes.outcome,
+    cast(outcomes.outcome_known_ts as timestamp_ms) as outcome_known_ts,
+    outcomes.first_hit,
+    outcomes.seconds_to_first_hit,
+    outcomes.max_favorable_excursion_ticks,
+    outcomes.max_adverse_excursion_ticks
+from gold.approach_episodes as episodes
+left join gold.trigger_vectors as triggers using (episode_id)
+left join gold.trigger_outcomes as outcomes using (trigger_id)
+where episodes.symbol = $symbol and episodes.dt = $session
+order by episodes.zone_entry_ts, episodes.level_id
+"""
+
+SIGNALS_SQL = """
+select
+    trigger_id,
+    level_id,
+    approach_dir,
+    neighbour_count,
+    p_break,
+    p_reject,
+    p_chop,
+    similarity_mean,
+    similarity_std,
+    similarity_max,
+    similarity_min,
+    training_sessions,
+    training_triggers,
+    base_rate_prior,
+    time_of_day_rate_prior
+from gold.trigger_signals
+where dt = $session
+order by trigger_id
+"""
+
+NEIGHBOURS_SQL = """
+with ranked as (
+    select
+        trigger_id,
+        unnest(generate_series(1, len(neighbour_trigger_ids))) as neighbour_rank,
+        unnest(neighbour_trigger_ids) as neighbour_trigger_id,
+        unnest(neighbour_similarities) as similarity
+    from gold.trigger_signals
+    where dt = $session
+)
+select
+    ranked.trigger_id,
+    cast(ranked.neighbour_rank as integer) as neighbour_rank,
+    ranked.neighbour_trigger_id,
+    ranked.similarity,
+    outcomes.dt as neighbour_session,
+    cast(outcomes.ts as timestamp_ms) as neighbour_ts,
+    outcomes.level_price,
+    outcomes.outcome,
+    outcomes.seconds_to_first_hit,
+    outcomes.max_favorable_excursion_ticks,
+    outcomes.max_adverse_excursion_ticks
+from ranked
+inner join gold.trigger_outcomes as outcomes on ranked.neighbour_trigger_id = outcomes.trigger_id
+order by ranked.trigger_id, ranked.neighbour_rank
+"""
+
+# Beyond the frame tables: what the session queries read (table -> columns).
+SESSION_COLUMNS: Mapping[tuple[str, str], tuple[str, ...]] = {
+    ("silver", "contract_day_selection"): ("dt", "selected_symbol", "is_included"),
+    ("silver", "session_calendar"): (
+        "dt", "surface_window_start", "surface_window_end", "session_window_start",
+        "session_window_end",
+    ),
+    ("silver", "session_levels"): ("level_id", "level_price", "valid_from", "valid_to"),
+    ("gold", "approach_episodes"): (
+        "episode_id", "level_id", "approach_dir", "zone_entry_ts", "zone_exit_ts",
+        "trigger_second",
+    ),
+    ("gold", "trigger_vectors"): ("trigger_id", "episode_id", "ts"),
+    ("gold", "trigger_outcomes"): ("trigger_id", "outcome", "outcome_known_ts", "first_hit"),
+    ("gold", "trigger_signals"): (
+        "trigger_id", "p_break", "neighbour_trigger_ids", "neighbour_similarities",
+    ),
+}  # fmt: skip
+
+
+def required_columns() -> dict[tuple[str, str], tuple[str, ...]]:
+    """Every table and column the HUD reads."""
+    required = dict(SESSION_COLUMNS)
+    for table in FRAME_TABLES:
+        required[(table.schema, table.name)] = ("symbol", "dt", "window_start", *table.columns)
+    return required
+
+
+class WarehouseUnavailableError(Exception):
+    """The lake has no warehouse the HUD can read; the message says what to run."""
+
+    def __init__(self, message: str, command: str | None = None) -> None:
+        super().__init__(message)
+        self.command = command
+
+
+@dataclass(frozen=True)
+class Session:
+    """An included session: its contract and the seconds the surfaces cover (naive UTC)."""
+
+    session: dt.date
+    symbol: str
+    start: dt.datetime
+    end: dt.datetime
+    research_start: dt.datetime
+    research_end: dt.datetime
+
+
+def missing_from(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """The required tables and columns the warehouse lacks, as `schema.table` or
+    `schema.table.column`."""
+    present: dict[tuple[str, str], set[str]] = {}
+    for schema, table, column in connection.execute(
+        "select table_schema, table_name, column_name from information_schema.columns"
+    ).fetchall():
+        present.setdefault((schema, table), set()).add(column)
+    missing = []
+    for (schema, table), columns in required_columns().items():
+        if (schema, table) not in present:
+            missing.append(f"{schema}.{table}")
+            continue
+        missing += [
+            f"{schema}.{table}.{column}"
+            for column in columns
+            if column not in present[(schema, table)]
+        ]
+    return missing
+
+
+def build_command(missing: list[str]) -> str:
+    """The dbt selection that builds what is missing, with everything it needs."""
+    models = sorted({name.split(".")[1] for name in missing})
+    return "spymaster build --select " + " ".join(f"+{model}" for model in models)
+
+
+class Warehouse:
+    """A read-only connection to a lake's DuckDB file, opened on first use (and retried on the
+    next request while the file is missing, locked by a writer or incomplete)."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._sessions: dict[dt.date, Session] | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._connection is not None:
+                return self._connection
+            path = self.lake.duckdb_path
+            if not path.is_file():
+                raise WarehouseUnavailableError(
+                    f"{path}: no warehouse in this lake yet; land data with `spymaster ingest` "
+                    "and build it with `spymaster build`",
+                    "spymaster build",
+                )
+            try:
+                connection = duckdb.connect(str(path), read_only=True)
+            except duckdb.Error as error:
+                raise WarehouseUnavailableError(
+                    f"{path}: cannot open the warehouse read-only ({error}); a running "
+                    "`spymaster build` holds it until it finishes"
+                ) from error
+            connection.execute(CONNECTION_SETTINGS)
+            missing = missing_from(connection)
+            if missing:
+                connection.close()
+                command = build_command(missing)
+                raise WarehouseUnavailableError(
+                    f"{path}: the warehouse lacks {', '.join(missing)}; build it with `{command}`",
+                    command,
+                )
+            self._connection = connection
+            return connection
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def query(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
+        """One query on its own cursor: safe from many threads at once."""
+        cursor = self._connect().cursor()
+        try:
+            return cursor.sql(sql, params=dict(params or {})).to_arrow_table()
+        finally:
+            cursor.close()
+
+    def sessions(self) -> pa.Table:
+        return self.query(SESSIONS_SQL)
+
+    def session(self, day: dt.date) -> Session | None:
+        """The included session of that date, or None."""
+        if self._sessions is None:
+            table = self.sessions().to_pylist()
+            self._sessions = {
+                row["session"]: Session(
+                    row["session"],
+                    row["symbol"],
+                    row["surface_window_start"],
+                    row["surface_window_end"],
+                    row["session_window_start"],
+                    row["session_window_end"],
+                )
+                for row in table
+            }
+        return self._sessions.get(day)
+
+    def session_tables(self, session: Session) -> dict[str, pa.Table]:
+        """What the page needs once per session: its bounds and conventions, levels, approach
+        episodes with their triggers and outcomes, and each trigger's signals and neighbours."""
+        params = _params(session, session.start, session.end)
+        spot = self.query(SPOT_RANGE_SQL, params).to_pylist()[0]
+        settings = project_vars()
+        summary = pa.table(
+            {
+                "session": [session.session],
+                "symbol": [session.symbol],
+                "start": pa.array([session.start], pa.timestamp("ms")),
+                "end": pa.array([session.end], pa.timestamp("ms")),
+                "session_window_start": pa.array([session.research_start], pa.timestamp("ms")),
+                "session_window_end": pa.array([session.research_end], pa.timestamp("ms")),
+                "spot_low": [spot["spot_low"]],
+                "spot_high": [spot["spot_high"]],
+                "tick_size": [float(settings["futures_tick_size"])],
+                "surface_depth_ticks": [int(settings["surface_depth_ticks"])],
+                "level_zone_ticks": [int(settings["level_zone_ticks"])],
+                "trigger_ticks": [int(settings["trigger_ticks"])],
+                "strike_step": [float(settings["option_strike_step"])],
+                "exchange_timezone": [str(settings["exchange_timezone"])],
+            }
+        )
+        return {
+            "session": summary,
+            "session_levels": self.query(LEVELS_SQL, params),
+            "approach_episodes": self.query(
+                EPISODES_SQL, {"symbol": session.symbol, "session": session.session}
+            ),
+            "trigger_signals": self.query(SIGNALS_SQL, {"session": session.session}),
+            "trigger_neighbours": self.query(NEIGHBOURS_SQL, {"session": session.session}),
+        }
+
+    def window(self, session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, pa.Table]:
+        """Every frame table's rows of the seconds [start, end)."""
+        params = _params(session, start, end)
+        return {table.name: self.query(table.sql(), params) for table in FRAME_TABLES}
+
+
+def _params(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, object]:
+    return {"symbol": session.symbol, "session": session.session, "start": start, "end": end}
+
+
+def split_seconds(
+    tables: Mapping[str, pa.Table], start: dt.datetime, end: dt.datetime
+) -> Iterator[tuple[dt.datetime, dict[str, pa.Table]]]:
+    """The window's tables second by second (zero-copy slices; every table is in time order)."""
+    first_ms = _epoch_ms(start)
+    seconds = int((end - start).total_seconds())
+    edges = first_ms + 1000 * np.arange(seconds + 1, dtype=np.int64)
+    bounds = {
+        name: np.searchsorted(
+            table.column("window_start").cast(pa.int64()).to_numpy(), edges, side="left"
+        )
+        for name, table in tables.items()
+    }
+    for offset in range(seconds):
+        frame = {}
+        for name, table in tables.items():
+            first, last = bounds[name][offset], bounds[name][offset + 1]
+            frame[name] = table.slice(first, last - first)
+        yield start + dt.timedelta(seconds=offset), frame
+
+
+def _epoch_ms(moment: dt.datetime) -> int:
+    return int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)

@@ -1,0 +1,52 @@
+"""Built test markets and the helpers that query them (shared by the end-to-end, HUD and
+browser tests, so each market is generated and built once per run)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import duckdb
+
+from ingest.landing import ingest
+from spymaster.cli import dbt_command
+from spymaster.lake import PROJECT_ROOT, Lake
+from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+
+# The end-to-end market: a roll in the first days, then included sessions with triggers,
+# calibrated vacuum scores and neighbours from earlier sessions.
+MARKET_SESSIONS = 8
+MARKET_SEED = 21
+
+
+def dbt(lake: Lake, *args: str) -> str:
+    result = subprocess.run(
+        dbt_command(args),
+        env=lake.environment(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:]
+    return result.stdout
+
+
+def warehouse(lake: Lake, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        return connection.execute(sql, params or []).fetchall()
+    finally:
+        connection.close()
+
+
+def build_market(root: Path) -> Lake:
+    """The tiny end-to-end market, simulated, landed and built one layer at a time."""
+    lake = Lake(root / "lake")
+    simulate_market(
+        lake.raw, MarketConfig(sessions=MARKET_SESSIONS, seed=MARKET_SEED, scale=SCALES["tiny"])
+    )
+    ingest(lake.raw, lake, workers=2)
+    for layer in ("tag:bronze", "tag:silver", "tag:gold"):
+        dbt(lake, "build", "--select", layer)
+    return lake

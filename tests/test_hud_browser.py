@@ -1,0 +1,401 @@
+"""The HUD page in a real headless Chromium (Debian's, driven by Playwright) against
+`spymaster serve` on the built end-to-end market: what a trader sees is what the tables hold."""
+
+from __future__ import annotations
+
+import colorsys
+import datetime as dt
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, sync_playwright
+
+from hud.headless import launch_chromium, served
+from spymaster.lake import PROJECT_ROOT, Lake
+from tests.markets import warehouse
+
+pytestmark = pytest.mark.dbt
+
+SCREENSHOTS = PROJECT_ROOT / "target" / "hud-screenshots"
+NEW_YORK = ZoneInfo("America/New_York")
+BID_HUE, ASK_HUE = 197, 20  # #2ec4ff and #ff7a3d
+
+
+@pytest.fixture(scope="module")
+def server(market_lake: Lake) -> Iterator[str]:
+    with served(market_lake) as (url, _process):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page; the test fails if the page logged an error, and leaves a screenshot."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.console_errors = errors  # a test that provokes an error takes it out
+    yield page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{request.node.name}.png")
+    context.close()
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def session(market_lake: Lake) -> dict[str, object]:
+    day, symbol, start = warehouse(
+        market_lake,
+        "select selection.dt, selected_symbol, surface_window_start "
+        "from silver.contract_day_selection as selection join silver.session_calendar using (dt) "
+        "where is_included order by dt desc limit 1",
+    )[0]
+    return {"day": day, "symbol": symbol, "start": start}
+
+
+def ny(moment: dt.datetime) -> str:
+    """HH:MM:SS New York of a naive UTC time (what the page's clock shows)."""
+    return moment.replace(tzinfo=dt.UTC).astimezone(NEW_YORK).strftime("%H:%M:%S")
+
+
+def epoch(moment: dt.datetime) -> int:
+    return int(moment.replace(tzinfo=dt.UTC).timestamp())
+
+
+def open_at(page: Page, server: str, day: dt.date, moment: dt.datetime, extra: str = "") -> None:
+    page.goto(f"{server}?session={day}&t={ny(moment)}{extra}")
+    wait_for(page, epoch(moment))
+
+
+def wait_for(page: Page, now: int) -> None:
+    """Until the page shows `now` with every second of its view loaded and drawn."""
+    page.wait_for_function(
+        f"document.body.dataset.now === '{now}' && document.body.dataset.complete === '1'",
+        timeout=30_000,
+    )
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+
+
+def hue_at(page: Page, x: float, y: float) -> tuple[float, float, float]:
+    """Hue (degrees), saturation and value of the screen pixel at page coordinates."""
+    image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    red, green, blue = image.getpixel((round(x), round(y)))
+    hue, saturation, value = colorsys.rgb_to_hsv(red / 255, green / 255, blue / 255)
+    return hue * 360, saturation, value
+
+
+def plot_point(page: Page, second: float, price: float) -> tuple[float, float]:
+    box = page.locator("#plot").bounding_box()
+    x, y = page.evaluate(
+        f"[window.spymasterHud.view.xOf({second}), window.spymasterHud.view.yOf({price})]"
+    )
+    return box["x"] + x, box["y"] + y
+
+
+def test_page_loads_the_latest_session_with_no_console_errors(
+    page: Page, server: str, session: dict[str, object]
+) -> None:
+    page.goto(server)
+    page.wait_for_function("document.body.dataset.complete === '1'", timeout=30_000)
+    assert page.locator("#session-picker").input_value() == str(session["day"])
+    options = page.locator("#session-picker option").all_inner_texts()
+    assert options[-1].startswith(f"{session['day']} {session['symbol']}")
+    assert page.locator("#mode-badge").inner_text() == "REPLAY"
+    assert page.locator("#banner").is_hidden()
+
+
+def test_walls_have_their_sides_hue(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    now = session["start"] + dt.timedelta(minutes=75)
+    open_at(page, server, session["day"], now)
+    second = now - dt.timedelta(seconds=60)
+    for side, expected_hue in (("bid", BID_HUE), ("ask", ASK_HUE)):
+        # the deepest price of the side, away from the spot, bid/ask and fill marks
+        price, depth = warehouse(
+            market_lake,
+            "select price, depth_qty_end from silver.depth_and_flow_1s "
+            "where dt = ? and window_start = ? and side = ? and abs(rel_ticks) between 3 and 12 "
+            "and fill_qty = 0 order by depth_qty_end desc, price limit 1",
+            [session["day"], second, side],
+        )[0]
+        assert depth > 0
+        x, y = plot_point(page, epoch(second) + 0.5, price)
+        hue, saturation, value = hue_at(page, x, y)
+        assert abs(hue - expected_hue) < 20, (side, price, hue)
+        assert saturation > 0.4, (side, saturation)
+        assert value > 0.25, (side, value)
+
+
+def test_gex_panel_shows_gex_surface_of_the_last_second(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    now = session["start"] + dt.timedelta(minutes=62, seconds=17)
+    open_at(page, server, session["day"], now)
+    shown = page.eval_on_selector_all(
+        "#gex-panel .gex-row:not([hidden])",
+        "rows => rows.map(r => [r.dataset.strike, r.dataset.callGex, r.dataset.putGex, "
+        "r.dataset.netGex, r.querySelector('.value').textContent])",
+    )
+    expected = warehouse(
+        market_lake,
+        "select strike_price, call_gex, put_gex, net_gex from silver.gex_surface_1s "
+        "where dt = ? and window_start = ? order by strike_price",
+        [session["day"], now - dt.timedelta(seconds=1)],
+    )
+    assert len(shown) == len(expected) > 5
+    for (strike, call, put, net, label), row in zip(shown, expected, strict=True):
+        assert (float(strike), float(call), float(put), float(net)) == row
+        assert label.lstrip("+-").rstrip("kMB").replace(".", "").isdigit()
+    assert f"at {ny(now - dt.timedelta(seconds=1))} NY" in page.locator("#gex-footer").inner_text()
+    # 0DTE: the panel switches to the 0DTE columns
+    page.locator("#gex-expiry").select_option("0dte")
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+    nets = page.eval_on_selector_all(
+        "#gex-panel .gex-row:not([hidden])", "rows => rows.map(r => Number(r.dataset.netGex))"
+    )
+    assert nets == [
+        row[0]
+        for row in warehouse(
+            market_lake,
+            "select net_gex_0dte from silver.gex_surface_1s where dt = ? and window_start = ? "
+            "order by strike_price",
+            [session["day"], now - dt.timedelta(seconds=1)],
+        )
+    ]
+
+
+def test_typing_a_time_seeks_the_clock_and_the_picture(
+    page: Page, server: str, session: dict[str, object]
+) -> None:
+    first = session["start"] + dt.timedelta(minutes=45)
+    open_at(page, server, session["day"], first)
+    before = page.locator("#plot").screenshot()
+    target = first + dt.timedelta(minutes=37, seconds=11)
+    page.locator("#clock").fill(ny(target))
+    page.locator("#clock").press("Enter")
+    wait_for(page, epoch(target))
+    assert page.locator("#clock").input_value() == ny(target)
+    assert page.locator("#plot").screenshot() != before
+    assert f"t={ny(target).replace(':', '%3A')}" in page.url
+    # the URL reopens the same session and moment
+    page.goto(page.url)
+    wait_for(page, epoch(target))
+    # one second forward with the keyboard, ten back with shift
+    page.keyboard.press("ArrowRight")
+    wait_for(page, epoch(target) + 1)
+    page.keyboard.press("Shift+ArrowLeft")
+    wait_for(page, epoch(target) - 9)
+
+
+def test_clicking_the_time_axis_seeks_there(
+    page: Page, server: str, session: dict[str, object]
+) -> None:
+    now = session["start"] + dt.timedelta(minutes=90)
+    open_at(page, server, session["day"], now)
+    box = page.locator("#time-axis").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    target = page.evaluate("Number(document.body.dataset.now)")
+    assert epoch(now) - 160 < target < epoch(now) - 140  # the middle of a 5-minute view
+
+
+def test_playing_advances_the_clock_with_streamed_frames(
+    page: Page, server: str, session: dict[str, object]
+) -> None:
+    now = session["start"] + dt.timedelta(minutes=50)
+    open_at(page, server, session["day"], now, "&speed=30")
+    page.keyboard.press("Space")
+    page.wait_for_function(f"Number(document.body.dataset.now) >= {epoch(now) + 20}")
+    page.keyboard.press("Space")
+    stats = page.evaluate("window.spymasterHud.stats")
+    # the seconds shown while playing came as WebSocket frames, one per second
+    assert stats["frames"] >= 20
+    assert stats["draws"] > 5
+    assert page.locator("#play").inner_text() == "▶"
+
+
+def triggers_with_neighbours(lake: Lake, day: dt.date) -> list[tuple[object, ...]]:
+    return warehouse(
+        lake,
+        "select signals.trigger_id, outcomes.ts, outcomes.outcome_known_ts, outcomes.outcome, "
+        "signals.neighbour_trigger_ids, signals.neighbour_similarities, signals.p_break "
+        "from gold.trigger_signals as signals join gold.trigger_outcomes as outcomes "
+        "using (trigger_id) where signals.dt = ? and signals.neighbour_count > 0 "
+        "and outcomes.outcome is not null order by outcomes.ts",
+        [day],
+    )
+
+
+def test_a_triggers_neighbours_are_its_trigger_signals(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    trigger_id, ts, _known, _outcome, ids, similarities, p_break = triggers_with_neighbours(
+        market_lake, session["day"]
+    )[0]
+    open_at(page, server, session["day"], ts)
+    assert page.locator("#signals").get_attribute("data-trigger-id") == trigger_id
+    rows = page.eval_on_selector_all(
+        "#neighbours tr[data-trigger-id]",
+        "rows => rows.map(r => [r.dataset.triggerId, Number(r.dataset.similarity)])",
+    )
+    assert rows == [[i, s] for i, s in zip(ids, similarities, strict=True)]
+    assert page.locator('[data-p="P(BREAK)"]').inner_text() == f"{p_break * 100:.0f}%"
+
+
+def test_an_outcome_shows_only_once_it_has_happened(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    # a trigger still the latest when its outcome becomes known
+    trigger_id, ts, known, outcome = warehouse(
+        market_lake,
+        "with ordered as (select trigger_id, ts, outcome_known_ts, outcome, "
+        "lead(ts) over (order by ts) as next_ts from gold.trigger_outcomes where dt = ?) "
+        "select trigger_id, ts, outcome_known_ts, outcome from ordered "
+        "where outcome_known_ts > ts + interval 1 second "
+        "and coalesce(next_ts > outcome_known_ts, true) order by ts limit 1",
+        [session["day"]],
+    )[0]
+    open_at(page, server, session["day"], ts)
+    signals = page.locator("#signals")
+    assert signals.get_attribute("data-trigger-id") == trigger_id
+    assert f"not known until {ny(known)}" in signals.inner_text()
+    own = signals.locator(f".trigger-outcome .outcome.{outcome}")
+    assert own.count() == 0
+    page.locator("#show-outcomes").check()
+    own.wait_for()
+    page.locator("#show-outcomes").uncheck()
+    page.wait_for_function("document.querySelector('#signals').innerText.includes('not known')")
+    # one second before the outcome it is still unknown; at it, it is shown
+    for moment, shown in ((known - dt.timedelta(seconds=1), 0), (known, 1)):
+        page.locator("#clock").fill(ny(moment))
+        page.locator("#clock").press("Enter")
+        wait_for(page, epoch(moment))
+        assert signals.get_attribute("data-trigger-id") == trigger_id
+        assert own.count() == shown
+
+
+def test_choosing_a_neighbour_opens_its_session_at_its_moment(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    trigger_id, ts, *_ = triggers_with_neighbours(market_lake, session["day"])[0]
+    open_at(page, server, session["day"], ts)
+    first = page.locator("#neighbours tr[data-trigger-id]").first
+    neighbour_id = first.get_attribute("data-trigger-id")
+    neighbour_day, neighbour_ts = warehouse(
+        market_lake, "select dt, ts from gold.trigger_outcomes where trigger_id = ?", [neighbour_id]
+    )[0]
+    first.click()
+    wait_for(page, epoch(neighbour_ts))
+    assert page.locator("#session-picker").input_value() == str(neighbour_day)
+    assert f"session={neighbour_day}" in page.url
+    assert page.locator("#clock").input_value() == ny(neighbour_ts)
+    # the neighbour is now the latest trigger on screen
+    assert page.locator("#signals").get_attribute("data-trigger-id") == neighbour_id
+    page.go_back()
+    wait_for(page, epoch(ts))
+    assert page.locator("#signals").get_attribute("data-trigger-id") == trigger_id
+
+
+def test_crosshair_reads_the_tables_values(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    now = session["start"] + dt.timedelta(minutes=70)
+    open_at(page, server, session["day"], now)
+    second = now - dt.timedelta(seconds=30)
+    price, depth, added, pulled, filled = warehouse(
+        market_lake,
+        "select price, depth_qty_end, add_qty, pull_qty, fill_qty from silver.depth_and_flow_1s "
+        "where dt = ? and window_start = ? and side = 'bid' and rel_ticks = -2",
+        [session["day"], second],
+    )[0]
+    x, y = plot_point(page, epoch(second) + 0.5, price)
+    page.mouse.move(x, y)
+    readout = page.locator("#readout")
+    page.wait_for_function("!document.querySelector('#readout').hidden")
+    assert readout.get_attribute("data-second") == str(epoch(second))
+    assert float(readout.get_attribute("data-price")) == price
+    lines = {line[:16].strip(): line[16:].split() for line in readout.inner_text().splitlines()}
+    assert lines["depth (end)"][0] == str(depth)
+    assert lines["added"][0] == str(added)
+    assert lines["pulled"][0] == str(pulled)
+    assert lines["filled"][0] == str(filled)
+    assert ny(second) in readout.inner_text()
+
+
+def test_physics_layers_change_the_picture(
+    page: Page, server: str, session: dict[str, object]
+) -> None:
+    now = session["start"] + dt.timedelta(minutes=80)
+    open_at(page, server, session["day"], now)
+    pictures = {}
+    for key, layer in enumerate(["depth", "pull_add", "vacuum", "reprice_away", "fill_intensity"]):
+        page.keyboard.press(str(key + 1))
+        page.wait_for_function(f"document.querySelector('#layer').value === '{layer}'")
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+        pictures[layer] = page.locator("#heatmap").screenshot()
+    assert len(set(pictures.values())) == len(pictures)
+    assert "layer=fill_intensity" in page.url
+
+
+def test_levels_show_their_state(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    level_id, entry, trigger_second, trigger_ts = warehouse(
+        market_lake,
+        "select episodes.level_id, episodes.zone_entry_ts, episodes.trigger_second, triggers.ts "
+        "from gold.approach_episodes as episodes join gold.trigger_vectors as triggers "
+        "using (episode_id) where episodes.dt = ? and triggers.ts > episodes.trigger_second + "
+        "interval 1 second and episodes.trigger_second > episodes.zone_entry_ts + "
+        "interval 1 second order by episodes.zone_entry_ts limit 1",
+        [session["day"]],
+    )[0]
+    for moment, state in (
+        (entry + dt.timedelta(seconds=1), "WATCH"),
+        (trigger_second + dt.timedelta(seconds=1), "ARMED"),
+        (trigger_ts, "FIRED"),
+    ):
+        open_at(page, server, session["day"], moment)
+        assert (
+            page.locator(f'#level-states tr[data-level="{level_id}"]').get_attribute("data-state")
+            == state
+        ), (moment, state)
+
+
+def test_an_unknown_session_in_the_url_is_named_on_the_page(page: Page, server: str) -> None:
+    page.goto(f"{server}?session=1999-01-04")
+    banner = page.locator("#banner")
+    banner.wait_for(state="visible")
+    assert "no included session on 1999-01-04" in banner.inner_text()
+    # the browser logs the API's 404 itself; nothing else went wrong
+    page.console_errors.remove(
+        "Failed to load resource: the server responded with a status of 404 (Not Found)"
+    )
+
+
+def test_a_lake_without_a_warehouse_tells_what_to_run(
+    browser, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    lake = Lake(tmp_path / "empty-lake")
+    lake.root.mkdir()
+    with served(lake) as (url, _process):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        banner = page.locator("#banner")
+        banner.wait_for(state="visible")
+        assert "no warehouse in this lake yet" in banner.inner_text()
+        assert banner.locator("code").inner_text() == "spymaster build"
+        context.close()
