@@ -1,7 +1,8 @@
 """One client's replay: a session's per-second frames from a moment at a speed, paced by the
-wall clock like a live feed. Frames leave `LEAD_SECONDS` of wall time early so the page has
-each second before its clock reaches it; the warehouse is read a chunk of seconds at a time,
-the next chunk while the current one is being sent."""
+wall clock like a live feed. Frames leave up to `LEAD_SECONDS` of wall time early, so the page
+has each second before its clock reaches it; the frames are read (through the block cache) a
+chunk of `CHUNK_WALL_SECONDS` of wall time at a time, the next chunk while the current one is
+being sent, so each read has a chunk's time to finish."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import datetime as dt
 import math
 from collections.abc import Awaitable, Callable
 
+from hud.blocks import split_seconds
 from hud.protocol import PayloadKind, encode, message_table
 from hud.requests import Window
-from hud.warehouse import Session, Warehouse, split_seconds
+from hud.warehouse import Session, Warehouse
 
-LEAD_SECONDS = 1.0
-# one warehouse read per this much wall time of replay, and never fewer seconds than
+LEAD_SECONDS = 2.0
+CHUNK_WALL_SECONDS = 4.0
 MIN_CHUNK_SECONDS = 4
-CHUNK_WALL_SECONDS = 2.0
 
 
 def encode_frames(

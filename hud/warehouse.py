@@ -1,17 +1,20 @@
 """What the HUD reads from the warehouse: read-only, every parameter bound, every value as the
-table holds it (whole-contract quantities travel as int32, times as millisecond timestamps)."""
+table holds it (whole-contract quantities travel as int32, times as millisecond timestamps,
+labels such as `side` dictionary-encoded)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from hud.blocks import BlockCache
 from spymaster.lake import Lake, project_vars
 
 # The server's share of the machine: replay clients are many small queries. (Set after
@@ -21,7 +24,8 @@ CONNECTION_SETTINGS = "set memory_limit = '512MB'; set threads = 2"
 
 @dataclass(frozen=True)
 class FrameTable:
-    """A per-second warehouse table the page draws, and what the server selects from it."""
+    """What the server selects from a per-second warehouse table for the page: `name` on the
+    wire, read from `schema.source` (the same table unless a part of one is sent on its own)."""
 
     schema: str
     name: str
@@ -29,6 +33,13 @@ class FrameTable:
     # whole contracts (BIGINT in the warehouse): sent as int32, the same values
     quantities: frozenset[str] = frozenset()
     order: tuple[str, ...] = ()
+    source: str | None = None
+    # the per-second columns of a per-strike table: one row per second, not per strike
+    distinct: bool = False
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.source or self.name}"
 
     def sql(self) -> str:
         select = ",\n    ".join(
@@ -37,8 +48,9 @@ class FrameTable:
         )
         order = ", ".join(("window_start", *self.order))
         return (
-            "select\n    cast(window_start as timestamp_ms) as window_start,\n    "
-            f"{select}\nfrom {self.schema}.{self.name}\n"
+            f"select{' distinct' if self.distinct else ''}\n"
+            "    cast(window_start as timestamp_ms) as window_start,\n    "
+            f"{select}\nfrom {self.table}\n"
             "where symbol = $symbol and dt = $session\n"
             "    and window_start >= $start and window_start < $end\n"
             f"order by {order}"
@@ -59,7 +71,7 @@ FRAME_TABLES = (
         "silver",
         "depth_and_flow_1s",
         (
-            "side", "price", "rel_ticks", "depth_qty_start", "depth_qty_end", "depth_qty_rest",
+            "side", "price", "depth_qty_start", "depth_qty_end", "depth_qty_rest",
             "add_qty", "pull_qty", "pull_qty_rest", "fill_qty", "reprice_in_qty",
             "reprice_out_away_qty", "reprice_out_toward_qty", "window_valid",
         ),
@@ -73,10 +85,7 @@ FRAME_TABLES = (
     FrameTable(
         "silver",
         "vacuum_surface_1s",
-        (
-            "side", "price", "rel_ticks", "pull_add_log", "pull_intensity_rest", "wall_erosion",
-            "fill_intensity",
-        ),
+        ("side", "price", "pull_add_log", "fill_intensity"),
         order=("side", "price"),
     ),
     FrameTable(
@@ -85,30 +94,30 @@ FRAME_TABLES = (
     FrameTable(
         "gold",
         "physics_bands_1s",
-        (
-            "side", "band", "band_order", "depth_qty", "wall_strength_norm", "erosion_norm",
-            "vacuum_score", "add_intensity", "pull_intensity", "fill_intensity",
-            "liquidity_velocity", "ease", "side_score", "window_valid",
-        ),
-        frozenset({"depth_qty"}),
-        ("side", "band_order"),
+        ("side", "band", "band_order", "vacuum_score", "ease", "side_score"),
+        order=("side", "band_order"),
     ),
     FrameTable(
         "silver",
         "gex_surface_1s",
         (
-            "strike_price", "rel_ticks", "spot_price", "call_gex", "put_gex", "net_gex",
-            "abs_gex", "imbalance", "call_gex_0dte", "put_gex_0dte", "net_gex_0dte",
-            "abs_gex_0dte", "imbalance_0dte", "call_open_interest", "put_open_interest",
+            "strike_price", "call_gex", "put_gex", "net_gex", "call_gex_0dte", "put_gex_0dte",
+            "net_gex_0dte",
+        ),
+        order=("strike_price",),
+    ),
+    # gex_surface_1s's columns that hold one value per second (the same on every strike)
+    FrameTable(
+        "silver",
+        "gex_levels_1s",
+        (
             "zero_gamma_level", "zero_gamma_level_0dte", "call_wall", "put_wall",
             "call_wall_0dte", "put_wall_0dte", "options_in_exposure",
             "options_without_open_interest",
         ),
-        frozenset({
-            "call_open_interest", "put_open_interest", "options_in_exposure",
-            "options_without_open_interest",
-        }),
-        ("strike_price",),
+        frozenset({"options_in_exposure", "options_without_open_interest"}),
+        source="gex_surface_1s",
+        distinct=True,
     ),
 )  # fmt: skip
 
@@ -249,10 +258,11 @@ SESSION_COLUMNS: Mapping[tuple[str, str], tuple[str, ...]] = {
 
 def required_columns() -> dict[tuple[str, str], tuple[str, ...]]:
     """Every table and column the HUD reads."""
-    required = dict(SESSION_COLUMNS)
+    required = {key: set(columns) for key, columns in SESSION_COLUMNS.items()}
     for table in FRAME_TABLES:
-        required[(table.schema, table.name)] = ("symbol", "dt", "window_start", *table.columns)
-    return required
+        key = (table.schema, table.source or table.name)
+        required.setdefault(key, set()).update(("symbol", "dt", "window_start", *table.columns))
+    return {key: tuple(sorted(columns)) for key, columns in required.items()}
 
 
 class WarehouseUnavailableError(Exception):
@@ -311,6 +321,7 @@ class Warehouse:
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._sessions: dict[dt.date, Session] | None = None
         self._lock = threading.Lock()
+        self._blocks = BlockCache(self.read_window)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -410,36 +421,34 @@ class Warehouse:
             "trigger_neighbours": self.query(NEIGHBOURS_SQL, {"session": session.session}),
         }
 
-    def window(self, session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, pa.Table]:
-        """Every frame table's rows of the seconds [start, end)."""
+    def read_window(
+        self, session: Session, start: dt.datetime, end: dt.datetime
+    ) -> dict[str, pa.Table]:
+        """Every frame table's rows of the seconds [start, end) from the warehouse; the
+        tables are read at once (each query's fixed cost overlaps the others')."""
         params = _params(session, start, end)
-        return {table.name: self.query(table.sql(), params) for table in FRAME_TABLES}
+        tables = _FRAME_QUERIES.map(lambda table: self.query(table.sql(), params), FRAME_TABLES)
+        return {table.name: result for table, result in zip(FRAME_TABLES, tables, strict=True)}
+
+    def window(self, session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, pa.Table]:
+        """Every frame table's rows of the seconds [start, end), one batch each, through the
+        block cache."""
+        tables = self._blocks.window(session, start, end)
+        return {name: _compact(table) for name, table in tables.items()}
+
+
+_FRAME_QUERIES = ThreadPoolExecutor(len(FRAME_TABLES), thread_name_prefix="hud-frame-query")
+LABEL = pa.dictionary(pa.int8(), pa.string())
+
+
+def _compact(table: pa.Table) -> pa.Table:
+    """One record batch, labels (`side`, `band`) as dictionaries of int8 codes."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            labels = pc.dictionary_encode(table.column(index)).cast(LABEL)
+            table = table.set_column(index, field.name, labels)
+    return table.combine_chunks()
 
 
 def _params(session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, object]:
     return {"symbol": session.symbol, "session": session.session, "start": start, "end": end}
-
-
-def split_seconds(
-    tables: Mapping[str, pa.Table], start: dt.datetime, end: dt.datetime
-) -> Iterator[tuple[dt.datetime, dict[str, pa.Table]]]:
-    """The window's tables second by second (zero-copy slices; every table is in time order)."""
-    first_ms = _epoch_ms(start)
-    seconds = int((end - start).total_seconds())
-    edges = first_ms + 1000 * np.arange(seconds + 1, dtype=np.int64)
-    bounds = {
-        name: np.searchsorted(
-            table.column("window_start").cast(pa.int64()).to_numpy(), edges, side="left"
-        )
-        for name, table in tables.items()
-    }
-    for offset in range(seconds):
-        frame = {}
-        for name, table in tables.items():
-            first, last = bounds[name][offset], bounds[name][offset + 1]
-            frame[name] = table.slice(first, last - first)
-        yield start + dt.timedelta(seconds=offset), frame
-
-
-def _epoch_ms(moment: dt.datetime) -> int:
-    return int(moment.replace(tzinfo=dt.UTC).timestamp() * 1000)

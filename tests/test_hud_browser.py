@@ -208,6 +208,9 @@ def test_clicking_the_time_axis_seeks_there(
     open_at(page, server, session["day"], now)
     box = page.locator("#time-axis").bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        f"document.body.dataset.now !== '{epoch(now)}' && document.body.dataset.complete === '1'"
+    )
     target = page.evaluate("Number(document.body.dataset.now)")
     assert epoch(now) - 160 < target < epoch(now) - 140  # the middle of a 5-minute view
 

@@ -30,8 +30,15 @@ async function getTables(path, params = {}) {
     }
     throw new HudError(body.error, { ...body, status: response.status });
   }
-  return decodePayload(await response.arrayBuffer());
+  const bytes = await response.arrayBuffer();
+  timings.received = performance.now();
+  const tables = decodePayload(bytes);
+  timings.decoded = performance.now();
+  return tables;
 }
+
+/** When the last response arrived and was decoded (for the benchmark's breakdown). */
+export const timings = { received: null, decoded: null };
 
 export const iso = (seconds) => new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
 
@@ -40,8 +47,9 @@ export const fetchSession = (session) => getTables("/api/session", { session });
 export const fetchWindow = (session, start, end) =>
   getTables("/api/window", { session, start: iso(start), end: iso(end) });
 
-/** The frame stream: `replay(session, from, speed)` and `stop()`; frames and notices arrive
- * through the callbacks. Reconnects after a dropped connection, resuming from `resumeFrom()`. */
+/** The frame stream: `replay(session, from, speed)` and `stop()`; frames (undecoded, so the
+ * page decodes them when it draws) and notices arrive through the callbacks. Reconnects after a
+ * dropped connection, resuming from `resumeFrom()`. */
 export class FrameStream {
   constructor({ onFrame, onNotice, resumeFrom }) {
     this.onFrame = onFrame;
@@ -66,10 +74,7 @@ export class FrameStream {
         return;
       }
       this.framesReceived += 1;
-      const began = performance.now();
-      const tables = decodePayload(event.data);
-      this.decodeMs = (this.decodeMs ?? 0) + performance.now() - began;
-      this.onFrame(tables);
+      this.onFrame(event.data);
     };
     socket.onclose = () => {
       if (this.socket !== socket) return;

@@ -40,6 +40,8 @@ export class GexPanel {
     const count = end - first;
     if (count > 0) {
       const gex = entry.columns("gex_surface_1s");
+      const levels = entry.columns("gex_levels_1s");
+      const [at] = entry.rows("gex_levels_1s");
       // bars are scaled to the largest exposure among the strikes on screen
       let largest = 1e-9;
       for (let i = first; i < end; i += 1) {
@@ -74,17 +76,17 @@ export class GexPanel {
         value.textContent = compact(net, true);
         row.classList.toggle(
           "wall",
-          strike === gex[`call_wall${suffix}`][i] || strike === gex[`put_wall${suffix}`][i],
+          strike === levels[`call_wall${suffix}`][at] || strike === levels[`put_wall${suffix}`][at],
         );
       }
-      const at = first;
       this.footer.innerHTML =
         `<b>gamma exposure</b> ${expiry === "0dte" ? "0DTE" : "all expiries"}<br>` +
         `at ${clock.time(second)} NY<br>` +
-        `zero gamma ${price(gex[`zero_gamma_level${suffix}`][at])}<br>` +
-        `call wall ${price(gex[`call_wall${suffix}`][at])}<br>` +
-        `put wall ${price(gex[`put_wall${suffix}`][at])}<br>` +
-        `${gex.options_in_exposure[at]} options in, ${gex.options_without_open_interest[at]} without OI`;
+        `zero gamma ${price(levels[`zero_gamma_level${suffix}`][at])}<br>` +
+        `call wall ${price(levels[`call_wall${suffix}`][at])}<br>` +
+        `put wall ${price(levels[`put_wall${suffix}`][at])}<br>` +
+        `${levels.options_in_exposure[at]} options in, ` +
+        `${levels.options_without_open_interest[at]} without open interest`;
       this.element.dataset.second = String(second);
     } else {
       this.footer.textContent = "no gamma exposure for this second";

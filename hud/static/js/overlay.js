@@ -125,8 +125,8 @@ export function drawOverlay(canvas, { view, session, store, showOutcomes, gexExp
   const gex = (second, column) => {
     const entry = store.get(second);
     if (!entry) return null;
-    const [row, end] = entry.rows("gex_surface_1s");
-    return row < end ? entry.columns("gex_surface_1s")[column + suffix][row] : null;
+    const [row, end] = entry.rows("gex_levels_1s");
+    return row < end ? entry.columns("gex_levels_1s")[column + suffix][row] : null;
   };
   ctx.lineWidth = 1.5;
   stepLine(ctx, view, from, now, (s) => gex(s, "zero_gamma_level"), "#f4e04d", [], false);
@@ -141,11 +141,9 @@ export function drawOverlay(canvas, { view, session, store, showOutcomes, gexExp
     const entry = store.get(second);
     if (!entry) continue;
     const depth = entry.columns("depth_and_flow_1s");
-    const [first, end] = entry.rows("depth_and_flow_1s");
     const x = view.xOf(second + 0.5);
-    for (let i = first; i < end; i += 1) {
+    for (const i of entry.fills()) {
       const filled = depth.fill_qty[i];
-      if (filled <= 0) continue;
       const radius = Math.min(1.5 + Math.sqrt(filled) * 0.7, 10);
       ctx.beginPath();
       ctx.arc(x, view.yOf(depth.price[i]), radius, 0, Math.PI * 2);

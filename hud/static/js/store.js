@@ -12,18 +12,20 @@ const COLUMNS = {
     "last_trade_price", "spot_price",
   ],
   depth_and_flow_1s: [
-    "price", "rel_ticks", "depth_qty_start", "depth_qty_end", "depth_qty_rest", "add_qty",
+    "price", "depth_qty_start", "depth_qty_end", "depth_qty_rest", "add_qty",
     "pull_qty", "pull_qty_rest", "fill_qty", "reprice_in_qty", "reprice_out_away_qty",
     "reprice_out_toward_qty",
   ],
-  vacuum_surface_1s: ["price", "pull_add_log", "pull_intensity_rest", "wall_erosion", "fill_intensity"],
+  vacuum_surface_1s: ["price", "pull_add_log", "fill_intensity"],
   vacuum_score_1s: ["price", "vacuum_score"],
   physics_bands_1s: ["band_order", "side_score", "ease", "vacuum_score"],
   gex_surface_1s: [
-    "strike_price", "call_gex", "put_gex", "net_gex", "abs_gex", "call_gex_0dte", "put_gex_0dte",
-    "net_gex_0dte", "abs_gex_0dte", "zero_gamma_level", "zero_gamma_level_0dte", "call_wall",
-    "put_wall", "call_wall_0dte", "put_wall_0dte", "options_in_exposure",
-    "options_without_open_interest",
+    "strike_price", "call_gex", "put_gex", "net_gex", "call_gex_0dte", "put_gex_0dte",
+    "net_gex_0dte",
+  ],
+  gex_levels_1s: [
+    "zero_gamma_level", "zero_gamma_level_0dte", "call_wall", "put_wall", "call_wall_0dte",
+    "put_wall_0dte", "options_in_exposure", "options_without_open_interest",
   ],
 };
 const CODES = {
@@ -72,6 +74,17 @@ class Second {
   rows(name) {
     const bounds = this.chunk.bounds[name];
     return [bounds[this.offset], bounds[this.offset + 1]];
+  }
+
+  /** Rows of depth_and_flow_1s with a fill (found once: drawn every frame). */
+  fills() {
+    if (this.fillRows === undefined) {
+      const filled = this.columns("depth_and_flow_1s").fill_qty;
+      const [first, end] = this.rows("depth_and_flow_1s");
+      this.fillRows = [];
+      for (let i = first; i < end; i += 1) if (filled[i] > 0) this.fillRows.push(i);
+    }
+    return this.fillRows;
   }
 }
 
