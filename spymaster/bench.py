@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -306,19 +307,21 @@ def _run_child(code: str, *arguments: object) -> dict[str, Any]:
     return measured
 
 
-def run_benchmarks(records: int, work_dir: Path | None) -> int:
-    with tempfile.TemporaryDirectory(prefix="spymaster-bench-") as scratch:
-        folder = work_dir or Path(scratch)
-        ingest_result = bench_ingest(records, folder)
-        print(
-            "ingest  {records:,} MBO records ({file_mib:.1f} MiB zstd DBN, one file, one worker): "
-            "{ingest_seconds:.2f} s, {records_per_second:,.0f} records/s, "
-            "peak RSS {peak_rss_mib:,.0f} MiB".format(**ingest_result),
-            flush=True,
-        )
-        engine = bench_engine(folder)
-        options = bench_options(folder)
-        retrieval = bench_retrieval()
+BENCHMARKS = ("ingest", "engine", "options", "retrieval", "hud")
+# The HUD's realistic market is generated and built once and kept here (target/ is not versioned).
+HUD_MARKET = PROJECT_ROOT / "target" / "bench" / "hud-market"
+
+
+def _print_ingest(result: dict[str, Any]) -> None:
+    print(
+        "ingest  {records:,} MBO records ({file_mib:.1f} MiB zstd DBN, one file, one worker): "
+        "{ingest_seconds:.2f} s, {records_per_second:,.0f} records/s, "
+        "peak RSS {peak_rss_mib:,.0f} MiB".format(**result),
+        flush=True,
+    )
+
+
+def _print_engine(engine: dict[str, Any]) -> None:
     print(
         "decode  {file_records:,} records of a realistic generated ES.FUT day with databento "
         "to_ndarray: {decode:.2f} s, {decode_rate:,.0f} records/s".format(**engine)
@@ -327,8 +330,12 @@ def run_benchmarks(records: int, work_dir: Path | None) -> int:
         "engine  {records:,} records of the front contract, one core, best of 3: book replay "
         "{replay:.2f} s ({replay_rate:,.0f} msgs/s); with 1-second surfaces "
         "(86,400 book rows, {depth_rows:,} depth rows) {surfaces:.2f} s ({surfaces_rate:,.0f} "
-        "msgs/s); peak RSS {peak_rss_mib:,.0f} MiB".format(**engine)
+        "msgs/s); peak RSS {peak_rss_mib:,.0f} MiB".format(**engine),
+        flush=True,
     )
+
+
+def _print_options(options: dict[str, Any]) -> None:
     print(
         "options {records:,} ES.OPT MBO records of the same day ({options:,} options, "
         "{partitions} underlying(s); landed "
@@ -337,12 +344,54 @@ def run_benchmarks(records: int, work_dir: Path | None) -> int:
         "{quote_rows:,} option-seconds, {rows_rate:,.0f} rows/s, {iv_ok:,} with a volatility); "
         "zero-gamma profile of {seconds:,} seconds {zero_gamma:.1f} s ({zero_gamma_rate:,.0f} "
         "seconds/s, {levels:,} with a level); engine + GEX {engine_and_gex:.1f} s "
-        "({total_rate:,.0f} records/s); peak RSS {peak_rss_mib:,.0f} MiB".format(**options)
+        "({total_rate:,.0f} records/s); peak RSS {peak_rss_mib:,.0f} MiB".format(**options),
+        flush=True,
     )
+
+
+def _print_retrieval(retrieval: dict[str, Any]) -> None:
     print(
         "retrieval  exact FAISS index of {vectors:,} trigger vectors x {dimensions} features "
         "(metric fit + build {build:.2f} s): {queries:,} single live queries of the {k} nearest, "
         "p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms; peak RSS "
-        "{peak_rss_mib:,.0f} MiB".format(**retrieval)
+        "{peak_rss_mib:,.0f} MiB".format(**retrieval),
+        flush=True,
     )
+
+
+def _print_hud(hud: dict[str, Any]) -> None:
+    print(
+        "hud  realistic market ({lake}), headless Chromium 1600x900 against spymaster serve: "
+        "first full picture of a session p50 {open_p50_ms:,.0f} ms (max {open_max_ms:,.0f}) "
+        "over 5 opens; seek to a random second, drawn: p50 {seek_p50_ms:,.0f} ms, "
+        "p95 {seek_p95_ms:,.0f} ms over 50; replay at 60x for 60 s: {replay_fps:.1f} frames "
+        "drawn/s (slowest second {replay_fps_min:.1f}, {replay_seconds_under_30} of 59 under 30), "
+        "clock {replay_clock_rate:.1f} replay "
+        "s/s, {replay_behind} seconds found missing; 20 WebSocket clients at 10x for 60 s, "
+        "started at once: first frame after p50 {client_start_p50_ms:,.0f} ms (max "
+        "{client_start_max_ms:,.0f}), then {client_frames:,} frames, {client_late_frames} late, "
+        "the latest {client_latest_ms:+,.0f} ms against its client's clock; server peak RSS "
+        "{server_peak_rss_mib:,.0f} MiB".format(**hud),
+        flush=True,
+    )
+
+
+def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BENCHMARKS) -> int:
+    """Each benchmark prints its line as soon as it is measured."""
+    # the HUD's benchmark drives a browser through Playwright, a development dependency
+    from hud.benchmark import bench_hud  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="spymaster-bench-") as scratch:
+        folder = work_dir or Path(scratch)
+        steps = {
+            "ingest": (lambda: bench_ingest(records, folder), _print_ingest),
+            "engine": (lambda: bench_engine(folder), _print_engine),
+            "options": (lambda: bench_options(folder), _print_options),
+            "retrieval": (bench_retrieval, _print_retrieval),
+            "hud": (lambda: bench_hud(HUD_MARKET), _print_hud),
+        }
+        for name in BENCHMARKS:
+            if name in only:
+                measure, report = steps[name]
+                report(measure())
     return 0

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import duckdb
 from tqdm import tqdm
 
 from book_engine.errors import EngineError
@@ -18,7 +20,7 @@ from hud.serve import ServeError, serve
 from ingest.errors import IngestError
 from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
-from spymaster.bench import run_benchmarks
+from spymaster.bench import BENCHMARKS, run_benchmarks
 from spymaster.book_command import BookCommandError, run_book
 from spymaster.lake import PROJECT_ROOT, Lake
 from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
@@ -57,7 +59,28 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_build(args: argparse.Namespace) -> int:
     lake = Lake.resolve(args.lake)
     lake.create_layout()
+    holder = warehouse_holder(lake)
+    if holder is not None:
+        print(
+            f"build failed: {lake.duckdb_path} is open in another process ({holder}); DuckDB "
+            "lets one process write it: stop `spymaster serve` (or that process) first",
+            file=sys.stderr,
+        )
+        return 1
     return run_dbt(lake, ["build", *args.dbt_args])
+
+
+def warehouse_holder(lake: Lake) -> str | None:
+    """Who holds the warehouse file's lock, if another process does (a running `spymaster
+    serve` or build): said before dbt starts rather than deep in its log."""
+    if not lake.duckdb_path.exists():
+        return None
+    try:
+        duckdb.connect(str(lake.duckdb_path)).close()
+    except duckdb.IOException as error:
+        held = re.search(r"held in (.+?)\.\s", str(error))
+        return held.group(1) if held else str(error)
+    return None
 
 
 def dbt_command(dbt_args: Sequence[str]) -> list[str]:
@@ -144,7 +167,9 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    return run_benchmarks(args.records, Path(args.work_dir) if args.work_dir else None)
+    return run_benchmarks(
+        args.records, Path(args.work_dir) if args.work_dir else None, args.only or BENCHMARKS
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(handler=_cmd_summary)
 
     bench = commands.add_parser(
-        "bench", help="measure ingest throughput and peak memory on replicated real data"
+        "bench",
+        help="measure ingest, the engine, options/GEX, retrieval and the HUD (throughput, "
+        "latency, peak memory)",
     )
     bench.add_argument(
         "--records",
@@ -290,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="records in the replicated MBO file (default: 5,000,000)",
     )
     bench.add_argument("--work-dir", help="scratch folder (default: a temporary folder)")
+    bench.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHMARKS,
+        help="run only this benchmark (repeatable; default: all). hud builds a realistic "
+        "two-session market once into target/bench/hud-market",
+    )
     bench.set_defaults(handler=_cmd_bench)
     return parser
 
