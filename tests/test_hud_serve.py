@@ -75,6 +75,15 @@ def test_a_client_that_drops_mid_stream_disturbs_nobody_else(
     assert get(server + "api/sessions")[0] == 200
 
 
+def test_build_says_the_server_holds_the_warehouse(
+    server: str, market_lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build", "--lake", str(market_lake.root), "--select", "session_calendar"]) == 1
+    error = capsys.readouterr().err
+    assert f"build failed: {market_lake.duckdb_path} is open in another process" in error
+    assert "stop `spymaster serve`" in error
+
+
 def test_serve_refuses_a_missing_lake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--lake", str(tmp_path / "nowhere")]) == 1
     assert f"serve failed: {tmp_path / 'nowhere'}: no lake here" in capsys.readouterr().err
