@@ -57,7 +57,7 @@ def serve(lake: Lake, host: str, port: int) -> None:
         )
     app = create_app(lake)
     try:
-        app.state.warehouse.session(None)  # opens the warehouse and checks its tables now
+        app.state.warehouse.open()
     except WarehouseUnavailableError as error:
         print(f"warning: {error} (the page says so too)", file=sys.stderr)
     shown = f"[{host}]" if ":" in host else host

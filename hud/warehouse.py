@@ -353,6 +353,11 @@ class Warehouse:
             self._connection = connection
             return connection
 
+    def open(self) -> None:
+        """Open the warehouse now and check its tables (WarehouseUnavailableError says why
+        not); requests open it on first use otherwise."""
+        self._connect()
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None:

@@ -57,7 +57,6 @@ export class FrameStream {
     this.resumeFrom = resumeFrom;
     this.command = null;
     this.socket = null;
-    this.framesReceived = 0;
   }
 
   connect() {
@@ -73,7 +72,6 @@ export class FrameStream {
         this.onNotice(JSON.parse(event.data));
         return;
       }
-      this.framesReceived += 1;
       this.onFrame(event.data);
     };
     socket.onclose = () => {

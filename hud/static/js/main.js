@@ -50,7 +50,13 @@ const state = {
   buffering: false,
   drawn: { priceAxis: null, scrubber: null },
 };
-// What tests and the benchmark read: draws, frames, seconds the clock found missing, seeks.
+// What tests and the benchmark read: draws, frames, seconds the clock found missing, the
+// latest seeks and windows (when asked, received, decoded, stored, drawn).
+const RECENT = 200;
+const remember = (list, item) => {
+  list.push(item);
+  if (list.length > RECENT) list.shift();
+};
 const stats = {
   draws: 0, frames: 0, behind: 0, seeks: [], windows: [], playStarted: null, firstPicture: null,
   renderMs: {},
@@ -117,7 +123,7 @@ function requestWindow(session, start, end) {
     .then((tables) => {
       if (state.session !== session) return;
       store.add(tables);
-      stats.windows.push({ start, end, requested, ...timings, stored: performance.now() });
+      remember(stats.windows, { start, end, requested, ...timings, stored: performance.now() });
       markDirty();
     })
     .catch((error) => {
@@ -169,7 +175,7 @@ function clampSecond(second) {
 function seek(second, { record = true } = {}) {
   if (!state.session) return;
   view.now = clampSecond(second);
-  if (record) stats.seeks.push({ now: view.now, requested: performance.now(), rendered: null });
+  if (record) remember(stats.seeks, { now: view.now, requested: performance.now(), rendered: null });
   if (state.playing) startStream();
   ensureData();
   markDirty();

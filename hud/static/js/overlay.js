@@ -130,27 +130,31 @@ export function drawOverlay(canvas, { view, session, store, showOutcomes, gexExp
   };
   ctx.lineWidth = 1.5;
   stepLine(ctx, view, from, now, (s) => gex(s, "zero_gamma_level"), "#f4e04d", [], false);
-  stepLine(ctx, view, from, now, (s) => gex(s, "call_wall"), "#3ddc84", [2, 3], false);
-  stepLine(ctx, view, from, now, (s) => gex(s, "put_wall"), "#ff5c7a", [2, 3], false);
+  stepLine(ctx, view, from, now, (s) => gex(s, "call_wall"), "rgba(61,220,132,0.7)", [], false);
+  stepLine(ctx, view, from, now, (s) => gex(s, "put_wall"), "rgba(255,92,122,0.7)", [], false);
 
   // fills: dots sized by the quantity filled at their price and second; a filled bid is a sell
-  // (red), a filled ask a buy (green)
-  ctx.lineWidth = 1;
-  ctx.strokeStyle = "rgba(0,0,0,0.6)";
+  // (red), a filled ask a buy (green). One path per side: one fill and one outline each.
+  const dots = [new Path2D(), new Path2D()];
   for (let second = from; second < now; second += 1) {
     const entry = store.get(second);
     if (!entry) continue;
     const depth = entry.columns("depth_and_flow_1s");
     const x = view.xOf(second + 0.5);
     for (const i of entry.fills()) {
-      const filled = depth.fill_qty[i];
-      const radius = Math.min(1.5 + Math.sqrt(filled) * 0.7, 10);
-      ctx.beginPath();
-      ctx.arc(x, view.yOf(depth.price[i]), radius, 0, Math.PI * 2);
-      ctx.fillStyle = depth.side[i] === 0 ? "rgba(255,92,122,0.85)" : "rgba(61,220,132,0.85)";
-      ctx.fill();
-      ctx.stroke();
+      const radius = Math.min(1.5 + Math.sqrt(depth.fill_qty[i]) * 0.7, 10);
+      const y = view.yOf(depth.price[i]);
+      const dot = dots[depth.side[i]];
+      dot.moveTo(x + radius, y);
+      dot.arc(x, y, radius, 0, Math.PI * 2);
     }
+  }
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = "rgba(0,0,0,0.6)";
+  for (const [side, color] of [[0, "rgba(255,92,122,0.85)"], [1, "rgba(61,220,132,0.85)"]]) {
+    ctx.fillStyle = color;
+    ctx.fill(dots[side]);
+    ctx.stroke(dots[side]);
   }
 
   // triggers, and their outcomes once they have happened
