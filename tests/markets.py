@@ -28,7 +28,7 @@ def dbt(lake: Lake, *args: str) -> str:
         text=True,
         check=False,
     )
-    assert result.returncode == 0, result.stdout[-6000:]
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     return result.stdout
 
 

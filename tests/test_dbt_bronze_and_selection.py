@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,28 +13,15 @@ import yaml
 
 from ingest.bronze_tables import AssetClass, SourceSchema, arrow_schema, table_name
 from ingest.landing import ingest
-from spymaster.cli import dbt_command
 from spymaster.lake import PROJECT_ROOT, Lake
 from tests.conftest import SHARED_DATA
 from tests.dbn_fixtures import day_start_ns, definition, mbo, px, write_dbn
+from tests.markets import dbt
 
 pytestmark = pytest.mark.dbt
 
 NEW_YORK = ZoneInfo("America/New_York")
 CONTRACTS = {"ESH4": 31, "ESM4": 32}
-
-
-def dbt(lake: Lake, *args: str) -> str:
-    result = subprocess.run(
-        dbt_command(args),
-        env=lake.environment(),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 def warehouse(lake: Lake, sql: str) -> list[tuple[object, ...]]:

@@ -8,7 +8,6 @@ triggers per level and direction (see the README for the demo-size figures per l
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 
 import duckdb
 import numpy as np
@@ -16,9 +15,9 @@ import pytest
 
 from ingest.landing import ingest
 from retrieval.evaluation import auc
-from spymaster.cli import dbt_command
-from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.lake import Lake
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+from tests.markets import dbt
 
 pytestmark = pytest.mark.dbt
 
@@ -39,15 +38,7 @@ def built_market(root, signal_strength: float) -> Lake:
     lake = Lake(root / "lake")
     simulate_market(lake.raw, MarketConfig(**MARKET, signal_strength=signal_strength))
     ingest(lake.raw, lake, workers=2)
-    result = subprocess.run(
-        dbt_command(["build", "--resource-type", "model", "seed", "--select", *MODELS]),
-        env=lake.environment(),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-6000:]
+    dbt(lake, "build", "--resource-type", "model", "seed", "--select", *MODELS)
     return lake
 
 
