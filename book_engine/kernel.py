@@ -13,10 +13,13 @@ ts_recv in practice). Book semantics follow Databento and CME:
   that follows is a fill (quantity the book loses), not a pull. F on unknown ids (hidden
   iceberg quantity) changes nothing.
 - R clears the instrument's book. A record with F_SNAPSHOT starts (or continues) the
-  instrument's snapshot; the snapshot completes at a snapshot record with F_LAST, or at the
-  first record without F_SNAPSHOT (files before 2024). Snapshot records and clears restate the
-  book: they are not flow, and the window's starting depth is restated with them, so that
+  instrument's snapshot; the snapshot phase ends at a snapshot record with F_LAST, or at the
+  first record without F_SNAPSHOT (files before 2024), and then every instrument it restated is
+  complete at once: in a parent-symbol file F_LAST may stand only on the whole snapshot's last
+  record. Snapshot records and clears restate the book: they are not flow, and the window's
+  starting depth is restated with them, so that
   depth_end = depth_start + add + reprice_in - pull - fill - reprice_out holds exactly.
+- A fill is the quantity an F reported: what a C or M then takes beyond it is a pull.
 - A book is valid once its snapshot completed; a clear without F_SNAPSHOT invalidates it until
   the next snapshot completes; a crossed book is invalid outside the pre-open intervals.
 
@@ -52,8 +55,9 @@ WINDOW_NS = 1_000_000_000
     S_UNKNOWN_FILLS,
     S_DUPLICATE_ADDS,
     S_GROUPS,
-) = range(16)
-N_SCALARS = 16
+    S_IN_SNAPSHOT,  # instruments restated by a snapshot that has not ended yet
+) = range(17)
+N_SCALARS = 17
 
 # per-instrument fields
 (
@@ -93,8 +97,18 @@ L_DEPTH, L_COUNT, L_STAMP, L_DEPTH_BEFORE = range(4)
 ) = range(9)
 
 # per-order fields, array shape (orders, 8)
-# (O_INSTRUMENT is -1 for a free slot)
-O_INSTRUMENT, O_SIDE, O_LEVEL, O_SIZE, O_ARRIVAL, O_FILL_PENDING, O_ORDER_ID, O_SPARE = range(8)
+# (O_INSTRUMENT is -1 for a free slot; O_YOUNG_WINDOW: the window whose young quantity already
+# counts the order, so an order whose queue clock reset twice at one moment counts once)
+(
+    O_INSTRUMENT,
+    O_SIDE,
+    O_LEVEL,
+    O_SIZE,
+    O_ARRIVAL,
+    O_FILL_PENDING,
+    O_ORDER_ID,
+    O_YOUNG_WINDOW,
+) = range(8)
 
 # statuses
 DONE, FLUSH, GROW, STOPPED = 0, 1, 2, 3
@@ -376,6 +390,17 @@ def _clear(instruments, levels, orders, table, free, n_free, q, window):
     return freed
 
 
+@nb.njit(cache=True)
+def _end_snapshot(instruments, in_snapshot):
+    """The snapshot phase ended: every instrument it restated is complete. Returns 0, the
+    instruments still in a snapshot."""
+    if in_snapshot > 0:
+        for q in range(instruments.shape[0]):
+            if instruments[q, I_STATE] == IN_SNAPSHOT:
+                instruments[q, I_STATE] = VALID
+    return 0
+
+
 @nb.njit(cache=True, inline="always")
 def _current_spot(instruments, levels, q):
     if instruments[q, I_SPOT_DIRTY]:
@@ -440,6 +465,7 @@ def replay(
     unknown_modifies = scalars[S_UNKNOWN_MODIFIES]
     unknown_fills = scalars[S_UNKNOWN_FILLS]
     duplicate_adds = scalars[S_DUPLICATE_ADDS]
+    in_snapshot = scalars[S_IN_SNAPSHOT]
     error_record = -1
     status = DONE
 
@@ -483,7 +509,9 @@ def replay(
                         orders[order, O_INSTRUMENT] >= 0
                         and orders[order, O_ORDER_ID] == ring[entry, 1]
                         and orders[order, O_ARRIVAL] == ring[entry, 2]
+                        and orders[order, O_YOUNG_WINDOW] != window
                     ):
+                        orders[order, O_YOUNG_WINDOW] = window
                         s = orders[order, O_SIDE]
                         level = orders[order, O_LEVEL]
                         if flows[s, level, F_YOUNG_STAMP] != window:
@@ -608,11 +636,12 @@ def replay(
                     hash_count -= freed
                     instruments[q, I_STATE] = IN_SNAPSHOT
                     instruments[q, I_INVALID_WINDOW] = window
+                    in_snapshot += 1
                 if f & F_LAST:
-                    # the snapshot's last record: applied below as a restatement all the same
-                    instruments[q, I_STATE] = VALID
-            elif instruments[q, I_STATE] == IN_SNAPSHOT:
-                instruments[q, I_STATE] = VALID
+                    # the snapshot's last record (applied below as a restatement all the same)
+                    in_snapshot = _end_snapshot(instruments, in_snapshot)
+            elif in_snapshot > 0:
+                in_snapshot = _end_snapshot(instruments, in_snapshot)
             if f & F_MAYBE_BAD_BOOK:
                 instruments[q, I_INVALID_WINDOW] = window
             if a == 82:  # R
@@ -679,6 +708,7 @@ def replay(
                 orders[order, O_ARRIVAL] = t - rest_ns if snapshot else t
                 orders[order, O_FILL_PENDING] = 0
                 orders[order, O_ORDER_ID] = order_id[r]
+                orders[order, O_YOUNG_WINDOW] = -1
                 instruments[q, I_ORDERS] += 1
                 _count(instruments, levels, q, new_side, new_level, 1)
                 _after_increase(instruments, q, new_side, new_level)
@@ -734,14 +764,12 @@ def replay(
                         flows[old_side, old_level, F_FILL] += filled
                     remaining = old_size - filled
                 if leaves:
+                    # what the fill did not take was cancelled
                     levels[old_side, old_level, L_DEPTH] -= remaining
                     if with_flows and remaining > 0:
-                        if pending > 0:
-                            flows[old_side, old_level, F_FILL] += remaining
-                        else:
-                            flows[old_side, old_level, F_PULL] += remaining
-                            if resting:
-                                flows[old_side, old_level, F_PULL_REST] += remaining
+                        flows[old_side, old_level, F_PULL] += remaining
+                        if resting:
+                            flows[old_side, old_level, F_PULL_REST] += remaining
                     _count(instruments, levels, q, old_side, old_level, -1)
                     _after_decrease(instruments, levels, q, old_side, old_level)
                 elif new_level == old_level and new_side == old_side:
@@ -760,13 +788,11 @@ def replay(
                             ring_tail += 1
                         _after_increase(instruments, q, old_side, old_level)
                     else:
+                        # a size decrease beyond the fill is a partial cancel
                         if delta < 0 and with_flows:
-                            if pending > 0:
-                                flows[old_side, old_level, F_FILL] -= delta
-                            else:
-                                flows[old_side, old_level, F_PULL] -= delta
-                                if resting:
-                                    flows[old_side, old_level, F_PULL_REST] -= delta
+                            flows[old_side, old_level, F_PULL] -= delta
+                            if resting:
+                                flows[old_side, old_level, F_PULL_REST] -= delta
                         _after_decrease(instruments, levels, q, old_side, old_level)
                     continue
                 else:
@@ -840,6 +866,7 @@ def replay(
     scalars[S_UNKNOWN_MODIFIES] = unknown_modifies
     scalars[S_UNKNOWN_FILLS] = unknown_fills
     scalars[S_DUPLICATE_ADDS] = duplicate_adds
+    scalars[S_IN_SNAPSHOT] = in_snapshot
     scalars[S_ERROR_RECORD] = error_record
     return status
 

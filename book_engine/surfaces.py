@@ -20,7 +20,8 @@ from spymaster.arrow_columns import categorical, repeated_date, repeated_string
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import day_start_ns, utc_ns
 
-ENGINE_VERSION = 1
+# the kernel's rules: a change rebuilds every contract-day (2: snapshot phase per file, fills)
+ENGINE_VERSION = 2
 """Bump when the surfaces change for the same input: incremental models rebuild every day."""
 
 MBO_COLUMNS = ("ts_recv", "instrument_id", "action", "side", "price", "size", "order_id", "flags")
@@ -109,14 +110,12 @@ class SurfaceSettings:
 
 @dataclass(frozen=True)
 class Partition:
-    """One contract-day to replay and the identity of its input (for incremental builds)."""
+    """One contract-day to replay, and the fingerprint of everything its rows are built from
+    (its inputs and the settings; written on every row, for incremental builds)."""
 
     symbol: str
     day: dt.date
-    source_sha256: str
-
-    def fingerprint(self, settings: SurfaceSettings) -> str:
-        return f"{self.source_sha256[:16]}:{settings.fingerprint}"
+    fingerprint: str
 
 
 LoadPartition = Callable[[str, dt.date], "pa.Table"]
@@ -208,10 +207,9 @@ def book_snapshot_batches(
     settings: SurfaceSettings,
 ) -> Iterator[pa.RecordBatch]:
     for partition in partitions:
-        fingerprint = partition.fingerprint(settings)
         for chunk in _single_instrument_chunks(partition, load, ticks_for, settings, depth=False):
             if len(chunk.book_rows):
-                yield _book_batch(chunk, partition, fingerprint)
+                yield _book_batch(chunk, partition, partition.fingerprint)
 
 
 def depth_and_flow_batches(
@@ -221,7 +219,6 @@ def depth_and_flow_batches(
     settings: SurfaceSettings,
 ) -> Iterator[pa.RecordBatch]:
     for partition in partitions:
-        fingerprint = partition.fingerprint(settings)
         for chunk in _single_instrument_chunks(partition, load, ticks_for, settings, depth=True):
             if len(chunk.depth_rows):
-                yield _depth_batch(chunk, partition, fingerprint)
+                yield _depth_batch(chunk, partition, partition.fingerprint)

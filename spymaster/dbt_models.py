@@ -4,8 +4,11 @@ and loaders over DuckDB relations. The models themselves stay a few lines long."
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from book_engine.replay import MboColumns
 from book_engine.surfaces import (
     BOOK_SNAPSHOT_SCHEMA,
     DEPTH_AND_FLOW_SCHEMA,
+    ENGINE_VERSION,
     MBO_COLUMNS,
     Partition,
     SurfaceSettings,
@@ -56,27 +60,60 @@ def surface_settings(config: Mapping[str, Any]) -> SurfaceSettings:
     )
 
 
-def source_sha256(lake_dir: str, table: str, symbol: str, day: dt.date) -> str:
-    """The SHA-256 of the raw file a bronze partition was landed from (its manifest)."""
-    manifest = (
-        Path(lake_dir)
-        / "bronze"
-        / table
-        / f"symbol={symbol}"
-        / f"dt={day.isoformat()}"
-        / "_manifest.json"
-    )
-    if not manifest.exists():
-        raise EngineError(f"{manifest}: no manifest for bronze partition {table} {symbol} {day}")
+@dataclass(frozen=True)
+class BuildInputs:
+    """The bronze tables a contract-day's build reads: the day's partition of each of
+    `day_tables`, and every partition up to and including the day of `history_tables` (the
+    latest definition or statistic on or before the day may come from any of them)."""
+
+    day_tables: tuple[str, ...]
+    history_tables: tuple[str, ...]
+
+
+SURFACE_INPUTS = BuildInputs(("futures_mbo",), ("futures_definitions",))
+QUOTE_INPUTS = BuildInputs(
+    ("futures_mbo", "options_mbo"), ("options_definitions", "options_statistics")
+)
+
+
+@cache
+def _manifest_sha256(manifest: Path, identity: tuple[int, int, int]) -> str:
+    """A manifest's source SHA-256, read once per version of the file (inode, size, mtime)."""
     return json.loads(manifest.read_text())["sources"][0]["sha256"]
 
 
-def included_partitions(selection: duckdb.DuckDBPyRelation, lake_dir: str) -> list[Partition]:
-    rows = selection.filter("is_included").project("selected_symbol, dt").order("dt").fetchall()
-    return [
-        Partition(symbol, day, source_sha256(lake_dir, "futures_mbo", symbol, day))
-        for symbol, day in rows
-    ]
+def _landed(lake_dir: str, table: str, symbol: str) -> dict[dt.date, str]:
+    """The source SHA-256 of each landed partition of a table for a symbol, by date."""
+    folder = Path(lake_dir) / "bronze" / table / f"symbol={symbol}"
+    landed = {}
+    for manifest in folder.glob("dt=*/_manifest.json"):
+        day = dt.date.fromisoformat(manifest.parent.name.removeprefix("dt="))
+        status = manifest.stat()
+        landed[day] = _manifest_sha256(
+            manifest, (status.st_ino, status.st_size, status.st_mtime_ns)
+        )
+    return landed
+
+
+def build_fingerprint(
+    lake_dir: str, inputs: BuildInputs, symbol: str, day: dt.date, settings: str
+) -> str:
+    """One fingerprint per contract-day and model: the settings and the source SHA-256 of
+    every bronze partition the build reads. A day is rebuilt exactly when one of them changed
+    (a statistics file landed after the day was built, say), or a setting did."""
+    digest = hashlib.sha256(settings.encode())
+    for table in inputs.day_tables:
+        digest.update(f"{table}:{_landed(lake_dir, table, symbol).get(day, 'absent')};".encode())
+    for table in inputs.history_tables:
+        for landed_day, sha in sorted(_landed(lake_dir, table, symbol).items()):
+            if landed_day <= day:
+                digest.update(f"{table}:{landed_day}:{sha};".encode())
+    return digest.hexdigest()[:32]
+
+
+def included_days(selection: duckdb.DuckDBPyRelation) -> list[tuple[str, dt.date]]:
+    """(selected contract, session date) of every included day, in date order."""
+    return selection.filter("is_included").project("selected_symbol, dt").order("dt").fetchall()
 
 
 def partitions_to_build(
@@ -84,19 +121,15 @@ def partitions_to_build(
     this: object,
     is_incremental: bool,
     partitions: Sequence[Partition],
-    settings: SurfaceSettings,
 ) -> list[Partition]:
-    """Contract-days not yet built from the same input and settings (all of them on a full
-    build): a new day does not recompute old ones, a re-landed day is rebuilt."""
+    """Contract-days whose rows were not built from the same inputs and settings (all of them
+    on a full build): a new day does not recompute old ones, a changed input rebuilds its day."""
     if not is_incremental:
         return list(partitions)
-    built = {
-        (symbol, day, fingerprint)
-        for symbol, day, fingerprint in session.sql(
-            f"select distinct symbol, dt, build_fingerprint from {this}"
-        ).fetchall()
-    }
-    return [p for p in partitions if (p.symbol, p.day, p.fingerprint(settings)) not in built]
+    built = set(
+        session.sql(f"select distinct symbol, dt, build_fingerprint from {this}").fetchall()
+    )
+    return [p for p in partitions if (p.symbol, p.day, p.fingerprint) not in built]
 
 
 def mbo_loader(mbo: duckdb.DuckDBPyRelation) -> Callable[[str, dt.date], pa.Table]:
@@ -150,8 +183,16 @@ def surface_reader(
     """The rows of `surface` ("book_snapshot" or "depth_and_flow") for every included
     contract-day still to build, streamed one partition at a time."""
     settings = surface_settings(config)
-    partitions = included_partitions(selection, str(config["lake_dir"]))
-    todo = partitions_to_build(session, this, is_incremental, partitions, settings)
+    lake_dir = str(config["lake_dir"])
+    partitions = [
+        Partition(
+            symbol,
+            day,
+            build_fingerprint(lake_dir, SURFACE_INPUTS, symbol, day, settings.fingerprint),
+        )
+        for symbol, day in included_days(selection)
+    ]
+    todo = partitions_to_build(session, this, is_incremental, partitions)
     schema, batches = {
         "book_snapshot": (BOOK_SNAPSHOT_SCHEMA, book_snapshot_batches),
         "depth_and_flow": (DEPTH_AND_FLOW_SCHEMA, depth_and_flow_batches),
@@ -230,26 +271,18 @@ def options_quotes_reader(
     """options_quotes_1s rows of every included contract-day whose options were landed."""
     settings = options_settings(config)
     lake_dir = str(config["lake_dir"])
-    label = f"{settings}:{config['options_tick_size']}"
-    todo = []
-    for partition in included_partitions(selection, lake_dir):
-        options_manifest = (
-            Path(lake_dir) / "bronze" / "options_mbo" / f"symbol={partition.symbol}"
-            / f"dt={partition.day.isoformat()}" / "_manifest.json"
-        )  # fmt: skip
-        if not options_manifest.exists():
-            continue  # no options landed for this contract-day
-        options_sha = source_sha256(lake_dir, "options_mbo", partition.symbol, partition.day)
-        fingerprint = f"{options_sha[:16]}:{partition.source_sha256[:16]}:{label}"
-        todo.append((partition, fingerprint))
-    if is_incremental:
-        built = set(
-            session.sql(f"select distinct symbol, dt, build_fingerprint from {this}").fetchall()
-        )
-        todo = [(p, f) for p, f in todo if (p.symbol, p.day, f) not in built]
+    label = f"engine{ENGINE_VERSION}:{settings}:{config['options_tick_size']}"
+    partitions = [
+        Partition(symbol, day, build_fingerprint(lake_dir, QUOTE_INPUTS, symbol, day, label))
+        for symbol, day in included_days(selection)
+        # a contract-day without options landed has no quotes
+        if day in _landed(lake_dir, "options_mbo", symbol)
+    ]
+    todo = partitions_to_build(session, this, is_incremental, partitions)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for partition, fingerprint in todo:
+        for partition in todo:
+            fingerprint = partition.fingerprint
             day, symbol = partition.day, partition.symbol
             session_start = utc_ns(
                 day, parse_time(str(config["session_window_start"])), settings.timezone

@@ -12,6 +12,7 @@ import databento_dbn as dbn
 import numpy as np
 import zstandard
 
+from spymaster.dbn_facts import F_LAST, F_SNAPSHOT
 from synthetic_market.calendar import day_start_ns
 
 # The DBN version 3 MBO record (56 bytes), with action and side as raw bytes.
@@ -40,7 +41,9 @@ GLBX_PUBLISHER = 1
 def mbo_records(
     records: np.ndarray, instrument_id: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """Simulator records (already in file order) as DBN MBO structs with sequence numbers."""
+    """Simulator records (already in file order) as DBN MBO structs with sequence numbers.
+    As in Databento's parent-symbol files, F_LAST stands only on the last record of the whole
+    start-of-file snapshot, not on each instrument's last (SPEC 2)."""
     out = np.zeros(len(records), dtype=MBO_DTYPE)
     out["length"] = MBO_DTYPE.itemsize // 4
     out["rtype"] = int(dbn.RType.MBO.value)
@@ -48,6 +51,10 @@ def mbo_records(
     out["instrument_id"] = instrument_id
     for field in ("ts_event", "order_id", "price", "size", "flags", "action", "side", "ts_recv"):
         out[field] = records[field]
+    snapshot = np.flatnonzero(out["flags"] & F_SNAPSHOT)
+    if len(snapshot):
+        out["flags"][snapshot] &= ~np.uint8(F_LAST)
+        out["flags"][snapshot[-1]] |= np.uint8(F_LAST)
     out["ts_in_delta"] = rng.integers(12_000, 19_000, len(records))
     out["sequence"] = np.arange(1, len(records) + 1) + 1_000_000
     return out

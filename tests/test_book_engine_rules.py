@@ -24,9 +24,9 @@ TICKS = {ES: px(0.25)}
 SNAP = F_SNAPSHOT
 
 
-def columns(records: list[dbn.MBOMsg]) -> MboColumns:
+def columns(records: list[dbn.MBOMsg], symbols: dict[str, int] | None = None) -> MboColumns:
     """Records through real DBN bytes and the databento decoder."""
-    header = metadata(dbn.Schema.MBO, DAY, DAY + dt.timedelta(days=1), {"ESM4": ES})
+    header = metadata(dbn.Schema.MBO, DAY, DAY + dt.timedelta(days=1), symbols or {"ESM4": ES})
     store = db.DBNStore.from_bytes(io.BytesIO(encode(header, records)))
     return MboColumns.from_dbn(store.to_ndarray())
 
@@ -41,7 +41,11 @@ def snapshot(*orders: tuple[str, float, int, int], at: int = T0) -> list[dbn.MBO
 
 
 def windows(
-    records: list[dbn.MBOMsg], seconds: int = 4, pre_open: tuple = ()
+    records: list[dbn.MBOMsg],
+    seconds: int = 4,
+    pre_open: tuple = (),
+    ticks: dict[int, int] = TICKS,
+    symbols: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     config = WindowConfig(
         range_start_ns=T0,
@@ -53,7 +57,7 @@ def windows(
         depth_ticks=40,
         pre_open=pre_open,
     )
-    chunks = list(replay_windows(columns(records), TICKS, config))
+    chunks = list(replay_windows(columns(records, symbols), ticks, config))
     return (
         np.concatenate([c.book_rows for c in chunks]),
         np.concatenate([c.depth_rows for c in chunks]),
@@ -152,6 +156,52 @@ def test_partial_fill_reduces_by_modify_and_iceberg_refill_adds() -> None:
         5,
     )
     assert bid["depth_qty_rest"] == 0  # the refill went to the back of the queue
+
+
+def test_cancel_after_a_partial_fill_pulls_the_unfilled_rest() -> None:
+    records = [
+        *BASE,
+        mbo(ES, T0 + 600 * MS, "T", "A", px(100.00), 2, 903, flags=0),
+        mbo(ES, T0 + 600 * MS, "F", "B", px(100.00), 2, 1, flags=0),
+        mbo(ES, T0 + 600 * MS, "C", "B", px(100.00), 3, 1),  # 2 filled, the other 3 cancelled
+    ]
+    _, depth = windows(records)
+    row = level(depth, 0, BID, 100.00)
+    assert (row["fill_qty"], row["pull_qty"], row["pull_qty_rest"], row["depth_qty_end"]) == (
+        2,
+        3,
+        3,
+        0,
+    )
+
+
+def test_an_order_refilled_twice_in_one_event_is_young_once() -> None:
+    """F5 M5 F5 M5: the iceberg's queue clock resets twice at one ts_recv; its 5 contracts are
+    young once, so the resting depth is 0, not -5."""
+    at = T0 + 800 * MS  # young at the window's end: under 500 ms at the price
+    records = [
+        *BASE,
+        mbo(ES, at, "F", "B", px(100.00), 5, 1, flags=0),
+        mbo(ES, at, "M", "B", px(100.00), 5, 1, flags=0),
+        mbo(ES, at, "F", "B", px(100.00), 5, 1, flags=0),
+        mbo(ES, at, "M", "B", px(100.00), 5, 1),
+    ]
+    _, depth = windows(records)
+    row = level(depth, 0, BID, 100.00)
+    assert (row["fill_qty"], row["add_qty"], row["depth_qty_end"]) == (10, 10, 5)
+    assert row["depth_qty_rest"] == 0
+
+
+def test_an_add_and_its_size_increase_in_one_event_are_young_once() -> None:
+    at = T0 + 800 * MS
+    records = [
+        *BASE,
+        mbo(ES, at, "A", "B", px(99.75), 5, 70, flags=0),
+        mbo(ES, at, "M", "B", px(99.75), 8, 70),
+    ]
+    _, depth = windows(records)
+    row = level(depth, 0, BID, 99.75)
+    assert (row["add_qty"], row["depth_qty_end"], row["depth_qty_rest"]) == (8, 8, 0)
 
 
 def test_fills_on_unknown_orders_change_nothing() -> None:
@@ -254,6 +304,43 @@ def test_file_without_clear_snapshot_ends_at_the_first_live_record() -> None:
     book, _ = windows(records)
     assert book["book_valid"].tolist() == [0, 1, 1, 1]
     assert book[1]["bid_price"] == px(100.00)
+
+
+OPTION = 2
+TWO = {"ESM4": ES, "ESM4 C5000": OPTION}
+TWO_TICKS = {ES: px(0.25), OPTION: px(0.05)}
+
+
+def test_a_snapshot_with_f_last_on_its_last_record_only_makes_every_instrument_valid() -> None:
+    """Parent-symbol files (ES.OPT): F_LAST may stand only on the whole snapshot's last
+    record; every instrument restated is valid when the snapshot ends, traded or not."""
+    records = [
+        mbo(ES, T0, "R", flags=SNAP),
+        mbo(ES, T0, "A", "B", px(100.00), 5, 1, flags=SNAP),
+        mbo(ES, T0, "A", "A", px(100.25), 5, 2, flags=SNAP),
+        mbo(OPTION, T0, "R", flags=SNAP),
+        mbo(OPTION, T0, "A", "B", px(10.00), 3, 3, flags=SNAP),
+        mbo(OPTION, T0, "A", "A", px(10.10), 3, 4, flags=SNAP | F_LAST),
+        mbo(OPTION, T0 + 1500 * MS, "A", "B", px(10.05), 1, 5),
+    ]
+    book, depth = windows(records, ticks=TWO_TICKS, symbols=TWO)
+    futures = book[book["instrument"] == 0]
+    assert futures["book_valid"].tolist() == [1, 1, 1, 1]
+    assert (futures[0]["bid_price"], futures[0]["ask_price"]) == (px(100.00), px(100.25))
+    assert depth[depth["instrument"] == 0]["window_valid"][-4:].all()
+
+
+def test_a_snapshot_without_f_last_ends_for_every_instrument_at_the_first_live_record() -> None:
+    """Files before 2024 (no R, no F_LAST): the first record without F_SNAPSHOT ends the
+    snapshot of every instrument it restated."""
+    records = [
+        mbo(ES, T0, "A", "B", px(100.00), 5, 1, flags=SNAP),
+        mbo(ES, T0, "A", "A", px(100.25), 5, 2, flags=SNAP),
+        mbo(OPTION, T0, "A", "B", px(10.00), 3, 3, flags=SNAP),
+        mbo(OPTION, T0 + 1500 * MS, "A", "B", px(10.05), 1, 5),
+    ]
+    book, _ = windows(records, ticks=TWO_TICKS, symbols=TWO)
+    assert book[book["instrument"] == 0]["book_valid"].tolist() == [0, 1, 1, 1]
 
 
 def test_snapshot_records_are_not_flow_and_conservation_holds() -> None:

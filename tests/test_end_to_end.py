@@ -11,8 +11,10 @@ import databento_dbn as dbn
 import duckdb
 import numpy as np
 import pytest
+import zstandard
 
 from gex.black76 import MINUTES_PER_YEAR
+from ingest.landing import ingest
 from spymaster.cli import main
 from spymaster.lake import PROJECT_ROOT, Lake
 from synthetic_market.options_book import Smile
@@ -482,3 +484,51 @@ def test_neighbors_command_lists_earlier_setups_as_the_walk_forward_did(
     assert main(["neighbors", "--lake", str(market_lake.root), "--level", first_level,
                  "--at", first_at]) == 0  # fmt: skip
     assert "no earlier session has a trigger" in capsys.readouterr().out
+
+
+def _rewrite_open_interest(path: Path, factor: int) -> None:
+    """The same statistics file with every open interest multiplied (a corrected download)."""
+    store = db.DBNStore.from_file(path)
+    records = store.to_ndarray()
+    records["quantity"] = records["quantity"] * factor
+    header_length = 8 + int.from_bytes(store.reader.read(8)[4:8], "little")
+    header = store.reader.read(header_length)
+    path.write_bytes(zstandard.ZstdCompressor().compress(header + records.tobytes()))
+
+
+def test_statistics_landed_after_a_build_rebuild_that_days_option_quotes(
+    market_lake: Lake,
+) -> None:
+    """Open interest is an input of a contract-day's option quotes: a statistics file landed
+    (or corrected) after the day was built rebuilds that day, and only it."""
+    (day, _), *_ = included_days(market_lake)[::-1]
+    stamp = f"{day:%Y%m%d}"
+    path = market_lake.raw / "ES.OPT" / "statistics" / f"glbx-mdp3-{stamp}.statistics.dbn.zst"
+    original = path.read_bytes()
+
+    def quotes() -> dict[dt.date, tuple[object, ...]]:
+        return {
+            row[0]: row[1:]
+            for row in warehouse(
+                market_lake,
+                "select dt, sum(open_interest), max(rowid), min(build_fingerprint) "
+                "from silver.engine_options_quotes_1s group by dt",
+            )
+        }
+
+    before = quotes()
+    try:
+        _rewrite_open_interest(path, 2)
+        ingest(market_lake.raw, market_lake, workers=1)
+        dbt(market_lake, "build", "--select", "engine_options_quotes_1s")
+        after = quotes()
+        assert after[day][0] == 2 * before[day][0]
+        assert after[day][2] != before[day][2]
+        assert {d: v for d, v in after.items() if d != day} == {
+            d: v for d, v in before.items() if d != day
+        }
+    finally:  # the market as the other tests know it
+        path.write_bytes(original)
+        ingest(market_lake.raw, market_lake, workers=1)
+        dbt(market_lake, "build", "--select", "engine_options_quotes_1s")
+    assert quotes()[day][::2] == before[day][::2]

@@ -116,10 +116,18 @@ def test_files_are_daily_parent_files_with_snapshots(
     for instrument in np.unique(futures_records["instrument_id"]):
         own = futures_records[futures_records["instrument_id"] == instrument]
         assert own["action"][0] == b"R"
-        snapshot = (own["flags"] & 32) != 0
+    # the file starts with the snapshot of every instrument; as in Databento's parent-symbol
+    # files, F_LAST stands only on the last record of the whole snapshot
+    options = db.DBNStore.from_file(
+        demo_day / "ES.OPT" / "mbo" / "glbx-mdp3-20240304.mbo.dbn.zst"
+    ).to_ndarray()
+    for records in (futures_records, options):
+        snapshot = (records["flags"] & 32) != 0
         last_snapshot = np.flatnonzero(snapshot)[-1]
         assert snapshot[: last_snapshot + 1].all()
-        assert own["flags"][last_snapshot] & 128
+        assert records["flags"][last_snapshot] & 128
+        assert not (records["flags"][:last_snapshot] & 128).any()
+        assert len(np.unique(records["instrument_id"][: last_snapshot + 1])) > 1
 
 
 def test_regular_session_book_is_never_crossed(front_records: np.ndarray) -> None:

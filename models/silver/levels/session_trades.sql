@@ -1,5 +1,6 @@
 -- Trades (`T` records: one per aggressor) of each included day's selected contract: what the
--- levels, the bars and the outcome labels read.
+-- levels, the bars and the outcome labels read. A trade without a price (UNDEF_PRICE) is no
+-- trade price: left out, and counted by the test trades_without_a_price.
 with trades as (
     select
         symbol,
@@ -10,7 +11,7 @@ with trades as (
         size,
         side
     from {{ ref('futures_mbo') }}
-    where action = 'T'
+    where action = 'T' and price != {{ undef_price() }}
 ),
 
 included_days as (
