@@ -89,11 +89,15 @@ def book_text(payload: dict[str, object]) -> str:
 
 
 def run_book(
-    lake_arg: str | None, symbol: str, day: str, at: str | None, depth: int, as_json: bool
+    lake_arg: str | None,
+    symbol: str,
+    day: dt.date,
+    at_ns: int | None,
+    depth: int,
+    as_json: bool,
 ) -> str:
     lake = Lake.resolve(lake_arg)
-    at_ns = parse_moment(at) if at is not None else None
     tick = float(project_vars()["futures_tick_size"])
-    state = reconstruct(lake, symbol, dt.date.fromisoformat(day), at_ns, tick)
+    state = reconstruct(lake, symbol, day, at_ns, tick)
     payload = book_json(state, symbol, depth)
     return json.dumps(payload) if as_json else book_text(payload)

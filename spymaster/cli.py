@@ -21,12 +21,35 @@ from ingest.errors import IngestError
 from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
 from spymaster.bench import BENCHMARKS, run_benchmarks
-from spymaster.book_command import BookCommandError, run_book
+from spymaster.book_command import BookCommandError, parse_moment, run_book
 from spymaster.lake import PROJECT_ROOT, Lake
 from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
 from spymaster.summary import warehouse_summary
 from synthetic_market.dbn_files import RawFileExistsError
 from synthetic_market.simulate import SCALES, MarketConfig, parse_scale, simulate_market
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a whole number of at least 1")
+    return number
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date YYYY-MM-DD ({error})") from None
+
+
+def _moment(value: str) -> int:
+    try:
+        return parse_moment(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO-8601 time or integer nanoseconds ({error})"
+        ) from None
 
 
 def _add_lake(parser: argparse.ArgumentParser) -> None:
@@ -262,10 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(book)
     book.add_argument("--symbol", required=True, help="contract, e.g. ESM4")
     book.add_argument(
-        "--dt", required=True, help="partition date (UTC day of the file), YYYY-MM-DD"
+        "--dt", required=True, type=_date, help="partition date (UTC day of the file), YYYY-MM-DD"
     )
-    book.add_argument("--at", help="ISO-8601 time (UTC unless an offset is given) or integer ns")
-    book.add_argument("--depth", type=int, default=10, help="price levels per side (default 10)")
+    book.add_argument(
+        "--at", type=_moment, help="ISO-8601 time (UTC unless an offset is given) or integer ns"
+    )
+    book.add_argument(
+        "--depth", type=_positive_int, default=10, help="price levels per side (default 10)"
+    )
     book.add_argument("--json", action="store_true", help="print one JSON object")
     book.set_defaults(handler=_cmd_book)
 
@@ -279,9 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(neighbors)
     neighbors.add_argument("--level", required=True, help="level id, e.g. PM_HIGH")
     neighbors.add_argument(
-        "--at", required=True, help="ISO-8601 time (UTC unless an offset is given) or integer ns"
+        "--at",
+        required=True,
+        type=_moment,
+        help="ISO-8601 time (UTC unless an offset is given) or integer ns",
     )
-    neighbors.add_argument("--k", type=int, default=10, help="neighbours (default 10)")
+    neighbors.add_argument("--k", type=_positive_int, default=10, help="neighbours (default 10)")
     neighbors.add_argument("--json", action="store_true", help="print one JSON object")
     neighbors.set_defaults(handler=_cmd_neighbors)
 

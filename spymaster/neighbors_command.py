@@ -13,7 +13,6 @@ import duckdb
 import numpy as np
 
 from retrieval.neighbours import TriggerSet, outcome_distribution, search_earlier
-from spymaster.book_command import parse_moment
 from spymaster.lake import Lake, project_vars
 
 
@@ -163,6 +162,6 @@ def neighbors_text(result: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def run_neighbors(lake_arg: str | None, level: str, at: str, k: int, as_json: bool) -> str:
-    result = neighbors(Lake.resolve(lake_arg), level, parse_moment(at), k)
+def run_neighbors(lake_arg: str | None, level: str, at_ns: int, k: int, as_json: bool) -> str:
+    result = neighbors(Lake.resolve(lake_arg), level, at_ns, k)
     return json.dumps(result) if as_json else neighbors_text(result)

@@ -43,3 +43,33 @@ def test_lake_defaults_to_the_environment_variable(
     monkeypatch.setenv("SPYMASTER_LAKE", str(tmp_path / "env-lake"))
     assert main(["ingest", "--raw", str(raw)]) == 0
     assert (tmp_path / "env-lake" / "bronze" / "futures_mbo" / "symbol=ESM4").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        (
+            ["book", "--symbol", "ESM4", "--dt", "2024-02-30"],
+            "argument --dt: '2024-02-30' is not a date",
+        ),
+        (
+            ["book", "--symbol", "ESM4", "--dt", "2024-03-12", "--at", "2024-03-12T25:00:00"],
+            "argument --at: '2024-03-12T25:00:00' is not an ISO-8601 time",
+        ),
+        (
+            ["book", "--symbol", "ESM4", "--dt", "2024-03-12", "--depth", "-1"],
+            "argument --depth: -1 is not a whole number of at least 1",
+        ),
+        (
+            ["neighbors", "--level", "PM_HIGH", "--at", "2024-03-26T15:10:00Z", "--k", "0"],
+            "argument --k: 0 is not a whole number of at least 1",
+        ),
+    ],
+)
+def test_impossible_arguments_are_named_not_tracebacks(
+    arguments: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(arguments)
+    assert exit_.value.code == 2
+    assert words in capsys.readouterr().err
