@@ -348,6 +348,18 @@ class BookState:
     unknown_fills: int
 
 
+def require_snapshot(columns: MboColumns, label: str) -> None:
+    """A day to model starts with its snapshot (SPEC 12): an empty day, or one whose records
+    never restate the book, would give a book that is never valid."""
+    if len(columns.flags) == 0:
+        raise EngineError(f"{label}: no records (an empty day)")
+    if not (columns.flags & k.F_SNAPSHOT).any():
+        raise EngineError(
+            f"{label}: no snapshot (no record with F_SNAPSHOT): the book is never known; land "
+            "the day's file as Databento delivers it, starting with its snapshot"
+        )
+
+
 def book_at(
     columns: MboColumns,
     ticks: Mapping[int, int],

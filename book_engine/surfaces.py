@@ -15,7 +15,13 @@ import numpy as np
 import pyarrow as pa
 
 from book_engine.errors import EngineError
-from book_engine.replay import MboColumns, WindowChunk, WindowConfig, replay_windows
+from book_engine.replay import (
+    MboColumns,
+    WindowChunk,
+    WindowConfig,
+    replay_windows,
+    require_snapshot,
+)
 from spymaster.arrow_columns import categorical, repeated_date, repeated_string
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import day_start_ns, utc_ns
@@ -182,6 +188,7 @@ def _single_instrument_chunks(
 ) -> Iterator[WindowChunk]:
     table = load(partition.symbol, partition.day)
     columns = MboColumns.from_arrow(table)
+    require_snapshot(columns, f"futures_mbo symbol={partition.symbol} dt={partition.day}")
     instruments = sorted(set(np.unique(columns.instrument_id).tolist()))
     if len(instruments) != 1:
         raise EngineError(

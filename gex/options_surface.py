@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from book_engine.errors import EngineError
-from book_engine.replay import MboColumns, WindowConfig, replay_windows
+from book_engine.replay import MboColumns, WindowConfig, replay_windows, require_snapshot
 from gex.black76 import MINUTES_PER_YEAR
 from gex.profile import zero_gamma_levels
 from gex.quote_kernel import IV_STATUSES, option_rows
@@ -134,6 +134,7 @@ def quote_batches(
     fingerprint: str,
 ) -> Iterator[pa.RecordBatch]:
     """options_quotes_1s rows of one contract-day, with the underlying future's spot."""
+    require_snapshot(options, f"options_mbo symbol={symbol} dt={day}")
     index = chain.index()
     present = np.unique(options.instrument_id)
     missing = [int(i) for i in present if int(i) not in index]

@@ -7,7 +7,7 @@ import json
 
 import pyarrow.parquet as pq
 
-from book_engine.replay import BookState, MboColumns, book_at
+from book_engine.replay import BookState, MboColumns, book_at, require_snapshot
 from book_engine.surfaces import MBO_COLUMNS
 from spymaster.dbn_facts import PRICE_SCALE
 from spymaster.exchange_time import parse_time, utc_ns
@@ -47,6 +47,7 @@ def pre_open_of(day: dt.date) -> tuple[tuple[int, int], ...]:
 
 def reconstruct(lake: Lake, symbol: str, day: dt.date, at_ns: int | None, tick: float) -> BookState:
     columns = load_partition(lake, symbol, day)
+    require_snapshot(columns, f"futures_mbo symbol={symbol} dt={day}")
     instruments = sorted(set(columns.instrument_id.tolist()))
     ticks = {instrument: round(tick * PRICE_SCALE) for instrument in instruments}
     return book_at(columns, ticks, at_ns, pre_open=pre_open_of(day))

@@ -82,28 +82,46 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_build(args: argparse.Namespace) -> int:
     lake = Lake.resolve(args.lake)
     lake.create_layout()
-    holder = warehouse_holder(lake)
-    if holder is not None:
-        print(
-            f"build failed: {lake.duckdb_path} is open in another process ({holder}); DuckDB "
-            "lets one process write it: stop `spymaster serve` (or that process) first",
-            file=sys.stderr,
-        )
+    try:
+        dropped = drop_interrupted_build_tables(lake)
+    except WarehouseHeldError as error:
+        print(f"build failed: {error}", file=sys.stderr)
         return 1
+    for name in dropped:
+        print(f"build: dropped {name}, left in the warehouse by an interrupted build")
     return run_dbt(lake, ["build", *args.dbt_args])
 
 
-def warehouse_holder(lake: Lake) -> str | None:
-    """Who holds the warehouse file's lock, if another process does (a running `spymaster
-    serve` or build): said before dbt starts rather than deep in its log."""
+class WarehouseHeldError(Exception):
+    """Another process holds the warehouse file (a running `spymaster serve` or build)."""
+
+
+def drop_interrupted_build_tables(lake: Lake) -> list[str]:
+    """dbt's staging relations (`<model>__dbt_tmp`) that a killed build left visible to
+    analysts, dropped before the next build (which would not). Says first, rather than deep in
+    dbt's log, when another process holds the file."""
     if not lake.duckdb_path.exists():
-        return None
+        return []
     try:
-        duckdb.connect(str(lake.duckdb_path)).close()
+        connection = duckdb.connect(str(lake.duckdb_path))
     except duckdb.IOException as error:
         held = re.search(r"held in (.+?)\.\s", str(error))
-        return held.group(1) if held else str(error)
-    return None
+        raise WarehouseHeldError(
+            f"{lake.duckdb_path} is open in another process "
+            f"({held.group(1) if held else error}); DuckDB lets one process write it: stop "
+            "`spymaster serve` (or that process) first"
+        ) from None
+    try:
+        leftovers = connection.execute(
+            "select table_schema, table_name, table_type from information_schema.tables "
+            "where table_name like '%\\_\\_dbt\\_tmp' escape '\\' order by all"
+        ).fetchall()
+        for schema, name, kind in leftovers:
+            relation = "view" if kind == "VIEW" else "table"
+            connection.execute(f'drop {relation} "{schema}"."{name}"')
+    finally:
+        connection.close()
+    return [f"{schema}.{name}" for schema, name, _ in leftovers]
 
 
 def dbt_command(dbt_args: Sequence[str]) -> list[str]:

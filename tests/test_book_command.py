@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import databento as db
+import databento_dbn as dbn
 import pytest
 
 from ingest.landing import ingest
@@ -14,6 +15,7 @@ from spymaster.book_command import parse_moment
 from spymaster.cli import main
 from spymaster.lake import Lake
 from tests.conftest import SHARED_DATA
+from tests.dbn_fixtures import day_start_ns, mbo, px, write_dbn
 from tests.replay import replay
 
 ESM4_FILE = "orderbooks_mbo_2024-05-08T00-00-00_2024-05-08T00-00-02.dbn.zst"
@@ -122,3 +124,21 @@ def test_text_output_lists_both_sides(
     assert "ESM4 after ts_recv" in printed
     assert "5214.00" in printed
     assert "5214.25" in printed
+
+
+def test_a_day_without_a_snapshot_is_refused(
+    raw: Path, lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Live records only: the book is never known; `book` says so instead of printing an
+    invalid book (the surfaces refuse the same day the same way)."""
+    day = dt.date(2024, 5, 8)
+    start = day_start_ns(day)
+    records = [
+        mbo(11, start + 1_000_000_000, "A", "B", px(5000.00), 2, 1),
+        mbo(11, start + 2_000_000_000, "A", "A", px(5000.25), 3, 2),
+    ]
+    write_dbn(raw / "live-only.mbo.dbn.zst", dbn.Schema.MBO, records, {"ESM4": 11}, day)
+    ingest(raw, lake, workers=1)
+    code = main(["book", "--lake", str(lake.root), "--symbol", "ESM4", "--dt", "2024-05-08"])
+    assert code == 1
+    assert "futures_mbo symbol=ESM4 dt=2024-05-08: no snapshot" in capsys.readouterr().err

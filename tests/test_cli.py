@@ -6,9 +6,11 @@ import datetime as dt
 from pathlib import Path
 
 import databento_dbn as dbn
+import duckdb
 import pytest
 
-from spymaster.cli import main
+from spymaster.cli import drop_interrupted_build_tables, main
+from spymaster.lake import Lake
 from tests.dbn_fixtures import book_day, write_dbn
 
 DAY = dt.date(2024, 5, 8)
@@ -73,3 +75,25 @@ def test_impossible_arguments_are_named_not_tracebacks(
         main(arguments)
     assert exit_.value.code == 2
     assert words in capsys.readouterr().err
+
+
+def test_build_first_drops_what_an_interrupted_build_left(tmp_path: Path) -> None:
+    """A killed build leaves dbt's `__dbt_tmp` relations visible to analysts; the next
+    build drops them (and only them) before dbt starts."""
+    lake = Lake(tmp_path / "lake")
+    lake.root.mkdir()
+    connection = duckdb.connect(str(lake.duckdb_path))
+    connection.execute("create schema silver")
+    connection.execute("create table silver.engine_book_snapshot_1s as select 1 as x")
+    connection.execute("create table silver.engine_book_snapshot_1s__dbt_tmp as select 1 as x")
+    connection.execute("create view silver.gex_surface_1s__dbt_tmp as select 1 as x")
+    connection.close()
+    assert drop_interrupted_build_tables(lake) == [
+        "silver.engine_book_snapshot_1s__dbt_tmp",
+        "silver.gex_surface_1s__dbt_tmp",
+    ]
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    tables = connection.execute("select table_name from information_schema.tables").fetchall()
+    connection.close()
+    assert tables == [("engine_book_snapshot_1s",)]
+    assert drop_interrupted_build_tables(lake) == []
