@@ -160,8 +160,14 @@ class BronzeStore:
 
     @contextmanager
     def locked(self) -> Iterator[BronzeStore]:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        with (self.work_dir / "lock").open("w") as lock:
+        try:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            lock = (self.work_dir / "lock").open("w")
+        except OSError as error:
+            raise IngestError(
+                f"{self.lake.bronze}: cannot write the lake ({error.strerror or error})"
+            ) from None
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as error:

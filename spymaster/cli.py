@@ -22,7 +22,7 @@ from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
 from spymaster.bench import BENCHMARKS, run_benchmarks
 from spymaster.book_command import BookCommandError, parse_moment, run_book
-from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.lake import PROJECT_ROOT, Lake, LakeError
 from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
 from spymaster.summary import warehouse_summary
 from synthetic_market.dbn_files import RawFileExistsError
@@ -71,7 +71,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                 chunk_records=args.chunk_records,
                 progress=bar.update,
             )
-        except IngestError as error:
+        except (IngestError, LakeError) as error:
             bar.close()
             print(f"ingest failed: {error}", file=sys.stderr)
             return 1
@@ -81,10 +81,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     lake = Lake.resolve(args.lake)
-    lake.create_layout()
     try:
+        lake.create_layout()
         dropped = drop_interrupted_build_tables(lake)
-    except WarehouseHeldError as error:
+    except (LakeError, WarehouseHeldError) as error:
         print(f"build failed: {error}", file=sys.stderr)
         return 1
     for name in dropped:

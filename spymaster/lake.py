@@ -20,6 +20,11 @@ def project_vars() -> dict[str, object]:
     return yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text())["vars"]
 
 
+class LakeError(Exception):
+    """The lake's folders cannot be made (a file in the way, no permission, no space); the
+    message names the path."""
+
+
 @dataclass(frozen=True)
 class Lake:
     """Paths of one lake; several lakes can coexist side by side."""
@@ -55,7 +60,13 @@ class Lake:
     def create_layout(self) -> None:
         """The folders every command writes into (raw stays the user's)."""
         for folder in (self.bronze, self.selection, self.indexes):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise LakeError(
+                    f"{self.root}: cannot make the lake's folder {folder} "
+                    f"({error.strerror or error})"
+                ) from None
 
     def table_dir(self, table: str) -> Path:
         return self.bronze / table

@@ -97,3 +97,17 @@ def test_build_first_drops_what_an_interrupted_build_left(tmp_path: Path) -> Non
     connection.close()
     assert tables == [("engine_book_snapshot_1s",)]
     assert drop_interrupted_build_tables(lake) == []
+
+
+@pytest.mark.parametrize("command", ["ingest", "build"])
+def test_a_lake_path_that_is_a_file_is_named(
+    command: str, raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, book_day(11, DAY, 5000.0), {"ESM4": 11}, DAY)
+    not_a_folder = tmp_path / "lake"
+    not_a_folder.write_text("a file where the lake should be")
+    arguments = ["--lake", str(not_a_folder)] + (["--raw", str(raw)] if command == "ingest" else [])
+    assert main([command, *arguments]) == 1
+    error = capsys.readouterr().err
+    assert f"{command} failed: {not_a_folder}: cannot make the lake's folder" in error
+    assert not_a_folder.read_text() == "a file where the lake should be"
