@@ -16,6 +16,7 @@ import zstandard
 from gex.black76 import MINUTES_PER_YEAR
 from ingest.landing import ingest
 from spymaster.cli import main
+from spymaster.exchange_time import day_start_ns
 from spymaster.lake import PROJECT_ROOT, Lake
 from synthetic_market.options_book import Smile
 from tests.markets import MARKET_SESSIONS, dbt, warehouse
@@ -57,11 +58,30 @@ def test_surfaces_cover_every_second_of_every_included_day(market_lake: Lake) ->
     )[0][0]
     per_day = warehouse(
         market_lake,
-        "select dt, count(*), count(*) filter (where book_valid) from silver.book_snapshot_1s "
+        "select dt, count(*), count(*) filter (where book_valid), "
+        "min(window_start) filter (where book_valid), "
+        "max(window_start) filter (where not book_valid) from silver.book_snapshot_1s "
         "group by dt order by dt",
     )
     assert len(per_day) == included >= 3
-    assert all(rows == valid == 86_400 for _, rows, valid in per_day)
+    # the contract's snapshot carries no F_LAST (in a parent-symbol file it stands only on the
+    # whole snapshot's last record, here the spread's): its book is known from its first live
+    # event on, and from then on every second is valid
+    first_live = dict(
+        warehouse(
+            market_lake,
+            "select mbo.dt, min(mbo.ts_recv) from bronze.futures_mbo as mbo "
+            "join silver.contract_day_selection as selection "
+            "on mbo.dt = selection.dt and mbo.symbol = selection.selected_symbol "
+            "where selection.is_included and not mbo.is_snapshot group by mbo.dt",
+        )
+    )
+    for day, rows, valid, first_valid, last_invalid in per_day:
+        known = (first_live[day] - day_start_ns(day)) // 1_000_000_000
+        assert rows == 86_400
+        assert valid == 86_400 - known
+        assert known < 60
+        assert last_invalid is None or last_invalid < first_valid
     depth = warehouse(
         market_lake,
         "select count(distinct dt), min(rel_ticks), max(rel_ticks), sum(fill_qty) > 0, "
@@ -489,7 +509,7 @@ def test_neighbors_command_lists_earlier_setups_as_the_walk_forward_did(
 def _rewrite_open_interest(path: Path, factor: int) -> None:
     """The same statistics file with every open interest multiplied (a corrected download)."""
     store = db.DBNStore.from_file(path)
-    records = store.to_ndarray()
+    records = store.to_ndarray().copy()
     records["quantity"] = records["quantity"] * factor
     header_length = 8 + int.from_bytes(store.reader.read(8)[4:8], "little")
     header = store.reader.read(header_length)
