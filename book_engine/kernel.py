@@ -16,8 +16,10 @@ ts_recv in practice). Book semantics follow Databento and CME:
   instrument's snapshot; the snapshot phase ends at a snapshot record with F_LAST, or at the
   first record without F_SNAPSHOT (files before 2024), and then every instrument it restated is
   complete at once: in a parent-symbol file F_LAST may stand only on the whole snapshot's last
-  record. Snapshot records and clears restate the book: they are not flow, and the window's
-  starting depth is restated with them, so that
+  record. Snapshot records and clears restate the book: they are not flow. A level untouched
+  in the window starts from its restated depth; a level whose flow the window already counted
+  is re-based (the start becomes the restated depth and that earlier flow is dropped, as the
+  book it changed was replaced), so depth_start >= 0 and
   depth_end = depth_start + add + reprice_in - pull - fill - reprice_out holds exactly.
 - A fill is the quantity an F reported: what a C or M then takes beyond it is a pull.
 - A book is valid once its snapshot completed; a clear without F_SNAPSHOT invalidates it until
@@ -276,11 +278,16 @@ def _touch(levels, flows, side, level, window, with_flows):
 
 
 @nb.njit(cache=True, inline="always")
-def _restate(levels, side, level, delta, window):
-    """A snapshot or clear changes depth without flow: the window's start depth moves too."""
-    if levels[side, level, L_STAMP] == window:
-        levels[side, level, L_DEPTH_BEFORE] += delta
+def _restate(levels, flows, side, level, delta, window, with_flows):
+    """A snapshot or clear changes depth without flow. A level already changed in this window
+    is re-based: the flow before the restatement changed a book the exchange replaced, so the
+    window starts from the restated depth with the flow after it (never a negative start)."""
     levels[side, level, L_DEPTH] += delta
+    if levels[side, level, L_STAMP] == window:
+        levels[side, level, L_DEPTH_BEFORE] = levels[side, level, L_DEPTH]
+        if with_flows:
+            for f in range(7):
+                flows[side, level, f] = 0
 
 
 @nb.njit(cache=True, inline="always")
@@ -364,7 +371,7 @@ def _book_valid(instruments, q, moment, pre_open):
 
 
 @nb.njit(cache=True)
-def _clear(instruments, levels, orders, table, free, n_free, q, window):
+def _clear(instruments, levels, flows, orders, table, free, n_free, q, window, with_flows):
     """Empty an instrument's book (R, or the start of its snapshot): a restatement.
     Returns the number of orders freed (pushed on `free` from position `n_free`)."""
     freed = 0
@@ -373,7 +380,15 @@ def _clear(instruments, levels, orders, table, free, n_free, q, window):
         for level in range(first, first + instruments[q, I_LEVELS]):
             for side in range(2):
                 if levels[side, level, L_DEPTH] != 0:
-                    _restate(levels, side, level, -levels[side, level, L_DEPTH], window)
+                    _restate(
+                        levels,
+                        flows,
+                        side,
+                        level,
+                        -levels[side, level, L_DEPTH],
+                        window,
+                        with_flows,
+                    )
                 levels[side, level, L_COUNT] = 0
         for order in range(orders.shape[0]):
             if orders[order, O_INSTRUMENT] == q:
@@ -631,7 +646,18 @@ def replay(
                 instruments[q, I_SPOT_DIRTY] = 1
             if snapshot:
                 if instruments[q, I_STATE] != IN_SNAPSHOT:
-                    freed = _clear(instruments, levels, orders, table, free, n_free, q, window)
+                    freed = _clear(
+                        instruments,
+                        levels,
+                        flows,
+                        orders,
+                        table,
+                        free,
+                        n_free,
+                        q,
+                        window,
+                        with_flows,
+                    )
                     n_free += freed
                     hash_count -= freed
                     instruments[q, I_STATE] = IN_SNAPSHOT
@@ -645,7 +671,9 @@ def replay(
             if f & F_MAYBE_BAD_BOOK:
                 instruments[q, I_INVALID_WINDOW] = window
             if a == 82:  # R
-                freed = _clear(instruments, levels, orders, table, free, n_free, q, window)
+                freed = _clear(
+                    instruments, levels, flows, orders, table, free, n_free, q, window, with_flows
+                )
                 n_free += freed
                 hash_count -= freed
                 instruments[q, I_INVALID_WINDOW] = window
@@ -713,7 +741,7 @@ def replay(
                 _count(instruments, levels, q, new_side, new_level, 1)
                 _after_increase(instruments, q, new_side, new_level)
                 if snapshot:
-                    _restate(levels, new_side, new_level, new_size, window)
+                    _restate(levels, flows, new_side, new_level, new_size, window, with_flows)
                     continue
                 _touch(levels, flows, new_side, new_level, window, with_flows)
                 levels[new_side, new_level, L_DEPTH] += new_size
@@ -739,11 +767,11 @@ def replay(
                 instruments[q, I_SPOT_DIRTY] = 1  # this record is about to move the book
             if snapshot:
                 # a snapshot restates the order: no flow
-                _restate(levels, old_side, old_level, -old_size, window)
+                _restate(levels, flows, old_side, old_level, -old_size, window, with_flows)
                 _count(instruments, levels, q, old_side, old_level, -1)
                 _after_decrease(instruments, levels, q, old_side, old_level)
                 if not leaves:
-                    _restate(levels, new_side, new_level, new_size, window)
+                    _restate(levels, flows, new_side, new_level, new_size, window, with_flows)
                     _count(instruments, levels, q, new_side, new_level, 1)
                     _after_increase(instruments, q, new_side, new_level)
                     orders[order, O_SIDE] = new_side

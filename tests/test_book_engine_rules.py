@@ -343,6 +343,40 @@ def test_a_snapshot_without_f_last_ends_for_every_instrument_at_the_first_live_r
     assert book[book["instrument"] == 0]["book_valid"].tolist() == [0, 1, 1, 1]
 
 
+def test_a_restatement_inside_a_second_rebases_the_levels_it_touched() -> None:
+    """Add 3 at 1.1 s, re-snapshot at 1.5 s: the flow before the restatement changed a book
+    the exchange then replaced. The second starts from the restated depth (never -3) with the
+    flow after it, so depth_end = depth_start + flows still holds."""
+    records = [
+        *BASE,
+        mbo(ES, T0 + 1100 * MS, "A", "B", px(99.75), 3, 30),
+        mbo(ES, T0 + 1200 * MS, "A", "B", px(100.00), 2, 31),
+        *snapshot(("B", 100.00, 4, 1), ("A", 100.25, 5, 2), at=T0 + 1500 * MS),
+        mbo(ES, T0 + 1700 * MS, "A", "B", px(100.00), 1, 32),
+    ]
+    _, depth = windows(records)
+    gone = level(depth, 1, BID, 99.75)
+    assert (gone["depth_qty_start"], gone["add_qty"], gone["depth_qty_end"]) == (0, 0, 0)
+    restated = level(depth, 1, BID, 100.00)
+    assert (restated["depth_qty_start"], restated["add_qty"], restated["depth_qty_end"]) == (
+        4,
+        1,
+        5,
+    )
+    assert restated["window_valid"] == 0
+    assert (depth["depth_qty_start"] >= 0).all()
+    assert (
+        depth["depth_qty_start"]
+        + depth["add_qty"]
+        + depth["reprice_in_qty"]
+        - depth["pull_qty"]
+        - depth["fill_qty"]
+        - depth["reprice_out_away_qty"]
+        - depth["reprice_out_toward_qty"]
+        == depth["depth_qty_end"]
+    ).all()
+
+
 def test_snapshot_records_are_not_flow_and_conservation_holds() -> None:
     _, depth = windows(list(BASE))
     row = level(depth, 0, BID, 100.00)
