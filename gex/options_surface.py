@@ -45,6 +45,7 @@ OPTIONS_QUOTES_SCHEMA = pa.schema(
         ("minutes_to_expiry", pa.float64()),
         ("implied_volatility", pa.float64()),
         ("iv_status", pa.string()),
+        ("iv_age_seconds", pa.int32()),
         ("gamma", pa.float64()),
         ("open_interest", pa.int64()),
         ("multiplier", pa.float64()),
@@ -113,6 +114,7 @@ class OptionsSettings:
     surface_window: tuple[dt.time, dt.time]
     min_minutes_to_expiry: float
     rate: float
+    iv_carry_seconds: int
 
     def window_config(self, day: dt.date) -> WindowConfig:
         start, end = (utc_ns(day, t, self.timezone) for t in self.surface_window)
@@ -144,7 +146,9 @@ def quote_batches(
             "definition on or before that day"
         )
     ticks = {int(i): int(chain.tick[index[int(i)]]) for i in present}
-    last_sigma = np.full(len(chain.instrument_ids), np.nan)  # warm starts, option by option
+    # per option: the last solved volatility (warm start, carried through quote gaps) and when
+    last_sigma = np.full(len(chain.instrument_ids), np.nan)
+    last_solved_ns = np.zeros(len(chain.instrument_ids), np.int64)
     try:
         for chunk in replay_windows(options, ticks, settings.window_config(day)):
             rows = chunk.book_rows
@@ -154,7 +158,15 @@ def quote_batches(
                 rows["instrument"]
             ]
             yield _quote_batch(
-                symbol, day, rows, option, chain, spot_by_second, settings, fingerprint, last_sigma
+                symbol,
+                day,
+                rows,
+                option,
+                chain,
+                spot_by_second,
+                settings,
+                fingerprint,
+                (last_sigma, last_solved_ns),
             )
     except EngineError as error:
         raise EngineError(f"options_mbo symbol={symbol} dt={day}: {error}") from error
@@ -169,10 +181,10 @@ def _quote_batch(
     spot_by_second: SpotSeries,
     settings: OptionsSettings,
     fingerprint: str,
-    last_sigma: np.ndarray,
+    last_solved: tuple[np.ndarray, np.ndarray],
 ) -> pa.RecordBatch:
     window_start = rows["window_start"]
-    bid, ask, mid, spot, minutes, sigma, status, option_gamma, exposure = option_rows(
+    bid, ask, mid, spot, minutes, sigma, status, age, option_gamma, exposure = option_rows(
         window_start,
         rows["bid_price"],
         rows["ask_price"],
@@ -187,7 +199,8 @@ def _quote_batch(
         spot_by_second.spot,
         settings.rate,
         settings.min_minutes_to_expiry,
-        last_sigma,
+        settings.iv_carry_seconds * 1_000_000_000,
+        *last_solved,
     )
     keep = chain.expiration_ns[option] > window_start  # expired options have no rows
     option = option[keep]
@@ -209,6 +222,7 @@ def _quote_batch(
                 for column in (bid, ask, mid, spot, minutes, sigma)
             ],
             categorical(status[keep], IV_STATUSES),
+            pa.array(age[keep].astype(np.int32), mask=age[keep] < 0),
             pa.array(option_gamma[keep], from_pandas=True),
             pa.array(np.nan_to_num(open_interest).astype(np.int64), mask=np.isnan(open_interest)),
             pa.array(chain.multiplier[option]),

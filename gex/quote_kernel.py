@@ -1,6 +1,12 @@
 """Per option and second, in one compiled pass over the engine's book rows: mid, the status of
 the implied volatility, the volatility itself (warm-started from the option's previous second),
-gamma and unsigned gamma exposure."""
+gamma and unsigned gamma exposure.
+
+A second whose quote gives no volatility (one-sided, missing, crossed, under intrinsic value,
+unsolvable) carries the option's last solved volatility forward while it is at most
+`carry_ns` old (status `carried`), repriced at this second's spot and time to expiry: a quote
+gap is not a jump of the option's exposure to zero and back. A book that is not valid, or a
+second without spot, carries nothing."""
 
 from __future__ import annotations
 
@@ -20,8 +26,9 @@ IV_STATUSES = (
     "unsolvable",
     "no_spot",
     "invalid_book",
+    "carried",
 )
-OK, NO_QUOTE, CROSSED, BELOW_INTRINSIC, UNSOLVABLE, NO_SPOT, INVALID_BOOK = range(7)
+OK, NO_QUOTE, CROSSED, BELOW_INTRINSIC, UNSOLVABLE, NO_SPOT, INVALID_BOOK, CARRIED = range(8)
 _UNDEF_PRICE = np.int64(UNDEF_PRICE)
 _SECOND_NS = 1_000_000_000
 _MINUTE_NS = 60e9
@@ -43,10 +50,14 @@ def option_rows(
     spot_values,
     rate,
     min_minutes,
+    carry_ns,
     last_sigma,
+    last_solved_ns,
 ):
-    """Rows in time order (the engine's). `spot_seconds` sorted; `last_sigma` per option, NaN
-    at first, updated in place. Returns the columns of options_quotes_1s that are computed."""
+    """Rows in time order (the engine's). `spot_seconds` sorted; `last_sigma` (NaN at first)
+    and `last_solved_ns` (the second it was solved) per option, updated in place. Returns the
+    columns of options_quotes_1s that are computed; the age of the volatility in seconds is -1
+    where there is none."""
     n = window_start.shape[0]
     bid = np.full(n, np.nan)
     ask = np.full(n, np.nan)
@@ -57,6 +68,7 @@ def option_rows(
     status = np.empty(n, np.int8)
     gamma = np.full(n, np.nan)
     exposure = np.full(n, np.nan)
+    age = np.full(n, -1, np.int64)
     cursor = 0
     for i in range(n):
         o = option[i]
@@ -74,31 +86,44 @@ def option_rows(
         quoted = not (math.isnan(bid[i]) or math.isnan(ask[i]))
         if quoted and bid[i] >= ask[i]:
             status[i] = CROSSED  # the engine holds a crossed book invalid: name the cause
-            continue
-        if book_valid[i] == 0:
+        elif book_valid[i] == 0:
             status[i] = INVALID_BOOK
             continue
-        if not quoted:
+        elif not quoted:
             status[i] = NO_QUOTE
-            continue
-        mid[i] = 0.5 * (bid[i] + ask[i])
-        if math.isnan(spot[i]):
-            status[i] = NO_SPOT
-            continue
-        f, k = spot[i], strikes[o]
-        intrinsic = math.exp(-rate * years) * (max(f - k, 0.0) if is_call[o] else max(k - f, 0.0))
-        if mid[i] <= intrinsic:
-            status[i] = BELOW_INTRINSIC
-            continue
-        guess = 0.2 if math.isnan(last_sigma[o]) else last_sigma[o]
-        solved = _implied_volatility(mid[i], f, k, years, rate, is_call[o], guess)
-        if math.isnan(solved):
-            status[i] = UNSOLVABLE
-            continue
-        last_sigma[o] = solved
-        status[i] = OK
-        sigma[i] = solved
-        gamma[i] = _gamma(f, k, years, solved, rate)
+        else:
+            mid[i] = 0.5 * (bid[i] + ask[i])
+            status[i] = _solve(
+                i, o, t, mid, spot, strikes, is_call, years, rate, last_sigma, last_solved_ns, sigma
+            )
+        if status[i] != OK:
+            stale = math.isnan(last_sigma[o]) or t - last_solved_ns[o] > carry_ns
+            if math.isnan(spot[i]) or stale:
+                continue
+            status[i] = CARRIED
+            sigma[i] = last_sigma[o]
+        age[i] = (t - last_solved_ns[o]) // _SECOND_NS
+        gamma[i] = _gamma(spot[i], strikes[o], years, sigma[i], rate)
         if not math.isnan(open_interest[o]):
             exposure[i] = gamma[i] * open_interest[o] * multiplier[o]
-    return bid, ask, mid, spot, minutes, sigma, status, gamma, exposure
+    return bid, ask, mid, spot, minutes, sigma, status, age, gamma, exposure
+
+
+@nb.njit(cache=True, inline="always")
+def _solve(i, o, t, mid, spot, strikes, is_call, years, rate, last_sigma, last_solved_ns, sigma):
+    """The status of solving row i's mid for volatility; on success the volatility is stored
+    in `sigma[i]` and remembered as the option's last solved one."""
+    if math.isnan(spot[i]):
+        return NO_SPOT
+    f, k = spot[i], strikes[o]
+    intrinsic = math.exp(-rate * years) * (max(f - k, 0.0) if is_call[o] else max(k - f, 0.0))
+    if mid[i] <= intrinsic:
+        return BELOW_INTRINSIC
+    guess = 0.2 if math.isnan(last_sigma[o]) else last_sigma[o]
+    solved = _implied_volatility(mid[i], f, k, years, rate, is_call[o], guess)
+    if math.isnan(solved):
+        return UNSOLVABLE
+    last_sigma[o] = solved
+    last_solved_ns[o] = t
+    sigma[i] = solved
+    return OK

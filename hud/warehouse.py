@@ -102,8 +102,9 @@ FRAME_TABLES = (
         "gex_surface_1s",
         (
             "strike_price", "call_gex", "put_gex", "net_gex", "call_gex_0dte", "put_gex_0dte",
-            "net_gex_0dte",
+            "net_gex_0dte", "options_without_exposure",
         ),
+        frozenset({"options_without_exposure"}),
         order=("strike_price",),
     ),
     # gex_surface_1s's columns that hold one value per second (the same on every strike)
@@ -112,10 +113,10 @@ FRAME_TABLES = (
         "gex_levels_1s",
         (
             "zero_gamma_level", "zero_gamma_level_0dte", "call_wall", "put_wall",
-            "call_wall_0dte", "put_wall_0dte", "options_in_exposure",
+            "call_wall_0dte", "put_wall_0dte", "options_listed", "options_in_exposure",
             "options_without_open_interest",
         ),
-        frozenset({"options_in_exposure", "options_without_open_interest"}),
+        frozenset({"options_listed", "options_in_exposure", "options_without_open_interest"}),
         source="gex_surface_1s",
         distinct=True,
     ),

@@ -23,8 +23,8 @@
     {{- return([
         ('distance_ticks', '(spot - level) / tick at the window end: negative below the level'),
         ('approach_velocity', 'ticks per second by which spot closed in on the level over the window'),
-        ('gex_abs_share_in_zone', 'absolute gamma exposure at strikes within the zone / (absolute gamma exposure on the strike grid + 1e-6)'),
-        ('gex_imbalance_in_zone', 'net / (absolute + 1e-6) gamma exposure at strikes within the zone'),
+        ('gex_abs_share_in_zone', 'absolute gamma exposure at strikes within the zone / (absolute gamma exposure on the strike grid + 1e-6), over the strikes whose exposure is known; NULL when no options were priced that second or a strike in the zone has unknown exposure'),
+        ('gex_imbalance_in_zone', 'net / (absolute + 1e-6) gamma exposure at strikes within the zone; NULL as gex_abs_share_in_zone'),
     ]) -}}
 {%- endmacro %}
 

@@ -17,3 +17,10 @@
     coalesce(list_sum(list({{ value }} order by {{ order_by }})
         {%- if condition is not none %} filter (where {{ condition }}){% endif %}), 0.0)
 {%- endmacro %}
+
+
+{% macro ordered_avg(value, order_by) -%}
+    {#- Mean of doubles in a fixed order (NULL over no values), for the same reason as
+        ordered_sum. -#}
+    list_avg(list({{ value }} order by {{ order_by }}))
+{%- endmacro %}

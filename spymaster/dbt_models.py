@@ -214,6 +214,7 @@ def options_settings(config: Mapping[str, Any]) -> OptionsSettings:
         ),
         min_minutes_to_expiry=float(config["min_minutes_to_expiry"]),
         rate=float(config["black76_rate"]),
+        iv_carry_seconds=int(config["iv_carry_seconds"]),
     )
 
 

@@ -3,6 +3,7 @@ zero-gamma level, on known values and hand-built DBN records."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import math
@@ -106,6 +107,7 @@ SETTINGS = OptionsSettings(
     surface_window=(dt.time(9, 0), dt.time(9, 0, 4)),
     min_minutes_to_expiry=1.0,
     rate=0.0,
+    iv_carry_seconds=60,
 )
 SPOT = 5000.0
 MONTH_OUT = utc_ns(DAY + dt.timedelta(days=30), dt.time(16, 0), ZONE)
@@ -251,6 +253,47 @@ def test_option_book_before_its_snapshot_completes_is_invalid() -> None:
     assert [r["iv_status"] for r in rows] == ["ok", "invalid_book", "invalid_book", "invalid_book"]
 
 
+def test_a_quote_gap_carries_the_last_volatility_within_its_age_limit() -> None:
+    """The bid leaves at 1.5 s: seconds 1-3 carry second 0's volatility, repriced at each
+    second's spot, up to `iv_carry_seconds` old; after that the option has no volatility."""
+    mid = black76_mid(5000, True, 0.2, MONTH_OUT)
+    options = chain((71, 5000.0, True, MONTH_OUT, 100.0))
+    records = [
+        *quote(71, mid - 0.5, mid + 0.5),
+        mbo(71, OPEN + 3 * SECOND // 2, "C", "B", px(mid - 0.5), 10, 710),
+    ]
+    seconds = OPEN + SECOND * np.arange(4)
+    moving = SpotSeries(seconds, np.array([SPOT, SPOT, SPOT + 10, SPOT + 20]))
+    rows = quote_rows(records, options, moving)
+    assert [r["iv_status"] for r in rows] == ["ok", "carried", "carried", "carried"]
+    assert [r["iv_age_seconds"] for r in rows] == [0, 1, 2, 3]
+    assert {r["implied_volatility"] for r in rows} == {rows[0]["implied_volatility"]}
+    years = rows[2]["minutes_to_expiry"] / MINUTES_PER_YEAR
+    repriced = gamma(
+        np.array([SPOT + 10]), np.array([5000.0]), np.array([years]),
+        np.array([rows[0]["implied_volatility"]]), 0.0,
+    )[0]  # fmt: skip
+    assert rows[2]["gamma"] == pytest.approx(repriced, rel=1e-12)
+    assert rows[2]["gex"] == pytest.approx(repriced * 100 * 50, rel=1e-12)
+    assert rows[2]["mid_price"] is None
+
+    short = dataclasses.replace(SETTINGS, iv_carry_seconds=1)
+    batches = quote_batches("ESM4", DAY, columns(records), options, moving, short, "test")
+    limited = pa.Table.from_batches(list(batches)).to_pylist()
+    assert [r["iv_status"] for r in limited] == ["ok", "carried", "no_quote", "no_quote"]
+    assert [r["gex"] is None for r in limited] == [False, False, True, True]
+
+
+def test_an_invalid_book_or_a_second_without_spot_carries_nothing() -> None:
+    options = chain((72, 5000.0, True, MONTH_OUT, 10.0))
+    records = [*quote(72, 60.0, 61.0), mbo(72, OPEN + 3 * SECOND // 2, "R")]
+    assert [r["iv_status"] for r in quote_rows(records, options)] == ["ok"] + ["invalid_book"] * 3
+    gap = [*quote(72, 60.0, 61.0), mbo(72, OPEN + 3 * SECOND // 2, "C", "B", px(60.0), 10, 720)]
+    spot = SpotSeries(OPEN + SECOND * np.array([0, 2]), np.full(2, SPOT))
+    statuses = [r["iv_status"] for r in quote_rows(gap, options, spot)]
+    assert statuses == ["ok", "no_quote", "carried", "no_quote"]
+
+
 def test_option_without_definition_is_an_error_naming_partition_and_instrument() -> None:
     options = chain((51, 5000.0, True, MONTH_OUT, 10.0))
     with pytest.raises(EngineError, match=r"symbol=ESM4 dt=2024-03-12.*\[777\]"):
@@ -268,7 +311,7 @@ def test_later_records_do_not_change_earlier_quotes() -> None:
     after = quote_rows(base + later, options)
     assert [r for r in after if r["window_start"].second < 2] == before
     changed = [r for r in after if r["window_start"].second == 2]
-    assert {r["instrument_id"]: r["iv_status"] for r in changed} == {61: "no_quote", 62: "ok"}
+    assert {r["instrument_id"]: r["iv_status"] for r in changed} == {61: "carried", 62: "ok"}
 
 
 # ---- the chain from bronze: definitions and open interest

@@ -7,6 +7,8 @@ def model(dbt, session):
     dbt.config(
         materialized="incremental",
         incremental_strategy="delete+insert",
+        # a new engine column (with a new engine version, which rebuilds every day) is added
+        on_schema_change="sync_all_columns",
         unique_key=["symbol", "dt"],
     )
     return zero_gamma_reader(

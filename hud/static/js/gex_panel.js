@@ -4,6 +4,8 @@ import { compact, price } from "./format.js";
 
 const SUFFIX = { all: "", "0dte": "_0dte" };
 
+const known = (value) => (Number.isNaN(value) ? "unknown" : compact(value, true));
+
 export class GexPanel {
   constructor(element, footer) {
     this.element = element;
@@ -67,13 +69,21 @@ export class GexPanel {
         row.dataset.callGex = String(call);
         row.dataset.putGex = String(put);
         row.dataset.netGex = String(net);
-        row.title = `strike ${price(strike)}: call ${compact(call, true)}, put ${compact(put, true)}, net ${compact(net, true)}`;
+        // unknown exposure (listed options without a volatility or open interest) is drawn
+        // as unknown, never as a zero-length bar that reads as no exposure
+        const missing = gex.options_without_exposure[i];
+        const unknown = Number.isNaN(call) || Number.isNaN(put);
+        row.classList.toggle("unknown", unknown);
+        row.dataset.optionsWithoutExposure = String(missing);
+        row.title =
+          `strike ${price(strike)}: call ${known(call)}, put ${known(put)}, net ${known(net)}` +
+          (missing > 0 ? ` (${missing} option${missing > 1 ? "s" : ""} without a known exposure)` : "");
         const [callBar, putBar, netBar, label, value] = row.children;
         bar(callBar, call);
         bar(putBar, put);
         bar(netBar, net);
         label.textContent = strike.toFixed(0);
-        value.textContent = compact(net, true);
+        value.textContent = unknown ? "unknown" : compact(net, true);
         row.classList.toggle(
           "wall",
           strike === levels[`call_wall${suffix}`][at] || strike === levels[`put_wall${suffix}`][at],
@@ -85,7 +95,7 @@ export class GexPanel {
         `zero gamma ${price(levels[`zero_gamma_level${suffix}`][at])}<br>` +
         `call wall ${price(levels[`call_wall${suffix}`][at])}<br>` +
         `put wall ${price(levels[`put_wall${suffix}`][at])}<br>` +
-        `${levels.options_in_exposure[at]} options in, ` +
+        `${levels.options_in_exposure[at]} of ${levels.options_listed[at]} options in, ` +
         `${levels.options_without_open_interest[at]} without open interest`;
       this.element.dataset.second = String(second);
     } else {

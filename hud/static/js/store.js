@@ -21,11 +21,11 @@ const COLUMNS = {
   physics_bands_1s: ["band_order", "side_score", "ease", "vacuum_score"],
   gex_surface_1s: [
     "strike_price", "call_gex", "put_gex", "net_gex", "call_gex_0dte", "put_gex_0dte",
-    "net_gex_0dte",
+    "net_gex_0dte", "options_without_exposure",
   ],
   gex_levels_1s: [
     "zero_gamma_level", "zero_gamma_level_0dte", "call_wall", "put_wall", "call_wall_0dte",
-    "put_wall_0dte", "options_in_exposure", "options_without_open_interest",
+    "put_wall_0dte", "options_listed", "options_in_exposure", "options_without_open_interest",
   ],
 };
 const CODES = {

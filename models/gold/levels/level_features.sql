@@ -259,7 +259,11 @@ zone_gamma as (
         {%- set in_zone = 'abs(gex.strike_price - window_levels.level_price) <= ' ~ (zone * tick) %}
         {{ ordered_sum('gex.abs_gex', 'gex.strike_price', in_zone) }} as zone_abs_gex,
         {{ ordered_sum('gex.net_gex', 'gex.strike_price', in_zone) }} as zone_net_gex,
-        {{ ordered_sum('gex.abs_gex', 'gex.strike_price') }} as grid_abs_gex
+        {{ ordered_sum('gex.abs_gex', 'gex.strike_price') }} as grid_abs_gex,
+        -- unknown exposure (no options that second, or a zone strike without a known sum)
+        -- makes the features NULL rather than a zero that reads as known
+        count(gex.abs_gex) = 0
+        or count(*) filter (where {{ in_zone }} and gex.abs_gex is null) > 0 as gex_unknown
     from window_levels
     left join {{ ref('gex_surface_1s') }} as gex
         on
@@ -297,8 +301,14 @@ final as (
                 ) / {{ seconds }}
             else 0
         end as approach_velocity,
-        zone_gamma.zone_abs_gex / (zone_gamma.grid_abs_gex + 1e-6) as gex_abs_share_in_zone,
-        zone_gamma.zone_net_gex / (zone_gamma.zone_abs_gex + 1e-6) as gex_imbalance_in_zone,
+        case
+            when not zone_gamma.gex_unknown
+                then zone_gamma.zone_abs_gex / (zone_gamma.grid_abs_gex + 1e-6)
+        end as gex_abs_share_in_zone,
+        case
+            when not zone_gamma.gex_unknown
+                then zone_gamma.zone_net_gex / (zone_gamma.zone_abs_gex + 1e-6)
+        end as gex_imbalance_in_zone,
         {%- for side in ['ask', 'bid'] %}
         {%- set outer_loop = loop %}
         {%- for name, _ in level_side_features() %}

@@ -118,5 +118,6 @@ select
     distance_ticks,
     minutes_since_open,
     window_valid,
-    feature_vector
+    feature_vector,
+    cast(len(feature_vector) - list_count(feature_vector) as integer) as unknown_features
 from final

@@ -34,33 +34,39 @@ signed as (
         window_start,
         instrument_id,
         strike_price,
+        option_right,
         is_0dte,
         case
-            when option_right = 'C' then {{ var('gex_dealer_sign')['call'] }} * coalesce(gex, 0.0)
-            else 0.0
-        end as call_gex,
-        case
-            when option_right = 'P' then {{ var('gex_dealer_sign')['put'] }} * coalesce(gex, 0.0)
-            else 0.0
-        end as put_gex,
-        case when option_right = 'C' then open_interest else 0 end as call_open_interest,
-        case when option_right = 'P' then open_interest else 0 end as put_open_interest
+            when option_right = 'C' then {{ var('gex_dealer_sign')['call'] }} * gex
+            else {{ var('gex_dealer_sign')['put'] }} * gex
+        end as signed_gex,
+        open_interest
     from all_quotes
 ),
 
 by_strike as (
+    -- summed in instrument order (the same build gives the same bits) over the options whose
+    -- exposure is known; NULL where the strike lists options of that right and expiry set
+    -- but none has a known exposure, so an unknown sum never reads as a known zero
     select
         symbol,
         dt,
         window_start,
         strike_price,
-        -- summed in instrument order: the same build gives the same bits
-        {{ ordered_sum('call_gex', 'instrument_id') }} as call_gex,
-        {{ ordered_sum('put_gex', 'instrument_id') }} as put_gex,
-        sum(call_open_interest)::bigint as call_open_interest,
-        sum(put_open_interest)::bigint as put_open_interest,
-        {{ ordered_sum('call_gex', 'instrument_id', 'is_0dte') }} as call_gex_0dte,
-        {{ ordered_sum('put_gex', 'instrument_id', 'is_0dte') }} as put_gex_0dte
+        {%- for right, name in [('C', 'call'), ('P', 'put')] %}
+        {%- for suffix, only_0dte in [('', ''), ('_0dte', ' and is_0dte')] %}
+        {%- set these = "option_right = '" ~ right ~ "'" ~ only_0dte %}
+        case
+            when count(signed_gex) filter (where {{ these }}) = 0
+                and count(*) filter (where {{ these }}) > 0
+                then null
+            else {{ ordered_sum('signed_gex', 'instrument_id', these) }}
+        end as {{ name }}_gex{{ suffix }},
+        {%- endfor %}
+        coalesce(sum(open_interest) filter (where option_right = '{{ right }}'), 0)::bigint
+            as {{ name }}_open_interest,
+        {%- endfor %}
+        count(*) - count(signed_gex) as options_without_exposure
     from signed
     group by symbol, dt, window_start, strike_price
 ),
@@ -124,12 +130,15 @@ surface as (
         grid.window_start,
         grid.strike_price,
         grid.spot_price,
-        coalesce(by_strike.call_gex, 0.0) as call_gex,
-        coalesce(by_strike.put_gex, 0.0) as put_gex,
+        -- a grid strike without listed options has no exposure: a known zero
+        {%- for column in ['call_gex', 'put_gex', 'call_gex_0dte', 'put_gex_0dte'] %}
+        case
+            when by_strike.strike_price is null then 0.0 else by_strike.{{ column }}
+        end as {{ column }},
+        {%- endfor %}
         coalesce(by_strike.call_open_interest, 0) as call_open_interest,
         coalesce(by_strike.put_open_interest, 0) as put_open_interest,
-        coalesce(by_strike.call_gex_0dte, 0.0) as call_gex_0dte,
-        coalesce(by_strike.put_gex_0dte, 0.0) as put_gex_0dte
+        coalesce(by_strike.options_without_exposure, 0) as options_without_exposure
     from grid
     left join by_strike
         on
@@ -208,6 +217,7 @@ select
     imbalance,
     call_open_interest,
     put_open_interest,
+    options_without_exposure,
     net_gex_d1,
     net_gex_d2,
     net_gex_d3,
