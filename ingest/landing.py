@@ -94,8 +94,11 @@ class IngestReport:
 
 def inspect_file(path: Path) -> InspectedFile:
     """Check a raw file is whole and readable, and fingerprint it (runs in a worker process)."""
-    file_fingerprint = fingerprint(path)
-    return InspectedFile(path, file_fingerprint, SourceReader(path).metadata.schema)
+    try:
+        file_fingerprint = fingerprint(path)
+        return InspectedFile(path, file_fingerprint, SourceReader(path).metadata.schema)
+    except OSError as error:
+        raise IngestError(f"{path}: cannot read the raw file ({error.strerror or error})") from None
 
 
 def stage_file(task: StageTask) -> StagedSource:
@@ -251,8 +254,11 @@ class _Ingest:
             self._remember_path(sha256, source_path)
         else:
             self._check_claims(staged, source_path)
+            # every manifest is written before any partition swaps in: a write that fails (a
+            # full disk) leaves the lake as it was, never half of a file's partitions
             for part in staged.partitions:
                 write_json_atomic(part.staged_dir / MANIFEST_FILE, _manifest(staged, part))
+            for part in staged.partitions:
                 self.store.swap_in(part.staged_dir, part.key)
             self._remove_stale(staged, source_path)
             self.registry.save_source(_source_record(staged, [source_path]))

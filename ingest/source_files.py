@@ -33,7 +33,8 @@ _READ_BYTES = 1 << 20
 
 def find_dbn_files(raw: Path) -> list[Path]:
     """Every `*.dbn` / `*.dbn.zst` file under `raw`, sorted, following symlinked folders (a
-    raw folder often links to download folders); other files are not ours."""
+    raw folder often links to download folders); other files are not ours. A name like ours
+    that is no readable file (a broken link, a link loop) is an error, never skipped."""
     if not raw.is_dir():
         raise IngestError(f"{raw}: raw folder does not exist")
     found = []
@@ -50,7 +51,15 @@ def find_dbn_files(raw: Path) -> list[Path]:
             for name in names
             if name.endswith(DBN_SUFFIXES) and not name.startswith(".")
         ]
-    files = sorted(path for path in found if path.is_file())
+    for path in found:
+        if not path.is_file():
+            kind = (
+                "a symbolic link that leads to no file (broken, or a loop)"
+                if path.is_symlink()
+                else "not a regular file"
+            )
+            raise IngestError(f"{path}: named like a DBN file but {kind}")
+    files = sorted(found)
     if not files:
         raise IngestError(f"{raw}: no DBN files (*.dbn, *.dbn.zst) found")
     return files

@@ -75,6 +75,15 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             bar.close()
             print(f"ingest failed: {error}", file=sys.stderr)
             return 1
+        except OSError as error:
+            bar.close()
+            print(
+                f"ingest failed: {os_error_text(error)} while landing into {lake.root}; "
+                "partitions landed before are intact and none of this run's is half there: "
+                "free space (or fix the file system) and run ingest again",
+                file=sys.stderr,
+            )
+            return 1
     print(format_report(report, raw, lake))
     return 0
 
@@ -90,6 +99,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     for name in dropped:
         print(f"build: dropped {name}, left in the warehouse by an interrupted build")
     return run_dbt(lake, ["build", *args.dbt_args])
+
+
+def os_error_text(error: OSError) -> str:
+    """An OS fault as one line naming the file when the OS named one."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
 
 
 class WarehouseHeldError(Exception):

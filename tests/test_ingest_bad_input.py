@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import databento_dbn as dbn
+import numpy as np
 import pytest
 import zstandard
 
 from ingest.errors import IngestError
 from ingest.landing import ingest
 from ingest.partitions import BronzeStore
+from spymaster.cli import main
 from spymaster.lake import Lake
 from tests.dbn_fixtures import book_day, day_start_ns, encode, mbo, metadata, px, write_dbn
 
@@ -112,9 +116,19 @@ def option_without_definition(path: Path) -> None:
     )
 
 
+def symbolic_link_loop(path: Path) -> None:
+    path.symlink_to(path.name)
+
+
+def broken_symbolic_link(path: Path) -> None:
+    path.symlink_to(path.parent / "downloads" / "gone.mbo.dbn.zst")
+
+
 @pytest.mark.parametrize(
     ("write_bad_file", "name", "message"),
     [
+        (symbolic_link_loop, "loop.mbo.dbn.zst", "a symbolic link that leads to no file"),
+        (broken_symbolic_link, "gone.mbo.dbn.zst", "a symbolic link that leads to no file"),
         (truncated_zstd, "cut.mbo.dbn.zst", "truncated zstd stream"),
         (truncated_plain_dbn, "cut.mbo.dbn", "truncated DBN data"),
         (corrupt_header, "bad-header.mbo.dbn", "not a readable DBN file"),
@@ -186,3 +200,71 @@ def test_a_second_ingest_on_the_same_lake_is_refused_while_one_runs(raw: Path, l
     write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, days, {"ESM4": ESM4}, DAY1)
     with BronzeStore(lake).locked(), pytest.raises(IngestError, match="another ingest is running"):
         ingest(raw, lake)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its permissions")
+def test_an_unreadable_raw_file_is_named(raw: Path, lake: Lake, landed: dict[str, str]) -> None:
+    locked = raw / "locked.mbo.dbn.zst"
+    locked.write_bytes(zstandard.ZstdCompressor().compress(mbo_bytes()))
+    locked.chmod(0)
+    with pytest.raises(IngestError, match=r"locked\.mbo\.dbn\.zst: cannot read the raw file"):
+        ingest(raw, lake)
+    assert bronze_state(lake) == landed
+
+
+@pytest.fixture
+def small_file_system(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (root only: mount needs CAP_SYS_ADMIN), unmounted afterwards."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_disk_is_named_and_leaves_the_lake_as_it_was(
+    raw: Path, small_file_system: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first day lands; the second day's file does not fit: ingest names the lake and the
+    fault, exits 1, the first day is untouched and nothing of the second is visible; with
+    room again the same command lands it."""
+    lake = Lake(small_file_system / "lake")
+    write_dbn(
+        raw / "day1.mbo.dbn.zst", dbn.Schema.MBO, book_day(ESM4, DAY1, 5000.0), {"ESM4": ESM4}, DAY1
+    )
+    arguments = ["ingest", "--raw", str(raw), "--lake", str(lake.root)]
+    assert main(arguments) == 0
+    before = bronze_state(lake)
+    rng = np.random.default_rng(5)
+    noise = [  # incompressible sizes and ids: a file whose partition does not fit in 2 MiB
+        mbo(ESM4, day_start_ns(DAY2) + 1000 + i, "A", "B", px(5000), int(size), int(order))
+        for i, (size, order) in enumerate(
+            zip(rng.integers(1, 10**6, 200_000), rng.integers(10**6, 10**12, 200_000), strict=True)
+        )
+    ]
+    write_dbn(
+        raw / "day2.mbo.dbn.zst",
+        dbn.Schema.MBO,
+        book_day(ESM4, DAY2, 5000.0) + noise,
+        {"ESM4": ESM4},
+        DAY2,
+    )
+    capsys.readouterr()
+    assert main(arguments) == 1
+    message = capsys.readouterr().err
+    assert message.startswith("ingest failed:"), message
+    assert "No space left on device" in message, message
+    assert str(lake.root) in message
+    assert "Traceback" not in message
+    assert bronze_state(lake) == before
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_file_system)], check=True)
+    assert main(arguments) == 0
+    assert (lake.bronze / "futures_mbo" / "symbol=ESM4" / "dt=2024-05-09").is_dir()
