@@ -331,21 +331,18 @@ def zero_gamma_reader(
         call_sign=float(config["dealer_sign_call"]),
         put_sign=float(config["dealer_sign_put"]),
     )
-    todo = [
-        (symbol, day, f"{quotes_fingerprint}:{settings}")
+    partitions = [
+        Partition(symbol, day, f"{quotes_fingerprint}:{settings}")
         for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")
         .distinct()
         .order("dt, symbol")
         .fetchall()
     ]
-    if is_incremental:
-        built = set(
-            session.sql(f"select distinct symbol, dt, build_fingerprint from {this}").fetchall()
-        )
-        todo = [key for key in todo if key not in built]
+    todo = partitions_to_build(session, this, is_incremental, partitions)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for symbol, day, fingerprint in todo:
+        for partition in todo:
+            symbol, day, fingerprint = partition.symbol, partition.day, partition.fingerprint
             table = (
                 quotes.filter(
                     f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}' "
