@@ -5,29 +5,15 @@
 -- while spot stays in the zone; its trigger is the first second spot is within
 -- `trigger_ticks` of the level (or beyond it). Leaving the zone re-arms the level. A level that
 -- becomes known with spot already in its zone is armed only once spot has left the zone.
-with calendar as (
+with seconds as (
     select
+        symbol,
         dt,
-        session_window_start,
-        session_window_end
-    from {{ ref('session_calendar') }}
-),
-
-seconds as (
-    select
-        book.symbol,
-        book.dt,
-        book.window_start as second_start,
-        book.spot_price,
-        {{ window_floor('book.window_start', seconds) }}
-        + interval {{ seconds }} second as feature_window_end
-    from {{ ref('book_snapshot_1s') }} as book
-    inner join calendar
-        on
-            book.dt = calendar.dt
-            and book.window_start >= calendar.session_window_start
-            and book.window_start < calendar.session_window_end
-    where book.spot_price is not null
+        second_start,
+        spot_price,
+        window_end as feature_window_end
+    from {{ ref('research_seconds') }}
+    where spot_price is not null
 ),
 
 distances as (

@@ -21,32 +21,15 @@ bands as (
     from {{ ref('physics_bands') }}
 ),
 
-seconds as (
-    select
-        book.symbol,
-        book.dt,
-        book.window_start as second_start,
-        book.spot_price,
-        book.book_valid,
-        {{ window_floor('book.window_start', seconds) }} as window_start
-    from {{ ref('book_snapshot_1s') }} as book
-    inner join calendar
-        on
-            book.dt = calendar.dt
-            and book.window_start >= calendar.session_window_start
-            and book.window_start < calendar.session_window_end
-),
-
 windows as (
     select
         symbol,
         dt,
         window_start,
-        window_start + interval {{ seconds }} second as window_end,
-        arg_max(spot_price, second_start) as spot_price,
-        bool_and(book_valid) as book_valid
-    from seconds
-    group by symbol, dt, window_start
+        window_end,
+        spot_price,
+        book_valid
+    from {{ ref('feature_windows') }}
 ),
 
 window_levels as (

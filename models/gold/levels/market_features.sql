@@ -2,48 +2,19 @@
 {%- set tick = var('futures_tick_size') -%}
 -- Per `feature_window_seconds` window of the research window: market-wide features that belong
 -- to no level (SPEC 9), part of every trigger vector without a level prefix.
-with calendar as (
-    select
-        dt,
-        session_window_start,
-        session_window_end
-    from {{ ref('session_calendar') }}
-),
-
-seconds as (
-    select
-        book.symbol,
-        book.dt,
-        book.window_start as second_start,
-        book.best_bid_price,
-        book.best_bid_size,
-        book.best_ask_price,
-        book.best_ask_size,
-        book.spot_price,
-        book.book_valid,
-        {{ window_floor('book.window_start', seconds) }} as window_start
-    from {{ ref('book_snapshot_1s') }} as book
-    inner join calendar
-        on
-            book.dt = calendar.dt
-            and book.window_start >= calendar.session_window_start
-            and book.window_start < calendar.session_window_end
-),
-
-windows as (
+with windows as (
     select
         symbol,
         dt,
         window_start,
-        window_start + interval {{ seconds }} second as window_end,
-        arg_max(best_bid_price, second_start) as best_bid_price,
-        arg_max(best_bid_size, second_start) as best_bid_size,
-        arg_max(best_ask_price, second_start) as best_ask_price,
-        arg_max(best_ask_size, second_start) as best_ask_size,
-        arg_max(spot_price, second_start) as spot_price,
-        bool_and(book_valid) as book_valid
-    from seconds
-    group by symbol, dt, window_start
+        window_end,
+        best_bid_price,
+        best_bid_size,
+        best_ask_price,
+        best_ask_size,
+        spot_price,
+        book_valid
+    from {{ ref('feature_windows') }}
 ),
 
 aggressors as (
