@@ -36,6 +36,11 @@ import numpy as np
 
 UNDEF_PRICE = np.int64(2**63 - 1)
 F_LAST, F_SNAPSHOT, F_MAYBE_BAD_BOOK = 128, 32, 4
+# MBO actions and sides, as the records' ASCII codes
+ACTION_ADD, ACTION_CANCEL, ACTION_MODIFY = ord("A"), ord("C"), ord("M")
+ACTION_CLEAR, ACTION_TRADE, ACTION_FILL, ACTION_NONE = ord("R"), ord("T"), ord("F"), ord("N")
+SIDE_CODE_BID, SIDE_CODE_ASK = ord("B"), ord("A")
+PRICED_ACTIONS = (ACTION_ADD, ACTION_MODIFY, ACTION_CANCEL, ACTION_TRADE, ACTION_FILL)
 BID, ASK = 0, 1
 WINDOW_NS = 1_000_000_000
 
@@ -187,7 +192,7 @@ def ladder_geometry(instrument, price, action, ticks, n_instruments):
     for r in range(price.shape[0]):
         p = price[r]
         a = action[r]
-        if p == UNDEF_PRICE or not (a == 65 or a == 77 or a == 67 or a == 84 or a == 70):
+        if p == UNDEF_PRICE or a not in PRICED_ACTIONS:
             continue
         q = instrument[r]
         low[q] = min(low[q], p)
@@ -201,7 +206,7 @@ def ladder_geometry(instrument, price, action, ticks, n_instruments):
     for r in range(price.shape[0]):
         p = price[r]
         a = action[r]
-        if p == UNDEF_PRICE or not (a == 65 or a == 77 or a == 67 or a == 84 or a == 70):
+        if p == UNDEF_PRICE or a not in PRICED_ACTIONS:
             continue
         q = instrument[r]
         if (p - low[q]) % ticks[q] != 0:
@@ -424,6 +429,17 @@ def _current_spot(instruments, levels, q):
     return instruments[q, I_SPOT]
 
 
+@nb.njit(cache=True, inline="always")
+def _push_young(ring, ring_tail, order, order_id, t):
+    """The order's time at its price (re)started at t: young until `rest_ns` later. The one
+    place an order enters the young-order ring."""
+    entry = ring_tail & (ring.shape[0] - 1)
+    ring[entry, 0] = order
+    ring[entry, 1] = order_id
+    ring[entry, 2] = t
+    return ring_tail + 1
+
+
 @nb.njit(cache=True)
 def replay(
     ts_recv,
@@ -642,7 +658,7 @@ def replay(
             a = action[r]
             f = flags[r]
             snapshot = (f & F_SNAPSHOT) != 0
-            if a != 70 and a != 78:  # everything but F and N can move the spot
+            if a != ACTION_FILL and a != ACTION_NONE:  # F and N cannot move the spot
                 instruments[q, I_SPOT_DIRTY] = 1
             if snapshot:
                 if instruments[q, I_STATE] != IN_SNAPSHOT:
@@ -670,7 +686,7 @@ def replay(
                 in_snapshot = _end_snapshot(instruments, in_snapshot)
             if f & F_MAYBE_BAD_BOOK:
                 instruments[q, I_INVALID_WINDOW] = window
-            if a == 82:  # R
+            if a == ACTION_CLEAR:
                 freed = _clear(
                     instruments, levels, flows, orders, table, free, n_free, q, window, with_flows
                 )
@@ -680,36 +696,36 @@ def replay(
                 if not snapshot:
                     instruments[q, I_STATE] = WAITING
                 continue
-            if a == 84:  # T
+            if a == ACTION_TRADE:
                 if price[r] != UNDEF_PRICE:
                     instruments[q, I_LAST_TRADE] = price[r]
                 continue
-            if a == 70:  # F
+            if a == ACTION_FILL:
                 position = _find(table, order_id[r], q)
                 if position >= 0:
                     orders[table[position, 2], O_FILL_PENDING] += size[r]
                 else:
                     unknown_fills += 1
                 continue
-            if a != 65 and a != 77 and a != 67:  # N
+            if a != ACTION_ADD and a != ACTION_MODIFY and a != ACTION_CANCEL:  # N
                 continue
             position = _find(table, order_id[r], q)
-            if a == 67 and position < 0:
+            if a == ACTION_CANCEL and position < 0:
                 unknown_cancels += 1
                 continue
             new_side = 0
             new_level = -1
             new_size = 0
-            if a != 67:
+            if a != ACTION_CANCEL:
                 if price[r] == UNDEF_PRICE:
                     error_record = r
                     status = ERR_UNDEF_PRICE
                     break
-                if side[r] != 66 and side[r] != 65:
+                if side[r] != SIDE_CODE_BID and side[r] != SIDE_CODE_ASK:
                     error_record = r
                     status = ERR_BAD_SIDE
                     break
-                new_side = BID if side[r] == 66 else ASK
+                new_side = BID if side[r] == SIDE_CODE_BID else ASK
                 new_level = (
                     instruments[q, I_OFFSET]
                     + (price[r] - instruments[q, I_PRICE_MIN]) // instruments[q, I_TICK]
@@ -717,7 +733,7 @@ def replay(
                 new_size = size[r]
             if position < 0:
                 # an A, or an M on an unknown order: a new order
-                if a == 77:
+                if a == ACTION_MODIFY:
                     unknown_modifies += 1
                 if new_size <= 0:
                     continue
@@ -747,18 +763,15 @@ def replay(
                 levels[new_side, new_level, L_DEPTH] += new_size
                 if with_flows:
                     flows[new_side, new_level, F_ADD] += new_size
-                    ring[ring_tail & ring_mask, 0] = order
-                    ring[ring_tail & ring_mask, 1] = order_id[r]
-                    ring[ring_tail & ring_mask, 2] = t
-                    ring_tail += 1
+                    ring_tail = _push_young(ring, ring_tail, order, order_id[r], t)
                 continue
             order = table[position, 2]
             old_side = orders[order, O_SIDE]
             old_level = orders[order, O_LEVEL]
             old_size = orders[order, O_SIZE]
-            if a == 65:
+            if a == ACTION_ADD:
                 duplicate_adds += 1
-            leaves = a == 67 or new_size <= 0
+            leaves = a == ACTION_CANCEL or new_size <= 0
             repriced = not leaves and (new_level != old_level or new_side != old_side)
             # the spot before this record: what a reprice moves away from or toward
             spot_before = -1
@@ -810,10 +823,7 @@ def replay(
                             flows[old_side, old_level, F_ADD] += delta
                         orders[order, O_ARRIVAL] = t
                         if with_flows:
-                            ring[ring_tail & ring_mask, 0] = order
-                            ring[ring_tail & ring_mask, 1] = order_id[r]
-                            ring[ring_tail & ring_mask, 2] = t
-                            ring_tail += 1
+                            ring_tail = _push_young(ring, ring_tail, order, order_id[r], t)
                         _after_increase(instruments, q, old_side, old_level)
                     else:
                         # a size decrease beyond the fill is a partial cancel
@@ -850,10 +860,7 @@ def replay(
                     orders[order, O_SIZE] = new_size
                     orders[order, O_ARRIVAL] = t
                     if with_flows:
-                        ring[ring_tail & ring_mask, 0] = order
-                        ring[ring_tail & ring_mask, 1] = order_id[r]
-                        ring[ring_tail & ring_mask, 2] = t
-                        ring_tail += 1
+                        ring_tail = _push_young(ring, ring_tail, order, order_id[r], t)
                     continue
             # the order left the book
             _erase(table, position)
