@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, Route, sync_playwright
 
 from hud.headless import launch_chromium, served
+from hud.protocol import decode, encode
 from spymaster.lake import PROJECT_ROOT, Lake
 from tests.markets import warehouse
 
@@ -176,6 +179,53 @@ def test_gex_panel_shows_gex_surface_of_the_last_second(
             [session["day"], now - dt.timedelta(seconds=1)],
         )
     ]
+
+
+def test_gex_panel_draws_unknown_exposure_as_unknown_not_as_zero(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    """The server's windows with one strike's call exposure made unknown (NULL, 3 options
+    without a known exposure), as a day without open interest gives: the panel marks that
+    strike unknown instead of drawing a zero bar."""
+    now = session["start"] + dt.timedelta(minutes=62, seconds=17)
+    (strike,) = warehouse(
+        market_lake,
+        "select strike_price from silver.gex_surface_1s where dt = ? and window_start = ? "
+        "order by abs(rel_ticks) limit 1",
+        [session["day"], now - dt.timedelta(seconds=1)],
+    )[0]
+
+    def unknown_strike(route: Route) -> None:
+        response = route.fetch()
+        tables = decode(response.body())
+        gex = tables["gex_surface_1s"]
+        at_strike = pc.equal(gex["strike_price"], strike)
+        for column in ("call_gex", "net_gex"):
+            values = pc.if_else(at_strike, pa.scalar(None, gex[column].type), gex[column])
+            gex = gex.set_column(gex.schema.get_field_index(column), column, values)
+        missing = pc.if_else(at_strike, 3, gex["options_without_exposure"]).cast(
+            gex["options_without_exposure"].type
+        )
+        tables["gex_surface_1s"] = gex.set_column(
+            gex.schema.get_field_index("options_without_exposure"),
+            "options_without_exposure",
+            missing,
+        )
+        route.fulfill(response=response, body=encode(tables))
+
+    page.route("**/api/window?*", unknown_strike)
+    open_at(page, server, session["day"], now)
+    rows = page.eval_on_selector_all(
+        "#gex-panel .gex-row:not([hidden])",
+        "rows => rows.map(r => [Number(r.dataset.strike), r.classList.contains('unknown'), "
+        "r.querySelector('.value').textContent, r.title])",
+    )
+    unknown = [row for row in rows if row[1]]
+    assert [row[:3] for row in unknown] == [[strike, True, "unknown"]]
+    assert "call unknown" in unknown[0][3]
+    assert "3 options without a known exposure" in unknown[0][3]
+    assert all(label != "unknown" for _, known, label, _ in rows if not known)
+    page.unroute_all(behavior="ignoreErrors")  # windows still loading in the background
 
 
 def test_typing_a_time_seeks_the_clock_and_the_picture(
