@@ -1,0 +1,86 @@
+"""Baselines on retrieval's walk-forward folds: fitted on earlier sessions only, chance for the
+null, signal found where there is one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model_comparison.metrics import expected_calibration_error, within_session_auc
+from model_comparison.walk_forward import MODELS, ComparisonSettings, walk_forward_p_break
+from retrieval.evaluation import auc
+from retrieval.neighbours import TriggerSet
+
+SESSIONS = 10
+PER_SESSION = 30
+
+
+def synthetic_triggers(signal: float, seed: int = 3) -> TriggerSet:
+    """Triggers whose BREAK odds rise with the first of six features (`signal` the slope)."""
+    rng = np.random.default_rng(seed)
+    n = SESSIONS * PER_SESSION
+    vectors = rng.normal(size=(n, 6))
+    p = 1 / (1 + np.exp(-signal * vectors[:, 0]))
+    outcomes = np.where(rng.random(n) < p, "BREAK", np.where(rng.random(n) < 0.5, "REJECT", "CHOP"))
+    days = np.datetime64("2024-03-01") + np.repeat(np.arange(SESSIONS), PER_SESSION)
+    return TriggerSet(
+        trigger_ids=np.array([f"t{i}" for i in range(n)]),
+        sessions=days.astype("datetime64[D]"),
+        vectors=vectors,
+        outcomes=outcomes.astype(object).astype(str),
+    )
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_no_fit_sees_a_later_session(model: str) -> None:
+    """Relabel the last three sessions: every earlier session's scores stay the same bits."""
+    triggers = synthetic_triggers(signal=2.0)
+    before = walk_forward_p_break(triggers, model, ComparisonSettings())
+    later = triggers.sessions >= triggers.sessions[-1] - np.timedelta64(2, "D")
+    flipped = np.where(triggers.outcomes == "BREAK", "REJECT", "BREAK")
+    triggers.outcomes = np.where(later, flipped, triggers.outcomes)
+    after = walk_forward_p_break(triggers, model, ComparisonSettings())
+    np.testing.assert_array_equal(before[~later], after[~later])
+    assert np.isnan(before[:PER_SESSION]).all()  # the first session has nothing earlier
+    assert not np.isnan(before[PER_SESSION:]).any()
+
+
+def test_models_find_a_signal_the_null_does_not() -> None:
+    triggers = synthetic_triggers(signal=3.0)
+    scored = triggers.sessions > triggers.sessions[0]
+    breaks = triggers.outcomes[scored] == "BREAK"
+    aucs = {
+        model: auc(breaks, walk_forward_p_break(triggers, model, ComparisonSettings())[scored])
+        for model in MODELS
+    }
+    assert aucs["logistic"] > 0.8, aucs
+    assert aucs["boosted_trees"] > 0.75, aucs
+    assert aucs["retrieval"] > 0.65, aucs
+    assert abs(aucs["null_retrieval"] - 0.5) < 0.08, aucs
+
+
+def test_an_unknown_model_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown model 'forest'"):
+        walk_forward_p_break(synthetic_triggers(1.0), "forest", ComparisonSettings())
+
+
+def test_within_session_auc_counts_only_pairs_of_one_session() -> None:
+    """Session A breaks more and scores higher; inside each session the scores rank nothing
+    (A 2 of 2 pairs, B 0 of 2). Pooled, A's BREAKs outrank B's non-BREAKs: base-rate drift
+    between sessions reads as skill (6 of 9); within sessions it is 0.5."""
+    sessions = np.array(["A", "A", "A", "B", "B", "B"])
+    labels = np.array([1, 1, 0, 1, 0, 0])
+    scores = np.array([0.9, 0.9, 0.8, 0.1, 0.2, 0.3])
+    assert auc(labels, scores) == pytest.approx(6 / 9)
+    assert within_session_auc(sessions, labels, scores) == 0.5
+    tied = within_session_auc(sessions[:3], labels[:3], np.array([0.5, 0.4, 0.5]))
+    assert tied == 0.25  # a tie counts half, the other pair is discordant
+    assert np.isnan(within_session_auc(sessions, np.ones(6), scores))
+
+
+def test_expected_calibration_error_weighs_bins_by_their_triggers() -> None:
+    labels = np.array([1, 0, 0, 0, 1, 1])
+    probabilities = np.array([0.05, 0.05, 0.05, 0.05, 0.95, 0.95])
+    # bin 0: mean 0.05, rate 0.25 (4 of 6); bin 9: mean 0.95, rate 1.0 (2 of 6)
+    expected = 4 / 6 * 0.20 + 2 / 6 * 0.05
+    assert expected_calibration_error(labels, probabilities, 10) == pytest.approx(expected)
