@@ -90,10 +90,6 @@ def _null_retrieval(
     )
 
 
-def _design(triggers: TriggerSet, train: np.ndarray) -> RobustScaling:
-    return RobustScaling.fit(triggers.vectors[train])
-
-
 def _logistic(
     triggers: TriggerSet,
     train: np.ndarray,
@@ -102,7 +98,7 @@ def _logistic(
     _settings: ComparisonSettings,
 ) -> np.ndarray:
     penalty = _inner_walk_forward_penalty(triggers, train)
-    scaling = _design(triggers, train)
+    scaling = RobustScaling.fit(triggers.vectors[train])
     model = LogisticRegression(C=penalty, max_iter=2000)
     model.fit(scaling.scale(triggers.vectors[train]), triggers.outcomes[train] == "BREAK")
     return model.predict_proba(scaling.scale(triggers.vectors[test]))[:, 1]
@@ -120,7 +116,7 @@ def _inner_walk_forward_penalty(triggers: TriggerSet, train: np.ndarray) -> floa
         breaks = triggers.outcomes[inner_train] == "BREAK"
         if len(inner_train) == 0 or breaks.all() or not breaks.any():
             continue
-        scaling = _design(triggers, inner_train)
+        scaling = RobustScaling.fit(triggers.vectors[inner_train])
         x_train = scaling.scale(triggers.vectors[inner_train])
         x_test = scaling.scale(triggers.vectors[inner_test])
         y_test = triggers.outcomes[inner_test] == "BREAK"
