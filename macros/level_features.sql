@@ -29,6 +29,27 @@
 {%- endmacro %}
 
 
+{% macro feature_family(scope, column) -%}
+    {#- What a base feature measures, for reading models by family: level_book_physics (a side of
+        the level's zone), level_geometry (where spot is and how fast it comes), gamma_exposure
+        (options at the zone's strikes) or market_wide. -#}
+    {%- set own = {
+        'distance_ticks': 'level_geometry',
+        'approach_velocity': 'level_geometry',
+        'gex_abs_share_in_zone': 'gamma_exposure',
+        'gex_imbalance_in_zone': 'gamma_exposure',
+    } -%}
+    {%- if scope == 'market' -%}
+        {{- return('market_wide') -}}
+    {%- elif column.startswith('ask_') or column.startswith('bid_') -%}
+        {{- return('level_book_physics') -}}
+    {%- elif column in own -%}
+        {{- return(own[column]) -}}
+    {%- endif -%}
+    {{- exceptions.raise_compiler_error("feature_family: no family for the level feature '" ~ column ~ "': add it to the macro") -}}
+{%- endmacro %}
+
+
 {% macro level_feature_columns() -%}
     {#- (column of level_features, description) for every per-level feature, in vector order. -#}
     {%- set columns = [] -%}

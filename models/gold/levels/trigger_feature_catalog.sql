@@ -9,13 +9,15 @@ with levels as (
     from {{ ref('session_level_definitions') }}
 ),
 
-features (position, scope, feature, feature_description) as (
+features (position, scope, feature, family, feature_description) as (
     values
     {%- for column, description in level_columns + market_columns %}
+    {%- set scope = "level" if loop.index <= level_columns | length else "market" %}
     (
         {{ loop.index }},
-        '{{ "level" if loop.index <= level_columns | length else "market" }}',
+        '{{ scope }}',
         '{{ column }}',
+        '{{ feature_family(scope, column) }}',
         '{{ description | replace("'", "''") }}'
     ){{ "," if not loop.last }}
     {%- endfor %}
@@ -34,6 +36,7 @@ named as (
         features.position,
         blocks.block_position,
         features.scope as feature_scope,
+        features.family as feature_family,
         blocks.block,
         case features.scope
             when 'level' then lower(levels.level_id) || '_' || features.feature
@@ -54,6 +57,7 @@ final as (
         block,
         base_feature,
         feature_scope,
+        feature_family,
         description
     from named
 )
@@ -65,5 +69,6 @@ select
     block,
     base_feature,
     feature_scope,
+    feature_family,
     description
 from final

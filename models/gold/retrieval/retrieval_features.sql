@@ -7,7 +7,8 @@ with chosen as (
         feature_name,
         block,
         base_feature,
-        feature_scope
+        feature_scope,
+        feature_family
     from {{ ref('trigger_feature_catalog') }}
     where block in (
         {%- for block in var('retrieval_blocks') %}
@@ -24,5 +25,6 @@ select
     feature_name,
     block,
     base_feature,
-    feature_scope
+    feature_scope,
+    feature_family
 from chosen
