@@ -1,30 +1,43 @@
 """Metrics the comparison adds to retrieval.evaluation's: AUC over pairs from one session only
-(between-session drift of the base rate cannot leak into it), and the expected calibration
-error."""
+(between-session drift of the base rate cannot leak into it), the expected calibration error,
+and every model's metrics with intervals from one session bootstrap shared by all models (the
+same resampled sessions score each model, so differences between models have intervals too)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from retrieval.evaluation import midranks
+from retrieval.evaluation import auc, brier, log_loss, midranks, top_decile_lift
 
 
-def within_session_auc(sessions: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
-    """P(score of a BREAK > score of a non-BREAK) over pairs from the same session, ties half;
-    NaN when no session holds both classes."""
+def session_concordance(
+    sessions: np.ndarray, labels: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per session (np.unique order): the session, its concordant BREAK/non-BREAK pairs (ties
+    half) and its pairs."""
     labels = labels.astype(bool)
-    concordant = 0.0
-    pairs = 0
-    for session in np.unique(sessions):
+    unique = np.unique(sessions)
+    concordant = np.zeros(len(unique))
+    pairs = np.zeros(len(unique))
+    for i, session in enumerate(unique):
         mine = sessions == session
         positives = int(labels[mine].sum())
         negatives = int(mine.sum()) - positives
         if positives == 0 or negatives == 0:
             continue
         ranks = midranks(scores[mine])
-        concordant += ranks[labels[mine]].sum() - positives * (positives + 1) / 2
-        pairs += positives * negatives
-    return float(concordant / pairs) if pairs else float("nan")
+        concordant[i] = ranks[labels[mine]].sum() - positives * (positives + 1) / 2
+        pairs[i] = positives * negatives
+    return unique, concordant, pairs
+
+
+def within_session_auc(sessions: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """P(score of a BREAK > score of a non-BREAK) over pairs from the same session, ties half;
+    NaN when no session holds both classes."""
+    _, concordant, pairs = session_concordance(sessions, labels, scores)
+    return float(concordant.sum() / pairs.sum()) if pairs.sum() else float("nan")
 
 
 def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int) -> float:
@@ -37,3 +50,123 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bi
         mine = which == b
         error += mine.mean() * abs(probabilities[mine].mean() - labels[mine].mean())
     return float(error)
+
+
+CALIBRATED_DRAWS = 200
+
+
+def calibrated_ece(probabilities: np.ndarray, bins: int, rng: np.random.Generator) -> float:
+    """The ECE a perfectly calibrated model with these probabilities would show on this many
+    triggers (mean over CALIBRATED_DRAWS draws of labels ~ Bernoulli(P)): the noise floor the
+    measured ECE is read against."""
+    return float(
+        np.mean(
+            [
+                expected_calibration_error(
+                    rng.random(len(probabilities)) < probabilities, probabilities, bins
+                )
+                for _ in range(CALIBRATED_DRAWS)
+            ]
+        )
+    )
+
+
+BOOTSTRAPPED = ("auc", "within_session_auc", "brier_skill", "top_decile_lift")
+
+
+def _point_metrics(labels: np.ndarray, p: np.ndarray, base: np.ndarray) -> dict[str, float]:
+    brier_model, brier_base = brier(labels, p), brier(labels, base)
+    loss_model, loss_base = log_loss(labels, p), log_loss(labels, base)
+    return {
+        "auc": auc(labels, p),
+        "brier": brier_model,
+        "brier_base_rate": brier_base,
+        "brier_skill": 1 - brier_model / brier_base if brier_base > 0 else float("nan"),
+        "log_loss": loss_model,
+        "log_loss_base_rate": loss_base,
+        "log_loss_skill": 1 - loss_model / loss_base if loss_base > 0 else float("nan"),
+        "top_decile_lift": top_decile_lift(labels, p),
+    }
+
+
+def _interval(values: list[float]) -> tuple[float, float]:
+    finite = np.asarray(values)[np.isfinite(values)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def compare_models(
+    sessions: np.ndarray,
+    labels: np.ndarray,
+    p_break: Mapping[str, np.ndarray],
+    base_rate: np.ndarray,
+    null_model: str,
+    calibration_bins: int,
+    bootstrap_samples: int,
+    seed: int,
+) -> dict[str, dict[str, float]]:
+    """Per model, on the same triggers: AUC, within-session AUC, Brier and log loss with their
+    skill against the walk-forward base rate, ECE (and what a calibrated model would show on
+    as many triggers) and top-decile lift; `<metric>_ci_low/high`
+    2.5% and 97.5% of a bootstrap of whole sessions, and `auc_over_null` (with interval): the
+    model's AUC minus the null model's on the same resampled sessions."""
+    labels = labels.astype(float)
+    unique = np.unique(sessions)
+    members = [np.flatnonzero(sessions == session) for session in unique]
+    concordance = {
+        model: session_concordance(sessions, labels, p)[1:] for model, p in p_break.items()
+    }
+    results: dict[str, dict[str, float]] = {}
+    for model, p in p_break.items():
+        concordant, pairs = concordance[model]
+        results[model] = {
+            "n": len(labels),
+            "sessions": len(unique),
+            "base_rate": float(labels.mean()) if len(labels) else float("nan"),
+            **_point_metrics(labels, p, base_rate),
+            "within_session_auc": float(concordant.sum() / pairs.sum())
+            if pairs.sum()
+            else float("nan"),
+            "within_session_pairs": int(pairs.sum()),
+            "expected_calibration_error": expected_calibration_error(labels, p, calibration_bins),
+            "expected_calibration_error_if_calibrated": calibrated_ece(
+                p, calibration_bins, np.random.default_rng([seed, 1])
+            ),
+        }
+    for model in p_break:
+        results[model]["auc_over_null"] = results[model]["auc"] - results[null_model]["auc"]
+    # per session sums: a resample's Brier scores are sums over its sessions, no re-scoring
+    squared_errors = {
+        model: np.array([((p[rows] - labels[rows]) ** 2).sum() for rows in members])
+        for model, p in p_break.items()
+    }
+    base_squared_errors = np.array(
+        [((base_rate[rows] - labels[rows]) ** 2).sum() for rows in members]
+    )
+    draws = {model: {name: [] for name in (*BOOTSTRAPPED, "auc_over_null")} for model in p_break}
+    rng = np.random.default_rng(seed)
+    for _ in range(bootstrap_samples):
+        chosen = rng.integers(0, len(unique), len(unique))
+        rows = np.concatenate([members[i] for i in chosen])
+        base_error = base_squared_errors[chosen].sum()
+        sample_aucs = {}
+        for model, p in p_break.items():
+            concordant, pairs = concordance[model]
+            sample_aucs[model] = auc(labels[rows], p[rows])
+            draws[model]["auc"].append(sample_aucs[model])
+            draws[model]["within_session_auc"].append(
+                concordant[chosen].sum() / pairs[chosen].sum() if pairs[chosen].sum() else np.nan
+            )
+            draws[model]["brier_skill"].append(
+                1 - squared_errors[model][chosen].sum() / base_error if base_error > 0 else np.nan
+            )
+            draws[model]["top_decile_lift"].append(top_decile_lift(labels[rows], p[rows]))
+        for model in p_break:
+            draws[model]["auc_over_null"].append(sample_aucs[model] - sample_aucs[null_model])
+    for model, named in draws.items():
+        for name, values in named.items():
+            low, high = _interval(values)
+            results[model][f"{name}_ci_low"], results[model][f"{name}_ci_high"] = low, high
+    return results

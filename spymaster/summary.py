@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import duckdb
 
+from model_comparison.walk_forward import MODELS
+from model_comparison.warehouse import pooled_within_session_auc
 from spymaster.lake import Lake, project_vars
+
+PRE_MARKET_LEVELS = ("PM_HIGH", "PM_LOW")
 
 LAYERS = ("bronze", "silver", "gold")
 
@@ -27,6 +31,8 @@ def warehouse_summary(lake: Lake) -> str:
                 *_triggers(connection),
                 "",
                 *_retrieval(connection),
+                "",
+                *_model_comparison(connection),
                 "",
                 *_hud(lake),
             ]
@@ -183,6 +189,60 @@ def _retrieval(connection: duckdb.DuckDBPyConnection) -> list[str]:
             f"AUC {number(auc)} [{number(low)}, {number(high)}]  "
             f"Brier {number(brier, 3)} / {number(brier_base, 3)} / {number(brier_tod, 3)}  "
             f"log loss {number(loss, 3)} / {number(loss_base, 3)}  lift {number(lift)}"
+        )
+    return lines
+
+
+def _model_comparison(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = connection.execute(
+        """
+        select level_id, approach_dir, model, n, auc, within_session_auc,
+            expected_calibration_error, auc_over_null_ci_low
+        from gold.model_comparison
+        """
+    ).fetchall()
+    table: dict[tuple[str, str], dict[str, tuple]] = {}
+    for level, direction, model, *metrics in rows:
+        table.setdefault((level, direction), {})[model] = tuple(metrics)
+
+    def cell(metrics: tuple | None) -> str:
+        if metrics is None:
+            return f"{'-':<22}"
+        _, auc, within, ece, over_null_low = metrics
+        text = "/".join("  -" if v is None else f"{v:.2f}" for v in (auc, within, ece))
+        beats = "*" if over_null_low is not None and over_null_low > 0 else " "
+        return f"{text + beats:<22}"
+
+    lines = [
+        "models beside retrieval on the same walk-forward folds and triggers "
+        "(AUC / within-session AUC / calibration error; * its AUC beats the null's, 95% "
+        "paired session bootstrap):",
+        (f"  {'level':<8} {'dir':<4} {'n':>5}  " + "".join(f"{m:<22}" for m in MODELS)).rstrip(),
+    ]
+    for (level, direction), models in sorted(table.items()):
+        n = next(iter(models.values()))[0]
+        lines.append(
+            f"  {level:<8} {direction:<4} {n:>5,}  "
+            + "".join(cell(models.get(m)) for m in MODELS).rstrip()
+        )
+    pooled = pooled_within_session_auc(connection, PRE_MARKET_LEVELS)
+    if pooled:
+        lines.append(
+            "  within-session AUC pooled over PM_HIGH and PM_LOW: "
+            + ", ".join(f"{model} {value:.3f}" for model, value in pooled.items())
+        )
+    families = connection.execute(
+        """
+        select feature_group, avg(gain_share) as share
+        from gold.tree_gain_by_feature_group
+        where grouped_by = 'feature_family' and fits > 0
+        group by feature_group order by share desc
+        """
+    ).fetchall()
+    if families:
+        lines.append(
+            "  what the trees split on (share of split gain, mean over levels and directions): "
+            + ", ".join(f"{family} {share:.0%}" for family, share in families)
         )
     return lines
 

@@ -333,6 +333,8 @@ def test_summary_prints_tables_and_selection(
     assert "gamma exposure per included day" in printed
     assert "triggers and outcomes at the primary horizon" in printed
     assert "walk-forward retrieval of P(BREAK)" in printed
+    assert "models beside retrieval on the same walk-forward folds" in printed
+    assert "within-session AUC pooled over PM_HIGH and PM_LOW: null_retrieval" in printed
     assert "PM_HIGH" in printed
 
 

@@ -6,8 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_comparison.metrics import expected_calibration_error, within_session_auc
-from model_comparison.walk_forward import MODELS, ComparisonSettings, walk_forward_p_break
+from model_comparison.metrics import (
+    calibrated_ece,
+    compare_models,
+    expected_calibration_error,
+    within_session_auc,
+)
+from model_comparison.walk_forward import (
+    MODELS,
+    ComparisonSettings,
+    walk_forward_p_break,
+    walk_forward_tree_gain,
+)
 from retrieval.evaluation import auc
 from retrieval.neighbours import TriggerSet
 
@@ -84,3 +94,54 @@ def test_expected_calibration_error_weighs_bins_by_their_triggers() -> None:
     # bin 0: mean 0.05, rate 0.25 (4 of 6); bin 9: mean 0.95, rate 1.0 (2 of 6)
     expected = 4 / 6 * 0.20 + 2 / 6 * 0.05
     assert expected_calibration_error(labels, probabilities, 10) == pytest.approx(expected)
+
+
+def test_the_trees_gain_goes_to_the_feature_that_carries_the_signal() -> None:
+    fits, shares = walk_forward_tree_gain(synthetic_triggers(signal=3.0), ComparisonSettings())
+    # the first fold trains on one session's 30 triggers: no split leaves 20 on each side
+    assert fits == SESSIONS - 2
+    assert shares.sum() == pytest.approx(1.0)
+    assert shares[0] > 0.5, shares  # and so the largest
+
+
+def test_models_are_compared_on_one_bootstrap_of_sessions() -> None:
+    """Known point values, and the paired interval: a model identical to the null is exactly
+    0 over it in every resample; a perfect ranker is above it."""
+    sessions = np.repeat(np.array(["A", "B", "C", "D"]), 4)
+    labels = np.tile(np.array([1, 0, 1, 0]), 4)
+    null = np.tile(np.array([0.4, 0.6, 0.5, 0.5]), 4)
+    perfect = np.tile(np.array([0.9, 0.1, 0.8, 0.2]), 4)
+    base = np.full(16, 0.5)
+    results = compare_models(
+        sessions,
+        labels,
+        {"null": null, "copy": null.copy(), "perfect": perfect},
+        base,
+        null_model="null",
+        calibration_bins=10,
+        bootstrap_samples=200,
+        seed=0,
+    )
+    assert results["perfect"]["auc"] == 1.0
+    assert results["perfect"]["within_session_auc"] == 1.0
+    assert results["perfect"]["within_session_pairs"] == 16
+    assert results["null"]["within_session_auc"] == pytest.approx(
+        within_session_auc(sessions, labels, null)
+    )
+    assert results["copy"]["auc_over_null_ci_low"] == results["copy"]["auc_over_null_ci_high"] == 0
+    assert results["perfect"]["auc_over_null_ci_low"] > 0
+    assert results["null"]["brier_base_rate"] == 0.25
+    assert results["perfect"]["brier"] == pytest.approx(np.mean([0.01, 0.01, 0.04, 0.04]))
+    assert results["perfect"]["brier_skill"] == pytest.approx(1 - 0.025 / 0.25)
+    # perfect: bins 1, 2, 8 and 9, a quarter each, rates 0, 0, 1, 1
+    assert results["perfect"]["expected_calibration_error"] == pytest.approx(0.15)
+
+
+def test_a_calibrated_model_shows_an_ece_that_shrinks_with_the_triggers() -> None:
+    """The noise floor: labels drawn from P itself still give ECE > 0 on few triggers."""
+    rng = np.random.default_rng(5)
+    few = calibrated_ece(rng.random(50), 10, np.random.default_rng(0))
+    many = calibrated_ece(rng.random(5000), 10, np.random.default_rng(0))
+    assert 0.05 < few < 0.2
+    assert many < 0.02
+    assert calibrated_ece(np.full(40, 1.0), 10, np.random.default_rng(0)) == 0.0

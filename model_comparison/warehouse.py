@@ -1,0 +1,310 @@
+"""What the model-comparison dbt Python models run: read the trigger vectors, outcomes and
+retrieval's signals from DuckDB relations, return Arrow tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from model_comparison.metrics import compare_models, within_session_auc
+from model_comparison.walk_forward import (
+    MODELS,
+    ComparisonSettings,
+    walk_forward_p_break,
+    walk_forward_tree_gain,
+)
+from retrieval.evaluation import reliability_table
+from retrieval.neighbours import RetrievalSettings
+from retrieval.warehouse import trigger_groups
+
+# retrieval's own P(BREAK) comes from trigger_signals
+BASELINES = tuple(model for model in MODELS if model != "retrieval")
+NULL_MODEL = "null_retrieval"
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    calibration_bins: int = 10
+    bootstrap_samples: int = 1000
+    seed: int = 0
+
+
+def comparison_settings(config: Mapping[str, Any]) -> ComparisonSettings:
+    return ComparisonSettings(
+        retrieval=RetrievalSettings(
+            k=int(config["k"]), min_neighbours=int(config["min_neighbours"])
+        ),
+        seed=int(config["seed"]),
+        max_trees=int(config["max_trees"]),
+    )
+
+
+def report_settings(config: Mapping[str, Any]) -> ReportSettings:
+    return ReportSettings(
+        calibration_bins=int(config["calibration_bins"]),
+        bootstrap_samples=int(config["bootstrap_samples"]),
+        seed=int(config["seed"]),
+    )
+
+
+SCORES_SCHEMA = pa.schema(
+    [
+        ("trigger_id", pa.string()),
+        ("dt", pa.date32()),
+        ("level_id", pa.string()),
+        ("approach_dir", pa.string()),
+        ("model", pa.string()),
+        ("p_break", pa.float64()),
+    ]
+)
+
+
+def model_scores(
+    vectors: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    signals: duckdb.DuckDBPyRelation,
+    settings: ComparisonSettings,
+) -> pa.Table:
+    """Every trigger's walk-forward P(BREAK) under each model; retrieval's is trigger_signals'
+    (the same folds, computed once)."""
+    retrieval = dict(signals.project("trigger_id, p_break").fetchall())
+    batches = []
+    for level_id, approach_dir, triggers, _ in trigger_groups(vectors, outcomes):
+        n = len(triggers.trigger_ids)
+        scored = {model: walk_forward_p_break(triggers, model, settings) for model in BASELINES}
+        scored["retrieval"] = np.array(
+            [retrieval.get(trigger_id) for trigger_id in triggers.trigger_ids], dtype=np.float64
+        )
+        for model, p_break in scored.items():
+            batches.append(
+                pa.table(
+                    {
+                        "trigger_id": triggers.trigger_ids,
+                        "dt": triggers.sessions,
+                        "level_id": [level_id] * n,
+                        "approach_dir": [approach_dir] * n,
+                        "model": [model] * n,
+                        "p_break": pa.array(p_break, from_pandas=True),
+                    },
+                    schema=SCORES_SCHEMA,
+                )
+            )
+    return pa.concat_tables(batches) if batches else SCORES_SCHEMA.empty_table()
+
+
+@dataclass
+class EvaluatedGroup:
+    """The triggers of a level and direction that every model scored and that have a label."""
+
+    level_id: str
+    approach_dir: str
+    sessions: np.ndarray
+    labels: np.ndarray
+    base_rate: np.ndarray
+    p_break: dict[str, np.ndarray]
+
+
+def evaluated_groups(
+    scores: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    signals: duckdb.DuckDBPyRelation,
+) -> Iterator[EvaluatedGroup]:
+    models = [row[0] for row in scores.project("model").distinct().order("model").fetchall()]
+    if not models:
+        return
+    wide = (
+        scores.aggregate(
+            "trigger_id, level_id, approach_dir, dt, "
+            + ", ".join(f"max(p_break) filter (where model = '{m}') as \"{m}\"" for m in models),
+            "trigger_id, level_id, approach_dir, dt",
+        )
+        .join(outcomes.filter("outcome is not null").project("trigger_id, outcome"), "trigger_id")
+        .join(signals.project("trigger_id, base_rate_prior"), "trigger_id")
+        .filter(" and ".join(f'"{m}" is not null' for m in [*models, "base_rate_prior"]))
+        .order("level_id, approach_dir, dt, trigger_id")
+        .to_arrow_table()
+    )
+    if wide.num_rows == 0:
+        return
+    columns = {name: wide.column(name).to_numpy(zero_copy_only=False) for name in wide.column_names}
+    keys = np.char.add(columns["level_id"].astype(str), "|" + columns["approach_dir"].astype(str))
+    for key in dict.fromkeys(keys):
+        rows = keys == key
+        level_id, approach_dir = key.split("|")
+        yield EvaluatedGroup(
+            level_id=level_id,
+            approach_dir=approach_dir,
+            sessions=columns["dt"][rows].astype("datetime64[D]"),
+            labels=columns["outcome"][rows].astype(str) == "BREAK",
+            base_rate=columns["base_rate_prior"][rows].astype(np.float64),
+            p_break={m: columns[m][rows].astype(np.float64) for m in models},
+        )
+
+
+COMPARISON_COLUMNS = (
+    ("n", pa.int64()),
+    ("sessions", pa.int64()),
+    ("base_rate", pa.float64()),
+    ("auc", pa.float64()),
+    ("auc_ci_low", pa.float64()),
+    ("auc_ci_high", pa.float64()),
+    ("auc_over_null", pa.float64()),
+    ("auc_over_null_ci_low", pa.float64()),
+    ("auc_over_null_ci_high", pa.float64()),
+    ("within_session_auc", pa.float64()),
+    ("within_session_auc_ci_low", pa.float64()),
+    ("within_session_auc_ci_high", pa.float64()),
+    ("within_session_pairs", pa.int64()),
+    ("brier", pa.float64()),
+    ("brier_base_rate", pa.float64()),
+    ("brier_skill", pa.float64()),
+    ("brier_skill_ci_low", pa.float64()),
+    ("brier_skill_ci_high", pa.float64()),
+    ("log_loss", pa.float64()),
+    ("log_loss_base_rate", pa.float64()),
+    ("log_loss_skill", pa.float64()),
+    ("expected_calibration_error", pa.float64()),
+    ("expected_calibration_error_if_calibrated", pa.float64()),
+    ("top_decile_lift", pa.float64()),
+    ("top_decile_lift_ci_low", pa.float64()),
+    ("top_decile_lift_ci_high", pa.float64()),
+)
+
+
+def model_comparison(
+    scores: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    signals: duckdb.DuckDBPyRelation,
+    settings: ReportSettings,
+) -> pa.Table:
+    schema = pa.schema(
+        [
+            ("model", pa.string()),
+            ("level_id", pa.string()),
+            ("approach_dir", pa.string()),
+            *COMPARISON_COLUMNS,
+        ]
+    )
+    rows = []
+    for group in evaluated_groups(scores, outcomes, signals):
+        results = compare_models(
+            group.sessions,
+            group.labels,
+            group.p_break,
+            group.base_rate,
+            null_model=NULL_MODEL,
+            calibration_bins=settings.calibration_bins,
+            bootstrap_samples=settings.bootstrap_samples,
+            seed=settings.seed,
+        )
+        for model, metrics in results.items():
+            # undefined metrics (an AUC without both outcomes) are NULL, not NaN
+            defined = {
+                name: None if metrics[name] != metrics[name] else metrics[name]
+                for name, _ in COMPARISON_COLUMNS
+            }
+            rows.append(
+                {"model": model, "level_id": group.level_id, "approach_dir": group.approach_dir}
+                | defined
+            )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def model_reliability(
+    scores: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    signals: duckdb.DuckDBPyRelation,
+    settings: ReportSettings,
+) -> pa.Table:
+    rows = [
+        {"model": model, "level_id": group.level_id, "approach_dir": group.approach_dir, **bin_row}
+        for group in evaluated_groups(scores, outcomes, signals)
+        for model, p_break in group.p_break.items()
+        for bin_row in reliability_table(group.labels, p_break, settings.calibration_bins)
+    ]
+    schema = pa.schema(
+        [
+            ("model", pa.string()),
+            ("level_id", pa.string()),
+            ("approach_dir", pa.string()),
+            ("bin", pa.int64()),
+            ("p_low", pa.float64()),
+            ("p_high", pa.float64()),
+            ("n", pa.int64()),
+            ("mean_p_break", pa.float64()),
+            ("break_rate", pa.float64()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def tree_feature_gain(
+    vectors: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    settings: ComparisonSettings,
+) -> pa.Table:
+    """Per level, direction and retrieval feature: its mean share of the walk-forward trees'
+    split gain (boosted_trees' fits, refitted: the same seed gives the same trees)."""
+    rows = []
+    for level_id, approach_dir, triggers, _ in trigger_groups(vectors, outcomes):
+        fits, shares = walk_forward_tree_gain(triggers, settings)
+        rows.extend(
+            {
+                "level_id": level_id,
+                "approach_dir": approach_dir,
+                "retrieval_index": position + 1,
+                "gain_share": float(share),
+                "fits": fits,
+            }
+            for position, share in enumerate(shares)
+        )
+    schema = pa.schema(
+        [
+            ("level_id", pa.string()),
+            ("approach_dir", pa.string()),
+            ("retrieval_index", pa.int32()),
+            ("gain_share", pa.float64()),
+            ("fits", pa.int64()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def pooled_within_session_auc(
+    connection: duckdb.DuckDBPyConnection, levels: tuple[str, ...]
+) -> dict[str, float]:
+    """Per model, the within-session AUC over the levels' triggers that model_comparison
+    evaluated, pairs taken within one session, level and direction."""
+    rows = connection.execute(
+        """
+        with evaluated as (
+            select scores.trigger_id
+            from gold.model_scores as scores
+            inner join gold.trigger_outcomes as outcomes using (trigger_id)
+            inner join gold.trigger_signals as signals using (trigger_id)
+            where outcomes.outcome is not null and signals.base_rate_prior is not null
+                and list_contains($levels, scores.level_id)
+            group by scores.trigger_id
+            having count(scores.p_break) = count(*)
+        )
+        select scores.model, scores.dt::varchar || scores.level_id || scores.approach_dir,
+            outcomes.outcome = 'BREAK', scores.p_break
+        from gold.model_scores as scores
+        inner join evaluated using (trigger_id)
+        inner join gold.trigger_outcomes as outcomes using (trigger_id)
+        order by scores.model, scores.trigger_id
+        """,
+        {"levels": list(levels)},
+    ).fetchall()
+    pooled = {}
+    for model in MODELS:
+        mine = [row[1:] for row in rows if row[0] == model]
+        if mine:
+            groups, labels, scores = (np.array(column) for column in zip(*mine, strict=True))
+            pooled[model] = within_session_auc(groups, labels, scores.astype(np.float64))
+    return pooled

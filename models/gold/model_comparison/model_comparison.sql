@@ -1,0 +1,33 @@
+-- Retrieval against a null retrieval, logistic regression and boosted trees on the same
+-- walk-forward folds and triggers (SPEC 16), contracted.
+select
+    model,
+    level_id,
+    approach_dir,
+    n,
+    sessions,
+    base_rate,
+    auc,
+    auc_ci_low,
+    auc_ci_high,
+    auc_over_null,
+    auc_over_null_ci_low,
+    auc_over_null_ci_high,
+    within_session_auc,
+    within_session_auc_ci_low,
+    within_session_auc_ci_high,
+    within_session_pairs,
+    brier,
+    brier_base_rate,
+    brier_skill,
+    brier_skill_ci_low,
+    brier_skill_ci_high,
+    log_loss,
+    log_loss_base_rate,
+    log_loss_skill,
+    expected_calibration_error,
+    expected_calibration_error_if_calibrated,
+    top_decile_lift,
+    top_decile_lift_ci_low,
+    top_decile_lift_ci_high
+from {{ ref('model_walk_forward_comparison') }}

@@ -1,0 +1,12 @@
+-- Reliability table of every model's walk-forward P(BREAK) (SPEC 16), contracted.
+select
+    model,
+    level_id,
+    approach_dir,
+    bin,
+    p_low,
+    p_high,
+    n,
+    mean_p_break,
+    break_rate
+from {{ ref('model_walk_forward_reliability') }}
