@@ -10,7 +10,7 @@ and turn its output buffers into NumPy rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,8 +88,28 @@ class MboColumns:
             flags=np.ascontiguousarray(records["flags"]).astype(np.uint8),
         )
 
+    @classmethod
+    def empty(cls) -> MboColumns:
+        return cls(*(np.zeros(0, dtype) for dtype in _COLUMN_DTYPES))
+
+    @classmethod
+    def concat(cls, first: MboColumns, second: MboColumns) -> MboColumns:
+        return cls(
+            *(
+                np.concatenate([getattr(first, name), getattr(second, name)])
+                for name in cls.__dataclass_fields__
+            )
+        )
+
+    def slice(self, start: int, stop: int) -> MboColumns:
+        return MboColumns(*(getattr(self, name)[start:stop] for name in self.__dataclass_fields__))
+
     def __len__(self) -> int:
         return len(self.ts_recv)
+
+
+# MboColumns' fields, in order
+_COLUMN_DTYPES = (np.int64, np.int64, np.uint8, np.uint8, np.int64, np.int64, np.int64, np.uint8)
 
 
 @dataclass(frozen=True)
@@ -116,12 +136,18 @@ class WindowChunk:
 
 @dataclass
 class EngineState:
-    """Everything the kernel keeps between calls."""
+    """Everything the kernel keeps between calls. Instruments get dense indexes in order of
+    first appearance; each has a contiguous segment of tick levels (its ladder) in `levels` and
+    `flows`, laid out again when a batch brings a price outside it."""
 
-    instrument_ids: np.ndarray
-    instruments: np.ndarray
-    levels: np.ndarray
-    flows: np.ndarray
+    with_flows: bool
+    instrument_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    instruments: np.ndarray = field(
+        default_factory=lambda: np.zeros((0, k.N_INSTRUMENT_FIELDS), np.int64)
+    )
+    levels: np.ndarray = field(default_factory=lambda: _levels(0))
+    flows: np.ndarray = field(default_factory=lambda: _flows(0, False))
+    priced: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
     scalars: np.ndarray = field(default_factory=lambda: np.zeros(k.N_SCALARS, np.int64))
     orders: np.ndarray = field(default_factory=lambda: _orders(1 << 10))
     table: np.ndarray = field(default_factory=lambda: np.full((1 << 11, 3), -1, np.int64))
@@ -129,9 +155,11 @@ class EngineState:
         default_factory=lambda: np.arange((1 << 10) - 1, -1, -1, dtype=np.int64)
     )
     ring: np.ndarray = field(default_factory=lambda: np.zeros((1 << 16, 3), np.int64))
+    dense_of: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scalars[k.S_N_FREE] = self.orders.shape[0]
+        self.flows = _flows(0, self.with_flows)
 
     def grow(self, needed: int) -> None:
         """Room for `needed` more orders: larger order, hash and ring arrays."""
@@ -153,7 +181,7 @@ class EngineState:
             size *= 2
         if size != self.table.shape[0]:
             self.table = k.rehash(self.table, size)
-        if self.flows.shape[1] == 1:
+        if not self.with_flows:
             return  # young orders are tracked only for depth rows
         pending = int(self.scalars[k.S_RING_TAIL] - self.scalars[k.S_RING_HEAD])
         ring_size = self.ring.shape[0]
@@ -167,6 +195,162 @@ class EngineState:
             ring[positions & (ring_size - 1)] = self.ring[positions & old_mask]
             self.ring = ring
 
+    def admit(self, columns: MboColumns, ticks: Mapping[int, int], margin_ticks: int) -> np.ndarray:
+        """Validate a batch of records against the state: known actions and sides, ts_recv
+        never going back, a positive tick for every instrument, prices on its grid. New
+        instruments get a ladder; a price outside an instrument's ladder lays the ladders out
+        again, `margin_ticks` wider on the side that grew. Returns the batch's dense
+        instrument indexes."""
+        for name, values, allowed in (
+            ("action", columns.action, ACTIONS),
+            ("side", columns.side, SIDES),
+        ):
+            mask = np.zeros(256, dtype=np.bool_)
+            mask[list(allowed)] = True
+            r = k.first_outside(values, mask)
+            if r >= 0:
+                raise EngineError(f"record {r}: unknown {name} {bytes([values[r]])!r}")
+        backwards = np.flatnonzero(np.diff(columns.ts_recv) < 0)
+        if backwards.size:
+            r = int(backwards[0]) + 1
+            raise EngineError(
+                f"record {r}: ts_recv goes backwards "
+                f"({columns.ts_recv[r]} after {columns.ts_recv[r - 1]})"
+            )
+        local, batch_ids = k.dense_instruments(columns.instrument_id)
+        new_ids = [int(i) for i in batch_ids if int(i) not in self.dense_of]
+        missing = [i for i in new_ids if i not in ticks]
+        if missing:
+            raise EngineError(
+                f"records for instrument(s) {missing} that have no definition (tick size)"
+            )
+        bad = {i: ticks[i] for i in new_ids if ticks[i] <= 0}
+        if bad:
+            raise EngineError(f"tick sizes must be positive, got {bad}")
+        if new_ids:
+            self.add_instruments(new_ids, [ticks[i] for i in new_ids])
+        to_state = np.array([self.dense_of[int(i)] for i in batch_ids], dtype=np.int64)
+        tick_array = self.instruments[to_state, k.I_TICK]
+        low, count, off_grid = k.ladder_geometry(
+            local, columns.price, columns.action, tick_array, len(batch_ids)
+        )
+        if off_grid >= 0:
+            raise EngineError(
+                f"record {off_grid}: price {columns.price[off_grid]} is not on instrument "
+                f"{int(batch_ids[local[off_grid]])}'s tick grid of {tick_array[local[off_grid]]}"
+            )
+        priced = np.isin(columns.action, np.array(k.PRICED_ACTIONS, np.uint8)) & (
+            columns.price != UNDEF_PRICE
+        )
+        has_prices = np.zeros(len(batch_ids), np.bool_)
+        has_prices[local[priced]] = True
+        self._cover(to_state, low, low + (count - 1) * tick_array, has_prices, margin_ticks)
+        return to_state[local]
+
+    def add_instruments(self, ids: list[int], ticks: list[int]) -> None:
+        rows = np.zeros((len(ids), k.N_INSTRUMENT_FIELDS), np.int64)
+        rows[:, k.I_TICK] = ticks
+        rows[:, k.I_PRICE_MIN] = 0
+        rows[:, k.I_LEVELS] = 0
+        rows[:, k.I_STATE] = k.WAITING
+        rows[:, k.I_BEST_BID] = -1
+        rows[:, k.I_BEST_ASK] = -1
+        rows[:, k.I_LAST_TRADE] = UNDEF_PRICE
+        rows[:, k.I_SPOT] = -1
+        rows[:, k.I_INVALID_WINDOW] = -1
+        for i in ids:
+            self.dense_of[i] = len(self.dense_of)
+        self.instrument_ids = np.concatenate([self.instrument_ids, np.array(ids, np.int64)])
+        self.instruments = np.concatenate([self.instruments, rows])
+        self.priced = np.concatenate([self.priced, np.zeros(len(ids), np.bool_)])
+        self._layout(rows[:, k.I_PRICE_MIN].copy(), np.ones(len(ids), np.int64), len(ids))
+
+    def _cover(
+        self,
+        which: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        has_prices: np.ndarray,
+        margin_ticks: int,
+    ) -> None:
+        """Make every instrument's ladder span the batch's [low, high] (where it has prices)."""
+        price_min = self.instruments[:, k.I_PRICE_MIN].copy()
+        levels = self.instruments[:, k.I_LEVELS].copy()
+        changed = False
+        for q, lo, hi, priced in zip(which, low, high, has_prices, strict=True):
+            if not priced:
+                continue
+            tick = int(self.instruments[q, k.I_TICK])
+            if not self.priced[q]:
+                price_min[q] = lo - margin_ticks * tick
+                levels[q] = (hi - lo) // tick + 1 + 2 * margin_ticks
+                self.priced[q] = True
+                changed = True
+                continue
+            if (lo - price_min[q]) % tick:
+                raise EngineError(
+                    f"instrument {int(self.instrument_ids[q])}: price {lo} is not on its tick "
+                    f"grid of {tick} from {price_min[q]}"
+                )
+            top = price_min[q] + (levels[q] - 1) * tick
+            if lo < price_min[q]:
+                price_min[q] = lo - margin_ticks * tick
+                changed = True
+            if hi > top:
+                top = hi + margin_ticks * tick
+                changed = True
+            levels[q] = (top - price_min[q]) // tick + 1
+        if changed:
+            self._layout(price_min, levels, 0)
+
+    def _layout(self, price_min: np.ndarray, levels: np.ndarray, appended: int) -> None:
+        """Lay the ladders out at `price_min` with `levels` each; the last `appended`
+        instruments are new (no levels yet). Depth, counts and flows move with their prices;
+        every level index the state holds (orders, best bid and ask, spot) follows."""
+        old = self.instruments
+        n = old.shape[0]
+        offsets = np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
+        total = int(levels.sum())
+        new_levels = _levels(total)
+        new_flows = _flows(total, self.with_flows)
+        # old level index + delta[q] = new level index
+        delta = np.zeros(n, np.int64)
+        for q in range(n - appended):
+            count = int(old[q, k.I_LEVELS])
+            if count == 0:
+                continue
+            shift = (old[q, k.I_PRICE_MIN] - price_min[q]) // old[q, k.I_TICK]
+            source = slice(int(old[q, k.I_OFFSET]), int(old[q, k.I_OFFSET]) + count)
+            target = slice(int(offsets[q] + shift), int(offsets[q] + shift) + count)
+            new_levels[:, target] = self.levels[:, source]
+            if self.with_flows:
+                new_flows[:, target] = self.flows[:, source]
+            delta[q] = offsets[q] + shift - old[q, k.I_OFFSET]
+        active = np.flatnonzero(self.orders[:, k.O_INSTRUMENT] >= 0)
+        self.orders[active, k.O_LEVEL] += delta[self.orders[active, k.O_INSTRUMENT]]
+        for column in (k.I_BEST_BID, k.I_BEST_ASK, k.I_SPOT):
+            known = old[:, column] >= 0
+            old[known, column] += delta[known]
+        old[:, k.I_OFFSET] = offsets
+        old[:, k.I_PRICE_MIN] = price_min
+        old[:, k.I_LEVELS] = levels
+        self.levels = new_levels
+        self.flows = new_flows
+
+
+def _levels(total: int) -> np.ndarray:
+    levels = np.zeros((2, total, 4), np.int64)
+    levels[:, :, k.L_STAMP] = -1
+    return levels
+
+
+def _flows(total: int, with_flows: bool) -> np.ndarray:
+    """The kernel tracks flows when this has more than one level: one more than the ladders
+    need keeps that so for a one-level ladder."""
+    flows = np.zeros((2, total + 1 if with_flows else 1, 9), np.int64)
+    flows[:, :, k.F_YOUNG_STAMP] = -1
+    return flows
+
 
 def _orders(capacity: int) -> np.ndarray:
     orders = np.zeros((capacity, 8), np.int64)
@@ -177,59 +361,9 @@ def _orders(capacity: int) -> np.ndarray:
 def _prepare(
     columns: MboColumns, ticks: Mapping[int, int], with_flows: bool
 ) -> tuple[np.ndarray, EngineState]:
-    """Validate the records once; dense instrument indexes and the per-instrument ladders."""
-    for name, values, allowed in (
-        ("action", columns.action, ACTIONS),
-        ("side", columns.side, SIDES),
-    ):
-        mask = np.zeros(256, dtype=np.bool_)
-        mask[list(allowed)] = True
-        r = k.first_outside(values, mask)
-        if r >= 0:
-            raise EngineError(f"record {r}: unknown {name} {bytes([values[r]])!r}")
-    backwards = np.flatnonzero(np.diff(columns.ts_recv) < 0)
-    if backwards.size:
-        r = int(backwards[0]) + 1
-        raise EngineError(
-            f"record {r}: ts_recv goes backwards "
-            f"({columns.ts_recv[r]} after {columns.ts_recv[r - 1]})"
-        )
-    dense, ids = k.dense_instruments(columns.instrument_id)
-    missing = [int(i) for i in ids if int(i) not in ticks]
-    if missing:
-        raise EngineError(
-            f"records for instrument(s) {missing} that have no definition (tick size)"
-        )
-    tick_array = np.array([ticks[int(i)] for i in ids], dtype=np.int64)
-    if (tick_array <= 0).any():
-        given = dict(zip(ids.tolist(), tick_array.tolist(), strict=True))
-        raise EngineError(f"tick sizes must be positive, got {given}")
-    price_min, levels_per, off_grid = k.ladder_geometry(
-        dense, columns.price, columns.action, tick_array, len(ids)
-    )
-    if off_grid >= 0:
-        raise EngineError(
-            f"record {off_grid}: price {columns.price[off_grid]} is not on instrument "
-            f"{int(ids[dense[off_grid]])}'s tick grid of {tick_array[dense[off_grid]]}"
-        )
-    instruments = np.zeros((len(ids), k.N_INSTRUMENT_FIELDS), np.int64)
-    instruments[:, k.I_TICK] = tick_array
-    instruments[:, k.I_PRICE_MIN] = price_min
-    instruments[:, k.I_LEVELS] = levels_per
-    instruments[:, k.I_OFFSET] = np.concatenate([[0], np.cumsum(levels_per)[:-1]])
-    instruments[:, k.I_STATE] = k.WAITING
-    instruments[:, k.I_BEST_BID] = -1
-    instruments[:, k.I_BEST_ASK] = -1
-    instruments[:, k.I_LAST_TRADE] = UNDEF_PRICE
-    instruments[:, k.I_SPOT] = -1
-    instruments[:, k.I_INVALID_WINDOW] = -1
-    total = int(levels_per.sum())
-    levels = np.zeros((2, total, 4), np.int64)
-    levels[:, :, k.L_STAMP] = -1
-    flows = np.zeros((2, total if with_flows else 1, 9), np.int64)
-    flows[:, :, k.F_YOUNG_STAMP] = -1
-    state = EngineState(instrument_ids=ids, instruments=instruments, levels=levels, flows=flows)
-    return dense, state
+    """A new state for one partition's records: ladders exactly as wide as their prices."""
+    state = EngineState(with_flows=with_flows)
+    return state.admit(columns, ticks, margin_ticks=0), state
 
 
 _ERRORS = {
@@ -284,10 +418,6 @@ def _config(window: WindowConfig, stop_at: int, emit_events: bool) -> tuple[np.n
     return config, pre_open
 
 
-def _start(state: EngineState, window: WindowConfig) -> None:
-    state.scalars[k.S_NEXT_WINDOW_END] = window.range_start_ns + k.WINDOW_NS
-
-
 def replay_windows(
     columns: MboColumns,
     ticks: Mapping[int, int],
@@ -299,27 +429,123 @@ def replay_windows(
 
     `ticks` maps instrument_id to its tick in price units (1e-9). Depth rows are emitted for
     windows starting in [depth_from, depth_to) only, within +-depth_ticks of spot."""
-    with_flows = window.depth_to_ns > window.depth_from_ns
-    dense, state = _prepare(columns, ticks, with_flows)
-    _start(state, window)
-    config, pre_open = _config(window, FAR_FUTURE, emit_events=False)
-    n_instruments = len(state.instrument_ids)
-    book_rows = np.zeros(max(buffer_rows, n_instruments), dtype=k.BOOK_ROW)
-    depth_size = max(buffer_rows, n_instruments * (4 * window.depth_ticks + 2)) if with_flows else 1
-    depth_rows = np.zeros(depth_size, dtype=k.DEPTH_ROW)
-    events = np.zeros(1, dtype=k.EVENT_ROW)
-    while True:
-        status = _run(columns, dense, state, config, pre_open, book_rows, depth_rows, events)
-        n_book = int(state.scalars[k.S_BOOK_ROWS])
-        n_depth = int(state.scalars[k.S_DEPTH_ROWS])
-        if n_book or n_depth:
-            yield WindowChunk(
-                book_rows[:n_book].copy(), depth_rows[:n_depth].copy(), state.instrument_ids
+    replay = WindowReplay(ticks, window, buffer_rows=buffer_rows, margin_ticks=0)
+    yield from replay.push(columns)
+    yield from replay.finish()
+
+
+class WindowReplay:
+    """The 1-second windows of a record stream fed in batches of any size: the rows are those
+    replay_windows gives for all the records at once (a batch's trailing records after its
+    last F_LAST wait for the rest of their event). A window closes when an event completes at
+    or after its end, at `close_until` (a live clock), or at `finish`."""
+
+    def __init__(
+        self,
+        ticks: Mapping[int, int],
+        window: WindowConfig,
+        *,
+        buffer_rows: int = 1 << 20,
+        margin_ticks: int = 64,
+        instrument_ids: Sequence[int] = (),
+    ) -> None:
+        """`instrument_ids`: instruments to carry from the start (their windows are emitted
+        before their first record, as when the partition is replayed whole); others join at
+        their first record."""
+        self.ticks = ticks
+        self.window = window
+        self.margin_ticks = margin_ticks
+        self.state = EngineState(with_flows=window.depth_to_ns > window.depth_from_ns)
+        self.state.scalars[k.S_NEXT_WINDOW_END] = window.range_start_ns + k.WINDOW_NS
+        self.config, self.pre_open = _config(window, FAR_FUTURE, emit_events=False)
+        self.buffer_rows = buffer_rows
+        self.book_rows = np.zeros(buffer_rows, dtype=k.BOOK_ROW)
+        self.depth_rows = np.zeros(buffer_rows if self.state.with_flows else 1, dtype=k.DEPTH_ROW)
+        self.events = np.zeros(1, dtype=k.EVENT_ROW)
+        self.pending: MboColumns | None = None  # records after the last F_LAST so far
+        self.records_before = 0  # records applied before `pending` (for error messages)
+        self.last_ts_recv = np.iinfo(np.int64).min
+        missing = [i for i in instrument_ids if i not in ticks]
+        if missing:
+            raise EngineError(f"instrument(s) {missing} have no definition (tick size)")
+        if instrument_ids:
+            self.state.add_instruments(list(instrument_ids), [ticks[i] for i in instrument_ids])
+
+    def push(self, batch: MboColumns) -> Iterator[WindowChunk]:
+        if len(batch) and batch.ts_recv[0] < self.last_ts_recv:
+            raise EngineError(
+                f"record {self.records_before + self._pending_count()}: ts_recv goes "
+                f"backwards ({batch.ts_recv[0]} after {self.last_ts_recv})"
             )
-        state.scalars[k.S_BOOK_ROWS] = 0
-        state.scalars[k.S_DEPTH_ROWS] = 0
-        if status == k.DONE:
+        columns = batch if self.pending is None else MboColumns.concat(self.pending, batch)
+        if not len(columns):
             return
+        self.last_ts_recv = int(columns.ts_recv[-1])
+        complete = np.flatnonzero(columns.flags & k.F_LAST)
+        cut = int(complete[-1]) + 1 if complete.size else 0
+        self.pending = columns.slice(cut, len(columns)) if cut < len(columns) else None
+        if cut:
+            applied = columns.slice(0, cut)
+            # windows up to the last event's completion (they close before it applies)
+            yield from self._run(applied, min(int(applied.ts_recv[-1]), self.window.range_end_ns))
+
+    def close_until(self, moment_ns: int) -> Iterator[WindowChunk]:
+        """Close the windows that end at or before `moment_ns`: a record received later
+        counts in the window of its own completion, never in a closed one."""
+        yield from self._run(MboColumns.empty(), min(moment_ns, self.window.range_end_ns))
+
+    def finish(self) -> Iterator[WindowChunk]:
+        """The end of the stream: the trailing records apply as one event, and every window
+        up to the range end closes."""
+        rest = self.pending if self.pending is not None else MboColumns.empty()
+        self.pending = None
+        yield from self._run(rest, self.window.range_end_ns)
+
+    def _pending_count(self) -> int:
+        return 0 if self.pending is None else len(self.pending)
+
+    def _run(self, columns: MboColumns, close_until_ns: int) -> Iterator[WindowChunk]:
+        try:
+            dense = self.state.admit(columns, self.ticks, self.margin_ticks)
+        except EngineError as error:
+            raise EngineError(_renumbered(str(error), self.records_before)) from error
+        need_book = len(self.state.instrument_ids)
+        need_depth = len(self.state.instrument_ids) * (4 * self.window.depth_ticks + 2)
+        if self.book_rows.shape[0] < need_book:
+            self.book_rows = np.zeros(need_book, dtype=k.BOOK_ROW)
+        if self.state.with_flows and self.depth_rows.shape[0] < need_depth:
+            self.depth_rows = np.zeros(need_depth, dtype=k.DEPTH_ROW)
+        self.config[k.C_RANGE_END] = close_until_ns
+        self.state.scalars[k.S_CURSOR] = 0
+        try:
+            while True:
+                status = _run(
+                    columns, dense, self.state, self.config, self.pre_open, self.book_rows,
+                    self.depth_rows, self.events,
+                )  # fmt: skip
+                n_book = int(self.state.scalars[k.S_BOOK_ROWS])
+                n_depth = int(self.state.scalars[k.S_DEPTH_ROWS])
+                if n_book or n_depth:
+                    yield WindowChunk(
+                        self.book_rows[:n_book].copy(),
+                        self.depth_rows[:n_depth].copy(),
+                        self.state.instrument_ids,
+                    )
+                self.state.scalars[k.S_BOOK_ROWS] = 0
+                self.state.scalars[k.S_DEPTH_ROWS] = 0
+                if status == k.DONE:
+                    break
+        except EngineError as error:
+            raise EngineError(_renumbered(str(error), self.records_before)) from error
+        self.records_before += len(columns)
+
+
+def _renumbered(message: str, records_before: int) -> str:
+    """`record r` of a batch as the stream's record number."""
+    if not records_before or not message.startswith("record "):
+        return message
+    number, rest = message[len("record ") :].split(":", 1)
+    return f"record {int(number) + records_before}:{rest}"
 
 
 @dataclass(frozen=True)
