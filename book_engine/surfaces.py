@@ -137,7 +137,7 @@ def _timestamps(window_start_ns: np.ndarray) -> pa.Array:
     return pa.array(window_start_ns // 1000, type=pa.timestamp("us"))
 
 
-def _book_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> pa.RecordBatch:
+def book_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> pa.RecordBatch:
     rows = chunk.book_rows
     n = len(rows)
     return pa.RecordBatch.from_arrays(
@@ -160,7 +160,7 @@ def _book_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> p
     )
 
 
-def _depth_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> pa.RecordBatch:
+def depth_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> pa.RecordBatch:
     rows = chunk.depth_rows
     n = len(rows)
     return pa.RecordBatch.from_arrays(
@@ -217,7 +217,7 @@ def book_snapshot_batches(
     for partition in partitions:
         for chunk in _single_instrument_chunks(partition, load, ticks_for, settings, depth=False):
             if len(chunk.book_rows):
-                yield _book_batch(chunk, partition, partition.fingerprint)
+                yield book_batch(chunk, partition, partition.fingerprint)
 
 
 def depth_and_flow_batches(
@@ -229,4 +229,4 @@ def depth_and_flow_batches(
     for partition in partitions:
         for chunk in _single_instrument_chunks(partition, load, ticks_for, settings, depth=True):
             if len(chunk.depth_rows):
-                yield _depth_batch(chunk, partition, partition.fingerprint)
+                yield depth_batch(chunk, partition, partition.fingerprint)

@@ -20,6 +20,8 @@ from hud.serve import ServeError, serve
 from ingest.errors import IngestError
 from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
+from live.command import format_run, parse_speed, run_replay
+from live.session import LiveError
 from spymaster.bench import BENCHMARKS, run_benchmarks
 from spymaster.book_command import BookCommandError, parse_moment, run_book
 from spymaster.lake import PROJECT_ROOT, Lake, LakeError
@@ -217,6 +219,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    try:
+        speed = parse_speed(args.speed)
+        run = run_replay(
+            Lake.resolve(args.lake),
+            [Path(path) for path in args.replay],
+            speed,
+            Path(args.emit) if args.emit else None,
+            args.dt,
+            args.symbol,
+        )
+    except (LiveError, IngestError, EngineError, ValueError) as error:
+        print(f"live failed: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"live failed: {os_error_text(error)}", file=sys.stderr)
+        return 1
+    print(format_run(run))
+    return 0
+
+
 def _cmd_summary(args: argparse.Namespace) -> int:
     print(warehouse_summary(Lake.resolve(args.lake)))
     return 0
@@ -226,6 +249,57 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(
         args.records, Path(args.work_dir) if args.work_dir else None, args.only or BENCHMARKS
     )
+
+
+def _add_live_parser(commands: argparse._SubParsersAction) -> None:
+    live = commands.add_parser(
+        "live",
+        help="the engine on a record stream: a day's DBN files replayed as a live feed",
+        description="Replay a day's raw DBN files (ES.FUT MBO and definitions) as a live "
+        "feed, in ts_recv order at --speed times real time, through the warehouse's engine: "
+        "each second closes as its records arrive and yields the rows the warehouse builds "
+        "for it. Today: the selected contract's 1-second surfaces.",
+    )
+    _add_lake(live)
+    live.add_argument(
+        "--replay",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="DBN files or folders (searched for *.dbn, *.dbn.zst) of one day",
+    )
+    live.add_argument("--speed", default="max", help="multiple of real time, or max (default: max)")
+    live.add_argument(
+        "--emit", metavar="DIR", help="write every emitted row to DIR/<table>.parquet"
+    )
+    live.add_argument("--dt", type=_date, help="the session date (default: the MBO files' day)")
+    live.add_argument(
+        "--symbol", help="the contract (default: the warehouse's selected contract of the day)"
+    )
+    live.set_defaults(handler=_cmd_live)
+
+
+def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="measure ingest, the engine, options/GEX, retrieval and the HUD (throughput, "
+        "latency, peak memory)",
+    )
+    bench.add_argument(
+        "--records",
+        type=int,
+        default=5_000_000,
+        help="records in the replicated MBO file (default: 5,000,000)",
+    )
+    bench.add_argument("--work-dir", help="scratch folder (default: a temporary folder)")
+    bench.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHMARKS,
+        help="run only this benchmark (repeatable; default: all). hud builds a realistic "
+        "two-session market once into target/bench/hud-market",
+    )
+    bench.set_defaults(handler=_cmd_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -364,30 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     serve_parser.set_defaults(handler=_cmd_serve)
 
+    _add_live_parser(commands)
+
     summary = commands.add_parser("summary", help="tables, row counts and results of a lake")
     _add_lake(summary)
     summary.set_defaults(handler=_cmd_summary)
 
-    bench = commands.add_parser(
-        "bench",
-        help="measure ingest, the engine, options/GEX, retrieval and the HUD (throughput, "
-        "latency, peak memory)",
-    )
-    bench.add_argument(
-        "--records",
-        type=int,
-        default=5_000_000,
-        help="records in the replicated MBO file (default: 5,000,000)",
-    )
-    bench.add_argument("--work-dir", help="scratch folder (default: a temporary folder)")
-    bench.add_argument(
-        "--only",
-        action="append",
-        choices=BENCHMARKS,
-        help="run only this benchmark (repeatable; default: all). hud builds a realistic "
-        "two-session market once into target/bench/hud-market",
-    )
-    bench.set_defaults(handler=_cmd_bench)
+    _add_bench_parser(commands)
     return parser
 
 

@@ -1,0 +1,130 @@
+"""Live (SPEC 14): a day's raw files replayed as a feed through the warehouse's engine give
+the warehouse's rows for that day, row for row; bad input is named."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from live.feed import Pace
+from spymaster.cli import main
+from spymaster.lake import Lake
+from tests.markets import warehouse
+
+pytestmark = pytest.mark.dbt
+
+
+def day_files(lake: Lake, day: dt.date) -> list[Path]:
+    stamp = day.strftime("%Y%m%d")
+    return sorted((lake.raw / "ES.FUT").rglob(f"*{stamp}*.dbn.zst"))
+
+
+@pytest.fixture(scope="module")
+def included_day(market_lake: Lake) -> tuple[str, dt.date]:
+    symbol, day = warehouse(
+        market_lake,
+        "select selected_symbol, dt from silver.contract_day_selection "
+        "where is_included order by dt desc limit 1",
+    )[0]
+    return symbol, day
+
+
+@pytest.fixture(scope="module")
+def emitted(
+    market_lake: Lake, included_day: tuple[str, dt.date], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("live") / "emit"
+    files = day_files(market_lake, included_day[1])
+    assert len(files) == 2  # the day's MBO and definitions
+    argv = ["live", "--lake", str(market_lake.root), "--replay", *map(str, files)]
+    assert main([*argv, "--speed", "max", "--emit", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("table", "order"),
+    [
+        ("engine_book_snapshot_1s", "window_start"),
+        ("engine_depth_and_flow_1s", "window_start, side, price"),
+    ],
+)
+def test_replaying_a_day_reproduces_the_warehouses_rows(
+    market_lake: Lake,
+    included_day: tuple[str, dt.date],
+    emitted: Path,
+    table: str,
+    order: str,
+) -> None:
+    """Every column but build_fingerprint (the warehouse hashes the landed files it read;
+    live rows say `live`), every row of the contract-day."""
+    symbol, day = included_day
+    connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+    try:
+        columns = ", ".join(
+            name
+            for (name,) in connection.execute(
+                "select column_name from information_schema.columns where table_schema = "
+                "'silver' and table_name = ? and column_name <> 'build_fingerprint' "
+                "order by ordinal_position",
+                [table],
+            ).fetchall()
+        )
+        expected = connection.sql(
+            f"select {columns} from silver.{table} "
+            f"where symbol = '{symbol}' and dt = DATE '{day}' order by {order}"
+        ).to_arrow_table()
+        live = connection.sql(
+            f"select {columns} from read_parquet('{emitted / table}.parquet') order by {order}"
+        ).to_arrow_table()
+    finally:
+        connection.close()
+    assert expected.num_rows > 1000
+    assert live.equals(expected)
+    assert set(
+        pq.read_table(emitted / f"{table}.parquet").column("build_fingerprint").to_pylist()
+    ) == {"live"}
+
+
+def test_a_day_without_its_definitions_is_named(
+    market_lake: Lake, included_day: tuple[str, dt.date], capsys: pytest.CaptureFixture[str]
+) -> None:
+    mbo = [path for path in day_files(market_lake, included_day[1]) if ".mbo." in path.name]
+    argv = ["live", "--lake", str(market_lake.root), "--replay", *map(str, mbo)]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert f"records of {included_day[0]} before its definition" in error
+
+
+def test_bad_arguments_are_named(
+    market_lake: Lake, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lake = str(market_lake.root)
+    files = sorted((market_lake.raw / "ES.FUT" / "mbo").glob("*.dbn.zst"))
+    assert main(["live", "--lake", lake, "--replay", str(files[0]), "--speed", "0"]) == 1
+    assert "--speed '0': a positive number or max" in capsys.readouterr().err
+    assert main(["live", "--lake", lake, "--replay", *map(str, files[:2])]) == 1
+    assert "must cover one day" in capsys.readouterr().err
+    assert main(["live", "--lake", lake, "--replay", str(tmp_path / "nothing.dbn.zst")]) == 1
+    assert "nothing.dbn.zst" in capsys.readouterr().err
+
+
+def test_a_paced_replay_waits_for_each_record_at_its_speed() -> None:
+    """At 10x, a record 5 s of market time after the first is due 0.5 s after it."""
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pace = Pace(10.0, clock=lambda: now[0], sleep=sleep)
+    pace.wait(1_000_000_000)
+    pace.wait(6_000_000_000)
+    assert slept == [pytest.approx(0.5)]
+    now[0] += 2.0  # running late: no wait
+    pace.wait(7_000_000_000)
+    assert len(slept) == 1
