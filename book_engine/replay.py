@@ -274,32 +274,31 @@ class EngineState:
         margin_ticks: int,
     ) -> None:
         """Make every instrument's ladder span the batch's [low, high] (where it has prices)."""
+        q, low, high = which[has_prices], low[has_prices], high[has_prices]
+        tick = self.instruments[q, k.I_TICK]
         price_min = self.instruments[:, k.I_PRICE_MIN].copy()
         levels = self.instruments[:, k.I_LEVELS].copy()
-        changed = False
-        for q, lo, hi, priced in zip(which, low, high, has_prices, strict=True):
-            if not priced:
-                continue
-            tick = int(self.instruments[q, k.I_TICK])
-            if not self.priced[q]:
-                price_min[q] = lo - margin_ticks * tick
-                levels[q] = (hi - lo) // tick + 1 + 2 * margin_ticks
-                self.priced[q] = True
-                changed = True
-                continue
-            if (lo - price_min[q]) % tick:
-                raise EngineError(
-                    f"instrument {int(self.instrument_ids[q])}: price {lo} is not on its tick "
-                    f"grid of {tick} from {price_min[q]}"
-                )
-            top = price_min[q] + (levels[q] - 1) * tick
-            if lo < price_min[q]:
-                price_min[q] = lo - margin_ticks * tick
-                changed = True
-            if hi > top:
-                top = hi + margin_ticks * tick
-                changed = True
-            levels[q] = (top - price_min[q]) // tick + 1
+        new = ~self.priced[q]
+        old = ~new
+        off_grid = np.flatnonzero(old & ((low - price_min[q]) % tick != 0))
+        if off_grid.size:
+            i = off_grid[0]
+            raise EngineError(
+                f"instrument {int(self.instrument_ids[q[i]])}: price {low[i]} is not on its tick "
+                f"grid of {tick[i]} from {price_min[q[i]]}"
+            )
+        top = price_min[q] + (levels[q] - 1) * tick
+        below = old & (low < price_min[q])
+        above = old & (high > top)
+        changed = bool(new.any() or below.any() or above.any())
+        if not changed:
+            return
+        margin = margin_ticks * tick
+        bottom = np.where(new | below, low - margin, price_min[q])
+        top = np.where(new | above, high + margin, top)
+        price_min[q] = bottom
+        levels[q] = (top - bottom) // tick + 1
+        self.priced[q] = True
         if changed:
             self._layout(price_min, levels, 0)
 
@@ -470,6 +469,11 @@ class WindowReplay:
             raise EngineError(f"instrument(s) {missing} have no definition (tick size)")
         if instrument_ids:
             self.state.add_instruments(list(instrument_ids), [ticks[i] for i in instrument_ids])
+
+    @property
+    def closed_until_ns(self) -> int:
+        """Every window ending at or before this has been emitted."""
+        return int(self.state.scalars[k.S_NEXT_WINDOW_END]) - k.WINDOW_NS
 
     def push(self, batch: MboColumns) -> Iterator[WindowChunk]:
         if len(batch) and batch.ts_recv[0] < self.last_ts_recv:

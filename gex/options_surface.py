@@ -82,7 +82,13 @@ class OptionsChain:
         return {int(instrument): i for i, instrument in enumerate(self.instrument_ids)}
 
     def expiry_dates(self, timezone: str) -> np.ndarray:
-        """The date each option expires on, in the exchange time zone."""
+        """The date each option expires on, in the exchange time zone (computed once)."""
+        cache = self.__dict__.setdefault("_expiry_dates_by_zone", {})
+        if timezone not in cache:
+            cache[timezone] = self._expiry_dates(timezone)
+        return cache[timezone]
+
+    def _expiry_dates(self, timezone: str) -> np.ndarray:
         zone = ZoneInfo(timezone)
         return np.array(
             [
@@ -157,7 +163,7 @@ def quote_batches(
             option = np.array([index[int(i)] for i in chunk.instrument_ids], dtype=np.int64)[
                 rows["instrument"]
             ]
-            yield _quote_batch(
+            yield quote_batch(
                 symbol,
                 day,
                 rows,
@@ -172,7 +178,7 @@ def quote_batches(
         raise EngineError(f"options_mbo symbol={symbol} dt={day}: {error}") from error
 
 
-def _quote_batch(
+def quote_batch(
     symbol: str,
     day: dt.date,
     rows: np.ndarray,

@@ -124,7 +124,7 @@ def stage_file(task: StageTask) -> StagedSource:
                 batch = to_record_batch(schema, chunk, offset)
             except RecordError as error:
                 raise IngestError(f"{path}: record {offset + error.row}: {error}") from error
-            for route_id, day, rows in _groups(route_ids, days):
+            for route_id, day, rows in route_groups(route_ids, days):
                 if route_id < 0:
                     filtered[router.filtered_reasons[-1 - route_id]] += len(rows)
                     continue
@@ -156,7 +156,7 @@ def _check_period(path: Path, metadata: SourceMetadata, chunk: np.ndarray, offse
         )
 
 
-def _groups(
+def route_groups(
     route_ids: np.ndarray, days: np.ndarray
 ) -> Iterator[tuple[int, int, np.ndarray | None]]:
     """(route id, day, row indices in file order) for every distinct route and day; the

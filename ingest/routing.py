@@ -68,37 +68,62 @@ class OptionDefinitions:
         table_dir = self._lake.table_dir(table_name(AssetClass.OPTIONS, SourceSchema.DEFINITION))
         if not any(table_dir.glob("*/*/*.parquet")):
             return found
-        wanted = pa.table(
-            {
-                "instrument_id": pa.array([pair[0] for pair in pairs], type=pa.uint32()),
-                "dt": pa.array([day_to_date(pair[1]) for pair in pairs], type=pa.date32()),
-            }
-        )
         glob = self._lake.table_glob(table_name(AssetClass.OPTIONS, SourceSchema.DEFINITION))
         connection = duckdb.connect()
-        connection.register("wanted", wanted)
+        try:
+            found.update(
+                latest_option_definitions(
+                    connection,
+                    f"read_parquet('{_quoted(glob)}', hive_partitioning = true)",
+                    pairs,
+                )
+            )
+        finally:
+            connection.close()
+        return found
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def latest_option_definitions(
+    connection: duckdb.DuckDBPyConnection, definitions: str, pairs: list[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[str, str]]:
+    """(instrument class, underlying) of each (instrument_id, epoch day) pair with a definition
+    on or before that day in `definitions` (a relation of bronze options_definitions rows):
+    the latest day's, of that day the last record."""
+    wanted = pa.table(
+        {
+            "instrument_id": pa.array([pair[0] for pair in pairs], type=pa.uint32()),
+            "dt": pa.array([day_to_date(pair[1]) for pair in pairs], type=pa.date32()),
+        }
+    )
+    connection.register("wanted_definitions", wanted)
+    try:
         rows = connection.execute(
-            """
+            f"""
             with definitions as (
                 select instrument_id, dt, instrument_class, underlying
-                from read_parquet(?, hive_partitioning = true)
+                from {definitions}
                 qualify row_number() over (
                     partition by instrument_id, dt order by record_index desc
                 ) = 1
             )
             select wanted.instrument_id, wanted.dt, definitions.instrument_class,
                 definitions.underlying
-            from wanted
+            from wanted_definitions as wanted
             asof join definitions
                 on wanted.instrument_id = definitions.instrument_id
                 and wanted.dt >= definitions.dt
-            """,
-            [glob],
+            """
         ).fetchall()
-        connection.close()
-        for instrument_id, day, instrument_class, underlying in rows:
-            found[(int(instrument_id), (day - EPOCH).days)] = (instrument_class, underlying)
-        return found
+    finally:
+        connection.unregister("wanted_definitions")
+    return {
+        (int(instrument_id), (day - EPOCH).days): (instrument_class, underlying)
+        for instrument_id, day, instrument_class, underlying in rows
+    }
 
 
 class Router:

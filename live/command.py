@@ -16,12 +16,12 @@ import yaml
 from ingest.bronze_tables import SourceSchema
 from live.emit import ParquetTables
 from live.feed import DbnReplay
-from live.session import LiveContract, LiveError, LiveSession
-from spymaster.dbt_models import surface_settings
+from live.session import LiveContract, LiveError, LiveSession, LiveSettings
+from spymaster.dbt_models import options_settings, profile_settings, surface_settings
 from spymaster.lake import PROJECT_ROOT, Lake, project_vars
 
 ENGINE_MODELS_YML = PROJECT_ROOT / "python_models" / "silver" / "_engine.yml"
-_TEMPLATE = re.compile(r"\{\{\s*var\('(\w+)'\)\s*\}\}")
+_TEMPLATE = re.compile(r"\{\{\s*var\('(\w+)'\)((?:\['\w+'\])*)\s*\}\}")
 
 
 def model_config(yml: Path, model: str, key: str) -> dict[str, Any]:
@@ -31,10 +31,17 @@ def model_config(yml: Path, model: str, key: str) -> dict[str, Any]:
     config = next(m for m in models if m["name"] == model)["config"][key]
     variables = project_vars()
     return {
-        name: _TEMPLATE.sub(lambda match: str(variables[match.group(1)]), str(value))
+        name: _TEMPLATE.sub(lambda match: _rendered(variables, match), str(value))
         for name, value in config.items()
         if "env_var(" not in str(value)
     }
+
+
+def _rendered(variables: dict[str, Any], match: re.Match[str]) -> str:
+    value = variables[match.group(1)]
+    for key in re.findall(r"\['(\w+)'\]", match.group(2)):
+        value = value[key]
+    return str(value)
 
 
 def parse_speed(value: str) -> float | None:
@@ -89,12 +96,18 @@ def run_replay(
     day: dt.date | None,
     symbol: str | None,
 ) -> LiveRun:
-    feed = DbnReplay(paths, speed)
+    feed = DbnReplay(paths, speed, day)
     if day is None:
         day = feed.day()
     contract = LiveContract(symbol or selected_contract(lake, day), day)
-    settings = surface_settings(
-        model_config(ENGINE_MODELS_YML, "engine_book_snapshot_1s", "surface_settings")
+    options_config = model_config(ENGINE_MODELS_YML, "engine_options_quotes_1s", "options_settings")
+    settings = LiveSettings(
+        surfaces=surface_settings(
+            model_config(ENGINE_MODELS_YML, "engine_book_snapshot_1s", "surface_settings")
+        ),
+        options=options_settings(options_config),
+        profile=profile_settings(options_config),
+        options_config=options_config,
     )
     tables = ParquetTables(emit) if emit is not None else None
     rows: dict[str, int] = {}

@@ -8,7 +8,6 @@ foreign file is an error naming it, before any record is replayed."""
 from __future__ import annotations
 
 import datetime as dt
-import heapq
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from ingest.bronze_tables import SourceSchema
 from ingest.source_files import SourceReader, find_dbn_files, fingerprint
 
 CHUNK_RECORDS = 1 << 16
+# as fast as possible, sources interleave by slices of this much market time
+SLICE_NS = 60_000_000_000
 # at a finite speed, batches span at most this much market time: a record waits for its
 # batch, so this bounds the replay's own contribution to latency
 PACED_BATCH_NS = 5_000_000
@@ -88,13 +89,19 @@ class _Source:
 class DbnReplay:
     """The records of `paths` (files, or folders searched for *.dbn / *.dbn.zst) as a feed."""
 
-    def __init__(self, paths: Sequence[Path], speed: float | None) -> None:
+    def __init__(
+        self, paths: Sequence[Path], speed: float | None, day: dt.date | None = None
+    ) -> None:
+        """With `day`, files whose period does not cover it are left out (folders of many
+        days can be given)."""
         files = sorted({file for path in paths for file in _dbn_files(path)})
         self.pace = Pace(speed)
         self._sources = []
         self.symbology: dict[str, InstrumentMap] = {}  # per source, from its own metadata
         for file in files:
             reader = SourceReader(file)
+            if day is not None and not _covers(reader, day):
+                continue
             chunks = reader.chunks(CHUNK_RECORDS, fingerprint(file).decoded_bytes)
             self._sources.append(_Source(file, reader, chunks))
             self.symbology[str(file)] = reader.symbology()
@@ -119,24 +126,20 @@ class DbnReplay:
             while source.head() is not None:
                 yield self._take(source, len(source.chunk))
         market = [s for s in self._sources if s.reader.metadata.schema is not definition]
-        heap = [(head, i) for i, s in enumerate(market) if (head := s.head()) is not None]
-        heapq.heapify(heap)
-        while heap:
-            _, i = heapq.heappop(heap)
-            source = market[i]
-            # this source's records up to the next source's head (ties: file order)
-            times = source.chunk["ts_recv"]
-            stop = len(times)
-            if heap:
-                stop = int(np.searchsorted(times, np.uint64(heap[0][0]), side="right"))
-            stop = max(stop, source.position + 1)
-            if self.pace.speed is not None:
-                end = np.uint64(int(times[source.position]) + PACED_BATCH_NS)
-                stop = max(min(stop, int(np.searchsorted(times, end))), source.position + 1)
-            self.pace.wait(int(times[source.position]))
-            yield self._take(source, stop)
-            if (head := source.head()) is not None:
-                heapq.heappush(heap, (head, i))
+        # time slices, each source's records of a slice in turn: every source stays in its
+        # own order and no record is held back longer than a slice
+        slice_ns = SLICE_NS if self.pace.speed is None else PACED_BATCH_NS
+        while True:
+            heads = [head for s in market if (head := s.head()) is not None]
+            if not heads:
+                return
+            end = (min(heads) // slice_ns + 1) * slice_ns
+            self.pace.wait(min(heads))
+            for source in market:
+                while (head := source.head()) is not None and head < end:
+                    times = source.chunk["ts_recv"]
+                    stop = int(np.searchsorted(times, np.uint64(end), side="left"))
+                    yield self._take(source, max(stop, source.position + 1))
 
     @staticmethod
     def _take(source: _Source, stop: int) -> FeedBatch:
@@ -144,6 +147,12 @@ class DbnReplay:
         offset = source.chunk_offset + source.position
         source.position = stop
         return FeedBatch(source.reader.metadata.schema, records, str(source.path), offset)
+
+
+def _covers(reader: SourceReader, day: dt.date) -> bool:
+    start = (day - dt.date(1970, 1, 1)).days * 86_400_000_000_000
+    end = reader.metadata.end_ns
+    return reader.metadata.start_ns < start + 86_400_000_000_000 and (end is None or end > start)
 
 
 def _dbn_files(path: Path) -> list[Path]:

@@ -1,28 +1,47 @@
 """One live session: route the feed's records as ingest routes them, and run the warehouse's
-engine on them as they arrive. Today: the selected contract's 1-second futures surfaces
-(engine_book_snapshot_1s, engine_depth_and_flow_1s), row for row what the warehouse builds
-from the same records."""
+engine and readers on them as they arrive. Today: the selected contract's 1-second futures
+surfaces (engine_book_snapshot_1s, engine_depth_and_flow_1s) and its options' quotes, implied
+volatility and gamma exposure (engine_options_quotes_1s) and zero-gamma level
+(engine_zero_gamma_1s), row for row what the warehouse builds from the same records."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from databento.common.symbology import InstrumentMap
 
+from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowChunk, WindowReplay
 from book_engine.surfaces import Partition, SurfaceSettings, book_batch, depth_batch
-from ingest.bronze_tables import SourceSchema
-from ingest.routing import OptionDefinitions, Router, day_to_date, epoch_days
+from gex.options_surface import (
+    PROFILE_INPUT_COLUMNS,
+    OptionsChain,
+    OptionsSettings,
+    ProfileSettings,
+    SpotSeries,
+    quote_batch,
+    zero_gamma_batch,
+)
+from ingest.bronze_tables import AssetClass, SourceSchema, table_name
+from ingest.routing import Router, day_to_date, epoch_days
+from live.bronze import LiveBronze, LiveOptionDefinitions
 from live.feed import FeedBatch
+from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
+from spymaster.dbt_models import definition_ticks, open_interest_cutoff_ns, options_chain
 from spymaster.lake import Lake
 
 LIVE_FINGERPRINT = "live"  # build_fingerprint of rows built live (no landed inputs to hash)
-FUTURES_MBO = "futures_mbo"
+FUTURES_MBO = table_name(AssetClass.FUTURES, SourceSchema.MBO)
+OPTIONS_MBO = table_name(AssetClass.OPTIONS, SourceSchema.MBO)
+FUTURES_DEFINITIONS = table_name(AssetClass.FUTURES, SourceSchema.DEFINITION)
+OPTIONS_DEFINITIONS = table_name(AssetClass.OPTIONS, SourceSchema.DEFINITION)
+OPTIONS_STATISTICS = table_name(AssetClass.OPTIONS, SourceSchema.STATISTICS)
 
 
 class LiveError(Exception):
@@ -31,17 +50,26 @@ class LiveError(Exception):
 
 @dataclass(frozen=True)
 class LiveContract:
-    """The contract-day the live surfaces are built for."""
+    """The contract-day the live tables are built for."""
 
     symbol: str
     day: dt.date
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    surfaces: SurfaceSettings
+    options: OptionsSettings
+    profile: ProfileSettings
+    options_config: Mapping[str, Any]  # the options models' config (tick, session start)
 
 
 Sink = Callable[[str, pa.RecordBatch], None]
 
 
 class FuturesSurfaces:
-    """The selected contract's 1-second book and depth-and-flow rows as its records arrive."""
+    """The contract's 1-second book and depth-and-flow rows as its records arrive, and its
+    spot by second (what the options are priced on)."""
 
     def __init__(
         self, contract: LiveContract, settings: SurfaceSettings, instrument_id: int, tick: int
@@ -52,6 +80,9 @@ class FuturesSurfaces:
             settings.window_config(contract.day),
             instrument_ids=[instrument_id],
         )
+        self._spot_seconds = np.zeros(1 << 12, np.int64)
+        self._spots = np.zeros(1 << 12)
+        self._spot_count = 0
 
     def push(self, columns: MboColumns) -> Iterator[tuple[str, pa.RecordBatch]]:
         yield from self._tables(self.replay.push(columns))
@@ -59,9 +90,28 @@ class FuturesSurfaces:
     def finish(self) -> Iterator[tuple[str, pa.RecordBatch]]:
         yield from self._tables(self.replay.finish())
 
+    def spot_series(self) -> SpotSeries:
+        """Valid seconds with a spot, as the options reader selects them from the book."""
+        n = self._spot_count
+        return SpotSeries(self._spot_seconds[:n], self._spots[:n])
+
+    def _add_spots(self, seconds: np.ndarray, spots: np.ndarray) -> None:
+        n, more = self._spot_count, len(seconds)
+        if n + more > len(self._spots):
+            size = max(2 * len(self._spots), n + more)
+            self._spot_seconds = np.resize(self._spot_seconds, size)
+            self._spots = np.resize(self._spots, size)
+        self._spot_seconds[n : n + more] = seconds
+        self._spots[n : n + more] = spots
+        self._spot_count = n + more
+
     def _tables(self, chunks: Iterator[WindowChunk]) -> Iterator[tuple[str, pa.RecordBatch]]:
         for chunk in chunks:
-            if len(chunk.book_rows):
+            rows = chunk.book_rows
+            if len(rows):
+                known = rows["book_valid"].astype(bool) & (rows["spot_price"] != UNDEF_PRICE)
+                spots = rows["spot_price"][known] / PRICE_SCALE
+                self._add_spots(rows["window_start"][known], spots)
                 yield "engine_book_snapshot_1s", book_batch(chunk, self.partition, LIVE_FINGERPRINT)
             if len(chunk.depth_rows):
                 yield (
@@ -70,76 +120,204 @@ class FuturesSurfaces:
                 )
 
 
+class OptionsQuotes:
+    """The contract's options through the engine; each closed second is priced once the
+    future's spot of that second is known and the open interest is settled (received before
+    the session opens), then its zero-gamma level follows."""
+
+    def __init__(self, contract: LiveContract, settings: LiveSettings, bronze: LiveBronze) -> None:
+        self.contract = contract
+        self.settings = settings
+        self.bronze = bronze
+        self.cutoff_ns = open_interest_cutoff_ns(settings.options_config, contract.day)
+        self.tick = float(settings.options_config["options_tick_size"])
+        definitions_chain = self._chain()  # open interest may still be arriving
+        self.index = definitions_chain.index()
+        ticks = {
+            int(i): int(t)
+            for i, t in zip(definitions_chain.instrument_ids, definitions_chain.tick, strict=True)
+        }
+        self.replay = WindowReplay(ticks, settings.options.window_config(contract.day))
+        self.chain: OptionsChain | None = None  # with the settled open interest
+        self.pending: list[WindowChunk] = []
+        n = len(definitions_chain.instrument_ids)
+        self.last_solved = (np.full(n, np.nan), np.zeros(n, np.int64))
+
+    def _chain(self) -> OptionsChain:
+        return options_chain(
+            self.bronze.relation(OPTIONS_DEFINITIONS),
+            self.bronze.relation(OPTIONS_STATISTICS),
+            self.contract.symbol,
+            self.contract.day,
+            self.cutoff_ns,
+            self.tick,
+        )
+
+    def push(self, columns: MboColumns) -> None:
+        unknown = sorted({int(i) for i in np.unique(columns.instrument_id)} - self.index.keys())
+        if unknown:
+            raise EngineError(
+                f"options_mbo symbol={self.contract.symbol} dt={self.contract.day}: instrument(s) "
+                f"{unknown[:10]} have no option definition on or before that day"
+            )
+        self.pending += [c for c in self.replay.push(columns) if len(c.book_rows)]
+
+    def finish(self) -> None:
+        self.pending += [c for c in self.replay.finish() if len(c.book_rows)]
+
+    def priced(
+        self, stream_ns: int, spot: SpotSeries, spot_closed_until_ns: int, final: bool
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """Quote and zero-gamma rows of every pending second that can be priced now."""
+        if self.chain is None and (final or stream_ns >= self.cutoff_ns):
+            self.chain = self._chain()
+            if self.chain.index() != self.index:
+                raise LiveError(
+                    f"options of {self.contract.symbol} changed between their first records and "
+                    "the session open: options defined during the session are not supported live"
+                )
+        if self.chain is None:
+            return
+        while self.pending:
+            chunk = self.pending[0]
+            rows = chunk.book_rows
+            ready = rows["window_start"] + 1_000_000_000 <= spot_closed_until_ns
+            if not ready.any():
+                return
+            if ready.all():
+                self.pending.pop(0)
+            else:
+                cut = int(np.flatnonzero(~ready)[0])
+                self.pending[0] = WindowChunk(rows[cut:], chunk.depth_rows, chunk.instrument_ids)
+                rows = rows[:cut]
+            option = np.array([self.index[int(i)] for i in chunk.instrument_ids], dtype=np.int64)[
+                rows["instrument"]
+            ]
+            quotes = quote_batch(
+                self.contract.symbol, self.contract.day, rows, option, self.chain, spot,
+                self.settings.options, LIVE_FINGERPRINT, self.last_solved,
+            )  # fmt: skip
+            yield "engine_options_quotes_1s", quotes
+            profile = pa.Table.from_batches([quotes]).filter(
+                pa.compute.and_(
+                    pa.compute.is_valid(quotes.column("implied_volatility")),
+                    pa.compute.is_valid(quotes.column("open_interest")),
+                )
+            )
+            if profile.num_rows:
+                yield (
+                    "engine_zero_gamma_1s",
+                    zero_gamma_batch(
+                        self.contract.symbol,
+                        self.contract.day,
+                        profile.select(list(PROFILE_INPUT_COLUMNS)),
+                        self.settings.profile,
+                        LIVE_FINGERPRINT,
+                    ),
+                )
+
+
 class LiveSession:
-    """Routes each batch of the feed, keeps the futures definitions, and drives the surfaces
-    of `contract` once its definition is known."""
+    """Routes each batch of the feed into the live bronze tables and the engines of
+    `contract`: the future's surfaces once its definition is known, its options' quotes."""
 
     def __init__(
-        self, lake: Lake, contract: LiveContract, settings: SurfaceSettings, sink: Sink
+        self, lake: Lake, contract: LiveContract, settings: LiveSettings, sink: Sink
     ) -> None:
-        self.lake = lake
         self.contract = contract
         self.settings = settings
         self.sink = sink
+        self.bronze = LiveBronze(lake, contract.day)
+        self.option_definitions = LiveOptionDefinitions(self.bronze)
         self.routers: dict[str, Router] = {}
-        self.futures_ticks: dict[str, tuple[int, int]] = {}  # raw symbol -> (instrument, tick)
-        self.surfaces: FuturesSurfaces | None = None
+        self.futures: FuturesSurfaces | None = None
+        self.options: OptionsQuotes | None = None
         self.records = 0
+        self.stream_ns = 0
+        self._day = (contract.day - day_to_date(0)).days
 
     def apply(self, batch: FeedBatch, symbology: InstrumentMap) -> None:
         """`symbology`: the batch source's instrument_id -> raw symbol map."""
         self.records += len(batch.records)
-        if batch.schema is SourceSchema.DEFINITION:
-            self._definitions(batch.records)
+        if not len(batch.records):
+            return
+        if batch.source not in self.routers:
+            self.routers[batch.source] = Router(
+                Path(batch.source), batch.schema, symbology, self.option_definitions
+            )
+        router = self.routers[batch.source]
+        if batch.schema in (SourceSchema.DEFINITION, SourceSchema.STATISTICS):
+            self.bronze.land(router, batch.schema, batch.records, batch.offset)
         elif batch.schema is SourceSchema.MBO:
-            if batch.source not in self.routers:
-                self.routers[batch.source] = Router(
-                    Path(batch.source), batch.schema, symbology, OptionDefinitions(self.lake)
-                )
-            self._mbo(batch, self.routers[batch.source])
+            self._mbo(batch, router)
+        if batch.schema is not SourceSchema.DEFINITION:
+            self.stream_ns = int(batch.records["ts_recv"][-1])
+            self._price(final=False)
 
     def finish(self) -> None:
-        if self.surfaces is None:
+        if self.futures is None:
             raise LiveError(
-                f"no definition of {self.contract.symbol} in the feed: its tick size is "
-                "unknown (replay the day's ES.FUT definition file too)"
+                f"no records of {self.contract.symbol} on {self.contract.day} in the feed"
             )
-        for table, rows in self.surfaces.finish():
+        self._emit(self.futures.finish())
+        if self.options is not None:
+            self.options.finish()
+            self._price(final=True)
+
+    def _price(self, final: bool) -> None:
+        if self.options is None or self.futures is None:
+            return
+        self._emit(
+            self.options.priced(
+                self.stream_ns,
+                self.futures.spot_series(),
+                self.futures.replay.closed_until_ns,
+                final,
+            )
+        )
+
+    def _emit(self, tables: Iterator[tuple[str, pa.RecordBatch]]) -> None:
+        for table, rows in tables:
             self.sink(table, rows)
 
-    def _definitions(self, records: np.ndarray) -> None:
-        futures = records[records["instrument_class"] == b"F"]
-        for record in futures:
-            symbol = record["raw_symbol"].decode()
-            self.futures_ticks[symbol] = (
-                int(record["instrument_id"]),
-                int(record["min_price_increment"]),
-            )
-        if self.surfaces is None and self.contract.symbol in self.futures_ticks:
-            instrument_id, tick = self.futures_ticks[self.contract.symbol]
-            self.surfaces = FuturesSurfaces(self.contract, self.settings, instrument_id, tick)
-
-    def _mbo(self, batch: FeedBatch, router: Router) -> None:
-        records = batch.records
+    def _rows(self, router: Router, records: np.ndarray, offset: int, table: str) -> np.ndarray:
+        """Which records belong to the contract-day's partition of `table` (bronze's rows)."""
         days = epoch_days(records["ts_recv"])
-        routes = router.route_rows(records, days, batch.offset)
-        # exactly the records of the contract-day's bronze partition
+        routes = router.route_rows(records, days, offset)
         wanted = np.array(
-            [
-                route.table == FUTURES_MBO and route.symbol == self.contract.symbol
-                for route in router.landed
-            ]
+            [r.table == table and r.symbol == self.contract.symbol for r in router.landed]
             + [False],
             dtype=np.bool_,
         )
-        today = days == (self.contract.day - day_to_date(0)).days
-        rows = wanted[np.where(routes >= 0, routes, len(router.landed))] & today
-        if not rows.any():
-            return
-        if self.surfaces is None:
+        return wanted[np.where(routes >= 0, routes, len(router.landed))] & (days == self._day)
+
+    def _mbo(self, batch: FeedBatch, router: Router) -> None:
+        records = batch.records
+        futures = self._rows(router, records, batch.offset, FUTURES_MBO)
+        if futures.any():
+            if self.futures is None:
+                self.futures = self._futures(batch.source, records[futures])
+            self._emit(self.futures.push(MboColumns.from_dbn(records[futures])))
+        options = self._rows(router, records, batch.offset, OPTIONS_MBO)
+        if options.any():
+            if self.options is None:
+                self.options = OptionsQuotes(self.contract, self.settings, self.bronze)
+            self.options.push(MboColumns.from_dbn(records[options]))
+
+    def _futures(self, source: str, records: np.ndarray) -> FuturesSurfaces:
+        instruments = sorted({int(i) for i in np.unique(records["instrument_id"])})
+        if len(instruments) != 1:
             raise LiveError(
-                f"{batch.source}: records of {self.contract.symbol} before its definition "
-                "(replay the day's ES.FUT definition file too)"
+                f"{source}: {self.contract.symbol} has several instruments {instruments}"
             )
-        for table, rows_batch in self.surfaces.push(MboColumns.from_dbn(records[rows])):
-            self.sink(table, rows_batch)
+        try:
+            ticks = definition_ticks(self.bronze.relation(FUTURES_DEFINITIONS))(
+                self.contract.symbol, self.contract.day, instruments
+            )
+        except EngineError as error:
+            raise LiveError(
+                f"{source}: records of {self.contract.symbol} before its definition: {error}"
+            ) from error
+        return FuturesSurfaces(
+            self.contract, self.settings.surfaces, instruments[0], ticks[instruments[0]]
+        )

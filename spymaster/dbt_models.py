@@ -272,7 +272,10 @@ def options_quotes_reader(
     """options_quotes_1s rows of every included contract-day whose options were landed."""
     settings = options_settings(config)
     lake_dir = str(config["lake_dir"])
-    label = f"engine{ENGINE_VERSION}:{settings}:{config['options_tick_size']}"
+    label = (
+        f"engine{ENGINE_VERSION}:{settings}:{config['options_tick_size']}:"
+        f"open_interest_before={config['surface_window_start']}"
+    )
     partitions = [
         Partition(symbol, day, build_fingerprint(lake_dir, QUOTE_INPUTS, symbol, day, label))
         for symbol, day in included_days(selection)
@@ -285,15 +288,12 @@ def options_quotes_reader(
         for partition in todo:
             fingerprint = partition.fingerprint
             day, symbol = partition.day, partition.symbol
-            session_start = utc_ns(
-                day, parse_time(str(config["session_window_start"])), settings.timezone
-            )
             chain = options_chain(
                 definitions,
                 statistics,
                 symbol,
                 day,
-                session_start,
+                open_interest_cutoff_ns(config, day),
                 float(config["options_tick_size"]),
             )
             options = MboColumns.from_arrow(mbo_loader(options_mbo)(symbol, day))
@@ -314,6 +314,25 @@ def options_quotes_reader(
     return pa.RecordBatchReader.from_batches(OPTIONS_QUOTES_SCHEMA, batches())
 
 
+def profile_settings(config: Mapping[str, Any]) -> ProfileSettings:
+    return ProfileSettings(
+        half_width_points=float(config["zero_gamma_half_width_points"]),
+        step_points=float(config["zero_gamma_step_points"]),
+        rate=float(config["black76_rate"]),
+        call_sign=float(config["dealer_sign_call"]),
+        put_sign=float(config["dealer_sign_put"]),
+    )
+
+
+def open_interest_cutoff_ns(config: Mapping[str, Any], day: dt.date) -> int:
+    """Open interest counts when received before the first second the options are priced
+    (the surface window's start): every second's exposure uses only what was known by then,
+    and a live session can price from that second on."""
+    return utc_ns(
+        day, parse_time(str(config["surface_window_start"])), str(config["exchange_timezone"])
+    )
+
+
 def zero_gamma_reader(
     *,
     session: duckdb.DuckDBPyConnection,
@@ -324,13 +343,7 @@ def zero_gamma_reader(
 ) -> pa.RecordBatchReader:
     """The zero-gamma level per second of every day of options_quotes_1s; incremental: a day is
     recomputed only when its quotes or the profile settings changed."""
-    settings = ProfileSettings(
-        half_width_points=float(config["zero_gamma_half_width_points"]),
-        step_points=float(config["zero_gamma_step_points"]),
-        rate=float(config["black76_rate"]),
-        call_sign=float(config["dealer_sign_call"]),
-        put_sign=float(config["dealer_sign_put"]),
-    )
+    settings = profile_settings(config)
     partitions = [
         Partition(symbol, day, f"{quotes_fingerprint}:{settings}")
         for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")

@@ -30,7 +30,7 @@ from gex.options_surface import (
 from gex.profile import zero_gamma_levels
 from ingest.landing import ingest
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
-from spymaster.dbt_models import options_chain
+from spymaster.dbt_models import open_interest_cutoff_ns, options_chain
 from spymaster.exchange_time import utc_ns
 from tests.dbn_fixtures import encode, mbo, metadata, px
 
@@ -354,6 +354,15 @@ def test_open_interest_is_the_latest_value_before_the_session(tmp_path) -> None:
     assert options.tick.tolist() == [px(0.05), px(0.05)]  # UNDEF tick: the options_tick_size
     assert options.open_interest[0] == 1000
     assert math.isnan(options.open_interest[1])
+
+
+def test_open_interest_counts_when_received_before_the_first_second_priced() -> None:
+    """The surface window opens at 09:00 New York (13:00 UTC in March after the clocks
+    change): a value received at 09:10 would otherwise reach back to the 09:00 seconds."""
+    config = {"surface_window_start": "09:00", "exchange_timezone": "America/New_York"}
+    cutoff = open_interest_cutoff_ns(config, dt.date(2024, 3, 12))
+    assert cutoff == utc_ns(dt.date(2024, 3, 12), dt.time(9, 0), "America/New_York")
+    assert cutoff == int(dt.datetime(2024, 3, 12, 13, 0, tzinfo=dt.UTC).timestamp()) * 10**9
 
 
 def test_real_option_definitions_give_the_chain(shared_data, raw, lake) -> None:

@@ -18,9 +18,13 @@ from tests.markets import warehouse
 pytestmark = pytest.mark.dbt
 
 
-def day_files(lake: Lake, day: dt.date) -> list[Path]:
+def day_files(
+    lake: Lake, day: dt.date, products: tuple[str, ...] = ("ES.FUT", "ES.OPT")
+) -> list[Path]:
     stamp = day.strftime("%Y%m%d")
-    return sorted((lake.raw / "ES.FUT").rglob(f"*{stamp}*.dbn.zst"))
+    return sorted(
+        path for product in products for path in (lake.raw / product).rglob(f"*{stamp}*.dbn.zst")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,9 @@ def emitted(
 ) -> Path:
     out = tmp_path_factory.mktemp("live") / "emit"
     files = day_files(market_lake, included_day[1])
-    assert len(files) == 2  # the day's MBO and definitions
+    assert (
+        len(files) == 5
+    )  # the day's futures MBO and definitions, options MBO, definitions, statistics
     argv = ["live", "--lake", str(market_lake.root), "--replay", *map(str, files)]
     assert main([*argv, "--speed", "max", "--emit", str(out)]) == 0
     return out
@@ -50,6 +56,8 @@ def emitted(
     [
         ("engine_book_snapshot_1s", "window_start"),
         ("engine_depth_and_flow_1s", "window_start, side, price"),
+        ("engine_options_quotes_1s", "window_start, instrument_id"),
+        ("engine_zero_gamma_1s", "window_start"),
     ],
 )
 def test_replaying_a_day_reproduces_the_warehouses_rows(
@@ -89,14 +97,21 @@ def test_replaying_a_day_reproduces_the_warehouses_rows(
     ) == {"live"}
 
 
-def test_a_day_without_its_definitions_is_named(
-    market_lake: Lake, included_day: tuple[str, dt.date], capsys: pytest.CaptureFixture[str]
+def test_a_contract_without_a_definition_is_named(
+    market_lake: Lake,
+    included_day: tuple[str, dt.date],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    mbo = [path for path in day_files(market_lake, included_day[1]) if ".mbo." in path.name]
-    argv = ["live", "--lake", str(market_lake.root), "--replay", *map(str, mbo)]
-    assert main(argv) == 1
+    """A lake with no landed history and a feed without the day's definitions: the
+    contract's tick size is unknown."""
+    symbol, day = included_day
+    mbo = [path for path in day_files(market_lake, day, ("ES.FUT",)) if ".mbo." in path.name]
+    argv = ["live", "--lake", str(tmp_path / "empty"), "--symbol", symbol]
+    assert main([*argv, "--replay", *map(str, mbo)]) == 1
     error = capsys.readouterr().err
-    assert f"records of {included_day[0]} before its definition" in error
+    assert f"records of {symbol} before its definition" in error
+    assert "land the ES.FUT definition file of that day" in error
 
 
 def test_bad_arguments_are_named(
