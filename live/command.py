@@ -5,17 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import yaml
+from databento.common.symbology import InstrumentMap
 
 from ingest.bronze_tables import SourceSchema
+from live.databento_feed import DatabentoLive
 from live.emit import ParquetTables
-from live.feed import DbnReplay
+from live.feed import DbnReplay, FeedBatch
 from live.session import LiveContract, LiveError, LiveSession, LiveSettings
 from spymaster.dbt_models import options_settings, profile_settings, surface_settings
 from spymaster.lake import PROJECT_ROOT, Lake, project_vars
@@ -57,8 +60,18 @@ def parse_speed(value: str) -> float | None:
     return speed
 
 
+def latest_contract(lake: Lake, day: dt.date) -> str:
+    """The contract the warehouse selected on its latest included day up to `day`: what a
+    live session trades before the day's own volume can select (a roll shows a day late)."""
+    return _selection(lake, day, "dt <= ? and is_included order by dt desc limit 1")
+
+
 def selected_contract(lake: Lake, day: dt.date) -> str:
     """The warehouse's selected contract for the day."""
+    return _selection(lake, day, "dt = ? and is_included")
+
+
+def _selection(lake: Lake, day: dt.date, condition: str) -> str:
     if not lake.duckdb_path.exists():
         raise LiveError(
             f"{lake.duckdb_path}: no warehouse to take the day's contract from (pass --symbol)"
@@ -66,8 +79,7 @@ def selected_contract(lake: Lake, day: dt.date) -> str:
     connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
     try:
         row = connection.execute(
-            "select selected_symbol from silver.contract_day_selection "
-            "where dt = ? and is_included",
+            f"select selected_symbol from silver.contract_day_selection where {condition}",
             [day],
         ).fetchone()
     finally:
@@ -97,11 +109,22 @@ def run_replay(
     symbol: str | None,
 ) -> LiveRun:
     feed = DbnReplay(paths, speed, day)
-    if day is None:
-        day = feed.day()
-    contract = LiveContract(symbol or selected_contract(lake, day), day)
+    day = day or feed.day()
+    return run_feed(lake, feed, feed.symbology, day, symbol or selected_contract(lake, day), emit)
+
+
+def run_databento(
+    lake: Lake, emit: Path | None, day: dt.date | None, symbol: str | None
+) -> LiveRun:
+    """Today's session from the Databento Live gateway, until the connection ends."""
+    feed = DatabentoLive()
+    day = day or dt.datetime.now(dt.UTC).date()
+    return run_feed(lake, feed, feed.symbology, day, symbol or latest_contract(lake, day), emit)
+
+
+def live_settings() -> LiveSettings:
     options_config = model_config(ENGINE_MODELS_YML, "engine_options_quotes_1s", "options_settings")
-    settings = LiveSettings(
+    return LiveSettings(
         surfaces=surface_settings(
             model_config(ENGINE_MODELS_YML, "engine_book_snapshot_1s", "surface_settings")
         ),
@@ -109,15 +132,26 @@ def run_replay(
         profile=profile_settings(options_config),
         options_config=options_config,
     )
+
+
+def run_feed(
+    lake: Lake,
+    feed: Iterable[FeedBatch],
+    symbology: Mapping[str, InstrumentMap],
+    day: dt.date,
+    symbol: str,
+    emit: Path | None,
+) -> LiveRun:
+    """Every batch of `feed` through one live session of `symbol` on `day`."""
     tables = ParquetTables(emit) if emit is not None else None
     rows: dict[str, int] = {}
 
-    def sink(table: str, batch) -> None:
+    def sink(table: str, batch: pa.RecordBatch) -> None:
         rows[table] = rows.get(table, 0) + batch.num_rows
         if tables is not None:
             tables.write(table, batch)
 
-    session = LiveSession(lake, contract, settings, sink)
+    session = LiveSession(lake, LiveContract(symbol, day), live_settings(), sink)
     started = time.perf_counter()
     first = last = None
     try:
@@ -125,7 +159,7 @@ def run_replay(
             if batch.schema is not SourceSchema.DEFINITION and len(batch.records):
                 first = int(batch.records["ts_recv"][0]) if first is None else first
                 last = int(batch.records["ts_recv"][-1])
-            session.apply(batch, feed.symbology[batch.source])
+            session.apply(batch, symbology[batch.source])
         session.finish()
     except BaseException:
         if tables is not None:

@@ -229,7 +229,7 @@ class LiveSession:
         self.sink = sink
         self.bronze = LiveBronze(lake, contract.day)
         self.option_definitions = LiveOptionDefinitions(self.bronze)
-        self.routers: dict[str, Router] = {}
+        self.routers: dict[tuple[str, SourceSchema], Router] = {}
         self.futures: FuturesSurfaces | None = None
         self.options: OptionsQuotes | None = None
         self.records = 0
@@ -241,11 +241,12 @@ class LiveSession:
         self.records += len(batch.records)
         if not len(batch.records):
             return
-        if batch.source not in self.routers:
-            self.routers[batch.source] = Router(
+        key = (batch.source, batch.schema)  # a live source mixes schemas
+        if key not in self.routers:
+            self.routers[key] = Router(
                 Path(batch.source), batch.schema, symbology, self.option_definitions
             )
-        router = self.routers[batch.source]
+        router = self.routers[key]
         if batch.schema in (SourceSchema.DEFINITION, SourceSchema.STATISTICS):
             self.bronze.land(router, batch.schema, batch.records, batch.offset)
         elif batch.schema is SourceSchema.MBO:

@@ -20,7 +20,7 @@ from hud.serve import ServeError, serve
 from ingest.errors import IngestError
 from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
-from live.command import format_run, parse_speed, run_replay
+from live.command import format_run, parse_speed, run_databento, run_replay
 from live.session import LiveError
 from spymaster.bench import BENCHMARKS, run_benchmarks
 from spymaster.book_command import BookCommandError, parse_moment, run_book
@@ -220,16 +220,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
+    lake = Lake.resolve(args.lake)
+    emit = Path(args.emit) if args.emit else None
     try:
-        speed = parse_speed(args.speed)
-        run = run_replay(
-            Lake.resolve(args.lake),
-            [Path(path) for path in args.replay],
-            speed,
-            Path(args.emit) if args.emit else None,
-            args.dt,
-            args.symbol,
-        )
+        if args.databento:
+            run = run_databento(lake, emit, args.dt, args.symbol)
+        else:
+            paths = [Path(path) for path in args.replay]
+            run = run_replay(lake, paths, parse_speed(args.speed), emit, args.dt, args.symbol)
     except (LiveError, IngestError, EngineError, ValueError) as error:
         print(f"live failed: {error}", file=sys.stderr)
         return 1
@@ -261,12 +259,18 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
         "for it. Today: the selected contract's 1-second surfaces.",
     )
     _add_lake(live)
-    live.add_argument(
+    source = live.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--replay",
         nargs="+",
-        required=True,
         metavar="PATH",
         help="DBN files or folders (searched for *.dbn, *.dbn.zst) of one day",
+    )
+    source.add_argument(
+        "--databento",
+        action="store_true",
+        help="subscribe to GLBX.MDP3 ES.FUT and ES.OPT (MBO with snapshot, definitions, "
+        "statistics) with databento.Live; the key from DATABENTO_API_KEY",
     )
     live.add_argument("--speed", default="max", help="multiple of real time, or max (default: max)")
     live.add_argument(

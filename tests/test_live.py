@@ -6,11 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import databento as db
+import databento_dbn
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from databento.common.symbology import InstrumentMap
 
+from live.command import run_feed
+from live.databento_feed import LIVE_SOURCE, RecordBatcher, drained
 from live.feed import Pace
+from live.session import LiveError
 from spymaster.cli import main
 from spymaster.lake import Lake
 from tests.markets import warehouse
@@ -51,15 +57,29 @@ def emitted(
     return out
 
 
-@pytest.mark.parametrize(
-    ("table", "order"),
-    [
-        ("engine_book_snapshot_1s", "window_start"),
-        ("engine_depth_and_flow_1s", "window_start, side, price"),
-        ("engine_options_quotes_1s", "window_start, instrument_id"),
-        ("engine_zero_gamma_1s", "window_start"),
-    ],
+TABLES = (
+    ("engine_book_snapshot_1s", "window_start"),
+    ("engine_depth_and_flow_1s", "window_start, side, price"),
+    ("engine_options_quotes_1s", "window_start, instrument_id"),
+    ("engine_zero_gamma_1s", "window_start"),
 )
+
+
+def compared_columns(connection: duckdb.DuckDBPyConnection, table: str) -> str:
+    """Every column but build_fingerprint (the warehouse hashes the landed files it read;
+    live rows say `live`)."""
+    return ", ".join(
+        name
+        for (name,) in connection.execute(
+            "select column_name from information_schema.columns where table_schema = "
+            "'silver' and table_name = ? and column_name <> 'build_fingerprint' "
+            "order by ordinal_position",
+            [table],
+        ).fetchall()
+    )
+
+
+@pytest.mark.parametrize(("table", "order"), TABLES)
 def test_replaying_a_day_reproduces_the_warehouses_rows(
     market_lake: Lake,
     included_day: tuple[str, dt.date],
@@ -67,20 +87,11 @@ def test_replaying_a_day_reproduces_the_warehouses_rows(
     table: str,
     order: str,
 ) -> None:
-    """Every column but build_fingerprint (the warehouse hashes the landed files it read;
-    live rows say `live`), every row of the contract-day."""
+    """Every row of the contract-day, every column but the fingerprint."""
     symbol, day = included_day
     connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
     try:
-        columns = ", ".join(
-            name
-            for (name,) in connection.execute(
-                "select column_name from information_schema.columns where table_schema = "
-                "'silver' and table_name = ? and column_name <> 'build_fingerprint' "
-                "order by ordinal_position",
-                [table],
-            ).fetchall()
-        )
+        columns = compared_columns(connection, table)
         expected = connection.sql(
             f"select {columns} from silver.{table} "
             f"where symbol = '{symbol}' and dt = DATE '{day}' order by {order}"
@@ -143,3 +154,52 @@ def test_a_paced_replay_waits_for_each_record_at_its_speed() -> None:
     now[0] += 2.0  # running late: no wait
     pace.wait(7_000_000_000)
     assert len(slept) == 1
+
+
+def test_the_databento_live_path_reproduces_the_warehouses_rows(
+    market_lake: Lake, included_day: tuple[str, dt.date], tmp_path: Path
+) -> None:
+    """The day's records as the Live client yields them (databento_dbn objects, symbols
+    mapped by the gateway into one map), read by a thread and drained as they became
+    available: everything after the subscription call, and the same rows."""
+    symbol, day = included_day
+    files = day_files(market_lake, day)
+    symbology = InstrumentMap()
+    stores = {path: db.DBNStore.from_file(path) for path in files}
+    for store in stores.values():
+        symbology.insert_metadata(store.metadata)
+    # definitions and statistics arrive before the market's records, as from the gateway
+    order = sorted(files, key=lambda path: (".mbo." in path.name, path.name))
+    records = (record for path in order for record in stores[path])
+    batches = RecordBatcher(symbology).batches(drained(records))
+    out = tmp_path / "emit"
+    run = run_feed(market_lake, batches, {LIVE_SOURCE: symbology}, day, symbol, out)
+    assert run.rows["engine_options_quotes_1s"] > 1000
+    connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+    try:
+        for table, order_by in TABLES:
+            columns = compared_columns(connection, table)
+            expected = connection.sql(
+                f"select {columns} from silver.{table} "
+                f"where symbol = '{symbol}' and dt = DATE '{day}' order by {order_by}"
+            ).to_arrow_table()
+            live = connection.sql(
+                f"select {columns} from read_parquet('{out / table}.parquet') order by {order_by}"
+            ).to_arrow_table()
+            assert live.equals(expected), table
+    finally:
+        connection.close()
+
+
+def test_a_gateway_error_stops_the_feed_with_its_text() -> None:
+    error = databento_dbn.ErrorMsg(0, "subscription limit reached")
+    with pytest.raises(LiveError, match="the gateway reports an error: subscription limit"):
+        list(RecordBatcher(InstrumentMap()).batches([[error]]))
+
+
+def test_a_missing_api_key_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
+    assert main(["live", "--lake", str(tmp_path), "--databento"]) == 1
+    assert "no Databento API key: set DATABENTO_API_KEY" in capsys.readouterr().err
