@@ -16,6 +16,7 @@ import yaml
 from databento.common.symbology import InstrumentMap
 
 from ingest.bronze_tables import SourceSchema
+from live.capture import RawCapture
 from live.databento_feed import DatabentoLive
 from live.emit import ParquetTables
 from live.feed import DbnReplay, FeedBatch
@@ -119,7 +120,8 @@ def run_databento(
     """Today's session from the Databento Live gateway, until the connection ends."""
     feed = DatabentoLive()
     day = day or dt.datetime.now(dt.UTC).date()
-    return run_feed(lake, feed, feed.symbology, day, symbol or latest_contract(lake, day), emit)
+    contract = symbol or latest_contract(lake, day)
+    return run_feed(lake, feed, feed.symbology, day, contract, emit, capture=lake.raw)
 
 
 def live_settings() -> LiveSettings:
@@ -141,9 +143,13 @@ def run_feed(
     day: dt.date,
     symbol: str,
     emit: Path | None,
+    capture: Path | None = None,
 ) -> LiveRun:
-    """Every batch of `feed` through one live session of `symbol` on `day`."""
+    """Every batch of `feed` through one live session of `symbol` on `day`; with `capture`,
+    every record received is also written there as raw DBN files (even when the session
+    fails: nothing received is lost)."""
     tables = ParquetTables(emit) if emit is not None else None
+    raw = RawCapture(capture) if capture is not None else None
     rows: dict[str, int] = {}
 
     def sink(table: str, batch: pa.RecordBatch) -> None:
@@ -159,13 +165,17 @@ def run_feed(
             if batch.schema is not SourceSchema.DEFINITION and len(batch.records):
                 first = int(batch.records["ts_recv"][0]) if first is None else first
                 last = int(batch.records["ts_recv"][-1])
+            if raw is not None:
+                raw.add(batch, symbology[batch.source])
             session.apply(batch, symbology[batch.source])
         session.finish()
     except BaseException:
         if tables is not None:
             tables.abort()
         raise
-    written = tables.close() if tables is not None else []
+    finally:
+        captured = raw.close(_merged(symbology)) if raw is not None else []
+    written = (tables.close() if tables is not None else []) + captured
     return LiveRun(
         records=session.records,
         market_seconds=0.0 if first is None else (last - first) / 1e9,
@@ -173,6 +183,12 @@ def run_feed(
         rows=rows,
         written=written,
     )
+
+
+def _merged(symbology: Mapping[str, InstrumentMap]) -> InstrumentMap:
+    if len(symbology) == 1:
+        return next(iter(symbology.values()))
+    raise ValueError("raw capture needs one symbol map (a live source)")
 
 
 def format_run(run: LiveRun) -> str:

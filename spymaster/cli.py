@@ -24,10 +24,10 @@ from live.command import format_run, parse_speed, run_databento, run_replay
 from live.session import LiveError
 from spymaster.bench import BENCHMARKS, run_benchmarks
 from spymaster.book_command import BookCommandError, parse_moment, run_book
+from spymaster.dbn_files import RawFileExistsError
 from spymaster.lake import PROJECT_ROOT, Lake, LakeError
 from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
 from spymaster.summary import warehouse_summary
-from synthetic_market.dbn_files import RawFileExistsError
 from synthetic_market.simulate import SCALES, MarketConfig, parse_scale, simulate_market
 
 

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE, UNDEF_TIMESTAMP
+from spymaster.dbn_files import metadata, write_file
 from synthetic_market.calendar import (
     FuturesContract,
     OptionExpiry,
@@ -42,7 +43,7 @@ from synthetic_market.calendar import (
     option_symbol,
     trading_days,
 )
-from synthetic_market.dbn_files import mbo_records, metadata, write_file
+from synthetic_market.dbn_files import mbo_records
 from synthetic_market.futures_book import RECORD_DTYPE, BookParams, simulate_book
 from synthetic_market.options_book import (
     OPTION_RECORD_DTYPE,

@@ -9,10 +9,12 @@ from pathlib import Path
 import databento as db
 import databento_dbn
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from databento.common.symbology import InstrumentMap
 
+from ingest.landing import ingest
 from live.command import run_feed
 from live.databento_feed import LIVE_SOURCE, RecordBatcher, drained
 from live.feed import Pace
@@ -173,8 +175,10 @@ def test_the_databento_live_path_reproduces_the_warehouses_rows(
     records = (record for path in order for record in stores[path])
     batches = RecordBatcher(symbology).batches(drained(records))
     out = tmp_path / "emit"
-    run = run_feed(market_lake, batches, {LIVE_SOURCE: symbology}, day, symbol, out)
+    raw = tmp_path / "captured"
+    run = run_feed(market_lake, batches, {LIVE_SOURCE: symbology}, day, symbol, out, capture=raw)
     assert run.rows["engine_options_quotes_1s"] > 1000
+    assert len(list(raw.rglob("*.dbn.zst"))) == 5
     connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
     try:
         for table, order_by in TABLES:
@@ -203,3 +207,49 @@ def test_a_missing_api_key_is_named(
     monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
     assert main(["live", "--lake", str(tmp_path), "--databento"]) == 1
     assert "no Databento API key: set DATABENTO_API_KEY" in capsys.readouterr().err
+
+
+def test_what_live_received_lands_as_the_same_bronze(
+    market_lake: Lake, included_day: tuple[str, dt.date], tmp_path: Path
+) -> None:
+    """Nothing seen live is lost: the day captured from the Live path, ingested into a new
+    lake, is the original day's bronze, every table, row for row."""
+    symbol, day = included_day
+    files = day_files(market_lake, day)
+    symbology = InstrumentMap()
+    stores = {path: db.DBNStore.from_file(path) for path in files}
+    for store in stores.values():
+        symbology.insert_metadata(store.metadata)
+    order = sorted(files, key=lambda path: (".mbo." in path.name, path.name))
+    records = (record for path in order for record in stores[path])
+    batches = RecordBatcher(symbology).batches(drained(records))
+    captured = Lake(tmp_path / "lake")
+    run_feed(
+        market_lake, batches, {LIVE_SOURCE: symbology}, day, symbol, None, capture=captured.raw
+    )
+    ingest(captured.raw, captured, workers=1)
+    tables = sorted(
+        path.name
+        for path in (captured.root / "bronze").iterdir()
+        if path.is_dir() and not path.name.startswith("_")
+    )
+    assert tables == [
+        "futures_definitions", "futures_mbo", "options_definitions", "options_mbo",
+        "options_statistics",
+    ]  # fmt: skip
+    connection = duckdb.connect()
+    try:
+        for table in tables:
+
+            def rows(lake: Lake, table: str = table) -> pa.Table:
+                glob = f"{lake.root}/bronze/{table}/*/dt={day}/*.parquet"
+                return connection.sql(
+                    f"select * from read_parquet('{glob}', hive_partitioning = true) "
+                    "order by symbol, record_index"
+                ).to_arrow_table()
+
+            original = rows(market_lake)
+            assert original.num_rows > 0, table
+            assert rows(captured).equals(original), table
+    finally:
+        connection.close()

@@ -14,9 +14,9 @@ import pytest
 
 from gex.black76 import MINUTES_PER_YEAR, implied_volatility
 from ingest.landing import ingest
+from spymaster.dbn_files import RawFileExistsError
 from spymaster.lake import Lake
 from synthetic_market.calendar import utc_ns
-from synthetic_market.dbn_files import RawFileExistsError
 from synthetic_market.options_book import Smile
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 from tests.conftest import SHARED_DATA
