@@ -495,7 +495,10 @@ class WindowReplay:
 
     def close_until(self, moment_ns: int) -> Iterator[WindowChunk]:
         """Close the windows that end at or before `moment_ns`: a record received later
-        counts in the window of its own completion, never in a closed one."""
+        counts in the window of its own completion, never in a closed one. Records waiting
+        for the rest of their event hold back the windows after them."""
+        if self.pending is not None:
+            moment_ns = min(moment_ns, int(self.pending.ts_recv[0]))
         yield from self._run(MboColumns.empty(), min(moment_ns, self.window.range_end_ns))
 
     def finish(self) -> Iterator[WindowChunk]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import yaml
 from databento.common.symbology import InstrumentMap
@@ -19,7 +20,7 @@ from ingest.bronze_tables import SourceSchema
 from live.capture import RawCapture
 from live.databento_feed import DatabentoLive
 from live.emit import ParquetTables
-from live.feed import DbnReplay, FeedBatch
+from live.feed import ClockTick, DbnReplay, FeedBatch, Pace
 from live.session import LiveContract, LiveError, LiveSession, LiveSettings
 from spymaster.dbt_models import options_settings, profile_settings, surface_settings
 from spymaster.lake import PROJECT_ROOT, Lake, project_vars
@@ -99,6 +100,8 @@ class LiveRun:
     wall_seconds: float
     rows: dict[str, int]
     written: list[Path]
+    # paced: from each second's end to its book row (seconds emitted after the clock started)
+    close_latency_seconds: np.ndarray
 
 
 def run_replay(
@@ -108,10 +111,13 @@ def run_replay(
     emit: Path | None,
     day: dt.date | None,
     symbol: str | None,
+    start_ns: int = 0,
+    stop_ns: int | None = None,
 ) -> LiveRun:
-    feed = DbnReplay(paths, speed, day)
+    feed = DbnReplay(paths, speed, day, start_ns, stop_ns)
     day = day or feed.day()
-    return run_feed(lake, feed, feed.symbology, day, symbol or selected_contract(lake, day), emit)
+    contract = symbol or selected_contract(lake, day)
+    return run_feed(lake, feed, feed.symbology, day, contract, emit, pace=feed.pace)
 
 
 def run_databento(
@@ -138,12 +144,13 @@ def live_settings() -> LiveSettings:
 
 def run_feed(
     lake: Lake,
-    feed: Iterable[FeedBatch],
+    feed: Iterable[FeedBatch | ClockTick],
     symbology: Mapping[str, InstrumentMap],
     day: dt.date,
     symbol: str,
     emit: Path | None,
     capture: Path | None = None,
+    pace: Pace | None = None,
 ) -> LiveRun:
     """Every batch of `feed` through one live session of `symbol` on `day`; with `capture`,
     every record received is also written there as raw DBN files (even when the session
@@ -152,22 +159,36 @@ def run_feed(
     raw = RawCapture(capture) if capture is not None else None
     rows: dict[str, int] = {}
 
+    latencies: list[np.ndarray] = []
+    live = True  # rows the feed's clock closed (not the end of the stream's)
+
     def sink(table: str, batch: pa.RecordBatch) -> None:
         rows[table] = rows.get(table, 0) + batch.num_rows
         if tables is not None:
             tables.write(table, batch)
+        if table == "engine_book_snapshot_1s" and pace is not None and pace.started() and live:
+            # from the moment a second ended (paced market time) to its row
+            ends = batch.column("window_start").cast(pa.int64()).to_numpy() * 1000 + 10**9
+            now = time.perf_counter()
+            ends = ends[ends > pace.origin_ns]  # seconds the paced clock saw end
+            late = np.array([now - pace.due(int(end)) for end in ends])
+            latencies.append(late[late >= 0])
 
     session = LiveSession(lake, LiveContract(symbol, day), live_settings(), sink)
     started = time.perf_counter()
     first = last = None
     try:
         for batch in feed:
+            if isinstance(batch, ClockTick):
+                session.tick(batch.market_ns)
+                continue
             if batch.schema is not SourceSchema.DEFINITION and len(batch.records):
                 first = int(batch.records["ts_recv"][0]) if first is None else first
                 last = int(batch.records["ts_recv"][-1])
             if raw is not None:
                 raw.add(batch, symbology[batch.source])
             session.apply(batch, symbology[batch.source])
+        live = False
         session.finish()
     except BaseException:
         if tables is not None:
@@ -182,6 +203,7 @@ def run_feed(
         wall_seconds=time.perf_counter() - started,
         rows=rows,
         written=written,
+        close_latency_seconds=np.concatenate(latencies) if latencies else np.zeros(0),
     )
 
 
@@ -197,6 +219,13 @@ def format_run(run: LiveRun) -> str:
         f"{run.wall_seconds:,.1f} s: {run.market_seconds / max(run.wall_seconds, 1e-9):,.0f}x "
         "real time"
     ]
+    late = run.close_latency_seconds * 1000
+    if len(late):
+        p50, p99 = np.percentile(late, [50, 99])
+        lines.append(
+            f"  each second's book row {p50:,.1f} ms after the second ended (median), p99 "
+            f"{p99:,.1f} ms, max {late.max():,.1f} ms, over {len(late):,} seconds"
+        )
     lines += [f"  {table:<28} {count:>12,} rows" for table, count in sorted(run.rows.items())]
     lines += [f"  wrote {path}" for path in run.written]
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from ingest.source_files import SourceReader, find_dbn_files, fingerprint
 CHUNK_RECORDS = 1 << 16
 # as fast as possible, sources interleave by slices of this much market time
 SLICE_NS = 60_000_000_000
+SECOND_NS = 1_000_000_000
 # at a finite speed, batches span at most this much market time: a record waits for its
 # batch, so this bounds the replay's own contribution to latency
 PACED_BATCH_NS = 5_000_000
@@ -37,6 +38,14 @@ class FeedBatch:
     offset: int  # position of the first record in its source
 
 
+@dataclass(frozen=True)
+class ClockTick:
+    """Every record received before `market_ns` has been delivered: seconds ending by then
+    can close."""
+
+    market_ns: int
+
+
 class Pace:
     """Waits until a record is due: market time since the first record / speed (None: as
     fast as possible)."""
@@ -46,24 +55,43 @@ class Pace:
         speed: float | None,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep,
+        start_ns: int = 0,
     ) -> None:
+        """`start_ns`: market time before it goes as fast as possible (catching up to a
+        moment of the day), the pace starts there."""
         if speed is not None and speed <= 0:
             raise ValueError(f"--speed must be positive or max, got {speed}")
         self.speed = speed
+        self.start_ns = start_ns
         self._clock = clock
         self._sleep = sleep
         self._origin: tuple[int, float] | None = None
 
     def wait(self, ts_recv: int) -> None:
-        if self.speed is None:
+        if self.speed is None or ts_recv < self.start_ns:
             return
         if self._origin is None:
             self._origin = (ts_recv, self._clock())
             return
-        due = self._origin[1] + (ts_recv - self._origin[0]) / 1e9 / self.speed
-        delay = due - self._clock()
+        delay = self.due(ts_recv) - self._clock()
         if delay > 0:
             self._sleep(delay)
+
+    def due(self, ts_recv: int) -> float:
+        """The clock reading at which market time `ts_recv` comes (paced, once started)."""
+        if self.speed is None or self._origin is None:
+            raise ValueError("a pace as fast as possible, or not started, has no due times")
+        return self._origin[1] + (ts_recv - self._origin[0]) / 1e9 / self.speed
+
+    def started(self) -> bool:
+        return self.speed is not None and self._origin is not None
+
+    @property
+    def origin_ns(self) -> int:
+        """The market time the pace started at."""
+        if self._origin is None:
+            raise ValueError("the pace has not started")
+        return self._origin[0]
 
 
 @dataclass
@@ -90,12 +118,19 @@ class DbnReplay:
     """The records of `paths` (files, or folders searched for *.dbn / *.dbn.zst) as a feed."""
 
     def __init__(
-        self, paths: Sequence[Path], speed: float | None, day: dt.date | None = None
+        self,
+        paths: Sequence[Path],
+        speed: float | None,
+        day: dt.date | None = None,
+        start_ns: int = 0,
+        stop_ns: int | None = None,
     ) -> None:
         """With `day`, files whose period does not cover it are left out (folders of many
-        days can be given)."""
+        days can be given); market time before `start_ns` goes as fast as possible, and the
+        feed ends at `stop_ns`."""
         files = sorted({file for path in paths for file in _dbn_files(path)})
-        self.pace = Pace(speed)
+        self.pace = Pace(speed, start_ns=start_ns)
+        self.stop_ns = stop_ns
         self._sources = []
         self.symbology: dict[str, InstrumentMap] = {}  # per source, from its own metadata
         for file in files:
@@ -120,26 +155,56 @@ class DbnReplay:
             )
         return days.pop()
 
-    def __iter__(self) -> Iterator[FeedBatch]:
+    def __iter__(self) -> Iterator[FeedBatch | ClockTick]:
         definition = SourceSchema.DEFINITION
         for source in [s for s in self._sources if s.reader.metadata.schema is definition]:
             while source.head() is not None:
                 yield self._take(source, len(source.chunk))
         market = [s for s in self._sources if s.reader.metadata.schema is not definition]
-        # time slices, each source's records of a slice in turn: every source stays in its
-        # own order and no record is held back longer than a slice
-        slice_ns = SLICE_NS if self.pace.speed is None else PACED_BATCH_NS
+        # time slices, each source's records of a slice in turn (every source stays in its
+        # own order), delivered when the slice's end is due, then the clock reads its end
+        paced = self.pace.speed is not None
+        started = False
+        clock = 0
         while True:
             heads = [head for s in market if (head := s.head()) is not None]
             if not heads:
                 return
-            end = (min(heads) // slice_ns + 1) * slice_ns
-            self.pace.wait(min(heads))
+            first = min(heads)
+            if self.stop_ns is not None and first >= self.stop_ns:
+                if started:  # the clock runs on to the stop
+                    yield from self._ticks(clock, self.stop_ns)
+                return
+            catching_up = not paced or first < self.pace.start_ns
+            slice_ns = SLICE_NS if catching_up else PACED_BATCH_NS
+            end = (first // slice_ns + 1) * slice_ns
+            if first < self.pace.start_ns:
+                end = min(end, self.pace.start_ns)  # the pace starts exactly there
+            if self.stop_ns is not None:
+                end = min(end, self.stop_ns)
+            if not started and first >= self.pace.start_ns:
+                self.pace.wait(first)  # the clock starts at the first paced record
+                started = True
+                clock = first
+            if started:
+                # a quiet market still ends its seconds: the clock ticks at each one
+                yield from self._ticks(clock, first)
+                clock = end
+            self.pace.wait(end)
             for source in market:
                 while (head := source.head()) is not None and head < end:
                     times = source.chunk["ts_recv"]
                     stop = int(np.searchsorted(times, np.uint64(end), side="left"))
                     yield self._take(source, max(stop, source.position + 1))
+            yield ClockTick(end)
+
+    def _ticks(self, after_ns: int, until_ns: int) -> Iterator[ClockTick]:
+        """A paced tick at each second boundary in (after_ns, until_ns]."""
+        second = (after_ns // SECOND_NS + 1) * SECOND_NS
+        while second <= until_ns:
+            self.pace.wait(second)
+            yield ClockTick(second)
+            second += SECOND_NS
 
     @staticmethod
     def _take(source: _Source, stop: int) -> FeedBatch:

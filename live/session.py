@@ -90,6 +90,9 @@ class FuturesSurfaces:
     def finish(self) -> Iterator[tuple[str, pa.RecordBatch]]:
         yield from self._tables(self.replay.finish())
 
+    def close_until(self, market_ns: int) -> Iterator[tuple[str, pa.RecordBatch]]:
+        yield from self._tables(self.replay.close_until(market_ns))
+
     def spot_series(self) -> SpotSeries:
         """Valid seconds with a spot, as the options reader selects them from the book."""
         n = self._spot_count
@@ -165,6 +168,9 @@ class OptionsQuotes:
     def finish(self) -> None:
         self.pending += [c for c in self.replay.finish() if len(c.book_rows)]
 
+    def close_until(self, market_ns: int) -> None:
+        self.pending += [c for c in self.replay.close_until(market_ns) if len(c.book_rows)]
+
     def priced(
         self, stream_ns: int, spot: SpotSeries, spot_closed_until_ns: int, final: bool
     ) -> Iterator[tuple[str, pa.RecordBatch]]:
@@ -235,6 +241,15 @@ class LiveSession:
         self.records = 0
         self.stream_ns = 0
         self._day = (contract.day - day_to_date(0)).days
+
+    def tick(self, market_ns: int) -> None:
+        """Every record before `market_ns` was applied: close the seconds ending by then."""
+        self.stream_ns = max(self.stream_ns, market_ns)
+        if self.futures is not None:
+            self._emit(self.futures.close_until(market_ns))
+        if self.options is not None:
+            self.options.close_until(market_ns)
+        self._price(final=False)
 
     def apply(self, batch: FeedBatch, symbology: InstrumentMap) -> None:
         """`symbology`: the batch source's instrument_id -> raw symbol map."""

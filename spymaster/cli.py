@@ -227,7 +227,9 @@ def _cmd_live(args: argparse.Namespace) -> int:
             run = run_databento(lake, emit, args.dt, args.symbol)
         else:
             paths = [Path(path) for path in args.replay]
-            run = run_replay(lake, paths, parse_speed(args.speed), emit, args.dt, args.symbol)
+            speed = parse_speed(args.speed)
+            window = (args.start or 0, args.stop)
+            run = run_replay(lake, paths, speed, emit, args.dt, args.symbol, *window)
     except (LiveError, IngestError, EngineError, ValueError) as error:
         print(f"live failed: {error}", file=sys.stderr)
         return 1
@@ -276,6 +278,13 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
     live.add_argument(
         "--emit", metavar="DIR", help="write every emitted row to DIR/<table>.parquet"
     )
+    live.add_argument(
+        "--start",
+        type=_moment,
+        help="replay: catch up as fast as possible until this moment (ISO-8601 or ns), then "
+        "pace at --speed",
+    )
+    live.add_argument("--stop", type=_moment, help="replay: end the feed at this moment")
     live.add_argument("--dt", type=_date, help="the session date (default: the MBO files' day)")
     live.add_argument(
         "--symbol", help="the contract (default: the warehouse's selected contract of the day)"
