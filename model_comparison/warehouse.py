@@ -20,7 +20,7 @@ from model_comparison.walk_forward import (
 )
 from retrieval.evaluation import reliability_table
 from retrieval.neighbours import RetrievalSettings
-from retrieval.warehouse import trigger_groups
+from retrieval.warehouse import RELIABILITY_FIELDS, by_level_and_direction, trigger_groups
 
 # retrieval's own P(BREAK) comes from trigger_signals
 BASELINES = tuple(model for model in MODELS if model != "retrieval")
@@ -129,20 +129,14 @@ def evaluated_groups(
         .order("level_id, approach_dir, dt, trigger_id")
         .to_arrow_table()
     )
-    if wide.num_rows == 0:
-        return
-    columns = {name: wide.column(name).to_numpy(zero_copy_only=False) for name in wide.column_names}
-    keys = np.char.add(columns["level_id"].astype(str), "|" + columns["approach_dir"].astype(str))
-    for key in dict.fromkeys(keys):
-        rows = keys == key
-        level_id, approach_dir = key.split("|")
+    for level_id, approach_dir, group in by_level_and_direction(wide):
         yield EvaluatedGroup(
             level_id=level_id,
             approach_dir=approach_dir,
-            sessions=columns["dt"][rows].astype("datetime64[D]"),
-            labels=columns["outcome"][rows].astype(str) == "BREAK",
-            base_rate=columns["base_rate_prior"][rows].astype(np.float64),
-            p_break={m: columns[m][rows].astype(np.float64) for m in models},
+            sessions=group["dt"].astype("datetime64[D]"),
+            labels=group["outcome"].astype(str) == "BREAK",
+            base_rate=group["base_rate_prior"].astype(np.float64),
+            p_break={m: group[m].astype(np.float64) for m in models},
         )
 
 
@@ -227,19 +221,7 @@ def model_reliability(
         for model, p_break in group.p_break.items()
         for bin_row in reliability_table(group.labels, p_break, settings.calibration_bins)
     ]
-    schema = pa.schema(
-        [
-            ("model", pa.string()),
-            ("level_id", pa.string()),
-            ("approach_dir", pa.string()),
-            ("bin", pa.int64()),
-            ("p_low", pa.float64()),
-            ("p_high", pa.float64()),
-            ("n", pa.int64()),
-            ("mean_p_break", pa.float64()),
-            ("break_rate", pa.float64()),
-        ]
-    )
+    schema = pa.schema([("model", pa.string()), *RELIABILITY_FIELDS])
     return pa.Table.from_pylist(rows, schema=schema)
 
 

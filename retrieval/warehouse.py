@@ -57,7 +57,7 @@ def evaluation_settings(config: Mapping[str, Any]) -> EvaluationSettings:
     )
 
 
-def _by_level_and_direction(
+def by_level_and_direction(
     table: pa.Table,
 ) -> Iterator[tuple[str, str, dict[str, np.ndarray]]]:
     """The table's columns split by (level_id, approach_dir), in order of first appearance."""
@@ -86,7 +86,7 @@ def trigger_groups(
         .order("level_id, approach_dir, ts, trigger_id")
         .to_arrow_table()
     )
-    for level_id, approach_dir, group in _by_level_and_direction(table):
+    for level_id, approach_dir, group in by_level_and_direction(table):
         yield (
             level_id,
             approach_dir,
@@ -169,7 +169,7 @@ def retrieval_evaluation(
     settings: EvaluationSettings,
 ) -> pa.Table:
     rows = []
-    for level_id, approach_dir, group in _by_level_and_direction(_evaluated(signals, outcomes)):
+    for level_id, approach_dir, group in by_level_and_direction(_evaluated(signals, outcomes)):
         result = evaluate(
             group["dt"].astype("datetime64[D]"),
             group["is_break"].astype(bool),
@@ -196,6 +196,19 @@ def retrieval_evaluation(
     )
 
 
+# a reliability bin (retrieval.evaluation.reliability_table) of a level and direction
+RELIABILITY_FIELDS = (
+    ("level_id", pa.string()),
+    ("approach_dir", pa.string()),
+    ("bin", pa.int64()),
+    ("p_low", pa.float64()),
+    ("p_high", pa.float64()),
+    ("n", pa.int64()),
+    ("mean_p_break", pa.float64()),
+    ("break_rate", pa.float64()),
+)
+
+
 def retrieval_reliability(
     signals: duckdb.DuckDBPyRelation,
     outcomes: duckdb.DuckDBPyRelation,
@@ -203,26 +216,14 @@ def retrieval_reliability(
 ) -> pa.Table:
     rows = [
         {"level_id": level_id, "approach_dir": approach_dir, **bin_row}
-        for level_id, approach_dir, group in _by_level_and_direction(_evaluated(signals, outcomes))
+        for level_id, approach_dir, group in by_level_and_direction(_evaluated(signals, outcomes))
         for bin_row in reliability_table(
             group["is_break"].astype(bool),
             group["p_break"].astype(np.float64),
             settings.reliability_bins,
         )
     ]
-    schema = pa.schema(
-        [
-            ("level_id", pa.string()),
-            ("approach_dir", pa.string()),
-            ("bin", pa.int64()),
-            ("p_low", pa.float64()),
-            ("p_high", pa.float64()),
-            ("n", pa.int64()),
-            ("mean_p_break", pa.float64()),
-            ("break_rate", pa.float64()),
-        ]
-    )
-    return pa.Table.from_pylist(rows, schema=schema)
+    return pa.Table.from_pylist(rows, schema=pa.schema(RELIABILITY_FIELDS))
 
 
 def persist_indexes(

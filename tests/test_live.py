@@ -4,6 +4,7 @@ the warehouse's rows for that day, row for row; bad input is named."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import databento as db
@@ -15,7 +16,7 @@ import pytest
 from databento.common.symbology import InstrumentMap
 
 from ingest.landing import ingest
-from live.command import run_feed
+from live.command import LiveRun, run_feed
 from live.databento_feed import LIVE_SOURCE, RecordBatcher, drained
 from live.feed import Pace
 from live.session import LiveError
@@ -158,12 +159,16 @@ def test_a_paced_replay_waits_for_each_record_at_its_speed() -> None:
     assert len(slept) == 1
 
 
-def test_the_databento_live_path_reproduces_the_warehouses_rows(
-    market_lake: Lake, included_day: tuple[str, dt.date], tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def through_databento_path(
+    market_lake: Lake,
+    included_day: tuple[str, dt.date],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[LiveRun, Path, Path]:
     """The day's records as the Live client yields them (databento_dbn objects, symbols
     mapped by the gateway into one map), read by a thread and drained as they became
-    available: everything after the subscription call, and the same rows."""
+    available, through everything after the subscription call: (the run, the emitted
+    tables, the raw files it captured)."""
     symbol, day = included_day
     files = day_files(market_lake, day)
     symbology = InstrumentMap()
@@ -174,9 +179,19 @@ def test_the_databento_live_path_reproduces_the_warehouses_rows(
     order = sorted(files, key=lambda path: (".mbo." in path.name, path.name))
     records = (record for path in order for record in stores[path])
     batches = RecordBatcher(symbology).batches(drained(records))
-    out = tmp_path / "emit"
-    raw = tmp_path / "captured"
+    folder = tmp_path_factory.mktemp("databento")
+    out, raw = folder / "emit", folder / "captured"
     run = run_feed(market_lake, batches, {LIVE_SOURCE: symbology}, day, symbol, out, capture=raw)
+    return run, out, raw
+
+
+def test_the_databento_live_path_reproduces_the_warehouses_rows(
+    market_lake: Lake,
+    included_day: tuple[str, dt.date],
+    through_databento_path: tuple[LiveRun, Path, Path],
+) -> None:
+    symbol, day = included_day
+    run, out, raw = through_databento_path
     assert run.rows["engine_options_quotes_1s"] > 1000
     assert len(list(raw.rglob("*.dbn.zst"))) == 5
     connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
@@ -210,23 +225,16 @@ def test_a_missing_api_key_is_named(
 
 
 def test_what_live_received_lands_as_the_same_bronze(
-    market_lake: Lake, included_day: tuple[str, dt.date], tmp_path: Path
+    market_lake: Lake,
+    included_day: tuple[str, dt.date],
+    through_databento_path: tuple[LiveRun, Path, Path],
+    tmp_path: Path,
 ) -> None:
     """Nothing seen live is lost: the day captured from the Live path, ingested into a new
     lake, is the original day's bronze, every table, row for row."""
-    symbol, day = included_day
-    files = day_files(market_lake, day)
-    symbology = InstrumentMap()
-    stores = {path: db.DBNStore.from_file(path) for path in files}
-    for store in stores.values():
-        symbology.insert_metadata(store.metadata)
-    order = sorted(files, key=lambda path: (".mbo." in path.name, path.name))
-    records = (record for path in order for record in stores[path])
-    batches = RecordBatcher(symbology).batches(drained(records))
+    _, day = included_day
     captured = Lake(tmp_path / "lake")
-    run_feed(
-        market_lake, batches, {LIVE_SOURCE: symbology}, day, symbol, None, capture=captured.raw
-    )
+    shutil.copytree(through_databento_path[2], captured.raw)
     ingest(captured.raw, captured, workers=1)
     tables = sorted(
         path.name
