@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,19 @@ from live.capture import RawCapture
 from live.databento_feed import DatabentoLive
 from live.emit import ParquetTables
 from live.feed import ClockTick, DbnReplay, FeedBatch, Pace
-from live.session import LiveContract, LiveError, LiveSession, LiveSettings
+from live.session import FUTURES_MBO, LiveContract, LiveError, LiveSession, LiveSettings
+from live.signals import LiveSignals, day_indexes
+from live.sql_layers import NS, LiveWarehouse, compile_models
+from retrieval.warehouse import evaluation_settings, retrieval_settings
 from spymaster.dbt_models import options_settings, profile_settings, surface_settings
 from spymaster.lake import PROJECT_ROOT, Lake, project_vars
 
 ENGINE_MODELS_YML = PROJECT_ROOT / "python_models" / "silver" / "_engine.yml"
+RETRIEVAL_MODELS_YML = PROJECT_ROOT / "python_models" / "gold" / "_retrieval.yml"
+# how often the SQL layers catch up, in market time: every second when paced (what the HUD
+# draws), every 5 minutes at full speed (the rows are the same, fewer runs)
+PACED_STEP_NS = NS
+UNPACED_STEP_NS = 300 * NS
 _TEMPLATE = re.compile(r"\{\{\s*var\('(\w+)'\)((?:\['\w+'\])*)\s*\}\}")
 
 
@@ -142,6 +150,54 @@ def live_settings() -> LiveSettings:
     )
 
 
+def contract_choice(warehouse: LiveWarehouse, contract: LiveContract) -> pa.Table:
+    """The day's contract_day_selection row live: the contract chosen before the day's volume
+    is known, included; the volume columns stay unknown."""
+    schema = warehouse.table("contract_day_selection").schema
+    row = dict.fromkeys(schema.names)
+    row.update(
+        dt=contract.day, selected_symbol=contract.symbol, is_low_dominance=False, is_included=True
+    )
+    return pa.Table.from_pylist([row], schema=schema)
+
+
+def live_signals(warehouse: LiveWarehouse, lake: Lake, day: dt.date) -> LiveSignals:
+    history = warehouse.connection.cursor()
+    history.execute("use warehouse")
+    try:
+        indexes = day_indexes(history, lake.indexes, day, print)
+    finally:
+        history.close()
+    return LiveSignals(
+        indexes,
+        day,
+        retrieval_settings(
+            model_config(RETRIEVAL_MODELS_YML, "retrieval_trigger_signals", "retrieval_settings")
+        ),
+        evaluation_settings(
+            model_config(RETRIEVAL_MODELS_YML, "retrieval_trigger_signals", "evaluation_settings")
+        ),
+    )
+
+
+def open_live_warehouse(
+    lake: Lake, contract: LiveContract, emit: Callable[[str, pa.Table], None]
+) -> LiveWarehouse:
+    """The SQL layers of the day over the warehouse's earlier sessions, with what is known
+    before the session: the contract, calibration, the neighbours' indexes."""
+    if not lake.duckdb_path.exists():
+        raise LiveError(
+            f"{lake.duckdb_path}: no warehouse; live reads its earlier sessions (calibration, "
+            "neighbours): build it with `spymaster build` first"
+        )
+    warehouse = LiveWarehouse(
+        lake.duckdb_path, contract.day, compile_models(), emit, UNPACED_STEP_NS
+    )
+    warehouse.computed["retrieval_indexes"] = live_signals(warehouse, lake, contract.day)
+    warehouse.before_session({"contract_choice": contract_choice(warehouse, contract)})
+    return warehouse
+
+
 def run_feed(
     lake: Lake,
     feed: Iterable[FeedBatch | ClockTick],
@@ -152,9 +208,9 @@ def run_feed(
     capture: Path | None = None,
     pace: Pace | None = None,
 ) -> LiveRun:
-    """Every batch of `feed` through one live session of `symbol` on `day`; with `capture`,
-    every record received is also written there as raw DBN files (even when the session
-    fails: nothing received is lost)."""
+    """Every batch of `feed` through one live session of `symbol` on `day` and the
+    warehouse's SQL layers after it; with `capture`, every record received is also written
+    there as raw DBN files (even when the session fails: nothing received is lost)."""
     tables = ParquetTables(emit) if emit is not None else None
     raw = RawCapture(capture) if capture is not None else None
     rows: dict[str, int] = {}
@@ -162,40 +218,49 @@ def run_feed(
     latencies: list[np.ndarray] = []
     live = True  # rows the feed's clock closed (not the end of the stream's)
 
-    def sink(table: str, batch: pa.RecordBatch) -> None:
+    def write(table: str, batch: pa.RecordBatch | pa.Table) -> None:
         rows[table] = rows.get(table, 0) + batch.num_rows
-        if tables is not None:
+        if tables is not None and batch.num_rows:
             tables.write(table, batch)
-        if table == "engine_book_snapshot_1s" and pace is not None and pace.started() and live:
-            # from the moment a second ended (paced market time) to its row
-            ends = batch.column("window_start").cast(pa.int64()).to_numpy() * 1000 + 10**9
-            now = time.perf_counter()
-            ends = ends[ends > pace.origin_ns]  # seconds the paced clock saw end
-            late = np.array([now - pace.due(int(end)) for end in ends])
-            latencies.append(late[late >= 0])
 
-    session = LiveSession(lake, LiveContract(symbol, day), live_settings(), sink)
+    contract = LiveContract(symbol, day)
+    warehouse = open_live_warehouse(lake, contract, write)
+
+    def sink(table: str, batch: pa.RecordBatch) -> None:
+        warehouse.insert(table, batch)
+        if table == FUTURES_MBO:
+            return  # bronze: the raw files hold it
+        write(table, batch)
+        if table == "engine_book_snapshot_1s" and pace is not None and pace.started() and live:
+            latencies.append(_late(pace, batch))
+
+    session = LiveSession(lake, contract, live_settings(), sink)
     started = time.perf_counter()
     first = last = None
     try:
         for batch in feed:
             if isinstance(batch, ClockTick):
                 session.tick(batch.market_ns)
-                continue
-            if batch.schema is not SourceSchema.DEFINITION and len(batch.records):
-                first = int(batch.records["ts_recv"][0]) if first is None else first
-                last = int(batch.records["ts_recv"][-1])
-            if raw is not None:
-                raw.add(batch, symbology[batch.source])
-            session.apply(batch, symbology[batch.source])
+            else:
+                if batch.schema is not SourceSchema.DEFINITION and len(batch.records):
+                    first = int(batch.records["ts_recv"][0]) if first is None else first
+                    last = int(batch.records["ts_recv"][-1])
+                if raw is not None:
+                    raw.add(batch, symbology[batch.source])
+                session.apply(batch, symbology[batch.source])
+            if pace is not None and pace.speed is not None and pace.started():
+                warehouse.step_ns = PACED_STEP_NS
+            warehouse.advance(session.watermarks())
         live = False
         session.finish()
+        warehouse.advance(dict.fromkeys(session.watermarks(), warehouse.day_end_ns), final=True)
     except BaseException:
         if tables is not None:
             tables.abort()
         raise
     finally:
         captured = raw.close(_merged(symbology)) if raw is not None else []
+        warehouse.close()
     written = (tables.close() if tables is not None else []) + captured
     return LiveRun(
         records=session.records,
@@ -205,6 +270,15 @@ def run_feed(
         written=written,
         close_latency_seconds=np.concatenate(latencies) if latencies else np.zeros(0),
     )
+
+
+def _late(pace: Pace, book_rows: pa.RecordBatch) -> np.ndarray:
+    """From the moment each second ended (paced market time) to its row, in seconds."""
+    ends = book_rows.column("window_start").cast(pa.int64()).to_numpy() * 1000 + 10**9
+    now = time.perf_counter()
+    ends = ends[ends > pace.origin_ns]  # seconds the paced clock saw end
+    late = np.array([now - pace.due(int(end)) for end in ends])
+    return late[late >= 0]
 
 
 def _merged(symbology: Mapping[str, InstrumentMap]) -> InstrumentMap:

@@ -20,11 +20,11 @@ class ParquetTables:
             raise OSError(f"--emit {folder}: cannot make the folder ({error.strerror})") from None
         self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
 
-    def write(self, table: str, batch: pa.RecordBatch) -> None:
+    def write(self, table: str, rows: pa.RecordBatch | pa.Table) -> None:
         if table not in self._writers:
             temporary = self.folder / f".{table}.parquet.tmp"
-            self._writers[table] = (pq.ParquetWriter(temporary, batch.schema), temporary)
-        self._writers[table][0].write_batch(batch)
+            self._writers[table] = (pq.ParquetWriter(temporary, rows.schema), temporary)
+        self._writers[table][0].write(rows)
 
     def close(self) -> list[Path]:
         """Finish every table; returns the files written."""

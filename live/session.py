@@ -28,7 +28,7 @@ from gex.options_surface import (
     quote_batch,
     zero_gamma_batch,
 )
-from ingest.bronze_tables import AssetClass, SourceSchema, table_name
+from ingest.bronze_tables import AssetClass, SourceSchema, table_name, to_record_batch
 from ingest.routing import Router, day_to_date, epoch_days
 from live.bronze import LiveBronze, LiveOptionDefinitions
 from live.feed import FeedBatch
@@ -168,6 +168,12 @@ class OptionsQuotes:
     def finish(self) -> None:
         self.pending += [c for c in self.replay.finish() if len(c.book_rows)]
 
+    def priced_until_ns(self) -> int:
+        """Every second before this has all its quote rows emitted."""
+        if self.pending:
+            return int(self.pending[0].book_rows["window_start"][0])
+        return self.replay.closed_until_ns
+
     def close_until(self, market_ns: int) -> None:
         self.pending += [c for c in self.replay.close_until(market_ns) if len(c.book_rows)]
 
@@ -270,6 +276,14 @@ class LiveSession:
             self.stream_ns = int(batch.records["ts_recv"][-1])
             self._price(final=False)
 
+    def watermarks(self) -> dict[str, int]:
+        """Per source of live rows (the futures engine with the contract's records, the
+        options engine), the time before which its rows are complete. Before the options'
+        first record there are no option rows to wait for."""
+        futures = self.futures.replay.closed_until_ns if self.futures is not None else 0
+        options = self.options.priced_until_ns() if self.options is not None else futures
+        return {"futures_engine": futures, "options_engine": min(options, futures)}
+
     def finish(self) -> None:
         if self.futures is None:
             raise LiveError(
@@ -313,12 +327,19 @@ class LiveSession:
         if futures.any():
             if self.futures is None:
                 self.futures = self._futures(batch.source, records[futures])
+            self.sink(FUTURES_MBO, self._bronze_rows(records, batch.offset, futures))
             self._emit(self.futures.push(MboColumns.from_dbn(records[futures])))
         options = self._rows(router, records, batch.offset, OPTIONS_MBO)
         if options.any():
             if self.options is None:
                 self.options = OptionsQuotes(self.contract, self.settings, self.bronze)
             self.options.push(MboColumns.from_dbn(records[options]))
+
+    def _bronze_rows(self, records: np.ndarray, offset: int, rows: np.ndarray) -> pa.RecordBatch:
+        """The contract's records as bronze holds them (ingest's converter; file positions)."""
+        batch = to_record_batch(SourceSchema.MBO, records, offset).filter(pa.array(rows))
+        batch = batch.append_column("symbol", pa.array([self.contract.symbol] * batch.num_rows))
+        return batch.append_column("dt", pa.array([self.contract.day] * batch.num_rows))
 
     def _futures(self, source: str, records: np.ndarray) -> FuturesSurfaces:
         instruments = sorted({int(i) for i in np.unique(records["instrument_id"])})

@@ -102,7 +102,9 @@
 {% macro feature_block_ctes(source, columns, partition_by, prefix) -%}
     {#- CTEs adding every block of feature_blocks() to each column of `source` over consecutive
         `feature_window_seconds` windows; the last is `<prefix>_blocks`. A window missing from
-        the history counts as zero change (d1-d3, deltas); means average the windows present. -#}
+        the history counts as zero change (d1-d3, deltas); means average the windows present.
+        Means sum exactly (DECIMAL(38, 18)): a double sum's rounding depends on how the window
+        engine splits the partition, and live computes on the session so far. -#}
     {%- set seconds = var('feature_window_seconds') -%}
     {%- set window -%}
         partition by {{ partition_by | join(", ") }} order by window_start
@@ -115,10 +117,10 @@
         {%- for column in columns %}
         {%- set outer_loop = loop %}
         {%- for windows in [3, 9, 24] %}
-        avg({{ column }}) over (
+        avg({{ column }}::decimal(38, 18)) over (
             {{ window }}
             range between interval {{ (windows - 1) * seconds }} second preceding and current row
-        ) as {{ column }}_w{{ windows }}_mean,
+        )::double as {{ column }}_w{{ windows }}_mean,
         case
             when
                 lag(window_start, {{ windows - 1 }}) over ({{ window }})

@@ -34,10 +34,16 @@ class SetupIndex:
     metric: SetupMetric
     feature_names: list[str]
     triggers: TriggerSet
+    minutes_since_open: np.ndarray  # of each indexed trigger: the time-of-day base rate
 
     @classmethod
     def build(
-        cls, level_id: str, approach_dir: str, triggers: TriggerSet, feature_names: list[str]
+        cls,
+        level_id: str,
+        approach_dir: str,
+        triggers: TriggerSet,
+        feature_names: list[str],
+        minutes_since_open: np.ndarray,
     ) -> SetupIndex:
         if triggers.vectors.shape[1] != len(feature_names):
             raise ValueError(
@@ -46,7 +52,9 @@ class SetupIndex:
             )
         metric = SetupMetric.fit(triggers.vectors, triggers.outcomes)
         index = exact_inner_product_index(metric.transform(triggers.vectors))
-        return cls(level_id, approach_dir, index, metric, feature_names, triggers)
+        return cls(
+            level_id, approach_dir, index, metric, feature_names, triggers, minutes_since_open
+        )
 
     def save(self, indexes_dir: Path) -> Path:
         """Write the folder beside its final place, then swap it in: readers see the old
@@ -66,6 +74,7 @@ class SetupIndex:
             "trigger_ids": self.triggers.trigger_ids.tolist(),
             "sessions": [str(day) for day in self.triggers.sessions],
             "outcomes": self.triggers.outcomes.tolist(),
+            "minutes_since_open": self.minutes_since_open.tolist(),
         }
         (staging / META_FILE).write_text(json.dumps(meta))
         retired = final.with_name(f".{final.name}.old")
@@ -84,6 +93,8 @@ class SetupIndex:
                 f"{folder}: no index for {level_id} {approach_dir} (run `spymaster build`)"
             )
         meta = json.loads((folder / META_FILE).read_text())
+        if "minutes_since_open" not in meta:
+            raise ValueError(f"{folder}: an index from an older build; run `spymaster build`")
         index = faiss.read_index(str(folder / INDEX_FILE))
         triggers = TriggerSet(
             trigger_ids=np.asarray(meta["trigger_ids"]),
@@ -102,6 +113,7 @@ class SetupIndex:
             SetupMetric.from_json(meta["metric"]),
             meta["feature_names"],
             triggers,
+            np.asarray(meta["minutes_since_open"], dtype=np.float64),
         )
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -87,10 +87,9 @@ def search_earlier(
     return similarities.astype(np.float64), train[found]
 
 
-def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
-    n = len(triggers.trigger_ids)
+def empty_signals(n: int) -> Signals:
     nan = np.full(n, np.nan)
-    signals = Signals(
+    return Signals(
         neighbour_count=np.zeros(n, dtype=np.int64),
         p_break=nan.copy(),
         p_reject=nan.copy(),
@@ -104,6 +103,29 @@ def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
         neighbour_ids=[[] for _ in range(n)],
         neighbour_similarities=[[] for _ in range(n)],
     )
+
+
+def set_neighbours(
+    signals: Signals,
+    row: int,
+    similarity: np.ndarray,
+    neighbour_outcomes: np.ndarray,
+    neighbour_ids: np.ndarray,
+) -> None:
+    """Row `row` of `signals` from its neighbours' similarities, outcomes and trigger ids."""
+    p_break, p_reject, p_chop = outcome_distribution(similarity, neighbour_outcomes)
+    signals.neighbour_count[row] = len(neighbour_ids)
+    signals.p_break[row], signals.p_reject[row], signals.p_chop[row] = p_break, p_reject, p_chop
+    signals.similarity_mean[row] = similarity.mean()
+    signals.similarity_std[row] = similarity.std()
+    signals.similarity_max[row] = similarity.max()
+    signals.similarity_min[row] = similarity.min()
+    signals.neighbour_ids[row] = [str(t) for t in neighbour_ids]
+    signals.neighbour_similarities[row] = similarity.tolist()
+
+
+def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
+    signals = empty_signals(len(triggers.trigger_ids))
     labelled = triggers.outcomes != ""
     for session in np.unique(triggers.sessions):
         test = np.flatnonzero(triggers.sessions == session)
@@ -118,19 +140,11 @@ def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
         for row, neighbours, similarity in zip(
             test, found_positions, found_similarities, strict=True
         ):
-            p_break, p_reject, p_chop = outcome_distribution(
-                similarity, triggers.outcomes[neighbours]
+            set_neighbours(
+                signals,
+                row,
+                similarity,
+                triggers.outcomes[neighbours],
+                triggers.trigger_ids[neighbours],
             )
-            signals.neighbour_count[row] = len(neighbours)
-            signals.p_break[row], signals.p_reject[row], signals.p_chop[row] = (
-                p_break,
-                p_reject,
-                p_chop,
-            )
-            signals.similarity_mean[row] = similarity.mean()
-            signals.similarity_std[row] = similarity.std()
-            signals.similarity_max[row] = similarity.max()
-            signals.similarity_min[row] = similarity.min()
-            signals.neighbour_ids[row] = [str(t) for t in triggers.trigger_ids[neighbours]]
-            signals.neighbour_similarities[row] = similarity.tolist()
     return signals

@@ -18,7 +18,7 @@ from retrieval.evaluation import (
     walk_forward_baselines,
 )
 from retrieval.index_store import SetupIndex
-from retrieval.neighbours import RetrievalSettings, TriggerSet, walk_forward
+from retrieval.neighbours import RetrievalSettings, Signals, TriggerSet, walk_forward
 
 SIGNALS_SCHEMA = pa.schema(
     [
@@ -100,6 +100,41 @@ def trigger_groups(
         )
 
 
+def signals_table(
+    level_id: str,
+    approach_dir: str,
+    trigger_ids: np.ndarray,
+    sessions: np.ndarray,
+    signals: Signals,
+    base_rate: np.ndarray,
+    time_of_day_rate: np.ndarray,
+) -> pa.Table:
+    n = len(trigger_ids)
+    return pa.table(
+        {
+            "trigger_id": trigger_ids,
+            "dt": sessions,
+            "level_id": [level_id] * n,
+            "approach_dir": [approach_dir] * n,
+            "neighbour_count": signals.neighbour_count,
+            "p_break": pa.array(signals.p_break, from_pandas=True),
+            "p_reject": pa.array(signals.p_reject, from_pandas=True),
+            "p_chop": pa.array(signals.p_chop, from_pandas=True),
+            "similarity_mean": pa.array(signals.similarity_mean, from_pandas=True),
+            "similarity_std": pa.array(signals.similarity_std, from_pandas=True),
+            "similarity_max": pa.array(signals.similarity_max, from_pandas=True),
+            "similarity_min": pa.array(signals.similarity_min, from_pandas=True),
+            "training_sessions": signals.training_sessions,
+            "training_triggers": signals.training_triggers,
+            "base_rate_prior": pa.array(base_rate, from_pandas=True),
+            "time_of_day_rate_prior": pa.array(time_of_day_rate, from_pandas=True),
+            "neighbour_trigger_ids": signals.neighbour_ids,
+            "neighbour_similarities": signals.neighbour_similarities,
+        },
+        schema=SIGNALS_SCHEMA,
+    )
+
+
 def trigger_signals(
     vectors: duckdb.DuckDBPyRelation,
     outcomes: duckdb.DuckDBPyRelation,
@@ -113,30 +148,15 @@ def trigger_signals(
         base, time_of_day = walk_forward_baselines(
             triggers.sessions, minutes, triggers.outcomes == "BREAK", labelled, evaluation
         )
-        n = len(triggers.trigger_ids)
         batches.append(
-            pa.table(
-                {
-                    "trigger_id": triggers.trigger_ids,
-                    "dt": triggers.sessions,
-                    "level_id": [level_id] * n,
-                    "approach_dir": [approach_dir] * n,
-                    "neighbour_count": signals.neighbour_count,
-                    "p_break": pa.array(signals.p_break, from_pandas=True),
-                    "p_reject": pa.array(signals.p_reject, from_pandas=True),
-                    "p_chop": pa.array(signals.p_chop, from_pandas=True),
-                    "similarity_mean": pa.array(signals.similarity_mean, from_pandas=True),
-                    "similarity_std": pa.array(signals.similarity_std, from_pandas=True),
-                    "similarity_max": pa.array(signals.similarity_max, from_pandas=True),
-                    "similarity_min": pa.array(signals.similarity_min, from_pandas=True),
-                    "training_sessions": signals.training_sessions,
-                    "training_triggers": signals.training_triggers,
-                    "base_rate_prior": pa.array(base, from_pandas=True),
-                    "time_of_day_rate_prior": pa.array(time_of_day, from_pandas=True),
-                    "neighbour_trigger_ids": signals.neighbour_ids,
-                    "neighbour_similarities": signals.neighbour_similarities,
-                },
-                schema=SIGNALS_SCHEMA,
+            signals_table(
+                level_id,
+                approach_dir,
+                triggers.trigger_ids,
+                triggers.sessions,
+                signals,
+                base,
+                time_of_day,
             )
         )
     return pa.concat_tables(batches) if batches else SIGNALS_SCHEMA.empty_table()
@@ -226,21 +246,18 @@ def retrieval_reliability(
     return pa.Table.from_pylist(rows, schema=pa.schema(RELIABILITY_FIELDS))
 
 
-def persist_indexes(
+def labelled_indexes(
     vectors: duckdb.DuckDBPyRelation,
     outcomes: duckdb.DuckDBPyRelation,
     features: duckdb.DuckDBPyRelation,
-    indexes_dir: Path,
-) -> pa.Table:
-    """One index per level and approach direction over every labelled trigger; returns what
-    was written."""
+) -> Iterator[SetupIndex]:
+    """One index per level and approach direction over its labelled triggers."""
     names: dict[str, list[str]] = {}
     for level_id, name in (
         features.order("level_id, retrieval_index").project("level_id, feature_name").fetchall()
     ):
         names.setdefault(level_id, []).append(name)
-    rows = []
-    for level_id, approach_dir, triggers, _ in trigger_groups(vectors, outcomes):
+    for level_id, approach_dir, triggers, minutes in trigger_groups(vectors, outcomes):
         labelled = triggers.outcomes != ""
         if not labelled.any():
             continue
@@ -250,11 +267,25 @@ def persist_indexes(
             vectors=triggers.vectors[labelled],
             outcomes=triggers.outcomes[labelled],
         )
-        folder = SetupIndex.build(level_id, approach_dir, kept, names[level_id]).save(indexes_dir)
+        yield SetupIndex.build(level_id, approach_dir, kept, names[level_id], minutes[labelled])
+
+
+def persist_indexes(
+    vectors: duckdb.DuckDBPyRelation,
+    outcomes: duckdb.DuckDBPyRelation,
+    features: duckdb.DuckDBPyRelation,
+    indexes_dir: Path,
+) -> pa.Table:
+    """One index per level and approach direction over every labelled trigger; returns what
+    was written."""
+    rows = []
+    for index in labelled_indexes(vectors, outcomes, features):
+        folder = index.save(indexes_dir)
+        kept = index.triggers
         rows.append(
             {
-                "level_id": level_id,
-                "approach_dir": approach_dir,
+                "level_id": index.level_id,
+                "approach_dir": index.approach_dir,
                 "index_path": str(folder),
                 "vectors": len(kept.trigger_ids),
                 "dimensions": kept.vectors.shape[1],

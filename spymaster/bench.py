@@ -267,7 +267,8 @@ sessions = np.sort(rng.integers(0, 1000, vectors)).astype("datetime64[D]")
 triggers = TriggerSet(np.array([str(i) for i in range(vectors)]), sessions, data,
                       rng.choice(np.array(["BREAK", "REJECT", "CHOP"]), vectors))
 started = time.perf_counter()
-index = SetupIndex.build("PM_HIGH", "UP", triggers, [f"f{i}" for i in range(dimensions)])
+index = SetupIndex.build("PM_HIGH", "UP", triggers, [f"f{i}" for i in range(dimensions)],
+                         np.zeros(vectors))
 build = time.perf_counter() - started
 latencies = []
 for row in rng.integers(0, vectors, queries):

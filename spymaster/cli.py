@@ -22,10 +22,11 @@ from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
 from live.command import format_run, parse_speed, run_databento, run_replay
 from live.session import LiveError
+from live.sql_layers import LiveSqlError
 from spymaster.bench import BENCHMARKS, run_benchmarks
 from spymaster.book_command import BookCommandError, parse_moment, run_book
 from spymaster.dbn_files import RawFileExistsError
-from spymaster.lake import PROJECT_ROOT, Lake, LakeError
+from spymaster.lake import PROJECT_ROOT, Lake, LakeError, dbt_command
 from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
 from spymaster.summary import warehouse_summary
 from synthetic_market.simulate import SCALES, MarketConfig, parse_scale, simulate_market
@@ -141,19 +142,6 @@ def drop_interrupted_build_tables(lake: Lake) -> list[str]:
     return [f"{schema}.{name}" for schema, name, _ in leftovers]
 
 
-def dbt_command(dbt_args: Sequence[str]) -> list[str]:
-    """The dbt command line for this project (the venv's dbt, the repo's profiles.yml)."""
-    dbt = Path(sys.executable).with_name("dbt")
-    return [
-        str(dbt),
-        *dbt_args,
-        "--project-dir",
-        str(PROJECT_ROOT),
-        "--profiles-dir",
-        str(PROJECT_ROOT),
-    ]
-
-
 def run_dbt(lake: Lake, dbt_args: Sequence[str]) -> int:
     """Run dbt on this project against `lake`, in a child process."""
     command = dbt_command(dbt_args)
@@ -230,7 +218,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
             speed = parse_speed(args.speed)
             window = (args.start or 0, args.stop)
             run = run_replay(lake, paths, speed, emit, args.dt, args.symbol, *window)
-    except (LiveError, IngestError, EngineError, ValueError) as error:
+    except (LiveError, LiveSqlError, IngestError, EngineError, ValueError) as error:
         print(f"live failed: {error}", file=sys.stderr)
         return 1
     except OSError as error:

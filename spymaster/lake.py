@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -87,3 +89,16 @@ class Lake:
     def environment(self) -> dict[str, str]:
         """Environment for child processes (dbt) that must see this lake."""
         return {**os.environ, LAKE_ENV_VAR: str(self.root)}
+
+
+def dbt_command(dbt_args: Sequence[str]) -> list[str]:
+    """The dbt command line for this project (the venv's dbt, the repo's profiles.yml)."""
+    dbt = Path(sys.executable).with_name("dbt")
+    return [
+        str(dbt),
+        *dbt_args,
+        "--project-dir",
+        str(PROJECT_ROOT),
+        "--profiles-dir",
+        str(PROJECT_ROOT),
+    ]

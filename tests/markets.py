@@ -9,8 +9,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.landing import ingest
-from spymaster.cli import dbt_command
-from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 
 # The end-to-end market: a roll in the first days, then included sessions with triggers,

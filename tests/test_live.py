@@ -16,10 +16,10 @@ import pytest
 from databento.common.symbology import InstrumentMap
 
 from ingest.landing import ingest
-from live.command import LiveRun, run_feed
+from live.command import LiveRun, live_settings, run_feed
 from live.databento_feed import LIVE_SOURCE, RecordBatcher, drained
-from live.feed import Pace
-from live.session import LiveError
+from live.feed import ClockTick, DbnReplay, Pace
+from live.session import LiveContract, LiveError, LiveSession
 from spymaster.cli import main
 from spymaster.lake import Lake
 from tests.markets import warehouse
@@ -60,72 +60,126 @@ def emitted(
     return out
 
 
-TABLES = (
-    ("engine_book_snapshot_1s", "window_start"),
-    ("engine_depth_and_flow_1s", "window_start, side, price"),
-    ("engine_options_quotes_1s", "window_start, instrument_id"),
-    ("engine_zero_gamma_1s", "window_start"),
+ENGINE_TABLES = (
+    "engine_book_snapshot_1s",
+    "engine_depth_and_flow_1s",
+    "engine_options_quotes_1s",
+    "engine_zero_gamma_1s",
 )
+SQL_TABLES = (
+    "book_snapshot_1s", "depth_and_flow_1s", "options_quotes_1s", "vacuum_surface_1s",
+    "vacuum_score_1s", "physics_bands_1s", "gex_surface_1s", "session_calendar",
+    "physics_norm_calibration", "session_trades", "futures_bars", "session_levels",
+    "research_seconds", "feature_windows", "level_features", "market_features",
+    "approach_episodes", "trigger_vectors", "trigger_outcomes", "retrieval_vectors",
+    "retrieval_trigger_signals", "trigger_signals",
+)  # fmt: skip
 
 
 def compared_columns(connection: duckdb.DuckDBPyConnection, table: str) -> str:
     """Every column but build_fingerprint (the warehouse hashes the landed files it read;
     live rows say `live`)."""
     return ", ".join(
-        name
+        f'"{name}"'
         for (name,) in connection.execute(
-            "select column_name from information_schema.columns where table_schema = "
-            "'silver' and table_name = ? and column_name <> 'build_fingerprint' "
-            "order by ordinal_position",
+            "select column_name from information_schema.columns where table_name = ? "
+            "and column_name <> 'build_fingerprint' order by ordinal_position",
             [table],
         ).fetchall()
     )
 
 
-@pytest.mark.parametrize(("table", "order"), TABLES)
+def live_and_warehouse_rows(
+    lake: Lake, emitted: Path, table: str, day: dt.date
+) -> tuple[int, int, int]:
+    """Rows of the day in the warehouse, rows only live has, rows only the warehouse has."""
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        schema = connection.execute(
+            "select table_schema from information_schema.tables where table_name = ?", [table]
+        ).fetchall()[0][0]
+        columns = compared_columns(connection, table)
+        expected = f"(select {columns} from {schema}.{table} where dt = DATE '{day}')"
+        live = f"(select {columns} from read_parquet('{emitted / table}.parquet'))"
+        count, only_live, only_warehouse = (
+            connection.execute(f"select count(*) from {query}").fetchall()[0][0]
+            for query in (
+                expected,
+                f"({live} except all {expected})",
+                f"({expected} except all {live})",
+            )
+        )
+    finally:
+        connection.close()
+    return count, only_live, only_warehouse
+
+
+@pytest.mark.parametrize("table", ENGINE_TABLES + SQL_TABLES)
 def test_replaying_a_day_reproduces_the_warehouses_rows(
     market_lake: Lake,
     included_day: tuple[str, dt.date],
     emitted: Path,
     table: str,
-    order: str,
 ) -> None:
-    """Every row of the contract-day, every column but the fingerprint."""
+    """Every row of the contract-day, every column but the fingerprint: the engine's tables,
+    then every SQL layer down to the triggers and their neighbours (from the indexes of the
+    sessions before the day)."""
+    count, only_live, only_warehouse = live_and_warehouse_rows(
+        market_lake, emitted, table, included_day[1]
+    )
+    assert (only_live, only_warehouse) == (0, 0)
+    assert count > (1000 if table.endswith("_1s") else 0)
+    if table in ENGINE_TABLES:
+        fingerprints = pq.read_table(emitted / f"{table}.parquet").column("build_fingerprint")
+        assert set(fingerprints.to_pylist()) == {"live"}
+
+
+def test_live_emits_every_live_table_and_chooses_the_contract(
+    included_day: tuple[str, dt.date], emitted: Path
+) -> None:
     symbol, day = included_day
-    connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
-    try:
-        columns = compared_columns(connection, table)
-        expected = connection.sql(
-            f"select {columns} from silver.{table} "
-            f"where symbol = '{symbol}' and dt = DATE '{day}' order by {order}"
-        ).to_arrow_table()
-        live = connection.sql(
-            f"select {columns} from read_parquet('{emitted / table}.parquet') order by {order}"
-        ).to_arrow_table()
-    finally:
-        connection.close()
-    assert expected.num_rows > 1000
-    assert live.equals(expected)
-    assert set(
-        pq.read_table(emitted / f"{table}.parquet").column("build_fingerprint").to_pylist()
-    ) == {"live"}
+    written = {path.name.removesuffix(".parquet") for path in emitted.glob("*.parquet")}
+    assert written == {*ENGINE_TABLES, *SQL_TABLES, "contract_day_selection"}
+    choice = pq.read_table(emitted / "contract_day_selection.parquet").to_pylist()
+    assert [(row["dt"], row["selected_symbol"], row["is_included"]) for row in choice] == [
+        (day, symbol, True)
+    ]
 
 
 def test_a_contract_without_a_definition_is_named(
-    market_lake: Lake,
-    included_day: tuple[str, dt.date],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    market_lake: Lake, included_day: tuple[str, dt.date], tmp_path: Path
 ) -> None:
     """A lake with no landed history and a feed without the day's definitions: the
     contract's tick size is unknown."""
     symbol, day = included_day
     mbo = [path for path in day_files(market_lake, day, ("ES.FUT",)) if ".mbo." in path.name]
+    feed = DbnReplay(mbo, None, day)
+    session = LiveSession(
+        Lake(tmp_path / "empty"), LiveContract(symbol, day), live_settings(), lambda *_: None
+    )
+
+    def run() -> None:
+        for batch in feed:
+            if not isinstance(batch, ClockTick):
+                session.apply(batch, feed.symbology[batch.source])
+
+    with pytest.raises(LiveError) as raised:
+        run()
+    assert f"records of {symbol} before its definition" in str(raised.value)
+    assert "land the ES.FUT definition file of that day" in str(raised.value)
+
+
+def test_live_needs_the_warehouse(
+    market_lake: Lake,
+    included_day: tuple[str, dt.date],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    symbol, day = included_day
+    mbo = [path for path in day_files(market_lake, day, ("ES.FUT",)) if ".mbo." in path.name]
     argv = ["live", "--lake", str(tmp_path / "empty"), "--symbol", symbol]
     assert main([*argv, "--replay", *map(str, mbo)]) == 1
-    error = capsys.readouterr().err
-    assert f"records of {symbol} before its definition" in error
-    assert "land the ES.FUT definition file of that day" in error
+    assert "no warehouse; live reads its earlier sessions" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_named(
@@ -190,24 +244,13 @@ def test_the_databento_live_path_reproduces_the_warehouses_rows(
     included_day: tuple[str, dt.date],
     through_databento_path: tuple[LiveRun, Path, Path],
 ) -> None:
-    symbol, day = included_day
+    _, day = included_day
     run, out, raw = through_databento_path
     assert run.rows["engine_options_quotes_1s"] > 1000
     assert len(list(raw.rglob("*.dbn.zst"))) == 5
-    connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
-    try:
-        for table, order_by in TABLES:
-            columns = compared_columns(connection, table)
-            expected = connection.sql(
-                f"select {columns} from silver.{table} "
-                f"where symbol = '{symbol}' and dt = DATE '{day}' order by {order_by}"
-            ).to_arrow_table()
-            live = connection.sql(
-                f"select {columns} from read_parquet('{out / table}.parquet') order by {order_by}"
-            ).to_arrow_table()
-            assert live.equals(expected), table
-    finally:
-        connection.close()
+    for table in ENGINE_TABLES + SQL_TABLES:
+        _, only_live, only_warehouse = live_and_warehouse_rows(market_lake, out, table, day)
+        assert (only_live, only_warehouse) == (0, 0), table
 
 
 def test_a_gateway_error_stops_the_feed_with_its_text() -> None:

@@ -196,12 +196,14 @@ def test_evaluation_intervals_cover_the_estimate_and_reliability_bins() -> None:
 def test_persisted_index_round_trip_and_live_search(tmp_path: Path) -> None:
     triggers = _triggers(np.random.default_rng(4), sessions=4, per_session=5)
     names = [f"f{i}" for i in range(12)]
-    SetupIndex.build("PM_HIGH", "UP", triggers, names).save(tmp_path)
-    SetupIndex.build("PM_HIGH", "UP", triggers, names).save(tmp_path)  # replaces it whole
+    minutes = np.arange(20, dtype=np.float64)
+    SetupIndex.build("PM_HIGH", "UP", triggers, names, minutes).save(tmp_path)
+    SetupIndex.build("PM_HIGH", "UP", triggers, names, minutes).save(tmp_path)  # replaces it
     assert sorted(path.name for path in tmp_path.iterdir()) == ["PM_HIGH_UP"]
     loaded = SetupIndex.load(tmp_path, "PM_HIGH", "UP")
     assert loaded.feature_names == names
     assert loaded.index.ntotal == 20
+    assert loaded.minutes_since_open.tolist() == minutes.tolist()
     fitted = SetupMetric.fit(triggers.vectors, triggers.outcomes)
     assert loaded.metric.weights.tolist() == pytest.approx(fitted.weights.tolist())
     # a live setup: every indexed session is earlier; its nearest is the vector it copies

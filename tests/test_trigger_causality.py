@@ -14,8 +14,7 @@ import pytest
 import zstandard
 
 from ingest.landing import ingest
-from spymaster.cli import dbt_command
-from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from synthetic_market.dbn_files import MBO_DTYPE
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 

@@ -1,0 +1,427 @@
+"""The warehouse's SQL layers on a live session: every model declared `meta.live` runs its
+compiled SQL (what `dbt compile` renders from the same models the warehouse builds) over the
+session so far, inside one in-memory DuckDB whose `spymaster` catalog has the warehouse's
+schemas and tables, so the compiled SQL and the HUD's queries run unchanged.
+
+A model's `meta.live` says how it is kept current:
+- `source`: filled by the live session (the engine's tables, the contract's futures records,
+  the contract choice, the retrieval signals);
+- `recompute: before_session`: needs only earlier sessions (calibration, the calendar): run once;
+- `recompute: tail`: rows keyed by `time_column`, complete `period_seconds` after it; each run
+  reads its parents from `lookback_seconds` before its first new row and keeps the new rows;
+- `recompute: session`: small per-day tables (bars, levels, episodes, triggers) recomputed over
+  the session so far.
+Every model computes each session on its own, so live rows read only the live day; history (an
+earlier session's calibration, a neighbour's outcome) comes from the warehouse, before the day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from spymaster.lake import Lake, dbt_command
+
+NS = 1_000_000_000
+DATABASE = "spymaster"  # the warehouse file's catalog: what compiled SQL names
+LIVE_ROWS = "memory"  # the live day's rows (the in-memory database's own catalog)
+
+Emit = Callable[[str, pa.Table], None]
+
+
+class LiveSqlError(Exception):
+    """The SQL layers cannot run live; the message names the model or relation."""
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    name: str
+    schema: str
+    relation: str  # as compiled SQL names it: "spymaster"."<schema>"."<name>"
+    sql: str | None
+    parents: tuple[str, ...]
+    source: str | None
+    recompute: str | None
+    time_column: str | None = None
+    period_ns: int = 0
+    lookback_ns: int = 0
+    # (parent, its column): the parent whose rows this model's rows come from, when not all
+    # time-keyed parents make rows (a trigger vector per triggered episode)
+    rows_from: tuple[str, str] | None = None
+
+
+@cache
+def compile_models() -> dict[str, LiveModel]:
+    """Every model and seed of the project as `dbt compile` renders it with the project's vars,
+    against a scratch lake (compiling never opens the warehouse)."""
+    with tempfile.TemporaryDirectory(prefix="spymaster-live-") as scratch:
+        target = Path(scratch) / "target"
+        command = dbt_command(
+            ["compile", "--target-path", str(target), "--no-populate-cache", "--quiet"]
+        )
+        done = subprocess.run(
+            command,
+            env=Lake(Path(scratch)).environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise LiveSqlError(f"dbt compile failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        manifest = json.loads((target / "manifest.json").read_text())
+    models = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] not in ("model", "seed"):
+            continue
+        live = (node["config"].get("meta") or {}).get("live") or {}
+        models[node["name"]] = LiveModel(
+            name=node["name"],
+            schema=node["schema"],
+            relation=node["relation_name"],
+            sql=node.get("compiled_code"),
+            parents=tuple(
+                parent.split(".")[-1]
+                for parent in node.get("depends_on", {}).get("nodes", [])
+                if parent.split(".")[0] in ("model", "seed")
+            ),
+            source=live.get("source"),
+            recompute=live.get("recompute"),
+            time_column=live.get("time_column"),
+            period_ns=int(live.get("period_seconds", 0)) * NS,
+            lookback_ns=int(live.get("lookback_seconds", 0)) * NS,
+            rows_from=tuple(live["rows_from"].split(".")) if "rows_from" in live else None,
+        )
+    return models
+
+
+def live_order(models: Mapping[str, LiveModel]) -> list[LiveModel]:
+    """The live models, each after its live parents."""
+    ordered: list[LiveModel] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for parent in models[name].parents:
+            if _is_live(models[parent]):
+                visit(parent)
+        ordered.append(models[name])
+
+    for name in sorted(models):
+        if _is_live(models[name]):
+            visit(name)
+    return ordered
+
+
+def _is_live(model: LiveModel) -> bool:
+    return model.source is not None or model.recompute is not None
+
+
+class LiveWarehouse:
+    """The live day's rows of every live model, beside the warehouse's earlier sessions."""
+
+    def __init__(
+        self,
+        warehouse: Path,
+        day: dt.date,
+        models: Mapping[str, LiveModel],
+        emit: Emit,
+        step_ns: int,
+        computed: Mapping[str, Callable[[LiveWarehouse], pa.Table]] | None = None,
+    ) -> None:
+        """`computed`: per `meta.live.source` kind computed in Python from the live tables
+        (retrieval's signals), the function returning the new rows since its last call."""
+        self.day = day
+        self.models = models
+        self.order = live_order(models)
+        self.emit = emit
+        self.step_ns = step_ns
+        self.computed = dict(computed or {})
+        self.day_start_ns = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * NS
+        self.day_end_ns = self.day_start_ns + 86_400 * NS
+        # each live model's rows are complete before this (sources: set by the session)
+        self.until: dict[str, float] = {
+            model.name: self.day_start_ns
+            for model in self.order
+            if model.recompute != "before_session"
+        }
+        self._stepped_ns = -math.inf
+        # a table's version changes with its rows; a model reruns when a parent's changed
+        self.version: dict[str, int] = dict.fromkeys(self.until, 0)
+        self._read: dict[str, dict[str, int]] = {}
+        self.connection = duckdb.connect()
+        try:
+            self.connection.execute(f"attach '{_quoted(warehouse)}' as warehouse (read_only)")
+        except duckdb.Error as error:
+            raise LiveSqlError(
+                f"{warehouse}: cannot open the warehouse read-only ({error})"
+            ) from None
+        self.connection.execute(f"attach ':memory:' as {DATABASE}")
+        self._mirror()
+        self._check_history()
+        self._types: dict[tuple[str, str], str] = {}
+        for model in self.order:  # every declared column exists
+            if model.time_column:
+                self._column_type(model, model.time_column)
+            if model.rows_from:
+                self._column_type(self.models[model.rows_from[0]], model.rows_from[1])
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _mirror(self) -> None:
+        """`spymaster.<schema>.<table>`: the warehouse's relation, and for a live model the
+        warehouse's sessions before the day followed by the live day's rows."""
+        relations = self.connection.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_catalog = 'warehouse' order by all"
+        ).fetchall()
+        found = {name for _, name in relations}
+        missing = [m.name for m in self.order if m.name not in found]
+        if missing:
+            raise LiveSqlError(
+                f"the warehouse has no {', '.join(missing)}: run `spymaster build` first"
+            )
+        live = {model.name for model in self.order}
+        for schema, name in relations:
+            for catalog in (DATABASE, LIVE_ROWS):
+                self.connection.execute(f'create schema if not exists {catalog}."{schema}"')
+            source = f'warehouse."{schema}"."{name}"'
+            if name not in live:
+                self.connection.execute(
+                    f'create view {DATABASE}."{schema}"."{name}" as select * from {source}'
+                )
+                continue
+            rows = f'{LIVE_ROWS}."{schema}"."{name}"'
+            self.connection.execute(f"create table {rows} as select * from {source} limit 0")
+            self.connection.execute(
+                f'create view {DATABASE}."{schema}"."{name}" as select * from {source} '
+                f"where dt < DATE '{self.day.isoformat()}' union all select * from {rows}"
+            )
+
+    def _check_history(self) -> None:
+        """A model read live but not declared live must not be per session: its rows of the
+        day would be the warehouse's (a replayed day's future) or missing (a new day)."""
+        for model in self.order:
+            if model.source is not None:
+                continue
+            for parent in model.parents:
+                other = self.models[parent]
+                if _is_live(other):
+                    continue
+                columns = self._columns(other)
+                if "dt" in columns:
+                    raise LiveSqlError(
+                        f"{model.name} reads {parent}, which has rows per session (dt) but no "
+                        "meta.live: declare how it is kept current live"
+                    )
+
+    def _columns(self, model: LiveModel) -> dict[str, str]:
+        return dict(
+            self.connection.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_catalog = 'warehouse' and table_schema = ? and table_name = ?",
+                [model.schema, model.name],
+            ).fetchall()
+        )
+
+    def _column_type(self, model: LiveModel, column: str) -> str:
+        key = (model.name, column)
+        if key not in self._types:
+            columns = self._columns(model)
+            if column not in columns:
+                raise LiveSqlError(f"{model.name}: meta.live names no column {column!r}")
+            self._types[key] = columns[column]
+        return self._types[key]
+
+    def _literal(self, model: LiveModel, ns: float, column: str | None = None) -> str:
+        """`ns` as a value of the model's time column (or `column`)."""
+        kind = self._column_type(model, column or model.time_column)
+        ns = int(min(max(ns, -(2**62)), 2**62))
+        if kind == "BIGINT":
+            return str(ns)
+        if kind.startswith("TIMESTAMP"):
+            return f"make_timestamp({ns // 1000})"
+        raise LiveSqlError(f"{model.name}: time column {column} of type {kind} is not a time")
+
+    # -- rows in --------------------------------------------------------------------------
+
+    def insert(self, table: str, rows: pa.Table | pa.RecordBatch) -> None:
+        if not rows.num_rows:
+            return
+        model = self.models[table]
+        self.version[table] = self.version.get(table, 0) + 1
+        self.connection.register("live_insert", rows)
+        try:
+            self.connection.execute(
+                f'insert into {LIVE_ROWS}."{model.schema}"."{table}" by name '
+                "select * from live_insert"
+            )
+        finally:
+            self.connection.unregister("live_insert")
+
+    def before_session(self, choices: Mapping[str, pa.Table]) -> None:
+        """The day's rows of the models known before it starts: the choices made for it (per
+        source kind: the contract) and the models that need only earlier sessions."""
+        for model in self.order:
+            if model.source in choices:
+                self.insert(model.name, choices[model.source])
+                self.emit(model.name, choices[model.source])
+                self.until[model.name] = math.inf
+        for model in self.order:
+            if model.recompute == "before_session":
+                rows = self._query(model, f"where dt = DATE '{self.day.isoformat()}'")
+                self.insert(model.name, rows)
+                self.emit(model.name, rows)
+
+    # -- advancing ------------------------------------------------------------------------
+
+    def advance(self, sources: Mapping[str, float], final: bool = False) -> None:
+        """The rows of each source kind are complete before `sources[kind]` (ns): bring every
+        model up to date (at most once per `step_ns` of market time unless `final`)."""
+        for model in self.order:
+            if model.source in sources:
+                self.until[model.name] = sources[model.source]
+        front = max(sources.values(), default=-math.inf)
+        if not final and front - self._stepped_ns < self.step_ns:
+            return
+        self._stepped_ns = front
+        for model in self.order:
+            if model.source in sources or self.until.get(model.name, math.inf) == math.inf:
+                continue  # filled by the session, chosen or computed before it
+            ready = min(
+                (self.until[p] for p in model.parents if p in self.until), default=self.day_end_ns
+            )
+            if model.recompute == "tail":
+                self._tail(model, ready)
+            elif ready > self.until[model.name] or final:
+                if self._parents_changed(model):
+                    self._recompute(model)
+                self.until[model.name] = ready
+        if final:
+            for model in self.order:
+                if model.recompute == "session":
+                    self.emit(model.name, self.table(model.name))
+
+    def _parents_changed(self, model: LiveModel) -> bool:
+        """Whether a live parent's rows changed since the model last read them (the same
+        rows give the same result: no need to recompute)."""
+        seen = {p: self.version[p] for p in model.parents if p in self.version}
+        changed = self._read.get(model.name) != seen
+        self._read[model.name] = seen
+        return changed
+
+    def _recompute(self, model: LiveModel) -> None:
+        """A session model over the session so far, or the new rows of a computed source."""
+        if model.source is None:
+            rows = self._query(model, "")
+            if rows.equals(self.table(model.name)):
+                return
+            self.connection.execute(f'delete from {LIVE_ROWS}."{model.schema}"."{model.name}"')
+            self.insert(model.name, rows)
+        elif model.source in self.computed:
+            rows = self.computed[model.source](self)
+            self.insert(model.name, rows)
+            self.emit(model.name, rows)
+        else:
+            raise LiveSqlError(f"{model.name}: nothing fills live source {model.source!r}")
+
+    def _tail(self, model: LiveModel, ready: float) -> None:
+        start = self.until[model.name]
+        end = ready if model.period_ns == 0 else ready // model.period_ns * model.period_ns
+        end = min(end, self.day_end_ns)
+        if end <= start:
+            return
+        if not self._has_rows(model, start - model.lookback_ns, end):
+            self.until[model.name] = end  # its rows come from its time-keyed parents' rows
+            return
+        time = model.time_column
+        new_rows = (
+            f"where {time} >= {self._literal(model, start)} "
+            f"and {time} < {self._literal(model, end)}"
+        )
+        rows = self._query(model, new_rows, start - model.lookback_ns, end)
+        self.insert(model.name, rows)
+        self.emit(model.name, rows)
+        self.until[model.name] = end
+
+    def _has_rows(self, model: LiveModel, lower_ns: float, upper_ns: float) -> bool:
+        """Whether a parent the model's rows come from has rows in [lower_ns, upper_ns)."""
+        if model.rows_from is not None:
+            keyed = [model.rows_from]
+        else:
+            keyed = [
+                (name, self.models[name].time_column)
+                for name in model.parents
+                if _is_live(self.models[name]) and self.models[name].time_column
+            ]
+        for name, time in keyed:
+            parent = self.models[name]
+            found = self.connection.execute(
+                f'select exists (select 1 from {LIVE_ROWS}."{parent.schema}"."{parent.name}" '
+                f"where {time} >= {self._literal(parent, lower_ns, time)} "
+                f"and {time} < {self._literal(parent, upper_ns, time)})"
+            ).fetchall()[0][0]
+            if found:
+                return True
+        return False
+
+    def _query(
+        self,
+        model: LiveModel,
+        where: str,
+        lower_ns: float | None = None,
+        upper_ns: float = math.inf,
+    ) -> pa.Table:
+        """The model's compiled SQL with each live parent read from the live day's rows (its
+        time column in [lower_ns, upper_ns) for a tail run); `before_session` models read the
+        warehouse's earlier sessions with the day."""
+        if model.sql is None:
+            raise LiveSqlError(f"{model.name}: no compiled SQL")
+        sql = model.sql
+        if model.recompute != "before_session":
+            for name in model.parents:
+                parent = self.models[name]
+                if not _is_live(parent):
+                    continue
+                rows = f'{LIVE_ROWS}."{parent.schema}"."{parent.name}"'
+                if model.recompute == "tail" and parent.time_column and lower_ns is not None:
+                    time = parent.time_column
+                    rows = (
+                        f"(select * from {rows} where {time} >= {self._literal(parent, lower_ns)}"
+                        f" and {time} < {self._literal(parent, upper_ns)})"
+                    )
+                sql = sql.replace(parent.relation, rows)
+        try:
+            return self.connection.sql(f"select * from (\n{sql}\n) {where}").to_arrow_table()
+        except duckdb.Error as error:
+            raise LiveSqlError(f"{model.name}: {error}") from None
+
+    def table(self, name: str) -> pa.Table:
+        model = self.models[name]
+        return self.connection.sql(
+            f'select * from {LIVE_ROWS}."{model.schema}"."{name}"'
+        ).to_arrow_table()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the `spymaster` catalog (what the HUD queries)."""
+        cursor = self.connection.cursor()
+        cursor.execute(f"use {DATABASE}")
+        return cursor
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
