@@ -31,9 +31,9 @@ from spymaster.lake import PROJECT_ROOT, Lake, project_vars
 ENGINE_MODELS_YML = PROJECT_ROOT / "python_models" / "silver" / "_engine.yml"
 RETRIEVAL_MODELS_YML = PROJECT_ROOT / "python_models" / "gold" / "_retrieval.yml"
 # how often the SQL layers catch up, in market time: every second when paced (what the HUD
-# draws), every 5 minutes at full speed (the rows are the same, fewer runs)
+# draws), every 15 minutes at full speed (the rows are the same; each run has a fixed cost)
 PACED_STEP_NS = NS
-UNPACED_STEP_NS = 300 * NS
+UNPACED_STEP_NS = 900 * NS
 _TEMPLATE = re.compile(r"\{\{\s*var\('(\w+)'\)((?:\['\w+'\])*)\s*\}\}")
 
 

@@ -279,9 +279,13 @@ class LiveSession:
     def watermarks(self) -> dict[str, int]:
         """Per source of live rows (the futures engine with the contract's records, the
         options engine), the time before which its rows are complete. Before the options'
-        first record there are no option rows to wait for."""
+        first record, option rows are complete only before the first second priced (a feed
+        may send the options' records after the future's)."""
         futures = self.futures.replay.closed_until_ns if self.futures is not None else 0
-        options = self.options.priced_until_ns() if self.options is not None else futures
+        if self.options is not None:
+            options = self.options.priced_until_ns()
+        else:
+            options = open_interest_cutoff_ns(self.settings.options_config, self.contract.day)
         return {"futures_engine": futures, "options_engine": min(options, futures)}
 
     def finish(self) -> None:
