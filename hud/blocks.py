@@ -4,7 +4,7 @@ recently used out first), so many replay clients and seeks share reads.
 A read costs mostly the same for a few seconds as for a few minutes (DuckDB decompresses whole
 row groups), so the server reads whole blocks of `BLOCK_SECONDS`, several adjacent ones in one
 read, and slices every window and frame out of them. Two requests for a block being read wait
-for the one read."""
+for the one read. A live day's block is kept only once the live frontier has passed it."""
 
 from __future__ import annotations
 
@@ -68,9 +68,13 @@ class BlockCache:
     def __init__(
         self,
         read: Callable[[object, dt.datetime, dt.datetime], Tables],
+        complete_until: Callable[[Session], dt.datetime | None],
         max_bytes: int = CACHE_BYTES,
     ) -> None:
+        """`complete_until(session)`: where the session's rows end for now (a live day), None
+        when they are final; a block past it is read for its request but not kept."""
         self._read = read
+        self._complete_until = complete_until
         self._max_bytes = max_bytes
         self._blocks: OrderedDict[BlockKey, tuple[Tables, int]] = OrderedDict()
         self._bytes = 0
@@ -141,6 +145,7 @@ class BlockCache:
         start = self._bounds(session, run[0])[0]
         end = self._bounds(session, run[-1])[1]
         keys = [(session.session, index) for index in run]
+        complete = self._complete_until(session)
         try:
             tables = self._read(session, start, end)
         except BaseException as error:
@@ -154,6 +159,9 @@ class BlockCache:
             }
             size = sum(table.nbytes for table in block.values())
             with self._lock:
+                if complete is not None and block_end > complete:
+                    self._reading.pop(key).set_result(block)
+                    continue
                 self._blocks[key] = (block, size)
                 self._bytes += size
                 while self._bytes > self._max_bytes and len(self._blocks) > 1:

@@ -70,8 +70,16 @@ def encode(tables: Mapping[str, pa.Table]) -> bytes:
     sink = pa.BufferOutputStream()
     for name, table in tables.items():
         named = table.replace_schema_metadata({TABLE_KEY: name.encode()})
+        # an empty table still sends one (empty) batch: apache-arrow's reader of back-to-back
+        # streams reads the next stream's batches as this one's after a stream without any
+        batches = named.to_batches() or [
+            pa.RecordBatch.from_arrays(
+                [pa.array([], field.type) for field in named.schema], schema=named.schema
+            )
+        ]
         with pa.ipc.new_stream(sink, named.schema) as writer:
-            writer.write_table(named)
+            for batch in batches:
+                writer.write_batch(batch)
     return sink.getvalue().to_pybytes()
 
 

@@ -11,8 +11,10 @@ import datetime as dt
 import math
 from collections.abc import Awaitable, Callable
 
+import pyarrow as pa
+
 from hud.blocks import split_seconds
-from hud.protocol import PayloadKind, encode, message_table
+from hud.protocol import PayloadKind, StreamMode, encode, message_table
 from hud.requests import Window
 from hud.warehouse import Session, Warehouse
 
@@ -22,10 +24,14 @@ MIN_CHUNK_SECONDS = 4
 
 
 def encode_frames(
-    warehouse: Warehouse, session: Session, start: dt.datetime, end: dt.datetime
+    tables: dict[str, pa.Table],
+    session: Session,
+    start: dt.datetime,
+    end: dt.datetime,
+    mode: StreamMode = StreamMode.REPLAY,
 ) -> list[tuple[dt.datetime, bytes]]:
-    """The frames of the seconds [start, end): each the frame tables of one second."""
-    tables = warehouse.window(session, start, end)
+    """The frames of the seconds [start, end) of a window's frame tables: each the frame
+    tables of one second."""
     return [
         (
             second,
@@ -36,6 +42,7 @@ def encode_frames(
                         session.session,
                         second,
                         second + dt.timedelta(seconds=1),
+                        mode,
                     ),
                     **frame,
                 }
@@ -59,7 +66,8 @@ async def replay(
 
     def read(start: dt.datetime) -> tuple[dt.datetime, list[tuple[dt.datetime, bytes]]]:
         end = min(start + chunk, window.end)
-        return end, encode_frames(warehouse, window.session, start, end)
+        tables = warehouse.window(window.session, start, end)
+        return end, encode_frames(tables, window.session, start, end)
 
     pending: asyncio.Future | None = asyncio.ensure_future(asyncio.to_thread(read, window.start))
     try:

@@ -102,15 +102,17 @@ def window_of(params: Mapping[str, object], warehouse: Warehouse) -> Window:
 
 
 @dataclass(frozen=True)
-class ReplayCommand:
-    """`{"op": "replay", "session": ..., "from": ..., "speed": ...}` or `{"op": "stop"}`."""
+class StreamCommand:
+    """`{"op": "replay", "session": ..., "from": ..., "speed": ...}`, `{"op": "live",
+    "session": ..., "from": ...}` (the live day's frames from `from` as they are computed) or
+    `{"op": "stop"}`."""
 
     op: str
     window: Window | None = None
     speed: float = 1.0
 
 
-def replay_command_of(text: str, warehouse: Warehouse) -> ReplayCommand:
+def stream_command_of(text: str, warehouse: Warehouse) -> StreamCommand:
     try:
         command = json.loads(text)
     except ValueError:
@@ -119,14 +121,23 @@ def replay_command_of(text: str, warehouse: Warehouse) -> ReplayCommand:
         raise RequestError(400, "a stream message must be a JSON object", "op")
     op = command.get("op")
     if op == "stop":
-        return ReplayCommand("stop")
-    if op != "replay":
-        raise RequestError(400, f"op {op!r} is not one of 'replay', 'stop'", "op")
+        return StreamCommand("stop")
+    if op not in ("replay", "live"):
+        raise RequestError(400, f"op {op!r} is not one of 'replay', 'live', 'stop'", "op")
     session = session_of(command, warehouse)
     start = moment_of(command, "from", session)
     if start == session.end:
         raise RequestError(400, f"from {start.isoformat()}Z is the session's end", "from")
+    if op == "live":
+        if warehouse.live is None or warehouse.live.day != session.session:
+            live = (
+                "no session is live here"
+                if warehouse.live is None
+                else (f"the live session is {warehouse.live.day}")
+            )
+            raise RequestError(400, f"session {session.session} is not live ({live})", "session")
+        return StreamCommand("live", Window(session, start, session.end))
     speed = command.get("speed", 1)
     if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0 < speed <= MAX_SPEED:
         raise RequestError(400, f"speed {speed!r} is not a number in (0, {MAX_SPEED:g}]", "speed")
-    return ReplayCommand("replay", Window(session, start, session.end), float(speed))
+    return StreamCommand("replay", Window(session, start, session.end), float(speed))

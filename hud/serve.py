@@ -6,9 +6,11 @@ import errno
 import ipaddress
 import socket
 import sys
+import threading
 
 import uvicorn
 
+from hud.live import LiveDay
 from hud.server import create_app
 from hud.warehouse import WarehouseUnavailableError
 from spymaster.lake import Lake
@@ -45,22 +47,53 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def serve(lake: Lake, host: str, port: int) -> None:
-    if not lake.root.is_dir():
-        raise ServeError(f"{lake.root}: no lake here (a folder made by `spymaster ingest`)")
-    listener = _listening_socket(host, port)
+def _warn_if_public(host: str) -> None:
     if not _is_loopback(host):
         print(
             f"warning: serving on {host}: anyone who can reach this machine can read the "
             "warehouse (the default, 127.0.0.1, is this machine only)",
             file=sys.stderr,
         )
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def _config(app: object) -> uvicorn.Config:
+    return uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="off")
+
+
+def serve(lake: Lake, host: str, port: int) -> None:
+    if not lake.root.is_dir():
+        raise ServeError(f"{lake.root}: no lake here (a folder made by `spymaster ingest`)")
+    listener = _listening_socket(host, port)
+    _warn_if_public(host)
     app = create_app(lake)
     try:
         app.state.warehouse.open()
     except WarehouseUnavailableError as error:
         print(f"warning: {error} (the page says so too)", file=sys.stderr)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"spymaster HUD on http://{shown}:{port}/  (lake {lake.root}; Ctrl-C stops)", flush=True)
-    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="off")
-    uvicorn.Server(config).run(sockets=[listener])
+    print(f"spymaster HUD on {_url(host, port)}  (lake {lake.root}; Ctrl-C stops)", flush=True)
+    uvicorn.Server(_config(app)).run(sockets=[listener])
+
+
+class LiveServer:
+    """The HUD of a live day, served from a thread while the feed runs in the caller's."""
+
+    def __init__(self, lake: Lake, live: LiveDay, host: str, port: int) -> None:
+        listener = _listening_socket(host, port)
+        _warn_if_public(host)
+        self.url = _url(host, port)
+        app = create_app(lake, live)
+        app.state.warehouse.open()
+        self._server = uvicorn.Server(_config(app))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [listener]}, name="hud", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

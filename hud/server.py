@@ -7,7 +7,8 @@ HTTP (GET; Arrow IPC bodies, see `protocol`):
   /api/session         ?session=YYYY-MM-DD: bounds, levels, episodes, triggers, neighbours
   /api/window          ?session=&start=&end=: every frame table for the seconds [start, end)
 WebSocket:
-  /api/stream          JSON commands in, one binary frame per second out (replay, later live)
+  /api/stream          JSON commands in (replay, live, stop), one binary frame per second out;
+                       live also sends the session payload again when it changes
 Errors are JSON with the parameter at fault; the server answers every request and survives
 every client.
 """
@@ -30,9 +31,17 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from hud.protocol import PayloadKind, encode, message_table
+from hud.live import LiveDay
+from hud.live_stream import stream_live
+from hud.protocol import PayloadKind, StreamMode, encode, message_table
 from hud.replay import replay
-from hud.requests import RequestError, Window, replay_command_of, session_of, window_of
+from hud.requests import (
+    RequestError,
+    StreamCommand,
+    session_of,
+    stream_command_of,
+    window_of,
+)
 from hud.warehouse import Warehouse, WarehouseUnavailableError
 from spymaster.lake import Lake
 
@@ -72,8 +81,12 @@ def _answers(
 
 async def _sessions(request: Request, warehouse: Warehouse) -> bytes:
     def payload() -> bytes:
+        mode = StreamMode.REPLAY if warehouse.live is None else StreamMode.LIVE
         return encode(
-            {"message": message_table(PayloadKind.SESSIONS), "sessions": warehouse.sessions()}
+            {
+                "message": message_table(PayloadKind.SESSIONS, mode=mode),
+                "sessions": warehouse.sessions(),
+            }
         )
 
     return await run_in_threadpool(payload)
@@ -97,12 +110,14 @@ async def _session(request: Request, warehouse: Warehouse) -> bytes:
 async def _window(request: Request, warehouse: Warehouse) -> bytes:
     def payload() -> bytes:
         window = window_of(request.query_params, warehouse)
+        # a live day's window ends at the live frontier: the page asks again for the rest
+        end = max(window.start, warehouse.available_end(window.session, window.end))
         return encode(
             {
                 "message": message_table(
-                    PayloadKind.WINDOW, window.session.session, window.start, window.end
+                    PayloadKind.WINDOW, window.session.session, window.start, end
                 ),
-                **warehouse.window(window.session, window.start, window.end),
+                **warehouse.window(window.session, window.start, end),
             }
         )
 
@@ -114,9 +129,9 @@ async def _page(request: Request) -> Response:
 
 
 class _StreamConnection:
-    """One WebSocket: commands in (`replay`, `stop`), frames out; a new command replaces the
-    running replay. Mistakes come back as `{"type": "error", ...}` and the connection stays
-    open; a client that leaves ends only its own replay."""
+    """One WebSocket: commands in (`replay`, `live`, `stop`), frames out; a new command
+    replaces the running stream. Mistakes come back as `{"type": "error", ...}` and the
+    connection stays open; a client that leaves ends only its own stream."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
@@ -127,18 +142,22 @@ class _StreamConnection:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             await self.websocket.send_text(json.dumps(body))
 
-    async def replay(self, window: Window, speed: float) -> None:
+    async def run(self, command: StreamCommand) -> None:
+        window = command.window
         try:
-            await replay(self.websocket.send_bytes, self.warehouse, window, speed)
+            if command.op == "live":
+                await stream_live(self.websocket.send_bytes, self.send_json, self.warehouse, window)
+                return
+            await replay(self.websocket.send_bytes, self.warehouse, window, command.speed)
             await self.send_json({"type": "end", "session": window.session.session.isoformat()})
         except WarehouseUnavailableError as error:
             await self.send_json({"type": "error", "error": str(error), "command": error.command})
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the client left: nobody else is concerned
         except Exception:
-            log.exception("replay failed")
+            log.exception("%s failed", command.op)
             await self.send_json(
-                {"type": "error", "error": "the replay failed; see the server log"}
+                {"type": "error", "error": f"the {command.op} stream failed; see the server log"}
             )
 
     async def stop(self) -> None:
@@ -150,7 +169,7 @@ class _StreamConnection:
 
     async def command(self, text: str) -> None:
         try:
-            command = await run_in_threadpool(replay_command_of, text, self.warehouse)
+            command = await run_in_threadpool(stream_command_of, text, self.warehouse)
         except RequestError as error:
             await self.send_json({"type": "error", **error.body()})
             return
@@ -158,8 +177,8 @@ class _StreamConnection:
             await self.send_json({"type": "error", "error": str(error), "command": error.command})
             return
         await self.stop()
-        if command.op == "replay":
-            self.running = asyncio.create_task(self.replay(command.window, command.speed))
+        if command.op != "stop":
+            self.running = asyncio.create_task(self.run(command))
 
     async def serve(self) -> None:
         await self.websocket.accept()
@@ -188,7 +207,8 @@ async def _not_found(request: Request, exc: HTTPException) -> Response:
     return _error(exc.status_code, f"{exc.detail}: {request.url.path}")
 
 
-def create_app(lake: Lake) -> Starlette:
+def create_app(lake: Lake, live: LiveDay | None = None) -> Starlette:
+    """The HUD over the lake's warehouse, or with `live` over a live feed's database."""
     app = Starlette(
         routes=[
             Route("/", _page),
@@ -200,5 +220,5 @@ def create_app(lake: Lake) -> Starlette:
         ],
         exception_handlers={HTTPException: _not_found},
     )
-    app.state.warehouse = Warehouse(lake)
+    app.state.warehouse = Warehouse(lake, live)
     return app

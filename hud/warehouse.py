@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hud.blocks import BlockCache
+from hud.live import LiveDay
 from spymaster.lake import Lake, project_vars
 
 # The server's share of the machine: replay clients are many small queries. (Set after
@@ -257,6 +258,23 @@ SESSION_COLUMNS: Mapping[tuple[str, str], tuple[str, ...]] = {
 }  # fmt: skip
 
 
+def frame_sources() -> frozenset[str]:
+    """The warehouse tables the frames are read from."""
+    return frozenset(table.source or table.name for table in FRAME_TABLES)
+
+
+# The tables of the session payload that change during a live session.
+SESSION_SOURCES = frozenset(
+    {
+        "session_levels",
+        "approach_episodes",
+        "trigger_vectors",
+        "trigger_outcomes",
+        "trigger_signals",
+    }
+)
+
+
 def required_columns() -> dict[tuple[str, str], tuple[str, ...]]:
     """Every table and column the HUD reads."""
     required = {key: set(columns) for key, columns in SESSION_COLUMNS.items()}
@@ -315,14 +333,21 @@ def build_command(missing: list[str]) -> str:
 
 class Warehouse:
     """A read-only connection to a lake's DuckDB file, opened on first use (and retried on the
-    next request while the file is missing, locked by a writer or incomplete)."""
+    next request while the file is missing, locked by a writer or incomplete); with `live`,
+    the live feed's database instead, whose live day is complete only up to its frontier."""
 
-    def __init__(self, lake: Lake) -> None:
+    def __init__(self, lake: Lake, live: LiveDay | None = None) -> None:
         self.lake = lake
+        self.live = live
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._sessions: dict[dt.date, Session] | None = None
         self._lock = threading.Lock()
-        self._blocks = BlockCache(self.read_window)
+        self._blocks = BlockCache(self.read_window, self.complete_until)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        if self.live is not None:
+            return self.live.cursor()
+        return self._connect().cursor()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -357,7 +382,18 @@ class Warehouse:
     def open(self) -> None:
         """Open the warehouse now and check its tables (WarehouseUnavailableError says why
         not); requests open it on first use otherwise."""
-        self._connect()
+        if self.live is None:
+            self._connect()
+            return
+        cursor = self.live.cursor()
+        try:
+            missing = missing_from(cursor)
+        finally:
+            cursor.close()
+        if missing:
+            raise WarehouseUnavailableError(
+                f"the live day's database lacks {', '.join(missing)}", build_command(missing)
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -367,14 +403,31 @@ class Warehouse:
 
     def query(self, sql: str, params: Mapping[str, object] | None = None) -> pa.Table:
         """One query on its own cursor: safe from many threads at once."""
-        cursor = self._connect().cursor()
+        cursor = self._cursor()
         try:
             return cursor.sql(sql, params=dict(params or {})).to_arrow_table()
         finally:
             cursor.close()
 
     def sessions(self) -> pa.Table:
-        return self.query(SESSIONS_SQL)
+        """The included sessions; `is_live` marks the day a live feed is computing."""
+        table = self.query(SESSIONS_SQL)
+        live = [
+            self.live is not None and day == self.live.day for day in table["session"].to_pylist()
+        ]
+        return table.append_column("is_live", pa.array(live, pa.bool_()))
+
+    def complete_until(self, session: Session) -> dt.datetime | None:
+        """Where the session's frame tables end for now: the live frontier on the live day,
+        None (all of it) otherwise."""
+        if self.live is None or session.session != self.live.day:
+            return None
+        return self.live.state().frames_until or session.start
+
+    def available_end(self, session: Session, end: dt.datetime) -> dt.datetime:
+        """`end`, or the live frontier if that comes first."""
+        until = self.complete_until(session)
+        return end if until is None else min(end, until)
 
     def session(self, day: dt.date) -> Session | None:
         """The included session of that date, or None."""
@@ -415,6 +468,7 @@ class Warehouse:
                 "trigger_ticks": [int(settings["trigger_ticks"])],
                 "strike_step": [float(settings["option_strike_step"])],
                 "exchange_timezone": [str(settings["exchange_timezone"])],
+                "live_until": pa.array([self.complete_until(session)], pa.timestamp("ms")),
             }
         )
         return {
@@ -438,9 +492,20 @@ class Warehouse:
 
     def window(self, session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, pa.Table]:
         """Every frame table's rows of the seconds [start, end), one batch each, through the
-        block cache."""
-        tables = self._blocks.window(session, start, end)
+        block cache (a live frontier's seconds straight from the live tables)."""
+        if end <= start:
+            tables = self.read_window(session, start, start)
+        else:
+            tables = self._blocks.window(session, start, end)
         return {name: _compact(table) for name, table in tables.items()}
+
+    def live_window(
+        self, session: Session, start: dt.datetime, end: dt.datetime
+    ) -> dict[str, pa.Table]:
+        """The seconds just completed live: read at once, never cached."""
+        return {
+            name: _compact(table) for name, table in self.read_window(session, start, end).items()
+        }
 
 
 _FRAME_QUERIES = ThreadPoolExecutor(len(FRAME_TABLES), thread_name_prefix="hud-frame-query")

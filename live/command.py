@@ -16,6 +16,9 @@ import pyarrow as pa
 import yaml
 from databento.common.symbology import InstrumentMap
 
+from hud.live import LiveDay
+from hud.serve import LiveServer
+from hud.warehouse import SESSION_SOURCES, frame_sources
 from ingest.bronze_tables import SourceSchema
 from live.capture import RawCapture
 from live.databento_feed import DatabentoLive
@@ -23,7 +26,7 @@ from live.emit import ParquetTables
 from live.feed import ClockTick, DbnReplay, FeedBatch, Pace
 from live.session import FUTURES_MBO, LiveContract, LiveError, LiveSession, LiveSettings
 from live.signals import LiveSignals, day_indexes
-from live.sql_layers import NS, LiveWarehouse, compile_models
+from live.sql_layers import DATABASE, NS, LiveWarehouse, compile_models
 from retrieval.warehouse import evaluation_settings, retrieval_settings
 from spymaster.dbt_models import options_settings, profile_settings, surface_settings
 from spymaster.lake import PROJECT_ROOT, Lake, project_vars
@@ -112,6 +115,18 @@ class LiveRun:
     close_latency_seconds: np.ndarray
 
 
+@dataclass(frozen=True)
+class LiveHud:
+    """`--serve`: the HUD of the live day on host:port while the feed runs. `started` gets
+    its URL; `after_feed`, when given, runs once the feed has ended, while the HUD still
+    serves the day (the command waits there for Ctrl-C)."""
+
+    host: str
+    port: int
+    started: Callable[[str], None]
+    after_feed: Callable[[], None] | None = None
+
+
 def run_replay(
     lake: Lake,
     paths: Sequence[Path],
@@ -121,21 +136,26 @@ def run_replay(
     symbol: str | None,
     start_ns: int = 0,
     stop_ns: int | None = None,
+    hud: LiveHud | None = None,
 ) -> LiveRun:
     feed = DbnReplay(paths, speed, day, start_ns, stop_ns)
     day = day or feed.day()
     contract = symbol or selected_contract(lake, day)
-    return run_feed(lake, feed, feed.symbology, day, contract, emit, pace=feed.pace)
+    return run_feed(lake, feed, feed.symbology, day, contract, emit, pace=feed.pace, hud=hud)
 
 
 def run_databento(
-    lake: Lake, emit: Path | None, day: dt.date | None, symbol: str | None
+    lake: Lake,
+    emit: Path | None,
+    day: dt.date | None,
+    symbol: str | None,
+    hud: LiveHud | None = None,
 ) -> LiveRun:
     """Today's session from the Databento Live gateway, until the connection ends."""
     feed = DatabentoLive()
     day = day or dt.datetime.now(dt.UTC).date()
     contract = symbol or latest_contract(lake, day)
-    return run_feed(lake, feed, feed.symbology, day, contract, emit, capture=lake.raw)
+    return run_feed(lake, feed, feed.symbology, day, contract, emit, capture=lake.raw, hud=hud)
 
 
 def live_settings() -> LiveSettings:
@@ -191,7 +211,12 @@ def open_live_warehouse(
             "neighbours): build it with `spymaster build` first"
         )
     warehouse = LiveWarehouse(
-        lake.duckdb_path, contract.day, compile_models(), emit, UNPACED_STEP_NS
+        lake.duckdb_path,
+        contract.day,
+        compile_models(),
+        emit,
+        UNPACED_STEP_NS,
+        first=frame_sources(),
     )
     warehouse.computed["retrieval_indexes"] = live_signals(warehouse, lake, contract.day)
     warehouse.before_session({"contract_choice": contract_choice(warehouse, contract)})
@@ -207,69 +232,146 @@ def run_feed(
     emit: Path | None,
     capture: Path | None = None,
     pace: Pace | None = None,
+    hud: LiveHud | None = None,
 ) -> LiveRun:
     """Every batch of `feed` through one live session of `symbol` on `day` and the
     warehouse's SQL layers after it; with `capture`, every record received is also written
-    there as raw DBN files (even when the session fails: nothing received is lost)."""
-    tables = ParquetTables(emit) if emit is not None else None
-    raw = RawCapture(capture) if capture is not None else None
-    rows: dict[str, int] = {}
+    there as raw DBN files (even when the session fails: nothing received is lost); with
+    `hud`, the HUD draws the day as it is computed."""
+    run = _FeedRun(lake, LiveContract(symbol, day), emit, capture, pace)
+    try:
+        if hud is not None:
+            run.serve(lake, hud)
+        result = run.consume(feed, symbology)
+        if hud is not None and hud.after_feed is not None:
+            hud.after_feed(result)
+        return result
+    finally:
+        run.close()
 
-    latencies: list[np.ndarray] = []
-    live = True  # rows the feed's clock closed (not the end of the stream's)
 
-    def write(table: str, batch: pa.RecordBatch | pa.Table) -> None:
-        rows[table] = rows.get(table, 0) + batch.num_rows
-        if tables is not None and batch.num_rows:
-            tables.write(table, batch)
+class _FeedRun:
+    """One live run: the session, its SQL layers, what it writes and, served, the HUD."""
 
-    contract = LiveContract(symbol, day)
-    warehouse = open_live_warehouse(lake, contract, write)
+    def __init__(
+        self,
+        lake: Lake,
+        contract: LiveContract,
+        emit: Path | None,
+        capture: Path | None,
+        pace: Pace | None,
+    ) -> None:
+        self.tables = ParquetTables(emit) if emit is not None else None
+        self.raw = RawCapture(capture) if capture is not None else None
+        self.pace = pace
+        self.rows: dict[str, int] = {}
+        self.latencies: list[np.ndarray] = []
+        self.closing = True  # rows the feed's clock closed (not the end of the stream's)
+        self.server: LiveServer | None = None
+        self.live_day: LiveDay | None = None
+        # once the feed has ended: the end of its last second (the live day's frames end there)
+        self.end_ns: int | None = None
+        self.warehouse = open_live_warehouse(lake, contract, self.write)
+        try:
+            self.session = LiveSession(lake, contract, live_settings(), self.sink)
+        except BaseException:
+            self.warehouse.close()
+            raise
 
-    def sink(table: str, batch: pa.RecordBatch) -> None:
-        warehouse.insert(table, batch)
+    def write(self, table: str, batch: pa.RecordBatch | pa.Table) -> None:
+        self.rows[table] = self.rows.get(table, 0) + batch.num_rows
+        if self.tables is not None and batch.num_rows:
+            self.tables.write(table, batch)
+
+    def sink(self, table: str, batch: pa.RecordBatch) -> None:
+        self.warehouse.insert(table, batch)
         if table == FUTURES_MBO:
             return  # bronze: the raw files hold it
-        write(table, batch)
-        if table == "engine_book_snapshot_1s" and pace is not None and pace.started() and live:
-            latencies.append(_late(pace, batch))
+        self.write(table, batch)
+        pace = self.pace
+        paced = pace is not None and pace.started() and self.closing
+        if table == "engine_book_snapshot_1s" and paced:
+            self.latencies.append(_late(pace, batch))
 
-    session = LiveSession(lake, contract, live_settings(), sink)
-    started = time.perf_counter()
-    first = last = None
-    try:
-        for batch in feed:
-            if isinstance(batch, ClockTick):
-                session.tick(batch.market_ns)
-            else:
-                if batch.schema is not SourceSchema.DEFINITION and len(batch.records):
-                    first = int(batch.records["ts_recv"][0]) if first is None else first
-                    last = int(batch.records["ts_recv"][-1])
-                if raw is not None:
-                    raw.add(batch, symbology[batch.source])
-                session.apply(batch, symbology[batch.source])
-            if pace is not None and pace.speed is not None and pace.started():
-                warehouse.step_ns = PACED_STEP_NS
-            warehouse.advance(session.watermarks())
-        live = False
-        session.finish()
-        warehouse.advance(dict.fromkeys(session.watermarks(), warehouse.day_end_ns), final=True)
-    except BaseException:
-        if tables is not None:
-            tables.abort()
-        raise
-    finally:
-        captured = raw.close(_merged(symbology)) if raw is not None else []
-        warehouse.close()
-    written = (tables.close() if tables is not None else []) + captured
-    return LiveRun(
-        records=session.records,
-        market_seconds=0.0 if first is None else (last - first) / 1e9,
-        wall_seconds=time.perf_counter() - started,
-        rows=rows,
-        written=written,
-        close_latency_seconds=np.concatenate(latencies) if latencies else np.zeros(0),
-    )
+    def serve(self, lake: Lake, hud: LiveHud) -> None:
+        """The HUD over the live day's database, told of every step the SQL layers make."""
+        warehouse = self.warehouse
+        root = warehouse.connection.cursor()  # the HUD's cursors come from their own connection
+
+        def cursor() -> duckdb.DuckDBPyConnection:
+            hud_cursor = root.cursor()
+            hud_cursor.execute(f"use {DATABASE}")
+            return hud_cursor
+
+        self.live_day = LiveDay(warehouse.day, cursor)
+        self.publish()
+        self.server = LiveServer(lake, self.live_day, hud.host, hud.port)
+        warehouse.on_progress = self.publish
+        hud.started(self.server.url)
+
+    def publish(self, ended: bool = False) -> None:
+        """Tell the HUD how far the live day's frames and session tables are."""
+        if self.live_day is not None:
+            self.live_day.publish(*published(self.warehouse, self.end_ns), ended=ended)
+
+    def consume(
+        self, feed: Iterable[FeedBatch | ClockTick], symbology: Mapping[str, InstrumentMap]
+    ) -> LiveRun:
+        session, warehouse, pace = self.session, self.warehouse, self.pace
+        started = time.perf_counter()
+        first = last = None
+        try:
+            for batch in feed:
+                if isinstance(batch, ClockTick):
+                    session.tick(batch.market_ns)
+                else:
+                    if batch.schema is not SourceSchema.DEFINITION and len(batch.records):
+                        first = int(batch.records["ts_recv"][0]) if first is None else first
+                        last = int(batch.records["ts_recv"][-1])
+                    if self.raw is not None:
+                        self.raw.add(batch, symbology[batch.source])
+                    session.apply(batch, symbology[batch.source])
+                if pace is not None and pace.speed is not None and pace.started():
+                    warehouse.step_ns = PACED_STEP_NS
+                warehouse.advance(session.watermarks())
+            self.closing = False
+            # the day's frames end with the feed's last second, not with the calendar day
+            self.end_ns = warehouse.day_start_ns if last is None else (last // NS + 1) * NS
+            session.finish()
+            ends = dict.fromkeys(session.watermarks(), warehouse.day_end_ns)
+            warehouse.advance(ends, final=True)
+            self.publish(ended=True)
+        except BaseException:
+            if self.tables is not None:
+                self.tables.abort()
+            raise
+        finally:
+            captured = self.raw.close(_merged(symbology)) if self.raw is not None else []
+        written = (self.tables.close() if self.tables is not None else []) + captured
+        return LiveRun(
+            records=session.records,
+            market_seconds=0.0 if first is None else (last - first) / 1e9,
+            wall_seconds=time.perf_counter() - started,
+            rows=self.rows,
+            written=written,
+            close_latency_seconds=(
+                np.concatenate(self.latencies) if self.latencies else np.zeros(0)
+            ),
+        )
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self.warehouse.close()
+
+
+def published(warehouse: LiveWarehouse, end_ns: int | None = None) -> tuple[dt.datetime, int]:
+    """What the HUD may show of the live day: the second every frame table has reached (at
+    most `end_ns`), and a version of the session payload's tables."""
+    until_ns = min(warehouse.until[name] for name in frame_sources())
+    until_ns = int(min(until_ns, end_ns or warehouse.day_end_ns)) // NS * NS
+    frames_until = dt.datetime.fromtimestamp(until_ns // NS, dt.UTC).replace(tzinfo=None)
+    return frames_until, sum(warehouse.version.get(name, 0) for name in SESSION_SOURCES)
 
 
 def _late(pace: Pace, book_rows: pa.RecordBatch) -> np.ndarray:

@@ -22,7 +22,7 @@ import json
 import math
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -104,8 +104,9 @@ def compile_models() -> dict[str, LiveModel]:
     return models
 
 
-def live_order(models: Mapping[str, LiveModel]) -> list[LiveModel]:
-    """The live models, each after its live parents."""
+def live_order(models: Mapping[str, LiveModel], first: Collection[str] = ()) -> list[LiveModel]:
+    """The live models, each after its live parents; `first` (with what they read) before the
+    others."""
     ordered: list[LiveModel] = []
     seen: set[str] = set()
 
@@ -118,10 +119,22 @@ def live_order(models: Mapping[str, LiveModel]) -> list[LiveModel]:
                 visit(parent)
         ordered.append(models[name])
 
-    for name in sorted(models):
+    for name in [*sorted(first), *sorted(models)]:
         if _is_live(models[name]):
             visit(name)
     return ordered
+
+
+def _closure(models: Mapping[str, LiveModel], names: Collection[str]) -> set[str]:
+    """`names` and every live model they read, transitively."""
+    found: set[str] = set()
+    pending = [name for name in names if _is_live(models[name])]
+    while pending:
+        name = pending.pop()
+        if name not in found:
+            found.add(name)
+            pending += [p for p in models[name].parents if _is_live(models[p])]
+    return found
 
 
 def _is_live(model: LiveModel) -> bool:
@@ -139,12 +152,17 @@ class LiveWarehouse:
         emit: Emit,
         step_ns: int,
         computed: Mapping[str, Callable[[LiveWarehouse], pa.Table]] | None = None,
+        first: Collection[str] = (),
     ) -> None:
         """`computed`: per `meta.live.source` kind computed in Python from the live tables
-        (retrieval's signals), the function returning the new rows since its last call."""
+        (retrieval's signals), the function returning the new rows since its last call.
+        `first`: models each step brings up to date before the others (what the HUD draws
+        every second); `on_progress`, when set, is called once they are and after the rest."""
         self.day = day
         self.models = models
-        self.order = live_order(models)
+        self.order = live_order(models, first)
+        self._first_count = len(_closure(models, first))  # the head of `order`
+        self.on_progress: Callable[[], None] | None = None
         self.emit = emit
         self.step_ns = step_ns
         self.computed = dict(computed or {})
@@ -296,22 +314,29 @@ class LiveWarehouse:
         if not final and front - self._stepped_ns < self.step_ns:
             return
         self._stepped_ns = front
-        for model in self.order:
+        for index, model in enumerate(self.order):
+            if index == self._first_count and self.on_progress is not None:
+                self.on_progress()
             if model.source in sources or self.until.get(model.name, math.inf) == math.inf:
                 continue  # filled by the session, chosen or computed before it
-            ready = min(
-                (self.until[p] for p in model.parents if p in self.until), default=self.day_end_ns
-            )
-            if model.recompute == "tail":
-                self._tail(model, ready)
-            elif ready > self.until[model.name] or final:
-                if self._parents_changed(model):
-                    self._recompute(model)
-                self.until[model.name] = ready
+            self._bring_up_to_date(model, final)
         if final:
             for model in self.order:
                 if model.recompute == "session":
                     self.emit(model.name, self.table(model.name))
+        if self.on_progress is not None:
+            self.on_progress()
+
+    def _bring_up_to_date(self, model: LiveModel, final: bool) -> None:
+        ready = min(
+            (self.until[p] for p in model.parents if p in self.until), default=self.day_end_ns
+        )
+        if model.recompute == "tail":
+            self._tail(model, ready)
+        elif ready > self.until[model.name] or final:
+            if self._parents_changed(model):
+                self._recompute(model)
+            self.until[model.name] = ready
 
     def _parents_changed(self, model: LiveModel) -> bool:
         """Whether a live parent's rows changed since the model last read them (the same

@@ -308,7 +308,7 @@ def _run_child(code: str, *arguments: object) -> dict[str, Any]:
     return measured
 
 
-BENCHMARKS = ("ingest", "engine", "options", "retrieval", "hud")
+BENCHMARKS = ("ingest", "engine", "options", "retrieval", "hud", "live")
 # The HUD's realistic market is generated and built once and kept here (target/ is not versioned).
 HUD_MARKET = PROJECT_ROOT / "target" / "bench" / "hud-market"
 
@@ -377,10 +377,34 @@ def _print_hud(hud: dict[str, Any]) -> None:
     )
 
 
+def _print_live(live: dict[str, Any]) -> None:
+    paced = live["paced"]
+    print(
+        "live  the HUD market's last session ({day}) replayed live at 1x for {seconds} s with "
+        "the HUD open in headless Chromium, from the end of each second to its frame: "
+        "arrived p50 {a[p50]:,.0f} ms, p99 {a[p99]:,.0f} ms; decoded p99 {d[p99]:,.0f} ms; "
+        "drawn p50 {w[p50]:,.0f} ms, p99 {w[p99]:,.0f} ms, max {w[max]:,.0f} ms over "
+        "{w[count]} seconds (the engine's book row: p50 {b[p50]:,.1f} ms, p99 {b[p99]:,.1f} "
+        "ms); the whole day at --speed max: {m[records]:,} records, {m[market_seconds]:,.0f} s "
+        "of market time in {m[wall_seconds]:,.0f} s, {m[times_real_time]:,.0f}x real "
+        "time".format(
+            day=live["day"],
+            seconds=paced["paced_seconds"],
+            a=paced["arrived_ms"],
+            d=paced["decoded_ms"],
+            w=paced["drawn_ms"],
+            b=paced["book_row_ms"],
+            m=live["max_speed"],
+        ),
+        flush=True,
+    )
+
+
 def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BENCHMARKS) -> int:
     """Each benchmark prints its line as soon as it is measured."""
     # the HUD's benchmark drives a browser through Playwright, a development dependency
     from hud.benchmark import bench_hud  # noqa: PLC0415
+    from live.benchmark import bench_live  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="spymaster-bench-") as scratch:
         folder = work_dir or Path(scratch)
@@ -390,6 +414,7 @@ def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BE
             "options": (lambda: bench_options(folder), _print_options),
             "retrieval": (bench_retrieval, _print_retrieval),
             "hud": (lambda: bench_hud(HUD_MARKET), _print_hud),
+            "live": (lambda: bench_live(HUD_MARKET), _print_live),
         }
         for name in BENCHMARKS:
             if name in only:

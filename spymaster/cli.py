@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,10 +19,11 @@ from tqdm import tqdm
 
 from book_engine.errors import EngineError
 from hud.serve import ServeError, serve
+from hud.warehouse import WarehouseUnavailableError
 from ingest.errors import IngestError
 from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
 from ingest.report import format_report
-from live.command import format_run, parse_speed, run_databento, run_replay
+from live.command import LiveHud, LiveRun, format_run, parse_speed, run_databento, run_replay
 from live.session import LiveError
 from live.sql_layers import LiveSqlError
 from spymaster.bench import BENCHMARKS, run_benchmarks
@@ -207,24 +210,49 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _announce_live_hud(url: str) -> None:
+    print(f"spymaster HUD on {url}  (the live day, drawn as it is computed)", flush=True)
+
+
+def _serve_until_interrupted(run: LiveRun) -> None:
+    print(format_run(run))
+    print("the feed ended; the HUD serves the day until Ctrl-C", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
 def _cmd_live(args: argparse.Namespace) -> int:
     lake = Lake.resolve(args.lake)
     emit = Path(args.emit) if args.emit else None
+    hud = (
+        LiveHud(args.host, args.port, _announce_live_hud, _serve_until_interrupted)
+        if args.serve
+        else None
+    )
     try:
         if args.databento:
-            run = run_databento(lake, emit, args.dt, args.symbol)
+            run = run_databento(lake, emit, args.dt, args.symbol, hud)
         else:
             paths = [Path(path) for path in args.replay]
             speed = parse_speed(args.speed)
             window = (args.start or 0, args.stop)
-            run = run_replay(lake, paths, speed, emit, args.dt, args.symbol, *window)
-    except (LiveError, LiveSqlError, IngestError, EngineError, ValueError) as error:
+            run = run_replay(lake, paths, speed, emit, args.dt, args.symbol, *window, hud=hud)
+    except (
+        LiveError,
+        LiveSqlError,
+        IngestError,
+        EngineError,
+        ServeError,
+        WarehouseUnavailableError,
+        ValueError,
+    ) as error:
         print(f"live failed: {error}", file=sys.stderr)
         return 1
     except OSError as error:
         print(f"live failed: {os_error_text(error)}", file=sys.stderr)
         return 1
-    print(format_run(run))
+    if hud is None:
+        print(format_run(run))
     return 0
 
 
@@ -246,7 +274,9 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
         description="Replay a day's raw DBN files (ES.FUT MBO and definitions) as a live "
         "feed, in ts_recv order at --speed times real time, through the warehouse's engine: "
         "each second closes as its records arrive and yields the rows the warehouse builds "
-        "for it. Today: the selected contract's 1-second surfaces.",
+        "for it, then every SQL layer of the warehouse (levels, features, episodes, "
+        "triggers, neighbours) on the session so far. --serve draws it in the HUD as it is "
+        "computed.",
     )
     _add_lake(live)
     source = live.add_mutually_exclusive_group(required=True)
@@ -277,6 +307,15 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
     live.add_argument(
         "--symbol", help="the contract (default: the warehouse's selected contract of the day)"
     )
+    live.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the HUD of the live day while the feed runs (and after, until Ctrl-C)",
+    )
+    live.add_argument(
+        "--host", default="127.0.0.1", help="--serve: address to listen on (default 127.0.0.1)"
+    )
+    live.add_argument("--port", type=int, default=8765, help="--serve: port (default 8765)")
     live.set_defaults(handler=_cmd_live)
 
 

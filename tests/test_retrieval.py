@@ -11,6 +11,7 @@ from retrieval.evaluation import (
     EvaluationSettings,
     auc,
     evaluate,
+    reliability_table,
     top_decile_lift,
     walk_forward_baselines,
 )
@@ -191,6 +192,13 @@ def test_evaluation_intervals_cover_the_estimate_and_reliability_bins() -> None:
     assert sum(row["n"] for row in result.reliability) == 200
     for row in result.reliability:
         assert row["p_low"] <= row["mean_p_break"] < row["p_high"]
+
+
+def test_a_bins_mean_probability_stays_in_the_bin_when_every_value_is_its_edge() -> None:
+    """Six predictions of exactly 0.4 average 0.39999999999999997 in floating point: the
+    bin [0.4, 0.5) must still report 0.4 (the warehouse tests p_low <= mean < p_high)."""
+    (row,) = reliability_table(np.ones(6), np.full(6, 0.4), 10)
+    assert (row["p_low"], row["mean_p_break"], row["n"]) == (0.4, 0.4, 6)
 
 
 def test_persisted_index_round_trip_and_live_search(tmp_path: Path) -> None:

@@ -47,8 +47,9 @@ export const fetchSession = (session) => getTables("/api/session", { session });
 export const fetchWindow = (session, start, end) =>
   getTables("/api/window", { session, start: iso(start), end: iso(end) });
 
-/** The frame stream: `replay(session, from, speed)` and `stop()`; frames (undecoded, so the
- * page decodes them when it draws) and notices arrive through the callbacks. Reconnects after a
+/** The frame stream: `replay(session, from, speed)`, `live(session, from)` and `stop()`;
+ * frames (undecoded, so the page decodes them when it draws; live also sends the session
+ * payload again when it changes) and notices arrive through the callbacks. Reconnects after a
  * dropped connection, resuming from `resumeFrom()`. */
 export class FrameStream {
   constructor({ onFrame, onNotice, resumeFrom }) {
@@ -72,12 +73,12 @@ export class FrameStream {
         this.onNotice(JSON.parse(event.data));
         return;
       }
-      this.onFrame(event.data);
+      this.onFrame(event.data, performance.timeOrigin + performance.now());
     };
     socket.onclose = () => {
       if (this.socket !== socket) return;
       this.socket = null;
-      if (this.command && this.command.op === "replay") {
+      if (this.command && this.command.op !== "stop") {
         this.command = { ...this.command, from: iso(this.resumeFrom()) };
         setTimeout(() => this.ensureOpen(), 500);
       }
@@ -99,8 +100,12 @@ export class FrameStream {
     this.send({ op: "replay", session, from: iso(from), speed });
   }
 
+  live(session, from) {
+    this.send({ op: "live", session, from: iso(from) });
+  }
+
   stop() {
-    if (this.command && this.command.op === "replay") this.send({ op: "stop" });
+    if (this.command && this.command.op !== "stop") this.send({ op: "stop" });
     this.command = null;
   }
 }

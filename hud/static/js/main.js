@@ -1,5 +1,6 @@
-// The page: the replay clock, the session and its data, and every control. Nothing here is
-// computed from the market: values on screen are values of the warehouse's tables.
+// The page: the replay clock (or the live edge), the session and its data, and every control.
+// Nothing here is computed from the market: values on screen are values of the warehouse's
+// tables (live: of the live day's tables, computed by the same SQL as they are).
 import { FrameStream, HudError, fetchSession, fetchSessions, fetchWindow, timings } from "./api.js";
 import { drawPriceAxis, drawScrubber, drawStrip, drawTimeAxis, scrubberSecond } from "./axes.js";
 import { ExchangeClock, fixed, price } from "./format.js";
@@ -23,6 +24,8 @@ const KEEP_AHEAD = 600;
 const PANEL_HZ = 10;
 const FRAME_DECODE_BUDGET_MS = 4;
 const SEEK_HOLD_MS = 250;
+const LIVE_FRAMES_KEPT = 20000; // per-second arrival times kept for the latency benchmark
+const epochMs = () => performance.timeOrigin + performance.now();
 
 const state = {
   sessions: [],
@@ -48,6 +51,12 @@ const state = {
   prefetchTimer: null,
   frameQueue: [],
   buffering: false,
+  // live: the session is being computed; the view follows its edge unless held
+  live: false,
+  following: false,
+  liveEdge: 0,
+  liveEnded: false,
+  liveDrawn: 0,
   drawn: { priceAxis: null, scrubber: null },
 };
 // What tests and the benchmark read: draws, frames, seconds the clock found missing, the
@@ -60,6 +69,8 @@ const remember = (list, item) => {
 const stats = {
   draws: 0, frames: 0, behind: 0, seeks: [], windows: [], playStarted: null, firstPicture: null,
   renderMs: {},
+  // live frames: the second, when it arrived, was decoded and first drawn (epoch ms)
+  live: [],
 };
 const view = new View();
 let store = new SecondStore();
@@ -135,8 +146,8 @@ function requestWindow(session, start, end) {
     });
 }
 
-function onFrame(bytes) {
-  state.frameQueue.push(bytes);
+function onFrame(bytes, arrived) {
+  state.frameQueue.push({ bytes, arrived });
 }
 
 /** Decode queued frames (they come in time order) until the clock's seconds are all here and
@@ -145,10 +156,21 @@ function drainFrames(needed) {
   const deadline = performance.now() + FRAME_DECODE_BUDGET_MS;
   while (state.frameQueue.length && (performance.now() < deadline || !store.has(needed))) {
     const began = performance.now();
-    const tables = decodePayload(state.frameQueue.shift());
+    const { bytes, arrived } = state.frameQueue.shift();
+    const tables = decodePayload(bytes);
     const [message] = rowsOf(tables.message);
     if (!state.session || message.session !== state.session.session) continue;
+    if (message.kind === "session") {
+      updateLiveSession(tables);
+      continue;
+    }
     store.add(tables);
+    if (message.mode === "live") {
+      state.liveEdge = Math.max(state.liveEdge, message.end);
+      if (stats.live.length < LIVE_FRAMES_KEPT) {
+        stats.live.push({ second: message.start, arrived, decoded: epochMs(), drawn: null });
+      }
+    }
     stats.frames += 1;
     stats.decodeMs = (stats.decodeMs ?? 0) + performance.now() - began;
     markDirty();
@@ -158,6 +180,45 @@ function drainFrames(needed) {
 function onNotice(notice) {
   if (notice.type === "error") showError(new HudError(notice.error, notice));
   else if (notice.type === "end") pause();
+  else if (notice.type === "live-end") {
+    state.liveEnded = true;
+    updateBadge();
+  }
+}
+
+/** A live session's payload again (new levels, episodes, triggers, or a wider price range). */
+function updateLiveSession(tables) {
+  const session = state.session;
+  const [base, rows] = [session.priceBase, session.priceRows];
+  session.load(tables);
+  if (session.priceBase !== base || session.priceRows !== rows) {
+    heatmap.reset(session, view.span);
+    heatmap.setLayer(state.layer);
+  }
+  markDirty();
+}
+
+// ---- live ---------------------------------------------------------------------------------
+
+function updateBadge() {
+  const badge = $("mode-badge");
+  badge.className = `badge ${state.live ? "live" : "replay"}`;
+  badge.textContent = !state.live ? "REPLAY" : state.liveEnded ? "LIVE · ended"
+    : state.following ? "LIVE" : "LIVE · held";
+  badge.title = state.live ? "the live session: click (or End) to follow its edge" : "a replay of the warehouse";
+  $("speed").disabled = state.live;
+}
+
+/** Follow the live edge: each second is shown as soon as it is computed. */
+function followLive() {
+  state.following = true;
+  if (state.liveEdge > view.now) seek(state.liveEdge);
+  updateBadge();
+}
+
+function holdLive() {
+  state.following = false;
+  updateBadge();
 }
 
 // ---- clock --------------------------------------------------------------------------------
@@ -168,13 +229,15 @@ function markDirty() {
 
 function clampSecond(second) {
   const session = state.session;
-  return Math.min(session.end, Math.max(session.start, Math.round(second)));
+  const last = state.live ? Math.max(session.start, state.liveEdge) : session.end;
+  return Math.min(last, Math.max(session.start, Math.round(second)));
 }
 
 /** Go to a second (the end of the last second shown), playing on from there if playing. */
 function seek(second, { record = true } = {}) {
   if (!state.session) return;
   view.now = clampSecond(second);
+  if (state.live && state.following && view.now < state.liveEdge) holdLive();
   if (record) remember(stats.seeks, { now: view.now, requested: performance.now(), rendered: null });
   if (state.playing) startStream();
   ensureData();
@@ -188,6 +251,10 @@ function startStream() {
 }
 
 function play() {
+  if (state.live) {
+    followLive();
+    return;
+  }
   if (!state.session || state.playing) return;
   if (view.now >= state.session.end) view.now = state.session.start + view.span;
   state.playing = true;
@@ -199,6 +266,10 @@ function play() {
 }
 
 function pause() {
+  if (state.live) {
+    holdLive();
+    return;
+  }
   if (!state.playing) return;
   state.playing = false;
   stream.stop();
@@ -230,6 +301,12 @@ async function openSession(sessionDate, { at = null, time = null } = {}) {
   const tables = await fetchSession(sessionDate);
   const session = new SessionData(tables);
   state.session = session;
+  state.live = session.live_until !== null;
+  state.following = state.live;
+  state.liveEdge = Math.max(session.start, session.live_until ?? 0);
+  state.liveEnded = false;
+  state.frameQueue = [];
+  updateBadge();
   state.inflight = [];
   store = new SecondStore();
   state.clock = new ExchangeClock(session.exchange_timezone, session.start);
@@ -241,18 +318,21 @@ async function openSession(sessionDate, { at = null, time = null } = {}) {
   signalsPanel.key = null;
   $("session-picker").value = session.session;
   $("plot").dataset.session = session.session;
-  let second = at ?? (session.session_window_start ?? session.start) + 300;
+  let second = at ?? (state.live ? state.liveEdge : (session.session_window_start ?? session.start) + 300);
   if (time !== null) {
     const typed = state.clock.parse(time);
     if (typed === null || typed < session.start || typed > session.end) {
       showError(new HudError(`t=${time} is not a time of session ${session.session} (HH:MM:SS New York)`, { parameter: "t" }));
     } else second = typed;
   }
+  if (state.live && (at !== null || time !== null)) state.following = false;
   seek(second);
+  if (state.live) stream.live(session.session, state.liveEdge);
+  updateBadge();
 }
 
 function sessionLabel(row) {
-  return `${row.session} ${row.symbol} · ${row.triggers} triggers`;
+  return `${row.session} ${row.symbol} · ${row.triggers} triggers${row.is_live ? " · LIVE" : ""}`;
 }
 
 // ---- drawing ------------------------------------------------------------------------------
@@ -361,6 +441,11 @@ function render() {
   if ($("plot-status").textContent !== status) $("plot-status").textContent = status;
   stats.draws += 1;
   if (whole && stats.firstPicture === null) stats.firstPicture = performance.now();
+  for (; state.liveDrawn < stats.live.length; state.liveDrawn += 1) {
+    const entry = stats.live[state.liveDrawn];
+    if (entry.second >= view.now) break;
+    entry.drawn = epochMs();
+  }
   const pending = stats.seeks.at(-1);
   if (pending && pending.rendered === null && whole && pending.now === view.now) {
     pending.rendered = performance.now();
@@ -429,7 +514,15 @@ function updateReadout() {
 }
 
 function frame() {
-  if (state.playing && state.session) {
+  if (state.live && state.session) {
+    drainFrames(view.now - 1);
+    if (state.following && state.liveEdge > view.now) {
+      view.now = state.liveEdge;
+      markDirty();
+      if (performance.now() - state.lastUrlUpdate > 1000) updateUrl(false);
+      if (view.now % KEEP_BEHIND === 0) store.keepOnly(Math.floor(view.left) - KEEP_BEHIND, view.now + KEEP_AHEAD);
+    }
+  } else if (state.playing && state.session) {
     if (state.buffering) {
       // the clock starts once the first second to show is here, as a player does
       drainFrames(view.now);
@@ -482,6 +575,7 @@ function updateUrl(now) {
     gex: state.gexExpiry,
   });
   if (state.showOutcomes) params.set("outcomes", "1");
+  if (state.live && state.following) params.delete("t"); // a reload follows the edge again
   const url = `${location.pathname}?${params}`;
   if (now || url !== location.search) history.replaceState(null, "", url);
 }
@@ -573,6 +667,7 @@ function wireControls() {
     markDirty();
   });
   $("help-button").addEventListener("click", () => $("help").showModal());
+  $("mode-badge").addEventListener("click", () => state.live && followLive());
 
   const plot = $("plot");
   let drag = null;
@@ -646,7 +741,7 @@ function onKey(event) {
     "]": () => setSpan(SPANS[Math.min(SPANS.length - 1, SPANS.indexOf(view.span) + 1)]),
     t: () => $("clock").select(),
     Home: () => seek(state.session.start + view.span),
-    End: () => seek(state.session.end),
+    End: () => (state.live ? followLive() : seek(state.session.end)),
     o: () => $("show-outcomes").click(),
     g: () => {
       $("gex-expiry").value = state.gexExpiry === "all" ? "0dte" : "all";
@@ -699,7 +794,9 @@ async function boot() {
   state.showOutcomes = params.get("outcomes") === "1";
   $("show-outcomes").checked = state.showOutcomes;
   setLayer(state.layer);
-  await openSession(params.get("session") ?? sessions.at(-1).session, { time: params.get("t") });
+  const live = sessions.find((row) => row.is_live);
+  const chosen = params.get("session") ?? (live ?? sessions.at(-1)).session;
+  await openSession(chosen, { time: params.get("t") });
 }
 
 function start() {

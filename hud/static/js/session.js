@@ -11,9 +11,15 @@ export const LEVEL_COLORS = {
   SMA_90: "#5ce1e6",
 };
 export const levelColor = (levelId) => LEVEL_COLORS[levelId] ?? "#dddddd";
+const LIVE_PRICE_STEP_TICKS = 64;
 
 export class SessionData {
   constructor(tables) {
+    this.load(tables);
+  }
+
+  /** (Re)read the session payload: a live session's comes again whenever it changes. */
+  load(tables) {
     const [info] = rowsOf(tables.session);
     Object.assign(this, info);
     this.levels = rowsOf(tables.session_levels);
@@ -28,10 +34,19 @@ export class SessionData {
       this.neighbours.get(row.trigger_id).push(row);
     }
     this.levelIds = [...new Set(this.levels.map((level) => level.level_id))].sort();
-    // texture rows: every price the surfaces can hold over the session
+    // texture rows: every price the surfaces can hold over the session (live: so far, with
+    // room to move, in steps so a new high or low rarely needs new rows)
     const margin = this.surface_depth_ticks * this.tick_size;
-    this.priceBase = (this.spot_low ?? 0) - margin;
-    this.priceRows = Math.round(((this.spot_high ?? 0) + margin - this.priceBase) / this.tick_size) + 1;
+    if (this.live_until === null) {
+      this.priceBase = (this.spot_low ?? 0) - margin;
+      this.priceRows = Math.round(((this.spot_high ?? 0) + margin - this.priceBase) / this.tick_size) + 1;
+    } else {
+      const step = LIVE_PRICE_STEP_TICKS * this.tick_size;
+      const low = Math.floor(((this.spot_low ?? 0) - margin) / step) * step;
+      const high = Math.ceil(((this.spot_high ?? 0) + margin) / step) * step;
+      this.priceBase = low;
+      this.priceRows = Math.round((high - low) / this.tick_size) + 1;
+    }
   }
 
   /** The level's value in effect at `now` (known from valid_from), or null. */

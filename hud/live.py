@@ -1,0 +1,68 @@
+"""The day a live feed is computing, as the HUD reads it. The feed's thread publishes how far
+every frame table has got and when the session tables changed; each WebSocket awaits the next
+change. The rows themselves are read with the same queries as replay, on cursors of the live
+feed's DuckDB (its `spymaster` catalog: the warehouse's earlier sessions and the live day)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class LiveState:
+    revision: int
+    # every frame table holds the seconds before this one (naive UTC); None: none yet
+    frames_until: dt.datetime | None
+    # changes whenever a table of the session payload (levels, episodes, triggers) changed
+    session_version: int
+    ended: bool
+
+
+class LiveDay:
+    def __init__(self, day: dt.date, cursor: Callable[[], duckdb.DuckDBPyConnection]) -> None:
+        self.day = day
+        self.cursor = cursor
+        self._state = LiveState(0, None, 0, False)
+        self._lock = threading.Lock()
+        self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    def state(self) -> LiveState:
+        return self._state
+
+    def publish(
+        self, frames_until: dt.datetime | None, session_version: int, ended: bool = False
+    ) -> None:
+        """From the feed's thread: wakes every waiting connection if anything changed."""
+        with self._lock:
+            now = self._state
+            if (frames_until, session_version, ended) == (
+                now.frames_until,
+                now.session_version,
+                now.ended,
+            ):
+                return
+            self._state = LiveState(now.revision + 1, frames_until, session_version, ended)
+            waiting = list(self._waiting)
+        for loop, event in waiting:
+            loop.call_soon_threadsafe(event.set)
+
+    async def changed(self, revision: int) -> LiveState:
+        """The state once its revision is past `revision`."""
+        event = asyncio.Event()
+        key = (asyncio.get_running_loop(), event)
+        with self._lock:
+            self._waiting.add(key)
+        try:
+            while self._state.revision <= revision:
+                await event.wait()
+                event.clear()
+            return self._state
+        finally:
+            with self._lock:
+                self._waiting.discard(key)

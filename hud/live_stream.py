@@ -1,0 +1,71 @@
+"""One client's live stream: the live day's frames from a moment, each second sent as soon as
+every frame table holds it, and the session payload (levels, episodes, triggers, signals)
+again whenever it changed or spot left the price range it gave. Frames and payloads are those
+of replay, marked live."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+
+import pyarrow.compute as pc
+
+from hud.protocol import PayloadKind, StreamMode, encode, message_table
+from hud.replay import encode_frames
+from hud.requests import Window
+from hud.warehouse import Session, Warehouse
+
+
+def session_payload(warehouse: Warehouse, session: Session) -> tuple[bytes, tuple[float, float]]:
+    """The session payload marked live, and the spot range it gives."""
+    tables = warehouse.session_tables(session)
+    summary = tables["session"].to_pylist()[0]
+    message = message_table(
+        PayloadKind.SESSION, session.session, session.start, session.end, StreamMode.LIVE
+    )
+    low, high = summary["spot_low"], summary["spot_high"]
+    spot = (float("inf"), float("-inf")) if low is None else (low, high)
+    return encode({"message": message, **tables}), spot
+
+
+async def stream_live(
+    send: Callable[[bytes], Awaitable[None]],
+    send_json: Callable[[dict[str, object]], Awaitable[None]],
+    warehouse: Warehouse,
+    window: Window,
+) -> None:
+    live = warehouse.live
+    assert live is not None
+    session = window.session
+    sent = window.start  # every second before this one has been sent
+    session_version = None
+    spot_range = (float("inf"), float("-inf"))
+    revision = -1
+    while True:
+        state = await live.changed(revision)
+        revision = state.revision
+        frontier = min(state.frames_until or session.start, session.end)
+        stale = False
+        if frontier > sent:
+            start, end = sent, frontier
+
+            def read(start: dt.datetime = start, end: dt.datetime = end) -> list[tuple]:
+                tables = warehouse.live_window(session, start, end)
+                return tables, encode_frames(tables, session, start, end, StreamMode.LIVE)
+
+            tables, frames = await asyncio.to_thread(read)
+            for _, payload in frames:
+                await send(payload)
+            sent = frontier
+            spot = tables["book_snapshot_1s"].column("spot_price")
+            if len(spot) and spot.null_count < len(spot):
+                low, high = pc.min(spot).as_py(), pc.max(spot).as_py()
+                stale = low < spot_range[0] or high > spot_range[1]
+        if stale or state.session_version != session_version:
+            session_version = state.session_version
+            payload, spot_range = await asyncio.to_thread(session_payload, warehouse, session)
+            await send(payload)
+        if state.ended and sent >= frontier:
+            await send_json({"type": "live-end", "session": session.session.isoformat()})
+            return

@@ -1,0 +1,196 @@
+"""The HUD drawing a live feed (SPEC 14): a day of the end-to-end market replayed at a few
+times real time with the HUD served; the page opens the live day and follows its edge, and
+every frame sent live is the warehouse's rows of that second."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import queue
+import threading
+
+import pyarrow as pa
+import pytest
+from playwright.sync_api import Page, sync_playwright
+from starlette.testclient import TestClient
+from websockets.sync.client import connect
+
+from hud.headless import free_port, launch_chromium
+from hud.protocol import decode
+from hud.server import create_app
+from hud.warehouse import Warehouse
+from live.command import LiveHud, LiveRun, run_replay
+from spymaster.lake import Lake
+from tests.markets import warehouse
+from tests.test_live import day_files
+
+pytestmark = pytest.mark.dbt
+
+SPEED = 4.0
+PACED_SECONDS = 60
+NS = 1_000_000_000
+ONE = dt.timedelta(seconds=1)
+
+
+def rows(table: pa.Table) -> list[dict[str, object]]:
+    """A table's rows with labels decoded (dictionaries may number them differently)."""
+    return table.cast(
+        pa.schema(
+            pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
+            for f in table.schema
+        )
+    ).to_pylist()
+
+
+class LiveServed:
+    """`spymaster live --replay ... --speed SPEED --serve` on a thread, from `start` for
+    PACED_SECONDS of market time; the HUD keeps serving after the feed until `finish`."""
+
+    def __init__(self, lake: Lake, day: dt.date, start: dt.datetime) -> None:
+        self.urls: queue.Queue[str] = queue.Queue()
+        self.ended: queue.Queue[LiveRun | BaseException] = queue.Queue()
+        self.release = threading.Event()
+        start_ns = int(start.replace(tzinfo=dt.UTC).timestamp()) * NS
+        hud = LiveHud("127.0.0.1", free_port(), self.urls.put, self._after_feed)
+
+        def feed() -> None:
+            try:
+                files = day_files(lake, day)
+                stop_ns = start_ns + PACED_SECONDS * NS
+                run_replay(lake, files, SPEED, None, day, None, start_ns, stop_ns, hud=hud)
+            except BaseException as error:
+                self.urls.put("")
+                self.ended.put(error)
+
+        self.thread = threading.Thread(target=feed)
+        self.thread.start()
+
+    def _after_feed(self, run: LiveRun) -> None:
+        self.ended.put(run)
+        self.release.wait(timeout=300)
+
+    def url(self) -> str:
+        url = self.urls.get(timeout=600)
+        assert url, self.ended.get()
+        return url
+
+    def finish(self) -> LiveRun | BaseException:
+        self.release.set()
+        self.thread.join()
+        return self.ended.get()
+
+
+def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
+    market_lake: Lake,
+) -> None:
+    day, research_start = warehouse(
+        market_lake,
+        "select dt, session_window_start from silver.session_calendar "
+        "join silver.contract_day_selection using (dt) where is_included "
+        "order by dt desc limit 1",
+    )[0]
+    start = research_start + dt.timedelta(minutes=2)
+    served = LiveServed(market_lake, day, start)
+    try:
+        url = served.url()
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            page = browser.new_page(viewport={"width": 1400, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.goto(url)
+            follows_the_edge(page)
+            frames, sessions, notices = stream_from(url, day, start)
+            page.wait_for_function(
+                "document.getElementById('mode-badge').textContent === 'LIVE · ended'"
+            )
+            browser.close()
+        assert errors == []
+    finally:
+        run = served.finish()
+    assert isinstance(run, LiveRun), run
+    assert notices[-1]["type"] == "live-end"
+    seconds = sorted(frames)
+    assert seconds[0] == start
+    assert seconds == [start + dt.timedelta(seconds=i) for i in range(len(seconds))]
+    assert len(seconds) >= PACED_SECONDS
+    # the session payload came at once and again as it changed, each as of the live frontier
+    frontiers = [payload["session"]["live_until"][0].as_py() for payload in sessions]
+    assert frontiers
+    assert frontiers == sorted(frontiers)
+    assert frontiers[-1] <= seconds[-1] + ONE
+
+    # what was sent live is what the warehouse holds for those seconds
+    built = Warehouse(market_lake)
+    try:
+        session = built.session(day)
+        for second in seconds:
+            expected = built.window(session, second, second + ONE)
+            for name, table in expected.items():
+                assert rows(frames[second][name]) == rows(table), (second, name)
+    finally:
+        built.close()
+
+
+def follows_the_edge(page: Page) -> None:
+    """The live day opens by itself and follows its edge; a step back holds the view while
+    the edge moves on; End follows it again."""
+    page.wait_for_function("window.spymasterHud.stats.live.length >= 3", timeout=120_000)
+    assert page.text_content("#mode-badge") == "LIVE"
+    picked = page.eval_on_selector("#session-picker", "e => e.selectedOptions[0].text")
+    assert picked.endswith("LIVE")
+    hud_state = "[window.spymasterHud.view.now, window.spymasterHud.state.liveEdge]"
+    now, edge = page.evaluate(hud_state)
+    assert now == edge
+    page.keyboard.press("ArrowLeft")
+    held = page.evaluate("window.spymasterHud.view.now")
+    assert page.text_content("#mode-badge") == "LIVE · held"
+    page.wait_for_function(f"window.spymasterHud.state.liveEdge >= {held + 3}")
+    assert page.evaluate("window.spymasterHud.view.now") == held
+    page.keyboard.press("End")
+    now, edge = page.evaluate(hud_state)
+    assert now == edge > held + 2
+    assert page.text_content("#mode-badge") == "LIVE"
+
+
+def stream_from(
+    url: str, day: dt.date, start: dt.datetime
+) -> tuple[dict[dt.datetime, dict[str, pa.Table]], list[dict[str, pa.Table]], list[dict]]:
+    """A client of the live stream from `start` until the live day ends: its frames by
+    second (each second once), session payloads and notices."""
+    frames: dict[dt.datetime, dict[str, pa.Table]] = {}
+    sessions: list[dict[str, pa.Table]] = []
+    notices: list[dict[str, object]] = []
+    with connect(url.replace("http", "ws") + "api/stream", max_size=None) as socket:
+        command = {"op": "live", "session": str(day), "from": start.isoformat() + "Z"}
+        socket.send(json.dumps(command))
+        while not notices or notices[-1]["type"] not in ("live-end", "error"):
+            message = socket.recv(timeout=120)
+            if isinstance(message, str):
+                notices.append(json.loads(message))
+                continue
+            tables = decode(message)
+            head = tables.pop("message").to_pylist()[0]
+            assert head["mode"] == "live"
+            if head["kind"] == "session":
+                sessions.append(tables)
+                continue
+            assert head["start"] not in frames
+            frames[head["start"]] = tables
+    return frames, sessions, notices
+
+
+def test_live_refuses_a_stream_of_a_session_that_is_not_live(market_lake: Lake) -> None:
+    day = warehouse(
+        market_lake,
+        "select dt from silver.contract_day_selection where is_included order by dt limit 1",
+    )[0][0]
+    with TestClient(create_app(market_lake)).websocket_connect("/api/stream") as socket:
+        socket.send_text(
+            json.dumps({"op": "live", "session": str(day), "from": f"{day}T14:00:00Z"})
+        )
+        notice = json.loads(socket.receive_text())
+    assert notice["type"] == "error"
+    assert notice["parameter"] == "session"
+    assert "is not live (no session is live here)" in notice["error"]
