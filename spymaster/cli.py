@@ -322,7 +322,7 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
 def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
-        help="measure ingest, the engine, options/GEX, retrieval and the HUD (throughput, "
+        help="measure ingest, the engine, options/GEX, retrieval, the HUD and live (throughput, "
         "latency, peak memory)",
     )
     bench.add_argument(
@@ -336,8 +336,8 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
         "--only",
         action="append",
         choices=BENCHMARKS,
-        help="run only this benchmark (repeatable; default: all). hud builds a realistic "
-        "two-session market once into target/bench/hud-market",
+        help="run only this benchmark (repeatable; default: all). hud and live build a "
+        "realistic two-session market once into target/bench/hud-market",
     )
     bench.set_defaults(handler=_cmd_bench)
 

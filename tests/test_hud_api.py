@@ -75,7 +75,8 @@ def test_sessions_are_the_included_days_with_their_contract(
         market_lake,
         "select selection.dt, selected_symbol, surface_window_start, surface_window_end, "
         "session_window_start, session_window_end, "
-        "(select count(*) from gold.trigger_vectors as t where t.dt = selection.dt) "
+        "(select count(*) from gold.trigger_vectors as t where t.dt = selection.dt), "
+        "false as is_live "  # no live feed serves this warehouse
         "from silver.contract_day_selection as selection join silver.session_calendar using (dt) "
         "where is_included order by dt",
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import colorsys
 import datetime as dt
 import io
@@ -452,3 +453,27 @@ def test_a_lake_without_a_warehouse_tells_what_to_run(
         assert "no warehouse in this lake yet" in banner.inner_text()
         assert banner.locator("code").inner_text() == "spymaster build"
         context.close()
+
+
+def test_an_empty_table_between_others_decodes_as_itself(page: Page, server: str) -> None:
+    """The page reads a payload's back-to-back Arrow streams with apache-arrow, which took the
+    next table's batches for an empty table's (a live day has no trigger signals before its
+    first trigger): every table, empty or not, is read as itself."""
+    payload = encode(
+        {
+            "first": pa.table({"x": [1]}),
+            "empty": pa.table({"y": pa.array([], pa.string())}),
+            "last": pa.table({"x": [2, 3]}),
+        }
+    )
+    page.goto(server)
+    decoded = page.evaluate(
+        """async (text) => {
+          const wire = await import('/static/js/wire.js');
+          const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+          const tables = wire.decodePayload(bytes);
+          return Object.fromEntries(Object.entries(tables).map(([k, t]) => [k, t.numRows]));
+        }""",
+        base64.b64encode(payload).decode(),
+    )
+    assert decoded == {"first": 1, "empty": 0, "last": 2}

@@ -306,21 +306,6 @@ def test_what_live_received_lands_as_the_same_bronze(
         connection.close()
 
 
-def test_a_replay_catches_up_to_its_start_then_keeps_pace_and_stops(
-    market_lake: Lake, included_day: tuple[str, dt.date], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Before --start nothing waits; from it the clock runs at --speed (the report gives
-    how late each second's row came after the second ended); --stop ends the feed."""
-    _, day = included_day
-    start = f"{day}T14:30:00Z"
-    files = map(str, day_files(market_lake, day, ("ES.FUT",)))
-    argv = ["live", "--lake", str(market_lake.root), "--replay", *files, "--speed", "100"]
-    assert main([*argv, "--start", start, "--stop", f"{day}T14:30:05Z"]) == 0
-    printed = capsys.readouterr().out
-    assert "each second's book row" in printed
-    assert "over 5 seconds" in printed  # the seconds ending 14:30:01 to 14:30:05
-
-
 def test_a_pace_starts_at_its_start() -> None:
     now = [0.0]
     slept: list[float] = []

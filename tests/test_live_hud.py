@@ -1,6 +1,7 @@
-"""The HUD drawing a live feed (SPEC 14): a day of the end-to-end market replayed at a few
-times real time with the HUD served; the page opens the live day and follows its edge, and
-every frame sent live is the warehouse's rows of that second."""
+"""The HUD drawing a live feed (SPEC 14): a day of the end-to-end market caught up to a moment
+at full speed, then replayed at a few times real time with the HUD served; the page opens the
+live day and follows its edge, and every frame sent live is the warehouse's rows of that
+second."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from hud.headless import free_port, launch_chromium
 from hud.protocol import decode
 from hud.server import create_app
 from hud.warehouse import Warehouse
-from live.command import LiveHud, LiveRun, run_replay
+from live.command import LiveHud, LiveRun, format_run, run_replay
 from spymaster.lake import Lake
 from tests.markets import warehouse
 from tests.test_live import day_files
@@ -110,6 +111,10 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
     finally:
         run = served.finish()
     assert isinstance(run, LiveRun), run
+    # nothing waited before --start; from it, every second the paced clock saw end made its
+    # book row (how late: the run's report); --stop ended the feed
+    assert len(run.close_latency_seconds) == PACED_SECONDS
+    assert f"over {PACED_SECONDS} seconds" in format_run(run)
     assert notices[-1]["type"] == "live-end"
     seconds = sorted(frames)
     assert seconds[0] == start
