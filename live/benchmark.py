@@ -5,9 +5,10 @@ At 1x, with the HUD open on the live day in headless Chromium, for `PACED_SECOND
 research window's start (after catching up to it at full speed): from the moment each second
 ends on the paced clock (no record of that second can arrive later) to its frame arriving in
 the page, decoded into the page's store, and first drawn; and to the engine's book row of that
-second. The first `WARM_UP_SECONDS` after the catch-up are left out (the SQL layers run the
-catch-up's last step then). Then the whole day at --speed max, without the HUD: times real
-time.
+second. The first `WARM_UP_SECONDS` after the catch-up are left out: the first paced step
+runs the SQL layers over everything since the catch-up's last step (up to 15 minutes of
+market time), and the feed is behind until it has worked that off. Then the whole day at
+--speed max, without the HUD: times real time.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from live.command import LiveHud, LiveRun, run_feed, run_replay, selected_contra
 from live.feed import DbnReplay
 from spymaster.lake import Lake
 
-PACED_SECONDS = 120
-WARM_UP_SECONDS = 10
+PACED_SECONDS = 180
+WARM_UP_SECONDS = 60
 NS = 1_000_000_000
 
 

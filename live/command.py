@@ -33,9 +33,11 @@ from spymaster.lake import PROJECT_ROOT, Lake, project_vars
 
 ENGINE_MODELS_YML = PROJECT_ROOT / "python_models" / "silver" / "_engine.yml"
 RETRIEVAL_MODELS_YML = PROJECT_ROOT / "python_models" / "gold" / "_retrieval.yml"
-# how often the SQL layers catch up, in market time: every second when paced (what the HUD
-# draws), every 15 minutes at full speed (the rows are the same; each run has a fixed cost)
+# how often the SQL layers catch up, in market time: when paced, the HUD's frame tables every
+# second and the rest every 5 seconds (the feature windows' period); every 15 minutes at full
+# speed (the rows are the same whatever the step; each run has a fixed cost)
 PACED_STEP_NS = NS
+PACED_REST_STEP_NS = 5 * NS
 UNPACED_STEP_NS = 900 * NS
 _TEMPLATE = re.compile(r"\{\{\s*var\('(\w+)'\)((?:\['\w+'\])*)\s*\}\}")
 
@@ -333,6 +335,7 @@ class _FeedRun:
                     session.apply(batch, symbology[batch.source])
                 if pace is not None and pace.speed is not None and pace.started():
                     warehouse.step_ns = PACED_STEP_NS
+                    warehouse.rest_step_ns = PACED_REST_STEP_NS
                 warehouse.advance(session.watermarks())
             self.closing = False
             # the day's frames end with the feed's last second, not with the calendar day

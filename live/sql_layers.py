@@ -153,11 +153,14 @@ class LiveWarehouse:
         step_ns: int,
         computed: Mapping[str, Callable[[LiveWarehouse], pa.Table]] | None = None,
         first: Collection[str] = (),
+        rest_step_ns: int | None = None,
     ) -> None:
         """`computed`: per `meta.live.source` kind computed in Python from the live tables
         (retrieval's signals), the function returning the new rows since its last call.
         `first`: models each step brings up to date before the others (what the HUD draws
-        every second); `on_progress`, when set, is called once they are and after the rest."""
+        every second); `on_progress`, when set, is called once they are and after the rest.
+        `rest_step_ns`: how often the models after them are brought up to date (default:
+        every step)."""
         self.day = day
         self.models = models
         self.order = live_order(models, first)
@@ -165,6 +168,8 @@ class LiveWarehouse:
         self.on_progress: Callable[[], None] | None = None
         self.emit = emit
         self.step_ns = step_ns
+        self.rest_step_ns = step_ns if rest_step_ns is None else rest_step_ns
+        self._rest_stepped_ns = -math.inf
         self.computed = dict(computed or {})
         self.day_start_ns = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * NS
         self.day_end_ns = self.day_start_ns + 86_400 * NS
@@ -178,6 +183,7 @@ class LiveWarehouse:
         # a table's version changes with its rows; a model reruns when a parent's changed
         self.version: dict[str, int] = dict.fromkeys(self.until, 0)
         self._read: dict[str, dict[str, int]] = {}
+        self._pending: dict[str, list[pa.Table]] = {}
         self.connection = duckdb.connect()
         try:
             self.connection.execute(f"attach '{_quoted(warehouse)}' as warehouse (read_only)")
@@ -275,6 +281,20 @@ class LiveWarehouse:
     # -- rows in --------------------------------------------------------------------------
 
     def insert(self, table: str, rows: pa.Table | pa.RecordBatch) -> None:
+        """A source's new rows, kept until the next step reads them: a paced feed delivers
+        hundreds of small batches a second, and each INSERT has a fixed cost."""
+        if not rows.num_rows:
+            return
+        self.version[table] = self.version.get(table, 0) + 1
+        part = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
+        self._pending.setdefault(table, []).append(part)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for table, parts in pending.items():
+            self._insert_now(table, pa.concat_tables(parts))
+
+    def _insert_now(self, table: str, rows: pa.Table) -> None:
         if not rows.num_rows:
             return
         model = self.models[table]
@@ -293,13 +313,13 @@ class LiveWarehouse:
         source kind: the contract) and the models that need only earlier sessions."""
         for model in self.order:
             if model.source in choices:
-                self.insert(model.name, choices[model.source])
+                self._insert_now(model.name, choices[model.source])
                 self.emit(model.name, choices[model.source])
                 self.until[model.name] = math.inf
         for model in self.order:
             if model.recompute == "before_session":
                 rows = self._query(model, f"where dt = DATE '{self.day.isoformat()}'")
-                self.insert(model.name, rows)
+                self._insert_now(model.name, rows)
                 self.emit(model.name, rows)
 
     # -- advancing ------------------------------------------------------------------------
@@ -314,9 +334,14 @@ class LiveWarehouse:
         if not final and front - self._stepped_ns < self.step_ns:
             return
         self._stepped_ns = front
+        self._flush()
+        rest_due = self._rest_due(front, final)
         for index, model in enumerate(self.order):
-            if index == self._first_count and self.on_progress is not None:
-                self.on_progress()
+            if index == self._first_count:
+                if self.on_progress is not None:
+                    self.on_progress()
+                if not rest_due:
+                    return
             if model.source in sources or self.until.get(model.name, math.inf) == math.inf:
                 continue  # filled by the session, chosen or computed before it
             self._bring_up_to_date(model, final)
@@ -326,6 +351,13 @@ class LiveWarehouse:
                     self.emit(model.name, self.table(model.name))
         if self.on_progress is not None:
             self.on_progress()
+
+    def _rest_due(self, front: float, final: bool) -> bool:
+        """Whether this step also brings the models after the `first` ones up to date."""
+        due = final or front - self._rest_stepped_ns >= self.rest_step_ns
+        if due:
+            self._rest_stepped_ns = front
+        return due
 
     def _bring_up_to_date(self, model: LiveModel, final: bool) -> None:
         ready = min(
@@ -353,10 +385,10 @@ class LiveWarehouse:
             if rows.equals(self.table(model.name)):
                 return
             self.connection.execute(f'delete from {LIVE_ROWS}."{model.schema}"."{model.name}"')
-            self.insert(model.name, rows)
+            self._insert_now(model.name, rows)
         elif model.source in self.computed:
             rows = self.computed[model.source](self)
-            self.insert(model.name, rows)
+            self._insert_now(model.name, rows)
             self.emit(model.name, rows)
         else:
             raise LiveSqlError(f"{model.name}: nothing fills live source {model.source!r}")
@@ -376,7 +408,7 @@ class LiveWarehouse:
             f"and {time} < {self._literal(model, end)}"
         )
         rows = self._query(model, new_rows, start - model.lookback_ns, end)
-        self.insert(model.name, rows)
+        self._insert_now(model.name, rows)
         self.emit(model.name, rows)
         self.until[model.name] = end
 
@@ -433,6 +465,7 @@ class LiveWarehouse:
             raise LiveSqlError(f"{model.name}: {error}") from None
 
     def table(self, name: str) -> pa.Table:
+        self._flush()
         model = self.models[name]
         return self.connection.sql(
             f'select * from {LIVE_ROWS}."{model.schema}"."{name}"'
