@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from hud.protocol import PayloadKind, StreamMode, encode, message_table
@@ -50,7 +51,9 @@ async def stream_live(
         if frontier > sent:
             start, end = sent, frontier
 
-            def read(start: dt.datetime = start, end: dt.datetime = end) -> list[tuple]:
+            def read(
+                start: dt.datetime = start, end: dt.datetime = end
+            ) -> tuple[dict[str, pa.Table], list[tuple[dt.datetime, bytes]]]:
                 tables = warehouse.live_window(session, start, end)
                 return tables, encode_frames(tables, session, start, end, StreamMode.LIVE)
 
