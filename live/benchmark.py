@@ -48,15 +48,6 @@ def _last_session(lake: Lake) -> tuple[dt.date, dt.datetime]:
         connection.close()
 
 
-def _day_files(lake: Lake, day: dt.date) -> list[Path]:
-    stamp = day.strftime("%Y%m%d")
-    return sorted(
-        path
-        for product in ("ES.FUT", "ES.OPT")
-        for path in (lake.raw / product).rglob(f"*{stamp}*")
-    )
-
-
 def _percentiles(values: np.ndarray) -> dict[str, float]:
     return {
         "p50": float(np.percentile(values, 50)),
@@ -68,7 +59,7 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
 
 def _paced_with_page(lake: Lake, day: dt.date, opening: dt.datetime) -> dict[str, Any]:
     start_ns = int(opening.replace(tzinfo=dt.UTC).timestamp()) * NS
-    feed = DbnReplay(_day_files(lake, day), 1.0, day, start_ns, start_ns + PACED_SECONDS * NS)
+    feed = DbnReplay(lake.raw_day_files(day), 1.0, day, start_ns, start_ns + PACED_SECONDS * NS)
     urls: queue.Queue[str] = queue.Queue()
     ended: queue.Queue[LiveRun] = queue.Queue()
     collected = threading.Event()
@@ -139,7 +130,7 @@ def bench_live(folder: Path) -> dict[str, Any]:
     day, opening = _last_session(lake)
     results: dict[str, Any] = {"lake": str(lake.root), "day": str(day)}
     results["paced"] = _paced_with_page(lake, day, opening)
-    full = run_replay(lake, _day_files(lake, day), None, None, day, None)
+    full = run_replay(lake, lake.raw_day_files(day), None, None, day, None)
     results["max_speed"] = {
         "records": full.records,
         "market_seconds": full.market_seconds,

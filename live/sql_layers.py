@@ -285,7 +285,6 @@ class LiveWarehouse:
         hundreds of small batches a second, and each INSERT has a fixed cost."""
         if not rows.num_rows:
             return
-        self.version[table] = self.version.get(table, 0) + 1
         part = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
         self._pending.setdefault(table, []).append(part)
 

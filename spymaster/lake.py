@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,17 @@ class Lake:
     @property
     def raw(self) -> Path:
         return self.root / "raw"
+
+    def raw_day_files(
+        self, day: dt.date, products: tuple[str, ...] = ("ES.FUT", "ES.OPT")
+    ) -> list[Path]:
+        """The products' raw DBN files of a UTC day (Databento's daily files name it)."""
+        stamp = day.strftime("%Y%m%d")
+        return sorted(
+            path
+            for product in products
+            for path in (self.raw / product).rglob(f"*{stamp}*.dbn.zst")
+        )
 
     @property
     def bronze(self) -> Path:

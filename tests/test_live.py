@@ -27,15 +27,6 @@ from tests.markets import warehouse
 pytestmark = pytest.mark.dbt
 
 
-def day_files(
-    lake: Lake, day: dt.date, products: tuple[str, ...] = ("ES.FUT", "ES.OPT")
-) -> list[Path]:
-    stamp = day.strftime("%Y%m%d")
-    return sorted(
-        path for product in products for path in (lake.raw / product).rglob(f"*{stamp}*.dbn.zst")
-    )
-
-
 @pytest.fixture(scope="module")
 def included_day(market_lake: Lake) -> tuple[str, dt.date]:
     symbol, day = warehouse(
@@ -51,7 +42,7 @@ def emitted(
     market_lake: Lake, included_day: tuple[str, dt.date], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     out = tmp_path_factory.mktemp("live") / "emit"
-    files = day_files(market_lake, included_day[1])
+    files = market_lake.raw_day_files(included_day[1])
     assert (
         len(files) == 5
     )  # the day's futures MBO and definitions, options MBO, definitions, statistics
@@ -152,7 +143,7 @@ def test_a_contract_without_a_definition_is_named(
     """A lake with no landed history and a feed without the day's definitions: the
     contract's tick size is unknown."""
     symbol, day = included_day
-    mbo = [path for path in day_files(market_lake, day, ("ES.FUT",)) if ".mbo." in path.name]
+    mbo = [path for path in market_lake.raw_day_files(day, ("ES.FUT",)) if ".mbo." in path.name]
     feed = DbnReplay(mbo, None, day)
     session = LiveSession(
         Lake(tmp_path / "empty"), LiveContract(symbol, day), live_settings(), lambda *_: None
@@ -176,7 +167,7 @@ def test_live_needs_the_warehouse(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     symbol, day = included_day
-    mbo = [path for path in day_files(market_lake, day, ("ES.FUT",)) if ".mbo." in path.name]
+    mbo = [path for path in market_lake.raw_day_files(day, ("ES.FUT",)) if ".mbo." in path.name]
     argv = ["live", "--lake", str(tmp_path / "empty"), "--symbol", symbol]
     assert main([*argv, "--replay", *map(str, mbo)]) == 1
     assert "no warehouse; live reads its earlier sessions" in capsys.readouterr().err
@@ -224,7 +215,7 @@ def through_databento_path(
     available, through everything after the subscription call: (the run, the emitted
     tables, the raw files it captured)."""
     symbol, day = included_day
-    files = day_files(market_lake, day)
+    files = market_lake.raw_day_files(day)
     symbology = InstrumentMap()
     stores = {path: db.DBNStore.from_file(path) for path in files}
     for store in stores.values():

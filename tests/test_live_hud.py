@@ -23,7 +23,6 @@ from hud.warehouse import Warehouse
 from live.command import LiveHud, LiveRun, format_run, run_replay
 from spymaster.lake import Lake
 from tests.markets import warehouse
-from tests.test_live import day_files
 
 pytestmark = pytest.mark.dbt
 
@@ -56,7 +55,7 @@ class LiveServed:
 
         def feed() -> None:
             try:
-                files = day_files(lake, day)
+                files = lake.raw_day_files(day)
                 stop_ns = start_ns + PACED_SECONDS * NS
                 run_replay(lake, files, SPEED, None, day, None, start_ns, stop_ns, hud=hud)
             except BaseException as error:
