@@ -14,6 +14,8 @@ landed to bronze, then a fresh process runs what engine_options_quotes_1s and
 engine_zero_gamma_1s run: bronze to columns, the engine over every option with implied
 volatility, gamma and gamma exposure per option and second, then the zero-gamma profile of
 every second; the rates of each step and the process's peak memory.
+
+Day: a busy generated day from raw DBN to every gold table (see spymaster.day_benchmark).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import databento as db
 import numpy as np
 import zstandard
 
+from spymaster.day_benchmark import bench_day, print_day
 from spymaster.lake import PROJECT_ROOT
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 
@@ -132,6 +135,8 @@ def bench_engine(work_dir: Path) -> dict[str, float]:
         **measured,
         "decode_rate": measured["file_records"] / measured["decode"],
         "replay_rate": measured["records"] / measured["replay"],
+        "replay_to_decode": (measured["records"] / measured["replay"])
+        / (measured["file_records"] / measured["decode"]),
         "surfaces_rate": measured["records"] / measured["surfaces"],
     }
 
@@ -308,7 +313,7 @@ def _run_child(code: str, *arguments: object) -> dict[str, Any]:
     return measured
 
 
-BENCHMARKS = ("ingest", "engine", "options", "retrieval", "hud", "live")
+BENCHMARKS = ("ingest", "engine", "options", "retrieval", "hud", "live", "day")
 # The HUD's realistic market is generated and built once and kept here (target/ is not versioned).
 HUD_MARKET = PROJECT_ROOT / "target" / "bench" / "hud-market"
 
@@ -329,7 +334,8 @@ def _print_engine(engine: dict[str, Any]) -> None:
     )
     print(
         "engine  {records:,} records of the front contract, one core, best of 3: book replay "
-        "{replay:.2f} s ({replay_rate:,.0f} msgs/s); with 1-second surfaces "
+        "{replay:.2f} s ({replay_rate:,.0f} msgs/s, {replay_to_decode:.2f}x the decode rate); "
+        "with 1-second surfaces "
         "(86,400 book rows, {depth_rows:,} depth rows) {surfaces:.2f} s ({surfaces_rate:,.0f} "
         "msgs/s); peak RSS {peak_rss_mib:,.0f} MiB".format(**engine),
         flush=True,
@@ -415,6 +421,7 @@ def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BE
             "retrieval": (bench_retrieval, _print_retrieval),
             "hud": (lambda: bench_hud(HUD_MARKET), _print_hud),
             "live": (lambda: bench_live(HUD_MARKET), _print_live),
+            "day": (bench_day, print_day),
         }
         for name in BENCHMARKS:
             if name in only:

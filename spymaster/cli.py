@@ -322,8 +322,8 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
 def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
-        help="measure ingest, the engine, options/GEX, retrieval, the HUD and live (throughput, "
-        "latency, peak memory)",
+        help="measure ingest, the engine, options/GEX, retrieval, the HUD, live and a busy day "
+        "raw to gold (throughput, latency, peak memory)",
     )
     bench.add_argument(
         "--records",
@@ -337,7 +337,8 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
         action="append",
         choices=BENCHMARKS,
         help="run only this benchmark (repeatable; default: all). hud and live build a "
-        "realistic two-session market once into target/bench/hud-market",
+        "realistic two-session market once into target/bench/hud-market; day generates a busy "
+        "day once into target/bench/busy-day and times it from raw DBN to every gold table",
     )
     bench.set_defaults(handler=_cmd_bench)
 
