@@ -244,10 +244,15 @@ def test_a_full_disk_is_named_and_leaves_the_lake_as_it_was(
     assert main(arguments) == 0
     before = bronze_state(lake)
     rng = np.random.default_rng(5)
-    noise = [  # incompressible sizes and ids: a file whose partition does not fit in 2 MiB
-        mbo(ESM4, day_start_ns(DAY2) + 1000 + i, "A", "B", px(5000), int(size), int(order))
-        for i, (size, order) in enumerate(
-            zip(rng.integers(1, 10**6, 200_000), rng.integers(10**6, 10**12, 200_000), strict=True)
+    noise = [  # incompressible prices, sizes and ids: a partition that does not fit in 2 MiB
+        mbo(ESM4, day_start_ns(DAY2) + 1000 + i, "A", "B", int(price), int(size), int(order))
+        for i, (price, size, order) in enumerate(
+            zip(
+                rng.integers(1, 10**15, 200_000),
+                rng.integers(1, 10**6, 200_000),
+                rng.integers(10**6, 10**12, 200_000),
+                strict=True,
+            )
         )
     ]
     write_dbn(
