@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 from book_engine.replay import BookState, MboColumns, book_at, require_snapshot
 from book_engine.surfaces import MBO_COLUMNS
 from spymaster.dbn_facts import PRICE_SCALE
+from spymaster.dbt_models import in_file_order
 from spymaster.exchange_time import parse_time, utc_ns
 from spymaster.lake import Lake, project_vars
 
@@ -32,8 +33,8 @@ def load_partition(lake: Lake, symbol: str, day: dt.date) -> MboColumns:
     data = lake.partition_dir("futures_mbo", symbol, day.isoformat()) / "data.parquet"
     if not data.exists():
         raise BookCommandError(f"{data}: no bronze futures_mbo partition for {symbol} on {day}")
-    table = pq.read_table(data, columns=[*MBO_COLUMNS, "record_index"]).sort_by("record_index")
-    return MboColumns.from_arrow(table)
+    table = pq.read_table(data, columns=[*MBO_COLUMNS, "record_index"])
+    return MboColumns.from_arrow(in_file_order(table))
 
 
 def pre_open_of(day: dt.date) -> tuple[tuple[int, int], ...]:

@@ -7,10 +7,14 @@ import datetime as dt
 from pathlib import Path
 
 import databento as db
+import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from book_engine.replay import MboColumns, WindowConfig, replay_windows
+from book_engine.surfaces import MBO_COLUMNS
+from spymaster.dbt_models import in_file_order, mbo_loader
 from spymaster.exchange_time import day_start_ns, utc_ns
 from tests.replay import ReplayBook
 
@@ -119,3 +123,22 @@ def test_rows_before_t_do_not_depend_on_records_after_t(front: np.ndarray) -> No
         assert depth_before.sum() > 10_000
         assert np.array_equal(depth[depth_before], other_depth[other_before])
     assert not np.array_equal(book, surfaces(perturbed, config)[0])
+
+
+def test_a_partition_loads_in_file_order_whatever_order_the_scan_gives() -> None:
+    """The engine reads a partition in record_index order: as the scan gives it when that is
+    already the order, sorted when it is not."""
+    records = pa.table(
+        {
+            "symbol": ["ESM4"] * 4 + ["ESU4"],
+            "dt": [DAY] * 5,
+            **{name: [1, 2, 3, 4, 5] for name in MBO_COLUMNS},
+            "record_index": [2, 0, 3, 1, 0],
+        }
+    )
+    connection = duckdb.connect()
+    loaded = mbo_loader(connection.from_arrow(records))("ESM4", DAY)
+    assert loaded.column_names == list(MBO_COLUMNS)
+    assert loaded.column("ts_recv").to_pylist() == [2, 4, 1, 3]
+    in_order = records.slice(0, 4).sort_by("record_index")
+    assert in_file_order(in_order) is in_order
