@@ -1,8 +1,9 @@
 """One live session: route the feed's records as ingest routes them, and run the warehouse's
 engine and readers on them as they arrive. Today: the selected contract's 1-second futures
 surfaces (engine_book_snapshot_1s, engine_depth_and_flow_1s) and its options' quotes, implied
-volatility and gamma exposure (engine_options_quotes_1s) and zero-gamma level
-(engine_zero_gamma_1s), row for row what the warehouse builds from the same records."""
+volatility and gamma exposure (engine_options_quotes_1s), its signed sums by strike
+(engine_gex_by_strike_1s) and zero-gamma level (engine_zero_gamma_1s), row for row what the
+warehouse builds from the same records."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from databento.common.symbology import InstrumentMap
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowChunk, WindowReplay
 from book_engine.surfaces import Partition, SurfaceSettings, book_batch, depth_batch
+from gex.exposure_by_strike import EXPOSURE_INPUT_COLUMNS, gex_by_strike_batch
 from gex.options_surface import (
     PROFILE_INPUT_COLUMNS,
     OptionsChain,
@@ -210,6 +212,17 @@ class OptionsQuotes:
                 self.settings.options, LIVE_FINGERPRINT, self.last_solved,
             )  # fmt: skip
             yield "engine_options_quotes_1s", quotes
+            yield (
+                "engine_gex_by_strike_1s",
+                gex_by_strike_batch(
+                    self.contract.symbol,
+                    self.contract.day,
+                    pa.Table.from_batches([quotes]).select(list(EXPOSURE_INPUT_COLUMNS)),
+                    self.settings.profile.call_sign,
+                    self.settings.profile.put_sign,
+                    LIVE_FINGERPRINT,
+                ),
+            )
             profile = pa.Table.from_batches([quotes]).filter(
                 pa.compute.and_(
                     pa.compute.is_valid(quotes.column("implied_volatility")),

@@ -28,6 +28,11 @@ from book_engine.surfaces import (
     book_snapshot_batches,
     depth_and_flow_batches,
 )
+from gex.exposure_by_strike import (
+    EXPOSURE_INPUT_COLUMNS,
+    GEX_BY_STRIKE_SCHEMA,
+    gex_by_strike_batch,
+)
 from gex.options_surface import (
     OPTIONS_QUOTES_SCHEMA,
     PROFILE_INPUT_COLUMNS,
@@ -378,3 +383,38 @@ def zero_gamma_reader(
             yield zero_gamma_batch(symbol, day, table, settings, fingerprint)
 
     return pa.RecordBatchReader.from_batches(ZERO_GAMMA_SCHEMA, batches())
+
+
+def gex_by_strike_reader(
+    *,
+    session: duckdb.DuckDBPyConnection,
+    this: object,
+    is_incremental: bool,
+    config: Mapping[str, Any],
+    quotes: duckdb.DuckDBPyRelation,
+) -> pa.RecordBatchReader:
+    """Dealer-signed gamma exposure by strike and second of every day of options_quotes_1s;
+    incremental: a day is recomputed only when its quotes or the dealer signs changed."""
+    call_sign, put_sign = float(config["dealer_sign_call"]), float(config["dealer_sign_put"])
+    partitions = [
+        Partition(symbol, day, f"{quotes_fingerprint}:signs={call_sign},{put_sign}")
+        for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")
+        .distinct()
+        .order("dt, symbol")
+        .fetchall()
+    ]
+    todo = partitions_to_build(session, this, is_incremental, partitions)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for partition in todo:
+            symbol, day = partition.symbol, partition.day
+            table = (
+                quotes.filter(f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}'")
+                .project(", ".join(EXPOSURE_INPUT_COLUMNS))
+                .to_arrow_table()
+            )
+            yield gex_by_strike_batch(
+                symbol, day, table, call_sign, put_sign, partition.fingerprint
+            )
+
+    return pa.RecordBatchReader.from_batches(GEX_BY_STRIKE_SCHEMA, batches())

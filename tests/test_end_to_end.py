@@ -98,6 +98,7 @@ ENGINE_TABLES = (
     "engine_depth_and_flow_1s",
     "engine_options_quotes_1s",
     "engine_zero_gamma_1s",
+    "engine_gex_by_strike_1s",
 )
 
 
@@ -311,6 +312,7 @@ def test_every_model_and_column_is_documented(market_lake: Lake) -> None:
         "source.spymaster.bronze.options_mbo",
         "source.spymaster.bronze.options_statistics",
         "model.spymaster.engine_zero_gamma_1s",
+        "model.spymaster.engine_gex_by_strike_1s",
     } <= options_lineage
     trigger_lineage = ancestors("model.spymaster.trigger_vectors")
     assert {

@@ -18,6 +18,7 @@ import pytest
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns
 from gex.black76 import MINUTES_PER_YEAR, gamma, implied_volatility, price
+from gex.exposure_by_strike import gex_by_strike_batch
 from gex.options_surface import (
     PROFILE_INPUT_COLUMNS,
     OptionsChain,
@@ -486,3 +487,72 @@ def test_zero_gamma_matches_a_dense_scan_of_random_chains() -> None:
             continue
         nearest = min((grid[i] + 0.025 for i in changes), key=lambda c: abs(c - spot[s]))
         assert abs(levels[s] - nearest) <= 0.03, (s, levels[s], nearest)
+
+
+def exposure_quotes(
+    rows: list[tuple[int, float, int, str, bool, int | None, float | None]],
+) -> pa.Table:
+    """options_quotes_1s rows (second, strike, instrument, right, 0DTE, open interest, gex)."""
+    start = dt.datetime(2024, 3, 12, 15)
+    columns = list(zip(*rows, strict=True))
+    return pa.table(
+        {
+            "window_start": pa.array(
+                [start + dt.timedelta(seconds=s) for s in columns[0]], pa.timestamp("us")
+            ),
+            "strike_price": pa.array(columns[1], pa.float64()),
+            "instrument_id": pa.array(columns[2], pa.uint32()),
+            "option_right": pa.array(columns[3]),
+            "is_0dte": pa.array(columns[4]),
+            "open_interest": pa.array(columns[5], pa.int64()),
+            "gex": pa.array(columns[6], pa.float64()),
+        }
+    )
+
+
+def test_exposure_by_strike_signs_sums_in_instrument_order_and_counts() -> None:
+    """Hand-computed: calls +, puts - (dealer signs); a put without open interest or exposure
+    makes its strike's put sum unknown (NULL), not 0; the 0DTE call feeds the 0DTE sums too;
+    rows in any order within a second sum in instrument order (1e16 + 1 - 1e16 is 0 in that
+    order, 1 in another); per strike the open interest by right and the counts."""
+    quotes = exposure_quotes(
+        [
+            (0, 5000.0, 12, "P", False, 40, 4.0),
+            (0, 5000.0, 11, "C", False, 100, 10.0),
+            (0, 5005.0, 21, "C", True, 30, 3.0),
+            (0, 4995.0, 31, "P", False, None, None),
+            (0, 5100.0, 43, "C", False, 1, -1e16),
+            (0, 5100.0, 41, "C", False, 1, 1e16),
+            (0, 5100.0, 42, "C", False, 1, 1.0),
+            (1, 5000.0, 11, "C", False, 100, 12.0),
+        ]
+    )
+    batch = gex_by_strike_batch("ESM4", dt.date(2024, 3, 12), quotes, 1.0, -1.0, "f")
+    rows = [
+        (
+            row["window_start"].second, row["strike_price"], row["call_gex"], row["put_gex"],
+            row["call_gex_0dte"], row["put_gex_0dte"], row["call_open_interest"],
+            row["put_open_interest"], row["options_listed"], row["options_in_exposure"],
+            row["options_without_open_interest"],
+        )
+        for row in batch.to_pylist()
+    ]  # fmt: skip
+    assert rows == [
+        (0, 4995.0, 0.0, None, 0.0, 0.0, 0, 0, 1, 0, 1),
+        (0, 5000.0, 10.0, -4.0, 0.0, 0.0, 100, 40, 2, 2, 0),
+        (0, 5005.0, 3.0, 0.0, 3.0, 0.0, 30, 0, 1, 1, 0),
+        (0, 5100.0, 0.0, 0.0, 0.0, 0.0, 3, 0, 3, 3, 0),
+        (1, 5000.0, 12.0, 0.0, 0.0, 0.0, 100, 0, 1, 1, 0),
+    ]
+    # the same rows in another order (seconds interleaved) give the same bits
+    shuffled = quotes.take(pa.array([7, 4, 2, 0, 6, 3, 5, 1]))
+    again = gex_by_strike_batch("ESM4", dt.date(2024, 3, 12), shuffled, 1.0, -1.0, "f")
+    assert again.equals(batch)
+
+
+def test_an_option_twice_in_one_second_is_named() -> None:
+    quotes = exposure_quotes(
+        [(0, 5000.0, 11, "C", False, 100, 10.0), (0, 5000.0, 11, "C", False, 100, 10.0)]
+    )
+    with pytest.raises(EngineError, match="instrument 11 has two rows at 2024-03-12 15:00:00"):
+        gex_by_strike_batch("ESM4", dt.date(2024, 3, 12), quotes, 1.0, -1.0, "f")

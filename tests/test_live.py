@@ -56,6 +56,7 @@ ENGINE_TABLES = (
     "engine_depth_and_flow_1s",
     "engine_options_quotes_1s",
     "engine_zero_gamma_1s",
+    "engine_gex_by_strike_1s",
 )
 SQL_TABLES = (
     "book_snapshot_1s", "depth_and_flow_1s", "options_quotes_1s", "vacuum_surface_1s",

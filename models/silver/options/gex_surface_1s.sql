@@ -1,16 +1,22 @@
 -- Gamma exposure by strike on the strike grid around spot, second by second (SPEC 8).
-with all_quotes as (
+with by_strike as (
+    -- the strikes' signed sums, open interest and counts, from the options engine
     select
         symbol,
         dt,
         window_start,
-        instrument_id,
         strike_price,
-        option_right,
-        is_0dte,
-        open_interest,
-        gex
-    from {{ ref('options_quotes_1s') }}
+        call_gex,
+        put_gex,
+        call_gex_0dte,
+        put_gex_0dte,
+        call_open_interest,
+        put_open_interest,
+        options_listed,
+        options_in_exposure,
+        options_without_open_interest,
+        options_listed - options_in_exposure as options_without_exposure
+    from {{ ref('engine_gex_by_strike_1s') }}
 ),
 
 coverage as (
@@ -20,55 +26,11 @@ coverage as (
         symbol,
         dt,
         window_start,
-        count(*) as options_listed,
-        count(gex) as options_in_exposure,
-        count(*) filter (where open_interest is null) as options_without_open_interest
-    from all_quotes
+        sum(options_listed)::bigint as options_listed,
+        sum(options_in_exposure)::bigint as options_in_exposure,
+        sum(options_without_open_interest)::bigint as options_without_open_interest
+    from by_strike
     group by symbol, dt, window_start
-),
-
-signed as (
-    select
-        symbol,
-        dt,
-        window_start,
-        instrument_id,
-        strike_price,
-        option_right,
-        is_0dte,
-        case
-            when option_right = 'C' then {{ var('gex_dealer_sign')['call'] }} * gex
-            else {{ var('gex_dealer_sign')['put'] }} * gex
-        end as signed_gex,
-        open_interest
-    from all_quotes
-),
-
-by_strike as (
-    -- summed in instrument order (the same build gives the same bits) over the options whose
-    -- exposure is known; NULL where the strike lists options of that right and expiry set
-    -- but none has a known exposure, so an unknown sum never reads as a known zero
-    select
-        symbol,
-        dt,
-        window_start,
-        strike_price,
-        {%- for right, name in [('C', 'call'), ('P', 'put')] %}
-        {%- for suffix, only_0dte in [('', ''), ('_0dte', ' and is_0dte')] %}
-        {%- set these = "option_right = '" ~ right ~ "'" ~ only_0dte %}
-        case
-            when count(signed_gex) filter (where {{ these }}) = 0
-                and count(*) filter (where {{ these }}) > 0
-                then null
-            else {{ ordered_sum('signed_gex', 'instrument_id', these) }}
-        end as {{ name }}_gex{{ suffix }},
-        {%- endfor %}
-        coalesce(sum(open_interest) filter (where option_right = '{{ right }}'), 0)::bigint
-            as {{ name }}_open_interest,
-        {%- endfor %}
-        count(*) - count(signed_gex) as options_without_exposure
-    from signed
-    group by symbol, dt, window_start, strike_price
 ),
 
 walls as (
