@@ -32,6 +32,7 @@ from spymaster.dbn_files import RawFileExistsError
 from spymaster.lake import PROJECT_ROOT, Lake, LakeError, dbt_command
 from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
 from spymaster.summary import warehouse_summary
+from spymaster.warehouse_diff import diff_warehouses, format_diff
 from synthetic_market.simulate import SCALES, MarketConfig, parse_scale, simulate_market
 
 
@@ -261,6 +262,16 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    try:
+        diffs = diff_warehouses(Lake.resolve(args.lake), Lake.resolve(args.other))
+    except FileNotFoundError as error:
+        print(f"diff failed: {error}", file=sys.stderr)
+        return 1
+    print(format_diff(diffs))
+    return 0 if all(d.same for d in diffs) else 1
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(
         args.records, Path(args.work_dir) if args.work_dir else None, args.only or BENCHMARKS
@@ -317,6 +328,20 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
     )
     live.add_argument("--port", type=int, default=8765, help="--serve: port (default 8765)")
     live.set_defaults(handler=_cmd_live)
+
+
+def _add_diff_parser(commands: argparse._SubParsersAction) -> None:
+    diff = commands.add_parser(
+        "diff",
+        help="compare two lakes' warehouses table by table, row for row",
+        description="Compare every silver and gold table and view of this lake's warehouse "
+        "with another lake's, row for row (every column but build_fingerprint); exit 1 when any "
+        "differs. Build the same raw files before and after a change to check it changes no "
+        "output.",
+    )
+    _add_lake(diff)
+    diff.add_argument("--other", required=True, help="the other lake folder")
+    diff.set_defaults(handler=_cmd_diff)
 
 
 def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -485,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake(summary)
     summary.set_defaults(handler=_cmd_summary)
 
+    _add_diff_parser(commands)
     _add_bench_parser(commands)
     return parser
 

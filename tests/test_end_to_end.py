@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import databento as db
@@ -338,6 +339,35 @@ def test_summary_prints_tables_and_selection(
     assert "models beside retrieval on the same walk-forward folds" in printed
     assert "within-session AUC pooled over PM_HIGH and PM_LOW: null_retrieval" in printed
     assert "PM_HIGH" in printed
+
+
+def test_diff_finds_a_changed_row_and_a_missing_table(
+    market_lake: Lake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`spymaster diff`: a copy of the warehouse is the same; with one level moved by a tick
+    and one table dropped, both are named and the command fails."""
+    other = Lake(tmp_path / "other")
+    other.root.mkdir()
+    shutil.copyfile(market_lake.duckdb_path, other.duckdb_path)
+    arguments = ["diff", "--lake", str(market_lake.root), "--other", str(other.root)]
+    assert main(arguments) == 0
+    assert "all the same" in capsys.readouterr().out
+    connection = duckdb.connect(str(other.duckdb_path))
+    try:
+        connection.execute(
+            "update silver.session_levels set level_price = level_price + 0.25 "
+            "where rowid = (select min(rowid) from silver.session_levels)"
+        )
+        connection.execute("drop table gold.model_reliability")
+    finally:
+        connection.close()
+    assert main(arguments) == 1
+    printed = capsys.readouterr().out
+    dropped = next(line for line in printed.splitlines() if "gold.model_reliability" in line)
+    assert "only in this lake" in dropped
+    levels = next(line for line in printed.splitlines() if "silver.session_levels" in line)
+    assert "1 rows only here, 1 only there" in levels
+    assert printed.rstrip().endswith("2 differ")
 
 
 def test_raw_folder_holds_only_what_the_generator_wrote(market_lake: Lake) -> None:

@@ -1,0 +1,86 @@
+"""`spymaster diff`: two lakes' warehouses compared table by table, row for row.
+
+Speed work must not change outputs: build the same raw files before and after a change into
+two lakes; every table and view of the silver and gold layers must then hold the same rows
+(bronze holds the raw records, whose landing the ingest tests check). Rows are compared as
+multisets (EXCEPT ALL both ways) on every column but build_fingerprint, which names inputs
+and engine settings rather than a value; a table only one side has is a difference too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from spymaster.lake import Lake
+
+IGNORED_COLUMNS = ("build_fingerprint",)
+SCHEMAS = ("silver", "gold")
+
+
+@dataclass(frozen=True)
+class TableDiff:
+    table: str
+    rows: int
+    only_here: int
+    only_there: int
+    note: str = ""
+
+    @property
+    def same(self) -> bool:
+        return not self.note and self.only_here == 0 and self.only_there == 0
+
+
+def _tables(connection: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, list[str]]:
+    rows = connection.execute(
+        "select table_schema || '.' || table_name, list(column_name order by ordinal_position) "
+        "from information_schema.columns where table_catalog = ? and table_schema in "
+        f"({', '.join(repr(schema) for schema in SCHEMAS)}) group by all",
+        [catalog],
+    ).fetchall()
+    return {table: [c for c in columns if c not in IGNORED_COLUMNS] for table, columns in rows}
+
+
+def diff_warehouses(lake: Lake, other: Lake) -> list[TableDiff]:
+    for side in (lake, other):
+        if not side.duckdb_path.exists():
+            raise FileNotFoundError(f"{side.duckdb_path}: no warehouse (run `spymaster build`)")
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        connection.execute(f"attach '{other.duckdb_path}' as other (read_only)")
+        here_catalog = connection.execute("select current_database()").fetchone()[0]
+        here, there = _tables(connection, here_catalog), _tables(connection, "other")
+        diffs = []
+        for table in sorted(here.keys() | there.keys()):
+            if table not in there or table not in here:
+                side = "this lake" if table in here else "the other lake"
+                diffs.append(TableDiff(table, 0, 0, 0, f"only in {side}"))
+                continue
+            if here[table] != there[table]:
+                diffs.append(TableDiff(table, 0, 0, 0, "different columns"))
+                continue
+            columns = ", ".join(f'"{column}"' for column in here[table])
+            mine = f"select {columns} from {here_catalog}.{table}"
+            theirs = f"select {columns} from other.{table}"
+            only_here, only_there, rows = connection.execute(
+                f"select (select count(*) from ({mine} except all {theirs})), "
+                f"(select count(*) from ({theirs} except all {mine})), "
+                f"(select count(*) from {here_catalog}.{table})"
+            ).fetchone()
+            diffs.append(TableDiff(table, rows, only_here, only_there))
+        return diffs
+    finally:
+        connection.close()
+
+
+def format_diff(diffs: list[TableDiff]) -> str:
+    def verdict(diff: TableDiff) -> str:
+        if diff.same:
+            return "same"
+        return diff.note or f"{diff.only_here:,} rows only here, {diff.only_there:,} only there"
+
+    lines = [f"  {d.table:<48} {d.rows:>12,} rows  {verdict(d)}" for d in diffs]
+    differing = sum(not d.same for d in diffs)
+    outcome = f"{differing} differ" if differing else "all the same"
+    lines.append(f"{len(diffs)} tables, {outcome}")
+    return "\n".join(lines)
