@@ -348,6 +348,18 @@ def open_interest_cutoff_ns(config: Mapping[str, Any], day: dt.date) -> int:
     )
 
 
+def quote_days(quotes: duckdb.DuckDBPyRelation, settings: str) -> list[Partition]:
+    """Each day of options_quotes_1s, fingerprinted by its quotes' fingerprint and `settings`:
+    a model over the quotes recomputes a day when either changed."""
+    return [
+        Partition(symbol, day, f"{quotes_fingerprint}:{settings}")
+        for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")
+        .distinct()
+        .order("dt, symbol")
+        .fetchall()
+    ]
+
+
 def zero_gamma_reader(
     *,
     session: duckdb.DuckDBPyConnection,
@@ -359,14 +371,7 @@ def zero_gamma_reader(
     """The zero-gamma level per second of every day of options_quotes_1s; incremental: a day is
     recomputed only when its quotes or the profile settings changed."""
     settings = profile_settings(config)
-    partitions = [
-        Partition(symbol, day, f"{quotes_fingerprint}:{settings}")
-        for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")
-        .distinct()
-        .order("dt, symbol")
-        .fetchall()
-    ]
-    todo = partitions_to_build(session, this, is_incremental, partitions)
+    todo = partitions_to_build(session, this, is_incremental, quote_days(quotes, str(settings)))
 
     def batches() -> Iterator[pa.RecordBatch]:
         for partition in todo:
@@ -396,13 +401,7 @@ def gex_by_strike_reader(
     """Dealer-signed gamma exposure by strike and second of every day of options_quotes_1s;
     incremental: a day is recomputed only when its quotes or the dealer signs changed."""
     call_sign, put_sign = float(config["dealer_sign_call"]), float(config["dealer_sign_put"])
-    partitions = [
-        Partition(symbol, day, f"{quotes_fingerprint}:signs={call_sign},{put_sign}")
-        for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")
-        .distinct()
-        .order("dt, symbol")
-        .fetchall()
-    ]
+    partitions = quote_days(quotes, f"signs={call_sign},{put_sign}")
     todo = partitions_to_build(session, this, is_incremental, partitions)
 
     def batches() -> Iterator[pa.RecordBatch]:
