@@ -48,7 +48,8 @@ EXPOSURE_INPUT_COLUMNS = (
     "open_interest",
     "gex",
 )
-_CALL, _PUT, _CALL_0DTE, _PUT_0DTE = range(4)
+# the four sums: calls, puts, then the same rights 0DTE only (right + 2)
+_CALL, _PUT = 0, 1
 
 
 @nb.njit(cache=True, inline="always")

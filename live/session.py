@@ -212,18 +212,19 @@ class OptionsQuotes:
                 self.settings.options, LIVE_FINGERPRINT, self.last_solved,
             )  # fmt: skip
             yield "engine_options_quotes_1s", quotes
+            quote_table = pa.Table.from_batches([quotes])
             yield (
                 "engine_gex_by_strike_1s",
                 gex_by_strike_batch(
                     self.contract.symbol,
                     self.contract.day,
-                    pa.Table.from_batches([quotes]).select(list(EXPOSURE_INPUT_COLUMNS)),
+                    quote_table.select(list(EXPOSURE_INPUT_COLUMNS)),
                     self.settings.profile.call_sign,
                     self.settings.profile.put_sign,
                     LIVE_FINGERPRINT,
                 ),
             )
-            profile = pa.Table.from_batches([quotes]).filter(
+            profile = quote_table.filter(
                 pa.compute.and_(
                     pa.compute.is_valid(quotes.column("implied_volatility")),
                     pa.compute.is_valid(quotes.column("open_interest")),

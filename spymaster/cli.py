@@ -265,7 +265,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def _cmd_diff(args: argparse.Namespace) -> int:
     try:
         diffs = diff_warehouses(Lake.resolve(args.lake), Lake.resolve(args.other))
-    except FileNotFoundError as error:
+    except (FileNotFoundError, duckdb.Error) as error:
+        # a missing warehouse, or one another process holds for writing
         print(f"diff failed: {error}", file=sys.stderr)
         return 1
     print(format_diff(diffs))
