@@ -265,8 +265,9 @@ def zero_gamma_batch(
     symbol: str, day: dt.date, quotes: pa.Table, settings: ProfileSettings, fingerprint: str
 ) -> pa.RecordBatch:
     """Zero-gamma levels per second (all expiries, and 0DTE only) from one day's
-    options_quotes_1s rows (PROFILE_INPUT_COLUMNS) sorted by window_start; rows without a
-    volatility or open interest do not count."""
+    options_quotes_1s rows (PROFILE_INPUT_COLUMNS) sorted by window_start, then instrument_id
+    (the order of each second's sums); rows without a volatility or open interest do not
+    count."""
     if quotes.num_rows == 0:
         return pa.RecordBatch.from_pylist([], schema=ZERO_GAMMA_SCHEMA)
     micros = quotes["window_start"].cast(pa.int64()).to_numpy()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from cluster.ray_runtime import connect, ordered_map
 from ingest.bronze_tables import (
     INGEST_VERSION,
     RecordError,
@@ -47,6 +48,9 @@ from ingest.source_files import (
 from spymaster.lake import Lake
 
 DEFAULT_CHUNK_RECORDS = 1 << 18
+# a staging task holds a chunk decoded, as Arrow, and each open partition's writer buffers;
+# declared to Ray per task, with ~1 KiB per record of a chunk on top
+TASK_MEMORY_BASE = 512 << 20
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -176,10 +180,16 @@ def route_groups(
 
 class _Ingest:
     def __init__(
-        self, lake: Lake, workers: int, chunk_records: int, progress: Callable[[int], Any]
+        self,
+        lake: Lake,
+        workers: int,
+        chunk_records: int,
+        progress: Callable[[int], Any],
+        ray_address: str | None,
     ):
         self.lake = lake
         self.workers = workers
+        self.ray_address = ray_address
         self.chunk_records = chunk_records
         self.progress = progress
         self.store = BronzeStore(lake)
@@ -232,7 +242,17 @@ class _Ingest:
         return list(self._imap(function, items))
 
     def _imap(self, function: Callable[[_In], _Out], items: list[_In]) -> Iterator[_Out]:
-        """Results in input order, computed by the worker processes (or inline for one)."""
+        """Results in input order, computed by Ray tasks (one per file), the worker processes,
+        or inline for one."""
+        if self.ray_address is not None:
+            connect(self.ray_address)
+            yield from ordered_map(
+                function,
+                items,
+                memory_bytes=lambda _item: TASK_MEMORY_BASE + self.chunk_records * 1024,
+                in_flight=len(items),
+            )
+            return
         if self.workers <= 1 or len(items) <= 1:
             yield from map(function, items)
             return
@@ -377,12 +397,17 @@ def ingest(
     workers: int = 1,
     chunk_records: int = DEFAULT_CHUNK_RECORDS,
     progress: Callable[[int], Any] | None = None,
+    ray_address: str | None = None,
 ) -> IngestReport:
-    """Land every DBN file under `raw` into `lake`'s bronze; see the module docstring."""
+    """Land every DBN file under `raw` into `lake`'s bronze; see the module docstring. With
+    `ray_address` each file is decoded and staged by a Ray task (the lake on a file system
+    every node mounts at the same path); the commit stays here, in path order."""
     if workers < 1:
         raise IngestError(f"--workers must be at least 1, got {workers}")
     if chunk_records < 1:
         raise IngestError(f"chunk size must be at least 1 record, got {chunk_records}")
     files = find_dbn_files(raw)
     lake.create_layout()
-    return _Ingest(lake, workers, chunk_records, progress or (lambda _records: None)).run(files)
+    return _Ingest(
+        lake, workers, chunk_records, progress or (lambda _records: None), ray_address
+    ).run(files)

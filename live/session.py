@@ -229,7 +229,7 @@ class OptionsQuotes:
                     pa.compute.is_valid(quotes.column("implied_volatility")),
                     pa.compute.is_valid(quotes.column("open_interest")),
                 )
-            )
+            ).sort_by([("window_start", "ascending"), ("instrument_id", "ascending")])
             if profile.num_rows:
                 yield (
                     "engine_zero_gamma_1s",

@@ -153,7 +153,7 @@ from gex.options_surface import (
     PROFILE_INPUT_COLUMNS, OptionsSettings, ProfileSettings, SpotSeries, quote_batches,
     zero_gamma_batch,
 )
-from spymaster.dbt_models import mbo_loader, options_chain
+from spymaster.dbt_models import bronze_mbo, options_chain
 from spymaster.exchange_time import utc_ns
 lake, spot_path, day = Path(sys.argv[1]), Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 zone = "America/New_York"
@@ -173,7 +173,7 @@ for symbol in symbols:  # one partition at a time, as engine_options_quotes_1s r
     started = time.perf_counter()
     chain = options_chain(bronze("options_definitions"), bronze("options_statistics"), symbol,
                           day, utc_ns(day, dt.time(9, 30), zone), 0.05)
-    options = MboColumns.from_arrow(mbo_loader(bronze("options_mbo"))(symbol, day))
+    options = MboColumns.from_arrow(bronze_mbo(str(lake), "options_mbo", symbol, day))
     measured["load"] += time.perf_counter() - started
     measured["records"] += len(options.ts_recv)
     measured["options"] += len(np.unique(options.instrument_id))

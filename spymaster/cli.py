@@ -11,13 +11,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 from tqdm import tqdm
 
 from book_engine.errors import EngineError
+from cluster.ray_runtime import RAY_ADDRESS_ENV_VAR, ClusterError, ray_session, requested_address
 from hud.serve import ServeError, serve
 from hud.warehouse import WarehouseUnavailableError
 from ingest.errors import IngestError
@@ -66,9 +67,28 @@ def _add_lake(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ray(parser: argparse.ArgumentParser, work: str) -> None:
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS|auto",
+        help=f"run {work} as Ray tasks: `auto` starts a local Ray with this machine's cores, "
+        f"an address joins a cluster (default: ${RAY_ADDRESS_ENV_VAR}, else no Ray)",
+    )
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     lake = Lake.resolve(args.lake)
     raw = Path(args.raw).resolve() if args.raw else lake.raw
+    ray_address = requested_address(args.ray)
+    try:
+        with ray_session(ray_address) if ray_address else contextlib.nullcontext():
+            return _run_ingest(args, lake, raw, ray_address)
+    except ClusterError as error:
+        print(f"ingest failed: {error}", file=sys.stderr)
+        return 1
+
+
+def _run_ingest(args: argparse.Namespace, lake: Lake, raw: Path, ray_address: str | None) -> int:
     with tqdm(desc="ingest", unit=" records", unit_scale=True, disable=None) as bar:
         try:
             report = ingest(
@@ -77,8 +97,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 chunk_records=args.chunk_records,
                 progress=bar.update,
+                ray_address=ray_address,
             )
-        except (IngestError, LakeError) as error:
+        except (IngestError, LakeError, ClusterError) as error:
             bar.close()
             print(f"ingest failed: {error}", file=sys.stderr)
             return 1
@@ -105,7 +126,18 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1
     for name in dropped:
         print(f"build: dropped {name}, left in the warehouse by an interrupted build")
-    return run_dbt(lake, ["build", *args.dbt_args])
+    ray_address = requested_address(args.ray)
+    if ray_address is None:
+        return run_dbt(lake, ["build", *args.dbt_args])
+    try:
+        with ray_session(ray_address) as joinable:
+            # dbt's engine models join the same cluster and run a task per contract-day
+            return run_dbt(
+                lake, ["build", *args.dbt_args], extra_env={RAY_ADDRESS_ENV_VAR: joinable}
+            )
+    except ClusterError as error:
+        print(f"build failed: {error}", file=sys.stderr)
+        return 1
 
 
 def os_error_text(error: OSError) -> str:
@@ -146,10 +178,11 @@ def drop_interrupted_build_tables(lake: Lake) -> list[str]:
     return [f"{schema}.{name}" for schema, name, _ in leftovers]
 
 
-def run_dbt(lake: Lake, dbt_args: Sequence[str]) -> int:
+def run_dbt(lake: Lake, dbt_args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> int:
     """Run dbt on this project against `lake`, in a child process."""
     command = dbt_command(dbt_args)
-    return subprocess.run(command, env=lake.environment(), cwd=PROJECT_ROOT, check=False).returncode
+    environment = {**lake.environment(), **(extra_env or {})}
+    return subprocess.run(command, env=environment, cwd=PROJECT_ROOT, check=False).returncode
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -397,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CHUNK_RECORDS,
         help="records decoded at a time per file; bounds memory (default: %(default)s)",
     )
+    _add_ray(ingest, "each raw file")
     ingest.set_defaults(handler=_cmd_ingest)
 
     build = commands.add_parser(
@@ -406,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`spymaster build --select tag:bronze`.",
     )
     _add_lake(build)
+    _add_ray(build, "each contract-day of the engine models")
     build.set_defaults(handler=_cmd_build)
 
     simulate = commands.add_parser(

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns
@@ -28,6 +29,8 @@ from book_engine.surfaces import (
     book_snapshot_batches,
     depth_and_flow_batches,
 )
+from cluster.engine_partitions import EngineJob, file_system, job_batches
+from cluster.ray_runtime import requested_address
 from gex.exposure_by_strike import (
     EXPOSURE_INPUT_COLUMNS,
     GEX_BY_STRIKE_SCHEMA,
@@ -44,8 +47,10 @@ from gex.options_surface import (
     quote_batches,
     zero_gamma_batch,
 )
+from ingest.partitions import DATA_FILE, read_manifest
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import parse_time, utc_ns
+from spymaster.lake import Lake
 
 
 def surface_settings(config: Mapping[str, Any]) -> SurfaceSettings:
@@ -139,24 +144,29 @@ def partitions_to_build(
 
 def in_file_order(table: pa.Table) -> pa.Table:
     """The records in file order. A partition is one Parquet file written in that order and
-    DuckDB keeps a scan's order, so sorting (a third of a busy day's load) is only needed
-    when the check finds otherwise."""
+    a scan keeps it, so sorting (a third of a busy day's load) is only needed when the check
+    finds otherwise."""
     record_index = table.column("record_index").to_numpy()
     if len(record_index) > 1 and not (record_index[1:] > record_index[:-1]).all():
         return table.sort_by("record_index")
     return table
 
 
-def mbo_loader(mbo: duckdb.DuckDBPyRelation) -> Callable[[str, dt.date], pa.Table]:
-    def load(symbol: str, day: dt.date) -> pa.Table:
-        table = (
-            mbo.filter(f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}'")
-            .project(", ".join([*MBO_COLUMNS, "record_index"]))
-            .to_arrow_table()
-        )
-        return in_file_order(table).drop_columns(["record_index"])
+def bronze_mbo(lake_dir: str, table: str, symbol: str, day: dt.date) -> pa.Table:
+    """The engine's columns of one landed MBO partition, in file order, read from its
+    Parquet file (through the file system layer: the same on every Ray node)."""
+    fs, root = file_system(lake_dir)
+    path = f"{root.rstrip('/')}/bronze/{table}/symbol={symbol}/dt={day.isoformat()}/{DATA_FILE}"
+    with fs.open_input_file(path) as source:
+        records = pq.read_table(source, columns=[*MBO_COLUMNS, "record_index"])
+    return in_file_order(records).drop_columns(["record_index"])
 
-    return load
+
+def _partition_records(lake_dir: str, table: str, symbol: str, day: dt.date) -> dict[str, Any]:
+    manifest = read_manifest(Lake(Path(lake_dir)).partition_dir(table, symbol, day.isoformat()))
+    if manifest is None:
+        raise EngineError(f"{table} symbol={symbol} dt={day}: no landed partition (run ingest)")
+    return manifest
 
 
 def definition_ticks(
@@ -184,6 +194,31 @@ def definition_ticks(
     return ticks_for
 
 
+# per input record, what a task holds at its peak (the records as Arrow and NumPy, the engine's
+# state, the rows out); declared to Ray so a node is not overcommitted
+FUTURES_TASK_BYTES_PER_RECORD = 160
+OPTIONS_TASK_BYTES_PER_RECORD = 240
+TASK_BASE_BYTES = 512 << 20
+
+
+def surface_rows(
+    partition: Partition,
+    *,
+    surface: str,
+    lake_dir: str,
+    ticks: Mapping[int, int],
+    settings: SurfaceSettings,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of `surface` for one contract-day (in the dbt process or a Ray task)."""
+    batches = {"book_snapshot": book_snapshot_batches, "depth_and_flow": depth_and_flow_batches}
+    return batches[surface](
+        [partition],
+        lambda symbol, day: bronze_mbo(lake_dir, "futures_mbo", symbol, day),
+        lambda _symbol, _day, _instruments: ticks,
+        settings,
+    )
+
+
 def surface_reader(
     surface: str,
     *,
@@ -192,11 +227,10 @@ def surface_reader(
     is_incremental: bool,
     config: Mapping[str, Any],
     selection: duckdb.DuckDBPyRelation,
-    mbo: duckdb.DuckDBPyRelation,
     definitions: duckdb.DuckDBPyRelation,
 ) -> pa.RecordBatchReader:
     """The rows of `surface` ("book_snapshot" or "depth_and_flow") for every included
-    contract-day still to build, streamed one partition at a time."""
+    contract-day still to build, one partition at a time (a Ray task each with --ray)."""
     settings = surface_settings(config)
     lake_dir = str(config["lake_dir"])
     partitions = [
@@ -208,13 +242,32 @@ def surface_reader(
         for symbol, day in included_days(selection)
     ]
     todo = partitions_to_build(session, this, is_incremental, partitions)
-    schema, batches = {
-        "book_snapshot": (BOOK_SNAPSHOT_SCHEMA, book_snapshot_batches),
-        "depth_and_flow": (DEPTH_AND_FLOW_SCHEMA, depth_and_flow_batches),
-    }[surface]
-    return pa.RecordBatchReader.from_batches(
-        schema, batches(todo, mbo_loader(mbo), definition_ticks(definitions), settings)
-    )
+    ticks_for = definition_ticks(definitions)
+
+    def jobs() -> Iterator[EngineJob]:
+        for partition in todo:
+            landed = _partition_records(lake_dir, "futures_mbo", partition.symbol, partition.day)
+            yield EngineJob(
+                model=f"{surface}_1s",
+                partition=partition,
+                compute=surface_rows,
+                arguments={
+                    "surface": surface,
+                    "lake_dir": lake_dir,
+                    "ticks": ticks_for(partition.symbol, partition.day, landed["instrument_ids"]),
+                    "settings": settings,
+                },
+                memory_bytes=TASK_BASE_BYTES + landed["records"] * FUTURES_TASK_BYTES_PER_RECORD,
+            )
+
+    schema = {"book_snapshot": BOOK_SNAPSHOT_SCHEMA, "depth_and_flow": DEPTH_AND_FLOW_SCHEMA}
+    return _reader(schema[surface], jobs(), lake_dir)
+
+
+def _reader(schema: pa.Schema, jobs: Iterator[EngineJob], lake_dir: str) -> pa.RecordBatchReader:
+    """The jobs' rows for dbt: computed here, or by Ray tasks with SPYMASTER_RAY_ADDRESS."""
+    batches = job_batches(jobs, schema, lake_root=lake_dir, ray_address=requested_address(None))
+    return pa.RecordBatchReader.from_batches(schema, batches)
 
 
 # ---- options: quotes, implied volatility and gamma exposure (gex_surface_1s)
@@ -279,7 +332,6 @@ def options_quotes_reader(
     is_incremental: bool,
     config: Mapping[str, Any],
     selection: duckdb.DuckDBPyRelation,
-    options_mbo: duckdb.DuckDBPyRelation,
     definitions: duckdb.DuckDBPyRelation,
     statistics: duckdb.DuckDBPyRelation,
     book: duckdb.DuckDBPyRelation,
@@ -299,9 +351,8 @@ def options_quotes_reader(
     ]
     todo = partitions_to_build(session, this, is_incremental, partitions)
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def jobs() -> Iterator[EngineJob]:
         for partition in todo:
-            fingerprint = partition.fingerprint
             day, symbol = partition.day, partition.symbol
             chain = options_chain(
                 definitions,
@@ -311,7 +362,6 @@ def options_quotes_reader(
                 open_interest_cutoff_ns(config, day),
                 float(config["options_tick_size"]),
             )
-            options = MboColumns.from_arrow(mbo_loader(options_mbo)(symbol, day))
             spots = (
                 book.filter(
                     f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}' and book_valid "
@@ -324,9 +374,35 @@ def options_quotes_reader(
             spot = SpotSeries(
                 np.asarray(spots["second"], np.int64), np.asarray(spots["spot_price"])
             )
-            yield from quote_batches(symbol, day, options, chain, spot, settings, fingerprint)
+            landed = _partition_records(lake_dir, "options_mbo", symbol, day)
+            yield EngineJob(
+                model="options_quotes_1s",
+                partition=partition,
+                compute=quote_rows,
+                arguments={
+                    "lake_dir": lake_dir,
+                    "chain": chain,
+                    "spot": spot,
+                    "settings": settings,
+                },
+                memory_bytes=TASK_BASE_BYTES + landed["records"] * OPTIONS_TASK_BYTES_PER_RECORD,
+            )
 
-    return pa.RecordBatchReader.from_batches(OPTIONS_QUOTES_SCHEMA, batches())
+    return _reader(OPTIONS_QUOTES_SCHEMA, jobs(), lake_dir)
+
+
+def quote_rows(
+    partition: Partition,
+    *,
+    lake_dir: str,
+    chain: OptionsChain,
+    spot: SpotSeries,
+    settings: OptionsSettings,
+) -> Iterator[pa.RecordBatch]:
+    """options_quotes_1s rows of one contract-day (in the dbt process or a Ray task)."""
+    symbol, day = partition.symbol, partition.day
+    options = MboColumns.from_arrow(bronze_mbo(lake_dir, "options_mbo", symbol, day))
+    yield from quote_batches(symbol, day, options, chain, spot, settings, partition.fingerprint)
 
 
 def profile_settings(config: Mapping[str, Any]) -> ProfileSettings:
@@ -373,21 +449,35 @@ def zero_gamma_reader(
     settings = profile_settings(config)
     todo = partitions_to_build(session, this, is_incremental, quote_days(quotes, str(settings)))
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def jobs() -> Iterator[EngineJob]:
         for partition in todo:
-            symbol, day, fingerprint = partition.symbol, partition.day, partition.fingerprint
+            day = partition.day
             table = (
                 quotes.filter(
-                    f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}' "
+                    f"symbol = '{partition.symbol}' and dt = DATE '{day.isoformat()}' "
                     "and implied_volatility is not null and open_interest is not null"
                 )
+                # the profile sums each second's options in instrument order: the same sums,
+                # to the last bit, whatever order the scan gives (and as live sums them)
+                .order("window_start, instrument_id")
                 .project(", ".join(PROFILE_INPUT_COLUMNS))
-                .order("window_start")
                 .to_arrow_table()
             )
-            yield zero_gamma_batch(symbol, day, table, settings, fingerprint)
+            yield EngineJob(
+                model="zero_gamma_1s",
+                partition=partition,
+                compute=zero_gamma_rows,
+                arguments={"quotes": table, "settings": settings},
+                memory_bytes=TASK_BASE_BYTES + 4 * table.nbytes,
+            )
 
-    return pa.RecordBatchReader.from_batches(ZERO_GAMMA_SCHEMA, batches())
+    return _reader(ZERO_GAMMA_SCHEMA, jobs(), str(config["lake_dir"]))
+
+
+def zero_gamma_rows(
+    partition: Partition, *, quotes: pa.Table, settings: ProfileSettings
+) -> Iterator[pa.RecordBatch]:
+    yield zero_gamma_batch(partition.symbol, partition.day, quotes, settings, partition.fingerprint)
 
 
 def gex_by_strike_reader(
@@ -404,16 +494,29 @@ def gex_by_strike_reader(
     partitions = quote_days(quotes, f"signs={call_sign},{put_sign}")
     todo = partitions_to_build(session, this, is_incremental, partitions)
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def jobs() -> Iterator[EngineJob]:
         for partition in todo:
-            symbol, day = partition.symbol, partition.day
             table = (
-                quotes.filter(f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}'")
+                quotes.filter(
+                    f"symbol = '{partition.symbol}' and dt = DATE '{partition.day.isoformat()}'"
+                )
                 .project(", ".join(EXPOSURE_INPUT_COLUMNS))
                 .to_arrow_table()
             )
-            yield gex_by_strike_batch(
-                symbol, day, table, call_sign, put_sign, partition.fingerprint
+            yield EngineJob(
+                model="gex_by_strike_1s",
+                partition=partition,
+                compute=gex_by_strike_rows,
+                arguments={"quotes": table, "call_sign": call_sign, "put_sign": put_sign},
+                memory_bytes=TASK_BASE_BYTES + 4 * table.nbytes,
             )
 
-    return pa.RecordBatchReader.from_batches(GEX_BY_STRIKE_SCHEMA, batches())
+    return _reader(GEX_BY_STRIKE_SCHEMA, jobs(), str(config["lake_dir"]))
+
+
+def gex_by_strike_rows(
+    partition: Partition, *, quotes: pa.Table, call_sign: float, put_sign: float
+) -> Iterator[pa.RecordBatch]:
+    yield gex_by_strike_batch(
+        partition.symbol, partition.day, quotes, call_sign, put_sign, partition.fingerprint
+    )

@@ -5,7 +5,8 @@ two lakes; every table and view of the silver and gold layers must then hold the
 (bronze holds the raw records, whose landing the ingest tests check). Rows are compared as
 multisets on every column but build_fingerprint, which names inputs and engine settings rather
 than a value: row counts and summed row hashes first, EXCEPT ALL both ways where those differ.
-A table only one side has is a difference too."""
+Text naming a path inside either lake (an index's folder) is compared relative to it, so the
+same market built into two folders is the same. A table only one side has is a difference."""
 
 from __future__ import annotations
 
@@ -32,14 +33,36 @@ class TableDiff:
         return not self.note and self.only_here == 0 and self.only_there == 0
 
 
-def _tables(connection: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, list[str]]:
+def _tables(
+    connection: duckdb.DuckDBPyConnection, catalog: str
+) -> dict[str, list[tuple[str, str]]]:
+    """(column, type) of every compared table, in column order."""
     rows = connection.execute(
-        "select table_schema || '.' || table_name, list(column_name order by ordinal_position) "
+        "select table_schema || '.' || table_name, "
+        "list((column_name, data_type) order by ordinal_position) "
         "from information_schema.columns where table_catalog = ? and table_schema in "
         f"({', '.join(repr(schema) for schema in SCHEMAS)}) group by all",
         [catalog],
     ).fetchall()
-    return {table: [c for c in columns if c not in IGNORED_COLUMNS] for table, columns in rows}
+    return {
+        table: [tuple(column) for column in columns if column[0] not in IGNORED_COLUMNS]
+        for table, columns in rows
+    }
+
+
+def _projection(columns: list[tuple[str, str]], lakes: tuple[Lake, Lake]) -> str:
+    """The compared columns; in text, either lake's folder reads `<lake>/`."""
+
+    def relative(name: str) -> str:
+        expression = f'"{name}"'
+        for lake in lakes:
+            root = str(lake.root).replace("'", "''")
+            expression = f"replace({expression}, '{root}/', '<lake>/')"
+        return f'{expression} as "{name}"'
+
+    return ", ".join(
+        relative(name) if data_type == "VARCHAR" else f'"{name}"' for name, data_type in columns
+    )
 
 
 def diff_warehouses(lake: Lake, other: Lake) -> list[TableDiff]:
@@ -60,14 +83,14 @@ def diff_warehouses(lake: Lake, other: Lake) -> list[TableDiff]:
             if here[table] != there[table]:
                 diffs.append(TableDiff(table, 0, 0, 0, "different columns"))
                 continue
-            columns = ", ".join(f'"{column}"' for column in here[table])
-            mine = f"select {columns} from {here_catalog}.{table}"
-            theirs = f"select {columns} from other.{table}"
+            mine = f"select {_projection(here[table], (lake, other))} from {here_catalog}.{table}"
+            theirs = f"select {_projection(there[table], (lake, other))} from other.{table}"
             # one scan a side: equal row counts and sums of row hashes are equal multisets
             # but for a 2^-64 chance; rows are matched only where these differ
-            summary = f"select count(*), sum(hash({columns})::hugeint) from "
-            rows, here_hash = connection.execute(summary + f"{here_catalog}.{table}").fetchone()
-            there_rows, there_hash = connection.execute(summary + f"other.{table}").fetchone()
+            names = ", ".join(f'"{name}"' for name, _ in here[table])
+            summary = f"select count(*), sum(hash({names})::hugeint) from "
+            rows, here_hash = connection.execute(f"{summary} ({mine})").fetchone()
+            there_rows, there_hash = connection.execute(f"{summary} ({theirs})").fetchone()
             if (rows, here_hash) == (there_rows, there_hash):
                 diffs.append(TableDiff(table, rows, 0, 0))
                 continue

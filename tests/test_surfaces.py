@@ -7,14 +7,14 @@ import datetime as dt
 from pathlib import Path
 
 import databento as db
-import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from book_engine.replay import MboColumns, WindowConfig, replay_windows
 from book_engine.surfaces import MBO_COLUMNS
-from spymaster.dbt_models import in_file_order, mbo_loader
+from spymaster.dbt_models import bronze_mbo, in_file_order
 from spymaster.exchange_time import day_start_ns, utc_ns
 from tests.replay import ReplayBook
 
@@ -125,8 +125,8 @@ def test_rows_before_t_do_not_depend_on_records_after_t(front: np.ndarray) -> No
     assert not np.array_equal(book, surfaces(perturbed, config)[0])
 
 
-def test_a_partition_loads_in_file_order_whatever_order_the_scan_gives() -> None:
-    """The engine reads a partition in record_index order: as the scan gives it when that is
+def test_a_partition_loads_in_file_order_whatever_order_the_file_holds(tmp_path: Path) -> None:
+    """The engine reads a partition in record_index order: as the file holds it when that is
     already the order, sorted when it is not."""
     records = pa.table(
         {
@@ -136,8 +136,10 @@ def test_a_partition_loads_in_file_order_whatever_order_the_scan_gives() -> None
             "record_index": [2, 0, 3, 1, 0],
         }
     )
-    connection = duckdb.connect()
-    loaded = mbo_loader(connection.from_arrow(records))("ESM4", DAY)
+    partition = tmp_path / "bronze" / "futures_mbo" / "symbol=ESM4" / f"dt={DAY.isoformat()}"
+    partition.mkdir(parents=True)
+    pq.write_table(records.slice(0, 4).drop_columns(["symbol", "dt"]), partition / "data.parquet")
+    loaded = bronze_mbo(str(tmp_path), "futures_mbo", "ESM4", DAY)
     assert loaded.column_names == list(MBO_COLUMNS)
     assert loaded.column("ts_recv").to_pylist() == [2, 4, 1, 3]
     in_order = records.slice(0, 4).sort_by("record_index")

@@ -11,6 +11,8 @@ def model(dbt, session):
         on_schema_change="sync_all_columns",
         unique_key=["symbol", "dt"],
     )
+    # lineage: the engine reads the partitions' Parquet files itself (on any Ray node)
+    dbt.ref("futures_mbo")
     return surface_reader(
         "book_snapshot",
         session=session,
@@ -18,6 +20,5 @@ def model(dbt, session):
         is_incremental=dbt.is_incremental,
         config=dbt.config.get("surface_settings"),
         selection=dbt.ref("contract_day_selection"),
-        mbo=dbt.ref("futures_mbo"),
         definitions=dbt.ref("futures_definitions"),
     )

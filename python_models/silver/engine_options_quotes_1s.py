@@ -12,13 +12,14 @@ def model(dbt, session):
         on_schema_change="sync_all_columns",
         unique_key=["symbol", "dt"],
     )
+    # lineage: the engine reads the partitions' Parquet files itself (on any Ray node)
+    dbt.ref("options_mbo")
     return options_quotes_reader(
         session=session,
         this=dbt.this,
         is_incremental=dbt.is_incremental,
         config=dbt.config.get("options_settings"),
         selection=dbt.ref("contract_day_selection"),
-        options_mbo=dbt.ref("options_mbo"),
         definitions=dbt.ref("options_definitions"),
         statistics=dbt.ref("options_statistics"),
         book=dbt.ref("book_snapshot_1s"),

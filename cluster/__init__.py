@@ -1,0 +1,1 @@
+"""Beyond one machine: ingest's files and the engine's contract-days as Ray tasks (SPEC 15)."""

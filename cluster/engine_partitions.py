@@ -1,0 +1,156 @@
+"""The engine's contract-days as jobs: computed in the dbt process, or as Ray tasks that write
+their output partition to the lake for the dbt process to gather.
+
+A job names one contract-day of one engine model, the module-level function computing its rows
+and that function's (picklable) inputs, so the same computation runs wherever the job does.
+
+Output partitions (`<lake>/engine/<model>/symbol=<s>/dt=<d>/`) go through pyarrow's file
+system layer, so a lake on object storage has the same layout. Rename is not atomic there: the
+data file is written under a name of its own and `_manifest.json`, naming it, is written last.
+Readers take a partition only through its manifest, so a task killed mid-write leaves nothing
+visible, and its retry writes the same bytes again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from book_engine.surfaces import Partition
+from cluster.ray_runtime import cluster_cpus, connect, ordered_map
+
+ENGINE_FOLDER = "engine"
+MANIFEST_FILE = "_manifest.json"
+READ_BATCH_ROWS = 1 << 17
+
+
+@dataclass(frozen=True)
+class EngineJob:
+    """One contract-day of one engine model and how to compute its rows."""
+
+    model: str
+    partition: Partition
+    compute: Callable[..., Iterator[pa.RecordBatch]]
+    arguments: Mapping[str, Any]
+    memory_bytes: int
+
+    def rows(self) -> Iterator[pa.RecordBatch]:
+        return self.compute(self.partition, **self.arguments)
+
+
+def file_system(root: str) -> tuple[pafs.FileSystem, str]:
+    """The file system and path of a lake folder or URI (a local path, `s3://...`)."""
+    return pafs.FileSystem.from_uri(root)
+
+
+class EnginePartitionStore:
+    """Output partitions of the engine models under `<lake>/engine/`."""
+
+    def __init__(self, lake_root: str) -> None:
+        self.fs, lake_path = file_system(lake_root)
+        self.root = f"{lake_path.rstrip('/')}/{ENGINE_FOLDER}"
+
+    def folder(self, model: str, partition: Partition) -> str:
+        return f"{self.root}/{model}/symbol={partition.symbol}/dt={partition.day.isoformat()}"
+
+    def write(
+        self, model: str, partition: Partition, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> dict[str, Any]:
+        """Write a partition's rows, then its manifest; the manifest."""
+        folder = self.folder(model, partition)
+        self.fs.create_dir(folder, recursive=True)
+        # the same inputs give the same file name and the same bytes: a retry rewrites it
+        data_file = (
+            f"part-{hashlib.sha256(partition.fingerprint.encode()).hexdigest()[:16]}.parquet"
+        )
+        rows = 0
+        temporary = f"{folder}/.{data_file}.{uuid.uuid4().hex}.tmp"
+        with (
+            self.fs.open_output_stream(temporary) as stream,
+            pq.ParquetWriter(stream, schema, compression="zstd") as writer,
+        ):
+            for batch in batches:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        self.fs.move(temporary, f"{folder}/{data_file}")
+        manifest = {
+            "model": model,
+            "symbol": partition.symbol,
+            "dt": partition.day.isoformat(),
+            "build_fingerprint": partition.fingerprint,
+            "data_file": data_file,
+            "rows": rows,
+        }
+        self._write_text(f"{folder}/{MANIFEST_FILE}", json.dumps(manifest, indent=2) + "\n")
+        # data files of earlier inputs (or of a killed write) the manifest no longer names
+        for info in self.fs.get_file_info(pafs.FileSelector(folder)):
+            if info.base_name not in (data_file, MANIFEST_FILE):
+                self.fs.delete_file(info.path)
+        return manifest
+
+    def manifest(self, model: str, partition: Partition) -> dict[str, Any] | None:
+        path = f"{self.folder(model, partition)}/{MANIFEST_FILE}"
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self.fs.open_input_stream(path) as stream:
+            return json.loads(stream.read())
+
+    def read(self, manifest: Mapping[str, Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        partition = Partition(
+            manifest["symbol"], dt.date.fromisoformat(manifest["dt"]), manifest["build_fingerprint"]
+        )
+        path = f"{self.folder(manifest['model'], partition)}/{manifest['data_file']}"
+        with self.fs.open_input_file(path) as source:
+            for batch in pq.ParquetFile(source).iter_batches(batch_size=READ_BATCH_ROWS):
+                yield batch.cast(schema)
+
+    def _write_text(self, path: str, text: str) -> None:
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        with self.fs.open_output_stream(temporary) as stream:
+            stream.write(text.encode())
+        self.fs.move(temporary, path)
+
+
+@dataclass(frozen=True)
+class EngineTask:
+    """What a Ray task receives: the job, the lake to write into, the output schema."""
+
+    lake_root: str
+    job: EngineJob
+    schema: pa.Schema
+
+
+def run_engine_task(task: EngineTask) -> dict[str, Any]:
+    """Runs in a Ray worker: compute one contract-day and write its partition."""
+    store = EnginePartitionStore(task.lake_root)
+    return store.write(task.job.model, task.job.partition, task.schema, task.job.rows())
+
+
+def job_batches(
+    jobs: Iterable[EngineJob], schema: pa.Schema, *, lake_root: str, ray_address: str | None
+) -> Iterator[pa.RecordBatch]:
+    """The rows of every job in order: computed here without Ray; with Ray, one task per job
+    writes its partition and the partitions are read back as they complete, in job order."""
+    if ray_address is None:
+        for job in jobs:
+            yield from job.rows()
+        return
+    connect(ray_address)
+    store = EnginePartitionStore(lake_root)
+    tasks = (EngineTask(lake_root, job, schema) for job in jobs)
+    for manifest in ordered_map(
+        run_engine_task,
+        tasks,
+        memory_bytes=lambda task: task.job.memory_bytes,
+        in_flight=2 * cluster_cpus(),
+    ):
+        yield from store.read(manifest, schema)

@@ -1,0 +1,183 @@
+"""Ray: ingest and the engine models as Ray tasks give the same lake and warehouse as without
+it, and a worker killed mid-partition leaves nothing visible (tests start a local Ray)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from book_engine.errors import EngineError
+from book_engine.surfaces import Partition
+from cluster.engine_partitions import (
+    MANIFEST_FILE,
+    EngineJob,
+    EnginePartitionStore,
+    job_batches,
+)
+from cluster.ray_runtime import ClusterError, ray_session
+from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.warehouse_diff import diff_warehouses, format_diff
+from tests.markets import warehouse
+
+SCHEMA = pa.schema([("second", pa.int64()), ("value", pa.float64())])
+PARTITION = Partition("ESH4", dt.date(2024, 3, 4), "inputs-and-settings")
+
+
+def numbered_rows(partition: Partition, *, batches: int, die_after: int, marker: str) -> Iterator:
+    """`batches` batches of known rows; the worker process dies after `die_after` of them
+    (the first time only when `marker` names a file to create)."""
+    for number in range(batches):
+        if number == die_after and (not marker or not Path(marker).exists()):
+            if marker:
+                Path(marker).touch()
+            os._exit(1)
+        yield pa.record_batch(
+            [pa.array([number, number]), pa.array([0.5 * number, -0.5 * number])], schema=SCHEMA
+        )
+
+
+def _job(*, die_after: int = -1, marker: str = "") -> EngineJob:
+    return EngineJob(
+        model="numbered_1s",
+        partition=PARTITION,
+        compute=numbered_rows,
+        arguments={"batches": 3, "die_after": die_after, "marker": marker},
+        memory_bytes=64 << 20,
+    )
+
+
+def _expected() -> pa.Table:
+    return pa.Table.from_batches(list(numbered_rows(PARTITION, batches=3, die_after=-1, marker="")))
+
+
+def test_a_partition_is_visible_only_through_its_manifest_and_rewrites_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    store = EnginePartitionStore(str(tmp_path))
+    assert store.manifest("numbered_1s", PARTITION) is None
+    manifest = store.write("numbered_1s", PARTITION, SCHEMA, _expected().to_batches())
+    assert manifest["rows"] == 6
+    assert manifest["build_fingerprint"] == PARTITION.fingerprint
+    folder = Path(store.folder("numbered_1s", PARTITION))
+    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_FILE, manifest["data_file"]]
+    data = (folder / manifest["data_file"]).read_bytes()
+    (folder / ".orphan-of-a-killed-write.tmp").write_bytes(b"partial")
+    again = store.write("numbered_1s", PARTITION, SCHEMA, _expected().to_batches())
+    assert again == manifest
+    assert (folder / manifest["data_file"]).read_bytes() == data
+    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_FILE, manifest["data_file"]]
+    assert pa.Table.from_batches(list(store.read(manifest, SCHEMA))).equals(_expected())
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[str]:
+    with ray_session("auto") as address:
+        yield address
+
+
+def test_a_worker_killed_mid_partition_leaves_nothing_visible_and_a_rerun_completes_it(
+    tmp_path: Path, local_ray: str
+) -> None:
+    lake = str(tmp_path)
+    store = EnginePartitionStore(lake)
+    # every attempt dies after writing a batch: Ray's retries give up
+    with pytest.raises(ClusterError, match="lost"):
+        list(job_batches([_job(die_after=1)], SCHEMA, lake_root=lake, ray_address=local_ray))
+    folder = Path(store.folder("numbered_1s", PARTITION))
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")], "nothing was written"
+    assert store.manifest("numbered_1s", PARTITION) is None
+    # the re-run completes it and clears what the killed writes left
+    rows = list(job_batches([_job()], SCHEMA, lake_root=lake, ray_address=local_ray))
+    assert pa.Table.from_batches(rows).equals(_expected())
+    manifest = store.manifest("numbered_1s", PARTITION)
+    assert manifest is not None
+    assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_FILE, manifest["data_file"]]
+
+
+def test_a_worker_that_dies_once_is_retried_by_ray(tmp_path: Path, local_ray: str) -> None:
+    marker = tmp_path / "died-once"
+    job = _job(die_after=2, marker=str(marker))
+    rows = list(job_batches([job], SCHEMA, lake_root=str(tmp_path), ray_address=local_ray))
+    assert marker.exists()
+    assert pa.Table.from_batches(rows).equals(_expected())
+
+
+def test_an_engine_error_in_a_task_comes_back_as_itself(tmp_path: Path, local_ray: str) -> None:
+    """A bad partition names itself as it does without Ray, not as Ray's wrapper."""
+    job = EngineJob("book_snapshot_1s", PARTITION, _bad_partition, {}, 64 << 20)
+    with pytest.raises(EngineError) as raised:
+        list(job_batches([job], SCHEMA, lake_root=str(tmp_path), ray_address=local_ray))
+    assert str(raised.value) == "futures_mbo symbol=ESH4 dt=2024-03-04: no snapshot"
+
+
+def _bad_partition(partition: Partition) -> Iterator[pa.RecordBatch]:
+    raise EngineError(f"futures_mbo symbol={partition.symbol} dt={partition.day}: no snapshot")
+    yield
+
+
+def _spymaster(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("spymaster")), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _bronze_files(lake: Lake) -> dict[str, str]:
+    return {
+        str(path.relative_to(lake.bronze)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(lake.bronze.rglob("*"))
+        if path.is_file() and "_ingest" not in path.parts
+    }
+
+
+def test_the_tiny_market_through_ray_lands_and_builds_the_same_lake(
+    market_lake: Lake, tmp_path: Path
+) -> None:
+    """Ingest and build with --ray auto: byte-identical bronze, the same warehouse row for
+    row, and every engine model's contract-days written as partitions with manifests."""
+    ray_lake = Lake(tmp_path / "lake")
+    landed = _spymaster(
+        "ingest", "--lake", str(ray_lake.root), "--raw", str(market_lake.raw), "--ray", "auto"
+    )
+    assert landed.returncode == 0, landed.stderr[-3000:]
+    assert _bronze_files(ray_lake) == _bronze_files(market_lake)
+    # the data tests ran on the same tables in the lake without Ray
+    built = _spymaster(
+        "build", "--lake", str(ray_lake.root), "--ray", "auto", "--exclude-resource-type", "test"
+    )
+    assert built.returncode == 0, built.stdout[-6000:] + built.stderr[-3000:]
+    diffs = diff_warehouses(market_lake, ray_lake)
+    assert all(diff.same for diff in diffs), format_diff(diffs)
+    assert len(diffs) > 40
+    engine = ray_lake.root / "engine"
+    models = sorted(path.name for path in engine.iterdir())
+    assert models == [
+        "book_snapshot_1s",
+        "depth_and_flow_1s",
+        "gex_by_strike_1s",
+        "options_quotes_1s",
+        "zero_gamma_1s",
+    ]
+    manifests = sorted(engine.glob(f"book_snapshot_1s/symbol=*/dt=*/{MANIFEST_FILE}"))
+    [(included_days,)] = warehouse(
+        market_lake, "select count(distinct (symbol, dt)) from silver.engine_book_snapshot_1s"
+    )
+    assert len(manifests) == included_days
+
+
+def test_an_address_where_no_cluster_answers_is_a_clear_error(tmp_path: Path) -> None:
+    result = _spymaster("build", "--lake", str(tmp_path / "lake"), "--ray", "127.0.0.1:1")
+    assert result.returncode == 1
+    assert "--ray 127.0.0.1:1: no Ray cluster answers there" in result.stderr
+    assert "Traceback" not in result.stderr
