@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -129,14 +130,25 @@ class EngineTask:
     schema: pa.Schema
 
 
-def run_engine_task(task: EngineTask) -> dict[str, Any]:
-    """Runs in a Ray worker: compute one contract-day and write its partition."""
+def run_engine_task(task: EngineTask) -> tuple[dict[str, Any], float]:
+    """Runs in a Ray worker: compute one contract-day and write its partition; its manifest
+    and the seconds it took."""
+    started = time.perf_counter()
     store = EnginePartitionStore(task.lake_root)
-    return store.write(task.job.model, task.job.partition, task.schema, task.job.rows())
+    manifest = store.write(task.job.model, task.job.partition, task.schema, task.job.rows())
+    return manifest, time.perf_counter() - started
+
+
+PartitionTimer = Callable[[Mapping[str, Any], float], object]
 
 
 def job_batches(
-    jobs: Iterable[EngineJob], schema: pa.Schema, *, lake_root: str, ray_address: str | None
+    jobs: Iterable[EngineJob],
+    schema: pa.Schema,
+    *,
+    lake_root: str,
+    ray_address: str | None,
+    on_partition: PartitionTimer | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of every job in order: computed here without Ray; with Ray, one task per job
     writes its partition and the partitions are read back as they complete, in job order."""
@@ -147,10 +159,12 @@ def job_batches(
     connect(ray_address)
     store = EnginePartitionStore(lake_root)
     tasks = (EngineTask(lake_root, job, schema) for job in jobs)
-    for manifest in ordered_map(
+    for manifest, seconds in ordered_map(
         run_engine_task,
         tasks,
         memory_bytes=lambda task: task.job.memory_bytes,
         in_flight=2 * cluster_cpus(),
     ):
+        if on_partition is not None:
+            on_partition(manifest, seconds)
         yield from store.read(manifest, schema)

@@ -313,7 +313,7 @@ def _run_child(code: str, *arguments: object) -> dict[str, Any]:
     return measured
 
 
-BENCHMARKS = ("ingest", "engine", "options", "retrieval", "hud", "live", "day")
+BENCHMARKS = ("ingest", "engine", "options", "retrieval", "hud", "live", "ray", "day")
 # The HUD's realistic market is generated and built once and kept here (target/ is not versioned).
 HUD_MARKET = PROJECT_ROOT / "target" / "bench" / "hud-market"
 
@@ -409,7 +409,8 @@ def _print_live(live: dict[str, Any]) -> None:
 def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BENCHMARKS) -> int:
     """Each benchmark prints its line as soon as it is measured."""
     # the HUD's benchmark drives a browser through Playwright, a development dependency
-    from hud.benchmark import bench_hud  # noqa: PLC0415
+    from cluster.benchmark import bench_ray, print_ray  # noqa: PLC0415
+    from hud.benchmark import bench_hud, market_lake  # noqa: PLC0415
     from live.benchmark import bench_live  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="spymaster-bench-") as scratch:
@@ -421,6 +422,7 @@ def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BE
             "retrieval": (bench_retrieval, _print_retrieval),
             "hud": (lambda: bench_hud(HUD_MARKET), _print_hud),
             "live": (lambda: bench_live(HUD_MARKET), _print_live),
+            "ray": (lambda: bench_ray(market_lake(HUD_MARKET)), print_ray),
             "day": (bench_day, print_day),
         }
         for name in BENCHMARKS:

@@ -395,7 +395,7 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
         "--only",
         action="append",
         choices=BENCHMARKS,
-        help="run only this benchmark (repeatable; default: all). hud and live build a "
+        help="run only this benchmark (repeatable; default: all). hud, live and ray build a "
         "realistic two-session market once into target/bench/hud-market; day generates a busy "
         "day once into target/bench/busy-day and times it from raw DBN to every gold table",
     )

@@ -29,7 +29,7 @@ from book_engine.surfaces import (
     book_snapshot_batches,
     depth_and_flow_batches,
 )
-from cluster.engine_partitions import EngineJob, file_system, job_batches
+from cluster.engine_partitions import EngineJob, PartitionTimer, file_system, job_batches
 from cluster.ray_runtime import requested_address
 from gex.exposure_by_strike import (
     EXPOSURE_INPUT_COLUMNS,
@@ -51,6 +51,12 @@ from ingest.partitions import DATA_FILE, read_manifest
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import parse_time, utc_ns
 from spymaster.lake import Lake
+
+
+def lake_folder(config: Mapping[str, Any]) -> str:
+    """The lake of a model's config ($SPYMASTER_LAKE) as an absolute path: Ray workers do
+    not share this process's working directory."""
+    return str(Path(str(config["lake_dir"])).resolve())
 
 
 def surface_settings(config: Mapping[str, Any]) -> SurfaceSettings:
@@ -228,11 +234,12 @@ def surface_reader(
     config: Mapping[str, Any],
     selection: duckdb.DuckDBPyRelation,
     definitions: duckdb.DuckDBPyRelation,
+    on_partition: PartitionTimer | None = None,
 ) -> pa.RecordBatchReader:
     """The rows of `surface` ("book_snapshot" or "depth_and_flow") for every included
     contract-day still to build, one partition at a time (a Ray task each with --ray)."""
     settings = surface_settings(config)
-    lake_dir = str(config["lake_dir"])
+    lake_dir = lake_folder(config)
     partitions = [
         Partition(
             symbol,
@@ -261,12 +268,24 @@ def surface_reader(
             )
 
     schema = {"book_snapshot": BOOK_SNAPSHOT_SCHEMA, "depth_and_flow": DEPTH_AND_FLOW_SCHEMA}
-    return _reader(schema[surface], jobs(), lake_dir)
+    return _reader(schema[surface], jobs(), lake_dir, on_partition)
 
 
-def _reader(schema: pa.Schema, jobs: Iterator[EngineJob], lake_dir: str) -> pa.RecordBatchReader:
-    """The jobs' rows for dbt: computed here, or by Ray tasks with SPYMASTER_RAY_ADDRESS."""
-    batches = job_batches(jobs, schema, lake_root=lake_dir, ray_address=requested_address(None))
+def _reader(
+    schema: pa.Schema,
+    jobs: Iterator[EngineJob],
+    lake_dir: str,
+    on_partition: PartitionTimer | None,
+) -> pa.RecordBatchReader:
+    """The jobs' rows for dbt: computed here, or by Ray tasks with SPYMASTER_RAY_ADDRESS
+    (`on_partition`, for the benchmark, hears each task's partition and seconds)."""
+    batches = job_batches(
+        jobs,
+        schema,
+        lake_root=lake_dir,
+        ray_address=requested_address(None),
+        on_partition=on_partition,
+    )
     return pa.RecordBatchReader.from_batches(schema, batches)
 
 
@@ -335,10 +354,11 @@ def options_quotes_reader(
     definitions: duckdb.DuckDBPyRelation,
     statistics: duckdb.DuckDBPyRelation,
     book: duckdb.DuckDBPyRelation,
+    on_partition: PartitionTimer | None = None,
 ) -> pa.RecordBatchReader:
     """options_quotes_1s rows of every included contract-day whose options were landed."""
     settings = options_settings(config)
-    lake_dir = str(config["lake_dir"])
+    lake_dir = lake_folder(config)
     label = (
         f"engine{ENGINE_VERSION}:{settings}:{config['options_tick_size']}:"
         f"open_interest_before={config['surface_window_start']}"
@@ -388,7 +408,7 @@ def options_quotes_reader(
                 memory_bytes=TASK_BASE_BYTES + landed["records"] * OPTIONS_TASK_BYTES_PER_RECORD,
             )
 
-    return _reader(OPTIONS_QUOTES_SCHEMA, jobs(), lake_dir)
+    return _reader(OPTIONS_QUOTES_SCHEMA, jobs(), lake_dir, on_partition)
 
 
 def quote_rows(
@@ -443,6 +463,7 @@ def zero_gamma_reader(
     is_incremental: bool,
     config: Mapping[str, Any],
     quotes: duckdb.DuckDBPyRelation,
+    on_partition: PartitionTimer | None = None,
 ) -> pa.RecordBatchReader:
     """The zero-gamma level per second of every day of options_quotes_1s; incremental: a day is
     recomputed only when its quotes or the profile settings changed."""
@@ -471,7 +492,7 @@ def zero_gamma_reader(
                 memory_bytes=TASK_BASE_BYTES + 4 * table.nbytes,
             )
 
-    return _reader(ZERO_GAMMA_SCHEMA, jobs(), str(config["lake_dir"]))
+    return _reader(ZERO_GAMMA_SCHEMA, jobs(), lake_folder(config), on_partition)
 
 
 def zero_gamma_rows(
@@ -487,6 +508,7 @@ def gex_by_strike_reader(
     is_incremental: bool,
     config: Mapping[str, Any],
     quotes: duckdb.DuckDBPyRelation,
+    on_partition: PartitionTimer | None = None,
 ) -> pa.RecordBatchReader:
     """Dealer-signed gamma exposure by strike and second of every day of options_quotes_1s;
     incremental: a day is recomputed only when its quotes or the dealer signs changed."""
@@ -511,7 +533,7 @@ def gex_by_strike_reader(
                 memory_bytes=TASK_BASE_BYTES + 4 * table.nbytes,
             )
 
-    return _reader(GEX_BY_STRIKE_SCHEMA, jobs(), str(config["lake_dir"]))
+    return _reader(GEX_BY_STRIKE_SCHEMA, jobs(), lake_folder(config), on_partition)
 
 
 def gex_by_strike_rows(
