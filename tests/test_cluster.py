@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import databento_dbn as dbn
 import pyarrow as pa
 import pytest
 
@@ -23,8 +24,11 @@ from cluster.engine_partitions import (
     job_batches,
 )
 from cluster.ray_runtime import ClusterError, ray_session
+from ingest.errors import IngestError
+from ingest.landing import ingest
 from spymaster.lake import PROJECT_ROOT, Lake
 from spymaster.warehouse_diff import diff_warehouses, format_diff
+from tests.dbn_fixtures import book_day, write_dbn
 from tests.markets import warehouse
 
 SCHEMA = pa.schema([("second", pa.int64()), ("value", pa.float64())])
@@ -181,3 +185,22 @@ def test_an_address_where_no_cluster_answers_is_a_clear_error(tmp_path: Path) ->
     assert result.returncode == 1
     assert "--ray 127.0.0.1:1: no Ray cluster answers there" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_raw_file_under_ray_is_the_same_clear_error_and_nothing_of_it_lands(
+    tmp_path: Path, local_ray: str
+) -> None:
+    """The file's error comes back from its task as itself; the lake keeps what it had."""
+    raw, lake = tmp_path / "raw", Lake(tmp_path / "lake")
+    day = dt.date(2024, 5, 8)
+    good = book_day(11, day, 5000.0)
+    write_dbn(raw / "good.mbo.dbn.zst", dbn.Schema.MBO, good, {"ESM4": 11}, day)
+    ingest(raw, lake, ray_address=local_ray)
+    before = _bronze_files(lake)
+    compressed = (raw / "good.mbo.dbn.zst").read_bytes()
+    bad = raw / "cut.mbo.dbn.zst"
+    bad.write_bytes(compressed[: len(compressed) - 40])
+    with pytest.raises(IngestError, match="truncated zstd stream") as error:
+        ingest(raw, lake, ray_address=local_ray)
+    assert str(bad) in str(error.value)
+    assert _bronze_files(lake) == before
