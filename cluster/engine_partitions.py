@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -50,7 +51,7 @@ class EngineJob:
 
 def file_system(root: str) -> tuple[pafs.FileSystem, str]:
     """The file system and path of a lake folder or URI (a local path, `s3://...`)."""
-    return pafs.FileSystem.from_uri(root)
+    return pafs.FileSystem.from_uri(root if "://" in root else os.path.abspath(root))
 
 
 class EnginePartitionStore:

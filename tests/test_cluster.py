@@ -204,3 +204,14 @@ def test_a_bad_raw_file_under_ray_is_the_same_clear_error_and_nothing_of_it_land
         ingest(raw, lake, ray_address=local_ray)
     assert str(bad) in str(error.value)
     assert _bronze_files(lake) == before
+
+
+def test_a_relative_lake_folder_is_the_same_partitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    manifest = EnginePartitionStore("lake").write(
+        "numbered_1s", PARTITION, SCHEMA, _expected().to_batches()
+    )
+    absolute = EnginePartitionStore(str(tmp_path / "lake"))
+    assert absolute.manifest("numbered_1s", PARTITION) == manifest
