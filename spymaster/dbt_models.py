@@ -168,7 +168,8 @@ def bronze_mbo(lake_dir: str, table: str, symbol: str, day: dt.date) -> pa.Table
     return in_file_order(records).drop_columns(["record_index"])
 
 
-def _partition_records(lake_dir: str, table: str, symbol: str, day: dt.date) -> dict[str, Any]:
+def _landed_manifest(lake_dir: str, table: str, symbol: str, day: dt.date) -> dict[str, Any]:
+    """A bronze partition's manifest: its records and instrument ids (sizing its task)."""
     manifest = read_manifest(Lake(Path(lake_dir)).partition_dir(table, symbol, day.isoformat()))
     if manifest is None:
         raise EngineError(f"{table} symbol={symbol} dt={day}: no landed partition (run ingest)")
@@ -253,7 +254,7 @@ def surface_reader(
 
     def jobs() -> Iterator[EngineJob]:
         for partition in todo:
-            landed = _partition_records(lake_dir, "futures_mbo", partition.symbol, partition.day)
+            landed = _landed_manifest(lake_dir, "futures_mbo", partition.symbol, partition.day)
             yield EngineJob(
                 model=f"{surface}_1s",
                 partition=partition,
@@ -394,7 +395,7 @@ def options_quotes_reader(
             spot = SpotSeries(
                 np.asarray(spots["second"], np.int64), np.asarray(spots["spot_price"])
             )
-            landed = _partition_records(lake_dir, "options_mbo", symbol, day)
+            landed = _landed_manifest(lake_dir, "options_mbo", symbol, day)
             yield EngineJob(
                 model="options_quotes_1s",
                 partition=partition,
