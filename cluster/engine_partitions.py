@@ -13,13 +13,13 @@ visible, and its retry writes the same bytes again.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +62,18 @@ class EnginePartitionStore:
         self.root = f"{lake_path.rstrip('/')}/{ENGINE_FOLDER}"
 
     def folder(self, model: str, partition: Partition) -> str:
-        return f"{self.root}/{model}/symbol={partition.symbol}/dt={partition.day.isoformat()}"
+        return self._folder(model, partition.symbol, partition.day.isoformat())
+
+    def _folder(self, model: str, symbol: str, day: str) -> str:
+        return f"{self.root}/{model}/symbol={symbol}/dt={day}"
+
+    @contextmanager
+    def _written_then_moved(self, path: str) -> Iterator[pa.NativeFile]:
+        """A stream to a temporary file beside `path`, moved onto it once written whole."""
+        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+        with self.fs.open_output_stream(temporary) as stream:
+            yield stream
+        self.fs.move(temporary, path)
 
     def write(
         self, model: str, partition: Partition, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
@@ -75,15 +86,13 @@ class EnginePartitionStore:
             f"part-{hashlib.sha256(partition.fingerprint.encode()).hexdigest()[:16]}.parquet"
         )
         rows = 0
-        temporary = f"{folder}/.{data_file}.{uuid.uuid4().hex}.tmp"
         with (
-            self.fs.open_output_stream(temporary) as stream,
+            self._written_then_moved(f"{folder}/{data_file}") as stream,
             pq.ParquetWriter(stream, schema, compression="zstd") as writer,
         ):
             for batch in batches:
                 writer.write_batch(batch)
                 rows += batch.num_rows
-        self.fs.move(temporary, f"{folder}/{data_file}")
         manifest = {
             "model": model,
             "symbol": partition.symbol,
@@ -92,7 +101,8 @@ class EnginePartitionStore:
             "data_file": data_file,
             "rows": rows,
         }
-        self._write_text(f"{folder}/{MANIFEST_FILE}", json.dumps(manifest, indent=2) + "\n")
+        with self._written_then_moved(f"{folder}/{MANIFEST_FILE}") as stream:
+            stream.write((json.dumps(manifest, indent=2) + "\n").encode())
         # data files of earlier inputs (or of a killed write) the manifest no longer names
         for info in self.fs.get_file_info(pafs.FileSelector(folder)):
             if info.base_name not in (data_file, MANIFEST_FILE):
@@ -107,19 +117,11 @@ class EnginePartitionStore:
             return json.loads(stream.read())
 
     def read(self, manifest: Mapping[str, Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        partition = Partition(
-            manifest["symbol"], dt.date.fromisoformat(manifest["dt"]), manifest["build_fingerprint"]
-        )
-        path = f"{self.folder(manifest['model'], partition)}/{manifest['data_file']}"
+        folder = self._folder(manifest["model"], manifest["symbol"], manifest["dt"])
+        path = f"{folder}/{manifest['data_file']}"
         with self.fs.open_input_file(path) as source:
             for batch in pq.ParquetFile(source).iter_batches(batch_size=READ_BATCH_ROWS):
                 yield batch.cast(schema)
-
-    def _write_text(self, path: str, text: str) -> None:
-        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-        with self.fs.open_output_stream(temporary) as stream:
-            stream.write(text.encode())
-        self.fs.move(temporary, path)
 
 
 @dataclass(frozen=True)

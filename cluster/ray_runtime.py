@@ -53,7 +53,6 @@ def connect(address: str) -> str:
     """Join the cluster at `address`, or start a local one for `auto`; the address another
     process can join. Idempotent within a process (dbt runs several models in one)."""
     ray = _import_ray()
-
     with _CONNECT_LOCK:
         if not ray.is_initialized():
             # task output and Ray's start-up lines stay in Ray's logs; errors come back raised
@@ -107,7 +106,6 @@ def largest_node_memory() -> int:
     """Bytes of Ray's `memory` resource on the largest node: a task asking for more could
     never be scheduled, so requests are capped there."""
     ray = _import_ray()
-
     return max(int(node["Resources"].get("memory", 0)) for node in ray.nodes() if node.get("Alive"))
 
 
@@ -115,7 +113,6 @@ def unwrapped(error: BaseException) -> BaseException:
     """The exception a task raised (an EngineError naming its partition, say), not Ray's
     wrapper with the remote traceback."""
     ray = _import_ray()
-
     if isinstance(error, ray.exceptions.RayTaskError) and error.cause is not None:
         return error.cause
     return error
@@ -133,7 +130,6 @@ def ordered_map(
     input in the object store at once. A worker that dies is retried by Ray (the task must be
     idempotent); what a task raised is re-raised here as itself."""
     ray = _import_ray()
-
     remote = ray.remote(function)
     capacity = largest_node_memory()
     pending: deque[Any] = deque()
@@ -169,5 +165,4 @@ def ordered_map(
 
 def cluster_cpus() -> int:
     ray = _import_ray()
-
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
