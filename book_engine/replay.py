@@ -501,6 +501,28 @@ class WindowReplay:
             moment_ns = min(moment_ns, int(self.pending.ts_recv[0]))
         yield from self._run(MboColumns.empty(), min(moment_ns, self.window.range_end_ns))
 
+    def lose_records(self, after_ns: int) -> Iterator[WindowChunk]:
+        """The stream lost records after `after_ns` (a dropped connection): an event still
+        waiting for its rest is dropped, and every instrument's book is cleared without a
+        snapshot, the kernel's rule for a book no record can be trusted to restate: empty and
+        invalid until the next snapshot completes. The clears are restatements, not flow."""
+        self.pending = None
+        ids = self.state.instrument_ids
+        n = len(ids)
+        if not n:
+            return
+        clears = MboColumns(
+            ts_recv=np.full(n, max(after_ns, self.last_ts_recv), np.int64),
+            instrument_id=ids.astype(np.int64),
+            action=np.full(n, k.ACTION_CLEAR, np.uint8),
+            side=np.full(n, k.ACTION_NONE, np.uint8),  # side N: the same code as action N
+            price=np.full(n, UNDEF_PRICE, np.int64),
+            size=np.zeros(n, np.int64),
+            order_id=np.zeros(n, np.int64),
+            flags=np.full(n, k.F_LAST, np.uint8),
+        )
+        yield from self.push(clears)
+
     def finish(self) -> Iterator[WindowChunk]:
         """The end of the stream: the trailing records apply as one event, and every window
         up to the range end closes."""

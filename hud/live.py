@@ -6,6 +6,7 @@ feed's DuckDB (its `spymaster` catalog: the warehouse's earlier sessions and the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable
@@ -22,6 +23,9 @@ class LiveState:
     # changes whenever a table of the session payload (levels, episodes, triggers) changed
     session_version: int
     ended: bool
+    # where the feed lost records: (after this ts_recv in ns, why); books invalid until the
+    # next snapshot
+    gaps: tuple[tuple[int, str], ...] = ()
 
 
 class LiveDay:
@@ -39,15 +43,23 @@ class LiveDay:
         self, frames_until: dt.datetime | None, session_version: int, ended: bool = False
     ) -> None:
         """From the feed's thread: wakes every waiting connection if anything changed."""
+        now = self._state
+        self._change(
+            dataclasses.replace(
+                now, frames_until=frames_until, session_version=session_version, ended=ended
+            )
+        )
+
+    def lost_records(self, after_ns: int, reason: str) -> None:
+        """From the feed's thread: the stream lost records after `after_ns`."""
+        now = self._state
+        self._change(dataclasses.replace(now, gaps=(*now.gaps, (after_ns, reason))))
+
+    def _change(self, state: LiveState) -> None:
         with self._lock:
-            now = self._state
-            if (frames_until, session_version, ended) == (
-                now.frames_until,
-                now.session_version,
-                now.ended,
-            ):
+            if dataclasses.replace(state, revision=self._state.revision) == self._state:
                 return
-            self._state = LiveState(now.revision + 1, frames_until, session_version, ended)
+            self._state = dataclasses.replace(state, revision=self._state.revision + 1)
             waiting = list(self._waiting)
         for loop, event in waiting:
             loop.call_soon_threadsafe(event.set)

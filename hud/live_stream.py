@@ -43,9 +43,13 @@ async def stream_live(
     session_version = None
     spot_range = (float("inf"), float("-inf"))
     revision = -1
+    gaps_sent = 0
     while True:
         state = await live.changed(revision)
         revision = state.revision
+        for after_ns, reason in state.gaps[gaps_sent:]:
+            await send_json({"type": "feed-gap", "after": after_ns / 1e9, "reason": reason})
+        gaps_sent = len(state.gaps)
         frontier = min(state.frames_until or session.start, session.end)
         stale = False
         if frontier > sent:

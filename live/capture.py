@@ -85,16 +85,23 @@ class RawCapture:
             return np.where(options, OPTIONS, FUTURES)
         pairs = np.stack([records["instrument_id"].astype(np.int64), days], axis=1)
         keys, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        products = []
-        for instrument, day in keys.tolist():
-            symbol = symbology.resolve(instrument, day_to_date(day)) or ""
-            futures = (
-                OUTRIGHT_FUTURE.match(symbol)
-                or FUTURES_COMBINATION.match(symbol)
-                or symbol.startswith(USER_DEFINED_PREFIX)
-            )
-            products.append(FUTURES if futures else OPTIONS)
+        products = [
+            product_of(symbology.resolve(instrument, day_to_date(day)))
+            for instrument, day in keys.tolist()
+        ]
         return np.array(products)[inverse.reshape(-1)]
+
+
+def product_of(symbol: str | None) -> str:
+    """The raw folder of a market record's instrument: ES.FUT for futures (outrights,
+    spreads, user-defined), ES.OPT for the rest."""
+    symbol = symbol or ""
+    futures = (
+        OUTRIGHT_FUTURE.match(symbol)
+        or FUTURES_COMBINATION.match(symbol)
+        or symbol.startswith(USER_DEFINED_PREFIX)
+    )
+    return FUTURES if futures else OPTIONS
 
 
 def _name(schema: SourceSchema, day_number: int) -> str:

@@ -21,14 +21,15 @@ from hud.serve import LiveServer
 from hud.warehouse import SESSION_SOURCES, frame_sources
 from ingest.bronze_tables import SourceSchema
 from live.capture import RawCapture
-from live.databento_feed import DatabentoLive
+from live.databento_feed import databento_live
 from live.emit import ParquetTables
-from live.feed import ClockTick, DbnReplay, FeedBatch, Pace
+from live.feed import ClockTick, DbnReplay, FeedEvent, FeedGap, Pace
 from live.session import FUTURES_MBO, LiveContract, LiveError, LiveSession, LiveSettings
 from live.signals import LiveSignals, day_indexes
 from live.sql_layers import DATABASE, NS, LiveWarehouse, compile_models
 from retrieval.warehouse import evaluation_settings, retrieval_settings
 from spymaster.dbt_models import options_settings, profile_settings, surface_settings
+from spymaster.exchange_time import day_start_ns
 from spymaster.lake import PROJECT_ROOT, Lake, project_vars
 
 ENGINE_MODELS_YML = PROJECT_ROOT / "python_models" / "silver" / "_engine.yml"
@@ -116,6 +117,8 @@ class LiveRun:
     written: list[Path]
     # paced: from each second's end to its book row (seconds emitted after the clock started)
     close_latency_seconds: np.ndarray
+    # where the stream lost records (the books were invalid until the next snapshot)
+    gaps: list[FeedGap]
 
 
 @dataclass(frozen=True)
@@ -152,11 +155,14 @@ def run_databento(
     emit: Path | None,
     day: dt.date | None,
     symbol: str | None,
+    stop_ns: int | None = None,
     hud: LiveHud | None = None,
 ) -> LiveRun:
-    """Today's session from the Databento Live gateway, until the connection ends."""
-    feed = DatabentoLive()
+    """Today's session from the Databento Live gateway until `stop_ns` (default: the end of
+    the day), through dropped connections (each a gap, then a new subscription with the
+    snapshot)."""
     day = day or dt.datetime.now(dt.UTC).date()
+    feed = databento_live(stop_ns or day_start_ns(day + dt.timedelta(days=1)))
     contract = symbol or latest_contract(lake, day)
     return run_feed(lake, feed, feed.symbology, day, contract, emit, capture=lake.raw, hud=hud)
 
@@ -228,7 +234,7 @@ def open_live_warehouse(
 
 def run_feed(
     lake: Lake,
-    feed: Iterable[FeedBatch | ClockTick],
+    feed: Iterable[FeedEvent],
     symbology: Mapping[str, InstrumentMap],
     day: dt.date,
     symbol: str,
@@ -269,6 +275,7 @@ class _FeedRun:
         self.pace = pace
         self.rows: dict[str, int] = {}
         self.latencies: list[np.ndarray] = []
+        self.gaps: list[FeedGap] = []
         self.closing = True  # rows the feed's clock closed (not the end of the stream's)
         self.server: LiveServer | None = None
         self.live_day: LiveDay | None = None
@@ -317,9 +324,7 @@ class _FeedRun:
         if self.live_day is not None:
             self.live_day.publish(*published(self.warehouse, self.end_ns), ended=ended)
 
-    def consume(
-        self, feed: Iterable[FeedBatch | ClockTick], symbology: Mapping[str, InstrumentMap]
-    ) -> LiveRun:
+    def consume(self, feed: Iterable[FeedEvent], symbology: Mapping[str, InstrumentMap]) -> LiveRun:
         session, warehouse, pace = self.session, self.warehouse, self.pace
         started = time.perf_counter()
         first = last = None
@@ -327,6 +332,11 @@ class _FeedRun:
             for batch in feed:
                 if isinstance(batch, ClockTick):
                     session.tick(batch.market_ns)
+                elif isinstance(batch, FeedGap):
+                    session.lose_records(batch.after_ns)
+                    self.gaps.append(batch)
+                    if self.live_day is not None:
+                        self.live_day.lost_records(batch.after_ns, batch.reason)
                 else:
                     if batch.schema is not SourceSchema.DEFINITION and len(batch.records):
                         first = int(batch.records["ts_recv"][0]) if first is None else first
@@ -361,6 +371,7 @@ class _FeedRun:
             close_latency_seconds=(
                 np.concatenate(self.latencies) if self.latencies else np.zeros(0)
             ),
+            gaps=self.gaps,
         )
 
     def close(self) -> None:
@@ -387,6 +398,10 @@ def _late(pace: Pace, book_rows: pa.RecordBatch) -> np.ndarray:
     return late[late >= 0]
 
 
+def _utc(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / NS, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
 def _merged(symbology: Mapping[str, InstrumentMap]) -> InstrumentMap:
     if len(symbology) == 1:
         return next(iter(symbology.values()))
@@ -406,6 +421,11 @@ def format_run(run: LiveRun) -> str:
             f"  each second's book row {p50:,.1f} ms after the second ended (median), p99 "
             f"{p99:,.1f} ms, max {late.max():,.1f} ms, over {len(late):,} seconds"
         )
+    lines += [
+        f"  records lost after {_utc(gap.after_ns)}: {gap.reason}; books invalid until the "
+        "next snapshot"
+        for gap in run.gaps
+    ]
     lines += [f"  {table:<28} {count:>12,} rows" for table, count in sorted(run.rows.items())]
     lines += [f"  wrote {path}" for path in run.written]
     return "\n".join(lines)

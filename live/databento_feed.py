@@ -3,22 +3,37 @@ snapshot, plus definitions and statistics, through the official `databento.Live`
 
 Records arrive one by one as databento_dbn objects; `RecordBatcher` turns them into the feed
 batches the replay produces (the same record arrays: a record's bytes are its DBN layout), so
-everything after the subscription is the code path the replay tests cover."""
+everything after the subscription is the code path the replay tests cover.
+
+`GatewayFeed` keeps the day going across failures. Sequence numbers cannot show a gap here (a
+parent subscription interleaves many instruments' channels), so the gateway's own signals do:
+the connection ends or raises (the client's heartbeat timeout included), or the gateway
+reports records it skipped for a slow reader. Each is a `FeedGap`: the books are invalid from
+the last record received, and a new subscription with the snapshot restates them. Only
+`_subscribe` (the client's subscription call) needs the gateway."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
 import queue
+import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import databento as db
 import databento_dbn
 import numpy as np
+from databento.common.error import BentoError
 from databento.common.symbology import InstrumentMap
 
 from ingest.bronze_tables import SourceSchema
-from live.feed import FeedBatch
+from live.capture import FUTURES, OPTIONS, product_of
+from live.feed import ClockTick, FeedBatch, FeedEvent, FeedGap
 from live.session import LiveError
 from spymaster.dbn_facts import DATASET
 
@@ -32,52 +47,116 @@ SCHEMA_OF = {
     databento_dbn.StatMsg: SourceSchema.STATISTICS,
 }
 MAX_BATCH_RECORDS = 1 << 14
+DAY_NS = 86_400 * 1_000_000_000
+# the gateway sends a heartbeat after this long without data; the client drops a connection
+# silent for longer (plus its margin), so a dead link is a gap within seconds, not minutes
+HEARTBEAT_SECONDS = 5
+# waits before each new subscription while none delivers a record (then the last, repeated)
+RECONNECT_DELAYS_SECONDS = (0.0, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+MAX_FAILED_SUBSCRIPTIONS = 20
+
+
+class SkippedRecordsError(Exception):
+    """The gateway skipped records (the reader fell behind): the books cannot be trusted."""
 
 
 class RecordBatcher:
     """Records as they became available (a list each time the reader looked) to feed
-    batches: each run of one schema in a list is a batch, so batches grow with the load and a
-    quiet market sends each event at once (the engine itself waits for an event's F_LAST).
-    Symbol mappings update `symbology`; a gateway error stops the feed with its text."""
+    batches: each run of one schema in a list is cut by product and UTC day (ES.FUT and
+    ES.OPT interleave; their engines are separate), so batches grow with the load and a quiet
+    market sends each event at once (the engine itself waits for an event's F_LAST). A
+    batch's offset is its first record's position in the raw file the capture writes it to
+    (per product, schema and day): the warehouse's record_index once that file is landed.
+    Symbol mappings update `symbology`; a heartbeat is a clock tick (every record before it
+    was sent); a gateway error stops the feed with its text, skipped records raise
+    `SkippedRecordsError`. The batches end before the first market record at or after
+    `stop_ns` (`stopped`). `last_ns`: the last market record's ts_recv."""
 
-    def __init__(self, symbology: InstrumentMap) -> None:
+    def __init__(self, symbology: InstrumentMap, warn: Callable[[str], None], stop_ns: int) -> None:
         self.symbology = symbology
-        self.offsets = dict.fromkeys(SourceSchema, 0)
+        self.warn = warn
+        self.stop_ns = stop_ns
+        self.stopped = False
+        self.offsets: dict[tuple[type, str, int], int] = {}
+        self.products: dict[tuple[int, int], str] = {}  # (instrument_id, day): product
+        self.last_ns = 0
 
     def batches(
         self, available: Iterable[Sequence[databento_dbn.DBNRecord]]
-    ) -> Iterator[FeedBatch]:
+    ) -> Iterator[FeedBatch | ClockTick]:
         for records in available:
-            run: list[bytes] = []
+            run: dict[tuple[type, str, int], list[bytes]] = {}
             kind: type | None = None
             for record in records:
-                if isinstance(record, databento_dbn.SymbolMappingMsg):
-                    self.symbology.insert_symbol_mapping_msg(record)
-                    continue
-                if isinstance(record, databento_dbn.ErrorMsg):
-                    raise LiveError(f"{LIVE_SOURCE}: the gateway reports an error: {record.err}")
-                if type(record) not in SCHEMA_OF:
-                    continue  # heartbeats and other system messages carry no market data
                 if type(record) is not kind and run:
-                    yield self._batch(kind, run)
-                    run = []
+                    yield from self._batches(run)
+                    run = {}
                 kind = type(record)
-                run.append(bytes(record))
-            if run:
-                yield self._batch(kind, run)
+                if self._at_stop(record):
+                    yield from self._batches(run)
+                    self.stopped = True
+                    return
+                if kind not in SCHEMA_OF:
+                    yield from self._system(record)
+                    continue
+                key = (kind, self._product(record), record.ts_recv // DAY_NS)
+                run.setdefault(key, []).append(bytes(record))
+            yield from self._batches(run)
 
-    def _batch(self, kind: type | None, run: list[bytes]) -> FeedBatch:
-        assert kind is not None
-        schema = SCHEMA_OF[kind]
-        records = np.frombuffer(b"".join(run), dtype=np.dtype(kind._dtypes))
-        offset = self.offsets[schema]
-        self.offsets[schema] += len(records)
-        return FeedBatch(schema, records, LIVE_SOURCE, offset)
+    def _at_stop(self, record: databento_dbn.DBNRecord) -> bool:
+        """A market record, or a heartbeat, at or after the stop."""
+        if isinstance(record, databento_dbn.SystemMsg):
+            heartbeat = record.code == databento_dbn.SystemCode.HEARTBEAT
+            return heartbeat and record.ts_event >= self.stop_ns
+        market = type(record) in SCHEMA_OF and type(record) is not databento_dbn.InstrumentDefMsg
+        return market and record.ts_recv >= self.stop_ns
+
+    def _product(self, record: databento_dbn.DBNRecord) -> str:
+        if isinstance(record, databento_dbn.InstrumentDefMsg):
+            return OPTIONS if str(record.instrument_class) in ("C", "P") else FUTURES
+        key = (record.instrument_id, record.ts_recv // DAY_NS)
+        if key not in self.products:
+            day = dt.date(1970, 1, 1) + dt.timedelta(days=key[1])
+            self.products[key] = product_of(self.symbology.resolve(key[0], day))
+        return self.products[key]
+
+    def _system(self, record: databento_dbn.DBNRecord) -> Iterator[ClockTick]:
+        if isinstance(record, databento_dbn.SymbolMappingMsg):
+            self.symbology.insert_symbol_mapping_msg(record)
+            self.products.clear()
+        elif isinstance(record, databento_dbn.ErrorMsg):
+            if record.code == databento_dbn.ErrorCode.SKIPPED_RECORDS_AFTER_SLOW_READING:
+                raise SkippedRecordsError(f"the gateway skipped records: {record.err}")
+            raise LiveError(f"{LIVE_SOURCE}: the gateway reports an error: {record.err}")
+        elif isinstance(record, databento_dbn.SystemMsg):
+            if record.code == databento_dbn.SystemCode.HEARTBEAT:
+                yield ClockTick(int(record.ts_event))
+            elif record.code == databento_dbn.SystemCode.SLOW_READER_WARNING:
+                self.warn(f"{LIVE_SOURCE}: the gateway warns: {record.msg}")
+
+    def _batches(self, run: dict[tuple[type, str, int], list[bytes]]) -> Iterator[FeedBatch]:
+        for key, encoded in run.items():
+            kind = key[0]
+            schema = SCHEMA_OF[kind]
+            records = np.frombuffer(b"".join(encoded), dtype=np.dtype(kind._dtypes))
+            offset = self.offsets.get(key, 0)
+            self.offsets[key] = offset + len(records)
+            if schema is not SourceSchema.DEFINITION:
+                self.last_ns = max(self.last_ns, int(records["ts_recv"][-1]))
+            yield FeedBatch(schema, records, LIVE_SOURCE, offset)
 
 
-def drained(records: Iterator[databento_dbn.DBNRecord]) -> Iterator[list[databento_dbn.DBNRecord]]:
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+def drained(
+    records: Iterable[databento_dbn.DBNRecord],
+) -> Iterator[list[databento_dbn.DBNRecord]]:
     """What a reader thread has received each time the consumer looks: the first record
-    waits, the rest is what already arrived (at most MAX_BATCH_RECORDS)."""
+    waits, the rest is what already arrived (at most MAX_BATCH_RECORDS). An error the
+    records raise is raised here, after every record received before it."""
     received: queue.Queue = queue.Queue()
     done = object()
 
@@ -85,47 +164,140 @@ def drained(records: Iterator[databento_dbn.DBNRecord]) -> Iterator[list[databen
         try:
             for record in records:
                 received.put(record)
+        except BaseException as error:  # raised in the consumer's thread
+            received.put(_Failed(error))
         finally:
             received.put(done)
 
     threading.Thread(target=read, name="databento-live-reader", daemon=True).start()
+    available: list[databento_dbn.DBNRecord] = []
     while True:
-        first = received.get()
-        if first is done:
-            return
-        available = [first]
-        while len(available) < MAX_BATCH_RECORDS:
-            try:
-                record = received.get_nowait()
-            except queue.Empty:
-                break
-            if record is done:
+        item = received.get() if not available else _next_now(received)
+        if item is None or item is done or isinstance(item, _Failed):
+            if available:
                 yield available
+                available = []
+            if item is done:
                 return
-            available.append(record)
-        yield available
+            if isinstance(item, _Failed):
+                raise item.error
+            continue
+        available.append(item)
+        if len(available) == MAX_BATCH_RECORDS:
+            yield available
+            available = []
 
 
-class DatabentoLive:
-    """The subscription as a feed (`symbology`: one map, kept by the gateway's mappings)."""
+def _next_now(received: queue.Queue) -> object | None:
+    try:
+        return received.get_nowait()
+    except queue.Empty:
+        return None
 
-    def __init__(self, key: str | None = None) -> None:
-        self.key = key or os.environ.get("DATABENTO_API_KEY")
-        if not self.key:
-            raise LiveError(
-                "no Databento API key: set DATABENTO_API_KEY (a live subscription to "
-                f"{DATASET} is needed)"
-            )
+
+class Subscription(Protocol):
+    """An open gateway session: its records until it ends, and a way to end it."""
+
+    def __iter__(self) -> Iterator[databento_dbn.DBNRecord]: ...
+
+    def stop(self) -> None: ...
+
+
+class GatewayFeed:
+    """A gateway's records as one feed of the day until `stop_ns` (market time, or the wall
+    clock while nothing arrives): every failure is a `FeedGap`, then a new subscription, which
+    starts with the snapshot. Subscriptions that deliver no record are retried after growing
+    delays and given up after MAX_FAILED_SUBSCRIPTIONS with the last error.
+    `symbology`: one map for the source, kept by the gateway's symbol mappings."""
+
+    def __init__(
+        self,
+        subscribe: Callable[[], Subscription],
+        stop_ns: int,
+        *,
+        clock_ns: Callable[[], int] = time.time_ns,
+        sleep: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.subscribe = subscribe
+        self.stop_ns = stop_ns
+        self.clock_ns = clock_ns
+        self.sleep = sleep
+        self.warn = warn or (lambda text: print(text, file=sys.stderr, flush=True))
         self.symbology = {LIVE_SOURCE: InstrumentMap()}
 
-    def __iter__(self) -> Iterator[FeedBatch]:
-        client = db.Live(key=self.key)
+    def __iter__(self) -> Iterator[FeedEvent]:
+        batcher = RecordBatcher(self.symbology[LIVE_SOURCE], self.warn, self.stop_ns)
+        failed = 0
+        while True:
+            self.sleep(RECONNECT_DELAYS_SECONDS[min(failed, len(RECONNECT_DELAYS_SECONDS) - 1)])
+            reason, received, ended = yield from self._subscription(batcher)
+            if ended or max(self.clock_ns(), batcher.last_ns) >= self.stop_ns:
+                return
+            failed = 0 if received else failed + 1
+            if failed > MAX_FAILED_SUBSCRIPTIONS:
+                raise LiveError(
+                    f"{LIVE_SOURCE}: {MAX_FAILED_SUBSCRIPTIONS} subscriptions in a row "
+                    f"delivered no record; the last: {reason}"
+                )
+            if received or failed == 1:
+                self.warn(f"{LIVE_SOURCE}: {reason}; the books are invalid until the snapshot")
+            yield FeedGap(batcher.last_ns, reason)
+
+    def _subscription(
+        self, batcher: RecordBatcher
+    ) -> Generator[FeedEvent, None, tuple[str, bool, bool]]:
+        """One subscription's events; then why it ended, whether it delivered records, and
+        whether the feed reached its stop."""
+        try:
+            subscription = self.subscribe()
+        except (BentoError, OSError) as error:
+            return f"subscribing failed: {error}", False, False
+        received = False
+        try:
+            for event in batcher.batches(drained(subscription)):
+                received = received or isinstance(event, FeedBatch)
+                yield event
+            if batcher.stopped:
+                return "", received, True
+        except SkippedRecordsError as skipped:
+            return str(skipped), received, False
+        except (BentoError, OSError) as error:
+            return f"the connection dropped: {error}", received, False
+        finally:
+            subscription.stop()
+        return "the gateway closed the connection", received, False
+
+
+class _LiveSubscription:
+    """A `databento.Live` session subscribed to SUBSCRIPTIONS (the code tests cannot reach)."""
+
+    def __init__(self, key: str) -> None:
+        self.client = db.Live(key=key, heartbeat_interval_s=HEARTBEAT_SECONDS)
         for schema, snapshot in SUBSCRIPTIONS:
-            client.subscribe(
+            self.client.subscribe(
                 dataset=DATASET,
                 schema=schema,
                 stype_in="parent",
                 symbols=list(SYMBOLS),
                 snapshot=snapshot,
             )
-        yield from RecordBatcher(self.symbology[LIVE_SOURCE]).batches(drained(iter(client)))
+
+    def __iter__(self) -> Iterator[databento_dbn.DBNRecord]:
+        return iter(self.client)
+
+    def stop(self) -> None:
+        with contextlib.suppress(BentoError, ValueError):  # already closed
+            self.client.terminate()
+
+
+def databento_live(stop_ns: int, key: str | None = None) -> GatewayFeed:
+    """Today's Databento Live subscription as a feed until `stop_ns`; the key from
+    DATABENTO_API_KEY unless given."""
+    key = key or os.environ.get("DATABENTO_API_KEY")
+    if not key:
+        raise LiveError(
+            "no Databento API key: set DATABENTO_API_KEY (a live subscription to "
+            f"{DATASET} is needed)"
+        )
+    return GatewayFeed(lambda: _LiveSubscription(key), stop_ns)

@@ -46,6 +46,19 @@ class ClockTick:
     market_ns: int
 
 
+@dataclass(frozen=True)
+class FeedGap:
+    """The stream lost records after `after_ns` (the last ts_recv it delivered): a dropped
+    connection or records the gateway skipped. Every book is unknown from there until the
+    next snapshot restates it (the source resubscribes with one)."""
+
+    after_ns: int
+    reason: str
+
+
+FeedEvent = FeedBatch | ClockTick | FeedGap
+
+
 class Pace:
     """Waits until a record is due: market time since the first record / speed (None: as
     fast as possible)."""
@@ -155,7 +168,7 @@ class DbnReplay:
             )
         return days.pop()
 
-    def __iter__(self) -> Iterator[FeedBatch | ClockTick]:
+    def __iter__(self) -> Iterator[FeedEvent]:
         definition = SourceSchema.DEFINITION
         for source in [s for s in self._sources if s.reader.metadata.schema is definition]:
             while source.head() is not None:

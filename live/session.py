@@ -95,6 +95,9 @@ class FuturesSurfaces:
     def close_until(self, market_ns: int) -> Iterator[tuple[str, pa.RecordBatch]]:
         yield from self._tables(self.replay.close_until(market_ns))
 
+    def lose_records(self, after_ns: int) -> Iterator[tuple[str, pa.RecordBatch]]:
+        yield from self._tables(self.replay.lose_records(after_ns))
+
     def spot_series(self) -> SpotSeries:
         """Valid seconds with a spot, as the options reader selects them from the book."""
         n = self._spot_count
@@ -169,6 +172,9 @@ class OptionsQuotes:
 
     def finish(self) -> None:
         self.pending += [c for c in self.replay.finish() if len(c.book_rows)]
+
+    def lose_records(self, after_ns: int) -> None:
+        self.pending += [c for c in self.replay.lose_records(after_ns) if len(c.book_rows)]
 
     def priced_until_ns(self) -> int:
         """Every second before this has all its quote rows emitted."""
@@ -287,8 +293,18 @@ class LiveSession:
         elif batch.schema is SourceSchema.MBO:
             self._mbo(batch, router)
         if batch.schema is not SourceSchema.DEFINITION:
-            self.stream_ns = int(batch.records["ts_recv"][-1])
+            # batches of one list come by product: market time is the latest record's
+            self.stream_ns = max(self.stream_ns, int(batch.records["ts_recv"][-1]))
             self._price(final=False)
+
+    def lose_records(self, after_ns: int) -> None:
+        """The feed lost records after `after_ns`: the future's and every option's book is
+        empty and invalid from there until the resubscription's snapshot restates it."""
+        if self.futures is not None:
+            self._emit(self.futures.lose_records(after_ns))
+        if self.options is not None:
+            self.options.lose_records(after_ns)
+        self._price(final=False)
 
     def watermarks(self) -> dict[str, int]:
         """Per source of live rows (the futures engine with the contract's records, the

@@ -265,7 +265,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
     )
     try:
         if args.databento:
-            run = run_databento(lake, emit, args.dt, args.symbol, hud)
+            run = run_databento(lake, emit, args.dt, args.symbol, args.stop, hud)
         else:
             paths = [Path(path) for path in args.replay]
             speed = parse_speed(args.speed)
@@ -347,7 +347,12 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
         help="replay: catch up as fast as possible until this moment (ISO-8601 or ns), then "
         "pace at --speed",
     )
-    live.add_argument("--stop", type=_moment, help="replay: end the feed at this moment")
+    live.add_argument(
+        "--stop",
+        type=_moment,
+        help="end the feed at this moment (market time; --databento: default the end of the "
+        "day, UTC)",
+    )
     live.add_argument("--dt", type=_date, help="the session date (default: the MBO files' day)")
     live.add_argument(
         "--symbol", help="the contract (default: the warehouse's selected contract of the day)"

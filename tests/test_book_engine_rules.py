@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from book_engine.errors import EngineError
-from book_engine.replay import MboColumns, WindowConfig, book_at, replay_windows
+from book_engine.replay import MboColumns, WindowConfig, WindowReplay, book_at, replay_windows
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from tests.dbn_fixtures import day_start_ns, encode, mbo, metadata, px
 
@@ -292,6 +292,28 @@ def test_clear_without_snapshot_invalidates_until_the_book_is_rebuilt() -> None:
     assert valid_by_second[1] == 0
     assert valid_by_second[3] == 0  # rebuilt inside the window: not a clean window
     assert valid_by_second[4] == 1
+
+
+def test_lost_records_invalidate_every_book_until_the_next_snapshot() -> None:
+    """A live stream that lost records (a dropped connection): the event waiting for its rest
+    is dropped, the book is empty and invalid from the loss until a resubscription's snapshot
+    completes, and the clears are no flow."""
+    config = WindowConfig(T0, T0 + 5 * SECOND, T0, T0 + 5 * SECOND, T0, T0 + 5 * SECOND, 40)
+    replay = WindowReplay(TICKS, config, instrument_ids=[ES])
+    before = [*BASE, mbo(ES, T0 + 1200 * MS, "A", "B", px(99.75), 3, 7, flags=0)]
+    chunks = list(replay.push(columns(before)))
+    chunks += list(replay.lose_records(T0 + 1200 * MS))
+    after = snapshot(("B", 100.50, 2, 60), ("A", 100.75, 4, 61), at=T0 + 3500 * MS)
+    chunks += list(replay.push(columns(after)))
+    chunks += list(replay.finish())
+    book = np.concatenate([c.book_rows for c in chunks])
+    depth = np.concatenate([c.depth_rows for c in chunks])
+    assert book["book_valid"].tolist() == [1, 0, 0, 1, 1]
+    assert book["bid_price"].tolist()[3:] == [px(100.50)] * 2
+    assert book["bid_size"].tolist()[1:3] == [0, 0]
+    second_one = depth[depth["window_start"] == T0 + SECOND]
+    assert second_one["add_qty"].sum() == second_one["pull_qty"].sum() == 0  # 99.75 never landed
+    assert not depth[depth["window_start"] == T0 + 2 * SECOND]["depth_qty_end"].any()
 
 
 def test_file_without_clear_snapshot_ends_at_the_first_live_record() -> None:

@@ -8,20 +8,19 @@ import shutil
 from pathlib import Path
 
 import databento as db
-import databento_dbn
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from databento.common.symbology import InstrumentMap
 
 from ingest.landing import ingest
 from live.command import LiveRun, live_settings, run_feed
-from live.databento_feed import LIVE_SOURCE, RecordBatcher, drained
+from live.databento_feed import LIVE_SOURCE, GatewayFeed
 from live.feed import ClockTick, DbnReplay, Pace
 from live.session import LiveContract, LiveError, LiveSession
 from spymaster.cli import main
 from spymaster.lake import Lake
+from tests.gateway import GatewaySession, day_end, gateway_records
 from tests.markets import warehouse
 
 pytestmark = pytest.mark.dbt
@@ -211,23 +210,21 @@ def through_databento_path(
     included_day: tuple[str, dt.date],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[LiveRun, Path, Path]:
-    """The day's records as the Live client yields them (databento_dbn objects, symbols
-    mapped by the gateway into one map), read by a thread and drained as they became
-    available, through everything after the subscription call: (the run, the emitted
-    tables, the raw files it captured)."""
+    """The day's records as one gateway session delivers them (databento_dbn objects, symbols
+    mapped into one map), read by a thread and drained as they became available, through
+    everything after the subscription call: (the run, the emitted tables, the raw files it
+    captured)."""
     symbol, day = included_day
-    files = market_lake.raw_day_files(day)
-    symbology = InstrumentMap()
-    stores = {path: db.DBNStore.from_file(path) for path in files}
-    for store in stores.values():
-        symbology.insert_metadata(store.metadata)
-    # definitions and statistics arrive before the market's records, as from the gateway
-    order = sorted(files, key=lambda path: (".mbo." in path.name, path.name))
-    records = (record for path in order for record in stores[path])
-    batches = RecordBatcher(symbology).batches(drained(records))
+    clock = [0]
+    session = GatewaySession(gateway_records(market_lake.raw_day_files(day)), clock, day_end(day))
+    feed = GatewayFeed(iter([session]).__next__, day_end(day), clock_ns=lambda: clock[0])
+    for path in market_lake.raw_day_files(day):
+        feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
     folder = tmp_path_factory.mktemp("databento")
     out, raw = folder / "emit", folder / "captured"
-    run = run_feed(market_lake, batches, {LIVE_SOURCE: symbology}, day, symbol, out, capture=raw)
+    run = run_feed(market_lake, feed, feed.symbology, day, symbol, out, capture=raw)
+    assert session.stopped
+    assert run.gaps == []
     return run, out, raw
 
 
@@ -243,12 +240,6 @@ def test_the_databento_live_path_reproduces_the_warehouses_rows(
     for table in ENGINE_TABLES + SQL_TABLES:
         _, only_live, only_warehouse = live_and_warehouse_rows(market_lake, out, table, day)
         assert (only_live, only_warehouse) == (0, 0), table
-
-
-def test_a_gateway_error_stops_the_feed_with_its_text() -> None:
-    error = databento_dbn.ErrorMsg(0, "subscription limit reached")
-    with pytest.raises(LiveError, match="the gateway reports an error: subscription limit"):
-        list(RecordBatcher(InstrumentMap()).batches([[error]]))
 
 
 def test_a_missing_api_key_is_named(

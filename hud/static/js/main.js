@@ -57,6 +57,8 @@ const state = {
   liveEdge: 0,
   liveEnded: false,
   liveDrawn: 0,
+  // where the live feed lost records: { after (epoch s), reason }; books invalid until a snapshot
+  feedGaps: [],
   drawn: { priceAxis: null, scrubber: null },
 };
 // What tests and the benchmark read: draws, frames, seconds the clock found missing, the
@@ -183,6 +185,9 @@ function onNotice(notice) {
   else if (notice.type === "live-end") {
     state.liveEnded = true;
     updateBadge();
+  } else if (notice.type === "feed-gap") {
+    state.feedGaps.push({ after: notice.after, reason: notice.reason });
+    markDirty();
   }
 }
 
@@ -305,6 +310,7 @@ async function openSession(sessionDate, { at = null, time = null } = {}) {
   state.following = state.live;
   state.liveEdge = Math.max(session.start, session.live_until ?? 0);
   state.liveEnded = false;
+  state.feedGaps = [];
   state.frameQueue = [];
   updateBadge();
   state.inflight = [];
@@ -437,6 +443,7 @@ function render() {
     });
   }
   updateReadout();
+  updateBookStatus();
   const status = state.playing && state.buffering ? "buffering…" : whole ? "" : "loading…";
   if ($("plot-status").textContent !== status) $("plot-status").textContent = status;
   stats.draws += 1;
@@ -450,6 +457,22 @@ function render() {
   if (pending && pending.rendered === null && whole && pending.now === view.now) {
     pending.rendered = performance.now();
   }
+}
+
+/** The book of the clock's last second: a badge while it is not valid (before its snapshot, a
+ * crossed book outside the pre-open, or a live feed that lost records until its snapshot). */
+function updateBookStatus() {
+  const badge = $("book-status");
+  const valid = storeValue(view.now - 1, "book_snapshot_1s", "book_valid");
+  const invalid = valid !== null && !valid;
+  const gap = state.feedGaps.findLast((g) => g.after < view.now);
+  const why = gap
+    ? `the feed lost records after ${state.clock.time(Math.floor(gap.after))} NY (${gap.reason}); `
+      + "the books are invalid until the new subscription's snapshot"
+    : "the book is not valid at this second: before its snapshot, or crossed outside the pre-open";
+  if (badge.hidden === !invalid && badge.title === why) return;
+  badge.hidden = !invalid;
+  badge.title = why;
 }
 
 function updateReadout() {

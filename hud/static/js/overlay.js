@@ -66,6 +66,20 @@ export function drawOverlay(canvas, { view, session, store, showOutcomes, gexExp
   const from = Math.max(Math.floor(view.left), session.start);
   const tick = session.tick_size;
 
+  // seconds whose book is not valid (before its snapshot, crossed, or lost by a live feed)
+  ctx.fillStyle = "rgba(255,216,77,0.12)";
+  let invalidFrom = null;
+  for (let second = from; second <= now; second += 1) {
+    const entry = second < now ? store.get(second) : null;
+    const [row, end] = entry ? entry.rows("book_snapshot_1s") : [0, 0];
+    const invalid = row < end && !entry.columns("book_snapshot_1s").book_valid[row];
+    if (invalid && invalidFrom === null) invalidFrom = second;
+    if (!invalid && invalidFrom !== null) {
+      ctx.fillRect(view.xOf(invalidFrom), 0, view.xOf(second) - view.xOf(invalidFrom), view.height);
+      invalidFrom = null;
+    }
+  }
+
   // approach episodes: the level's zone, shaded while spot was in it
   for (const episode of session.episodes) {
     if (episode.zone_entry_ts >= now || episode.zone_exit_ts <= view.left) continue;

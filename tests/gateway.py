@@ -1,0 +1,104 @@
+"""Gateway sessions as the Databento Live client delivers them, made from a day's raw files:
+the gateway cannot be reached here, so everything after the subscription call runs for real
+on records it would send (databento_dbn objects, in its order)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import databento as db
+import databento_dbn as dbn
+
+from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
+from spymaster.exchange_time import day_start_ns
+
+
+def day_end(day: dt.date) -> int:
+    return day_start_ns(day + dt.timedelta(days=1))
+
+
+def gateway_records(
+    paths: Sequence[Path], after_ns: int = -1, until_ns: int | None = None
+) -> Iterator[dbn.DBNRecord]:
+    """The day's definitions, then its market-by-order and statistics records merged by
+    ts_recv, as one subscription delivers them; market records with after_ns < ts_recv <=
+    until_ns only (definitions only when after_ns is -1: a new session's are the same)."""
+    stores = [db.DBNStore.from_file(path) for path in paths]
+    if after_ns < 0:
+        for store in stores:
+            if store.schema == db.Schema.DEFINITION:
+                yield from store
+    market = [iter(store) for store in stores if store.schema != db.Schema.DEFINITION]
+    for record in heapq.merge(*market, key=lambda record: record.ts_recv):
+        if until_ns is not None and record.ts_recv > until_ns:
+            return
+        if record.ts_recv > after_ns:
+            yield record
+
+
+def snapshot_at(paths: Sequence[Path], at_ns: int) -> list[dbn.MBOMsg]:
+    """What a new subscription starts with: every instrument's book after the records up to
+    `at_ns`, restated at `at_ns` (a clear, then its resting orders, all F_SNAPSHOT, F_LAST on
+    the instrument's last). Kept by a plain order map, independent of the engine: an add
+    rests, a cancel removes, a modify moves (or adds), a clear empties."""
+    books: dict[int, dict[int, tuple[dbn.Side, int, int]]] = {}
+    mbo = [p for p in paths if db.DBNStore.from_file(p).schema == db.Schema.MBO]
+    for record in gateway_records(mbo, until_ns=at_ns):
+        orders = books.setdefault(record.instrument_id, {})
+        action = record.action
+        if action == dbn.Action.CLEAR:
+            orders.clear()
+        elif action in (dbn.Action.ADD, dbn.Action.MODIFY):
+            orders[record.order_id] = (record.side, record.price, record.size)
+        elif action == dbn.Action.CANCEL:
+            orders.pop(record.order_id, None)
+    snapshot = []
+    for instrument, orders in books.items():
+        rows = [(dbn.Action.CLEAR, dbn.Side.NONE, UNDEF_PRICE, 0, 0)]
+        rows += [(dbn.Action.ADD, side, px, size, oid) for oid, (side, px, size) in orders.items()]
+        for i, (action, side, price, size, order_id) in enumerate(rows):
+            snapshot.append(
+                dbn.MBOMsg(
+                    publisher_id=1,
+                    instrument_id=instrument,
+                    ts_event=at_ns,
+                    order_id=order_id,
+                    price=price,
+                    size=size,
+                    action=action,
+                    side=side,
+                    ts_recv=at_ns,
+                    flags=F_SNAPSHOT | (F_LAST if i == len(rows) - 1 else 0),
+                )
+            )
+    return snapshot
+
+
+class GatewaySession:
+    """One subscription: its records, then its end (`error` raised, as a dropped connection
+    raises from the client); `clock` (wall time, ns) moves to `ended_at` when it ends."""
+
+    def __init__(
+        self,
+        records: Iterable[dbn.DBNRecord],
+        clock: list[int],
+        ended_at: int,
+        error: BaseException | None = None,
+    ) -> None:
+        self.records = records
+        self.clock = clock
+        self.ended_at = ended_at
+        self.error = error
+        self.stopped = False
+
+    def __iter__(self) -> Iterator[dbn.DBNRecord]:
+        yield from self.records
+        self.clock[0] = self.ended_at
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self.stopped = True

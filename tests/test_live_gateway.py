@@ -1,0 +1,286 @@
+"""Live on the Databento gateway (SPEC 14, issue 17's bad input): a dropped connection or
+records the gateway skipped are a gap: the books are invalid from the last record received
+until a new subscription's snapshot restates them, and the day goes on. Gateway sessions are
+made from a day's raw files (tests/gateway.py); everything after the subscription call is the
+real code."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import databento as db
+import databento_dbn as dbn
+import duckdb
+import numpy as np
+import pytest
+from databento.common.error import BentoError
+from playwright.sync_api import sync_playwright
+
+from hud.headless import free_port, launch_chromium
+from live.command import LiveHud, LiveRun, run_feed
+from live.databento_feed import (
+    LIVE_SOURCE,
+    MAX_FAILED_SUBSCRIPTIONS,
+    RECONNECT_DELAYS_SECONDS,
+    GatewayFeed,
+)
+from live.feed import ClockTick, FeedBatch, FeedGap
+from live.session import LiveError
+from spymaster.exchange_time import day_start_ns
+from spymaster.lake import Lake
+from tests.gateway import GatewaySession, day_end, gateway_records, snapshot_at
+from tests.markets import warehouse
+
+NS = 1_000_000_000
+NEW_YORK = ZoneInfo("America/New_York")
+DAY = dt.date(2024, 3, 13)
+T0 = day_start_ns(DAY) + 14 * 3600 * NS
+
+
+def mbo(ts_recv: int, order_id: int = 1) -> dbn.MBOMsg:
+    return dbn.MBOMsg(
+        publisher_id=1, instrument_id=7, ts_event=ts_recv, order_id=order_id, price=10**12,
+        size=1, action=dbn.Action.ADD, side=dbn.Side.BID, ts_recv=ts_recv, flags=128,
+    )  # fmt: skip
+
+
+def run(feed: GatewayFeed) -> list[object]:
+    return list(feed)
+
+
+def test_a_dropped_connection_is_a_gap_then_a_new_subscription() -> None:
+    clock = [T0]
+    first = GatewaySession([mbo(T0 + 1), mbo(T0 + 2, 2)], clock, T0 + 10 * NS, BentoError("x"))
+    second = GatewaySession([mbo(T0 + 20 * NS, 3)], clock, day_end(DAY))
+    slept: list[float] = []
+    warned: list[str] = []
+    feed = GatewayFeed(
+        iter([first, second]).__next__, day_end(DAY), clock_ns=lambda: clock[0],
+        sleep=slept.append, warn=warned.append,
+    )  # fmt: skip
+    events = run(feed)
+    assert [type(e) for e in events] == [FeedBatch, FeedGap, FeedBatch]
+    assert events[1] == FeedGap(T0 + 2, "the connection dropped: x")
+    assert events[2].offset == 2  # positions go on across subscriptions (the raw capture's)
+    assert first.stopped
+    assert second.stopped
+    assert slept == [0.0, 0.0]  # a session that delivered records is resubscribed at once
+    assert warned == [
+        f"{LIVE_SOURCE}: the connection dropped: x; the books are invalid until the snapshot"
+    ]
+
+
+def test_skipped_records_resubscribe_and_heartbeats_close_seconds() -> None:
+    clock = [T0]
+    skipped = dbn.ErrorMsg(T0, "lagging", code=dbn.ErrorCode.SKIPPED_RECORDS_AFTER_SLOW_READING)
+    heartbeat = dbn.SystemMsg(T0 + 5 * NS, "Heartbeat", code=dbn.SystemCode.HEARTBEAT)
+    warning = dbn.SystemMsg(T0, "falling behind", code=dbn.SystemCode.SLOW_READER_WARNING)
+    first = GatewaySession([mbo(T0 + 1), heartbeat, warning, skipped, mbo(T0 + 6 * NS)], clock, 0)
+    second = GatewaySession([], clock, day_end(DAY))
+    warned: list[str] = []
+    feed = GatewayFeed(
+        iter([first, second]).__next__, day_end(DAY), clock_ns=lambda: clock[0],
+        sleep=lambda _: None, warn=warned.append,
+    )  # fmt: skip
+    events = run(feed)
+    assert events[1:] == [
+        ClockTick(T0 + 5 * NS),
+        FeedGap(T0 + 1, "the gateway skipped records: lagging"),
+    ]  # nothing after the skip is used: the new subscription restates the books
+    assert warned[0] == f"{LIVE_SOURCE}: the gateway warns: falling behind"
+    assert first.stopped
+
+
+def test_the_feed_ends_at_its_stop_inside_a_batch() -> None:
+    clock = [T0]
+    session = GatewaySession([mbo(T0 + 1), mbo(T0 + 2, 2), mbo(T0 + 3, 3)], clock, T0)
+    feed = GatewayFeed(iter([session]).__next__, T0 + 3, clock_ns=lambda: clock[0])
+    (batch,) = run(feed)
+    assert batch.records["ts_recv"].tolist() == [T0 + 1, T0 + 2]
+    assert session.stopped
+
+
+def test_a_heartbeat_after_the_stop_ends_a_quiet_feed() -> None:
+    heartbeat = dbn.SystemMsg(T0 + 5 * NS, "Heartbeat", code=dbn.SystemCode.HEARTBEAT)
+    session = GatewaySession([mbo(T0 + 1), heartbeat, mbo(T0 + 6 * NS)], [T0], T0)
+    feed = GatewayFeed(iter([session]).__next__, T0 + 5 * NS, clock_ns=lambda: T0)
+    assert [type(event) for event in run(feed)] == [FeedBatch]
+    assert session.stopped
+
+
+def test_a_gateway_error_stops_the_feed_with_its_text() -> None:
+    error = dbn.ErrorMsg(0, "subscription limit reached", code=dbn.ErrorCode.INVALID_SUBSCRIPTION)
+    session = GatewaySession([error], [T0], T0)
+    feed = GatewayFeed(iter([session]).__next__, day_end(DAY), clock_ns=lambda: T0)
+    with pytest.raises(LiveError, match="the gateway reports an error: subscription limit"):
+        run(feed)
+    assert session.stopped
+
+
+def test_subscriptions_that_keep_failing_wait_longer_then_give_up() -> None:
+    slept: list[float] = []
+    attempts = []
+
+    def refused() -> GatewaySession:
+        attempts.append(1)
+        raise BentoError("Connection to glbx-mdp3.lsg.databento.com:13000 failed")
+
+    feed = GatewayFeed(
+        refused, day_end(DAY), clock_ns=lambda: T0, sleep=slept.append, warn=lambda _: None
+    )
+    with pytest.raises(LiveError, match=f"{MAX_FAILED_SUBSCRIPTIONS} subscriptions in a row"):
+        run(feed)
+    assert len(attempts) == MAX_FAILED_SUBSCRIPTIONS + 1
+    assert slept[: len(RECONNECT_DELAYS_SECONDS)] == list(RECONNECT_DELAYS_SECONDS)
+    assert slept[-1] == RECONNECT_DELAYS_SECONDS[-1]
+
+
+@pytest.fixture(scope="module")
+def dropped(
+    market_lake: Lake, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[LiveRun, Path, dict[str, int]]:
+    """The last included day through two gateway sessions: the first drops 30 minutes into
+    the session (the client's heartbeat timeout), the records of the next 20 seconds are
+    lost, and the second starts with the snapshot of the books at its start; the feed stops
+    10 minutes later."""
+    symbol, day = warehouse(
+        market_lake,
+        "select selected_symbol, dt from silver.contract_day_selection "
+        "where is_included order by dt desc limit 1",
+    )[0]
+    opening = warehouse(
+        market_lake, "select session_window_start from silver.session_calendar where dt = ?", [day]
+    )[0][0]
+    paths = market_lake.raw_day_files(day)
+    cut = int(opening.replace(tzinfo=dt.UTC).timestamp()) * NS + 1800 * NS
+    resumed = cut + 20 * NS
+    stop = resumed + 600 * NS
+    clock = [0]
+    timeout = BentoError("Gateway timeout: 7 second(s) since last message")
+    sessions = iter([
+        GatewaySession(gateway_records(paths, until_ns=cut), clock, cut + 7 * NS, timeout),
+        GatewaySession(
+            [*snapshot_at(paths, resumed), *gateway_records(paths, after_ns=resumed)],
+            clock,
+            stop,
+        ),
+    ])  # fmt: skip
+    feed = GatewayFeed(
+        sessions.__next__, stop, clock_ns=lambda: clock[0], sleep=lambda _: None,
+        warn=lambda _: None,
+    )  # fmt: skip
+    for path in paths:
+        feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
+    out = tmp_path_factory.mktemp("dropped") / "emit"
+    moments = {"day": day, "cut": cut, "resumed": resumed, "stop": stop}
+    urls: list[str] = []
+    hud = LiveHud("127.0.0.1", free_port(), urls.append, lambda run: moments.update(
+        page=badges_on_the_page(urls[0], day, run.gaps[0].after_ns, resumed)
+    ))  # fmt: skip
+    result = run_feed(market_lake, feed, feed.symbology, day, symbol, out, hud=hud)
+    return result, out, moments
+
+
+def badges_on_the_page(url: str, day: dt.date, lost_ns: int, resumed_ns: int) -> dict:
+    """The live day's page (the HUD still serves it after the feed) in the gap and after the
+    snapshot: the book badge (hidden, title) and the console's errors."""
+    seen: dict[str, object] = {"errors": []}
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        page.on("pageerror", lambda error: seen["errors"].append(str(error)))
+        for name, moment_ns in (("during", lost_ns + 5 * NS), ("after", resumed_ns + 60 * NS)):
+            second = moment_ns // NS
+            clock = dt.datetime.fromtimestamp(second, NEW_YORK).strftime("%H:%M:%S")
+            page.goto(f"{url}?session={day}&t={clock}")
+            page.wait_for_function(
+                f"document.body.dataset.now === '{second}' && "
+                "document.body.dataset.complete === '1'",
+                timeout=30_000,
+            )
+            if name == "during":  # the gap's notice names why
+                page.wait_for_function(
+                    "document.getElementById('book-status').title.includes('lost')"
+                )
+            seen[name] = page.evaluate(
+                "(() => { const b = document.getElementById('book-status'); "
+                "return [b.hidden, b.title]; })()"
+            )
+        browser.close()
+    return seen
+
+
+def rows_by_second(lake: Lake, out: Path, table: str, columns: str, day: dt.date) -> tuple:
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        live = connection.sql(
+            f"select epoch_ns(window_start), {columns} from read_parquet('{out / table}.parquet') "
+            "order by all"
+        ).fetchall()
+        built = connection.sql(
+            f"select epoch_ns(window_start), {columns} from silver.{table} "
+            f"where dt = DATE '{day}' order by all"
+        ).fetchall()
+    finally:
+        connection.close()
+    return live, built
+
+
+def test_a_dropped_connection_invalidates_the_books_until_the_snapshot(
+    market_lake: Lake, dropped: tuple[LiveRun, Path, dict[str, int]]
+) -> None:
+    result, out, moments = dropped
+    cut, resumed = moments["cut"], moments["resumed"]
+    (gap,) = result.gaps
+    assert gap.after_ns <= cut
+    assert "Gateway timeout" in gap.reason
+    columns = "best_bid_price, best_bid_size, best_ask_price, best_ask_size, book_valid"
+    live, built = rows_by_second(
+        market_lake, out, "engine_book_snapshot_1s", columns, moments["day"]
+    )
+    assert len(live) == len(built) == 86_400
+    gap_second = gap.after_ns // NS * NS
+    resumed_second = resumed // NS * NS
+    before = [i for i, row in enumerate(built) if row[0] < gap_second]
+    during = [i for i, row in enumerate(built) if gap_second <= row[0] < resumed_second]
+    after = [i for i, row in enumerate(built) if resumed_second < row[0] < moments["stop"] - NS]
+    assert [live[i] for i in before] == [built[i] for i in before]
+    assert len(during) >= 20
+    assert all(not live[i][5] and not live[i][2] and built[i][5] for i in during)
+    # the snapshot restates the books exactly: every later second is the warehouse's again
+    assert [live[i] for i in after] == [built[i] for i in after]
+
+
+def test_options_are_invalid_through_the_gap_and_quoted_again_after(
+    market_lake: Lake, dropped: tuple[LiveRun, Path, dict[str, int]]
+) -> None:
+    result, out, moments = dropped
+    (gap,) = result.gaps
+    columns = "instrument_id, bid_price, ask_price, iv_status"
+    live, built = rows_by_second(
+        market_lake, out, "engine_options_quotes_1s", columns, moments["day"]
+    )
+    gap_second, resumed_second = gap.after_ns // NS * NS, moments["resumed"] // NS * NS
+    during = [row for row in live if gap_second < row[0] < resumed_second]
+    assert during
+    assert {row[4] for row in during} == {"invalid_book"}
+    after_live = [row[:4] for row in live if resumed_second < row[0] < moments["stop"] - NS]
+    after_built = [row[:4] for row in built if resumed_second < row[0] < moments["stop"] - NS]
+    assert after_live == after_built
+    assert len(after_live) > 1000
+    statuses = np.array([row[4] for row in live if resumed_second < row[0] < moments["stop"]])
+    assert (statuses == "ok").mean() > 0.5
+
+
+def test_the_hud_shows_the_books_invalid_through_the_gap_and_why(
+    dropped: tuple[LiveRun, Path, dict[str, object]],
+) -> None:
+    page = dropped[2]["page"]
+    hidden, title = page["during"]
+    assert not hidden
+    assert "the feed lost records after" in title
+    assert "Gateway timeout" in title
+    assert page["after"][0]  # the snapshot made the book valid again
+    assert page["errors"] == []
