@@ -240,9 +240,11 @@ class GatewayFeed:
                     f"{LIVE_SOURCE}: {MAX_FAILED_SUBSCRIPTIONS} subscriptions in a row "
                     f"delivered no record; the last: {reason}"
                 )
-            if received or failed == 1:
+            if received:  # one gap per loss, however many subscriptions fail after it
                 self.warn(f"{LIVE_SOURCE}: {reason}; the books are invalid until the snapshot")
-            yield FeedGap(batcher.last_ns, reason)
+                yield FeedGap(batcher.last_ns, reason)
+            else:
+                self.warn(f"{LIVE_SOURCE}: {reason}; subscribing again")
 
     def _subscription(
         self, batcher: RecordBatcher

@@ -93,6 +93,28 @@ def test_skipped_records_resubscribe_and_heartbeats_close_seconds() -> None:
     assert first.stopped
 
 
+def test_one_drop_is_one_gap_however_many_subscriptions_then_fail() -> None:
+    clock = [T0]
+    dropped = GatewaySession([mbo(T0 + 1)], clock, T0, BentoError("reset"))
+    resumed = GatewaySession([mbo(T0 + 9 * NS, 2)], clock, day_end(DAY))
+    attempts = iter([dropped, BentoError("refused"), BentoError("refused"), resumed])
+
+    def subscribe() -> GatewaySession:
+        attempt = next(attempts)
+        if isinstance(attempt, BentoError):
+            raise attempt
+        return attempt
+
+    slept: list[float] = []
+    feed = GatewayFeed(
+        subscribe, day_end(DAY), clock_ns=lambda: clock[0], sleep=slept.append,
+        warn=lambda _: None,
+    )  # fmt: skip
+    events = run(feed)
+    assert [type(e) for e in events] == [FeedBatch, FeedGap, FeedBatch]
+    assert slept == [0.0, 0.0, 1.0, 2.0]
+
+
 def test_the_feed_ends_at_its_stop_inside_a_batch() -> None:
     clock = [T0]
     session = GatewaySession([mbo(T0 + 1), mbo(T0 + 2, 2), mbo(T0 + 3, 3)], clock, T0)
@@ -131,7 +153,7 @@ def test_subscriptions_that_keep_failing_wait_longer_then_give_up() -> None:
         refused, day_end(DAY), clock_ns=lambda: T0, sleep=slept.append, warn=lambda _: None
     )
     with pytest.raises(LiveError, match=f"{MAX_FAILED_SUBSCRIPTIONS} subscriptions in a row"):
-        run(feed)
+        run(feed)  # and no gap: nothing was received yet
     assert len(attempts) == MAX_FAILED_SUBSCRIPTIONS + 1
     assert slept[: len(RECONNECT_DELAYS_SECONDS)] == list(RECONNECT_DELAYS_SECONDS)
     assert slept[-1] == RECONNECT_DELAYS_SECONDS[-1]
