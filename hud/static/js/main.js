@@ -350,6 +350,16 @@ function storeValue(second, table, column) {
   return row < end ? entry.columns(table)[column][row] : null;
 }
 
+/** The latest spot at or before `second` among the loaded seconds: a second whose book is
+ * not valid has none, and the price axis stays where the market last was. */
+function spotBefore(second) {
+  for (let at = second; at >= Math.max(state.session.start, second - 3600); at -= 1) {
+    const spot = storeValue(at, "book_snapshot_1s", "spot_price");
+    if (spot !== null && !Number.isNaN(spot)) return spot;
+  }
+  return null;
+}
+
 /** Percentile cut-offs from the depth on screen (recomputed as the view moves). */
 function updateCutoffs(whole) {
   const [low, high] = state.cutoffInputs[state.cutoffMode];
@@ -392,6 +402,7 @@ function render() {
   const last = view.now - 1;
   const spot = storeValue(last, "book_snapshot_1s", "spot_price");
   view.followSpot(spot);
+  if (view.priceCenter === null) view.priceCenter = spotBefore(last); // opened inside a gap
   const whole = complete();
   updateCutoffs(whole);
   const timed = (name, work) => {
@@ -716,7 +727,7 @@ function wireControls() {
   });
   plot.addEventListener("dblclick", () => {
     view.follow = true;
-    view.priceCenter = storeValue(view.now - 1, "book_snapshot_1s", "spot_price") ?? view.priceCenter;
+    view.priceCenter = spotBefore(view.now - 1) ?? view.priceCenter;
     markDirty();
   });
   for (const element of [plot, $("price-axis"), $("gex-panel")]) {
