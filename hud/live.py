@@ -26,6 +26,8 @@ class LiveState:
     # where the feed lost records: (after this ts_recv in ns, why); books invalid until the
     # next snapshot
     gaps: tuple[tuple[int, str], ...] = ()
+    # why the feed failed (then it has ended): the day so far is still served
+    failure: str | None = None
 
 
 class LiveDay:
@@ -49,6 +51,10 @@ class LiveDay:
                 now, frames_until=frames_until, session_version=session_version, ended=ended
             )
         )
+
+    def fail(self, failure: str) -> None:
+        """From the feed's thread: the feed failed; nothing more will come."""
+        self._change(dataclasses.replace(self._state, ended=True, failure=failure))
 
     def lost_records(self, after_ns: int, reason: str) -> None:
         """From the feed's thread: the stream lost records after `after_ns`."""

@@ -74,5 +74,7 @@ async def stream_live(
             payload, spot_range = await asyncio.to_thread(session_payload, warehouse, session)
             await send(payload)
         if state.ended and sent >= frontier:
+            if state.failure is not None:
+                await send_json({"type": "live-failed", "error": state.failure})
             await send_json({"type": "live-end", "session": session.session.isoformat()})
             return

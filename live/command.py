@@ -125,12 +125,14 @@ class LiveRun:
 class LiveHud:
     """`--serve`: the HUD of the live day on host:port while the feed runs. `started` gets
     its URL; `after_feed`, when given, runs once the feed has ended, while the HUD still
-    serves the day (the command waits there for Ctrl-C)."""
+    serves the day (the command waits there for Ctrl-C); `after_failure` likewise once the
+    feed failed (the page shows why; the error is raised after it)."""
 
     host: str
     port: int
     started: Callable[[str], None]
-    after_feed: Callable[[], None] | None = None
+    after_feed: Callable[[LiveRun], None] | None = None
+    after_failure: Callable[[Exception], None] | None = None
 
 
 def run_replay(
@@ -251,7 +253,14 @@ def run_feed(
     try:
         if hud is not None:
             run.serve(lake, hud)
-        result = run.consume(feed, symbology)
+        try:
+            result = run.consume(feed, symbology)
+        except Exception as error:  # the HUD keeps serving the day so far, and says why
+            if run.live_day is not None:
+                run.live_day.fail(str(error))
+            if hud is not None and hud.after_failure is not None:
+                hud.after_failure(error)
+            raise
         if hud is not None and hud.after_feed is not None:
             hud.after_feed(result)
         return result

@@ -362,7 +362,13 @@ class LiveSession:
             if self.futures is None:
                 self.futures = self._futures(batch.source, records[futures])
             self.sink(FUTURES_MBO, self._bronze_rows(records, batch.offset, futures))
-            self._emit(self.futures.push(MboColumns.from_dbn(records[futures])))
+            try:
+                self._emit(self.futures.push(MboColumns.from_dbn(records[futures])))
+            except EngineError as error:  # named as the warehouse names the partition
+                raise EngineError(
+                    f"{FUTURES_MBO} symbol={self.contract.symbol} dt={self.contract.day} "
+                    f"({batch.source}): {error}"
+                ) from error
         options = self._rows(router, records, batch.offset, OPTIONS_MBO)
         if options.any():
             if self.options is None:

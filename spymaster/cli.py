@@ -255,11 +255,24 @@ def _serve_until_interrupted(run: LiveRun) -> None:
         threading.Event().wait()
 
 
+def _serve_after_failure(error: Exception) -> None:
+    print(f"live failed: {error}", file=sys.stderr)
+    print("the HUD serves the day so far until Ctrl-C", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
 def _cmd_live(args: argparse.Namespace) -> int:
     lake = Lake.resolve(args.lake)
     emit = Path(args.emit) if args.emit else None
     hud = (
-        LiveHud(args.host, args.port, _announce_live_hud, _serve_until_interrupted)
+        LiveHud(
+            args.host,
+            args.port,
+            _announce_live_hud,
+            _serve_until_interrupted,
+            _serve_after_failure,
+        )
         if args.serve
         else None
     )

@@ -18,6 +18,7 @@ import pytest
 from databento.common.error import BentoError
 from playwright.sync_api import sync_playwright
 
+from book_engine.errors import EngineError
 from hud.headless import free_port, launch_chromium
 from live.command import LiveHud, LiveRun, run_feed
 from live.databento_feed import (
@@ -306,3 +307,60 @@ def test_the_hud_shows_the_books_invalid_through_the_gap_and_why(
     assert "Gateway timeout" in title
     assert page["after"][0]  # the snapshot made the book valid again
     assert page["errors"] == []
+
+
+def test_a_malformed_record_is_named_and_the_hud_keeps_serving_the_day(
+    market_lake: Lake, tmp_path: Path
+) -> None:
+    """A futures record received after a later one (ts_recv going backwards) stops the feed
+    with an error naming the partition and the record; the HUD still serves the day so far
+    and says why."""
+    symbol, day = warehouse(
+        market_lake,
+        "select selected_symbol, dt from silver.contract_day_selection "
+        "where is_included order by dt desc limit 1",
+    )[0]
+    paths = market_lake.raw_day_files(day)
+    records = list(gateway_records(paths, until_ns=day_start_ns(day) + 3600 * NS))
+    clock = [0]
+    feed = GatewayFeed(
+        lambda: GatewaySession([*records, late], clock, day_end(day)),
+        day_end(day),
+        clock_ns=lambda: clock[0],
+    )
+    symbols = feed.symbology[LIVE_SOURCE]
+    for path in paths:
+        symbols.insert_metadata(db.DBNStore.from_file(path).metadata)
+    last = next(
+        r for r in reversed(records)
+        if isinstance(r, dbn.MBOMsg) and symbols.resolve(r.instrument_id, day) == symbol
+    )  # fmt: skip
+    late = dbn.MBOMsg(
+        publisher_id=last.publisher_id, instrument_id=last.instrument_id,
+        ts_event=last.ts_event, order_id=last.order_id, price=last.price, size=last.size,
+        action=last.action, side=last.side, ts_recv=last.ts_recv - NS, flags=last.flags,
+        sequence=last.sequence,
+    )  # fmt: skip
+    urls: list[str] = []
+    seen: dict[str, object] = {}
+
+    def after_failure(error: Exception) -> None:
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            page = browser.new_page()
+            page.goto(urls[0])
+            page.wait_for_function(
+                "document.getElementById('mode-badge').textContent === 'LIVE · failed'"
+            )
+            seen["banner"] = page.inner_text("#banner")
+            browser.close()
+
+    hud = LiveHud("127.0.0.1", free_port(), urls.append, after_failure=after_failure)
+    with pytest.raises(EngineError) as raised:
+        run_feed(market_lake, feed, feed.symbology, day, symbol, None, hud=hud)
+    assert str(raised.value).startswith(
+        f"futures_mbo symbol={symbol} dt={day} ({LIVE_SOURCE}): record "
+    )
+    assert "ts_recv goes backwards" in str(raised.value)
+    assert "the live feed failed: futures_mbo" in seen["banner"]
+    assert "ts_recv goes backwards" in seen["banner"]

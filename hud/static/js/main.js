@@ -56,6 +56,7 @@ const state = {
   following: false,
   liveEdge: 0,
   liveEnded: false,
+  liveFailed: false,
   liveDrawn: 0,
   // where the live feed lost records: { after (epoch s), reason }; books invalid until a snapshot
   feedGaps: [],
@@ -185,6 +186,10 @@ function onNotice(notice) {
   else if (notice.type === "live-end") {
     state.liveEnded = true;
     updateBadge();
+  } else if (notice.type === "live-failed") {
+    state.liveFailed = true;
+    showError(new HudError(`the live feed failed: ${notice.error} (the day so far stays here)`));
+    updateBadge();
   } else if (notice.type === "feed-gap") {
     state.feedGaps.push({ after: notice.after, reason: notice.reason });
     markDirty();
@@ -208,7 +213,8 @@ function updateLiveSession(tables) {
 function updateBadge() {
   const badge = $("mode-badge");
   badge.className = `badge ${state.live ? "live" : "replay"}`;
-  badge.textContent = !state.live ? "REPLAY" : state.liveEnded ? "LIVE · ended"
+  badge.textContent = !state.live ? "REPLAY" : state.liveFailed ? "LIVE · failed"
+    : state.liveEnded ? "LIVE · ended"
     : state.following ? "LIVE" : "LIVE · held";
   badge.title = state.live ? "the live session: click (or End) to follow its edge" : "a replay of the warehouse";
   $("speed").disabled = state.live;
@@ -310,6 +316,7 @@ async function openSession(sessionDate, { at = null, time = null } = {}) {
   state.following = state.live;
   state.liveEdge = Math.max(session.start, session.live_until ?? 0);
   state.liveEnded = false;
+  state.liveFailed = false;
   state.feedGaps = [];
   state.frameQueue = [];
   updateBadge();
