@@ -44,26 +44,32 @@ class LiveDay:
     def publish(
         self, frames_until: dt.datetime | None, session_version: int, ended: bool = False
     ) -> None:
-        """From the feed's thread: wakes every waiting connection if anything changed."""
-        now = self._state
+        """From the feed's threads: wakes every waiting connection if anything changed (what
+        the frames and the session tables have reached only moves forward: the SQL layers'
+        two threads may tell it in either order)."""
         self._change(
-            dataclasses.replace(
-                now, frames_until=frames_until, session_version=session_version, ended=ended
+            lambda now: dataclasses.replace(
+                now,
+                frames_until=max(frames_until, now.frames_until or frames_until)
+                if frames_until is not None
+                else now.frames_until,
+                session_version=max(session_version, now.session_version),
+                ended=ended or now.ended,
             )
         )
 
     def fail(self, failure: str) -> None:
-        """From the feed's thread: the feed failed; nothing more will come."""
-        self._change(dataclasses.replace(self._state, ended=True, failure=failure))
+        """The feed failed; nothing more will come."""
+        self._change(lambda now: dataclasses.replace(now, ended=True, failure=failure))
 
     def lost_records(self, after_ns: int, reason: str) -> None:
-        """From the feed's thread: the stream lost records after `after_ns`."""
-        now = self._state
-        self._change(dataclasses.replace(now, gaps=(*now.gaps, (after_ns, reason))))
+        """The stream lost records after `after_ns`."""
+        self._change(lambda now: dataclasses.replace(now, gaps=(*now.gaps, (after_ns, reason))))
 
-    def _change(self, state: LiveState) -> None:
+    def _change(self, update: Callable[[LiveState], LiveState]) -> None:
         with self._lock:
-            if dataclasses.replace(state, revision=self._state.revision) == self._state:
+            state = update(self._state)
+            if state == self._state:
                 return
             self._state = dataclasses.replace(state, revision=self._state.revision + 1)
             waiting = list(self._waiting)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -283,6 +284,7 @@ class _FeedRun:
         self.raw = RawCapture(capture) if capture is not None else None
         self.pace = pace
         self.rows: dict[str, int] = {}
+        self.writing = threading.Lock()
         self.latencies: list[np.ndarray] = []
         self.gaps: list[FeedGap] = []
         self.closing = True  # rows the feed's clock closed (not the end of the stream's)
@@ -298,9 +300,10 @@ class _FeedRun:
             raise
 
     def write(self, table: str, batch: pa.RecordBatch | pa.Table) -> None:
-        self.rows[table] = self.rows.get(table, 0) + batch.num_rows
-        if self.tables is not None and batch.num_rows:
-            self.tables.write(table, batch)
+        with self.writing:  # the SQL layers' rest thread emits too
+            self.rows[table] = self.rows.get(table, 0) + batch.num_rows
+            if self.tables is not None and batch.num_rows:
+                self.tables.write(table, batch)
 
     def sink(self, table: str, batch: pa.RecordBatch) -> None:
         self.warehouse.insert(table, batch)

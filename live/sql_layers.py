@@ -24,6 +24,7 @@ import math
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -232,6 +233,12 @@ class LiveWarehouse:
         self.version: dict[str, int] = dict.fromkeys(self.until, 0)
         self._read: dict[str, dict[str, int]] = {}
         self._pending: dict[str, list[pa.Table]] = {}
+        # the models after the `first` ones run on a thread of their own: their runs must not
+        # hold the next seconds' frames
+        self._rest: threading.Thread | None = None
+        self._rest_error: BaseException | None = None
+        self._owner = threading.current_thread()
+        self._local = threading.local()  # the rest thread's own cursor
         self.connection = duckdb.connect()
         try:
             self.connection.execute(f"attach '{_quoted(warehouse)}' as warehouse (read_only)")
@@ -300,7 +307,7 @@ class LiveWarehouse:
 
     def _columns(self, model: LiveModel) -> dict[str, str]:
         return dict(
-            self.connection.execute(
+            self._db.execute(
                 "select column_name, data_type from information_schema.columns "
                 "where table_catalog = 'warehouse' and table_schema = ? and table_name = ?",
                 [model.schema, model.name],
@@ -346,14 +353,14 @@ class LiveWarehouse:
             return
         model = self.models[table]
         self.version[table] = self.version.get(table, 0) + 1
-        self.connection.register("live_insert", rows)
+        self._db.register("live_insert", rows)
         try:
-            self.connection.execute(
+            self._db.execute(
                 f'insert into {LIVE_ROWS}."{model.schema}"."{table}" by name '
                 "select * from live_insert"
             )
         finally:
-            self.connection.unregister("live_insert")
+            self._db.unregister("live_insert")
 
     def before_session(self, choices: Mapping[str, pa.Table]) -> None:
         """The day's rows of the models known before it starts: the choices made for it (per
@@ -371,9 +378,17 @@ class LiveWarehouse:
 
     # -- advancing ------------------------------------------------------------------------
 
+    @property
+    def _db(self) -> duckdb.DuckDBPyConnection:
+        return getattr(self._local, "db", self.connection)
+
     def advance(self, sources: Mapping[str, float], final: bool = False) -> None:
         """The rows of each source kind are complete before `sources[kind]` (ns): bring every
-        model up to date (at most once per `step_ns` of market time unless `final`)."""
+        model up to date (at most once per `step_ns` of market time unless `final`). The
+        models after the `first` ones are brought up to date on a thread, from the rows
+        complete when it starts; the next due step after it finished starts it again, and
+        `final` waits for it and runs them here."""
+        self._raise_rest_error()
         for model in self.order:
             if model.source in sources:
                 self.until[model.name] = sources[model.source]
@@ -383,15 +398,17 @@ class LiveWarehouse:
         self._stepped_ns = front
         self._flush()
         rest_due = self._rest_due(front, final)
-        for index, model in enumerate(self.order):
-            if index == self._first_count:
-                if self.on_progress is not None:
-                    self.on_progress()
-                if not rest_due:
-                    return
-            if model.source in sources or self.until.get(model.name, math.inf) == math.inf:
-                continue  # filled by the session, chosen or computed before it
-            self._bring_up_to_date(model, final)
+        first, rest = self.order[: self._first_count], self.order[self._first_count :]
+        self._bring_all_up_to_date(first, set(sources), final, self.until)
+        if self.on_progress is not None:
+            self.on_progress()
+        if not rest_due:
+            return
+        if not final:
+            self._start_rest(rest, set(sources))
+            return
+        self._join_rest()
+        self._bring_all_up_to_date(rest, set(sources), final, self.until)
         if final:
             for model in self.order:
                 if model.recompute == "session":
@@ -399,23 +416,66 @@ class LiveWarehouse:
         if self.on_progress is not None:
             self.on_progress()
 
+    def _start_rest(self, models: list[LiveModel], sources: set[str]) -> None:
+        """The models on a thread, each reading its parents' rows complete at this moment
+        (the feed's thread goes on adding rows; a source's `until` may be ahead of its rows
+        waiting to be inserted, so the rows complete now are the ones it reads)."""
+        until = dict(self.until)
+        cursor = self.connection.cursor()
+
+        def run() -> None:
+            self._local.db = cursor
+            try:
+                self._bring_all_up_to_date(models, sources, False, until)
+                if self.on_progress is not None:
+                    self.on_progress()
+            except BaseException as error:  # raised on the feed's thread at its next step
+                self._rest_error = error
+            finally:
+                cursor.close()
+
+        self._rest = threading.Thread(target=run, name="live-sql-rest", daemon=True)
+        self._rest.start()
+
+    def _join_rest(self) -> None:
+        if self._rest is not None:
+            self._rest.join()
+            self._rest = None
+        self._raise_rest_error()
+
+    def _raise_rest_error(self) -> None:
+        error, self._rest_error = self._rest_error, None
+        if error is not None:
+            raise error
+
     def _rest_due(self, front: float, final: bool) -> bool:
-        """Whether this step also brings the models after the `first` ones up to date."""
+        """Whether this step also brings the models after the `first` ones up to date (not
+        while their thread still runs)."""
+        if not final and self._rest is not None and self._rest.is_alive():
+            return False
         due = final or front - self._rest_stepped_ns >= self.rest_step_ns
         if due:
             self._rest_stepped_ns = front
         return due
 
-    def _bring_up_to_date(self, model: LiveModel, final: bool) -> None:
-        ready = min(
-            (self.until[p] for p in model.parents if p in self.until), default=self.day_end_ns
-        )
+    def _bring_all_up_to_date(
+        self, models: list[LiveModel], sources: set[str], final: bool, until: dict[str, float]
+    ) -> None:
+        for model in models:
+            if model.source in sources or until.get(model.name, math.inf) == math.inf:
+                continue  # filled by the session, chosen or computed before it
+            self._bring_up_to_date(model, final, until)
+
+    def _bring_up_to_date(self, model: LiveModel, final: bool, until: dict[str, float]) -> None:
+        """`until`: how far each model's rows are complete, as this run reads them (updated
+        with the model's own progress, as is `self.until`)."""
+        ready = min((until[p] for p in model.parents if p in until), default=self.day_end_ns)
         if model.recompute == "tail":
-            self._tail(model, ready)
-        elif ready > self.until[model.name] or final:
+            self._tail(model, ready, until)
+        elif ready > until[model.name] or final:
             if self._parents_changed(model):
                 self._recompute(model)
-            self.until[model.name] = ready
+            until[model.name] = self.until[model.name] = ready
 
     def _parents_changed(self, model: LiveModel) -> bool:
         """Whether a live parent's rows changed since the model last read them (the same
@@ -431,7 +491,7 @@ class LiveWarehouse:
             rows = self._query(model, "")
             if rows.equals(self.table(model.name)):
                 return
-            self.connection.execute(f'delete from {LIVE_ROWS}."{model.schema}"."{model.name}"')
+            self._db.execute(f'delete from {LIVE_ROWS}."{model.schema}"."{model.name}"')
             self._insert_now(model.name, rows)
         elif model.source in self.computed:
             rows = self.computed[model.source](self)
@@ -440,14 +500,15 @@ class LiveWarehouse:
         else:
             raise LiveSqlError(f"{model.name}: nothing fills live source {model.source!r}")
 
-    def _tail(self, model: LiveModel, ready: float) -> None:
-        start = self.until[model.name]
+    def _tail(self, model: LiveModel, ready: float, until: dict[str, float]) -> None:
+        start = until[model.name]
         end = ready if model.period_ns == 0 else ready // model.period_ns * model.period_ns
         end = min(end, self.day_end_ns)
         if end <= start:
             return
         if not self._has_rows(model, start - model.lookback_ns, end):
-            self.until[model.name] = end  # its rows come from its time-keyed parents' rows
+            # its rows come from its time-keyed parents' rows
+            until[model.name] = self.until[model.name] = end
             return
         time = model.time_column
         new_rows = (
@@ -457,7 +518,7 @@ class LiveWarehouse:
         rows = self._query(model, new_rows, start - model.lookback_ns, end)
         self._insert_now(model.name, rows)
         self.emit(model.name, rows)
-        self.until[model.name] = end
+        until[model.name] = self.until[model.name] = end
 
     def _has_rows(self, model: LiveModel, lower_ns: float, upper_ns: float) -> bool:
         """Whether a parent the model's rows come from has rows in [lower_ns, upper_ns)."""
@@ -471,7 +532,7 @@ class LiveWarehouse:
             ]
         for name, time in keyed:
             parent = self.models[name]
-            found = self.connection.execute(
+            found = self._db.execute(
                 f'select exists (select 1 from {LIVE_ROWS}."{parent.schema}"."{parent.name}" '
                 f"where {time} >= {self._literal(parent, lower_ns, time)} "
                 f"and {time} < {self._literal(parent, upper_ns, time)})"
@@ -507,16 +568,15 @@ class LiveWarehouse:
                     )
                 sql = sql.replace(parent.relation, rows)
         try:
-            return self.connection.sql(f"select * from (\n{sql}\n) {where}").to_arrow_table()
+            return self._db.sql(f"select * from (\n{sql}\n) {where}").to_arrow_table()
         except duckdb.Error as error:
             raise LiveSqlError(f"{model.name}: {error}") from None
 
     def table(self, name: str) -> pa.Table:
-        self._flush()
+        if threading.current_thread() is self._owner:  # pending rows are the feed thread's
+            self._flush()
         model = self.models[name]
-        return self.connection.sql(
-            f'select * from {LIVE_ROWS}."{model.schema}"."{name}"'
-        ).to_arrow_table()
+        return self._db.sql(f'select * from {LIVE_ROWS}."{model.schema}"."{name}"').to_arrow_table()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the `spymaster` catalog (what the HUD queries)."""
@@ -525,6 +585,8 @@ class LiveWarehouse:
         return cursor
 
     def close(self) -> None:
+        if self._rest is not None:
+            self._rest.join()
         self.connection.close()
 
 
