@@ -31,7 +31,7 @@ from websockets.asyncio.client import connect
 from hud.headless import launch_chromium, served
 from hud.protocol import decode
 from ingest.landing import ingest
-from spymaster.lake import Lake
+from spymaster.lake import Lake, project_digest
 from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 
 # Two realistic sessions: the second has calibrated vacuum scores and neighbours.
@@ -49,20 +49,25 @@ CLIENT_SECONDS = 60
 
 
 def market_lake(folder: Path) -> Lake:
-    """The benchmark's market, generated, landed and built once (a marker says it is done)."""
+    """The benchmark's market, generated and landed once, and built again whenever the
+    project changed (a marker says what it was made from)."""
     lake = Lake(folder / "lake")
     marker = folder / "built.json"
-    wanted = json.dumps({"sessions": MARKET.sessions, "seed": MARKET.seed, "scale": MARKET.scale})
-    if marker.exists() and marker.read_text() == wanted:
+    market = {"sessions": MARKET.sessions, "seed": MARKET.seed, "scale": MARKET.scale}
+    wanted = {"market": market, "project": project_digest()}
+    made = json.loads(marker.read_text()) if marker.exists() else {}
+    if made == wanted:
         return lake
-    if lake.raw.exists():  # an interrupted earlier run: start again
-        shutil.rmtree(lake.root)
-    simulate_market(lake.raw, MARKET, workers=2)
-    ingest(lake.raw, lake, workers=2)
+    if made.get("market") != market:
+        if lake.root.exists():  # another market, or an interrupted earlier run
+            shutil.rmtree(lake.root)
+        simulate_market(lake.raw, MARKET, workers=2)
+        ingest(lake.raw, lake, workers=2)
+    marker.write_text(json.dumps({"market": market}))  # landed; built below
     spymaster = str(Path(sys.executable).with_name("spymaster"))
     if subprocess.run([spymaster, "build", "--lake", str(lake.root)], check=False).returncode:
         raise SystemExit(f"bench: building the HUD market in {lake.root} failed")
-    marker.write_text(wanted)
+    marker.write_text(json.dumps(wanted))
     return lake
 
 

@@ -18,7 +18,6 @@ earlier session's calibration, a neighbour's outcome) comes from the warehouse, 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import os
@@ -28,13 +27,12 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
+from spymaster.lake import PROJECT_ROOT, Lake, dbt_command, project_digest
 
 NS = 1_000_000_000
 DATABASE = "spymaster"  # the warehouse file's catalog: what compiled SQL names
@@ -64,10 +62,6 @@ class LiveModel:
     rows_from: tuple[str, str] | None = None
 
 
-# what `dbt compile` renders the models from: their compiled SQL changes only with these
-COMPILE_INPUTS = (
-    "dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "python_models", "tests/dbt",
-)  # fmt: skip
 COMPILED_NODES = "live-models-{digest}.json"  # under the project's target/
 
 
@@ -77,7 +71,7 @@ def compile_models() -> dict[str, LiveModel]:
     against a scratch lake (compiling never opens the warehouse). Compiled once per version of
     the project's files and dbt (target/live-models-<digest>.json): a compile costs 10-17 s
     of every live start."""
-    cached = PROJECT_ROOT / "target" / COMPILED_NODES.format(digest=_project_digest())
+    cached = PROJECT_ROOT / "target" / COMPILED_NODES.format(digest=project_digest())
     if cached.exists():
         nodes = json.loads(cached.read_text())
     else:
@@ -135,22 +129,6 @@ def _compiled_nodes() -> list[dict]:
         ),
         key=lambda node: node["name"],
     )
-
-
-def _project_digest() -> str:
-    """SHA-256 of dbt's and dbt-duckdb's versions and every file of COMPILE_INPUTS."""
-    digest = hashlib.sha256()
-    for package in ("dbt-core", "dbt-duckdb"):
-        digest.update(f"{package}=={metadata.version(package)}\n".encode())
-    for name in COMPILE_INPUTS:
-        root = PROJECT_ROOT / name
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files:
-            if "__pycache__" in path.parts:
-                continue
-            digest.update(f"{path.relative_to(PROJECT_ROOT)}\n".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def live_order(models: Mapping[str, LiveModel], first: Collection[str] = ()) -> list[LiveModel]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -114,3 +116,26 @@ def dbt_command(dbt_args: Sequence[str]) -> list[str]:
         "--profiles-dir",
         str(PROJECT_ROOT),
     ]
+
+
+# what dbt renders and builds the warehouse from: its tables change only with these (and dbt)
+PROJECT_INPUTS = (
+    "dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "python_models", "tests/dbt",
+)  # fmt: skip
+
+
+def project_digest() -> str:
+    """SHA-256 (16 hex digits) of dbt's and dbt-duckdb's versions and every file of
+    PROJECT_INPUTS: the version of the project a build or a compile came from."""
+    digest = hashlib.sha256()
+    for package in ("dbt-core", "dbt-duckdb"):
+        digest.update(f"{package}=={metadata.version(package)}\n".encode())
+    for name in PROJECT_INPUTS:
+        root = PROJECT_ROOT / name
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in files:
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(f"{path.relative_to(PROJECT_ROOT)}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest.landing import ingest
-from live import sql_layers
 from live.command import LiveRun, live_settings, run_feed
 from live.databento_feed import LIVE_SOURCE, GatewayFeed
 from live.feed import ClockTick, DbnReplay, Pace
 from live.session import LiveContract, LiveError, LiveSession
+from spymaster import lake as lake_module
 from spymaster.cli import main
-from spymaster.lake import Lake
+from spymaster.lake import Lake, project_digest
 from tests.gateway import GatewaySession, day_end, gateway_records
 from tests.markets import warehouse
 
@@ -309,20 +309,21 @@ def test_a_pace_starts_at_its_start() -> None:
     assert pace.origin_ns == 10_000_000_000
 
 
-def test_compiled_models_are_kept_per_version_of_the_project(
+def test_the_project_digest_changes_with_what_dbt_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Live reuses `dbt compile`'s output while no file it renders from has changed."""
+    """Live reuses `dbt compile`'s output, and the benchmarks their built markets, while no
+    file dbt reads has changed."""
     (tmp_path / "models").mkdir()
     (tmp_path / "dbt_project.yml").write_text("name: x\n")
     model = tmp_path / "models" / "m.sql"
     model.write_text("select 1")
-    monkeypatch.setattr(sql_layers, "PROJECT_ROOT", tmp_path)
-    first = sql_layers._project_digest()
-    assert sql_layers._project_digest() == first
+    monkeypatch.setattr(lake_module, "PROJECT_ROOT", tmp_path)
+    first = project_digest()
+    assert project_digest() == first
     model.write_text("select 2")
-    assert sql_layers._project_digest() != first
+    assert project_digest() != first
     (tmp_path / "models" / "__pycache__").mkdir()
     (tmp_path / "models" / "__pycache__" / "m.pyc").write_bytes(b"\0")
     model.write_text("select 1")
-    assert sql_layers._project_digest() == first
+    assert project_digest() == first
