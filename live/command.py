@@ -368,6 +368,7 @@ class _FeedRun:
             warehouse.advance(ends, final=True)
             self.publish(ended=True)
         except BaseException:
+            warehouse.wait_for_rest()  # it emits too
             if self.tables is not None:
                 self.tables.abort()
             raise

@@ -135,7 +135,10 @@ class RecordBatcher:
                 self.warn(f"{LIVE_SOURCE}: the gateway warns: {record.msg}")
 
     def _batches(self, run: dict[tuple[type, str, int], list[bytes]]) -> Iterator[FeedBatch]:
-        for key, encoded in run.items():
+        # by day, options before futures: an option's statistics are landed before a
+        # future's later record can move the session past the open interest cutoff
+        for key in sorted(run, key=lambda key: (key[2], key[1] != OPTIONS)):
+            encoded = run[key]
             kind = key[0]
             schema = SCHEMA_OF[kind]
             records = np.frombuffer(b"".join(encoded), dtype=np.dtype(kind._dtypes))
@@ -276,14 +279,18 @@ class _LiveSubscription:
 
     def __init__(self, key: str) -> None:
         self.client = db.Live(key=key, heartbeat_interval_s=HEARTBEAT_SECONDS)
-        for schema, snapshot in SUBSCRIPTIONS:
-            self.client.subscribe(
-                dataset=DATASET,
-                schema=schema,
-                stype_in="parent",
-                symbols=list(SYMBOLS),
-                snapshot=snapshot,
-            )
+        try:
+            for schema, snapshot in SUBSCRIPTIONS:
+                self.client.subscribe(
+                    dataset=DATASET,
+                    schema=schema,
+                    stype_in="parent",
+                    symbols=list(SYMBOLS),
+                    snapshot=snapshot,
+                )
+        except BaseException:
+            self.stop()  # a session half subscribed still counts against the key's limit
+            raise
 
     def __iter__(self) -> Iterator[databento_dbn.DBNRecord]:
         return iter(self.client)

@@ -62,7 +62,8 @@ class LiveModel:
     rows_from: tuple[str, str] | None = None
 
 
-COMPILED_NODES = "live-models-{digest}.json"  # under the project's target/
+# under the project's target/; v1: the fields _compiled_nodes keeps
+COMPILED_NODES = "live-models-v1-{digest}.json"
 
 
 @cache
@@ -329,8 +330,15 @@ class LiveWarehouse:
     def _insert_now(self, table: str, rows: pa.Table) -> None:
         if not rows.num_rows:
             return
-        model = self.models[table]
+        self._append(table, rows)
+        self._changed(table)
+
+    def _changed(self, table: str) -> None:
+        """After its rows are committed: the HUD may read a new version only once it holds."""
         self.version[table] = self.version.get(table, 0) + 1
+
+    def _append(self, table: str, rows: pa.Table) -> None:
+        model = self.models[table]
         self._db.register("live_insert", rows)
         try:
             self._db.execute(
@@ -422,9 +430,16 @@ class LiveWarehouse:
         self._raise_rest_error()
 
     def _raise_rest_error(self) -> None:
+        if self._rest is not None and self._rest.is_alive():
+            return  # its error, if any, is stored when it ends
         error, self._rest_error = self._rest_error, None
         if error is not None:
             raise error
+
+    def wait_for_rest(self) -> None:
+        """Let a running rest thread end (the feed failed: its error is the one to report)."""
+        if self._rest is not None:
+            self._rest.join()
 
     def _rest_due(self, front: float, final: bool) -> bool:
         """Whether this step also brings the models after the `first` ones up to date (not
@@ -469,8 +484,16 @@ class LiveWarehouse:
             rows = self._query(model, "")
             if rows.equals(self.table(model.name)):
                 return
-            self._db.execute(f'delete from {LIVE_ROWS}."{model.schema}"."{model.name}"')
-            self._insert_now(model.name, rows)
+            self._db.execute("begin transaction")  # readers see the old rows or the new
+            try:
+                self._db.execute(f'delete from {LIVE_ROWS}."{model.schema}"."{model.name}"')
+                if rows.num_rows:
+                    self._append(model.name, rows)
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._changed(model.name)
         elif model.source in self.computed:
             rows = self.computed[model.source](self)
             self._insert_now(model.name, rows)
