@@ -272,10 +272,14 @@ def test_playing_advances_the_clock_with_streamed_frames(
     now = session["start"] + dt.timedelta(minutes=50)
     open_at(page, server, session["day"], now, "&speed=30")
     page.keyboard.press("Space")
-    page.wait_for_function(f"Number(document.body.dataset.now) >= {epoch(now) + 20}")
+    # the seconds shown while playing come as WebSocket frames, one per second (a second
+    # the view's window already held may be shown before its frame is decoded: wait for both)
+    page.wait_for_function(
+        f"Number(document.body.dataset.now) >= {epoch(now) + 20} && "
+        "window.spymasterHud.stats.frames >= 20"
+    )
     page.keyboard.press("Space")
     stats = page.evaluate("window.spymasterHud.stats")
-    # the seconds shown while playing came as WebSocket frames, one per second
     assert stats["frames"] >= 20
     assert stats["draws"] > 5
     assert page.locator("#play").inner_text() == "▶"
