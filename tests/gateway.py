@@ -14,6 +14,7 @@ import databento_dbn as dbn
 
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from spymaster.exchange_time import day_start_ns
+from tests.dbn_fixtures import mbo
 
 
 def day_end(day: dt.date) -> int:
@@ -44,35 +45,25 @@ def snapshot_at(paths: Sequence[Path], at_ns: int) -> list[dbn.MBOMsg]:
     `at_ns`, restated at `at_ns` (a clear, then its resting orders, all F_SNAPSHOT, F_LAST on
     the instrument's last). Kept by a plain order map, independent of the engine: an add
     rests, a cancel removes, a modify moves (or adds), a clear empties."""
-    books: dict[int, dict[int, tuple[dbn.Side, int, int]]] = {}
-    mbo = [p for p in paths if db.DBNStore.from_file(p).schema == db.Schema.MBO]
-    for record in gateway_records(mbo, until_ns=at_ns):
+    books: dict[int, dict[int, tuple[str, int, int]]] = {}
+    mbo_files = [p for p in paths if db.DBNStore.from_file(p).schema == db.Schema.MBO]
+    for record in gateway_records(mbo_files, until_ns=at_ns):
         orders = books.setdefault(record.instrument_id, {})
         action = record.action
         if action == dbn.Action.CLEAR:
             orders.clear()
         elif action in (dbn.Action.ADD, dbn.Action.MODIFY):
-            orders[record.order_id] = (record.side, record.price, record.size)
+            orders[record.order_id] = (str(record.side), record.price, record.size)
         elif action == dbn.Action.CANCEL:
             orders.pop(record.order_id, None)
     snapshot = []
     for instrument, orders in books.items():
-        rows = [(dbn.Action.CLEAR, dbn.Side.NONE, UNDEF_PRICE, 0, 0)]
-        rows += [(dbn.Action.ADD, side, px, size, oid) for oid, (side, px, size) in orders.items()]
+        rows = [("R", "N", UNDEF_PRICE, 0, 0)]
+        rows += [("A", side, px, size, oid) for oid, (side, px, size) in orders.items()]
         for i, (action, side, price, size, order_id) in enumerate(rows):
+            last = F_LAST if i == len(rows) - 1 else 0
             snapshot.append(
-                dbn.MBOMsg(
-                    publisher_id=1,
-                    instrument_id=instrument,
-                    ts_event=at_ns,
-                    order_id=order_id,
-                    price=price,
-                    size=size,
-                    action=action,
-                    side=side,
-                    ts_recv=at_ns,
-                    flags=F_SNAPSHOT | (F_LAST if i == len(rows) - 1 else 0),
-                )
+                mbo(instrument, at_ns, action, side, price, size, order_id, F_SNAPSHOT | last)
             )
     return snapshot
 

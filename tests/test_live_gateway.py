@@ -31,6 +31,7 @@ from live.feed import ClockTick, FeedBatch, FeedGap
 from live.session import LiveError
 from spymaster.exchange_time import day_start_ns
 from spymaster.lake import Lake
+from tests.dbn_fixtures import mbo as fixture_mbo
 from tests.gateway import GatewaySession, day_end, gateway_records, snapshot_at
 from tests.markets import warehouse
 
@@ -41,10 +42,8 @@ T0 = day_start_ns(DAY) + 14 * 3600 * NS
 
 
 def mbo(ts_recv: int, order_id: int = 1) -> dbn.MBOMsg:
-    return dbn.MBOMsg(
-        publisher_id=1, instrument_id=7, ts_event=ts_recv, order_id=order_id, price=10**12,
-        size=1, action=dbn.Action.ADD, side=dbn.Side.BID, ts_recv=ts_recv, flags=128,
-    )  # fmt: skip
+    """An add of instrument 7 (no symbol: ES.OPT's batches)."""
+    return fixture_mbo(7, ts_recv, "A", "B", 10**12, 1, order_id)
 
 
 def run(feed: GatewayFeed) -> list[object]:
