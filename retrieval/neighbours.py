@@ -53,8 +53,9 @@ class Signals:
 
 
 def exact_inner_product_index(scaled: np.ndarray) -> faiss.IndexFlatIP:
-    """Exact search: a few hundred thousand vectors a year per level and direction need no
-    approximation, and the results stay reproducible."""
+    """Exact search: a whole session's triggers searched at once are matrix products (BLAS),
+    cheap enough for the walk-forward evaluation at any size; one live query at a time over a
+    large index goes through `retrieval.index_store.live_search_index`."""
     index = faiss.IndexFlatIP(scaled.shape[1])
     index.add(scaled)
     return index

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
+from retrieval import index_store
 from retrieval.evaluation import (
     EvaluationSettings,
     auc,
@@ -15,7 +17,7 @@ from retrieval.evaluation import (
     top_decile_lift,
     walk_forward_baselines,
 )
-from retrieval.index_store import SetupIndex
+from retrieval.index_store import SetupIndex, live_search_index
 from retrieval.metric import SetupMetric
 from retrieval.neighbours import (
     RetrievalSettings,
@@ -221,6 +223,53 @@ def test_persisted_index_round_trip_and_live_search(tmp_path: Path) -> None:
     assert list(similarities[0]) == sorted(similarities[0], reverse=True)
     with pytest.raises(FileNotFoundError, match="no index for PM_LOW DOWN"):
         SetupIndex.load(tmp_path, "PM_LOW", "DOWN")
+
+
+def _setups(rng: np.random.Generator, count: int, centres: np.ndarray) -> np.ndarray:
+    """Unit vectors around `centres` (each vector one of them plus noise)."""
+    vectors = centres[rng.integers(0, len(centres), count)]
+    vectors = vectors + rng.normal(0, 0.5, vectors.shape)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_a_large_live_index_is_an_inverted_file_that_finds_the_exact_neighbours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the exact-search limit: k-means lists, 1/16 of them probed; on setups that come
+    in families (as triggers do) a live query finds exactly what a scan of every vector
+    finds; the same vectors give the same file; saved and loaded, it answers the same."""
+    monkeypatch.setattr(index_store, "EXACT_SEARCH_LIMIT", 2_000)
+    rng = np.random.default_rng(8)
+    centres = rng.normal(0, 1, (40, 16))
+    vectors = _setups(rng, 6_000, centres)
+    index = live_search_index(vectors)
+    assert isinstance(index, faiss.IndexIVFFlat)
+    assert (index.nlist, index.nprobe) == (153, 9)  # min(4 sqrt(6000), 6000 // 39), / 16
+    again = live_search_index(vectors)
+    assert faiss.serialize_index(index).tobytes() == faiss.serialize_index(again).tobytes()
+    queries = _setups(rng, 200, centres).astype(np.float32)
+    exact = faiss.IndexFlatIP(16)
+    exact.add(vectors.astype(np.float32))
+    expected_similarities, expected = exact.search(queries, 15)
+    similarities, found = index.search(queries, 15)
+    assert np.array_equal(found, expected)
+    np.testing.assert_allclose(similarities, expected_similarities, rtol=1e-5)
+    small = live_search_index(vectors[:1_999])
+    assert isinstance(small, faiss.IndexFlatIP)
+
+    triggers = TriggerSet(
+        trigger_ids=np.array([f"T{i}" for i in range(6_000)]),
+        sessions=np.repeat(np.arange(60), 100).astype("datetime64[D]"),
+        vectors=vectors,
+        outcomes=rng.choice(np.array(["BREAK", "REJECT", "CHOP"]), 6_000),
+    )
+    names = [f"f{i}" for i in range(16)]
+    built = SetupIndex.build("OR_LOW", "DOWN", triggers, names, np.zeros(6_000))
+    folder = built.save(tmp_path)
+    assert "9 of 153 k-means lists" in (folder / index_store.META_FILE).read_text()
+    loaded = SetupIndex.load(tmp_path, "OR_LOW", "DOWN")
+    assert loaded.index.nprobe == 9
+    assert np.array_equal(loaded.search(queries[:20], 15)[1], built.search(queries[:20], 15)[1])
 
 
 def test_search_earlier_fits_the_metric_on_earlier_sessions_only() -> None:
