@@ -146,9 +146,10 @@ def _bronze_files(lake: Lake) -> dict[str, str]:
 
 
 def test_the_tiny_market_through_ray_lands_and_builds_the_same_lake(
-    market_lake: Lake, tmp_path: Path
+    market_lake: Lake, tmp_path: Path, local_ray: str
 ) -> None:
-    """Ingest and build with --ray auto: byte-identical bronze; the engine models, what they
+    """Ingest with --ray auto (a local Ray of the command's own), build joining a running
+    cluster by its address: byte-identical bronze; the engine models, what they
     read and the views over them the same row for row (the SQL layers further down run the
     same code on the same rows either way: the README's measured runs compare every table);
     every engine model's contract-days written as partitions with manifests."""
@@ -160,7 +161,7 @@ def test_the_tiny_market_through_ray_lands_and_builds_the_same_lake(
     assert _bronze_files(ray_lake) == _bronze_files(market_lake)
     # the data tests ran on the same tables in the lake without Ray
     built = _spymaster(
-        *("build", "--lake", str(ray_lake.root), "--ray", "auto"),
+        *("build", "--lake", str(ray_lake.root), "--ray", local_ray),
         *("--select", "+tag:engine+1", "--exclude-resource-type", "test"),
     )
     assert built.returncode == 0, built.stdout[-6000:] + built.stderr[-3000:]
