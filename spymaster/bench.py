@@ -260,10 +260,9 @@ print(_json.dumps({"peak_rss_mib": _peak / 1024}))
 
 _RETRIEVAL_CHILD = """
 import json, sys, time
-import faiss
 import numpy as np
 from retrieval.index_store import SetupIndex, search_method
-from retrieval.neighbours import TriggerSet
+from retrieval.neighbours import TriggerSet, exact_inner_product_index
 vectors, dimensions, queries, k = map(int, sys.argv[1:5])
 rng = np.random.default_rng(0)
 # clustered like trigger vectors: a few hundred setups, each trigger with its own noise; a
@@ -286,9 +285,8 @@ for query in asked:
     found.append(index.search(query, k)[1][0])
     latencies.append(time.perf_counter() - started)
 latencies = np.array(latencies) * 1000
-exact = faiss.IndexFlatIP(dimensions)
-exact.add(index.metric.transform(data).astype(np.float32))
-truth = exact.search(index.metric.transform(asked).astype(np.float32), k)[1]
+exact = exact_inner_product_index(index.metric.transform(data))
+truth = exact.search(index.metric.transform(asked), k)[1]
 recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth)])
 print(json.dumps({"vectors": vectors, "dimensions": dimensions, "queries": queries, "k": k,
                   "search": search_method(index.index), "build": build,

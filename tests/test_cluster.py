@@ -149,10 +149,10 @@ def test_the_tiny_market_through_ray_lands_and_builds_the_same_lake(
     market_lake: Lake, tmp_path: Path, local_ray: str
 ) -> None:
     """Ingest with --ray auto (a local Ray of the command's own), build joining a running
-    cluster by its address: byte-identical bronze; the engine models, what they
-    read and the views over them the same row for row (the SQL layers further down run the
-    same code on the same rows either way: the README's measured runs compare every table);
-    every engine model's contract-days written as partitions with manifests."""
+    cluster by its address: byte-identical bronze; the engine models, what they read and the
+    views over them the same row for row (the SQL layers further down run the same code on the
+    same rows either way: the README's measured runs compare every table); every engine
+    model's contract-days written as partitions with manifests."""
     ray_lake = Lake(tmp_path / "lake")
     landed = _spymaster(
         "ingest", "--lake", str(ray_lake.root), "--raw", str(market_lake.raw), "--ray", "auto"
