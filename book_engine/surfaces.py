@@ -133,6 +133,12 @@ def _prices(values: np.ndarray) -> pa.Array:
     return pa.array(values / PRICE_SCALE, mask=values == UNDEF_PRICE, type=pa.float64())
 
 
+def _column(rows: np.ndarray, name: str) -> pa.Array:
+    """A field of the kernel's row records: NumPy gathers the strided field at memory speed,
+    where Arrow would convert it value by value (30x slower)."""
+    return pa.array(np.ascontiguousarray(rows[name]))
+
+
 def _timestamps(window_start_ns: np.ndarray) -> pa.Array:
     return pa.array(window_start_ns // 1000, type=pa.timestamp("us"))
 
@@ -146,11 +152,11 @@ def book_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> pa
             repeated_date(partition.day, n),
             _timestamps(rows["window_start"]),
             _prices(rows["bid_price"]),
-            pa.array(rows["bid_size"]),
-            pa.array(rows["bid_count"]),
+            _column(rows, "bid_size"),
+            _column(rows, "bid_count"),
             _prices(rows["ask_price"]),
-            pa.array(rows["ask_size"]),
-            pa.array(rows["ask_count"]),
+            _column(rows, "ask_size"),
+            _column(rows, "ask_count"),
             _prices(rows["last_trade_price"]),
             _prices(rows["spot_price"]),
             pa.array(rows["book_valid"].astype(bool)),
@@ -171,7 +177,7 @@ def depth_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> p
             categorical(rows["side"], ["bid", "ask"]),
             _prices(rows["price"]),
             pa.array(rows["rel_ticks"].astype(np.int32)),
-            *[pa.array(rows[name]) for name in QUANTITY_COLUMNS],
+            *[_column(rows, name) for name in QUANTITY_COLUMNS],
             pa.array(rows["window_valid"].astype(bool)),
             repeated_string(fingerprint, n),
         ],
