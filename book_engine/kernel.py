@@ -440,7 +440,8 @@ def _push_young(ring, ring_tail, order, order_id, t):
     return ring_tail + 1
 
 
-@nb.njit(cache=True)
+# nogil: dbt's threads run two engine models at once
+@nb.njit(cache=True, nogil=True)
 def replay(
     ts_recv,
     instrument,
@@ -906,7 +907,7 @@ def replay(
     return status
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def dense_instruments(instrument_id):
     """Instrument ids to dense indexes in order of first appearance: (indexes, ids)."""
     dense = np.empty(instrument_id.shape[0], np.int64)
@@ -933,7 +934,7 @@ def dense_instruments(instrument_id):
     return dense, ids
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def first_outside(values, allowed):
     """Index of the first byte not in `allowed` (a 256-entry mask), or -1."""
     for r in range(values.shape[0]):

@@ -73,7 +73,8 @@ def _add_option(g, right, zero_dte, open_interest, sign, gex, state):
             sums[g, bucket] += sign * gex
 
 
-@nb.njit(cache=True)
+# nogil: dbt's threads run two engine models at once
+@nb.njit(cache=True, nogil=True)
 def strike_sums(
     window_start, strike_slot, instrument_rank, is_call, is_0dte, open_interest, gex, signs
 ):

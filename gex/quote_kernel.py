@@ -34,7 +34,8 @@ _SECOND_NS = 1_000_000_000
 _MINUTE_NS = 60e9
 
 
-@nb.njit(cache=True)
+# nogil: dbt's threads run two engine models at once
+@nb.njit(cache=True, nogil=True)
 def option_rows(
     window_start,
     bid_price,
