@@ -5,7 +5,7 @@ with futures_mbo as (
         symbol,
         action,
         size,
-        {{ exchange_local_time('ts_recv') }} as ts_exchange_local
+        ts_recv
     from {{ ref('futures_mbo') }}
     where
         regexp_full_match(
@@ -14,24 +14,46 @@ with futures_mbo as (
         )
 ),
 
+contract_days as (
+    select distinct
+        dt,
+        symbol
+    from futures_mbo
+),
+
+-- the time zone conversion is the costly part: only trades need it (a few % of the records)
+trades as (
+    select
+        dt,
+        symbol,
+        size,
+        {{ exchange_local_time('ts_recv') }} as ts_exchange_local
+    from futures_mbo
+    where action = 'T'
+),
+
 session_trades as (
     select
         dt,
         symbol,
-        action = 'T'
-        and {{ in_session_window('ts_exchange_local', 'dt') }} as is_session_trade,
-        size
-    from futures_mbo
+        sum(size) as session_trade_volume,
+        count(*) as session_trade_count
+    from trades
+    where {{ in_session_window('ts_exchange_local', 'dt') }}
+    group by dt, symbol
 ),
 
 final as (
     select
-        dt,
-        symbol,
-        coalesce(sum(size) filter (where is_session_trade), 0) as session_trade_volume,
-        count(*) filter (where is_session_trade) as session_trade_count
-    from session_trades
-    group by dt, symbol
+        contract_days.dt,
+        contract_days.symbol,
+        coalesce(session_trades.session_trade_volume, 0) as session_trade_volume,
+        coalesce(session_trades.session_trade_count, 0) as session_trade_count
+    from contract_days
+    left join session_trades
+        on
+            contract_days.dt = session_trades.dt
+            and contract_days.symbol = session_trades.symbol
 )
 
 select
