@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ import yaml
 
 from ingest.bronze_tables import AssetClass, SourceSchema, arrow_schema, table_name
 from ingest.landing import ingest
-from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from tests.conftest import SHARED_DATA
 from tests.dbn_fixtures import day_start_ns, definition, mbo, px, write_dbn
 from tests.markets import dbt
@@ -176,3 +177,36 @@ def test_dbt_contracts_match_the_parquet_ingest_writes() -> None:
         for asset in AssetClass:
             name = table_name(asset, schema)
             assert declared[name] == {"symbol": "varchar", "dt": "date", **written}, name
+
+
+def test_bronze_test_fails_when_a_partition_holds_other_records_than_its_manifest(
+    tmp_path: Path,
+) -> None:
+    """(symbol, dt, record_index) is unique by construction (checked on write); the dbt test
+    checks the lake still holds exactly the written records: a stray copy of a partition's
+    Parquet file doubles its records and fails it, naming the partition."""
+    day = dt.date(2024, 3, 5)
+    session_day_file(tmp_path / "raw", day, {"ESH4": 1000, "ESM4": 10})
+    lake = Lake(tmp_path / "lake")
+    ingest(tmp_path / "raw", lake)
+    dbt(lake, "run", "--select", "futures_mbo")
+    dbt(lake, "test", "--select", "futures_mbo")
+
+    partition = lake.partition_dir("futures_mbo", "ESH4", day.isoformat())
+    (partition / "copy.parquet").write_bytes((partition / "data.parquet").read_bytes())
+    failed = subprocess.run(
+        dbt_command(["test", "--select", "futures_mbo", "--store-failures"]),
+        env=lake.environment(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert failed.returncode != 0
+    assert "FAIL 1 partition_records_match_manifest_futures_mbo" in failed.stdout
+    rows = warehouse(
+        lake,
+        "select symbol, dt, records_read, records_written "
+        "from dbt_test__audit.partition_records_match_manifest_futures_mbo_",
+    )
+    assert rows == [("ESH4", day, 6, 3)]

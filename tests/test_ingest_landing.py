@@ -8,13 +8,15 @@ import os
 import shutil
 from pathlib import Path
 
+import databento as db
 import databento_dbn as dbn
 import pytest
 import zstandard
 
+from ingest.bronze_tables import SourceSchema, arrow_schema, to_record_batch
 from ingest.errors import IngestError
 from ingest.landing import ingest
-from ingest.partitions import MANIFEST_FILE
+from ingest.partitions import MANIFEST_FILE, PartitionKey, PartitionStager
 from spymaster.lake import Lake
 from tests.dbn_fixtures import (
     book_day,
@@ -307,3 +309,21 @@ def test_option_definition_from_an_earlier_day_still_routes(raw: Path, lake: Lak
     )
     ingest(raw, lake)
     assert bronze_sql(lake, "select symbol, dt from options_mbo") == [("ESM4", DAY2)]
+
+
+def test_a_partition_refuses_records_out_of_file_order(tmp_path: Path) -> None:
+    """record_index strictly increases in a partition: the bronze key is unique by
+    construction, checked as it is written (a batch written twice is an error)."""
+    header = metadata(dbn.Schema.MBO, DAY1, DAY2, SYMBOLS, "GLBX.MDP3")
+    records = db.DBNStore.from_bytes(encode(header, two_contract_day(DAY1))).to_ndarray()
+    batch = to_record_batch(SourceSchema.MBO, records, 0)
+    stager = PartitionStager(tmp_path, arrow_schema(SourceSchema.MBO))
+    key = PartitionKey("futures_mbo", "ESM4", DAY1)
+    stager.write(key, batch, records)
+    with pytest.raises(
+        IngestError,
+        match=r"futures_mbo/symbol=ESM4/dt=2024-05-08: record_index 0 "
+        r"written after 5",
+    ):
+        stager.write(key, batch, records)
+    stager.abort()
