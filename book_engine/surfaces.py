@@ -185,14 +185,13 @@ def depth_batch(chunk: WindowChunk, partition: Partition, fingerprint: str) -> p
     )
 
 
-def _single_instrument_chunks(
+def futures_chunks(
     partition: Partition,
     load: LoadPartition,
     ticks_for: TicksFor,
     settings: SurfaceSettings,
-    *,
-    depth: bool,
 ) -> Iterator[WindowChunk]:
+    """The engine's chunks of one futures contract-day: its book and depth-and-flow rows."""
     table = load(partition.symbol, partition.day)
     columns = MboColumns.from_arrow(table)
     require_snapshot(columns, f"futures_mbo symbol={partition.symbol} dt={partition.day}")
@@ -204,26 +203,12 @@ def _single_instrument_chunks(
         )
     ticks = ticks_for(partition.symbol, partition.day, instruments)
     config = settings.window_config(partition.day)
-    if not depth:
-        config = WindowConfig(**{**config.__dict__, "depth_from_ns": 0, "depth_to_ns": 0})
     try:
         yield from replay_windows(columns, ticks, config)
     except EngineError as error:
         raise EngineError(
             f"futures_mbo symbol={partition.symbol} dt={partition.day}: {error}"
         ) from error
-
-
-def book_snapshot_batches(
-    partitions: Sequence[Partition],
-    load: LoadPartition,
-    ticks_for: TicksFor,
-    settings: SurfaceSettings,
-) -> Iterator[pa.RecordBatch]:
-    for partition in partitions:
-        for chunk in _single_instrument_chunks(partition, load, ticks_for, settings, depth=False):
-            if len(chunk.book_rows):
-                yield book_batch(chunk, partition, partition.fingerprint)
 
 
 def depth_and_flow_batches(
@@ -233,6 +218,6 @@ def depth_and_flow_batches(
     settings: SurfaceSettings,
 ) -> Iterator[pa.RecordBatch]:
     for partition in partitions:
-        for chunk in _single_instrument_chunks(partition, load, ticks_for, settings, depth=True):
+        for chunk in futures_chunks(partition, load, ticks_for, settings):
             if len(chunk.depth_rows):
                 yield depth_batch(chunk, partition, partition.fingerprint)

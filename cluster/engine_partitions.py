@@ -79,34 +79,50 @@ class EnginePartitionStore:
         self, model: str, partition: Partition, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
     ) -> dict[str, Any]:
         """Write a partition's rows, then its manifest; the manifest."""
+        with self.writing(model, partition, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        return writer.manifest
+
+    @contextmanager
+    def writing(
+        self, model: str, partition: Partition, schema: pa.Schema
+    ) -> Iterator[PartitionWriter]:
+        """A writer of a partition's rows, batch by batch; its manifest is written when the
+        block ends without an error (before that, nothing of the partition is visible)."""
         folder = self.folder(model, partition)
         self.fs.create_dir(folder, recursive=True)
         # the same inputs give the same file name and the same bytes: a retry rewrites it
         data_file = (
             f"part-{hashlib.sha256(partition.fingerprint.encode()).hexdigest()[:16]}.parquet"
         )
-        rows = 0
         with (
             self._written_then_moved(f"{folder}/{data_file}") as stream,
-            pq.ParquetWriter(stream, schema, compression="zstd") as writer,
+            pq.ParquetWriter(stream, schema, compression="zstd") as parquet,
         ):
-            for batch in batches:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-        manifest = {
+            writer = PartitionWriter(parquet)
+            yield writer
+        writer.manifest = {
             "model": model,
             "symbol": partition.symbol,
             "dt": partition.day.isoformat(),
             "build_fingerprint": partition.fingerprint,
             "data_file": data_file,
-            "rows": rows,
+            "rows": writer.rows,
         }
         with self._written_then_moved(f"{folder}/{MANIFEST_FILE}") as stream:
-            stream.write((json.dumps(manifest, indent=2) + "\n").encode())
+            stream.write((json.dumps(writer.manifest, indent=2) + "\n").encode())
         # data files of earlier inputs (or of a killed write) the manifest no longer names
         for info in self.fs.get_file_info(pafs.FileSelector(folder)):
             if info.base_name not in (data_file, MANIFEST_FILE):
                 self.fs.delete_file(info.path)
+
+    def stored(self, model: str, partition: Partition) -> dict[str, Any] | None:
+        """The manifest of the partition's rows when they were written from the same inputs
+        and settings (its build fingerprint), else None."""
+        manifest = self.manifest(model, partition)
+        if manifest is None or manifest["build_fingerprint"] != partition.fingerprint:
+            return None
         return manifest
 
     def manifest(self, model: str, partition: Partition) -> dict[str, Any] | None:
@@ -124,6 +140,19 @@ class EnginePartitionStore:
                 yield batch.cast(schema)
 
 
+class PartitionWriter:
+    """Appends record batches to a partition's data file (see EnginePartitionStore.writing)."""
+
+    def __init__(self, parquet: pq.ParquetWriter) -> None:
+        self._parquet = parquet
+        self.rows = 0
+        self.manifest: dict[str, Any] = {}
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self._parquet.write_batch(batch)
+        self.rows += batch.num_rows
+
+
 @dataclass(frozen=True)
 class EngineTask:
     """What a Ray task receives: the job, the lake to write into, the output schema."""
@@ -138,7 +167,9 @@ def run_engine_task(task: EngineTask) -> tuple[dict[str, Any], float]:
     and the seconds it took."""
     started = time.perf_counter()
     store = EnginePartitionStore(task.lake_root)
-    manifest = store.write(task.job.model, task.job.partition, task.schema, task.job.rows())
+    manifest = store.stored(task.job.model, task.job.partition)
+    if manifest is None:
+        manifest = store.write(task.job.model, task.job.partition, task.schema, task.job.rows())
     return manifest, time.perf_counter() - started
 
 
@@ -154,13 +185,20 @@ def job_batches(
     on_partition: PartitionTimer | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of every job in order: computed here without Ray; with Ray, one task per job
-    writes its partition and the partitions are read back as they complete, in job order."""
+    writes its partition and the partitions are read back as they complete, in job order.
+    Either way a partition already written from the same inputs and settings (by an earlier
+    task, or by another model's replay: the book snapshot's writes depth and flow) is read,
+    not computed again."""
+    store = EnginePartitionStore(lake_root)
     if ray_address is None:
         for job in jobs:
-            yield from job.rows()
+            manifest = store.stored(job.model, job.partition)
+            if manifest is None:
+                yield from job.rows()
+            else:
+                yield from store.read(manifest, schema)
         return
     connect(ray_address)
-    store = EnginePartitionStore(lake_root)
     tasks = (EngineTask(lake_root, job, schema) for job in jobs)
     for manifest, seconds in ordered_map(
         run_engine_task,

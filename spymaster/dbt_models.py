@@ -26,10 +26,18 @@ from book_engine.surfaces import (
     MBO_COLUMNS,
     Partition,
     SurfaceSettings,
-    book_snapshot_batches,
+    book_batch,
     depth_and_flow_batches,
+    depth_batch,
+    futures_chunks,
 )
-from cluster.engine_partitions import EngineJob, PartitionTimer, file_system, job_batches
+from cluster.engine_partitions import (
+    EngineJob,
+    EnginePartitionStore,
+    PartitionTimer,
+    file_system,
+    job_batches,
+)
 from cluster.ray_runtime import requested_address
 from gex.exposure_by_strike import (
     EXPOSURE_INPUT_COLUMNS,
@@ -217,13 +225,29 @@ def surface_rows(
     settings: SurfaceSettings,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of `surface` for one contract-day (in the dbt process or a Ray task)."""
-    batches = {"book_snapshot": book_snapshot_batches, "depth_and_flow": depth_and_flow_batches}
-    return batches[surface](
-        [partition],
-        lambda symbol, day: bronze_mbo(lake_dir, "futures_mbo", symbol, day),
-        lambda _symbol, _day, _instruments: ticks,
-        settings,
-    )
+    load = lambda symbol, day: bronze_mbo(lake_dir, "futures_mbo", symbol, day)  # noqa: E731
+    if surface == "depth_and_flow":
+        return depth_and_flow_batches([partition], load, lambda *_: ticks, settings)
+    return _book_snapshot_writing_depth_and_flow(partition, load, ticks, settings, lake_dir)
+
+
+def _book_snapshot_writing_depth_and_flow(
+    partition: Partition,
+    load: Callable[[str, dt.date], pa.Table],
+    ticks: Mapping[int, int],
+    settings: SurfaceSettings,
+    lake_dir: str,
+) -> Iterator[pa.RecordBatch]:
+    """book_snapshot_1s rows of one contract-day. The same replay's depth_and_flow_1s rows
+    are written to the lake's engine partitions, where the depth-and-flow model (built after
+    this one) reads them: each futures day is replayed once for both surfaces."""
+    store = EnginePartitionStore(lake_dir)
+    with store.writing("depth_and_flow_1s", partition, DEPTH_AND_FLOW_SCHEMA) as depth:
+        for chunk in futures_chunks(partition, load, lambda *_: ticks, settings):
+            if len(chunk.depth_rows):
+                depth.write_batch(depth_batch(chunk, partition, partition.fingerprint))
+            if len(chunk.book_rows):
+                yield book_batch(chunk, partition, partition.fingerprint)
 
 
 def surface_reader(

@@ -118,6 +118,36 @@ def test_a_second_build_replays_nothing(market_lake: Lake) -> None:
     assert identity() == before
 
 
+def test_each_futures_day_is_replayed_once_for_both_surfaces(market_lake: Lake) -> None:
+    """The book snapshot model's replay of a day writes the day's depth-and-flow rows to the
+    lake's engine partitions (with the day's build fingerprint); the depth-and-flow model reads
+    them. Without them (the engine folder removed) that model replays the day itself: the same
+    rows."""
+    folder = market_lake.root / "engine" / "depth_and_flow_1s"
+    written = {
+        (manifest["symbol"], manifest["dt"], manifest["build_fingerprint"])
+        for manifest in (json.loads(p.read_text()) for p in folder.glob("*/*/_manifest.json"))
+    }
+    built = "select distinct symbol, dt::varchar, build_fingerprint from silver.{}"
+    assert written == set(warehouse(market_lake, built.format("engine_depth_and_flow_1s")))
+    assert written == set(warehouse(market_lake, built.format("engine_book_snapshot_1s")))
+
+    def rows() -> list[tuple[object, ...]]:
+        return warehouse(
+            market_lake, "select count(*), sum(hash(d)) from silver.engine_depth_and_flow_1s d"
+        )
+
+    before = rows()
+    shutil.rmtree(folder)
+    try:
+        dbt(market_lake, "run", "--select", "engine_depth_and_flow_1s", "--full-refresh")
+        assert not folder.exists()
+        assert rows() == before
+    finally:  # the market as the other tests know it
+        dbt(market_lake, "run", "--select", "engine_book_snapshot_1s", "--full-refresh")
+    assert folder.exists()
+
+
 def test_every_sql_table_is_the_same_bits_whatever_the_thread_count(market_lake: Lake) -> None:
     """SPEC 4: the same data gives the same tables. Each SQL table model runs again with 16
     threads (the build used 2), so rows reach each aggregate in another order: a float

@@ -13,6 +13,10 @@ def model(dbt, session):
     )
     # lineage: the engine reads the partitions' Parquet files itself (on any Ray node)
     dbt.ref("futures_mbo")
+    # after the book snapshot, whose replay of each day writes this model's rows to the lake
+    # (read back here); a day without them (a full refresh of this model alone after the
+    # lake's engine folder was removed, say) is replayed here
+    dbt.ref("engine_book_snapshot_1s")
     return surface_reader(
         "depth_and_flow",
         session=session,
