@@ -556,8 +556,8 @@ class WindowReplay:
                 n_depth = int(self.state.scalars[k.S_DEPTH_ROWS])
                 if n_book or n_depth:
                     yield WindowChunk(
-                        self.book_rows[:n_book].copy(),
-                        self.depth_rows[:n_depth].copy(),
+                        self._handed_over("book_rows", n_book),
+                        self._handed_over("depth_rows", n_depth),
                         self.state.instrument_ids,
                     )
                 self.state.scalars[k.S_BOOK_ROWS] = 0
@@ -567,6 +567,16 @@ class WindowReplay:
         except EngineError as error:
             raise EngineError(_renumbered(str(error), self.records_before)) from error
         self.records_before += len(columns)
+
+    def _handed_over(self, name: str, n: int) -> np.ndarray:
+        """The first `n` rows of an output buffer, owned by the caller from now on. A mostly
+        full buffer is handed over whole and replaced by a fresh one (calloc'd: its pages cost
+        nothing until written); copying it would cost a second pass over a busy day's rows."""
+        buffer = getattr(self, name)
+        if 2 * n < buffer.shape[0]:
+            return buffer[:n].copy()
+        setattr(self, name, np.zeros(buffer.shape[0], dtype=buffer.dtype))
+        return buffer[:n]
 
 
 def _renumbered(message: str, records_before: int) -> str:

@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowConfig, replay_windows, require_snapshot
 from gex.black76 import MINUTES_PER_YEAR
-from gex.profile import zero_gamma_levels
+from gex.profile import instrument_order_within_seconds, zero_gamma_levels
 from gex.quote_kernel import IV_STATUSES, option_rows
 from spymaster.arrow_columns import categorical, repeated_date, repeated_string
 from spymaster.exchange_time import day_start_ns, utc_ns
@@ -80,6 +81,11 @@ class OptionsChain:
 
     def index(self) -> dict[int, int]:
         return {int(instrument): i for i, instrument in enumerate(self.instrument_ids)}
+
+    def ticks(self) -> dict[int, int]:
+        """Each option's tick (price units): the engine's ladder grid. A record of an option
+        not in the chain is the engine's error (no definition)."""
+        return dict(zip(self.instrument_ids.tolist(), self.tick.tolist(), strict=True))
 
     def expiry_dates(self, timezone: str) -> np.ndarray:
         """The date each option expires on, in the exchange time zone (computed once)."""
@@ -144,19 +150,11 @@ def quote_batches(
     """options_quotes_1s rows of one contract-day, with the underlying future's spot."""
     require_snapshot(options, f"options_mbo symbol={symbol} dt={day}")
     index = chain.index()
-    present = np.unique(options.instrument_id)
-    missing = [int(i) for i in present if int(i) not in index]
-    if missing:
-        raise EngineError(
-            f"options_mbo symbol={symbol} dt={day}: instrument(s) {missing[:10]} have no option "
-            "definition on or before that day"
-        )
-    ticks = {int(i): int(chain.tick[index[int(i)]]) for i in present}
     # per option: the last solved volatility (warm start, carried through quote gaps) and when
     last_sigma = np.full(len(chain.instrument_ids), np.nan)
     last_solved_ns = np.zeros(len(chain.instrument_ids), np.int64)
     try:
-        for chunk in replay_windows(options, ticks, settings.window_config(day)):
+        for chunk in replay_windows(options, chain.ticks(), settings.window_config(day)):
             rows = chunk.book_rows
             if len(rows) == 0:
                 continue
@@ -222,7 +220,7 @@ def quote_batch(
             pa.array(chain.strikes[option]),
             categorical(np.where(chain.is_call[option], 0, 1), ["C", "P"]),
             pa.array(chain.expiration_ns[option] // 1000, pa.timestamp("us")),
-            pa.array(chain.expiry_dates(settings.timezone)[option] == day),
+            pa.array((chain.expiry_dates(settings.timezone) == day)[option]),
             *[
                 pa.array(column[keep], from_pandas=True)
                 for column in (bid, ask, mid, spot, minutes, sigma)
@@ -250,6 +248,7 @@ class ProfileSettings:
 
 PROFILE_INPUT_COLUMNS = (
     "window_start",
+    "instrument_id",
     "option_right",
     "is_0dte",
     "strike_price",
@@ -265,23 +264,41 @@ def zero_gamma_batch(
     symbol: str, day: dt.date, quotes: pa.Table, settings: ProfileSettings, fingerprint: str
 ) -> pa.RecordBatch:
     """Zero-gamma levels per second (all expiries, and 0DTE only) from one day's
-    options_quotes_1s rows (PROFILE_INPUT_COLUMNS) sorted by window_start, then instrument_id
-    (the order of each second's sums); rows without a volatility or open interest do not
-    count."""
+    options_quotes_1s rows (PROFILE_INPUT_COLUMNS) in any order: each second's sums run in
+    instrument order, so the same rows give the same bits however they were read; rows without
+    a volatility or open interest do not count."""
     if quotes.num_rows == 0:
         return pa.RecordBatch.from_pylist([], schema=ZERO_GAMMA_SCHEMA)
     micros = quotes["window_start"].cast(pa.int64()).to_numpy()
+    by_time = None
+    if len(micros) > 1 and not (micros[1:] >= micros[:-1]).all():
+        by_time = np.argsort(micros, kind="stable")
+        micros = micros[by_time]
+    instruments = pc.unique(quotes["instrument_id"]).sort()
+    rank = pc.index_in(quotes["instrument_id"], value_set=instruments).to_numpy().astype(np.int64)
+    if by_time is not None:
+        rank = rank[by_time]
+    by_instrument, twice = instrument_order_within_seconds(micros, rank, len(instruments))
+    if twice >= 0:
+        row = int(twice if by_time is None else by_time[twice])
+        raise EngineError(
+            f"options_quotes_1s symbol={symbol} dt={day}: instrument "
+            f"{quotes['instrument_id'][row].as_py()} has two rows at "
+            f"{quotes['window_start'][row].as_py()}"
+        )
+    order = by_instrument if by_time is None else by_time[by_instrument]
+    micros = micros[by_instrument]
     starts = np.concatenate([[0], np.flatnonzero(np.diff(micros)) + 1, [len(micros)]]).astype(
         np.int64
     )
 
     def floats(name: str) -> np.ndarray:
-        return quotes[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return quotes[name].cast(pa.float64()).to_numpy(zero_copy_only=False)[order]
 
-    calls = np.asarray(quotes["option_right"].to_numpy(zero_copy_only=False)) == "C"
+    calls = pc.equal(quotes["option_right"], "C").to_numpy(zero_copy_only=False)[order]
     sign = np.where(calls, settings.call_sign, settings.put_sign)
     weight = sign * floats("open_interest") * floats("multiplier")
-    zero_dte = np.asarray(quotes["is_0dte"].to_numpy(zero_copy_only=False), dtype=bool)
+    zero_dte = quotes["is_0dte"].to_numpy(zero_copy_only=False)[order]
     spot = floats("futures_spot")[starts[:-1]]
     common = (
         starts,

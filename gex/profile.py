@@ -53,6 +53,34 @@ def _crossing(low, high, low_value, high_value, log_strike, root, scale):
     return (low * high_value - high * low_value) / (high_value - low_value)
 
 
+@nb.njit(cache=True, nogil=True)
+def instrument_order_within_seconds(window_start, instrument_rank, ranks):
+    """Rows grouped by second (window_start non-decreasing), in any order within a second:
+    the permutation putting each second's rows in instrument order (a counting sort over the
+    `ranks` instrument ranks, no comparison sort), and -1; or the row of an instrument that
+    appears twice in a second."""
+    n = window_start.shape[0]
+    order = np.empty(n, np.int64)
+    row_of = np.full(ranks, -1, np.int64)
+    out, a = 0, 0
+    while a < n:
+        b = a + 1
+        while b < n and window_start[b] == window_start[a]:
+            b += 1
+        for r in range(a, b):
+            if row_of[instrument_rank[r]] >= 0:
+                return order[:0], r
+            row_of[instrument_rank[r]] = r
+        for rank in range(ranks):
+            r = row_of[rank]
+            if r >= 0:
+                order[out] = r
+                out += 1
+                row_of[rank] = -1
+        a = b
+    return order, -1
+
+
 @nb.njit(cache=True, parallel=True)
 def zero_gamma_levels(starts, strikes, years, sigma, weight, spot, half_width, step, rate):
     """Per second s (rows starts[s] to starts[s+1]): the zero-gamma level, or NaN; seconds

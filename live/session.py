@@ -141,11 +141,9 @@ class OptionsQuotes:
         self.tick = float(settings.options_config["options_tick_size"])
         definitions_chain = self._chain()  # open interest may still be arriving
         self.index = definitions_chain.index()
-        ticks = {
-            int(i): int(t)
-            for i, t in zip(definitions_chain.instrument_ids, definitions_chain.tick, strict=True)
-        }
-        self.replay = WindowReplay(ticks, settings.options.window_config(contract.day))
+        self.replay = WindowReplay(
+            definitions_chain.ticks(), settings.options.window_config(contract.day)
+        )
         self.chain: OptionsChain | None = None  # with the settled open interest
         self.pending: list[WindowChunk] = []
         n = len(definitions_chain.instrument_ids)
@@ -235,7 +233,7 @@ class OptionsQuotes:
                     pa.compute.is_valid(quotes.column("implied_volatility")),
                     pa.compute.is_valid(quotes.column("open_interest")),
                 )
-            ).sort_by([("window_start", "ascending"), ("instrument_id", "ascending")])
+            )
             if profile.num_rows:
                 yield (
                     "engine_zero_gamma_1s",

@@ -503,9 +503,7 @@ def zero_gamma_reader(
                     f"symbol = '{partition.symbol}' and dt = DATE '{day.isoformat()}' "
                     "and implied_volatility is not null and open_interest is not null"
                 )
-                # the profile sums each second's options in instrument order: the same sums,
-                # to the last bit, whatever order the scan gives (and as live sums them)
-                .order("window_start, instrument_id")
+                # in scan order: the profile sums each second's options in instrument order
                 .project(", ".join(PROFILE_INPUT_COLUMNS))
                 .to_arrow_table()
             )

@@ -407,6 +407,7 @@ def profile_quotes(
     n = len(strikes)
     values = {
         "window_start": pa.array([dt.datetime(2024, 3, 12, 14, 0)] * n, pa.timestamp("us")),
+        "instrument_id": pa.array(range(100, 100 + n), pa.uint32()),
         "option_right": ["C" if c else "P" for c in calls],
         "is_0dte": [False] * n,
         "strike_price": strikes,
@@ -462,6 +463,34 @@ def test_zero_gamma_is_the_crossing_nearest_spot_or_none() -> None:
     calls_only = profile_quotes([4950.0, 5050.0], [True, True], [1000.0, 1000.0])
     level = zero_gamma_batch("ESM4", DAY, calls_only, PROFILE, "test").to_pylist()[0]
     assert level["zero_gamma_level"] is None
+
+
+def test_zero_gamma_is_the_same_bits_whatever_the_order_of_its_rows() -> None:
+    """Each second's options are summed in instrument order, however the rows were read; an
+    option twice in a second is an error naming it."""
+    rng = np.random.default_rng(11)
+    n = 60
+    seconds = []
+    for second in range(8):
+        table = profile_quotes(
+            list(rng.uniform(4800, 5200, n).round()),
+            list(rng.random(n) < 0.5),
+            list(10 ** rng.uniform(0, 6, n)),  # magnitudes apart: the sum's order shows
+            spot=float(rng.uniform(4980, 5020)),
+        )
+        at = dt.datetime(2024, 3, 12, 14, 0, second)
+        table = table.set_column(0, "window_start", pa.array([at] * n, pa.timestamp("us")))
+        volatility = table.schema.get_field_index("implied_volatility")
+        seconds.append(
+            table.set_column(volatility, "implied_volatility", pa.array(rng.uniform(0.1, 0.4, n)))
+        )
+    ordered = pa.concat_tables(seconds)
+    expected = zero_gamma_batch("ESM4", DAY, ordered, PROFILE, "test")
+    shuffled = ordered.take(rng.permutation(ordered.num_rows))
+    assert zero_gamma_batch("ESM4", DAY, shuffled, PROFILE, "test").equals(expected)
+    twice = pa.concat_tables([ordered, ordered.slice(65, 1)])
+    with pytest.raises(EngineError, match=r"dt=2024-03-12: instrument 105 has two rows at"):
+        zero_gamma_batch("ESM4", DAY, twice, PROFILE, "test")
 
 
 def test_zero_gamma_matches_a_dense_scan_of_random_chains() -> None:
