@@ -15,6 +15,7 @@ only, gets NaN.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -32,6 +33,9 @@ MODELS = ("null_retrieval", "logistic", "boosted_trees", "retrieval")
 LOGISTIC_PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse regularisation strengths C
 INNER_FOLDS = 3  # the last training sessions, each predicted from the ones before it
 VALIDATION_SHARE = 0.25  # the later training sessions that stop the trees
+# LightGBM fits (and predicts) one at a time in a process: two at once in dbt's two threads
+# gave other trees on the same data (measured: three runs, three different gain tables)
+_LIGHTGBM = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,9 @@ def _boosted_trees(
     settings: ComparisonSettings,
     _memo: dict,
 ) -> np.ndarray:
-    return fit_boosted_trees(triggers, train, settings).predict(triggers.vectors[test])
+    booster = fit_boosted_trees(triggers, train, settings)
+    with _LIGHTGBM:
+        return booster.predict(triggers.vectors[test])
 
 
 def fit_boosted_trees(
@@ -184,27 +190,28 @@ def fit_boosted_trees(
 ) -> lightgbm.Booster:
     """Trees fitted on the training rows, as many as minimise the log loss of the later
     training sessions when fitted on the earlier ones (all of them with one session)."""
-    sessions = np.unique(triggers.sessions[train])
-    trees = settings.max_trees
-    if len(sessions) > 1:
-        cut = sessions[len(sessions) - max(1, round(len(sessions) * VALIDATION_SHARE))]
-        early = train[triggers.sessions[train] < cut]
-        later = train[triggers.sessions[train] >= cut]
-        breaks = triggers.outcomes[early] == "BREAK"
-        if breaks.any() and not breaks.all():
-            history: dict = {}
-            lightgbm.train(
-                _tree_parameters(settings.seed),
-                _dataset(triggers, early),
-                num_boost_round=settings.max_trees,
-                valid_sets=[_dataset(triggers, later)],
-                valid_names=["later"],
-                callbacks=[lightgbm.record_evaluation(history)],
-            )
-            trees = int(np.argmin(history["later"]["binary_logloss"])) + 1
-    return lightgbm.train(
-        _tree_parameters(settings.seed), _dataset(triggers, train), num_boost_round=trees
-    )
+    with _LIGHTGBM:
+        sessions = np.unique(triggers.sessions[train])
+        trees = settings.max_trees
+        if len(sessions) > 1:
+            cut = sessions[len(sessions) - max(1, round(len(sessions) * VALIDATION_SHARE))]
+            early = train[triggers.sessions[train] < cut]
+            later = train[triggers.sessions[train] >= cut]
+            breaks = triggers.outcomes[early] == "BREAK"
+            if breaks.any() and not breaks.all():
+                history: dict = {}
+                lightgbm.train(
+                    _tree_parameters(settings.seed),
+                    _dataset(triggers, early),
+                    num_boost_round=settings.max_trees,
+                    valid_sets=[_dataset(triggers, later)],
+                    valid_names=["later"],
+                    callbacks=[lightgbm.record_evaluation(history)],
+                )
+                trees = int(np.argmin(history["later"]["binary_logloss"])) + 1
+        return lightgbm.train(
+            _tree_parameters(settings.seed), _dataset(triggers, train), num_boost_round=trees
+        )
 
 
 def _dataset(triggers: TriggerSet, rows: np.ndarray) -> lightgbm.Dataset:
