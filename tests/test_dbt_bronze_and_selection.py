@@ -189,8 +189,7 @@ def test_bronze_test_fails_when_a_partition_holds_other_records_than_its_manifes
     session_day_file(tmp_path / "raw", day, {"ESH4": 1000, "ESM4": 10})
     lake = Lake(tmp_path / "lake")
     ingest(tmp_path / "raw", lake)
-    dbt(lake, "run", "--select", "futures_mbo")
-    dbt(lake, "test", "--select", "futures_mbo")
+    dbt(lake, "build", "--select", "futures_mbo")  # the view, and its tests pass
 
     partition = lake.partition_dir("futures_mbo", "ESH4", day.isoformat())
     (partition / "copy.parquet").write_bytes((partition / "data.parquet").read_bytes())
