@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import duckdb
 
-from model_comparison.walk_forward import MODELS
-from model_comparison.warehouse import pooled_within_session_auc
 from spymaster.lake import Lake, project_vars
 
 PRE_MARKET_LEVELS = ("PM_HIGH", "PM_LOW")
@@ -194,6 +192,10 @@ def _retrieval(connection: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _model_comparison(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    # imported here: LightGBM and scikit-learn took 1.4 s of every `spymaster` command's start
+    from model_comparison.walk_forward import MODELS  # noqa: PLC0415
+    from model_comparison.warehouse import pooled_within_session_auc  # noqa: PLC0415
+
     rows = connection.execute(
         """
         select level_id, approach_dir, model, n, auc, within_session_auc,
