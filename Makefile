@@ -53,8 +53,10 @@ sqlfluff: install
 		$(UV) run sqlfluff lint models tests/dbt > $(SQLFLUFF_DIR)/report.txt 2>&1; \
 		status=$$?; echo "sqlfluff lint models tests/dbt:"; cat $(SQLFLUFF_DIR)/report.txt; exit $$status
 
+# Two xdist workers: one takes the tests of the end-to-end market, the other the retrieval
+# markets and then the rest (the scopes are in tests/conftest.py).
 pytest: install chromium
-	$(UV) run pytest
+	$(UV) run pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 bench: install chromium
 	$(UV) run spymaster bench

@@ -1,7 +1,8 @@
-"""Query a test lake's bronze Parquet directly with DuckDB."""
+"""Query a test lake's bronze Parquet directly with DuckDB, or compare its files' bytes."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import duckdb
@@ -21,3 +22,12 @@ def bronze_sql(lake: Lake, sql: str) -> list[tuple[Any, ...]]:
     rows = connection.execute(sql).fetchall()
     connection.close()
     return rows
+
+
+def bronze_files(lake: Lake) -> dict[str, str]:
+    """SHA-256 of every bronze file but ingest's own bookkeeping, by path in the lake."""
+    return {
+        str(path.relative_to(lake.bronze)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(lake.bronze.rglob("*"))
+        if path.is_file() and "_ingest" not in path.parts
+    }

@@ -3,6 +3,7 @@ browser tests, so each market is generated and built once per run)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
 # calibrated vacuum scores and neighbours from earlier sessions.
 MARKET_SESSIONS = 8
 MARKET_SEED = 21
+
+
+def dbt_target() -> Path:
+    """Where the tests' dbt runs write manifest.json and catalog.json (see conftest)."""
+    return Path(os.environ.get("DBT_TARGET_PATH", PROJECT_ROOT / "target"))
 
 
 def dbt(lake: Lake, *args: str) -> str:

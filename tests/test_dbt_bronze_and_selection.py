@@ -17,7 +17,7 @@ from ingest.landing import ingest
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from tests.conftest import SHARED_DATA
 from tests.dbn_fixtures import day_start_ns, definition, mbo, px, write_dbn
-from tests.markets import dbt
+from tests.markets import dbt, dbt_target
 
 pytestmark = pytest.mark.dbt
 
@@ -149,7 +149,7 @@ def test_real_sample_lake_builds_and_is_queryable(sample_lake: Lake) -> None:
 
 def test_docs_generate_shows_lineage_from_sources(sample_lake: Lake) -> None:
     dbt(sample_lake, "docs", "generate")
-    manifest = (PROJECT_ROOT / "target" / "manifest.json").read_text()
+    manifest = (dbt_target() / "manifest.json").read_text()
     assert "source.spymaster.bronze.futures_mbo" in manifest
     assert "model.spymaster.contract_day_selection" in manifest
 

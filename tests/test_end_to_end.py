@@ -18,9 +18,9 @@ from gex.black76 import MINUTES_PER_YEAR
 from ingest.landing import ingest
 from spymaster.cli import main
 from spymaster.exchange_time import day_start_ns
-from spymaster.lake import PROJECT_ROOT, Lake
+from spymaster.lake import Lake
 from synthetic_market.options_book import Smile
-from tests.markets import MARKET_SESSIONS, dbt, warehouse
+from tests.markets import MARKET_SESSIONS, dbt, dbt_target, warehouse
 
 pytestmark = pytest.mark.dbt
 
@@ -153,7 +153,7 @@ def test_every_sql_table_is_the_same_bits_whatever_the_thread_count(market_lake:
     threads (the build used 2), so rows reach each aggregate in another order: a float
     aggregation that is not order-stable gives other last bits, and a row differs."""
     dbt(market_lake, "compile", "--select", "tag:silver", "tag:gold")
-    manifest = json.loads((PROJECT_ROOT / "target" / "manifest.json").read_text())
+    manifest = json.loads((dbt_target() / "manifest.json").read_text())
     models = [
         node
         for node in manifest["nodes"].values()
@@ -307,8 +307,8 @@ def test_every_model_and_column_is_documented(market_lake: Lake) -> None:
     """dbt docs: every model, source and seed has a description, and so has every column the
     warehouse actually holds; the lineage runs from the bronze sources to the gold tables."""
     dbt(market_lake, "docs", "generate")
-    manifest = json.loads((PROJECT_ROOT / "target" / "manifest.json").read_text())
-    catalog = json.loads((PROJECT_ROOT / "target" / "catalog.json").read_text())
+    manifest = json.loads((dbt_target() / "manifest.json").read_text())
+    catalog = json.loads((dbt_target() / "catalog.json").read_text())
     undocumented = []
     for unique_id, node in {**manifest["nodes"], **manifest["sources"]}.items():
         if node["resource_type"] not in {"model", "seed", "source"}:
