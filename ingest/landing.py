@@ -120,7 +120,7 @@ def stage_file(task: StageTask) -> StagedSource:
     stager = PartitionStager(task.staging_dir, arrow_schema(schema))
     filtered: Counter[str] = Counter()
     try:
-        for offset, chunk in reader.chunks(task.chunk_records, file_fingerprint.decoded_bytes):
+        for offset, chunk in reader.chunks(task.chunk_records):
             _check_period(path, reader.metadata, chunk, offset)
             days = epoch_days(chunk["ts_recv"])
             route_ids = router.route_rows(chunk, days, offset)

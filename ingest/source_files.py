@@ -74,64 +74,84 @@ class FileFingerprint:
     mtime_ns: int
     sha256: str
     compression: str  # "zstd" or "none"
-    decoded_bytes: int  # DBN bytes after decompression
 
 
 def fingerprint(path: Path) -> FileFingerprint:
-    """SHA-256 of the file and, in the same read, a check that every zstd frame is complete.
-
-    The databento reader tolerates a truncated zstd stream (it warns at most), so this is
-    what turns a cut-off download into an error before anything is landed.
-    """
+    """SHA-256 of the file, after checking that it is whole (`check_whole`)."""
     stat = path.stat()
-    if stat.st_size == 0:
-        raise IngestError(f"{path}: empty file (0 bytes)")
+    compression = check_whole(path)
     digest = hashlib.sha256()
-    decoded_bytes = 0
     with path.open("rb") as handle:
-        head = handle.read(_READ_BYTES)
-        if head.startswith(_ZSTD_MAGIC):
-            compression = "zstd"
-            decompressor = zstandard.ZstdDecompressor()
-            frame = decompressor.decompressobj()
-            frame_open = False
-            chunk = head
-            while chunk:
-                digest.update(chunk)
-                pending = chunk
-                while pending:
-                    try:
-                        decoded_bytes += len(frame.decompress(pending))
-                    except zstandard.ZstdError as error:
-                        raise IngestError(f"{path}: corrupt zstd data ({error})") from error
-                    frame_open = not frame.eof
-                    if frame.eof:
-                        pending = frame.unused_data
-                        frame = decompressor.decompressobj()
-                    else:
-                        pending = b""
-                chunk = handle.read(_READ_BYTES)
-            if frame_open:
-                raise IngestError(f"{path}: truncated zstd stream (the last frame is incomplete)")
-        elif head.startswith(_DBN_MAGIC):
-            compression = "none"
-            chunk = head
-            while chunk:
-                digest.update(chunk)
-                decoded_bytes += len(chunk)
-                chunk = handle.read(_READ_BYTES)
-        else:
-            raise IngestError(
-                f"{path}: neither zstd nor DBN (the file does not start with a magic number)"
-            )
+        while chunk := handle.read(_READ_BYTES):
+            digest.update(chunk)
     return FileFingerprint(
         path=path,
         size_bytes=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         sha256=digest.hexdigest(),
         compression=compression,
-        decoded_bytes=decoded_bytes,
     )
+
+
+def check_whole(path: Path) -> str:
+    """The file's compression ("zstd" or "none"), after checking that a zstd file ends with
+    the end of a frame. The databento reader takes a truncated zstd stream for a shorter
+    one (it warns at most when the cut leaves part of a record), so this is what turns a
+    cut-off download into an error before anything is landed. The frames are walked by
+    their headers (RFC 8878) without decompressing: decoding the records is the only
+    decompression, and a corrupt block fails there."""
+    size = path.stat().st_size
+    if size == 0:
+        raise IngestError(f"{path}: empty file (0 bytes)")
+    with path.open("rb") as handle:
+        head = handle.read(len(_ZSTD_MAGIC))
+        if head.startswith(_ZSTD_MAGIC):
+            _check_zstd_frames(path, handle.fileno(), size)
+            return "zstd"
+    if head.startswith(_DBN_MAGIC):
+        return "none"
+    raise IngestError(f"{path}: neither zstd nor DBN (the file does not start with a magic number)")
+
+
+_ZSTD_FRAME = 0xFD2FB528
+_ZSTD_SKIPPABLE = 0x184D2A50  # the 16 magic numbers 0x184D2A50-0x184D2A5F
+_RLE_BLOCK, _RESERVED_BLOCK = 1, 3
+
+
+def _check_zstd_frames(path: Path, fd: int, size: int) -> None:
+    truncated = f"{path}: truncated zstd stream (the last frame is incomplete)"
+    position = 0
+    while position < size:
+        header = os.pread(fd, 18, position)  # magic, descriptor, window, dictionary, size
+        if len(header) < 8:
+            raise IngestError(truncated)
+        magic = int.from_bytes(header[:4], "little")
+        if magic & 0xFFFFFFF0 == _ZSTD_SKIPPABLE:
+            position += 8 + int.from_bytes(header[4:8], "little")
+            continue
+        if magic != _ZSTD_FRAME:
+            raise IngestError(f"{path}: corrupt zstd data (no frame starts at byte {position})")
+        descriptor = header[4]
+        if descriptor & 0x08:
+            raise IngestError(f"{path}: corrupt zstd data (reserved bit set at byte {position})")
+        single_segment = descriptor >> 5 & 1
+        content_size_bytes = (single_segment, 2, 4, 8)[descriptor >> 6]
+        position += 5 + (1 - single_segment) + (0, 1, 2, 4)[descriptor & 3] + content_size_bytes
+        last_block = False
+        while not last_block:
+            block = os.pread(fd, 3, position)
+            if len(block) < 3:
+                raise IngestError(truncated)
+            value = int.from_bytes(block, "little")
+            last_block, kind, block_size = bool(value & 1), value >> 1 & 3, value >> 3
+            if kind == _RESERVED_BLOCK:
+                raise IngestError(
+                    f"{path}: corrupt zstd data (reserved block type at byte {position})"
+                )
+            position += 3 + (1 if kind == _RLE_BLOCK else block_size)
+        position += 4 * (descriptor >> 2 & 1)  # the content checksum
+    if position > size:
+        raise IngestError(truncated)
 
 
 @dataclass(frozen=True)
@@ -197,21 +217,19 @@ class SourceReader:
         instrument_map.insert_metadata(self._raw_metadata)
         return instrument_map
 
-    def chunks(self, chunk_records: int, decoded_bytes: int) -> Iterator[tuple[int, np.ndarray]]:
+    def chunks(self, chunk_records: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (offset of the first record, records) until the file is exhausted.
 
-        `decoded_bytes` (from the fingerprint) must be exactly the header plus whole records.
-        Every record is checked for the schema's rtype and record length.
+        Decoded bytes that do not make whole records are an error (databento warns of them);
+        every record is checked for the schema's rtype and record length.
         """
         offset = 0
-        itemsize = 0
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", BentoWarning)
                 for chunk in self._store.to_ndarray(count=chunk_records):
                     if len(chunk) == 0:
                         continue
-                    itemsize = chunk.dtype.itemsize
                     self._check_headers(chunk, offset)
                     yield offset, chunk
                     offset += len(chunk)
@@ -219,16 +237,6 @@ class SourceReader:
             raise IngestError(f"{self.path}: truncated DBN data ({warning})") from warning
         except (BentoError, databento_dbn.DBNError, zstandard.ZstdError) as error:
             raise IngestError(f"{self.path}: cannot decode records ({error})") from error
-        header_bytes = self._header_bytes()
-        if itemsize and header_bytes + offset * itemsize != decoded_bytes:
-            raise IngestError(
-                f"{self.path}: {decoded_bytes - header_bytes} bytes of records do not make "
-                f"{offset} whole records of {itemsize} bytes (truncated or corrupt)"
-            )
-
-    def _header_bytes(self) -> int:
-        prefix = self._store.reader.read(8)
-        return 8 + int.from_bytes(prefix[4:8], "little")
 
     def _check_headers(self, chunk: np.ndarray, offset: int) -> None:
         wrong_rtype = np.flatnonzero(chunk["rtype"] != self._expected_rtype)

@@ -17,7 +17,7 @@ import numpy as np
 from databento.common.symbology import InstrumentMap
 
 from ingest.bronze_tables import SourceSchema
-from ingest.source_files import SourceReader, find_dbn_files, fingerprint
+from ingest.source_files import SourceReader, check_whole, find_dbn_files
 
 CHUNK_RECORDS = 1 << 16
 # as fast as possible, sources interleave by slices of this much market time
@@ -150,7 +150,8 @@ class DbnReplay:
             reader = SourceReader(file)
             if day is not None and not _covers(reader, day):
                 continue
-            chunks = reader.chunks(CHUNK_RECORDS, fingerprint(file).decoded_bytes)
+            check_whole(file)
+            chunks = reader.chunks(CHUNK_RECORDS)
             self._sources.append(_Source(file, reader, chunks))
             self.symbology[str(file)] = reader.symbology()
 

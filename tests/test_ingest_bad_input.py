@@ -17,6 +17,7 @@ import zstandard
 from ingest.errors import IngestError
 from ingest.landing import ingest
 from ingest.partitions import BronzeStore
+from ingest.source_files import check_whole, fingerprint
 from spymaster.cli import main
 from spymaster.lake import Lake
 from tests.dbn_fixtures import book_day, day_start_ns, encode, mbo, metadata, px, write_dbn
@@ -54,6 +55,14 @@ def mbo_bytes(day: dt.date = DAY2) -> bytes:
 def truncated_zstd(path: Path) -> None:
     compressed = zstandard.ZstdCompressor().compress(mbo_bytes())
     path.write_bytes(compressed[: len(compressed) - 40])
+
+
+def corrupt_zstd_block(path: Path) -> None:
+    """A compressed block's bytes changed in the middle of the file (its headers intact)."""
+    compressed = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(mbo_bytes()))
+    middle = len(compressed) // 2
+    compressed[middle : middle + 8] = bytes(b ^ 0x5A for b in compressed[middle : middle + 8])
+    path.write_bytes(bytes(compressed))
 
 
 def truncated_plain_dbn(path: Path) -> None:
@@ -130,6 +139,7 @@ def broken_symbolic_link(path: Path) -> None:
         (symbolic_link_loop, "loop.mbo.dbn.zst", "a symbolic link that leads to no file"),
         (broken_symbolic_link, "gone.mbo.dbn.zst", "a symbolic link that leads to no file"),
         (truncated_zstd, "cut.mbo.dbn.zst", "truncated zstd stream"),
+        (corrupt_zstd_block, "flipped.mbo.dbn.zst", "cannot decode records"),
         (truncated_plain_dbn, "cut.mbo.dbn", "truncated DBN data"),
         (corrupt_header, "bad-header.mbo.dbn", "not a readable DBN file"),
         (empty_file, "empty.mbo.dbn.zst", r"empty file \(0 bytes\)"),
@@ -162,6 +172,36 @@ def test_bad_file_is_a_clear_error_and_landed_data_is_untouched(
         ingest(raw, lake)
     assert str(bad) in str(error.value)
     assert bronze_state(lake) == landed
+
+
+@pytest.mark.parametrize(
+    "compressor",
+    [
+        zstandard.ZstdCompressor(),
+        zstandard.ZstdCompressor(level=19, write_checksum=True, write_content_size=False),
+        zstandard.ZstdCompressor(level=-5, write_dict_id=True),
+    ],
+)
+def test_a_zstd_file_cut_anywhere_is_refused_before_decoding(
+    tmp_path: Path, compressor: zstandard.ZstdCompressor
+) -> None:
+    """Frames are checked whole by their headers alone: two frames with a skippable frame
+    between them are one whole file, and every cut inside a frame is named (databento would
+    decode a shorter stream)."""
+    data = mbo_bytes()
+    first = compressor.compress(data[: len(data) // 3])
+    skippable = (0x184D2A53).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"notes"
+    whole = first + skippable + compressor.compress(data[len(data) // 3 :])
+    path = tmp_path / "day.mbo.dbn.zst"
+    path.write_bytes(whole)
+    assert fingerprint(path).sha256 == hashlib.sha256(whole).hexdigest()
+    for cut in range(4, len(whole)):  # shorter than the magic number: "neither zstd nor DBN"
+        path.write_bytes(whole[:cut])
+        if cut in (len(first), len(first) + len(skippable)):
+            assert check_whole(path) == "zstd"  # ends where a frame ends
+            continue
+        with pytest.raises(IngestError, match=r"truncated zstd stream|corrupt zstd data"):
+            check_whole(path)
 
 
 def test_two_files_claiming_the_same_instrument_and_day_is_an_error(
