@@ -65,7 +65,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The market's modules first, then the retrieval markets, then the rest in order."""
     market = market_modules()
     for item in items:
-        if MARKET_FIXTURE in item.fixturenames and item.nodeid.split("::")[0] not in market:
+        if MARKET_FIXTURE in item.fixturenames and _scope(item.nodeid, market) != MARKET_SCOPE:
             raise pytest.UsageError(
                 f"{item.nodeid} reads {MARKET_FIXTURE} through another fixture: name "
                 f"{MARKET_FIXTURE} in its module so that xdist runs it beside the others"
