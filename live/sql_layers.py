@@ -17,6 +17,7 @@ earlier session's calibration, a neighbour's outcome) comes from the warehouse, 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import math
@@ -24,6 +25,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -31,14 +33,25 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command, project_digest
 
 NS = 1_000_000_000
+NS_PER_UNIT = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}
 DATABASE = "spymaster"  # the warehouse file's catalog: what compiled SQL names
 LIVE_ROWS = "memory"  # the live day's rows (the in-memory database's own catalog)
 
 Emit = Callable[[str, pa.Table], None]
+
+# Live queries read their few rows through the DB-API result: the relation API's
+# `sql().to_arrow_table()` binds a query twice, and binding is most of a small query's cost
+warnings.filterwarnings(
+    "ignore",
+    message="Arrow output on a DB-API result makes an extra copy",
+    category=UserWarning,
+    module=__name__,
+)
 
 
 class LiveSqlError(Exception):
@@ -169,6 +182,29 @@ def _is_live(model: LiveModel) -> bool:
     return model.source is not None or model.recompute is not None
 
 
+class RowTimes:
+    """The times one column of a table holds, as disjoint closed intervals of ns (each insert
+    adds its rows' min and max: an over-approximation), so whether a range may hold rows is
+    known without a query."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, low: int, high: int) -> None:
+        first = bisect.bisect_left(self.ends, low)  # the intervals [low, high] overlaps
+        after = bisect.bisect_right(self.starts, high)
+        if first < after:
+            low, high = min(low, self.starts[first]), max(high, self.ends[after - 1])
+        self.starts[first:after] = [low]
+        self.ends[first:after] = [high]
+
+    def overlaps(self, lower: float, upper: float) -> bool:
+        """Whether a time in [lower, upper) may be held."""
+        before = bisect.bisect_left(self.starts, upper)
+        return before > 0 and self.ends[before - 1] >= lower
+
+
 class LiveWarehouse:
     """The live day's rows of every live model, beside the warehouse's earlier sessions."""
 
@@ -234,6 +270,13 @@ class LiveWarehouse:
                 self._column_type(model, model.time_column)
             if model.rows_from:
                 self._column_type(self.models[model.rows_from[0]], model.rows_from[1])
+        # per tail model, the (parent, time column) pairs its rows come from; their row times
+        self._keyed = {
+            model.name: self._rows_from(model) for model in self.order if model.recompute == "tail"
+        }
+        self._times: dict[tuple[str, str], RowTimes] = {
+            pair: RowTimes() for pairs in self._keyed.values() for pair in pairs
+        }
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -293,6 +336,16 @@ class LiveWarehouse:
             ).fetchall()
         )
 
+    def _rows_from(self, model: LiveModel) -> list[tuple[str, str]]:
+        """The parents (and their time columns) a tail model's rows come from."""
+        if model.rows_from is not None:
+            return [model.rows_from]
+        return [
+            (name, self.models[name].time_column)
+            for name in model.parents
+            if _is_live(self.models[name]) and self.models[name].time_column
+        ]
+
     def _column_type(self, model: LiveModel, column: str) -> str:
         key = (model.name, column)
         if key not in self._types:
@@ -347,6 +400,19 @@ class LiveWarehouse:
             )
         finally:
             self._db.unregister("live_insert")
+        self._held(table, rows)
+
+    def _held(self, table: str, rows: pa.Table) -> None:
+        """Note the times of rows just inserted into `table`."""
+        for (name, column), times in self._times.items():
+            if name != table or not rows.num_rows:
+                continue
+            values = rows.column(column)
+            unit = values.type.unit if pa.types.is_timestamp(values.type) else "ns"
+            low, high = pc.min_max(values.cast(pa.int64())).values()
+            if low.is_valid:
+                scale = NS_PER_UNIT[unit]
+                times.add(low.as_py() * scale, high.as_py() * scale)
 
     def before_session(self, choices: Mapping[str, pa.Table]) -> None:
         """The day's rows of the models known before it starts: the choices made for it (per
@@ -487,6 +553,9 @@ class LiveWarehouse:
             self._db.execute("begin transaction")  # readers see the old rows or the new
             try:
                 self._db.execute(f'delete from {LIVE_ROWS}."{model.schema}"."{model.name}"')
+                for name, column in self._times:
+                    if name == model.name:
+                        self._times[name, column] = RowTimes()
                 if rows.num_rows:
                     self._append(model.name, rows)
                 self._db.execute("commit")
@@ -507,7 +576,8 @@ class LiveWarehouse:
         end = min(end, self.day_end_ns)
         if end <= start:
             return
-        if not self._has_rows(model, start - model.lookback_ns, end):
+        lower = start - model.lookback_ns
+        if not any(self._times[pair].overlaps(lower, end) for pair in self._keyed[model.name]):
             # its rows come from its time-keyed parents' rows
             until[model.name] = self.until[model.name] = end
             return
@@ -516,39 +586,26 @@ class LiveWarehouse:
             f"where {time} >= {self._literal(model, start)} "
             f"and {time} < {self._literal(model, end)}"
         )
-        rows = self._query(model, new_rows, start - model.lookback_ns, end)
-        self._insert_now(model.name, rows)
+        # one statement inserts the new rows and returns them as the table holds them
+        rows = self._run(
+            model,
+            f'insert into {LIVE_ROWS}."{model.schema}"."{model.name}" by name '
+            f"select * from (\n{self._compiled(model, lower, end)}\n) {new_rows} returning *",
+        )
+        if rows.num_rows:
+            self._held(model.name, rows)
+            self._changed(model.name)
         self.emit(model.name, rows)
         until[model.name] = self.until[model.name] = end
 
-    def _has_rows(self, model: LiveModel, lower_ns: float, upper_ns: float) -> bool:
-        """Whether a parent the model's rows come from has rows in [lower_ns, upper_ns)."""
-        if model.rows_from is not None:
-            keyed = [model.rows_from]
-        else:
-            keyed = [
-                (name, self.models[name].time_column)
-                for name in model.parents
-                if _is_live(self.models[name]) and self.models[name].time_column
-            ]
-        for name, time in keyed:
-            parent = self.models[name]
-            found = self._db.execute(
-                f'select exists (select 1 from {LIVE_ROWS}."{parent.schema}"."{parent.name}" '
-                f"where {time} >= {self._literal(parent, lower_ns, time)} "
-                f"and {time} < {self._literal(parent, upper_ns, time)})"
-            ).fetchall()[0][0]
-            if found:
-                return True
-        return False
+    def _query(self, model: LiveModel, where: str) -> pa.Table:
+        """The model's rows over the session so far (`before_session`: over the warehouse's
+        earlier sessions with the day) that satisfy `where`."""
+        return self._run(model, f"select * from (\n{self._compiled(model)}\n) {where}")
 
-    def _query(
-        self,
-        model: LiveModel,
-        where: str,
-        lower_ns: float | None = None,
-        upper_ns: float = math.inf,
-    ) -> pa.Table:
+    def _compiled(
+        self, model: LiveModel, lower_ns: float | None = None, upper_ns: float = math.inf
+    ) -> str:
         """The model's compiled SQL with each live parent read from the live day's rows (its
         time column in [lower_ns, upper_ns) for a tail run); `before_session` models read the
         warehouse's earlier sessions with the day."""
@@ -568,8 +625,11 @@ class LiveWarehouse:
                         f" and {time} < {self._literal(parent, upper_ns)})"
                     )
                 sql = sql.replace(parent.relation, rows)
+        return sql
+
+    def _run(self, model: LiveModel, statement: str) -> pa.Table:
         try:
-            return self._db.sql(f"select * from (\n{sql}\n) {where}").to_arrow_table()
+            return self._db.execute(statement).to_arrow_table()
         except duckdb.Error as error:
             raise LiveSqlError(f"{model.name}: {error}") from None
 
