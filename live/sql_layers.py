@@ -229,6 +229,15 @@ class LiveWarehouse:
         self.models = models
         self.order = live_order(models, first)
         self._first_count = len(_closure(models, first))  # the head of `order`
+        # the tables the `first` models compute from: their rows are inserted before those
+        # models run; the rest's (the contract's records) by the rest's thread, off the
+        # frames' path
+        self._first_reads = {
+            parent
+            for model in self.order[: self._first_count]
+            if model.source is None
+            for parent in model.parents
+        }
         self.on_progress: Callable[[], None] | None = None
         self.emit = emit
         self.step_ns = step_ns
@@ -243,7 +252,8 @@ class LiveWarehouse:
             for model in self.order
             if model.recompute != "before_session"
         }
-        self._stepped_ns = -math.inf
+        # per source kind, how far its rows were complete at the last step
+        self._stepped: dict[str, float] = {}
         # a table's version changes with its rows; a model reruns when a parent's changed
         self.version: dict[str, int] = dict.fromkeys(self.until, 0)
         self._read: dict[str, dict[str, int]] = {}
@@ -375,10 +385,16 @@ class LiveWarehouse:
         part = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
         self._pending.setdefault(table, []).append(part)
 
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, {}
-        for table, parts in pending.items():
+    def _flush(self, tables: Collection[str] | None = None) -> None:
+        """Insert the pending rows of `tables` (default: every table)."""
+        for table, parts in self._take_pending(tables).items():
             self._insert_now(table, pa.concat_tables(parts))
+
+    def _take_pending(self, tables: Collection[str] | None = None) -> dict[str, list[pa.Table]]:
+        if tables is None:
+            pending, self._pending = self._pending, {}
+            return pending
+        return {table: self._pending.pop(table) for table in tables if table in self._pending}
 
     def _insert_now(self, table: str, rows: pa.Table) -> None:
         if not rows.num_rows:
@@ -436,7 +452,9 @@ class LiveWarehouse:
 
     def advance(self, sources: Mapping[str, float], final: bool = False) -> None:
         """The rows of each source kind are complete before `sources[kind]` (ns): bring every
-        model up to date (at most once per `step_ns` of market time unless `final`). The
+        model up to date once a source has moved `step_ns` of market time since the last step
+        (or `final`): the options' rows of a second come just after the future's, and each
+        source's seconds are drawn as soon as they are complete. The
         models after the `first` ones are brought up to date on a thread, from the rows
         complete when it starts; the next due step after it finished starts it again, and
         `final` waits for it and runs them here."""
@@ -444,11 +462,14 @@ class LiveWarehouse:
         for model in self.order:
             if model.source in sources:
                 self.until[model.name] = sources[model.source]
-        front = max(sources.values(), default=-math.inf)
-        if not final and front - self._stepped_ns < self.step_ns:
+        stepped = self._stepped
+        if not final and all(
+            ns - stepped.get(kind, -math.inf) < self.step_ns for kind, ns in sources.items()
+        ):
             return
-        self._stepped_ns = front
-        self._flush()
+        self._stepped = dict(sources)
+        front = max(sources.values(), default=-math.inf)
+        self._flush(self._first_reads)
         rest_due = self._rest_due(front, final)
         first, rest = self.order[: self._first_count], self.order[self._first_count :]
         self._bring_all_up_to_date(first, set(sources), final, self.until)
@@ -460,6 +481,7 @@ class LiveWarehouse:
             self._start_rest(rest, set(sources))
             return
         self._join_rest()
+        self._flush()
         self._bring_all_up_to_date(rest, set(sources), final, self.until)
         if final:
             for model in self.order:
@@ -471,13 +493,17 @@ class LiveWarehouse:
     def _start_rest(self, models: list[LiveModel], sources: set[str]) -> None:
         """The models on a thread, each reading its parents' rows complete at this moment
         (the feed's thread goes on adding rows; a source's `until` may be ahead of its rows
-        waiting to be inserted, so the rows complete now are the ones it reads)."""
+        waiting to be inserted, so the rows complete now are the ones it reads); the rows
+        still pending are inserted there first."""
         until = dict(self.until)
+        pending = self._take_pending()
         cursor = self.connection.cursor()
 
         def run() -> None:
             self._local.db = cursor
             try:
+                for table, parts in pending.items():
+                    self._insert_now(table, pa.concat_tables(parts))
                 self._bring_all_up_to_date(models, sources, False, until)
                 if self.on_progress is not None:
                     self.on_progress()
