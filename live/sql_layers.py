@@ -27,6 +27,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -190,19 +191,22 @@ class RowTimes:
     def __init__(self) -> None:
         self.starts: list[int] = []
         self.ends: list[int] = []
+        self._lock = threading.Lock()  # the table's writer and another thread's reader
 
     def add(self, low: int, high: int) -> None:
-        first = bisect.bisect_left(self.ends, low)  # the intervals [low, high] overlaps
-        after = bisect.bisect_right(self.starts, high)
-        if first < after:
-            low, high = min(low, self.starts[first]), max(high, self.ends[after - 1])
-        self.starts[first:after] = [low]
-        self.ends[first:after] = [high]
+        with self._lock:
+            first = bisect.bisect_left(self.ends, low)  # the intervals [low, high] overlaps
+            after = bisect.bisect_right(self.starts, high)
+            if first < after:
+                low, high = min(low, self.starts[first]), max(high, self.ends[after - 1])
+            self.starts[first:after] = [low]
+            self.ends[first:after] = [high]
 
     def overlaps(self, lower: float, upper: float) -> bool:
         """Whether a time in [lower, upper) may be held."""
-        before = bisect.bisect_left(self.starts, upper)
-        return before > 0 and self.ends[before - 1] >= lower
+        with self._lock:
+            before = bisect.bisect_left(self.starts, upper)
+            return before > 0 and self.ends[before - 1] >= lower
 
 
 class LiveWarehouse:
@@ -263,7 +267,7 @@ class LiveWarehouse:
         self._rest: threading.Thread | None = None
         self._rest_error: BaseException | None = None
         self._owner = threading.current_thread()
-        self._local = threading.local()  # the rest thread's own cursor
+        self._local = threading.local()  # the rest's and the helper's own cursors
         self.connection = duckdb.connect()
         try:
             self.connection.execute(f"attach '{_quoted(warehouse)}' as warehouse (read_only)")
@@ -272,6 +276,10 @@ class LiveWarehouse:
                 f"{warehouse}: cannot open the warehouse read-only ({error})"
             ) from None
         self.connection.execute(f"attach ':memory:' as {DATABASE}")
+        # runs one of the `first` models while this thread runs another (see _bring_first)
+        self._helper = ThreadPoolExecutor(
+            1, thread_name_prefix="live-sql-first", initializer=self._own_cursor
+        )
         self._mirror()
         self._check_history()
         self._types: dict[tuple[str, str], str] = {}
@@ -355,6 +363,9 @@ class LiveWarehouse:
             for name in model.parents
             if _is_live(self.models[name]) and self.models[name].time_column
         ]
+
+    def _own_cursor(self) -> None:
+        self._local.db = self.connection.cursor()
 
     def _column_type(self, model: LiveModel, column: str) -> str:
         key = (model.name, column)
@@ -472,7 +483,7 @@ class LiveWarehouse:
         self._flush(self._first_reads)
         rest_due = self._rest_due(front, final)
         first, rest = self.order[: self._first_count], self.order[self._first_count :]
-        self._bring_all_up_to_date(first, set(sources), final, self.until)
+        self._bring_first(first, set(sources), final)
         if self.on_progress is not None:
             self.on_progress()
         if not rest_due:
@@ -547,9 +558,40 @@ class LiveWarehouse:
         self, models: list[LiveModel], sources: set[str], final: bool, until: dict[str, float]
     ) -> None:
         for model in models:
-            if model.source in sources or until.get(model.name, math.inf) == math.inf:
-                continue  # filled by the session, chosen or computed before it
-            self._bring_up_to_date(model, final, until)
+            if _computed_here(model, sources, until):
+                self._bring_up_to_date(model, final, until)
+
+    def _bring_first(self, models: list[LiveModel], sources: set[str], final: bool) -> None:
+        """The `first` models, two at a time: each runs, here or on the helper thread, once
+        the ones among them it reads are done. DuckDB releases the GIL while a query runs, so
+        the futures' physics chain and the options' gamma surface overlap."""
+        until = self.until
+        waiting = [model for model in models if _computed_here(model, sources, until)]
+        names = {model.name for model in waiting}
+        reads = {model.name: {p for p in model.parents if p in names} for model in waiting}
+        done: set[str] = set()
+        helper: tuple[Future[None], str] | None = None
+        try:
+            while waiting or helper is not None:
+                if helper is not None and (helper[0].done() or not waiting):
+                    helper[0].result()
+                    done.add(helper[1])
+                    helper = None
+                ready = [model for model in waiting if reads[model.name] <= done]
+                for model in ready[: 2 if helper is None else 1]:
+                    waiting.remove(model)
+                if helper is None and len(ready) > 1:
+                    model = ready.pop(0)
+                    run = self._helper.submit(self._bring_up_to_date, model, final, until)
+                    helper = run, model.name
+                if ready:
+                    self._bring_up_to_date(ready[0], final, until)
+                    done.add(ready[0].name)
+                elif helper is not None:
+                    wait([helper[0]])
+        finally:
+            if helper is not None:
+                wait([helper[0]])  # no model runs on after a failure
 
     def _bring_up_to_date(self, model: LiveModel, final: bool, until: dict[str, float]) -> None:
         """`until`: how far each model's rows are complete, as this run reads them (updated
@@ -674,7 +716,13 @@ class LiveWarehouse:
     def close(self) -> None:
         if self._rest is not None:
             self._rest.join()
+        self._helper.shutdown()
         self.connection.close()
+
+
+def _computed_here(model: LiveModel, sources: Collection[str], until: Mapping[str, float]) -> bool:
+    """Not filled by the session, chosen or computed before it."""
+    return model.source not in sources and until.get(model.name, math.inf) != math.inf
 
 
 def _quoted(path: Path) -> str:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest.landing import ingest
-from live.command import LiveRun, live_settings, run_feed
+from live.command import LiveRun, live_settings, open_live_warehouse, run_feed
 from live.databento_feed import LIVE_SOURCE, GatewayFeed
 from live.feed import ClockTick, DbnReplay, Pace
 from live.session import LiveContract, LiveError, LiveSession
@@ -327,3 +327,51 @@ def test_the_project_digest_changes_with_what_dbt_reads(
     (tmp_path / "models" / "__pycache__" / "m.pyc").write_bytes(b"\0")
     model.write_text("select 1")
     assert project_digest() == first
+
+
+def test_a_source_that_completes_a_second_after_the_others_steps_at_once(
+    market_lake: Lake, included_day: tuple[str, dt.date]
+) -> None:
+    """The options' rows of a second are complete just after the future's: once they are,
+    that second's gamma surface is computed in the same step, not a step later."""
+    symbol, day = included_day
+    opening = warehouse(
+        market_lake, f"select session_window_start from silver.session_calendar where dt = '{day}'"
+    )[0][0]
+    start = int(opening.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+    second = 1_000_000_000
+    live = open_live_warehouse(market_lake, LiveContract(symbol, day), lambda table, rows: None)
+    live.step_ns, live.rest_step_ns = second, 10**18  # the SQL layers after the frames run once
+    try:
+        connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+
+        def add(tables: tuple[str, ...], lower: int, upper: int) -> None:
+            """The warehouse's rows of [lower, upper) as the engine's rows live."""
+            for table in tables:
+                live.insert(
+                    table,
+                    connection.sql(
+                        f"select * from silver.{table} where dt = '{day}' and window_start >= "
+                        f"make_timestamp({lower // 1000}) and window_start < "
+                        f"make_timestamp({upper // 1000}) order by all"
+                    ).to_arrow_table(),
+                )
+
+        futures = ("engine_book_snapshot_1s", "engine_depth_and_flow_1s")
+        options = ("engine_options_quotes_1s", "engine_gex_by_strike_1s", "engine_zero_gamma_1s")
+        try:
+            add(futures + options, live.day_start_ns, start)
+            live.advance({"futures_engine": start, "options_engine": start})
+            add(futures, start, start + second)
+            live.advance({"futures_engine": start + second, "options_engine": start})
+            assert live.until["physics_bands_1s"] == start + second
+            assert live.until["gex_surface_1s"] == start
+            add(options, start, start + second)
+            live.advance({"futures_engine": start + second, "options_engine": start + second})
+            assert live.until["gex_surface_1s"] == start + second
+            window = pa.compute.cast(live.table("gex_surface_1s")["window_start"], pa.int64())
+            assert pa.compute.sum(pa.compute.equal(window, start // 1000)).as_py() > 0
+        finally:
+            connection.close()
+    finally:
+        live.close()
