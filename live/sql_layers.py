@@ -185,8 +185,8 @@ def _is_live(model: LiveModel) -> bool:
 
 class RowTimes:
     """The times one column of a table holds, as disjoint closed intervals of ns (each insert
-    adds its rows' min and max: an over-approximation), so whether a range may hold rows is
-    known without a query."""
+    adds its rows' min and max; rows replaced are not forgotten: an over-approximation), so
+    whether a range may hold rows is known without a query."""
 
     def __init__(self) -> None:
         self.starts: list[int] = []
@@ -621,9 +621,6 @@ class LiveWarehouse:
             self._db.execute("begin transaction")  # readers see the old rows or the new
             try:
                 self._db.execute(f'delete from {LIVE_ROWS}."{model.schema}"."{model.name}"')
-                for name, column in self._times:
-                    if name == model.name:
-                        self._times[name, column] = RowTimes()
                 if rows.num_rows:
                     self._append(model.name, rows)
                 self._db.execute("commit")
