@@ -399,7 +399,7 @@ class LiveWarehouse:
     def _flush(self, tables: Collection[str] | None = None) -> None:
         """Insert the pending rows of `tables` (default: every table)."""
         for table, parts in self._take_pending(tables).items():
-            self._insert_now(table, pa.concat_tables(parts))
+            self._insert_now(table, _one_chunk(parts))
 
     def _take_pending(self, tables: Collection[str] | None = None) -> dict[str, list[pa.Table]]:
         if tables is None:
@@ -514,7 +514,7 @@ class LiveWarehouse:
             self._local.db = cursor
             try:
                 for table, parts in pending.items():
-                    self._insert_now(table, pa.concat_tables(parts))
+                    self._insert_now(table, _one_chunk(parts))
                 self._bring_all_up_to_date(models, sources, False, until)
                 if self.on_progress is not None:
                     self.on_progress()
@@ -715,6 +715,12 @@ class LiveWarehouse:
             self._rest.join()
         self._helper.shutdown()
         self.connection.close()
+
+
+def _one_chunk(parts: list[pa.Table]) -> pa.Table:
+    """The parts as one chunk: DuckDB's Arrow scan costs about 0.3 ms per chunk (1,300 chunks
+    of a paced feed's 5 ms batches, 6,500 MBO records: 410 ms to insert, 12 ms as one)."""
+    return pa.concat_tables(parts).combine_chunks()
 
 
 def _computed_here(model: LiveModel, sources: Collection[str], until: Mapping[str, float]) -> bool:
