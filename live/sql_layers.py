@@ -578,13 +578,13 @@ class LiveWarehouse:
                     done.add(helper[1])
                     helper = None
                 ready = [model for model in waiting if reads[model.name] <= done]
-                for model in ready[: 2 if helper is None else 1]:
-                    waiting.remove(model)
                 if helper is None and len(ready) > 1:
                     model = ready.pop(0)
+                    waiting.remove(model)
                     run = self._helper.submit(self._bring_up_to_date, model, final, until)
                     helper = run, model.name
                 if ready:
+                    waiting.remove(ready[0])
                     self._bring_up_to_date(ready[0], final, until)
                     done.add(ready[0].name)
                 elif helper is not None:
