@@ -4,34 +4,36 @@ their output partition to the lake for the dbt process to gather.
 A job names one contract-day of one engine model, the module-level function computing its rows
 and that function's (picklable) inputs, so the same computation runs wherever the job does.
 
-Output partitions (`<lake>/engine/<model>/symbol=<s>/dt=<d>/`) go through pyarrow's file
-system layer, so a lake on object storage has the same layout. Rename is not atomic there: the
-data file is written under a name of its own and `_manifest.json`, naming it, is written last.
-Readers take a partition only through its manifest, so a task killed mid-write leaves nothing
-visible, and its retry writes the same bytes again.
+Output partitions (`<lake>/engine/<model>/symbol=<s>/dt=<d>/`) are written as every lake
+partition is (`spymaster.lake_files`): the data file under a name of its own, `_manifest.json`
+naming it last. Readers take a partition only through its manifest, so a task killed mid-write
+leaves nothing visible, and its retry writes the same bytes again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from book_engine.surfaces import Partition
 from cluster.ray_runtime import cluster_cpus, connect, ordered_map
+from spymaster.lake_files import (
+    MANIFEST_FILE,
+    delete_files_but,
+    file_system,
+    read_json,
+    write_json,
+    written_then_moved,
+)
 
 ENGINE_FOLDER = "engine"
-MANIFEST_FILE = "_manifest.json"
 READ_BATCH_ROWS = 1 << 17
 
 
@@ -49,11 +51,6 @@ class EngineJob:
         return self.compute(self.partition, **self.arguments)
 
 
-def file_system(root: str) -> tuple[pafs.FileSystem, str]:
-    """The file system and path of a lake folder or URI (a local path, `s3://...`)."""
-    return pafs.FileSystem.from_uri(root if "://" in root else os.path.abspath(root))
-
-
 class EnginePartitionStore:
     """Output partitions of the engine models under `<lake>/engine/`."""
 
@@ -66,14 +63,6 @@ class EnginePartitionStore:
 
     def _folder(self, model: str, symbol: str, day: str) -> str:
         return f"{self.root}/{model}/symbol={symbol}/dt={day}"
-
-    @contextmanager
-    def _written_then_moved(self, path: str) -> Iterator[pa.NativeFile]:
-        """A stream to a temporary file beside `path`, moved onto it once written whole."""
-        temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-        with self.fs.open_output_stream(temporary) as stream:
-            yield stream
-        self.fs.move(temporary, path)
 
     def write(
         self, model: str, partition: Partition, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
@@ -97,7 +86,7 @@ class EnginePartitionStore:
             f"part-{hashlib.sha256(partition.fingerprint.encode()).hexdigest()[:16]}.parquet"
         )
         with (
-            self._written_then_moved(f"{folder}/{data_file}") as stream,
+            written_then_moved(self.fs, f"{folder}/{data_file}") as stream,
             pq.ParquetWriter(stream, schema, compression="zstd") as parquet,
         ):
             writer = PartitionWriter(parquet)
@@ -110,12 +99,9 @@ class EnginePartitionStore:
             "data_file": data_file,
             "rows": writer.rows,
         }
-        with self._written_then_moved(f"{folder}/{MANIFEST_FILE}") as stream:
-            stream.write((json.dumps(writer.manifest, indent=2) + "\n").encode())
+        write_json(self.fs, f"{folder}/{MANIFEST_FILE}", writer.manifest)
         # data files of earlier inputs (or of a killed write) the manifest no longer names
-        for info in self.fs.get_file_info(pafs.FileSelector(folder)):
-            if info.base_name not in (data_file, MANIFEST_FILE):
-                self.fs.delete_file(info.path)
+        delete_files_but(self.fs, folder, {data_file, MANIFEST_FILE})
 
     def stored(self, model: str, partition: Partition) -> dict[str, Any] | None:
         """The manifest of the partition's rows when they were written from the same inputs
@@ -126,11 +112,10 @@ class EnginePartitionStore:
         return manifest
 
     def manifest(self, model: str, partition: Partition) -> dict[str, Any] | None:
-        path = f"{self.folder(model, partition)}/{MANIFEST_FILE}"
-        if self.fs.get_file_info(path).type != pafs.FileType.File:
-            return None
-        with self.fs.open_input_stream(path) as stream:
-            return json.loads(stream.read())
+        manifest: dict[str, Any] | None = read_json(
+            self.fs, f"{self.folder(model, partition)}/{MANIFEST_FILE}"
+        )
+        return manifest
 
     def read(self, manifest: Mapping[str, Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         folder = self._folder(manifest["model"], manifest["symbol"], manifest["dt"])

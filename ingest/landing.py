@@ -28,13 +28,11 @@ from ingest.bronze_tables import (
 )
 from ingest.errors import IngestError
 from ingest.partitions import (
-    MANIFEST_FILE,
     BronzeStore,
     PartitionKey,
     PartitionStager,
     StagedPartition,
-    read_manifest,
-    write_json_atomic,
+    data_file_name,
 )
 from ingest.registry import FileStat, Registry, path_key, source_partitions
 from ingest.routing import OptionDefinitions, Router, day_to_date, epoch_days
@@ -46,6 +44,7 @@ from ingest.source_files import (
     fingerprint,
 )
 from spymaster.lake import Lake
+from spymaster.lake_files import MANIFEST_FILE, write_json
 
 DEFAULT_CHUNK_RECORDS = 1 << 18
 # a staging task holds a chunk decoded, as Arrow, and each open partition's writer buffers;
@@ -67,7 +66,7 @@ class InspectedFile:
 class StageTask:
     file: InspectedFile
     lake: Lake
-    staging_dir: Path
+    staging_dir: str
     chunk_records: int
 
 
@@ -89,7 +88,6 @@ class IngestReport:
     landed: list[StagedSource] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     removed_partitions: list[PartitionKey] = field(default_factory=list)
-    restored_partitions: list[PartitionKey] = field(default_factory=list)
 
     @property
     def records_landed(self) -> int:
@@ -117,7 +115,12 @@ def stage_file(task: StageTask) -> StagedSource:
     schema = reader.metadata.schema
     staged.metadata = reader.metadata
     router = Router(path, schema, reader.symbology(), OptionDefinitions(task.lake))
-    stager = PartitionStager(task.staging_dir, arrow_schema(schema))
+    stager = PartitionStager(
+        str(task.lake.bronze),
+        task.staging_dir,
+        arrow_schema(schema),
+        data_file_name(file_fingerprint.sha256),
+    )
     filtered: Counter[str] = Counter()
     try:
         for offset, chunk in reader.chunks(task.chunk_records):
@@ -200,7 +203,7 @@ class _Ingest:
 
     def run(self, files: list[Path]) -> IngestReport:
         with self.store.locked():
-            self.report.restored_partitions = self.store.recover()
+            self.store.recover()
             self.file_stats = self.registry.file_stats()
             try:
                 pending = [path for path in files if not self._unchanged(path)]
@@ -274,12 +277,14 @@ class _Ingest:
             self._remember_path(sha256, source_path)
         else:
             self._check_claims(staged, source_path)
-            # every manifest is written before any partition swaps in: a write that fails (a
-            # full disk) leaves the lake as it was, never half of a file's partitions
+            # every manifest is written before any partition is committed: a write that fails
+            # (a full disk) leaves the lake as it was, never half of a file's partitions
             for part in staged.partitions:
-                write_json_atomic(part.staged_dir / MANIFEST_FILE, _manifest(staged, part))
+                write_json(
+                    self.store.fs, f"{part.staged_dir}/{MANIFEST_FILE}", _manifest(staged, part)
+                )
             for part in staged.partitions:
-                self.store.swap_in(part.staged_dir, part.key)
+                self.store.commit(part)
             self._remove_stale(staged, source_path)
             self.registry.save_source(_source_record(staged, [source_path]))
             self.report.landed.append(staged)
@@ -292,7 +297,7 @@ class _Ingest:
 
     def _check_claims(self, staged: StagedSource, source_path: str) -> None:
         for part in staged.partitions:
-            manifest = read_manifest(part.key.path(self.lake))
+            manifest = self.store.manifest(part.key)
             if manifest is None:
                 continue
             owner = manifest["sources"][0]
@@ -321,12 +326,14 @@ class _Ingest:
             return
         current = {part.key for part in staged.partitions}
         for key in source_partitions(record):
-            manifest = read_manifest(key.path(self.lake))
-            if key in current or manifest is None:
+            if key in current:
                 continue
-            owner = manifest["sources"][0]
-            if owner["path"] == source_path and owner["sha256"] == previous.sha256:
-                self.store.remove(key)
+            manifest = self.store.manifest(key)
+            owner = manifest["sources"][0] if manifest is not None else None
+            # no manifest: what a killed removal left, which no reader takes
+            if (
+                owner is None or (owner["path"], owner["sha256"]) == (source_path, previous.sha256)
+            ) and self.store.remove(key):
                 self.report.removed_partitions.append(key)
         record["paths"] = [path for path in record["paths"] if path != source_path]
         if record["paths"]:
@@ -360,7 +367,7 @@ def _manifest(staged: StagedSource, part: StagedPartition) -> dict[str, Any]:
         "symbol": part.key.symbol,
         "dt": part.key.dt.isoformat(),
         "ingest_version": INGEST_VERSION,
-        "data_file": "data.parquet",
+        "data_file": part.data_file,
         "records": stats.records,
         "records_by_action": dict(sorted(stats.action_counts.items())),
         "instrument_ids": sorted(stats.instrument_ids),

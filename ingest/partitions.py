@@ -1,36 +1,44 @@
-"""Bronze partitions: staged writes, manifests and the atomic swap into the lake.
+"""Bronze partitions: staged writes, manifests and the commit into the lake.
 
-A partition is a folder `<table>/symbol=<s>/dt=<d>/` holding `data.parquet` and
-`_manifest.json`. It is written whole under `bronze/_ingest/staging/`, then renamed into
-place; an existing partition is first renamed aside into `bronze/_ingest/trash/` (outside every
-table's glob) and deleted after the swap. Readers therefore see the old partition or the new
-one, never part of one; `recover()` finishes or undoes a swap that a crash interrupted.
+A partition is a folder `<table>/symbol=<s>/dt=<d>/` holding its data file, named by the raw
+content it came from (`part-<sha256>-v<ingest version>.parquet`), and `_manifest.json` naming
+that file. Every path goes through pyarrow's file system layer (`spymaster.lake_files`) and no
+folder is ever renamed, so the same protocol holds on object storage: a source file's
+partitions are written whole under `bronze/_ingest/staging/` with their manifests, then each
+data file is moved into its partition's folder, its manifest is moved in last, and the data
+file the old manifest named is deleted. Readers take only the file a manifest names, so they
+see the old partition or the new one, never part of one; a run killed at any point leaves
+files no manifest names, which the next commit of that partition deletes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ingest.bronze_tables import INGEST_VERSION
 from ingest.errors import IngestError
 from spymaster.lake import Lake
+from spymaster.lake_files import MANIFEST_FILE, delete_files_but, file_system, read_json
 
-DATA_FILE = "data.parquet"
-MANIFEST_FILE = "_manifest.json"
 ROW_GROUP_RECORDS = 1 << 20
+
+
+def data_file_name(source_sha256: str) -> str:
+    """A partition's data file, named by the raw content it came from and the ingest version:
+    a re-run writes the same name and bytes, a changed file or ingest a new name."""
+    return f"part-{source_sha256[:16]}-v{INGEST_VERSION}.parquet"
 
 
 @dataclass(frozen=True, order=True)
@@ -39,8 +47,9 @@ class PartitionKey:
     symbol: str
     dt: dt.date
 
-    def path(self, lake: Lake) -> Path:
-        return lake.partition_dir(self.table, self.symbol, self.dt.isoformat())
+    def folder(self, root: str) -> str:
+        """The partition's folder under a bronze folder (a file system path)."""
+        return f"{root}/{self}"
 
     def __str__(self) -> str:
         return f"{self.table}/symbol={self.symbol}/dt={self.dt.isoformat()}"
@@ -101,7 +110,8 @@ def _max(current: int | None, value: int) -> int:
 @dataclass(frozen=True)
 class StagedPartition:
     key: PartitionKey
-    staged_dir: Path
+    staged_dir: str
+    data_file: str
     stats: PartitionStats
 
 
@@ -122,8 +132,10 @@ def column_encodings(schema: pa.Schema) -> dict[str, Any]:
 class PartitionStager:
     """Writes the partitions of one source file under a private staging folder."""
 
-    def __init__(self, staging_dir: Path, schema: pa.Schema) -> None:
+    def __init__(self, bronze_root: str, staging_dir: str, schema: pa.Schema, data_file: str):
+        self.fs, _ = file_system(bronze_root)
         self.staging_dir = staging_dir
+        self.data_file = data_file
         self._schema = schema
         self._writers: dict[PartitionKey, pq.ParquetWriter] = {}
         self._stats: dict[PartitionKey, PartitionStats] = {}
@@ -132,11 +144,12 @@ class PartitionStager:
         """Append a batch; `records` are the same rows as DBN records, for the manifest."""
         writer = self._writers.get(key)
         if writer is None:
-            folder = self._folder(key)
-            folder.mkdir(parents=True)
+            folder = key.folder(self.staging_dir)
+            self.fs.create_dir(folder, recursive=True)
             writer = pq.ParquetWriter(
-                folder / DATA_FILE,
+                f"{folder}/{self.data_file}",
                 self._schema,
+                filesystem=self.fs,
                 compression="zstd",
                 write_statistics=["ts_recv", "record_index", "instrument_id"],
                 **column_encodings(self._schema),
@@ -153,31 +166,27 @@ class PartitionStager:
         for writer in self._writers.values():
             writer.close()
         return [
-            StagedPartition(key, self._folder(key), self._stats[key])
+            StagedPartition(key, key.folder(self.staging_dir), self.data_file, self._stats[key])
             for key in sorted(self._writers)
         ]
 
     def abort(self) -> None:
         for writer in self._writers.values():
             writer.close()
-        shutil.rmtree(self.staging_dir, ignore_errors=True)
-
-    def _folder(self, key: PartitionKey) -> Path:
-        return self.staging_dir / key.table / f"symbol={key.symbol}" / f"dt={key.dt.isoformat()}"
+        _delete_folder(self.fs, self.staging_dir)
 
 
-def read_manifest(partition_dir: Path) -> dict[str, Any] | None:
-    path = partition_dir / MANIFEST_FILE
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
+def _delete_folder(fs: pafs.FileSystem, folder: str) -> None:
+    if fs.get_file_info(folder).type == pafs.FileType.Directory:
+        fs.delete_dir(folder)
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
+def read_manifest(lake_root: str | os.PathLike[str], key: PartitionKey) -> dict[str, Any] | None:
+    """A landed partition's manifest, or None when the lake (a folder or URI) holds no such
+    partition."""
+    fs, root = file_system(f"{os.fspath(lake_root)}/bronze")
+    manifest: dict[str, Any] | None = read_json(fs, f"{key.folder(root)}/{MANIFEST_FILE}")
+    return manifest
 
 
 class BronzeStore:
@@ -185,15 +194,17 @@ class BronzeStore:
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
-        self.work_dir = lake.bronze / "_ingest"
-        self.staging_root = self.work_dir / "staging"
-        self.trash_root = self.work_dir / "trash"
+        self.fs, self.root = file_system(lake.bronze)
+        self.staging_root = f"{self.root}/_ingest/staging"
 
     @contextmanager
     def locked(self) -> Iterator[BronzeStore]:
+        # the run's lock is a lock on a file of the lake's folder (flock: also across the
+        # nodes of a shared file system that supports it, as NFSv4 does)
+        work_dir = self.lake.bronze / "_ingest"
         try:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-            lock = (self.work_dir / "lock").open("w")
+            work_dir.mkdir(parents=True, exist_ok=True)
+            lock = (work_dir / "lock").open("w")
         except OSError as error:
             raise IngestError(
                 f"{self.lake.bronze}: cannot write the lake ({error.strerror or error})"
@@ -208,58 +219,44 @@ class BronzeStore:
             try:
                 yield self
             finally:
-                shutil.rmtree(self.staging_root, ignore_errors=True)
+                _delete_folder(self.fs, self.staging_root)
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def new_staging_dir(self, label: str) -> Path:
-        return self.staging_root / f"{label}-{uuid.uuid4().hex[:12]}"
+    def new_staging_dir(self, label: str) -> str:
+        return f"{self.staging_root}/{label}-{uuid.uuid4().hex[:12]}"
 
-    def recover(self) -> list[PartitionKey]:
-        """Undo what an interrupted run left: partial staging and half-done swaps.
+    def recover(self) -> None:
+        """Drop what an interrupted run staged. Its partitions are each old or new already (a
+        commit only moves whole files, manifest last); the files it moved in that no manifest
+        names are deleted when that partition is next committed."""
+        _delete_folder(self.fs, self.staging_root)
 
-        A partition in the trash whose place in the lake is empty was moved aside by a swap
-        that never completed: it goes back. Anything else in the trash is an old version
-        whose replacement did land.
-        """
-        shutil.rmtree(self.staging_root, ignore_errors=True)
-        restored: list[PartitionKey] = []
-        if not self.trash_root.exists():
-            return restored
-        for aside in sorted(self.trash_root.iterdir()):
-            manifest = read_manifest(aside)
-            if manifest is not None:
-                key = PartitionKey(
-                    manifest["table"], manifest["symbol"], dt.date.fromisoformat(manifest["dt"])
-                )
-                target = key.path(self.lake)
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(aside, target)
-                    restored.append(key)
-                    continue
-            shutil.rmtree(aside)
-        return restored
+    def manifest(self, key: PartitionKey) -> dict[str, Any] | None:
+        manifest: dict[str, Any] | None = read_json(
+            self.fs, f"{key.folder(self.root)}/{MANIFEST_FILE}"
+        )
+        return manifest
 
-    def swap_in(self, staged_dir: Path, key: PartitionKey) -> None:
-        target = key.path(self.lake)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            self.trash_root.mkdir(parents=True, exist_ok=True)
-            aside = self.trash_root / uuid.uuid4().hex
-            os.rename(target, aside)
-            os.rename(staged_dir, target)
-            shutil.rmtree(aside)
-        else:
-            os.rename(staged_dir, target)
+    def commit(self, part: StagedPartition) -> None:
+        """Make a staged partition (its manifest written beside it) the lake's partition."""
+        folder = part.key.folder(self.root)
+        self.fs.create_dir(folder, recursive=True)
+        self.fs.move(f"{part.staged_dir}/{part.data_file}", f"{folder}/{part.data_file}")
+        self.fs.move(f"{part.staged_dir}/{MANIFEST_FILE}", f"{folder}/{MANIFEST_FILE}")
+        delete_files_but(self.fs, folder, {part.data_file, MANIFEST_FILE})
 
-    def remove(self, key: PartitionKey) -> None:
-        target = key.path(self.lake)
-        self.trash_root.mkdir(parents=True, exist_ok=True)
-        aside = self.trash_root / uuid.uuid4().hex
-        # Drop the manifest first so recovery never brings a removed partition back.
-        os.rename(target, aside)
-        (aside / MANIFEST_FILE).unlink()
-        shutil.rmtree(aside)
-        for folder in (target.parent, target.parent.parent):
-            if folder.exists() and not any(folder.iterdir()):
-                folder.rmdir()
+    def remove(self, key: PartitionKey) -> bool:
+        """Delete a partition, or what a killed removal or first commit left of one; False when
+        there was nothing."""
+        folder = key.folder(self.root)
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return False
+        manifest = f"{folder}/{MANIFEST_FILE}"
+        # the manifest first: from then on no reader takes the partition
+        if self.fs.get_file_info(manifest).type == pafs.FileType.File:
+            self.fs.delete_file(manifest)
+        _delete_folder(self.fs, folder)
+        for parent in (folder.rsplit("/", 1)[0], folder.rsplit("/", 2)[0]):
+            if not self.fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
+                _delete_folder(self.fs, parent)
+        return True

@@ -8,14 +8,16 @@ raw path's size, mtime and SHA-256 so that an unchanged file is recognised witho
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
+
 from ingest.bronze_tables import INGEST_VERSION
-from ingest.partitions import PartitionKey, read_manifest, write_json_atomic
+from ingest.partitions import PartitionKey, read_manifest
 from spymaster.lake import Lake
+from spymaster.lake_files import file_system, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -28,32 +30,32 @@ class FileStat:
 class Registry:
     def __init__(self, lake: Lake) -> None:
         self.lake = lake
-        self.sources_dir = lake.bronze / "_ingest" / "sources"
-        self.file_stats_path = lake.bronze / "_ingest" / "file_stats.json"
+        self.fs, bronze = file_system(lake.bronze)
+        self.sources_dir = f"{bronze}/_ingest/sources"
+        self.file_stats_path = f"{bronze}/_ingest/file_stats.json"
 
     def file_stats(self) -> dict[str, FileStat]:
-        if not self.file_stats_path.exists():
-            return {}
-        payload = json.loads(self.file_stats_path.read_text())
+        payload = read_json(self.fs, self.file_stats_path) or {}
         return {path: FileStat(**stat) for path, stat in payload.items()}
 
     def save_file_stats(self, stats: dict[str, FileStat]) -> None:
-        write_json_atomic(
+        write_json(
+            self.fs,
             self.file_stats_path,
             {path: vars(stat) for path, stat in sorted(stats.items())},
         )
 
     def source(self, sha256: str) -> dict[str, Any] | None:
-        path = self.sources_dir / f"{sha256}.json"
-        if not path.exists():
-            return None
-        return json.loads(path.read_text())
+        record: dict[str, Any] | None = read_json(self.fs, f"{self.sources_dir}/{sha256}.json")
+        return record
 
     def save_source(self, record: dict[str, Any]) -> None:
-        write_json_atomic(self.sources_dir / f"{record['sha256']}.json", record)
+        write_json(self.fs, f"{self.sources_dir}/{record['sha256']}.json", record)
 
     def drop_source(self, sha256: str) -> None:
-        (self.sources_dir / f"{sha256}.json").unlink(missing_ok=True)
+        path = f"{self.sources_dir}/{sha256}.json"
+        if self.fs.get_file_info(path).type == pafs.FileType.File:
+            self.fs.delete_file(path)
 
     def is_landed(self, sha256: str) -> bool:
         """True when this content landed with the current ingest version and every partition
@@ -62,7 +64,7 @@ class Registry:
         if record is None or record["ingest_version"] != INGEST_VERSION:
             return False
         for key in source_partitions(record):
-            manifest = read_manifest(key.path(self.lake))
+            manifest = read_manifest(self.lake.root, key)
             if manifest is None or manifest["sources"][0]["sha256"] != sha256:
                 return False
         return True

@@ -12,8 +12,6 @@ def format_report(report: IngestReport, raw: Path, lake: Lake) -> str:
     lines = [
         f"raw {raw}: {len(report.landed)} file(s) landed, {len(report.unchanged)} unchanged",
     ]
-    for key in report.restored_partitions:
-        lines.append(f"  restored after an interrupted run: {key}")
     for source in report.landed:
         name = source.path.relative_to(raw) if source.path.is_relative_to(raw) else source.path
         schema = source.metadata.schema.value if source.metadata else "?"

@@ -65,26 +65,19 @@ class OptionDefinitions:
 
     def _query(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, str] | None]:
         found: dict[tuple[int, int], tuple[str, str] | None] = dict.fromkeys(pairs)
-        table_dir = self._lake.table_dir(table_name(AssetClass.OPTIONS, SourceSchema.DEFINITION))
-        if not any(table_dir.glob("*/*/*.parquet")):
+        definitions = table_name(AssetClass.OPTIONS, SourceSchema.DEFINITION)
+        if not self._lake.is_landed(definitions):
             return found
-        glob = self._lake.table_glob(table_name(AssetClass.OPTIONS, SourceSchema.DEFINITION))
         connection = duckdb.connect()
         try:
             found.update(
                 latest_option_definitions(
-                    connection,
-                    f"read_parquet('{_quoted(glob)}', hive_partitioning = true)",
-                    pairs,
+                    connection, self._lake.read_bronze_sql(definitions), pairs
                 )
             )
         finally:
             connection.close()
         return found
-
-
-def _quoted(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def latest_option_definitions(

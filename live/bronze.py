@@ -41,12 +41,10 @@ class LiveBronze:
             self.connection.unregister(f"{table}_empty")
             names = ", ".join(live.names)
             sources = [f"select {names} from live_{table}"]
-            if any(lake.table_dir(table).glob("*/*/*.parquet")):
-                glob = str(lake.table_glob(table)).replace("'", "''")
+            if lake.is_landed(table):
                 sources.insert(
                     0,
-                    f"select {names} from read_parquet('{glob}', hive_partitioning = true, "
-                    "hive_types = {'symbol': 'VARCHAR', 'dt': 'DATE'}) "
+                    f"select {names} from {lake.read_bronze_sql(table)} "
                     f"where dt < DATE '{day.isoformat()}'",
                 )
             self.connection.execute(f"create view {table} as " + " union all ".join(sources))

@@ -23,7 +23,8 @@ from {{ source('bronze', table_name) }}
 
 
 {% macro bronze_table_landed(table_name) -%}
-    {%- set pattern = lake_dir() ~ '/bronze/' ~ table_name ~ '/*/*/*.parquet' -%}
+    {#- a partition has landed when its manifest has (spymaster.lake.Lake.is_landed) -#}
+    {%- set pattern = lake_dir() ~ '/bronze/' ~ table_name ~ '/*/*/_manifest.json' -%}
     {%- set files = run_query("select count(*) from glob('" ~ pattern ~ "')") -%}
     {{- return(files.columns[0].values()[0] > 0) -}}
 {%- endmacro %}

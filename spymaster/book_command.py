@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pyarrow.parquet as pq
-
 from book_engine.replay import BookState, MboColumns, book_at, require_snapshot
-from book_engine.surfaces import MBO_COLUMNS
+from ingest.partitions import PartitionKey, read_manifest
 from spymaster.dbn_facts import PRICE_SCALE
-from spymaster.dbt_models import in_file_order
+from spymaster.dbt_models import bronze_mbo
 from spymaster.exchange_time import parse_time, utc_ns
 from spymaster.lake import Lake, project_vars
 
@@ -30,11 +28,10 @@ def parse_moment(value: str) -> int:
 
 
 def load_partition(lake: Lake, symbol: str, day: dt.date) -> MboColumns:
-    data = lake.partition_dir("futures_mbo", symbol, day.isoformat()) / "data.parquet"
-    if not data.exists():
-        raise BookCommandError(f"{data}: no bronze futures_mbo partition for {symbol} on {day}")
-    table = pq.read_table(data, columns=[*MBO_COLUMNS, "record_index"])
-    return MboColumns.from_arrow(in_file_order(table))
+    if read_manifest(lake.root, PartitionKey("futures_mbo", symbol, day)) is None:
+        folder = lake.partition_dir("futures_mbo", symbol, day.isoformat())
+        raise BookCommandError(f"{folder}: no bronze futures_mbo partition for {symbol} on {day}")
+    return MboColumns.from_arrow(bronze_mbo(str(lake.root), "futures_mbo", symbol, day))
 
 
 def pre_open_of(day: dt.date) -> tuple[tuple[int, int], ...]:

@@ -121,7 +121,7 @@ def _bronze_records(lake: Lake) -> dict[str, int]:
         return {
             table: int(
                 connection.execute(
-                    f"select count(*) from read_parquet('{lake.table_glob(table)}')"
+                    f"select count(*) from {lake.read_bronze_sql(table)}"
                 ).fetchone()[0]
             )
             for table in ("futures_mbo", "options_mbo")

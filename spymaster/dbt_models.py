@@ -35,7 +35,6 @@ from cluster.engine_partitions import (
     EngineJob,
     EnginePartitionStore,
     PartitionTimer,
-    file_system,
     job_batches,
 )
 from cluster.ray_runtime import requested_address
@@ -55,10 +54,10 @@ from gex.options_surface import (
     quote_batches,
     zero_gamma_batch,
 )
-from ingest.partitions import DATA_FILE, read_manifest
+from ingest.partitions import PartitionKey, read_manifest
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import parse_time, utc_ns
-from spymaster.lake import Lake
+from spymaster.lake_files import file_system
 
 
 def lake_folder(config: Mapping[str, Any]) -> str:
@@ -167,18 +166,20 @@ def in_file_order(table: pa.Table) -> pa.Table:
 
 
 def bronze_mbo(lake_dir: str, table: str, symbol: str, day: dt.date) -> pa.Table:
-    """The engine's columns of one landed MBO partition, in file order, read from its
-    Parquet file (through the file system layer: the same on every Ray node)."""
-    fs, root = file_system(lake_dir)
-    path = f"{root.rstrip('/')}/bronze/{table}/symbol={symbol}/dt={day.isoformat()}/{DATA_FILE}"
-    with fs.open_input_file(path) as source:
+    """The engine's columns of one landed MBO partition, in file order, read from the
+    Parquet file its manifest names (through the file system layer: the same on every Ray
+    node)."""
+    key = PartitionKey(table, symbol, day)
+    data_file = _landed_manifest(lake_dir, table, symbol, day)["data_file"]
+    fs, root = file_system(f"{lake_dir.rstrip('/')}/bronze")
+    with fs.open_input_file(f"{key.folder(root)}/{data_file}") as source:
         records = pq.read_table(source, columns=[*MBO_COLUMNS, "record_index"])
     return in_file_order(records).drop_columns(["record_index"])
 
 
 def _landed_manifest(lake_dir: str, table: str, symbol: str, day: dt.date) -> dict[str, Any]:
-    """A bronze partition's manifest: its records and instrument ids (sizing its task)."""
-    manifest = read_manifest(Lake(Path(lake_dir)).partition_dir(table, symbol, day.isoformat()))
+    """A bronze partition's manifest: its data file, records and instrument ids."""
+    manifest = read_manifest(lake_dir, PartitionKey(table, symbol, day))
     if manifest is None:
         raise EngineError(f"{table} symbol={symbol} dt={day}: no landed partition (run ingest)")
     return manifest

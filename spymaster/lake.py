@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from spymaster.lake_files import MANIFEST_FILE
+
 LAKE_ENV_VAR = "SPYMASTER_LAKE"
 DEFAULT_LAKE = "lake"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -90,14 +92,23 @@ class Lake:
     def partition_dir(self, table: str, symbol: str, dt: str) -> Path:
         return self.bronze / table / f"symbol={symbol}" / f"dt={dt}"
 
-    def table_glob(self, table: str) -> str:
-        return str(self.bronze / table / "*" / "*" / "*.parquet")
+    def manifest_glob(self, table: str) -> str:
+        return str(self.bronze / table / "*" / "*" / MANIFEST_FILE)
+
+    def is_landed(self, table: str) -> bool:
+        """True when at least one partition of the bronze table has landed."""
+        return any(self.table_dir(table).glob(f"*/*/{MANIFEST_FILE}"))
 
     def read_bronze_sql(self, table: str) -> str:
-        """DuckDB table expression over a landed bronze table (as the dbt sources read it)."""
+        """DuckDB table expression over a landed bronze table, as the dbt sources read it:
+        each partition's data file that its manifest names, and no other file."""
+        data = str(self.bronze / table / "*" / "*" / "*.parquet").replace("'", "''")
+        manifests = self.manifest_glob(table).replace("'", "''")
         return (
-            f"read_parquet('{self.table_glob(table)}', hive_partitioning = true, "
-            "hive_types = {'symbol': 'VARCHAR', 'dt': 'DATE'})"
+            f"(select * exclude (filename) from read_parquet('{data}', hive_partitioning = "
+            "true, hive_types = {'symbol': 'VARCHAR', 'dt': 'DATE'}, filename = true) "
+            "where filename in (select parse_dirpath(filename) || '/' || data_file from "
+            f"read_json('{manifests}', columns = {{data_file: 'VARCHAR'}}, filename = true)))"
         )
 
     def environment(self) -> dict[str, str]:

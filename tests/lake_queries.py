@@ -15,7 +15,7 @@ def bronze_sql(lake: Lake, sql: str) -> list[tuple[Any, ...]]:
     """Run `sql` with every landed bronze table available under its table name."""
     connection = duckdb.connect()
     for table in ALL_TABLES:
-        if any(lake.table_dir(table).glob("*/*/*.parquet")):
+        if lake.is_landed(table):
             connection.execute(
                 f"create view {table} as select * from {lake.read_bronze_sql(table)}"
             )

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import databento_dbn as dbn
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from ingest.bronze_tables import AssetClass, SourceSchema, arrow_schema, table_name
 from ingest.landing import ingest
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
+from spymaster.lake_files import MANIFEST_FILE
 from tests.conftest import SHARED_DATA
 from tests.dbn_fixtures import day_start_ns, definition, mbo, px, write_dbn
 from tests.markets import dbt, dbt_target
@@ -179,12 +183,13 @@ def test_dbt_contracts_match_the_parquet_ingest_writes() -> None:
             assert declared[name] == {"symbol": "varchar", "dt": "date", **written}, name
 
 
-def test_bronze_test_fails_when_a_partition_holds_other_records_than_its_manifest(
+def test_bronze_reads_only_manifested_files_and_its_test_fails_on_other_records(
     tmp_path: Path,
 ) -> None:
-    """(symbol, dt, record_index) is unique by construction (checked on write); the dbt test
-    checks the lake still holds exactly the written records: a stray copy of a partition's
-    Parquet file doubles its records and fails it, naming the partition."""
+    """(symbol, dt, record_index) is unique by construction (checked on write). The views
+    read only the data file a partition's manifest names, so a stray Parquet file beside it
+    (what a killed commit leaves) is not read; the dbt test checks the named file still holds
+    exactly the written records, naming the partition when it does not."""
     day = dt.date(2024, 3, 5)
     session_day_file(tmp_path / "raw", day, {"ESH4": 1000, "ESM4": 10})
     lake = Lake(tmp_path / "lake")
@@ -192,7 +197,15 @@ def test_bronze_test_fails_when_a_partition_holds_other_records_than_its_manifes
     dbt(lake, "build", "--select", "futures_mbo")  # the view, and its tests pass
 
     partition = lake.partition_dir("futures_mbo", "ESH4", day.isoformat())
-    (partition / "copy.parquet").write_bytes((partition / "data.parquet").read_bytes())
+    data_file = json.loads((partition / MANIFEST_FILE).read_text())["data_file"]
+    written = pq.read_table(partition / data_file)
+    pq.write_table(written, partition / "part-0000000000000000-v1.parquet")
+    dbt(lake, "test", "--select", "futures_mbo")
+    assert warehouse(lake, "select count(*) from bronze.futures_mbo where symbol = 'ESH4'") == [
+        (3,)
+    ]
+
+    pq.write_table(pa.concat_tables([written, written]), partition / data_file)
     failed = subprocess.run(
         dbt_command(["test", "--select", "futures_mbo", "--store-failures"]),
         env=lake.environment(),
@@ -209,3 +222,17 @@ def test_bronze_test_fails_when_a_partition_holds_other_records_than_its_manifes
         "from dbt_test__audit.partition_records_match_manifest_futures_mbo_",
     )
     assert rows == [("ESH4", day, 6, 3)]
+
+
+def test_the_bronze_sources_read_the_lake_as_the_python_side_does() -> None:
+    """One expression reads bronze: the dbt sources' external location is the same SQL as
+    `Lake.read_bronze_sql`, with the lake and table filled in."""
+    config = yaml.safe_load((PROJECT_ROOT / "models" / "bronze" / "_bronze.yml").read_text())
+    (source,) = config["sources"]
+    location = source["config"]["meta"]["external_location"]
+    lake = Lake(Path("/lakes/it's here"))
+    for table in source["tables"]:
+        rendered = location.replace(
+            '{{ env_var("SPYMASTER_LAKE", "lake") }}', str(lake.root).replace("'", "''")
+        ).replace("$name", table["name"])
+        assert " ".join(rendered.split()) == lake.read_bronze_sql(table["name"]), table["name"]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ingest.landing import ingest
+from ingest.partitions import data_file_name
 from spymaster.dbn_facts import UNDEF_PRICE
 from spymaster.lake import Lake
 from tests.conftest import SHARED_DATA
@@ -158,6 +159,8 @@ def test_partition_manifest_names_source_sha256_and_counts(
     manifest = json.loads((partition / "_manifest.json").read_text())
     expected_sha = hashlib.sha256((shared_data / ESM4_MBO).read_bytes()).hexdigest()
     assert manifest["sources"][0]["sha256"] == expected_sha
+    assert manifest["data_file"] == data_file_name(expected_sha)
+    assert (partition / manifest["data_file"]).is_file()
     assert manifest["records"] == 13_796
     assert manifest["records_by_action"] == {"A": 13_678, "C": 80, "F": 5, "M": 27, "R": 1, "T": 5}
     assert manifest["ingest_version"] >= 1

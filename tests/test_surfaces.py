@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import databento as db
@@ -16,6 +17,7 @@ from book_engine.replay import MboColumns, WindowConfig, replay_windows
 from book_engine.surfaces import MBO_COLUMNS
 from spymaster.dbt_models import bronze_mbo, in_file_order
 from spymaster.exchange_time import day_start_ns, utc_ns
+from spymaster.lake_files import MANIFEST_FILE
 from tests.replay import ReplayBook
 
 DAY = dt.date(2024, 3, 4)
@@ -139,6 +141,7 @@ def test_a_partition_loads_in_file_order_whatever_order_the_file_holds(tmp_path:
     partition = tmp_path / "bronze" / "futures_mbo" / "symbol=ESM4" / f"dt={DAY.isoformat()}"
     partition.mkdir(parents=True)
     pq.write_table(records.slice(0, 4).drop_columns(["symbol", "dt"]), partition / "data.parquet")
+    (partition / MANIFEST_FILE).write_text(json.dumps({"data_file": "data.parquet"}))
     loaded = bronze_mbo(str(tmp_path), "futures_mbo", "ESM4", DAY)
     assert loaded.column_names == list(MBO_COLUMNS)
     assert loaded.column("ts_recv").to_pylist() == [2, 4, 1, 3]
