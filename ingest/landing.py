@@ -8,6 +8,7 @@ first bad file; files committed before it stay, and nothing of the bad file is v
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from ingest.partitions import (
     PartitionStager,
     StagedPartition,
     data_file_name,
+    ingest_lock,
 )
 from ingest.registry import FileStat, Registry, path_key, source_partitions
 from ingest.routing import OptionDefinitions, Router, day_to_date, epoch_days
@@ -66,6 +68,7 @@ class InspectedFile:
 class StageTask:
     file: InspectedFile
     lake: Lake
+    bronze_root: str
     staging_dir: str
     chunk_records: int
 
@@ -116,7 +119,7 @@ def stage_file(task: StageTask) -> StagedSource:
     staged.metadata = reader.metadata
     router = Router(path, schema, reader.symbology(), OptionDefinitions(task.lake))
     stager = PartitionStager(
-        str(task.lake.bronze),
+        task.bronze_root,
         task.staging_dir,
         arrow_schema(schema),
         data_file_name(file_fingerprint.sha256),
@@ -195,14 +198,14 @@ class _Ingest:
         self.ray_address = ray_address
         self.chunk_records = chunk_records
         self.progress = progress
-        self.store = BronzeStore(lake)
+        self.store = BronzeStore(str(lake.bronze))
         self.registry = Registry(lake)
         self.report = IngestReport()
         self.file_stats: dict[str, FileStat] = {}
         self._pool: ProcessPoolExecutor | None = None
 
     def run(self, files: list[Path]) -> IngestReport:
-        with self.store.locked():
+        with ingest_lock(self.lake):
             self.store.recover()
             self.file_stats = self.registry.file_stats()
             try:
@@ -215,6 +218,7 @@ class _Ingest:
                         StageTask(
                             file,
                             self.lake,
+                            self.store.bronze_root,
                             self.store.new_staging_dir(file.path.name),
                             self.chunk_records,
                         )
@@ -226,6 +230,9 @@ class _Ingest:
                 if self._pool is not None:
                     self._pool.shutdown(cancel_futures=True)
                 self.registry.save_file_stats(self.file_stats)
+                # what this run staged and did not commit (the next run drops it should this fail)
+                with contextlib.suppress(OSError):
+                    self.store.recover()
         return self.report
 
     def _unchanged(self, path: Path) -> bool:

@@ -189,38 +189,37 @@ def read_manifest(lake_root: str | os.PathLike[str], key: PartitionKey) -> dict[
     return manifest
 
 
-class BronzeStore:
-    """Owns the lake's bronze folder during one ingest run (one run at a time per lake)."""
-
-    def __init__(self, lake: Lake) -> None:
-        self.lake = lake
-        self.fs, self.root = file_system(lake.bronze)
-        self.staging_root = f"{self.root}/_ingest/staging"
-
-    @contextmanager
-    def locked(self) -> Iterator[BronzeStore]:
-        # the run's lock is a lock on a file of the lake's folder (flock: also across the
-        # nodes of a shared file system that supports it, as NFSv4 does)
-        work_dir = self.lake.bronze / "_ingest"
+@contextmanager
+def ingest_lock(lake: Lake) -> Iterator[None]:
+    """One ingest at a time per lake: a lock on a file of the lake's folder (flock, which a
+    shared file system such as NFSv4 also honours across nodes)."""
+    work_dir = lake.bronze / "_ingest"
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        lock = (work_dir / "lock").open("w")
+    except OSError as error:
+        raise IngestError(
+            f"{lake.bronze}: cannot write the lake ({error.strerror or error})"
+        ) from None
+    with lock:
         try:
-            work_dir.mkdir(parents=True, exist_ok=True)
-            lock = (work_dir / "lock").open("w")
-        except OSError as error:
-            raise IngestError(
-                f"{self.lake.bronze}: cannot write the lake ({error.strerror or error})"
-            ) from None
-        with lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as error:
-                raise IngestError(
-                    f"{self.lake.bronze}: another ingest is running on this lake"
-                ) from error
-            try:
-                yield self
-            finally:
-                _delete_folder(self.fs, self.staging_root)
-                fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise IngestError(f"{lake.bronze}: another ingest is running on this lake") from error
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class BronzeStore:
+    """The partitions of a bronze folder or URI (`<lake>/bronze`, `s3://bucket/lake/bronze`),
+    written by one ingest run at a time."""
+
+    def __init__(self, bronze_root: str) -> None:
+        self.bronze_root = bronze_root
+        self.fs, self.root = file_system(bronze_root)
+        self.staging_root = f"{self.root}/_ingest/staging"
 
     def new_staging_dir(self, label: str) -> str:
         return f"{self.staging_root}/{label}-{uuid.uuid4().hex[:12]}"

@@ -155,14 +155,14 @@ from gex.options_surface import (
 )
 from spymaster.dbt_models import bronze_mbo, options_chain
 from spymaster.exchange_time import utc_ns
+from spymaster.lake import Lake
 lake, spot_path, day = Path(sys.argv[1]), Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 zone = "America/New_York"
 spot_file = np.load(spot_path)
 spot = SpotSeries(spot_file["seconds"], spot_file["spot"])
 connection = duckdb.connect()
 def bronze(table):
-    glob = lake / "bronze" / table / "**" / "*.parquet"
-    return connection.sql(f"select * from read_parquet('{glob}', hive_partitioning=true)")
+    return connection.sql(f"select * from {Lake(lake).read_bronze_sql(table)}")
 settings = OptionsSettings(zone, (dt.time(9), dt.time(13)), 1.0, 0.0)
 profile = ProfileSettings(100.0, 5.0, 0.0, 1.0, -1.0)
 underlyings = bronze("options_mbo").project("symbol").distinct().order("symbol")

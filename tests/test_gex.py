@@ -374,8 +374,7 @@ def test_real_option_definitions_give_the_chain(shared_data, raw, lake) -> None:
     ingest(raw, lake, workers=1)
     records = db.DBNStore.from_file(source).to_ndarray()
     connection = duckdb.connect()
-    glob = lake.bronze / "options_definitions" / "**" / "*.parquet"
-    definitions = connection.sql(f"select * from read_parquet('{glob}', hive_partitioning=true)")
+    definitions = connection.sql(f"select * from {lake.read_bronze_sql('options_definitions')}")
     statistics = connection.sql(
         "select 'ESM4' as symbol, DATE '2024-01-01' as dt, 0::uinteger as instrument_id, "
         "0::bigint as ts_recv, 0 as record_index, 9 as stat_type, 1 as update_action, "

@@ -16,7 +16,7 @@ import zstandard
 
 from ingest.errors import IngestError
 from ingest.landing import ingest
-from ingest.partitions import BronzeStore
+from ingest.partitions import ingest_lock
 from ingest.source_files import check_whole, fingerprint
 from spymaster.cli import main
 from spymaster.lake import Lake
@@ -238,7 +238,7 @@ def test_raw_folder_without_dbn_files_is_an_error(tmp_path: Path, lake: Lake) ->
 def test_a_second_ingest_on_the_same_lake_is_refused_while_one_runs(raw: Path, lake: Lake) -> None:
     days = book_day(ESM4, DAY1, 5000.0)
     write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, days, {"ESM4": ESM4}, DAY1)
-    with BronzeStore(lake).locked(), pytest.raises(IngestError, match="another ingest is running"):
+    with ingest_lock(lake), pytest.raises(IngestError, match="another ingest is running"):
         ingest(raw, lake)
 
 

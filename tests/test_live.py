@@ -277,9 +277,8 @@ def test_what_live_received_lands_as_the_same_bronze(
         for table in tables:
 
             def rows(lake: Lake, table: str = table) -> pa.Table:
-                glob = f"{lake.root}/bronze/{table}/*/dt={day}/*.parquet"
                 return connection.sql(
-                    f"select * from read_parquet('{glob}', hive_partitioning = true) "
+                    f"select * from {lake.read_bronze_sql(table)} where dt = DATE '{day}' "
                     "order by symbol, record_index"
                 ).to_arrow_table()
 

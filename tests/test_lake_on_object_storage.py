@@ -1,32 +1,51 @@
-"""Bronze landing on a store with object storage's semantics, killed at every step.
+"""The lake's partitions on object storage.
 
-The store below is the lake's local folder seen through pyarrow's file system layer as object
-storage behaves: a folder cannot be renamed, and moving a file is a copy then a delete. An
-ingest that replaces one partition, removes another and adds a third is killed before each
-of its file system operations in turn (from then on every operation fails, as after a real
-kill, so no clean-up runs). Readers (the same SQL the dbt sources run) must then see every
-partition whole, old or new; a plain re-run must finish the job and leave nothing behind.
+First, bronze landing on a store with object storage's rules, killed at every step: the
+lake's local folder seen through pyarrow's file system layer as object storage behaves (a
+folder cannot be renamed; moving a file is a copy, then a delete). An ingest that replaces
+one partition, removes another and adds a third is killed before each of its file system
+operations in turn (from then on every operation fails, as after a real kill, so no clean-up
+runs). Readers (the same SQL the dbt sources run) must then see every partition whole, old or
+new; a plain re-run must finish the job and leave nothing behind.
+
+Then the bronze and engine partition stores on S3 itself: pyarrow's S3 client against a local
+S3 server (moto's), in a bucket, through the same code paths.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import databento as db
 import databento_dbn as dbn
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
+from moto.server import ThreadedMotoServer
 
 import ingest.partitions
 import ingest.registry
+from book_engine.surfaces import Partition
+from cluster.engine_partitions import EnginePartitionStore
+from ingest.bronze_tables import SourceSchema, arrow_schema, to_record_batch
 from ingest.landing import ingest as run_ingest
+from ingest.partitions import (
+    BronzeStore,
+    PartitionKey,
+    PartitionStager,
+    data_file_name,
+    read_manifest,
+)
+from spymaster.dbt_models import bronze_mbo
 from spymaster.lake import Lake
-from spymaster.lake_files import MANIFEST_FILE
-from tests.dbn_fixtures import day_start_ns, mbo, px, write_dbn
+from spymaster.lake_files import MANIFEST_FILE, file_system, write_json
+from tests.dbn_fixtures import day_start_ns, encode, mbo, metadata, px, write_dbn
 from tests.lake_queries import bronze_sql
 
 DAY1 = dt.date(2024, 5, 8)
@@ -220,3 +239,102 @@ def test_an_ingest_killed_at_any_step_leaves_each_partition_whole_old_or_new(
         assert partitions(lake) == new, kill_at
         assert leftovers(lake) == [], kill_at
         shutil.rmtree(lake.root)
+
+
+@pytest.fixture(scope="module")
+def s3_lake() -> Iterator[str]:
+    """A lake in a bucket of a local S3 server, which pyarrow's S3 client reaches over HTTP as
+    it reaches a cloud bucket (the endpoint from $AWS_ENDPOINT_URL_S3)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", "spymaster")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "spymaster")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        patch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
+        buckets, _ = pafs.FileSystem.from_uri("s3://spymaster-lake?allow_bucket_creation=true")
+        buckets.create_dir("spymaster-lake")
+        try:
+            yield "s3://spymaster-lake/market"
+        finally:
+            server.stop()
+
+
+def s3_files(lake: str, folder: str) -> list[str]:
+    fs, root = file_system(lake)
+    selector = pafs.FileSelector(f"{root}/{folder}", recursive=True, allow_not_found=True)
+    return sorted(
+        info.path.removeprefix(f"{root}/{folder}/")
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File
+    )
+
+
+def land_on(store: BronzeStore, key: PartitionKey, prices: list[float], source: str) -> None:
+    """Stage one futures partition of a hand-built DBN file and commit it, as ingest does."""
+    header = metadata(dbn.Schema.MBO, DAY1, DAY2, {"ESM4": ESM4})
+    t0 = day_start_ns(DAY1)
+    encoded = [mbo(ESM4, t0 + i, "A", "B", px(p), 1, i + 1) for i, p in enumerate(prices)]
+    records = db.DBNStore.from_bytes(encode(header, encoded)).to_ndarray()
+    stager = PartitionStager(
+        store.bronze_root,
+        store.new_staging_dir("a.mbo.dbn.zst"),
+        arrow_schema(SourceSchema.MBO),
+        data_file_name(source),
+    )
+    stager.write(key, to_record_batch(SourceSchema.MBO, records, 0), records)
+    (part,) = stager.finish()
+    manifest = {"table": key.table, "symbol": key.symbol, "dt": key.dt.isoformat()}
+    write_json(
+        store.fs, f"{part.staged_dir}/{MANIFEST_FILE}", {**manifest, "data_file": part.data_file}
+    )
+    store.commit(part)
+    store.recover()
+
+
+def test_bronze_partitions_land_replace_and_go_on_s3(s3_lake: str) -> None:
+    store = BronzeStore(f"{s3_lake}/bronze")
+    key = PartitionKey("futures_mbo", "ESM4", DAY1)
+    first, second = "a" * 64, "b" * 64
+    land_on(store, key, [5000.0, 5000.25], first)
+    assert s3_files(s3_lake, "bronze") == [
+        f"{key}/{MANIFEST_FILE}",
+        f"{key}/{data_file_name(first)}",
+    ]
+    assert read_manifest(s3_lake, key)["data_file"] == data_file_name(first)
+    assert bronze_mbo(s3_lake, "futures_mbo", "ESM4", DAY1)["price"].to_pylist() == [
+        px(5000.0),
+        px(5000.25),
+    ]
+
+    land_on(store, key, [4990.0], second)  # a changed raw file replaces the partition
+    assert s3_files(s3_lake, "bronze") == [
+        f"{key}/{MANIFEST_FILE}",
+        f"{key}/{data_file_name(second)}",
+    ]
+    assert bronze_mbo(s3_lake, "futures_mbo", "ESM4", DAY1)["price"].to_pylist() == [px(4990.0)]
+
+    assert store.remove(key)
+    assert read_manifest(s3_lake, key) is None
+    assert s3_files(s3_lake, "bronze") == []
+
+
+def test_engine_partitions_write_read_and_rewrite_on_s3(s3_lake: str) -> None:
+    store = EnginePartitionStore(s3_lake)
+    schema = pa.schema([("window_start", pa.int64()), ("depth", pa.float64())])
+    rows = pa.record_batch({"window_start": [1, 2], "depth": [3.0, 4.0]}, schema=schema)
+    old = Partition("ESM4", DAY1, "fingerprint-1")
+    manifest = store.write("book_snapshot_1s", old, schema, [rows])
+    assert store.stored("book_snapshot_1s", old) == manifest
+    assert pa.Table.from_batches(list(store.read(manifest, schema))).to_pylist() == [
+        {"window_start": 1, "depth": 3.0},
+        {"window_start": 2, "depth": 4.0},
+    ]
+    new = Partition("ESM4", DAY1, "fingerprint-2")  # other inputs: rewritten, old file gone
+    assert store.stored("book_snapshot_1s", new) is None
+    manifest = store.write("book_snapshot_1s", new, schema, [rows.slice(1)])
+    folder = "engine/book_snapshot_1s/symbol=ESM4/dt=2024-05-08"
+    assert s3_files(s3_lake, folder) == sorted([MANIFEST_FILE, manifest["data_file"]])
+    assert pa.Table.from_batches(list(store.read(manifest, schema))).num_rows == 1
