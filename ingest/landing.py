@@ -136,14 +136,12 @@ def stage_file(task: StageTask) -> StagedSource:
                 raise IngestError(f"{path}: record {offset + error.row}: {error}") from error
             for route_id, day, rows in route_groups(route_ids, days):
                 if route_id < 0:
-                    filtered[router.filtered_reasons[-1 - route_id]] += len(rows)
+                    reason = router.filtered_reasons[-1 - route_id]
+                    filtered[reason] += len(chunk) if rows is None else len(rows)
                     continue
                 route = router.landed[route_id]
                 key = PartitionKey(route.table, route.symbol, day_to_date(day))
-                if rows is None:
-                    stager.write(key, batch, chunk)
-                else:
-                    stager.write(key, batch.take(rows), chunk[rows])
+                stager.write(key, batch if rows is None else batch.take(rows), chunk, rows)
             staged.records = offset + len(chunk)
         staged.partitions = stager.finish()
     except BaseException:
@@ -169,12 +167,20 @@ def _check_period(path: Path, metadata: SourceMetadata, chunk: np.ndarray, offse
 def route_groups(
     route_ids: np.ndarray, days: np.ndarray
 ) -> Iterator[tuple[int, int, np.ndarray | None]]:
-    """(route id, day, row indices in file order) for every distinct route and day; the
-    indices are None when the whole chunk is one group (the usual case)."""
-    codes = (route_ids << 32) | days
-    if codes.min() == codes.max():
-        yield int(route_ids[0]), int(days[0]), None
+    """(route id, day, row indices in file order) for every distinct route and day, in
+    (route id, day) order; the indices are None when the whole chunk is one group (the usual
+    case)."""
+    route_min, route_max = int(route_ids.min()), int(route_ids.max())
+    day_min, day_max = int(days.min()), int(days.max())
+    if route_min == route_max and day_min == day_max:
+        yield route_min, day_min, None
         return
+    # a chunk has a few routes and days: their codes fit 16 bits, which numpy's stable sort
+    # orders by radix, in one pass
+    width = day_max - day_min + 1
+    codes = (route_ids - route_min) * width + (days - day_min)
+    if (route_max - route_min + 1) * width <= np.iinfo(np.uint16).max:
+        codes = codes.astype(np.uint16)
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
     starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_codes)) + 1))

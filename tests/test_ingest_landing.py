@@ -103,6 +103,16 @@ def test_calendar_spread_records_are_filtered_and_counted(raw: Path, lake: Lake)
     ]
 
 
+def test_a_chunk_of_only_filtered_records_is_counted(raw: Path, lake: Lake) -> None:
+    """A file (or chunk) whose records are all one filtered instrument lands nothing."""
+    spread = [record for record in two_contract_day(DAY1) if record.instrument_id == SPREAD]
+    write_dbn(raw / "spread.mbo.dbn.zst", dbn.Schema.MBO, spread, SYMBOLS, DAY1)
+    report = ingest(raw, lake)
+    assert report.landed[0].filtered == {"futures spread ESM4-ESU4": 2}
+    assert report.landed[0].partitions == []
+    assert not lake.is_landed("futures_mbo")
+
+
 def test_user_defined_instruments_are_filtered(raw: Path, lake: Lake) -> None:
     records = [
         mbo(ESM4, day_start_ns(DAY1) + 10, "A", "B", px(5000), 1, 1),
