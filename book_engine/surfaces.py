@@ -195,12 +195,14 @@ def futures_chunks(
     table = load(partition.symbol, partition.day)
     columns = MboColumns.from_arrow(table)
     require_snapshot(columns, f"futures_mbo symbol={partition.symbol} dt={partition.day}")
-    instruments = sorted(set(np.unique(columns.instrument_id).tolist()))
-    if len(instruments) != 1:
+    ids = columns.instrument_id
+    # one pass, not a sort of the day's records: a futures partition is one contract
+    if len(ids) == 0 or (ids != ids[0]).any():
         raise EngineError(
             f"futures_mbo symbol={partition.symbol} dt={partition.day}: expected one instrument, "
-            f"found {instruments}"
+            f"found {sorted(set(np.unique(ids).tolist()))}"
         )
+    instruments = [int(ids[0])]
     ticks = ticks_for(partition.symbol, partition.day, instruments)
     config = settings.window_config(partition.day)
     try:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from book_engine.surfaces import Partition
 from cluster.ray_runtime import cluster_cpus, connect, ordered_map
+from spymaster.computed_ahead import computed_ahead
 from spymaster.lake_files import (
     MANIFEST_FILE,
     delete_files_but,
@@ -179,9 +180,9 @@ def job_batches(
         for job in jobs:
             manifest = store.stored(job.model, job.partition)
             if manifest is None:
-                yield from job.rows()
+                yield from computed_ahead(job.rows())
             else:
-                yield from store.read(manifest, schema)
+                yield from computed_ahead(store.read(manifest, schema))
         return
     connect(ray_address)
     tasks = (EngineTask(lake_root, job, schema) for job in jobs)

@@ -26,6 +26,7 @@ from gex.black76 import MINUTES_PER_YEAR
 from gex.profile import instrument_order_within_seconds, zero_gamma_levels
 from gex.quote_kernel import IV_STATUSES, option_rows
 from spymaster.arrow_columns import categorical, repeated_date, repeated_string
+from spymaster.computed_ahead import computed_ahead
 from spymaster.exchange_time import day_start_ns, utc_ns
 
 OPTIONS_QUOTES_SCHEMA = pa.schema(
@@ -154,7 +155,9 @@ def quote_batches(
     last_sigma = np.full(len(chain.instrument_ids), np.nan)
     last_solved_ns = np.zeros(len(chain.instrument_ids), np.int64)
     try:
-        for chunk in replay_windows(options, chain.ticks(), settings.window_config(day)):
+        # the next chunk's replay runs beside this chunk's volatility and gamma
+        replayed = replay_windows(options, chain.ticks(), settings.window_config(day))
+        for chunk in computed_ahead(replayed):
             rows = chunk.book_rows
             if len(rows) == 0:
                 continue

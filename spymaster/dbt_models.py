@@ -55,6 +55,7 @@ from gex.options_surface import (
     zero_gamma_batch,
 )
 from ingest.partitions import PartitionKey, read_manifest
+from spymaster.computed_ahead import computed_ahead
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import parse_time, utc_ns
 from spymaster.lake_files import file_system
@@ -244,7 +245,8 @@ def _book_snapshot_writing_depth_and_flow(
     this one) reads them: each futures day is replayed once for both surfaces."""
     store = EnginePartitionStore(lake_dir)
     with store.writing("depth_and_flow_1s", partition, DEPTH_AND_FLOW_SCHEMA) as depth:
-        for chunk in futures_chunks(partition, load, lambda *_: ticks, settings):
+        # the next chunk's replay runs beside this chunk's conversion and Parquet writing
+        for chunk in computed_ahead(futures_chunks(partition, load, lambda *_: ticks, settings)):
             if len(chunk.depth_rows):
                 depth.write_batch(depth_batch(chunk, partition, partition.fingerprint))
             if len(chunk.book_rows):
