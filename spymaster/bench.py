@@ -150,12 +150,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from book_engine.replay import MboColumns
 from gex.options_surface import (
-    PROFILE_INPUT_COLUMNS, OptionsSettings, ProfileSettings, SpotSeries, quote_batches,
+    PROFILE_INPUT_COLUMNS, ProfileSettings, SpotSeries, quote_batches,
     zero_gamma_batch,
 )
-from spymaster.dbt_models import bronze_mbo, options_chain
+from spymaster.dbt_models import bronze_mbo, options_chain, options_settings
 from spymaster.exchange_time import utc_ns
-from spymaster.lake import Lake
+from spymaster.lake import Lake, project_vars
 lake, spot_path, day = Path(sys.argv[1]), Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 zone = "America/New_York"
 spot_file = np.load(spot_path)
@@ -163,7 +163,7 @@ spot = SpotSeries(spot_file["seconds"], spot_file["spot"])
 connection = duckdb.connect()
 def bronze(table):
     return connection.sql(f"select * from {Lake(lake).read_bronze_sql(table)}")
-settings = OptionsSettings(zone, (dt.time(9), dt.time(13)), 1.0, 0.0)
+settings = options_settings(project_vars())  # the warehouse's own settings
 profile = ProfileSettings(100.0, 5.0, 0.0, 1.0, -1.0)
 underlyings = bronze("options_mbo").project("symbol").distinct().order("symbol")
 symbols = [s for (s,) in underlyings.fetchall()]
@@ -204,14 +204,15 @@ import datetime as dt, sys
 import databento as db
 import numpy as np
 from book_engine.replay import MboColumns, replay_windows
-from gex.options_surface import OptionsSettings
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
+from spymaster.dbt_models import options_settings
+from spymaster.lake import project_vars
 path, instrument, out = sys.argv[1], int(sys.argv[2]), sys.argv[4]
 day = dt.date.fromisoformat(sys.argv[3])
 records = db.DBNStore.from_file(path).to_ndarray()
 front = MboColumns.from_dbn(records[records["instrument_id"] == instrument])
 del records
-window = OptionsSettings("America/New_York", (dt.time(9), dt.time(13)), 1.0, 0.0)
+window = options_settings(project_vars())
 chunks = replay_windows(front, {instrument: 250_000_000}, window.window_config(day))
 book = np.concatenate([chunk.book_rows for chunk in chunks])
 valid = (book["book_valid"] == 1) & (book["spot_price"] != UNDEF_PRICE)
@@ -358,7 +359,8 @@ def _print_options(options: dict[str, Any]) -> None:
     print(
         "options {records:,} ES.OPT MBO records of the same day ({options:,} options, "
         "{partitions} underlying(s); landed "
-        "to bronze in {landing:.1f} s, read back in {load:.1f} s), one core: engine + implied "
+        "to bronze in {landing:.1f} s, read back in {load:.1f} s), the replay computed ahead "
+        "on the second core: engine + implied "
         "volatility + gamma exposure {quotes:.1f} s ({quotes_rate:,.0f} records/s, "
         "{quote_rows:,} option-seconds, {rows_rate:,.0f} rows/s, {iv_ok:,} with a volatility); "
         "zero-gamma profile of {seconds:,} seconds {zero_gamma:.1f} s ({zero_gamma_rate:,.0f} "

@@ -27,11 +27,10 @@ def test_an_error_producing_an_item_is_raised_after_the_items_before_it() -> Non
         yield 2
         raise ValueError("record 7: bad price")
 
-    received = []
+    ahead = computed_ahead(items())
+    assert [next(ahead), next(ahead)] == [1, 2]
     with pytest.raises(ValueError, match="record 7: bad price"):
-        for item in computed_ahead(items()):
-            received.append(item)
-    assert received == [1, 2]
+        next(ahead)
     assert producer_threads() == []
 
 
