@@ -935,6 +935,16 @@ def dense_instruments(instrument_id):
 
 
 @nb.njit(cache=True, nogil=True)
+def first_out_of_order(values, strictly):
+    """Index of the first value below the one before it (or equal to it, when `strictly`),
+    or -1: one pass, no temporary array (a day's 32 M records)."""
+    for r in range(1, values.shape[0]):
+        if values[r] < values[r - 1] or (strictly and values[r] == values[r - 1]):
+            return r
+    return -1
+
+
+@nb.njit(cache=True, nogil=True)
 def first_outside(values, allowed):
     """Index of the first byte not in `allowed` (a 256-entry mask), or -1."""
     for r in range(values.shape[0]):

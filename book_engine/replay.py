@@ -210,9 +210,8 @@ class EngineState:
             r = k.first_outside(values, mask)
             if r >= 0:
                 raise EngineError(f"record {r}: unknown {name} {bytes([values[r]])!r}")
-        backwards = np.flatnonzero(np.diff(columns.ts_recv) < 0)
-        if backwards.size:
-            r = int(backwards[0]) + 1
+        r = k.first_out_of_order(columns.ts_recv, False)
+        if r >= 0:
             raise EngineError(
                 f"record {r}: ts_recv goes backwards "
                 f"({columns.ts_recv[r]} after {columns.ts_recv[r - 1]})"

@@ -147,3 +147,9 @@ def test_a_partition_loads_in_file_order_whatever_order_the_file_holds(tmp_path:
     assert loaded.column("ts_recv").to_pylist() == [2, 4, 1, 3]
     in_order = records.slice(0, 4).sort_by("record_index")
     assert in_file_order(in_order) is in_order
+    # a scan's chunks: each in order, the second starting before the first ended
+    first, second = in_order.slice(0, 2), in_order.slice(2, 2)
+    assert in_file_order(pa.concat_tables([first, second])).num_rows == 4
+    crossed = pa.concat_tables([second, first])
+    assert crossed.column("record_index").num_chunks == 2
+    assert in_file_order(crossed).column("record_index").to_pylist() == [0, 1, 2, 3]
