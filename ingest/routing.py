@@ -141,20 +141,35 @@ class Router:
         self.filtered_reasons: list[str] = []
         self._ids: dict[Route | str, int] = {}
         self._pair_route: dict[tuple[int, int], int] = {}
+        self._known_keys = np.zeros(0, np.int64)  # (instrument id << 32 | day), sorted
+        self._known_routes = np.zeros(0, np.int64)  # the route id of each known key
 
     def route_rows(self, chunk: np.ndarray, days: np.ndarray, offset: int) -> np.ndarray:
         """Route id per row; `offset` is the file position of the chunk's first record."""
         if self.schema is SourceSchema.DEFINITION:
             return self._route_definitions(chunk, offset)
         keys = (chunk["instrument_id"].astype(np.int64) << 32) | days
-        if keys.min() == keys.max():
-            unique_keys, inverse = keys[:1], np.zeros(len(keys), dtype=np.int64)
-        else:
-            unique_keys, inverse = np.unique(keys, return_inverse=True)
-        pairs = [(int(key >> 32), int(key & 0xFFFFFFFF)) for key in unique_keys]
-        self._resolve([pair for pair in pairs if pair not in self._pair_route])
-        per_key = np.array([self._pair_route[pair] for pair in pairs], dtype=np.int64)
-        return per_key[inverse]
+        # look the keys up among those already routed (sorted): a binary search over a few
+        # (futures) or a few thousand (options) keys instead of sorting the chunk
+        slots = np.searchsorted(self._known_keys, keys)
+        if (
+            len(self._known_keys) == 0
+            or not (self._known_keys[np.minimum(slots, len(self._known_keys) - 1)] == keys).all()
+        ):
+            self._learn(np.unique(keys[~np.isin(keys, self._known_keys)]))
+            slots = np.searchsorted(self._known_keys, keys)
+        return self._known_routes[slots]
+
+    def _learn(self, new_keys: np.ndarray) -> None:
+        """Route (instrument id, day) keys seen for the first time, in key order."""
+        pairs = [(int(key >> 32), int(key & 0xFFFFFFFF)) for key in new_keys]
+        self._resolve(pairs)
+        keys = np.concatenate([self._known_keys, new_keys])
+        routes = np.concatenate(
+            [self._known_routes, np.array([self._pair_route[pair] for pair in pairs], np.int64)]
+        )
+        order = np.argsort(keys)
+        self._known_keys, self._known_routes = keys[order], routes[order]
 
     def _land(self, table: str, symbol: str) -> int:
         route = Route(table, symbol)
