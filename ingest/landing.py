@@ -68,7 +68,6 @@ class InspectedFile:
 class StageTask:
     file: InspectedFile
     lake: Lake
-    bronze_root: str
     staging_dir: str
     chunk_records: int
 
@@ -119,7 +118,7 @@ def stage_file(task: StageTask) -> StagedSource:
     staged.metadata = reader.metadata
     router = Router(path, schema, reader.symbology(), OptionDefinitions(task.lake))
     stager = PartitionStager(
-        task.bronze_root,
+        str(task.lake.bronze),
         task.staging_dir,
         arrow_schema(schema),
         data_file_name(file_fingerprint.sha256),
@@ -224,7 +223,6 @@ class _Ingest:
                         StageTask(
                             file,
                             self.lake,
-                            self.store.bronze_root,
                             self.store.new_staging_dir(file.path.name),
                             self.chunk_records,
                         )

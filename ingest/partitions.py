@@ -30,7 +30,13 @@ import pyarrow.parquet as pq
 from ingest.bronze_tables import INGEST_VERSION
 from ingest.errors import IngestError
 from spymaster.lake import Lake
-from spymaster.lake_files import MANIFEST_FILE, delete_files_but, file_system, read_json
+from spymaster.lake_files import (
+    MANIFEST_FILE,
+    delete_files_but,
+    delete_folder,
+    file_system,
+    read_json,
+)
 
 ROW_GROUP_RECORDS = 1 << 20
 
@@ -191,20 +197,13 @@ class PartitionStager:
     def abort(self) -> None:
         for writer in self._writers.values():
             writer.close()
-        _delete_folder(self.fs, self.staging_dir)
-
-
-def _delete_folder(fs: pafs.FileSystem, folder: str) -> None:
-    if fs.get_file_info(folder).type == pafs.FileType.Directory:
-        fs.delete_dir(folder)
+        delete_folder(self.fs, self.staging_dir)
 
 
 def read_manifest(lake_root: str | os.PathLike[str], key: PartitionKey) -> dict[str, Any] | None:
     """A landed partition's manifest, or None when the lake (a folder or URI) holds no such
     partition."""
-    fs, root = file_system(f"{os.fspath(lake_root)}/bronze")
-    manifest: dict[str, Any] | None = read_json(fs, f"{key.folder(root)}/{MANIFEST_FILE}")
-    return manifest
+    return BronzeStore(f"{os.fspath(lake_root)}/bronze").manifest(key)
 
 
 @contextmanager
@@ -246,7 +245,7 @@ class BronzeStore:
         """Drop what an interrupted run staged. Its partitions are each old or new already (a
         commit only moves whole files, manifest last); the files it moved in that no manifest
         names are deleted when that partition is next committed."""
-        _delete_folder(self.fs, self.staging_root)
+        delete_folder(self.fs, self.staging_root)
 
     def manifest(self, key: PartitionKey) -> dict[str, Any] | None:
         manifest: dict[str, Any] | None = read_json(
@@ -272,8 +271,8 @@ class BronzeStore:
         # the manifest first: from then on no reader takes the partition
         if self.fs.get_file_info(manifest).type == pafs.FileType.File:
             self.fs.delete_file(manifest)
-        _delete_folder(self.fs, folder)
+        delete_folder(self.fs, folder)
         for parent in (folder.rsplit("/", 1)[0], folder.rsplit("/", 2)[0]):
             if not self.fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
-                _delete_folder(self.fs, parent)
+                delete_folder(self.fs, parent)
         return True

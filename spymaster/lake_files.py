@@ -66,3 +66,9 @@ def delete_files_but(fs: pafs.FileSystem, folder: str, keep: set[str]) -> None:
     for info in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
         if info.type == pafs.FileType.File and info.base_name not in keep:
             fs.delete_file(info.path)
+
+
+def delete_folder(fs: pafs.FileSystem, folder: str) -> None:
+    """Delete a folder and everything in it, if it is there."""
+    if fs.get_file_info(folder).type == pafs.FileType.Directory:
+        fs.delete_dir(folder)
