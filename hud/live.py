@@ -1,7 +1,9 @@
 """The day a live feed is computing, as the HUD reads it. The feed's thread publishes how far
 every frame table has got and when the session tables changed; each WebSocket awaits the next
 change. The rows themselves are read with the same queries as replay, on cursors of the live
-feed's DuckDB (its `spymaster` catalog: the warehouse's earlier sessions and the live day)."""
+feed's DuckDB (its `spymaster` catalog: the warehouse's earlier sessions and the live day);
+the frame tables' rows of the last `RECENT_SECONDS` are also held as the feed's SQL layers
+returned them, so the seconds just completed are sent without a query."""
 
 from __future__ import annotations
 
@@ -9,10 +11,17 @@ import asyncio
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# how long the frame tables' newest rows are held in memory: a client following the live
+# edge reads only these; one further behind reads the feed's database
+RECENT_SECONDS = 120
+NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -30,13 +39,72 @@ class LiveState:
     failure: str | None = None
 
 
+@dataclass(frozen=True)
+class _Rows:
+    first_ns: int  # window_start of its first and last row
+    last_ns: int
+    rows: pa.Table
+
+    def overlaps(self, start_ns: int, end_ns: int) -> bool:
+        return self.last_ns >= start_ns and self.first_ns < end_ns
+
+
 class LiveDay:
-    def __init__(self, day: dt.date, cursor: Callable[[], duckdb.DuckDBPyConnection]) -> None:
+    def __init__(
+        self,
+        day: dt.date,
+        cursor: Callable[[], duckdb.DuckDBPyConnection],
+        frame_sources: Mapping[str, pa.Schema],
+    ) -> None:
+        """`frame_sources`: the tables the frames are read from, by name, with their
+        schemas."""
         self.day = day
         self.cursor = cursor
         self._state = LiveState(0, None, 0, False)
         self._lock = threading.Lock()
         self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._schemas = dict(frame_sources)
+        self._recent: dict[str, list[_Rows]] = {name: [] for name in frame_sources}
+        # the recent rows hold every row of the seconds from this one (ns); they start with
+        # the day: the feed makes every frame row of the day after this is created
+        self._recent_from_ns = -(2**63)
+
+    def add_frame_rows(self, table: str, rows: pa.Table) -> None:
+        """New rows of a frame source, as the feed's SQL layers made them (before it
+        publishes a frontier that includes their seconds)."""
+        if not rows.num_rows:
+            return
+        first, last = pc.min_max(rows.column("window_start").cast(pa.int64())).values()
+        unit = rows.schema.field("window_start").type.unit
+        scale = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}[unit]
+        held = _Rows(first.as_py() * scale, last.as_py() * scale, rows)
+        with self._lock:
+            self._recent[table].append(held)
+
+    def recent_rows(self, start: dt.datetime, end: dt.datetime) -> dict[str, pa.Table] | None:
+        """Every frame source's rows held for the seconds [start, end) (with others), or
+        None if they are no longer all held."""
+        start_ns, end_ns = _ns(start), _ns(end)
+        with self._lock:
+            if start_ns < self._recent_from_ns:
+                return None
+            parts = {
+                name: [held.rows for held in rows if held.overlaps(start_ns, end_ns)]
+                for name, rows in self._recent.items()
+            }
+        return {
+            name: pa.concat_tables(tables) if tables else self._schemas[name].empty_table()
+            for name, tables in parts.items()
+        }
+
+    def _forget_before(self, frames_until: dt.datetime) -> None:
+        """Drop the rows wholly before the last RECENT_SECONDS (under the lock)."""
+        horizon = _ns(frames_until) - RECENT_SECONDS * NS
+        if horizon <= self._recent_from_ns:
+            return
+        self._recent_from_ns = horizon
+        for name, rows in self._recent.items():
+            self._recent[name] = [held for held in rows if held.last_ns >= horizon]
 
     def state(self) -> LiveState:
         return self._state
@@ -71,6 +139,8 @@ class LiveDay:
             state = update(self._state)
             if state == self._state:
                 return
+            if state.frames_until is not None:
+                self._forget_before(state.frames_until)
             self._state = dataclasses.replace(state, revision=self._state.revision + 1)
             waiting = list(self._waiting)
         for loop, event in waiting:
@@ -90,3 +160,11 @@ class LiveDay:
         finally:
             with self._lock:
                 self._waiting.discard(key)
+
+
+def _ns(moment: dt.datetime) -> int:
+    """A naive UTC moment in ns since the epoch."""
+    return (moment - EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+EPOCH = dt.datetime(1970, 1, 1)

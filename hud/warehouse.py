@@ -57,6 +57,37 @@ class FrameTable:
             f"order by {order}"
         )
 
+    def select(
+        self, rows: pa.Table, symbol: str, session: dt.date, start: dt.datetime, end: dt.datetime
+    ) -> pa.Table:
+        """What `sql()` selects, from rows of its table held in memory (a live feed's newest
+        rows): the same columns, types, rows and order."""
+        times = rows.column("window_start")
+        rows = rows.filter(
+            pc.and_(
+                pc.and_(pc.equal(rows["symbol"], symbol), pc.equal(rows["dt"], session)),
+                pc.and_(
+                    pc.greater_equal(times, pa.scalar(start, times.type)),
+                    pc.less(times, pa.scalar(end, times.type)),
+                ),
+            )
+        )
+        table = pa.table(
+            {
+                "window_start": rows["window_start"].cast(pa.timestamp("ms")),
+                **{
+                    column: rows[column].cast(pa.int32())
+                    if column in self.quantities
+                    else rows[column]
+                    for column in self.columns
+                },
+            }
+        )
+        if self.distinct:
+            names = table.column_names
+            table = table.group_by(names, use_threads=False).aggregate([]).select(names)
+        return table.sort_by([(column, "ascending") for column in ("window_start", *self.order)])
+
 
 FRAME_TABLES = (
     FrameTable(
@@ -502,10 +533,21 @@ class Warehouse:
     def live_window(
         self, session: Session, start: dt.datetime, end: dt.datetime
     ) -> dict[str, pa.Table]:
-        """The seconds just completed live: read at once, never cached."""
-        return {
-            name: _compact(table) for name, table in self.read_window(session, start, end).items()
-        }
+        """The seconds just completed live: from the rows the feed's SQL layers have just
+        made when it still holds them (the last `RECENT_SECONDS`), else read from its
+        database; never cached."""
+        assert self.live is not None
+        recent = self.live.recent_rows(start, end)
+        if recent is None:
+            tables = self.read_window(session, start, end)
+        else:
+            tables = {
+                table.name: table.select(
+                    recent[table.source or table.name], session.symbol, session.session, start, end
+                )
+                for table in FRAME_TABLES
+            }
+        return {name: _compact(table) for name, table in tables.items()}
 
 
 _FRAME_QUERIES = ThreadPoolExecutor(len(FRAME_TABLES), thread_name_prefix="hud-frame-query")

@@ -4,8 +4,9 @@ live feed.
 At 1x, with the HUD open on the live day in headless Chromium, for `PACED_SECONDS` from the
 research window's start (after catching up to it at full speed): from the moment each second
 ends on the paced clock (no record of that second can arrive later) to its frame arriving in
-the page, decoded into the page's store, and first drawn; and to the engine's book row of that
-second. The first `WARM_UP_SECONDS` after the catch-up are left out: the first paced step
+the page, decoded into the page's store, and first drawn; to the engine's book row of that
+second; and to the SQL layers' frame tables holding it (what the HUD then reads and sends).
+The first `WARM_UP_SECONDS` after the catch-up are left out: the first paced step
 runs the SQL layers over everything since the catch-up's last step (up to 15 minutes of
 market time), and the feed is behind until it has worked that off. Then the whole day at
 --speed max, without the HUD: times real time.
@@ -55,6 +56,13 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
         "max": float(values.max()),
         "count": len(values),
     }
+
+
+def _after_warm_up(latencies_ms: np.ndarray) -> dict[str, float]:
+    """Per second from the clock's start: the seconds after the warm-up."""
+    if len(latencies_ms) <= WARM_UP_SECONDS:
+        raise SystemExit("bench live: no second after the warm-up")
+    return _percentiles(latencies_ms[WARM_UP_SECONDS:])
 
 
 def _paced_with_page(lake: Lake, day: dt.date, opening: dt.datetime) -> dict[str, Any]:
@@ -115,12 +123,14 @@ def _paced_with_page(lake: Lake, day: dt.date, opening: dt.datetime) -> dict[str
         [1000 * (pace.due((frame["second"] + 1) * NS) + epoch_offset) for frame in counted]
     )
     book = live_run.close_latency_seconds * 1000
+    frame_tables = live_run.frame_latency_seconds * 1000
     return {
         "paced_seconds": PACED_SECONDS,
         "arrived_ms": _percentiles(np.array([f["arrived"] for f in counted]) - ends),
         "decoded_ms": _percentiles(np.array([f["decoded"] for f in counted]) - ends),
         "drawn_ms": _percentiles(np.array([f["drawn"] for f in counted]) - ends),
-        "book_row_ms": _percentiles(book[WARM_UP_SECONDS:]) if len(book) > WARM_UP_SECONDS else {},
+        "book_row_ms": _after_warm_up(book),
+        "frame_tables_ms": _after_warm_up(frame_tables),
         "records": live_run.records,
     }
 

@@ -42,6 +42,7 @@ RETRIEVAL_MODELS_YML = PROJECT_ROOT / "python_models" / "gold" / "_retrieval.yml
 PACED_STEP_NS = NS
 PACED_REST_STEP_NS = 5 * NS
 UNPACED_STEP_NS = 3600 * NS
+FRAME_SOURCES = frame_sources()
 _TEMPLATE = re.compile(r"\{\{\s*var\('(\w+)'\)((?:\['\w+'\])*)\s*\}\}")
 
 
@@ -118,6 +119,8 @@ class LiveRun:
     written: list[Path]
     # paced: from each second's end to its book row (seconds emitted after the clock started)
     close_latency_seconds: np.ndarray
+    # paced: from each second's end to every frame table holding it (what the HUD then reads)
+    frame_latency_seconds: np.ndarray
     # where the stream lost records (the books were invalid until the next snapshot)
     gaps: list[FeedGap]
 
@@ -228,7 +231,7 @@ def open_live_warehouse(
         compile_models(),
         emit,
         UNPACED_STEP_NS,
-        first=frame_sources(),
+        first=FRAME_SOURCES,
     )
     warehouse.computed["retrieval_indexes"] = live_signals(warehouse, lake, contract.day)
     warehouse.before_session({"contract_choice": contract_choice(warehouse, contract)})
@@ -286,6 +289,9 @@ class _FeedRun:
         self.rows: dict[str, int] = {}
         self.writing = threading.Lock()
         self.latencies: list[np.ndarray] = []
+        self.frame_latencies: list[float] = []
+        self.frames_until_ns: int | None = None  # the frame tables' frontier last published
+        self.publishing = threading.Lock()  # both SQL threads publish
         self.gaps: list[FeedGap] = []
         self.closing = True  # rows the feed's clock closed (not the end of the stream's)
         self.server: LiveServer | None = None
@@ -293,6 +299,7 @@ class _FeedRun:
         # once the feed has ended: the end of its last second (the live day's frames end there)
         self.end_ns: int | None = None
         self.warehouse = open_live_warehouse(lake, contract, self.write)
+        self.warehouse.on_progress = self.publish
         try:
             self.session = LiveSession(lake, contract, live_settings(), self.sink)
         except BaseException:
@@ -304,6 +311,9 @@ class _FeedRun:
             self.rows[table] = self.rows.get(table, 0) + batch.num_rows
             if self.tables is not None and batch.num_rows:
                 self.tables.write(table, batch)
+        if self.live_day is not None and table in FRAME_SOURCES:
+            rows = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+            self.live_day.add_frame_rows(table, rows)
 
     def sink(self, table: str, batch: pa.RecordBatch) -> None:
         self.warehouse.insert(table, batch)
@@ -325,16 +335,30 @@ class _FeedRun:
             hud_cursor.execute(f"use {DATABASE}")
             return hud_cursor
 
-        self.live_day = LiveDay(warehouse.day, cursor)
+        sources = {name: warehouse.table(name).schema for name in FRAME_SOURCES}
+        self.live_day = LiveDay(warehouse.day, cursor, sources)
         self.publish()
         self.server = LiveServer(lake, self.live_day, hud.host, hud.port)
-        warehouse.on_progress = self.publish
         hud.started(self.server.url)
 
     def publish(self, ended: bool = False) -> None:
         """Tell the HUD how far the live day's frames and session tables are."""
-        if self.live_day is not None:
-            self.live_day.publish(*published(self.warehouse, self.end_ns), ended=ended)
+        with self.publishing:
+            frames_until, session_version = published(self.warehouse, self.end_ns)
+            self._frames_done(frames_until)
+            if self.live_day is not None:
+                self.live_day.publish(frames_until, session_version, ended=ended)
+
+    def _frames_done(self, frames_until: dt.datetime) -> None:
+        """Paced: how late each second the frame tables now hold completed them."""
+        until_ns = int(frames_until.replace(tzinfo=dt.UTC).timestamp()) * NS
+        before, self.frames_until_ns = self.frames_until_ns, until_ns
+        pace = self.pace
+        if before is None or not (pace is not None and pace.started() and self.closing):
+            return
+        now = time.perf_counter()
+        for end_ns in range(max(before, pace.origin_ns) + NS, until_ns + 1, NS):
+            self.frame_latencies.append(now - pace.due(end_ns))
 
     def consume(self, feed: Iterable[FeedEvent], symbology: Mapping[str, InstrumentMap]) -> LiveRun:
         session, warehouse, pace = self.session, self.warehouse, self.pace
@@ -384,6 +408,7 @@ class _FeedRun:
             close_latency_seconds=(
                 np.concatenate(self.latencies) if self.latencies else np.zeros(0)
             ),
+            frame_latency_seconds=np.array(self.frame_latencies),
             gaps=self.gaps,
         )
 
@@ -396,7 +421,7 @@ class _FeedRun:
 def published(warehouse: LiveWarehouse, end_ns: int | None = None) -> tuple[dt.datetime, int]:
     """What the HUD may show of the live day: the second every frame table has reached (at
     most `end_ns`), and a version of the session payload's tables."""
-    until_ns = min(warehouse.until[name] for name in frame_sources())
+    until_ns = min(warehouse.until[name] for name in FRAME_SOURCES)
     until_ns = int(min(until_ns, end_ns or warehouse.day_end_ns)) // NS * NS
     frames_until = dt.datetime.fromtimestamp(until_ns // NS, dt.UTC).replace(tzinfo=None)
     return frames_until, sum(warehouse.version.get(name, 0) for name in SESSION_SOURCES)
@@ -433,6 +458,13 @@ def format_run(run: LiveRun) -> str:
         lines.append(
             f"  each second's book row {p50:,.1f} ms after the second ended (median), p99 "
             f"{p99:,.1f} ms, max {late.max():,.1f} ms, over {len(late):,} seconds"
+        )
+    late = run.frame_latency_seconds * 1000
+    if len(late):
+        p50, p99 = np.percentile(late, [50, 99])
+        lines.append(
+            f"  each second's frame tables {p50:,.1f} ms after the second ended (median), p99 "
+            f"{p99:,.1f} ms, max {late.max():,.1f} ms"
         )
     lines += [
         f"  records lost after {_utc(gap.after_ns)}: {gap.reason}; books invalid until the "

@@ -205,6 +205,33 @@ def test_window_holds_every_frame_table_exactly_as_the_warehouse(
     assert tables["gex_levels_1s"].num_rows == tables["book_snapshot_1s"].num_rows == 90
 
 
+def test_a_frame_table_selected_from_rows_in_memory_is_its_query(
+    market_lake: Lake, session: dict[str, object]
+) -> None:
+    """What the live HUD sends from the rows it holds is what replay's query reads: the same
+    rows, columns, types and order (the rows given span more than the window, and two
+    days)."""
+    start = session["start"] + dt.timedelta(minutes=50)
+    end = start + dt.timedelta(seconds=30)
+    params = {"symbol": session["symbol"], "session": session["day"], "start": start, "end": end}
+    connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+    try:
+        for frame in FRAME_TABLES:
+            query = connection.sql(frame.sql(), params=params).to_arrow_table()
+            held = connection.sql(
+                f"select * from {frame.table} where window_start >= $start - interval 5 second "
+                "and window_start < $end + interval 5 second or dt < $session "
+                "order by random()",
+                params={"start": start, "end": end, "session": session["day"]},
+            ).to_arrow_table()
+            assert query.num_rows, frame.name
+            selected = frame.select(held, session["symbol"], session["day"], start, end)
+            assert selected.schema == query.schema, frame.name
+            assert selected.equals(query), frame.name
+    finally:
+        connection.close()
+
+
 def test_replay_frames_are_the_seconds_of_the_window(
     client: TestClient, session: dict[str, object]
 ) -> None:

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from websockets.sync.client import connect
 
 from hud.headless import free_port, launch_chromium
+from hud.live import RECENT_SECONDS
 from hud.protocol import decode
 from hud.server import create_app
 from hud.warehouse import Warehouse
@@ -30,6 +31,7 @@ SPEED = 4.0
 PACED_SECONDS = 60
 NS = 1_000_000_000
 ONE = dt.timedelta(seconds=1)
+BEHIND = dt.timedelta(seconds=RECENT_SECONDS + 60)
 
 
 def rows(table: pa.Table) -> list[dict[str, object]]:
@@ -101,7 +103,9 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
             page.goto(url)
             follows_the_edge(page)
-            frames, sessions, notices = stream_from(url, day, start)
+            # from further back than the HUD holds the newest rows: the first seconds come
+            # from the live day's database, the ones after from the rows just made
+            frames, sessions, notices = stream_from(url, day, start - BEHIND)
             page.wait_for_function(
                 "document.getElementById('mode-badge').textContent === 'LIVE · ended'"
             )
@@ -114,11 +118,15 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
     # book row (how late: the run's report); --stop ended the feed
     assert len(run.close_latency_seconds) == PACED_SECONDS
     assert f"over {PACED_SECONDS} seconds" in format_run(run)
+    # and, up to the seconds only the feed's end completed, every frame table held it
+    assert PACED_SECONDS - 5 <= len(run.frame_latency_seconds) <= PACED_SECONDS
+    assert (run.frame_latency_seconds >= 0).all()
+    assert "each second's frame tables" in format_run(run)
     assert notices[-1]["type"] == "live-end"
     seconds = sorted(frames)
-    assert seconds[0] == start
-    assert seconds == [start + dt.timedelta(seconds=i) for i in range(len(seconds))]
-    assert len(seconds) >= PACED_SECONDS
+    assert seconds[0] == start - BEHIND
+    assert seconds == [seconds[0] + dt.timedelta(seconds=i) for i in range(len(seconds))]
+    assert len(seconds) >= PACED_SECONDS + BEHIND.total_seconds()
     # the session payload came at once and again as it changed, each as of the live frontier
     frontiers = [payload["session"]["live_until"][0].as_py() for payload in sessions]
     assert frontiers
@@ -132,6 +140,7 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
         for second in seconds:
             expected = built.window(session, second, second + ONE)
             for name, table in expected.items():
+                assert frames[second][name].schema == table.schema, (second, name)
                 assert rows(frames[second][name]) == rows(table), (second, name)
     finally:
         built.close()
