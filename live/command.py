@@ -452,20 +452,16 @@ def format_run(run: LiveRun) -> str:
         f"{run.wall_seconds:,.1f} s: {run.market_seconds / max(run.wall_seconds, 1e-9):,.0f}x "
         "real time"
     ]
-    late = run.close_latency_seconds * 1000
-    if len(late):
-        p50, p99 = np.percentile(late, [50, 99])
-        lines.append(
-            f"  each second's book row {p50:,.1f} ms after the second ended (median), p99 "
-            f"{p99:,.1f} ms, max {late.max():,.1f} ms, over {len(late):,} seconds"
-        )
-    late = run.frame_latency_seconds * 1000
-    if len(late):
-        p50, p99 = np.percentile(late, [50, 99])
-        lines.append(
-            f"  each second's frame tables {p50:,.1f} ms after the second ended (median), p99 "
-            f"{p99:,.1f} ms, max {late.max():,.1f} ms"
-        )
+    for what, late in (
+        ("book row", run.close_latency_seconds),
+        ("frame tables", run.frame_latency_seconds),
+    ):
+        if len(late):
+            p50, p99 = np.percentile(late * 1000, [50, 99])
+            lines.append(
+                f"  each second's {what} {p50:,.1f} ms after the second ended (median), p99 "
+                f"{p99:,.1f} ms, max {late.max() * 1000:,.1f} ms, over {len(late):,} seconds"
+            )
     lines += [
         f"  records lost after {_utc(gap.after_ns)}: {gap.reason}; books invalid until the "
         "next snapshot"
