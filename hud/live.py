@@ -3,7 +3,8 @@ every frame table has got and when the session tables changed; each WebSocket aw
 change. The rows themselves are read with the same queries as replay, on cursors of the live
 feed's DuckDB (its `spymaster` catalog: the warehouse's earlier sessions and the live day);
 the frame tables' rows of the last `RECENT_SECONDS` are also held as the feed's SQL layers
-returned them, so the seconds just completed are sent without a query."""
+returned them, and each second they complete is encoded once, as it is published, for every
+client following the live edge."""
 
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ class LiveState:
 
 
 @dataclass(frozen=True)
+class LiveFrame:
+    """One second's frame as the stream sends it, with the spot prices it holds."""
+
+    second: dt.datetime
+    payload: bytes
+    spots: pa.Array
+
+
+# the frames of the seconds [start, end) from the frame tables (see hud.live_stream)
+FrameEncoder = Callable[[dt.datetime, dt.datetime], list[LiveFrame]]
+
+
+@dataclass(frozen=True)
 class _Rows:
     first_ns: int  # window_start of its first and last row
     last_ns: int
@@ -68,6 +82,10 @@ class LiveDay:
         # the recent rows hold every row of the seconds from this one (ns); they start with
         # the day: the feed makes every frame row of the day after this is created
         self._recent_from_ns = -(2**63)
+        # set by the HUD: each second is encoded as it is published
+        self.encoder: FrameEncoder | None = None
+        self._frames: dict[int, LiveFrame] = {}  # by second (ns): the seconds published since
+        self._publishing = threading.Lock()  # the SQL layers' two threads publish
 
     def add_frame_rows(self, table: str, rows: pa.Table) -> None:
         """New rows of a frame source, as the feed's SQL layers made them (before it
@@ -105,6 +123,26 @@ class LiveDay:
         self._recent_from_ns = horizon
         for name, rows in self._recent.items():
             self._recent[name] = [held for held in rows if held.last_ns >= horizon]
+        self._frames = {second: f for second, f in self._frames.items() if second >= horizon}
+
+    def held_frames(self, start: dt.datetime, end: dt.datetime) -> list[LiveFrame] | None:
+        """The encoded frames of the seconds [start, end), or None unless all are held."""
+        with self._lock:
+            frames = [self._frames.get(second) for second in range(_ns(start), _ns(end), NS)]
+        return None if any(frame is None for frame in frames) else frames
+
+    def _encode(self, frames_until: dt.datetime) -> None:
+        """The seconds newly complete, encoded once for every client (not after a jump
+        longer than the rows held: a feed catching up)."""
+        before = self._state.frames_until
+        if self.encoder is None or before is None or frames_until <= before:
+            return
+        if frames_until - before > dt.timedelta(seconds=RECENT_SECONDS):
+            return
+        frames = self.encoder(before, frames_until)
+        with self._lock:
+            for frame in frames:
+                self._frames[_ns(frame.second)] = frame
 
     def state(self) -> LiveState:
         return self._state
@@ -115,6 +153,12 @@ class LiveDay:
         """From the feed's threads: wakes every waiting connection if anything changed (what
         the frames and the session tables have reached only moves forward: the SQL layers'
         two threads may tell it in either order)."""
+        with self._publishing:
+            if frames_until is not None:
+                self._encode(frames_until)
+            self._publish(frames_until, session_version, ended)
+
+    def _publish(self, frames_until: dt.datetime | None, session_version: int, ended: bool) -> None:
         self._change(
             lambda now: dataclasses.replace(
                 now,

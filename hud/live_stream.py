@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hud.blocks import split_seconds
+from hud.live import FrameEncoder, LiveFrame
 from hud.protocol import PayloadKind, StreamMode, encode, message_table
-from hud.replay import encode_frames
+from hud.replay import encode_frame
 from hud.requests import Window
 from hud.warehouse import Session, Warehouse
 
@@ -28,6 +30,33 @@ def session_payload(warehouse: Warehouse, session: Session) -> tuple[bytes, tupl
     low, high = summary["spot_low"], summary["spot_high"]
     spot = (float("inf"), float("-inf")) if low is None else (low, high)
     return encode({"message": message, **tables}), spot
+
+
+def live_frames(
+    warehouse: Warehouse, session: Session, start: dt.datetime, end: dt.datetime
+) -> list[LiveFrame]:
+    """The live frames of the seconds [start, end) from the frame tables."""
+    tables = warehouse.live_window(session, start, end)
+    return [
+        LiveFrame(
+            second,
+            encode_frame(frame, session, second, StreamMode.LIVE),
+            frame["book_snapshot_1s"].column("spot_price").combine_chunks(),
+        )
+        for second, frame in split_seconds(tables, start, end)
+    ]
+
+
+def frame_encoder(warehouse: Warehouse) -> FrameEncoder:
+    """What the live day encodes each second with as it is published."""
+    live = warehouse.live
+    assert live is not None
+
+    def encode(start: dt.datetime, end: dt.datetime) -> list[LiveFrame]:
+        session = warehouse.session(live.day)
+        return [] if session is None else live_frames(warehouse, session, start, end)
+
+    return encode
 
 
 async def stream_live(
@@ -55,17 +84,14 @@ async def stream_live(
         if frontier > sent:
             start, end = sent, frontier
 
-            def read(
-                start: dt.datetime = start, end: dt.datetime = end
-            ) -> tuple[dict[str, pa.Table], list[tuple[dt.datetime, bytes]]]:
-                tables = warehouse.live_window(session, start, end)
-                return tables, encode_frames(tables, session, start, end, StreamMode.LIVE)
-
-            tables, frames = await asyncio.to_thread(read)
-            for _, payload in frames:
-                await send(payload)
+            # encoded as they were published (a client at the edge), else read now
+            frames = live.held_frames(start, end)
+            if frames is None:
+                frames = await asyncio.to_thread(live_frames, warehouse, session, start, end)
+            for frame in frames:
+                await send(frame.payload)
             sent = frontier
-            spot = tables["book_snapshot_1s"].column("spot_price")
+            spot = pa.chunked_array([frame.spots for frame in frames], pa.float64())
             if len(spot) and spot.null_count < len(spot):
                 low, high = pc.min(spot).as_py(), pc.max(spot).as_py()
                 stale = low < spot_range[0] or high > spot_range[1]

@@ -23,6 +23,16 @@ CHUNK_WALL_SECONDS = 4.0
 MIN_CHUNK_SECONDS = 4
 
 
+def encode_frame(
+    frame: dict[str, pa.Table], session: Session, second: dt.datetime, mode: StreamMode
+) -> bytes:
+    """One second's frame: its frame tables' rows of that second."""
+    message = message_table(
+        PayloadKind.FRAME, session.session, second, second + dt.timedelta(seconds=1), mode
+    )
+    return encode({"message": message, **frame})
+
+
 def encode_frames(
     tables: dict[str, pa.Table],
     session: Session,
@@ -33,21 +43,7 @@ def encode_frames(
     """The frames of the seconds [start, end) of a window's frame tables: each the frame
     tables of one second."""
     return [
-        (
-            second,
-            encode(
-                {
-                    "message": message_table(
-                        PayloadKind.FRAME,
-                        session.session,
-                        second,
-                        second + dt.timedelta(seconds=1),
-                        mode,
-                    ),
-                    **frame,
-                }
-            ),
-        )
+        (second, encode_frame(frame, session, second, mode))
         for second, frame in split_seconds(tables, start, end)
     ]
 

@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hud.live import LiveDay
-from hud.live_stream import stream_live
+from hud.live_stream import frame_encoder, stream_live
 from hud.protocol import PayloadKind, StreamMode, encode, message_table
 from hud.replay import replay
 from hud.requests import (
@@ -221,4 +221,6 @@ def create_app(lake: Lake, live: LiveDay | None = None) -> Starlette:
         exception_handlers={HTTPException: _not_found},
     )
     app.state.warehouse = Warehouse(lake, live)
+    if live is not None:
+        live.encoder = frame_encoder(app.state.warehouse)
     return app
