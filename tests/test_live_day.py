@@ -1,0 +1,58 @@
+"""What the HUD holds of a live day's newest frame rows: every row of the seconds it says it
+holds, and nothing older than RECENT_SECONDS once the frontier has moved past them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pyarrow as pa
+
+from hud.live import RECENT_SECONDS, LiveDay
+
+DAY = dt.date(2024, 3, 19)
+OPEN = dt.datetime(2024, 3, 19, 13, 30)
+SCHEMA = pa.schema([("window_start", pa.timestamp("us")), ("price", pa.float64())])
+
+
+def second_rows(first: int, count: int) -> pa.Table:
+    """Two rows per second for `count` seconds from OPEN + `first` s."""
+    seconds = [OPEN + dt.timedelta(seconds=first + i // 2) for i in range(2 * count)]
+    prices = [float(i) for i in range(2 * count)]
+    return pa.table({"window_start": seconds, "price": prices}, SCHEMA)
+
+
+def seconds_of(table: pa.Table) -> set[dt.datetime]:
+    return set(table.column("window_start").to_pylist())
+
+
+def test_the_newest_rows_are_held_and_older_ones_read_from_the_database() -> None:
+    live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA})
+    # a catch-up's rows in one step, then a paced second at a time
+    live.add_frame_rows("book_snapshot_1s", second_rows(0, 300))
+    live.publish(OPEN + dt.timedelta(seconds=300), 0)
+    for second in range(300, 310):
+        live.add_frame_rows("book_snapshot_1s", second_rows(second, 1))
+        live.publish(OPEN + dt.timedelta(seconds=second + 1), 0)
+    frontier = OPEN + dt.timedelta(seconds=310)
+    horizon = frontier - dt.timedelta(seconds=RECENT_SECONDS)
+
+    held = live.recent_rows(horizon, frontier)
+    assert held is not None
+    # the rows of every second asked for (and of others in the same steps)
+    wanted = {horizon + dt.timedelta(seconds=i) for i in range(RECENT_SECONDS)}
+    assert wanted <= seconds_of(held["book_snapshot_1s"])
+    # one second before the horizon is no longer all held: the caller reads the database
+    assert live.recent_rows(horizon - dt.timedelta(seconds=1), frontier) is None
+    # no encoder: no frames are held, every client reads its frames itself
+    assert live.held_frames(frontier - dt.timedelta(seconds=1), frontier) is None
+
+
+def test_a_frame_source_without_rows_yet_is_an_empty_table_of_its_schema() -> None:
+    live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA, "gex_surface_1s": SCHEMA})
+    live.add_frame_rows("book_snapshot_1s", second_rows(0, 3))
+    held = live.recent_rows(OPEN, OPEN + dt.timedelta(seconds=3))
+    assert held is not None
+    assert held["book_snapshot_1s"].num_rows == 6
+    assert held["gex_surface_1s"].num_rows == 0
+    assert held["gex_surface_1s"].schema == SCHEMA
