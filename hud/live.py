@@ -92,10 +92,8 @@ class LiveDay:
         publishes a frontier that includes their seconds)."""
         if not rows.num_rows:
             return
-        first, last = pc.min_max(rows.column("window_start").cast(pa.int64())).values()
-        unit = rows.schema.field("window_start").type.unit
-        scale = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}[unit]
-        held = _Rows(first.as_py() * scale, last.as_py() * scale, rows)
+        first, last = pc.min_max(rows.column("window_start")).values()
+        held = _Rows(_ns(first.as_py()), _ns(last.as_py()), rows)
         with self._lock:
             self._recent[table].append(held)
 
@@ -156,19 +154,16 @@ class LiveDay:
         with self._publishing:
             if frames_until is not None:
                 self._encode(frames_until)
-            self._publish(frames_until, session_version, ended)
-
-    def _publish(self, frames_until: dt.datetime | None, session_version: int, ended: bool) -> None:
-        self._change(
-            lambda now: dataclasses.replace(
-                now,
-                frames_until=max(frames_until, now.frames_until or frames_until)
-                if frames_until is not None
-                else now.frames_until,
-                session_version=max(session_version, now.session_version),
-                ended=ended or now.ended,
+            self._change(
+                lambda now: dataclasses.replace(
+                    now,
+                    frames_until=max(frames_until, now.frames_until or frames_until)
+                    if frames_until is not None
+                    else now.frames_until,
+                    session_version=max(session_version, now.session_version),
+                    ended=ended or now.ended,
+                )
             )
-        )
 
     def fail(self, failure: str) -> None:
         """The feed failed; nothing more will come."""
