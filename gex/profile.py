@@ -81,6 +81,58 @@ def instrument_order_within_seconds(window_start, instrument_rank, ranks):
     return order, -1
 
 
+@nb.njit(cache=True)
+def _bracket_crossing(g, low, step, values, known, log_strike, root, scale):
+    """The crossing in bracket g (grid prices low + (g - 1) step to low + g step) or NaN: the
+    upper end when the profile is zero there, else the refined root where it changes sign.
+    The profile at a grid price is evaluated once (`values`, `known`)."""
+    for i in (g - 1, g):
+        if not known[i]:
+            values[i] = _exposure(low + i * step, log_strike, root, scale)
+            known[i] = True
+    previous, value = values[g - 1], values[g]
+    if value == 0.0:
+        return low + g * step
+    if (previous < 0.0 < value) or (previous > 0.0 > value):
+        return _crossing(
+            low + (g - 1) * step, low + g * step, previous, value, log_strike, root, scale
+        )
+    return np.nan
+
+
+@nb.njit(cache=True)
+def _nearest_crossing(spot, half_width, step, n_grid, log_strike, root, scale):
+    """The crossing nearest spot among the grid's brackets (prices spot - half_width + g step),
+    ties to the lower price. Brackets are taken outward from spot and the search stops once
+    the next one's nearer end is farther than the best crossing, so most of the grid is never
+    evaluated (a bracket's crossing lies within it; `slack` covers rounding)."""
+    low = spot - half_width
+    values = np.empty(n_grid)
+    known = np.zeros(n_grid, np.bool_)
+    slack = 1e-6 * step
+    best, best_distance = np.nan, np.inf
+    # brackets 1..n_grid-1 by the distance of their nearer end: down from spot, and up
+    upper = 1
+    while upper < n_grid - 1 and low + upper * step < spot:
+        upper += 1
+    lower = upper - 1
+    while lower >= 1 or upper < n_grid:
+        up = max(low + (upper - 1) * step - spot, 0.0) if upper < n_grid else np.inf
+        down = max(spot - (low + lower * step), 0.0) if lower >= 1 else np.inf
+        if min(up, down) > best_distance + slack:
+            break
+        if up <= down:
+            g, upper = upper, upper + 1
+        else:
+            g, lower = lower, lower - 1
+        crossing = _bracket_crossing(g, low, step, values, known, log_strike, root, scale)
+        if not math.isnan(crossing):
+            distance = abs(crossing - spot)
+            if distance < best_distance or (distance == best_distance and crossing < best):
+                best, best_distance = crossing, distance
+    return best
+
+
 @nb.njit(cache=True, parallel=True)
 def zero_gamma_levels(starts, strikes, years, sigma, weight, spot, half_width, step, rate):
     """Per second s (rows starts[s] to starts[s+1]): the zero-gamma level, or NaN; seconds
@@ -110,23 +162,5 @@ def zero_gamma_levels(starts, strikes, years, sigma, weight, spot, half_width, s
                 root[j] = sigma[i] * math.sqrt(years[i])
                 scale[j] = weight[i] * math.exp(-rate * years[i]) * _INV_SQRT_2PI / root[j]
                 j += 1
-        best = np.nan
-        previous_price = spot[s] - half_width
-        previous = _exposure(previous_price, log_strike, root, scale)
-        for g in range(1, n_grid):
-            price = spot[s] - half_width + g * step
-            value = _exposure(price, log_strike, root, scale)
-            crossing = np.nan
-            if value == 0.0:
-                crossing = price
-            elif (previous < 0.0 < value) or (previous > 0.0 > value):
-                crossing = _crossing(
-                    previous_price, price, previous, value, log_strike, root, scale
-                )
-            if not math.isnan(crossing) and (
-                math.isnan(best) or abs(crossing - spot[s]) < abs(best - spot[s])
-            ):
-                best = crossing
-            previous_price, previous = price, value
-        levels[s] = best
+        levels[s] = _nearest_crossing(spot[s], half_width, step, n_grid, log_strike, root, scale)
     return levels

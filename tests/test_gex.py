@@ -28,7 +28,7 @@ from gex.options_surface import (
     quote_batches,
     zero_gamma_batch,
 )
-from gex.profile import zero_gamma_levels
+from gex.profile import _crossing, _exposure, zero_gamma_levels
 from ingest.landing import ingest
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from spymaster.dbt_models import open_interest_cutoff_ns, options_chain
@@ -515,6 +515,59 @@ def test_zero_gamma_matches_a_dense_scan_of_random_chains() -> None:
             continue
         nearest = min((grid[i] + 0.025 for i in changes), key=lambda c: abs(c - spot[s]))
         assert abs(levels[s] - nearest) <= 0.03, (s, levels[s], nearest)
+
+
+def test_zero_gamma_searching_outward_from_spot_finds_the_whole_grids_nearest_crossing() -> None:
+    """The kernel evaluates brackets outward from spot and stops early; the level must be
+    bit for bit the nearest of every crossing on the whole grid, refined the same way (the
+    definition, scanned here bracket by bracket). The chains put puts and calls a few points
+    from spot, so seconds have crossings on both sides of it at unequal distances."""
+    rng = np.random.default_rng(23)
+    seconds, per_second, half_width, step = 400, 3, 100.0, 5.0
+    spot = rng.uniform(4990.0, 5010.0, seconds)
+    # per second: a narrow short-gamma bump a few points from spot on a broad long-gamma one
+    offsets = np.column_stack(
+        [rng.uniform(-4.0, 4.0, seconds), np.full(seconds, -30.0), np.full(seconds, 30.0)]
+    )
+    strikes = (spot[:, None] + offsets).ravel()
+    years = np.tile([0.05, 5.0, 5.0], seconds) / 365
+    sigma = np.tile([0.02, 0.2, 0.2], seconds) * rng.uniform(0.8, 1.2, 3 * seconds)
+    weight = (
+        np.column_stack(
+            [-rng.uniform(1.0, 3.0, seconds), np.ones(seconds), np.ones(seconds)]
+        ).ravel()
+        * 1000.0
+    )
+    starts = np.arange(0, seconds * per_second + 1, per_second)
+    levels = zero_gamma_levels(starts, strikes, years, sigma, weight, spot, half_width, step, 0.0)
+    far_side_first = 0
+    for s in range(seconds):
+        rows = slice(starts[s], starts[s + 1])
+        # as the kernel computes them (libm, not numpy's vectorised log)
+        log_strike = np.array([math.log(k) for k in strikes[rows]])
+        root = np.array([v * math.sqrt(t) for v, t in zip(sigma[rows], years[rows], strict=True)])
+        scale = weight[rows] * (1.0 / math.sqrt(2.0 * math.pi)) / root
+        prices = [spot[s] - half_width + g * step for g in range(int(2 * half_width / step) + 1)]
+        values = [_exposure(p, log_strike, root, scale) for p in prices]
+        crossings = []
+        for g in range(1, len(prices)):
+            if values[g] == 0.0:
+                crossings.append(prices[g])
+            elif values[g - 1] * values[g] < 0.0:
+                crossings.append(
+                    _crossing(prices[g - 1], prices[g], values[g - 1], values[g],
+                              log_strike, root, scale)
+                )  # fmt: skip
+        if not crossings:
+            assert np.isnan(levels[s])
+            continue
+        nearest = min(crossings, key=lambda c: (abs(c - spot[s]), c))
+        assert levels[s] == nearest, (s, levels[s], nearest, crossings)
+        # the bracket just above spot is searched first: count seconds where it crosses but
+        # a crossing below spot is nearer
+        above = [c for c in crossings if spot[s] < c <= spot[s] + step]
+        far_side_first += bool(above) and nearest < spot[s]
+    assert far_side_first >= 20
 
 
 def exposure_quotes(
