@@ -240,6 +240,40 @@ def quote_batch(
     )
 
 
+class WholeSeconds:
+    """options_quotes_1s batches in time order, regrouped so that no second is split between
+    two tables (a replay chunk can end mid-second): what per-second sums can take one table
+    at a time."""
+
+    def __init__(self) -> None:
+        self._pending: list[pa.RecordBatch] = []  # the last second seen, maybe not complete
+        self._pending_second = -1
+
+    def add(self, batch: pa.RecordBatch) -> list[pa.Table]:
+        """The seconds `batch` completes."""
+        if batch.num_rows == 0:
+            return []
+        micros = batch.column("window_start").cast(pa.int64()).to_numpy()
+        if micros[0] < self._pending_second or not (micros[1:] >= micros[:-1]).all():
+            raise EngineError("options_quotes_1s rows out of time order")
+        complete = []
+        if self._pending and micros[0] != self._pending_second:
+            complete.append(self.finish())
+        last_second = int(np.searchsorted(micros, micros[-1]))  # its first row
+        if last_second > 0:
+            complete.append(pa.Table.from_batches([*self._pending, batch.slice(0, last_second)]))
+            self._pending = []
+        self._pending.append(batch.slice(last_second))
+        self._pending_second = int(micros[-1])
+        return complete
+
+    def finish(self) -> pa.Table:
+        """The rows held (of the last second)."""
+        rows = pa.Table.from_batches(self._pending, schema=OPTIONS_QUOTES_SCHEMA)
+        self._pending = []
+        return rows
+
+
 @dataclass(frozen=True)
 class ProfileSettings:
     half_width_points: float
@@ -261,6 +295,14 @@ PROFILE_INPUT_COLUMNS = (
     "multiplier",
     "futures_spot",
 )
+
+
+def profile_inputs(quotes: pa.Table) -> pa.Table:
+    """The options_quotes_1s rows the zero-gamma profile counts (PROFILE_INPUT_COLUMNS): those
+    with a volatility and an open interest."""
+    return quotes.select(PROFILE_INPUT_COLUMNS).filter(
+        pc.and_(pc.is_valid(quotes["implied_volatility"]), pc.is_valid(quotes["open_interest"]))
+    )
 
 
 def zero_gamma_batch(

@@ -22,11 +22,11 @@ from book_engine.replay import MboColumns, WindowChunk, WindowReplay
 from book_engine.surfaces import Partition, SurfaceSettings, book_batch, depth_batch
 from gex.exposure_by_strike import EXPOSURE_INPUT_COLUMNS, gex_by_strike_batch
 from gex.options_surface import (
-    PROFILE_INPUT_COLUMNS,
     OptionsChain,
     OptionsSettings,
     ProfileSettings,
     SpotSeries,
+    profile_inputs,
     quote_batch,
     zero_gamma_batch,
 )
@@ -228,19 +228,14 @@ class OptionsQuotes:
                     LIVE_FINGERPRINT,
                 ),
             )
-            profile = quote_table.filter(
-                pa.compute.and_(
-                    pa.compute.is_valid(quotes.column("implied_volatility")),
-                    pa.compute.is_valid(quotes.column("open_interest")),
-                )
-            )
+            profile = profile_inputs(quote_table)
             if profile.num_rows:
                 yield (
                     "engine_zero_gamma_1s",
                     zero_gamma_batch(
                         self.contract.symbol,
                         self.contract.day,
-                        profile.select(list(PROFILE_INPUT_COLUMNS)),
+                        profile,
                         self.settings.profile,
                         LIVE_FINGERPRINT,
                     ),

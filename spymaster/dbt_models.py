@@ -52,6 +52,8 @@ from gex.options_surface import (
     OptionsSettings,
     ProfileSettings,
     SpotSeries,
+    WholeSeconds,
+    profile_inputs,
     quote_batches,
     zero_gamma_batch,
 )
@@ -440,6 +442,8 @@ def options_quotes_reader(
                     "chain": chain,
                     "spot": spot,
                     "settings": settings,
+                    "profile": profile_settings(config),
+                    "signs": dealer_signs(config),
                 },
                 memory_bytes=TASK_BASE_BYTES + landed["records"] * OPTIONS_TASK_BYTES_PER_RECORD,
             )
@@ -454,11 +458,49 @@ def quote_rows(
     chain: OptionsChain,
     spot: SpotSeries,
     settings: OptionsSettings,
+    profile: ProfileSettings,
+    signs: tuple[float, float],
 ) -> Iterator[pa.RecordBatch]:
-    """options_quotes_1s rows of one contract-day (in the dbt process or a Ray task)."""
+    """options_quotes_1s rows of one contract-day (in the dbt process or a Ray task). The same
+    rows' zero-gamma levels and gamma exposure by strike are summed as each whole second
+    arrives and written to the lake's engine partitions, where their models (built after this
+    one) read them instead of reading 17 million option-seconds back from the warehouse."""
     symbol, day = partition.symbol, partition.day
     options = MboColumns.from_arrow(bronze_mbo(lake_dir, "options_mbo", symbol, day))
-    yield from quote_batches(symbol, day, options, chain, spot, settings, partition.fingerprint)
+    store = EnginePartitionStore(lake_dir)
+    zero_gamma_day = Partition(symbol, day, zero_gamma_fingerprint(partition.fingerprint, profile))
+    by_strike_day = Partition(symbol, day, gex_by_strike_fingerprint(partition.fingerprint, signs))
+    whole_seconds = WholeSeconds()
+    with (
+        store.writing("zero_gamma_1s", zero_gamma_day, ZERO_GAMMA_SCHEMA) as zero_gamma,
+        store.writing("gex_by_strike_1s", by_strike_day, GEX_BY_STRIKE_SCHEMA) as by_strike,
+    ):
+
+        def write(seconds: pa.Table) -> None:
+            if seconds.num_rows == 0:
+                return
+            zero_gamma.write_batch(
+                zero_gamma_batch(
+                    symbol, day, profile_inputs(seconds), profile, zero_gamma_day.fingerprint
+                )
+            )
+            by_strike.write_batch(
+                gex_by_strike_batch(
+                    symbol,
+                    day,
+                    seconds.select(EXPOSURE_INPUT_COLUMNS),
+                    *signs,
+                    by_strike_day.fingerprint,
+                )
+            )
+
+        # the quotes are computed on a thread of their own, beside these sums
+        quotes = quote_batches(symbol, day, options, chain, spot, settings, partition.fingerprint)
+        for batch in computed_ahead(quotes):
+            yield batch
+            for seconds in whole_seconds.add(batch):
+                write(seconds)
+        write(whole_seconds.finish())
 
 
 def profile_settings(config: Mapping[str, Any]) -> ProfileSettings:
@@ -471,6 +513,21 @@ def profile_settings(config: Mapping[str, Any]) -> ProfileSettings:
     )
 
 
+def dealer_signs(config: Mapping[str, Any]) -> tuple[float, float]:
+    """The dealer sign of calls and of puts."""
+    return float(config["dealer_sign_call"]), float(config["dealer_sign_put"])
+
+
+def zero_gamma_fingerprint(quotes_fingerprint: str, settings: ProfileSettings) -> str:
+    """A zero-gamma day is recomputed when its quotes or the profile settings change."""
+    return f"{quotes_fingerprint}:{settings}"
+
+
+def gex_by_strike_fingerprint(quotes_fingerprint: str, signs: tuple[float, float]) -> str:
+    """A gamma-exposure-by-strike day is recomputed when its quotes or the dealer signs change."""
+    return f"{quotes_fingerprint}:signs={signs[0]},{signs[1]}"
+
+
 def open_interest_cutoff_ns(config: Mapping[str, Any], day: dt.date) -> int:
     """Open interest counts when received before the first second the options are priced
     (the surface window's start): every second's exposure uses only what was known by then,
@@ -480,16 +537,65 @@ def open_interest_cutoff_ns(config: Mapping[str, Any], day: dt.date) -> int:
     )
 
 
-def quote_days(quotes: duckdb.DuckDBPyRelation, settings: str) -> list[Partition]:
-    """Each day of options_quotes_1s, fingerprinted by its quotes' fingerprint and `settings`:
-    a model over the quotes recomputes a day when either changed."""
+def quote_days(
+    quotes: duckdb.DuckDBPyRelation, fingerprint: Callable[[str], str]
+) -> list[Partition]:
+    """Each day of options_quotes_1s, fingerprinted from its quotes' fingerprint: a model over
+    the quotes recomputes a day when they or its settings changed."""
     return [
-        Partition(symbol, day, f"{quotes_fingerprint}:{settings}")
+        Partition(symbol, day, fingerprint(quotes_fingerprint))
         for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")
         .distinct()
         .order("dt, symbol")
         .fetchall()
     ]
+
+
+def _quote_day_reader(
+    model: str,
+    schema: pa.Schema,
+    *,
+    fingerprint: Callable[[str], str],
+    columns: Sequence[str],
+    compute: Callable[..., Iterator[pa.RecordBatch]],
+    arguments: Mapping[str, Any],
+    session: duckdb.DuckDBPyConnection,
+    this: object,
+    is_incremental: bool,
+    config: Mapping[str, Any],
+    quotes: duckdb.DuckDBPyRelation,
+    on_partition: PartitionTimer | None,
+) -> pa.RecordBatchReader:
+    """The rows of a model summed from each day of options_quotes_1s (its `columns`), for the
+    days to build. The options engine writes them to the lake as it computes the quotes
+    (quote_rows): a day's quotes are read back from the warehouse only when its partition is
+    not there (a full refresh of this model alone after the lake's engine folder was removed,
+    say)."""
+    lake_dir = lake_folder(config)
+    store = EnginePartitionStore(lake_dir)
+    todo = partitions_to_build(session, this, is_incremental, quote_days(quotes, fingerprint))
+
+    def jobs() -> Iterator[EngineJob]:
+        for partition in todo:
+            table = None  # job_batches reads the stored partition
+            if store.stored(model, partition) is None:
+                table = (
+                    quotes.filter(
+                        f"symbol = '{partition.symbol}' and dt = DATE '{partition.day.isoformat()}'"
+                    )
+                    # in scan order: the sums take each second's options in instrument order
+                    .project(", ".join(columns))
+                    .to_arrow_table()
+                )
+            yield EngineJob(
+                model=model,
+                partition=partition,
+                compute=compute,
+                arguments={"quotes": table, **arguments},
+                memory_bytes=TASK_BASE_BYTES + (0 if table is None else 4 * table.nbytes),
+            )
+
+    return _reader(schema, jobs(), lake_dir, on_partition)
 
 
 def zero_gamma_reader(
@@ -504,35 +610,28 @@ def zero_gamma_reader(
     """The zero-gamma level per second of every day of options_quotes_1s; incremental: a day is
     recomputed only when its quotes or the profile settings changed."""
     settings = profile_settings(config)
-    todo = partitions_to_build(session, this, is_incremental, quote_days(quotes, str(settings)))
-
-    def jobs() -> Iterator[EngineJob]:
-        for partition in todo:
-            day = partition.day
-            table = (
-                quotes.filter(
-                    f"symbol = '{partition.symbol}' and dt = DATE '{day.isoformat()}' "
-                    "and implied_volatility is not null and open_interest is not null"
-                )
-                # in scan order: the profile sums each second's options in instrument order
-                .project(", ".join(PROFILE_INPUT_COLUMNS))
-                .to_arrow_table()
-            )
-            yield EngineJob(
-                model="zero_gamma_1s",
-                partition=partition,
-                compute=zero_gamma_rows,
-                arguments={"quotes": table, "settings": settings},
-                memory_bytes=TASK_BASE_BYTES + 4 * table.nbytes,
-            )
-
-    return _reader(ZERO_GAMMA_SCHEMA, jobs(), lake_folder(config), on_partition)
+    return _quote_day_reader(
+        "zero_gamma_1s",
+        ZERO_GAMMA_SCHEMA,
+        fingerprint=lambda quotes_fingerprint: zero_gamma_fingerprint(quotes_fingerprint, settings),
+        columns=PROFILE_INPUT_COLUMNS,
+        compute=zero_gamma_rows,
+        arguments={"settings": settings},
+        session=session,
+        this=this,
+        is_incremental=is_incremental,
+        config=config,
+        quotes=quotes,
+        on_partition=on_partition,
+    )
 
 
 def zero_gamma_rows(
     partition: Partition, *, quotes: pa.Table, settings: ProfileSettings
 ) -> Iterator[pa.RecordBatch]:
-    yield zero_gamma_batch(partition.symbol, partition.day, quotes, settings, partition.fingerprint)
+    yield zero_gamma_batch(
+        partition.symbol, partition.day, profile_inputs(quotes), settings, partition.fingerprint
+    )
 
 
 def gex_by_strike_reader(
@@ -546,33 +645,25 @@ def gex_by_strike_reader(
 ) -> pa.RecordBatchReader:
     """Dealer-signed gamma exposure by strike and second of every day of options_quotes_1s;
     incremental: a day is recomputed only when its quotes or the dealer signs changed."""
-    call_sign, put_sign = float(config["dealer_sign_call"]), float(config["dealer_sign_put"])
-    partitions = quote_days(quotes, f"signs={call_sign},{put_sign}")
-    todo = partitions_to_build(session, this, is_incremental, partitions)
-
-    def jobs() -> Iterator[EngineJob]:
-        for partition in todo:
-            table = (
-                quotes.filter(
-                    f"symbol = '{partition.symbol}' and dt = DATE '{partition.day.isoformat()}'"
-                )
-                .project(", ".join(EXPOSURE_INPUT_COLUMNS))
-                .to_arrow_table()
-            )
-            yield EngineJob(
-                model="gex_by_strike_1s",
-                partition=partition,
-                compute=gex_by_strike_rows,
-                arguments={"quotes": table, "call_sign": call_sign, "put_sign": put_sign},
-                memory_bytes=TASK_BASE_BYTES + 4 * table.nbytes,
-            )
-
-    return _reader(GEX_BY_STRIKE_SCHEMA, jobs(), lake_folder(config), on_partition)
+    signs = dealer_signs(config)
+    return _quote_day_reader(
+        "gex_by_strike_1s",
+        GEX_BY_STRIKE_SCHEMA,
+        fingerprint=lambda quotes_fingerprint: gex_by_strike_fingerprint(quotes_fingerprint, signs),
+        columns=EXPOSURE_INPUT_COLUMNS,
+        compute=gex_by_strike_rows,
+        arguments={"signs": signs},
+        session=session,
+        this=this,
+        is_incremental=is_incremental,
+        config=config,
+        quotes=quotes,
+        on_partition=on_partition,
+    )
 
 
 def gex_by_strike_rows(
-    partition: Partition, *, quotes: pa.Table, call_sign: float, put_sign: float
+    partition: Partition, *, quotes: pa.Table, signs: tuple[float, float]
 ) -> Iterator[pa.RecordBatch]:
-    yield gex_by_strike_batch(
-        partition.symbol, partition.day, quotes, call_sign, put_sign, partition.fingerprint
-    )
+    symbol, day = partition.symbol, partition.day
+    yield gex_by_strike_batch(symbol, day, quotes, *signs, partition.fingerprint)

@@ -148,6 +148,41 @@ def test_each_futures_day_is_replayed_once_for_both_surfaces(market_lake: Lake) 
     assert folder.exists()
 
 
+def test_the_options_engine_sums_exposure_and_zero_gamma_as_it_computes_the_quotes(
+    market_lake: Lake,
+) -> None:
+    """The options engine writes each day's zero-gamma levels and gamma exposure by strike to
+    the lake's engine partitions as it computes the quotes (fingerprinted as their models
+    fingerprint the day); the two models read them. Without them (the engine folder removed)
+    each model sums the day's quotes read back from the warehouse itself: the same rows."""
+    sums = {"zero_gamma_1s": "engine_zero_gamma_1s", "gex_by_strike_1s": "engine_gex_by_strike_1s"}
+    built = "select distinct symbol, dt::varchar, build_fingerprint from silver.{}"
+    for folder_name, model in sums.items():
+        folder = market_lake.root / "engine" / folder_name
+        written = {
+            (manifest["symbol"], manifest["dt"], manifest["build_fingerprint"])
+            for manifest in (json.loads(p.read_text()) for p in folder.glob("*/*/_manifest.json"))
+        }
+        assert written == set(warehouse(market_lake, built.format(model)))
+
+    def rows() -> list[list[tuple[object, ...]]]:
+        return [
+            warehouse(market_lake, f"select count(*), sum(hash(t)) from silver.{model} t")
+            for model in sums.values()
+        ]
+
+    before = rows()
+    for folder_name in sums:
+        shutil.rmtree(market_lake.root / "engine" / folder_name)
+    try:
+        dbt(market_lake, "run", "--select", *sums.values(), "--full-refresh")
+        assert not any((market_lake.root / "engine" / name).exists() for name in sums)
+        assert rows() == before
+    finally:  # the market as the other tests know it
+        dbt(market_lake, "run", "--select", "engine_options_quotes_1s", "--full-refresh")
+    assert all((market_lake.root / "engine" / name).exists() for name in sums)
+
+
 def test_every_sql_table_is_the_same_bits_whatever_the_thread_count(market_lake: Lake) -> None:
     """SPEC 4: the same data gives the same tables. Each SQL table model runs again with 16
     threads (the build used 2), so rows reach each aggregate in another order: a float
