@@ -88,7 +88,14 @@ class EnginePartitionStore:
         )
         with (
             written_then_moved(self.fs, f"{folder}/{data_file}") as stream,
-            pq.ParquetWriter(stream, schema, compression="zstd") as parquet,
+            # intermediate files read back once: lz4 and dictionaries for strings only write
+            # a busy day's 2.9 M gamma-exposure rows in 0.5 s instead of 1.4 s (zstd)
+            pq.ParquetWriter(
+                stream,
+                schema,
+                compression="lz4_raw",
+                use_dictionary=[f.name for f in schema if pa.types.is_string(f.type)],
+            ) as parquet,
         ):
             writer = PartitionWriter(parquet)
             yield writer
