@@ -19,8 +19,14 @@
 {%- endmacro %}
 
 
-{% macro ordered_avg(value, order_by) -%}
-    {#- Mean of doubles in a fixed order (NULL over no values), for the same reason as
-        ordered_sum. -#}
-    list_avg(list({{ value }} order by {{ order_by }}))
+{% macro ordered_avgs(values_by_name, order_by) -%}
+    {#- Means of doubles in a fixed order (NULL over no values), for the same reason as
+        ordered_sum, as columns named by `values_by_name`'s keys. One list of each row's values
+        is ordered once (DuckDB computes the identical aggregate once): three ordered lists cost
+        physics_bands_1s 9.2 s of CPU over the demo, one 7.3 s. -#}
+    {%- set values = values_by_name.values() | join(', ') %}
+    {%- for name in values_by_name %}
+    list_avg(list_transform(list([{{ values }}] order by {{ order_by }}), lambda row: row[{{ loop.index }}])) as {{ name }}
+    {{- "," if not loop.last }}
+    {%- endfor %}
 {%- endmacro %}

@@ -82,9 +82,11 @@ aggregated as (
         count(*) as price_levels,
         sum(depth_qty_end) as depth_qty,
         -- averaged in price order: the same build gives the same bits
-        {{ ordered_avg('wall_strength_log_norm', 'price') }} as wall_strength_norm,
-        {{ ordered_avg('erosion_ratio_log1p_norm', 'price') }} as erosion_norm,
-        {{ ordered_avg('vacuum_score', 'price') }} as vacuum_score,
+        {{ ordered_avgs({
+            'wall_strength_norm': 'wall_strength_log_norm',
+            'erosion_norm': 'erosion_ratio_log1p_norm',
+            'vacuum_score': 'vacuum_score',
+        }, 'price') }},
         sum(add_qty) / (sum(depth_qty_start) + 1.0) as add_intensity,
         sum(pull_qty) / (sum(depth_qty_start) + 1.0) as pull_intensity,
         sum(fill_qty) / (sum(depth_qty_start) + 1.0) as fill_intensity,
