@@ -32,7 +32,8 @@ from hud.headless import launch_chromium, served
 from hud.protocol import decode
 from ingest.landing import ingest
 from spymaster.lake import Lake, project_digest
-from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+from synthetic_market.scales import SCALES
+from synthetic_market.simulate import MarketConfig, simulate_market
 
 # Two realistic sessions: the second has calibrated vacuum scores and neighbours.
 MARKET = MarketConfig(

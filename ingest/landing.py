@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from cluster.ray_runtime import connect, ordered_map
+from ingest import DEFAULT_CHUNK_RECORDS
 from ingest.bronze_tables import (
     INGEST_VERSION,
     RecordError,
@@ -48,7 +49,6 @@ from ingest.source_files import (
 from spymaster.lake import Lake
 from spymaster.lake_files import MANIFEST_FILE, write_json
 
-DEFAULT_CHUNK_RECORDS = 1 << 18
 # a staging task holds a chunk decoded, as Arrow, and each open partition's writer buffers;
 # declared to Ray per task, with ~1 KiB per record of a chunk on top
 TASK_MEMORY_BASE = 512 << 20

@@ -33,9 +33,11 @@ import databento as db
 import numpy as np
 import zstandard
 
+from spymaster.benchmark_names import BENCHMARKS
 from spymaster.day_benchmark import bench_day, print_day
 from spymaster.lake import PROJECT_ROOT
-from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+from synthetic_market.scales import SCALES
+from synthetic_market.simulate import MarketConfig, simulate_market
 
 SAMPLE_DIR = PROJECT_ROOT.parent / "shared" / "data" / "databento"
 SAMPLE_MBO = "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
@@ -326,7 +328,6 @@ def _run_child(code: str, *arguments: object) -> dict[str, Any]:
     return measured
 
 
-BENCHMARKS = ("ingest", "engine", "options", "retrieval", "hud", "live", "ray", "day")
 # The HUD's realistic market is generated and built once and kept here (target/ is not versioned).
 HUD_MARKET = PROJECT_ROOT / "target" / "bench" / "hud-market"
 

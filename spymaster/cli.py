@@ -13,28 +13,22 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-from tqdm import tqdm
 
-from book_engine.errors import EngineError
 from cluster.ray_runtime import RAY_ADDRESS_ENV_VAR, ClusterError, ray_session, requested_address
-from hud.serve import ServeError, serve
-from hud.warehouse import WarehouseUnavailableError
-from ingest.errors import IngestError
-from ingest.landing import DEFAULT_CHUNK_RECORDS, ingest
-from ingest.report import format_report
-from live.command import LiveHud, LiveRun, format_run, parse_speed, run_databento, run_replay
-from live.session import LiveError
-from live.sql_layers import LiveSqlError
-from spymaster.bench import BENCHMARKS, run_benchmarks
-from spymaster.book_command import BookCommandError, parse_moment, run_book
-from spymaster.dbn_files import RawFileExistsError
+from ingest import DEFAULT_CHUNK_RECORDS
+from spymaster.benchmark_names import BENCHMARKS
 from spymaster.lake import PROJECT_ROOT, Lake, LakeError, dbt_command
-from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
-from spymaster.summary import warehouse_summary
-from spymaster.warehouse_diff import diff_warehouses, format_diff
-from synthetic_market.simulate import SCALES, MarketConfig, parse_scale, simulate_market
+from synthetic_market.scales import SCALES, parse_scale
+
+# Each command imports the modules only it needs (the engine, the HUD, live mode, databento):
+# all of them at once took 1.2 s before any command started.
+# ruff: noqa: PLC0415
+
+if TYPE_CHECKING:
+    from live.command import LiveRun
 
 
 def _positive_int(value: str) -> int:
@@ -52,6 +46,8 @@ def _date(value: str) -> dt.date:
 
 
 def _moment(value: str) -> int:
+    from spymaster.book_command import parse_moment
+
     try:
         return parse_moment(value)
     except ValueError as error:
@@ -89,6 +85,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _run_ingest(args: argparse.Namespace, lake: Lake, raw: Path, ray_address: str | None) -> int:
+    from tqdm import tqdm
+
+    from ingest.errors import IngestError
+    from ingest.landing import ingest
+    from ingest.report import format_report
+
     with tqdm(desc="ingest", unit=" records", unit_scale=True, disable=None) as bar:
         try:
             report = ingest(
@@ -186,6 +188,9 @@ def run_dbt(lake: Lake, dbt_args: Sequence[str], extra_env: Mapping[str, str] | 
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from spymaster.dbn_files import RawFileExistsError
+    from synthetic_market.simulate import MarketConfig, simulate_market
+
     config = MarketConfig(
         sessions=args.sessions,
         seed=args.seed,
@@ -218,6 +223,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
+    from book_engine.errors import EngineError
+    from spymaster.book_command import BookCommandError, run_book
+
     try:
         print(run_book(args.lake, args.symbol, args.dt, args.at, args.depth, args.json))
     except (BookCommandError, EngineError, ValueError) as error:
@@ -227,6 +235,8 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_neighbors(args: argparse.Namespace) -> int:
+    from spymaster.neighbors_command import NeighborsCommandError, run_neighbors
+
     try:
         print(run_neighbors(args.lake, args.level, args.at, args.k, args.json))
     except (NeighborsCommandError, ValueError) as error:
@@ -236,6 +246,8 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from hud.serve import ServeError, serve
+
     try:
         serve(Lake.resolve(args.lake), args.host, args.port)
     except ServeError as error:
@@ -249,6 +261,8 @@ def _announce_live_hud(url: str) -> None:
 
 
 def _serve_until_interrupted(run: LiveRun) -> None:
+    from live.command import format_run
+
     print(format_run(run))
     print("the feed ended; the HUD serves the day until Ctrl-C", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
@@ -263,6 +277,14 @@ def _serve_after_failure(error: Exception) -> None:
 
 
 def _cmd_live(args: argparse.Namespace) -> int:
+    from book_engine.errors import EngineError
+    from hud.serve import ServeError
+    from hud.warehouse import WarehouseUnavailableError
+    from ingest.errors import IngestError
+    from live.command import LiveHud, format_run, parse_speed, run_databento, run_replay
+    from live.session import LiveError
+    from live.sql_layers import LiveSqlError
+
     lake = Lake.resolve(args.lake)
     emit = Path(args.emit) if args.emit else None
     hud = (
@@ -304,11 +326,15 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
+    from spymaster.summary import warehouse_summary
+
     print(warehouse_summary(Lake.resolve(args.lake)))
     return 0
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
+    from spymaster.warehouse_diff import diff_warehouses, format_diff
+
     try:
         diffs = diff_warehouses(Lake.resolve(args.lake), Lake.resolve(args.other))
     except (FileNotFoundError, duckdb.Error) as error:
@@ -320,6 +346,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from spymaster.bench import run_benchmarks
+
     return run_benchmarks(
         args.records, Path(args.work_dir) if args.work_dir else None, args.only or BENCHMARKS
     )

@@ -58,8 +58,8 @@ from synthetic_market.price_path import (
     build_session_path,
     session_start_prices,
 )
+from synthetic_market.scales import SCALES
 
-SCALES = {"tiny": 0.004, "demo": 0.02, "realistic": 1.0}
 TICK = 0.25
 SPREAD_TICK = 0.05
 CALENDAR_BASIS_TICKS = 249  # the deferred contract trades 62.25 points over the front
@@ -84,15 +84,6 @@ class MarketConfig:
         if self.strike_range is not None:
             return self.strike_range
         return 60.0 if self.scale < 0.5 else 500.0
-
-
-def parse_scale(value: str) -> float:
-    if value in SCALES:
-        return SCALES[value]
-    scale = float(value)
-    if not 0 < scale <= 4:
-        raise ValueError(f"--scale must be one of {sorted(SCALES)} or a factor in (0, 4]")
-    return scale
 
 
 def volume_shares(days: list[dt.date], front: FuturesContract) -> list[tuple[float, float]]:

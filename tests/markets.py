@@ -11,7 +11,8 @@ import duckdb
 
 from ingest.landing import ingest
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
-from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+from synthetic_market.scales import SCALES
+from synthetic_market.simulate import MarketConfig, simulate_market
 
 # The end-to-end market: a roll in the first days, then included sessions with triggers,
 # calibrated vacuum scores and neighbours from earlier sessions.

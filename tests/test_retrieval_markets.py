@@ -24,7 +24,8 @@ from model_comparison.walk_forward import MODELS as COMPARED_MODELS
 from model_comparison.warehouse import pooled_within_session_auc
 from retrieval.evaluation import auc
 from spymaster.lake import Lake
-from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+from synthetic_market.scales import SCALES
+from synthetic_market.simulate import MarketConfig, simulate_market
 from tests.markets import dbt
 
 pytestmark = pytest.mark.dbt

@@ -18,7 +18,8 @@ from spymaster.dbn_files import RawFileExistsError
 from spymaster.lake import Lake
 from synthetic_market.calendar import utc_ns
 from synthetic_market.options_book import Smile
-from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+from synthetic_market.scales import SCALES
+from synthetic_market.simulate import MarketConfig, simulate_market
 from tests.conftest import SHARED_DATA
 from tests.lake_queries import bronze_sql
 from tests.replay import ReplayBook, replay

@@ -16,7 +16,8 @@ import zstandard
 from ingest.landing import ingest
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from synthetic_market.dbn_files import MBO_DTYPE
-from synthetic_market.simulate import SCALES, MarketConfig, simulate_market
+from synthetic_market.scales import SCALES
+from synthetic_market.simulate import MarketConfig, simulate_market
 
 pytestmark = pytest.mark.dbt
 
