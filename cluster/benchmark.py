@@ -87,13 +87,15 @@ def _readers(
             book=table("book_snapshot_1s"),
             **timer,
         ),
-        "engine_gex_by_strike_1s": lambda **timer: dbt_models.gex_by_strike_reader(
+        "engine_gex_by_strike_1s": lambda **timer: dbt_models.quote_day_reader(
+            dbt_models.gex_by_strike_sums,
             **full_build,
             config=options("engine_gex_by_strike_1s"),
             quotes=table("engine_options_quotes_1s"),
             **timer,
         ),
-        "engine_zero_gamma_1s": lambda **timer: dbt_models.zero_gamma_reader(
+        "engine_zero_gamma_1s": lambda **timer: dbt_models.quote_day_reader(
+            dbt_models.zero_gamma_sums,
             **full_build,
             config=options("engine_zero_gamma_1s"),
             quotes=table("engine_options_quotes_1s"),

@@ -551,54 +551,50 @@ def quote_days(
     ]
 
 
-def _quote_day_reader(
-    model: str,
-    schema: pa.Schema,
-    *,
-    fingerprint: Callable[[str], str],
-    columns: Sequence[str],
-    compute: Callable[..., Iterator[pa.RecordBatch]],
-    arguments: Mapping[str, Any],
-    session: duckdb.DuckDBPyConnection,
-    this: object,
-    is_incremental: bool,
-    config: Mapping[str, Any],
-    quotes: duckdb.DuckDBPyRelation,
-    on_partition: PartitionTimer | None,
-) -> pa.RecordBatchReader:
-    """The rows of a model summed from each day of options_quotes_1s (its `columns`), for the
-    days to build. The options engine writes them to the lake as it computes the quotes
-    (quote_rows): a day's quotes are read back from the warehouse only when its partition is
-    not there (a full refresh of this model alone after the lake's engine folder was removed,
-    say)."""
-    lake_dir = lake_folder(config)
-    store = EnginePartitionStore(lake_dir)
-    todo = partitions_to_build(session, this, is_incremental, quote_days(quotes, fingerprint))
+@dataclass(frozen=True)
+class QuoteDaySums:
+    """A model summed from each day of options_quotes_1s: its engine partition name, schema,
+    day fingerprint (from the quotes' fingerprint and its settings), the quote columns it
+    reads and the function computing a day's rows from them (with `arguments`)."""
 
-    def jobs() -> Iterator[EngineJob]:
-        for partition in todo:
-            table = None  # job_batches reads the stored partition
-            if store.stored(model, partition) is None:
-                table = (
-                    quotes.filter(
-                        f"symbol = '{partition.symbol}' and dt = DATE '{partition.day.isoformat()}'"
-                    )
-                    # in scan order: the sums take each second's options in instrument order
-                    .project(", ".join(columns))
-                    .to_arrow_table()
-                )
-            yield EngineJob(
-                model=model,
-                partition=partition,
-                compute=compute,
-                arguments={"quotes": table, **arguments},
-                memory_bytes=TASK_BASE_BYTES + (0 if table is None else 4 * table.nbytes),
-            )
-
-    return _reader(schema, jobs(), lake_dir, on_partition)
+    model: str
+    schema: pa.Schema
+    fingerprint: Callable[[str], str]
+    columns: Sequence[str]
+    compute: Callable[..., Iterator[pa.RecordBatch]]
+    arguments: Mapping[str, Any]
 
 
-def zero_gamma_reader(
+def zero_gamma_sums(config: Mapping[str, Any]) -> QuoteDaySums:
+    """The zero-gamma level per second; a day is recomputed only when its quotes or the profile
+    settings changed."""
+    settings = profile_settings(config)
+    return QuoteDaySums(
+        "zero_gamma_1s",
+        ZERO_GAMMA_SCHEMA,
+        lambda quotes_fingerprint: zero_gamma_fingerprint(quotes_fingerprint, settings),
+        PROFILE_INPUT_COLUMNS,
+        zero_gamma_rows,
+        {"settings": settings},
+    )
+
+
+def gex_by_strike_sums(config: Mapping[str, Any]) -> QuoteDaySums:
+    """Dealer-signed gamma exposure by strike and second; a day is recomputed only when its
+    quotes or the dealer signs changed."""
+    signs = dealer_signs(config)
+    return QuoteDaySums(
+        "gex_by_strike_1s",
+        GEX_BY_STRIKE_SCHEMA,
+        lambda quotes_fingerprint: gex_by_strike_fingerprint(quotes_fingerprint, signs),
+        EXPOSURE_INPUT_COLUMNS,
+        gex_by_strike_rows,
+        {"signs": signs},
+    )
+
+
+def quote_day_reader(
+    sums: Callable[[Mapping[str, Any]], QuoteDaySums],
     *,
     session: duckdb.DuckDBPyConnection,
     this: object,
@@ -607,23 +603,39 @@ def zero_gamma_reader(
     quotes: duckdb.DuckDBPyRelation,
     on_partition: PartitionTimer | None = None,
 ) -> pa.RecordBatchReader:
-    """The zero-gamma level per second of every day of options_quotes_1s; incremental: a day is
-    recomputed only when its quotes or the profile settings changed."""
-    settings = profile_settings(config)
-    return _quote_day_reader(
-        "zero_gamma_1s",
-        ZERO_GAMMA_SCHEMA,
-        fingerprint=lambda quotes_fingerprint: zero_gamma_fingerprint(quotes_fingerprint, settings),
-        columns=PROFILE_INPUT_COLUMNS,
-        compute=zero_gamma_rows,
-        arguments={"settings": settings},
-        session=session,
-        this=this,
-        is_incremental=is_incremental,
-        config=config,
-        quotes=quotes,
-        on_partition=on_partition,
+    """The rows of a model summed from each day of options_quotes_1s (`sums`: zero_gamma_sums
+    or gex_by_strike_sums), for the days to build. The options engine writes them to the lake
+    as it computes the quotes (quote_rows): a day's quotes are read back from the warehouse
+    only when its partition is not there (a full refresh of this model alone after the lake's
+    engine folder was removed, or a changed setting of this model only)."""
+    summed = sums(config)
+    lake_dir = lake_folder(config)
+    store = EnginePartitionStore(lake_dir)
+    todo = partitions_to_build(
+        session, this, is_incremental, quote_days(quotes, summed.fingerprint)
     )
+
+    def jobs() -> Iterator[EngineJob]:
+        for partition in todo:
+            table = None  # job_batches reads the stored partition
+            if store.stored(summed.model, partition) is None:
+                table = (
+                    quotes.filter(
+                        f"symbol = '{partition.symbol}' and dt = DATE '{partition.day.isoformat()}'"
+                    )
+                    # in scan order: the sums take each second's options in instrument order
+                    .project(", ".join(summed.columns))
+                    .to_arrow_table()
+                )
+            yield EngineJob(
+                model=summed.model,
+                partition=partition,
+                compute=summed.compute,
+                arguments={"quotes": table, **summed.arguments},
+                memory_bytes=TASK_BASE_BYTES + (0 if table is None else 4 * table.nbytes),
+            )
+
+    return _reader(summed.schema, jobs(), lake_dir, on_partition)
 
 
 def zero_gamma_rows(
@@ -631,34 +643,6 @@ def zero_gamma_rows(
 ) -> Iterator[pa.RecordBatch]:
     yield zero_gamma_batch(
         partition.symbol, partition.day, profile_inputs(quotes), settings, partition.fingerprint
-    )
-
-
-def gex_by_strike_reader(
-    *,
-    session: duckdb.DuckDBPyConnection,
-    this: object,
-    is_incremental: bool,
-    config: Mapping[str, Any],
-    quotes: duckdb.DuckDBPyRelation,
-    on_partition: PartitionTimer | None = None,
-) -> pa.RecordBatchReader:
-    """Dealer-signed gamma exposure by strike and second of every day of options_quotes_1s;
-    incremental: a day is recomputed only when its quotes or the dealer signs changed."""
-    signs = dealer_signs(config)
-    return _quote_day_reader(
-        "gex_by_strike_1s",
-        GEX_BY_STRIKE_SCHEMA,
-        fingerprint=lambda quotes_fingerprint: gex_by_strike_fingerprint(quotes_fingerprint, signs),
-        columns=EXPOSURE_INPUT_COLUMNS,
-        compute=gex_by_strike_rows,
-        arguments={"signs": signs},
-        session=session,
-        this=this,
-        is_incremental=is_incremental,
-        config=config,
-        quotes=quotes,
-        on_partition=on_partition,
     )
 
 

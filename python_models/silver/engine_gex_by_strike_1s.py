@@ -1,7 +1,7 @@
 """Dealer-signed gamma exposure by strike and second, from the options' quotes (see
 gex_surface_1s)."""
 
-from spymaster.dbt_models import gex_by_strike_reader
+from spymaster.dbt_models import gex_by_strike_sums, quote_day_reader
 
 
 def model(dbt, session):
@@ -12,7 +12,8 @@ def model(dbt, session):
         on_schema_change="sync_all_columns",
         unique_key=["symbol", "dt"],
     )
-    return gex_by_strike_reader(
+    return quote_day_reader(
+        gex_by_strike_sums,
         session=session,
         this=dbt.this,
         is_incremental=dbt.is_incremental,

@@ -1,6 +1,6 @@
 """The zero-gamma level per second, from the options' quotes (see gex_surface_1s)."""
 
-from spymaster.dbt_models import zero_gamma_reader
+from spymaster.dbt_models import quote_day_reader, zero_gamma_sums
 
 
 def model(dbt, session):
@@ -11,7 +11,8 @@ def model(dbt, session):
         on_schema_change="sync_all_columns",
         unique_key=["symbol", "dt"],
     )
-    return zero_gamma_reader(
+    return quote_day_reader(
+        zero_gamma_sums,
         session=session,
         this=dbt.this,
         is_incremental=dbt.is_incremental,
