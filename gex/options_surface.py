@@ -245,7 +245,8 @@ class WholeSeconds:
     two tables (a replay chunk can end mid-second): what per-second sums can take one table
     at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str) -> None:
+        self.label = label  # names the partition in errors
         self._pending: list[pa.RecordBatch] = []  # the last second seen, maybe not complete
         self._pending_second = -1
 
@@ -255,10 +256,10 @@ class WholeSeconds:
             return []
         micros = batch.column("window_start").cast(pa.int64()).to_numpy()
         if micros[0] < self._pending_second or not (micros[1:] >= micros[:-1]).all():
-            raise EngineError("options_quotes_1s rows out of time order")
+            raise EngineError(f"{self.label}: options_quotes_1s rows out of time order")
         complete = []
-        if self._pending and micros[0] != self._pending_second:
-            complete.append(self.finish())
+        if micros[0] != self._pending_second:
+            complete += self.finish()
         last_second = int(np.searchsorted(micros, micros[-1]))  # its first row
         if last_second > 0:
             complete.append(pa.Table.from_batches([*self._pending, batch.slice(0, last_second)]))
@@ -267,11 +268,11 @@ class WholeSeconds:
         self._pending_second = int(micros[-1])
         return complete
 
-    def finish(self) -> pa.Table:
-        """The rows held (of the last second)."""
-        rows = pa.Table.from_batches(self._pending, schema=OPTIONS_QUOTES_SCHEMA)
+    def finish(self) -> list[pa.Table]:
+        """The rows held (the last second seen), if any."""
+        held = [pa.Table.from_batches(self._pending)] if self._pending else []
         self._pending = []
-        return rows
+        return held
 
 
 @dataclass(frozen=True)

@@ -470,15 +470,13 @@ def quote_rows(
     store = EnginePartitionStore(lake_dir)
     zero_gamma_day = Partition(symbol, day, zero_gamma_fingerprint(partition.fingerprint, profile))
     by_strike_day = Partition(symbol, day, gex_by_strike_fingerprint(partition.fingerprint, signs))
-    whole_seconds = WholeSeconds()
+    whole_seconds = WholeSeconds(f"options_mbo symbol={symbol} dt={day}")
     with (
         store.writing("zero_gamma_1s", zero_gamma_day, ZERO_GAMMA_SCHEMA) as zero_gamma,
         store.writing("gex_by_strike_1s", by_strike_day, GEX_BY_STRIKE_SCHEMA) as by_strike,
     ):
 
         def write(seconds: pa.Table) -> None:
-            if seconds.num_rows == 0:
-                return
             zero_gamma.write_batch(
                 zero_gamma_batch(
                     symbol, day, profile_inputs(seconds), profile, zero_gamma_day.fingerprint
@@ -500,7 +498,8 @@ def quote_rows(
             yield batch
             for seconds in whole_seconds.add(batch):
                 write(seconds)
-        write(whole_seconds.finish())
+        for seconds in whole_seconds.finish():
+            write(seconds)
 
 
 def profile_settings(config: Mapping[str, Any]) -> ProfileSettings:

@@ -25,6 +25,7 @@ from gex.options_surface import (
     OptionsSettings,
     ProfileSettings,
     SpotSeries,
+    WholeSeconds,
     quote_batches,
     zero_gamma_batch,
 )
@@ -568,6 +569,30 @@ def test_zero_gamma_searching_outward_from_spot_finds_the_whole_grids_nearest_cr
         above = [c for c in crossings if spot[s] < c <= spot[s] + step]
         far_side_first += bool(above) and nearest < spot[s]
     assert far_side_first >= 20
+
+
+def test_whole_seconds_never_split_a_second_between_tables() -> None:
+    """Replay chunks can end mid-second: the per-second sums must get each second whole, in
+    time order, and a batch going back in time is an error naming the partition."""
+    table = profile_quotes([4950.0, 5000.0, 5050.0], [True, False, True], [10.0, 20.0, 30.0])
+    at = [dt.datetime(2024, 3, 12, 14, 0, second) for second in (0, 0, 0, 1, 1, 1, 2, 2, 2)]
+    rows = (
+        pa.concat_tables([table] * 3)
+        .combine_chunks()
+        .set_column(0, "window_start", pa.array(at, pa.timestamp("us")))
+    )
+    whole = WholeSeconds("options_mbo symbol=ESM4 dt=2024-03-12")
+    tables = []
+    for start, stop in ((0, 2), (2, 4), (4, 5), (5, 9)):  # cuts inside seconds 0 and 1
+        [batch] = rows.slice(start, stop - start).to_batches()
+        tables += whole.add(batch)
+    tables += whole.finish()
+    seconds = [t["window_start"].unique().to_pylist() for t in tables]
+    assert seconds == [[at[0]], [at[3]], [at[6]]]
+    assert pa.concat_tables(tables).equals(rows)
+    assert whole.finish() == []
+    with pytest.raises(EngineError, match=r"symbol=ESM4 dt=2024-03-12: .* out of time order"):
+        whole.add(rows.slice(0, 1).to_batches()[0])
 
 
 def exposure_quotes(
