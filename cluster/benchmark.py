@@ -88,14 +88,14 @@ def _readers(
             **timer,
         ),
         "engine_gex_by_strike_1s": lambda **timer: dbt_models.quote_day_reader(
-            dbt_models.gex_by_strike_sums,
+            "gex_by_strike_1s",
             **full_build,
             config=options("engine_gex_by_strike_1s"),
             quotes=table("engine_options_quotes_1s"),
             **timer,
         ),
         "engine_zero_gamma_1s": lambda **timer: dbt_models.quote_day_reader(
-            dbt_models.zero_gamma_sums,
+            "zero_gamma_1s",
             **full_build,
             config=options("engine_zero_gamma_1s"),
             quotes=table("engine_options_quotes_1s"),

@@ -20,15 +20,13 @@ from databento.common.symbology import InstrumentMap
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowChunk, WindowReplay
 from book_engine.surfaces import Partition, SurfaceSettings, book_batch, depth_batch
-from gex.exposure_by_strike import EXPOSURE_INPUT_COLUMNS, gex_by_strike_batch
+from gex.day_sums import quote_day_sums
 from gex.options_surface import (
     OptionsChain,
     OptionsSettings,
     ProfileSettings,
     SpotSeries,
-    profile_inputs,
     quote_batch,
-    zero_gamma_batch,
 )
 from ingest.bronze_tables import AssetClass, SourceSchema, table_name, to_record_batch
 from ingest.routing import Router, day_to_date, epoch_days
@@ -137,6 +135,7 @@ class OptionsQuotes:
         self.contract = contract
         self.settings = settings
         self.bronze = bronze
+        self.sums = quote_day_sums(settings.profile)
         self.cutoff_ns = open_interest_cutoff_ns(settings.options_config, contract.day)
         self.tick = float(settings.options_config["options_tick_size"])
         definitions_chain = self._chain()  # open interest may still be arriving
@@ -217,29 +216,12 @@ class OptionsQuotes:
             )  # fmt: skip
             yield "engine_options_quotes_1s", quotes
             quote_table = pa.Table.from_batches([quotes])
-            yield (
-                "engine_gex_by_strike_1s",
-                gex_by_strike_batch(
-                    self.contract.symbol,
-                    self.contract.day,
-                    quote_table.select(list(EXPOSURE_INPUT_COLUMNS)),
-                    self.settings.profile.call_sign,
-                    self.settings.profile.put_sign,
-                    LIVE_FINGERPRINT,
-                ),
-            )
-            profile = profile_inputs(quote_table)
-            if profile.num_rows:
-                yield (
-                    "engine_zero_gamma_1s",
-                    zero_gamma_batch(
-                        self.contract.symbol,
-                        self.contract.day,
-                        profile,
-                        self.settings.profile,
-                        LIVE_FINGERPRINT,
-                    ),
+            for summed in self.sums:
+                rows = summed.rows(
+                    self.contract.symbol, self.contract.day, quote_table, LIVE_FINGERPRINT
                 )
+                if rows.num_rows:
+                    yield f"engine_{summed.model}", rows
 
 
 class LiveSession:

@@ -3,6 +3,7 @@ and loaders over DuckDB relations. The models themselves stay a few lines long."
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -39,23 +40,15 @@ from cluster.engine_partitions import (
     job_batches,
 )
 from cluster.ray_runtime import requested_address
-from gex.exposure_by_strike import (
-    EXPOSURE_INPUT_COLUMNS,
-    GEX_BY_STRIKE_SCHEMA,
-    gex_by_strike_batch,
-)
+from gex.day_sums import QuoteDaySums, quote_day_sums
 from gex.options_surface import (
     OPTIONS_QUOTES_SCHEMA,
-    PROFILE_INPUT_COLUMNS,
-    ZERO_GAMMA_SCHEMA,
     OptionsChain,
     OptionsSettings,
     ProfileSettings,
     SpotSeries,
     WholeSeconds,
-    profile_inputs,
     quote_batches,
-    zero_gamma_batch,
 )
 from ingest.partitions import PartitionKey, read_manifest
 from spymaster.computed_ahead import computed_ahead
@@ -442,8 +435,7 @@ def options_quotes_reader(
                     "chain": chain,
                     "spot": spot,
                     "settings": settings,
-                    "profile": profile_settings(config),
-                    "signs": dealer_signs(config),
+                    "sums": quote_day_sums(profile_settings(config)),
                 },
                 memory_bytes=TASK_BASE_BYTES + landed["records"] * OPTIONS_TASK_BYTES_PER_RECORD,
             )
@@ -458,39 +450,26 @@ def quote_rows(
     chain: OptionsChain,
     spot: SpotSeries,
     settings: OptionsSettings,
-    profile: ProfileSettings,
-    signs: tuple[float, float],
+    sums: Sequence[QuoteDaySums],
 ) -> Iterator[pa.RecordBatch]:
     """options_quotes_1s rows of one contract-day (in the dbt process or a Ray task). The same
-    rows' zero-gamma levels and gamma exposure by strike are summed as each whole second
+    rows' `sums` (zero gamma, gamma exposure by strike) are computed as each whole second
     arrives and written to the lake's engine partitions, where their models (built after this
     one) read them instead of reading 17 million option-seconds back from the warehouse."""
     symbol, day = partition.symbol, partition.day
     options = MboColumns.from_arrow(bronze_mbo(lake_dir, "options_mbo", symbol, day))
     store = EnginePartitionStore(lake_dir)
-    zero_gamma_day = Partition(symbol, day, zero_gamma_fingerprint(partition.fingerprint, profile))
-    by_strike_day = Partition(symbol, day, gex_by_strike_fingerprint(partition.fingerprint, signs))
     whole_seconds = WholeSeconds(f"options_mbo symbol={symbol} dt={day}")
-    with (
-        store.writing("zero_gamma_1s", zero_gamma_day, ZERO_GAMMA_SCHEMA) as zero_gamma,
-        store.writing("gex_by_strike_1s", by_strike_day, GEX_BY_STRIKE_SCHEMA) as by_strike,
-    ):
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for summed in sums:
+            day_partition = Partition(symbol, day, summed.fingerprint(partition.fingerprint))
+            writer = stack.enter_context(store.writing(summed.model, day_partition, summed.schema))
+            writers.append((summed, day_partition.fingerprint, writer))
 
         def write(seconds: pa.Table) -> None:
-            zero_gamma.write_batch(
-                zero_gamma_batch(
-                    symbol, day, profile_inputs(seconds), profile, zero_gamma_day.fingerprint
-                )
-            )
-            by_strike.write_batch(
-                gex_by_strike_batch(
-                    symbol,
-                    day,
-                    seconds.select(EXPOSURE_INPUT_COLUMNS),
-                    *signs,
-                    by_strike_day.fingerprint,
-                )
-            )
+            for summed, fingerprint, writer in writers:
+                writer.write_batch(summed.rows(symbol, day, seconds, fingerprint))
 
         # the quotes are computed on a thread of their own, beside these sums
         quotes = quote_batches(symbol, day, options, chain, spot, settings, partition.fingerprint)
@@ -510,21 +489,6 @@ def profile_settings(config: Mapping[str, Any]) -> ProfileSettings:
         call_sign=float(config["dealer_sign_call"]),
         put_sign=float(config["dealer_sign_put"]),
     )
-
-
-def dealer_signs(config: Mapping[str, Any]) -> tuple[float, float]:
-    """The dealer sign of calls and of puts."""
-    return float(config["dealer_sign_call"]), float(config["dealer_sign_put"])
-
-
-def zero_gamma_fingerprint(quotes_fingerprint: str, settings: ProfileSettings) -> str:
-    """A zero-gamma day is recomputed when its quotes or the profile settings change."""
-    return f"{quotes_fingerprint}:{settings}"
-
-
-def gex_by_strike_fingerprint(quotes_fingerprint: str, signs: tuple[float, float]) -> str:
-    """A gamma-exposure-by-strike day is recomputed when its quotes or the dealer signs change."""
-    return f"{quotes_fingerprint}:signs={signs[0]},{signs[1]}"
 
 
 def open_interest_cutoff_ns(config: Mapping[str, Any], day: dt.date) -> int:
@@ -550,50 +514,8 @@ def quote_days(
     ]
 
 
-@dataclass(frozen=True)
-class QuoteDaySums:
-    """A model summed from each day of options_quotes_1s: its engine partition name, schema,
-    day fingerprint (from the quotes' fingerprint and its settings), the quote columns it
-    reads and the function computing a day's rows from them (with `arguments`)."""
-
-    model: str
-    schema: pa.Schema
-    fingerprint: Callable[[str], str]
-    columns: Sequence[str]
-    compute: Callable[..., Iterator[pa.RecordBatch]]
-    arguments: Mapping[str, Any]
-
-
-def zero_gamma_sums(config: Mapping[str, Any]) -> QuoteDaySums:
-    """The zero-gamma level per second; a day is recomputed only when its quotes or the profile
-    settings changed."""
-    settings = profile_settings(config)
-    return QuoteDaySums(
-        "zero_gamma_1s",
-        ZERO_GAMMA_SCHEMA,
-        lambda quotes_fingerprint: zero_gamma_fingerprint(quotes_fingerprint, settings),
-        PROFILE_INPUT_COLUMNS,
-        zero_gamma_rows,
-        {"settings": settings},
-    )
-
-
-def gex_by_strike_sums(config: Mapping[str, Any]) -> QuoteDaySums:
-    """Dealer-signed gamma exposure by strike and second; a day is recomputed only when its
-    quotes or the dealer signs changed."""
-    signs = dealer_signs(config)
-    return QuoteDaySums(
-        "gex_by_strike_1s",
-        GEX_BY_STRIKE_SCHEMA,
-        lambda quotes_fingerprint: gex_by_strike_fingerprint(quotes_fingerprint, signs),
-        EXPOSURE_INPUT_COLUMNS,
-        gex_by_strike_rows,
-        {"signs": signs},
-    )
-
-
 def quote_day_reader(
-    sums: Callable[[Mapping[str, Any]], QuoteDaySums],
+    model: str,
     *,
     session: duckdb.DuckDBPyConnection,
     this: object,
@@ -602,12 +524,12 @@ def quote_day_reader(
     quotes: duckdb.DuckDBPyRelation,
     on_partition: PartitionTimer | None = None,
 ) -> pa.RecordBatchReader:
-    """The rows of a model summed from each day of options_quotes_1s (`sums`: zero_gamma_sums
-    or gex_by_strike_sums), for the days to build. The options engine writes them to the lake
+    """The rows of `model` (one of gex.day_sums' tables, "zero_gamma_1s" or "gex_by_strike_1s")
+    for the days of options_quotes_1s to build. The options engine writes them to the lake
     as it computes the quotes (quote_rows): a day's quotes are read back from the warehouse
     only when its partition is not there (a full refresh of this model alone after the lake's
     engine folder was removed, or a changed setting of this model only)."""
-    summed = sums(config)
+    [summed] = [s for s in quote_day_sums(profile_settings(config)) if s.model == model]
     lake_dir = lake_folder(config)
     store = EnginePartitionStore(lake_dir)
     todo = partitions_to_build(
@@ -629,24 +551,15 @@ def quote_day_reader(
             yield EngineJob(
                 model=summed.model,
                 partition=partition,
-                compute=summed.compute,
-                arguments={"quotes": table, **summed.arguments},
+                compute=quote_day_rows,
+                arguments={"quotes": table, "summed": summed},
                 memory_bytes=TASK_BASE_BYTES + (0 if table is None else 4 * table.nbytes),
             )
 
     return _reader(summed.schema, jobs(), lake_dir, on_partition)
 
 
-def zero_gamma_rows(
-    partition: Partition, *, quotes: pa.Table, settings: ProfileSettings
+def quote_day_rows(
+    partition: Partition, *, quotes: pa.Table, summed: QuoteDaySums
 ) -> Iterator[pa.RecordBatch]:
-    yield zero_gamma_batch(
-        partition.symbol, partition.day, profile_inputs(quotes), settings, partition.fingerprint
-    )
-
-
-def gex_by_strike_rows(
-    partition: Partition, *, quotes: pa.Table, signs: tuple[float, float]
-) -> Iterator[pa.RecordBatch]:
-    symbol, day = partition.symbol, partition.day
-    yield gex_by_strike_batch(symbol, day, quotes, *signs, partition.fingerprint)
+    yield summed.rows(partition.symbol, partition.day, quotes, partition.fingerprint)

@@ -1,7 +1,7 @@
 """Dealer-signed gamma exposure by strike and second, from the options' quotes (see
 gex_surface_1s)."""
 
-from spymaster.dbt_models import gex_by_strike_sums, quote_day_reader
+from spymaster.dbt_models import quote_day_reader
 
 
 def model(dbt, session):
@@ -13,7 +13,7 @@ def model(dbt, session):
         unique_key=["symbol", "dt"],
     )
     return quote_day_reader(
-        gex_by_strike_sums,
+        "gex_by_strike_1s",
         session=session,
         this=dbt.this,
         is_incremental=dbt.is_incremental,

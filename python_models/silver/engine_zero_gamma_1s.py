@@ -1,6 +1,6 @@
 """The zero-gamma level per second, from the options' quotes (see gex_surface_1s)."""
 
-from spymaster.dbt_models import quote_day_reader, zero_gamma_sums
+from spymaster.dbt_models import quote_day_reader
 
 
 def model(dbt, session):
@@ -12,7 +12,7 @@ def model(dbt, session):
         unique_key=["symbol", "dt"],
     )
     return quote_day_reader(
-        zero_gamma_sums,
+        "zero_gamma_1s",
         session=session,
         this=dbt.this,
         is_incremental=dbt.is_incremental,
