@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -252,6 +253,68 @@ def included_days(lake: Lake) -> list[tuple[dt.date, str]]:
         "select dt, selected_symbol from silver.contract_day_selection where is_included "
         "order by dt",
     )
+
+
+def test_calibration_percentiles_interpolate_the_earlier_sessions_pooled_values(
+    market_lake: Lake,
+) -> None:
+    """Each percentile is located by rank in the pooled value counts of the K earlier
+    sessions; recomputed here from their rows, sorted: position (n - 1) q, between the values
+    at its floor and ceil ranks, lo + (hi - lo) d, to the bit. (This market's percentiles fall
+    on repeated values; the model's unit test interpolates between two.)"""
+    metrics = [
+        "pull_add_log",
+        "pull_intensity_rest_log1p",
+        "erosion_ratio_log1p",
+        "pull_add_log_d2",
+        "wall_strength_log",
+    ]
+    sessions = [
+        day
+        for (day,) in warehouse(
+            market_lake,
+            "select dt from silver.contract_day_selection where is_included order by dt",
+        )
+    ]
+    connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+    try:
+        values = {
+            (day, metric): connection.execute(
+                f"select v.{metric} from silver.vacuum_surface_1s as v "
+                "join silver.session_calendar as c on v.dt = c.dt "
+                "and v.window_start >= c.session_window_start "
+                "and v.window_start < c.session_window_end "
+                "where v.window_valid and v.dt = ?",
+                [day],
+            ).fetchnumpy()[metric]
+            for day in sessions
+            for metric in metrics
+        }
+    finally:
+        connection.close()
+
+    def percentile(pooled: np.ndarray, level: float) -> float:
+        position = (len(pooled) - 1) * level
+        lower, upper = math.floor(position), math.ceil(position)
+        lo, hi = float(pooled[lower]), float(pooled[upper])
+        return lo if lower == upper else lo + (hi - lo) * (position - lower)
+
+    expected = []
+    for i, day in enumerate(sessions[1:], start=1):
+        history = sessions[max(0, i - 5) : i]
+        for metric in metrics:
+            pooled = np.sort(np.concatenate([values[earlier, metric] for earlier in history]))
+            q05, q95 = percentile(pooled, 0.05), percentile(pooled, 0.95)
+            expected.append((day, metric, q05.hex(), q95.hex(), len(history)))
+    model = [
+        (day, metric, q05.hex(), q95.hex(), used)
+        for day, metric, q05, q95, used in warehouse(
+            market_lake,
+            "select dt, metric_name, q05, q95, sessions_used from gold.physics_norm_calibration",
+        )
+    ]
+    assert len(expected) >= 3 * len(metrics)  # three calibrated sessions at least
+    assert sorted(model) == sorted(expected)
 
 
 def test_implied_volatilities_recover_the_generators_smile(market_lake: Lake) -> None:
