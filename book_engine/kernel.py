@@ -23,7 +23,12 @@ ts_recv in practice). Book semantics follow Databento and CME:
   depth_end = depth_start + add + reprice_in - pull - fill - reprice_out holds exactly.
 - A fill is the quantity an F reported: what a C or M then takes beyond it is a pull.
 - A book is valid once its snapshot completed; a clear without F_SNAPSHOT invalidates it until
-  the next snapshot completes; a crossed book is invalid outside the pre-open intervals.
+  the next snapshot completes; a crossed book is invalid outside the pre-open intervals. A
+  snapshot restates every book of the stream, so an instrument whose first record comes after
+  a completed snapshot (and no loss since) had an empty book then, listed since or without
+  orders: it is valid from that record.
+- An instrument's windows are emitted from its first record on (an option listed during the
+  session has no row before it).
 
 All state is in arrays owned by the caller (`EngineState`), so the kernel can stop when an
 output buffer is full or the order table must grow, and resume where it stopped.
@@ -55,7 +60,7 @@ WINDOW_NS = 1_000_000_000
     S_BOOK_ROWS,
     S_DEPTH_ROWS,
     S_EVENT_ROWS,
-    S_RESERVED,
+    S_RESTATED,  # 1: a snapshot restated every book and no record was lost since
     S_ERROR_RECORD,
     S_UNKNOWN_CANCELS,
     S_UNKNOWN_MODIFIES,
@@ -84,7 +89,9 @@ N_SCALARS = 17
     I_SPOT_DIRTY,
     I_SIDE_ORDERS,  # bid orders; I_SIDE_ORDERS + 1: ask orders
 ) = range(15)
-N_INSTRUMENT_FIELDS = 16
+I_APPLIED = 16  # 1 once a record of the instrument was applied
+I_FIRST_RECV = 17  # ts_recv of its first record: its windows are emitted from that one's on
+N_INSTRUMENT_FIELDS = 18
 WAITING, IN_SNAPSHOT, VALID = 0, 1, 2
 
 # per-level fields, array shape (2 sides, levels, 4)
@@ -498,6 +505,7 @@ def replay(
     unknown_fills = scalars[S_UNKNOWN_FILLS]
     duplicate_adds = scalars[S_DUPLICATE_ADDS]
     in_snapshot = scalars[S_IN_SNAPSHOT]
+    restated = scalars[S_RESTATED]
     error_record = -1
     status = DONE
 
@@ -557,6 +565,8 @@ def replay(
                 or (with_flows and config[C_DEPTH_FROM] <= next_window_end < config[C_DEPTH_TO])
             )
             for q in range(n_instruments if with_state else 0):
+                if instruments[q, I_FIRST_RECV] >= next_window_end:
+                    continue  # no record yet: no window
                 valid = _book_valid(instruments, q, next_window_end - 1, pre_open)
                 spot = _current_spot(instruments, levels, q)
                 if emit_book:
@@ -683,8 +693,16 @@ def replay(
                 if f & F_LAST:
                     # the snapshot's last record (applied below as a restatement all the same)
                     in_snapshot = _end_snapshot(instruments, in_snapshot)
+                    restated = 1
             elif in_snapshot > 0:
                 in_snapshot = _end_snapshot(instruments, in_snapshot)
+                restated = 1
+            if instruments[q, I_APPLIED] == 0:
+                # its first record: an instrument the snapshot did not restate had an empty
+                # book then (listed since, or without orders), so it is valid from here
+                instruments[q, I_APPLIED] = 1
+                if restated == 1 and not snapshot:
+                    instruments[q, I_STATE] = VALID
             if f & F_MAYBE_BAD_BOOK:
                 instruments[q, I_INVALID_WINDOW] = window
             if a == ACTION_CLEAR:
@@ -903,18 +921,20 @@ def replay(
     scalars[S_UNKNOWN_FILLS] = unknown_fills
     scalars[S_DUPLICATE_ADDS] = duplicate_adds
     scalars[S_IN_SNAPSHOT] = in_snapshot
+    scalars[S_RESTATED] = restated
     scalars[S_ERROR_RECORD] = error_record
     return status
 
 
 @nb.njit(cache=True, nogil=True)
 def dense_instruments(instrument_id):
-    """Instrument ids to dense indexes in order of first appearance: (indexes, ids)."""
+    """Instrument ids to dense indexes in order of first appearance: (indexes, ids, the
+    position of each id's first record)."""
     dense = np.empty(instrument_id.shape[0], np.int64)
-    ids = np.empty(0, np.int64)
     seen = dict()  # noqa: C408  (a Numba typed dict)
     seen[np.int64(-1)] = np.int64(-1)
     order = []
+    firsts = []
     last_id = -1
     last_index = -1
     for r in range(instrument_id.shape[0]):
@@ -926,12 +946,15 @@ def dense_instruments(instrument_id):
                 last_index = len(order)
                 seen[value] = last_index
                 order.append(value)
+                firsts.append(r)
             last_id = value
         dense[r] = last_index
     ids = np.empty(len(order), np.int64)
+    first = np.empty(len(order), np.int64)
     for i in range(len(order)):
         ids[i] = order[i]
-    return dense, ids
+        first[i] = firsts[i]
+    return dense, ids, first
 
 
 @nb.njit(cache=True, nogil=True)

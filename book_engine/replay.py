@@ -10,7 +10,7 @@ and turn its output buffers into NumPy rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -216,7 +216,7 @@ class EngineState:
                 f"record {r}: ts_recv goes backwards "
                 f"({columns.ts_recv[r]} after {columns.ts_recv[r - 1]})"
             )
-        local, batch_ids = k.dense_instruments(columns.instrument_id)
+        local, batch_ids, first = k.dense_instruments(columns.instrument_id)
         new_ids = [int(i) for i in batch_ids if int(i) not in self.dense_of]
         missing = [i for i in new_ids if i not in ticks]
         if missing:
@@ -227,7 +227,10 @@ class EngineState:
         if bad:
             raise EngineError(f"tick sizes must be positive, got {bad}")
         if new_ids:
-            self.add_instruments(new_ids, [ticks[i] for i in new_ids])
+            first_recv = dict(zip(batch_ids.tolist(), columns.ts_recv[first].tolist(), strict=True))
+            self.add_instruments(
+                new_ids, [ticks[i] for i in new_ids], [first_recv[i] for i in new_ids]
+            )
         to_state = np.array([self.dense_of[int(i)] for i in batch_ids], dtype=np.int64)
         tick_array = self.instruments[to_state, k.I_TICK]
         low, count, off_grid = k.ladder_geometry(
@@ -246,9 +249,10 @@ class EngineState:
         self._cover(to_state, low, low + (count - 1) * tick_array, has_prices, margin_ticks)
         return to_state[local]
 
-    def add_instruments(self, ids: list[int], ticks: list[int]) -> None:
+    def add_instruments(self, ids: list[int], ticks: list[int], first_recv: list[int]) -> None:
         rows = np.zeros((len(ids), k.N_INSTRUMENT_FIELDS), np.int64)
         rows[:, k.I_TICK] = ticks
+        rows[:, k.I_FIRST_RECV] = first_recv
         rows[:, k.I_PRICE_MIN] = 0
         rows[:, k.I_LEVELS] = 0
         rows[:, k.I_STATE] = k.WAITING
@@ -262,7 +266,10 @@ class EngineState:
         self.instrument_ids = np.concatenate([self.instrument_ids, np.array(ids, np.int64)])
         self.instruments = np.concatenate([self.instruments, rows])
         self.priced = np.concatenate([self.priced, np.zeros(len(ids), np.bool_)])
-        self._layout(rows[:, k.I_PRICE_MIN].copy(), np.ones(len(ids), np.int64), len(ids))
+        # every instrument's ladder where it is, a one-level ladder for each new one
+        levels = self.instruments[:, k.I_LEVELS].copy()
+        levels[-len(ids) :] = 1
+        self._layout(self.instruments[:, k.I_PRICE_MIN].copy(), levels, len(ids))
 
     def _cover(
         self,
@@ -445,11 +452,7 @@ class WindowReplay:
         *,
         buffer_rows: int = 1 << 20,
         margin_ticks: int = 64,
-        instrument_ids: Sequence[int] = (),
     ) -> None:
-        """`instrument_ids`: instruments to carry from the start (their windows are emitted
-        before their first record, as when the partition is replayed whole); others join at
-        their first record."""
         self.ticks = ticks
         self.window = window
         self.margin_ticks = margin_ticks
@@ -463,11 +466,14 @@ class WindowReplay:
         self.pending: MboColumns | None = None  # records after the last F_LAST so far
         self.records_before = 0  # records applied before `pending` (for error messages)
         self.last_ts_recv = np.iinfo(np.int64).min
-        missing = [i for i in instrument_ids if i not in ticks]
-        if missing:
-            raise EngineError(f"instrument(s) {missing} have no definition (tick size)")
-        if instrument_ids:
-            self.state.add_instruments(list(instrument_ids), [ticks[i] for i in instrument_ids])
+
+    def define(self, ticks: Mapping[int, int]) -> None:
+        """The instruments' ticks as now defined: a stream may define an instrument after it
+        started (an option listed during the session); an instrument's tick never changes."""
+        changed = sorted(i for i, tick in self.ticks.items() if ticks.get(i, tick) != tick)
+        if changed:
+            raise EngineError(f"instrument(s) {changed[:10]} changed their tick size")
+        self.ticks = {**self.ticks, **ticks}
 
     @property
     def closed_until_ns(self) -> int:
@@ -506,6 +512,8 @@ class WindowReplay:
         snapshot, the kernel's rule for a book no record can be trusted to restate: empty and
         invalid until the next snapshot completes. The clears are restatements, not flow."""
         self.pending = None
+        # an instrument first seen from here on is not known to have been empty at a snapshot
+        self.state.scalars[k.S_RESTATED] = 0
         ids = self.state.instrument_ids
         n = len(ids)
         if not n:

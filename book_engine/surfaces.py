@@ -27,8 +27,9 @@ from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import day_start_ns, utc_ns
 
 # the kernel's rules: a change rebuilds every contract-day (2: snapshot phase per file, fills;
-# 3: a restatement re-bases the levels its window touched)
-ENGINE_VERSION = 3
+# 3: a restatement re-bases the levels its window touched; 4: an instrument first seen after a
+# snapshot is valid from its first record, and has windows from that record's on)
+ENGINE_VERSION = 4
 """Bump when the surfaces change for the same input: incremental models rebuild every day."""
 
 MBO_COLUMNS = ("ts_recv", "instrument_id", "action", "side", "price", "size", "order_id", "flags")

@@ -1,6 +1,7 @@
 """A day's raw DBN files as one record stream, in the order a live feed delivers them:
-definitions first (the day's reference data), then market-by-order and statistics records
-merged by ts_recv, paced at a chosen multiple of real time.
+definitions, market-by-order and statistics records merged by ts_recv (a definition before
+the market's records of the same time slice: an option listed during the session is defined
+before its first order), paced at a chosen multiple of real time.
 
 Files are read through the same checks as ingest (ingest.source_files): a truncated or
 foreign file is an error naming it, before any record is replayed."""
@@ -171,17 +172,15 @@ class DbnReplay:
 
     def __iter__(self) -> Iterator[FeedEvent]:
         definition = SourceSchema.DEFINITION
-        for source in [s for s in self._sources if s.reader.metadata.schema is definition]:
-            while source.head() is not None:
-                yield self._take(source, len(source.chunk))
-        market = [s for s in self._sources if s.reader.metadata.schema is not definition]
+        # definitions first among the sources of a slice
+        sources = sorted(self._sources, key=lambda s: s.reader.metadata.schema is not definition)
         # time slices, each source's records of a slice in turn (every source stays in its
         # own order), delivered when the slice's end is due, then the clock reads its end
         paced = self.pace.speed is not None
         started = False
         clock = 0
         while True:
-            heads = [head for s in market if (head := s.head()) is not None]
+            heads = [head for s in sources if (head := s.head()) is not None]
             if not heads:
                 return
             first = min(heads)
@@ -205,7 +204,7 @@ class DbnReplay:
                 yield from self._ticks(clock, first)
                 clock = end
             self.pace.wait(end)
-            for source in market:
+            for source in sources:
                 while (head := source.head()) is not None and head < end:
                     times = source.chunk["ts_recv"]
                     stop = int(np.searchsorted(times, np.uint64(end), side="left"))

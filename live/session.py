@@ -75,11 +75,7 @@ class FuturesSurfaces:
         self, contract: LiveContract, settings: SurfaceSettings, instrument_id: int, tick: int
     ) -> None:
         self.partition = Partition(contract.symbol, contract.day, LIVE_FINGERPRINT)
-        self.replay = WindowReplay(
-            {instrument_id: tick},
-            settings.window_config(contract.day),
-            instrument_ids=[instrument_id],
-        )
+        self.replay = WindowReplay({instrument_id: tick}, settings.window_config(contract.day))
         self._spot_seconds = np.zeros(1 << 12, np.int64)
         self._spots = np.zeros(1 << 12)
         self._spot_count = 0
@@ -129,7 +125,8 @@ class FuturesSurfaces:
 class OptionsQuotes:
     """The contract's options through the engine; each closed second is priced once the
     future's spot of that second is known and the open interest is settled (received before
-    the session opens), then its zero-gamma level follows."""
+    the session opens), then its zero-gamma level follows. An option listed during the
+    session joins at its first record, as defined by then."""
 
     def __init__(self, contract: LiveContract, settings: LiveSettings, bronze: LiveBronze) -> None:
         self.contract = contract
@@ -138,14 +135,14 @@ class OptionsQuotes:
         self.sums = quote_day_sums(settings.profile)
         self.cutoff_ns = open_interest_cutoff_ns(settings.options_config, contract.day)
         self.tick = float(settings.options_config["options_tick_size"])
-        definitions_chain = self._chain()  # open interest may still be arriving
-        self.index = definitions_chain.index()
+        self.defined = self._chain()  # open interest may still be arriving
+        self.index = self.defined.index()
         self.replay = WindowReplay(
-            definitions_chain.ticks(), settings.options.window_config(contract.day)
+            self.defined.ticks(), settings.options.window_config(contract.day)
         )
         self.chain: OptionsChain | None = None  # with the settled open interest
         self.pending: list[WindowChunk] = []
-        n = len(definitions_chain.instrument_ids)
+        n = len(self.defined.instrument_ids)
         self.last_solved = (np.full(n, np.nan), np.zeros(n, np.int64))
 
     def _chain(self) -> OptionsChain:
@@ -158,13 +155,32 @@ class OptionsQuotes:
             self.tick,
         )
 
+    def _define(self, chain: OptionsChain) -> None:
+        """Options defined since the chain was read (listed during the session): each
+        option's position in the chain's instrument order may move, its state moves along."""
+        index = chain.index()
+        moved = np.array([index[int(i)] for i in self.defined.instrument_ids], dtype=np.int64)
+        sigma, solved_ns = self.last_solved
+        self.last_solved = (np.full(len(index), np.nan), np.zeros(len(index), np.int64))
+        self.last_solved[0][moved] = sigma
+        self.last_solved[1][moved] = solved_ns
+        self.replay.define(chain.ticks())
+        self.defined, self.index = chain, index
+        if self.chain is not None:
+            self.chain = chain  # read after the open: its open interest is settled
+
     def push(self, columns: MboColumns) -> None:
-        unknown = sorted({int(i) for i in np.unique(columns.instrument_id)} - self.index.keys())
+        unknown = {int(i) for i in np.unique(columns.instrument_id)} - self.index.keys()
         if unknown:
-            raise EngineError(
-                f"options_mbo symbol={self.contract.symbol} dt={self.contract.day}: instrument(s) "
-                f"{unknown[:10]} have no option definition on or before that day"
-            )
+            chain = self._chain()
+            undefined = sorted(unknown - chain.index().keys())
+            if undefined:
+                raise EngineError(
+                    f"options_mbo symbol={self.contract.symbol} dt={self.contract.day}: "
+                    f"instrument(s) {undefined[:10]} have no option definition on or before "
+                    "that day"
+                )
+            self._define(chain)
         self.pending += [c for c in self.replay.push(columns) if len(c.book_rows)]
 
     def finish(self) -> None:
@@ -187,12 +203,9 @@ class OptionsQuotes:
     ) -> Iterator[tuple[str, pa.RecordBatch]]:
         """Quote and zero-gamma rows of every pending second that can be priced now."""
         if self.chain is None and (final or stream_ns >= self.cutoff_ns):
-            self.chain = self._chain()
-            if self.chain.index() != self.index:
-                raise LiveError(
-                    f"options of {self.contract.symbol} changed between their first records and "
-                    "the session open: options defined during the session are not supported live"
-                )
+            chain = self._chain()
+            self._define(chain)
+            self.chain = chain
         if self.chain is None:
             return
         while self.pending:

@@ -345,19 +345,38 @@ def options_chain(
     options_tick: float,
 ) -> OptionsChain:
     """Options of an underlying that day: the latest definition of each on or before the day,
-    and its latest open interest (stat_type 9) received before the session."""
+    and its latest open interest (stat_type 9) received before the session. An option first
+    defined after the day's open interest was published (listed during the session) had no
+    open contracts then: its open interest is 0, not unknown."""
     records = definitions.filter(f"symbol = '{symbol}' and dt <= DATE '{day.isoformat()}'").project(
         "instrument_id, dt, record_index, raw_symbol, strike_price, instrument_class, "
-        "expiration, unit_of_measure_qty, min_price_increment"
+        "expiration, unit_of_measure_qty, min_price_increment, ts_recv"
     )
     # the latest record of each instrument wins: sort by (instrument, dt, record order)
-    by_instrument = {row[0]: row[3:] for row in sorted(records.fetchall())}
+    by_instrument: dict[int, tuple[object, ...]] = {}
+    first_defined_ns: dict[int, int] = {}
+    for row in sorted(records.fetchall()):
+        by_instrument[row[0]] = row[3:]
+        first_defined_ns[row[0]] = min(first_defined_ns.get(row[0], row[-1]), row[-1])
     statistics_rows = statistics.filter(
         f"symbol = '{symbol}' and dt <= DATE '{day.isoformat()}' and stat_type = 9 "
         "and update_action = 1 "
         f"and ts_recv < {open_interest_before_ns}"
-    ).project("instrument_id, ts_recv, record_index, quantity")
-    interest = {row[0]: row[3] for row in sorted(statistics_rows.fetchall())}
+    ).project("instrument_id, ts_recv, record_index, quantity, dt")
+    interest = {}
+    published_ns = None  # when the day's open interest came (None: no statistics that day)
+    for instrument, ts_recv, _, quantity, stat_day in sorted(statistics_rows.fetchall()):
+        interest[instrument] = quantity
+        if stat_day == day:
+            published_ns = max(published_ns or ts_recv, ts_recv)
+
+    def open_interest(instrument: int) -> float:
+        if instrument in interest:
+            return float(interest[instrument])
+        if published_ns is not None and first_defined_ns[instrument] > published_ns:
+            return 0.0
+        return np.nan
+
     ids = sorted(by_instrument)
     rows = [by_instrument[i] for i in ids]
     tick = round(options_tick * PRICE_SCALE)
@@ -371,7 +390,7 @@ def options_chain(
         tick=np.array(
             [tick if row[5] in (None, UNDEF_PRICE) else row[5] for row in rows], dtype=np.int64
         ),
-        open_interest=np.array([float(interest.get(i, np.nan)) for i in ids]),
+        open_interest=np.array([open_interest(i) for i in ids]),
     )
 
 

@@ -299,7 +299,7 @@ def test_lost_records_invalidate_every_book_until_the_next_snapshot() -> None:
     is dropped, the book is empty and invalid from the loss until a resubscription's snapshot
     completes, and the clears are no flow."""
     config = WindowConfig(T0, T0 + 5 * SECOND, T0, T0 + 5 * SECOND, T0, T0 + 5 * SECOND, 40)
-    replay = WindowReplay(TICKS, config, instrument_ids=[ES])
+    replay = WindowReplay(TICKS, config)
     before = [*BASE, mbo(ES, T0 + 1200 * MS, "A", "B", px(99.75), 3, 7, flags=0)]
     chunks = list(replay.push(columns(before)))
     chunks += list(replay.lose_records(T0 + 1200 * MS))
@@ -363,6 +363,51 @@ def test_a_snapshot_without_f_last_ends_for_every_instrument_at_the_first_live_r
     ]
     book, _ = windows(records, ticks=TWO_TICKS, symbols=TWO)
     assert book[book["instrument"] == 0]["book_valid"].tolist() == [0, 1, 1, 1]
+
+
+def test_an_option_listed_during_the_session_is_valid_from_its_first_record() -> None:
+    """The snapshot restated every book: an option whose first record comes after it had an
+    empty book then (it was listed since). It has no row before that record's second, its
+    book is valid from it, and a stream that meets it in a later batch gives the same rows."""
+    records = [
+        *BASE,
+        mbo(ES, T0 + 500 * MS, "A", "B", px(99.75), 1, 3),
+        mbo(OPTION, T0 + 2300 * MS, "A", "B", px(10.00), 3, 10),
+        mbo(OPTION, T0 + 2300 * MS, "A", "A", px(10.10), 2, 11),
+        mbo(ES, T0 + 3200 * MS, "A", "A", px(100.50), 1, 4),
+    ]
+    book, depth = windows(records, ticks=TWO_TICKS, symbols=TWO)
+    option = book[book["instrument"] == 1]
+    assert option["window_start"].tolist() == [T0 + 2 * SECOND, T0 + 3 * SECOND]
+    assert option["book_valid"].tolist() == [1, 1]
+    assert (option[0]["bid_price"], option[0]["ask_price"]) == (px(10.00), px(10.10))
+    assert len(book[book["instrument"] == 0]) == 4
+    assert depth[depth["instrument"] == 1]["window_start"].min() == T0 + 2 * SECOND
+    # the option joins a replay that already laid out the future's ladder
+    config = WindowConfig(T0, T0 + 4 * SECOND, T0, T0 + 4 * SECOND, T0, T0 + 4 * SECOND, 40)
+    replay = WindowReplay(TWO_TICKS, config)
+    stream = columns(records, TWO)
+    chunks = list(replay.push(stream.slice(0, 4))) + list(replay.push(stream.slice(4, 7)))
+    chunks += list(replay.finish())
+    np.testing.assert_array_equal(np.concatenate([c.book_rows for c in chunks]), book)
+    np.testing.assert_array_equal(np.concatenate([c.depth_rows for c in chunks]), depth)
+
+
+def test_an_instrument_first_seen_after_lost_records_waits_for_a_snapshot() -> None:
+    """After a loss nothing says what the new instrument's book held: invalid until the next
+    snapshot restates it. Without any snapshot, never valid."""
+    config = WindowConfig(T0, T0 + 4 * SECOND, T0, T0 + 4 * SECOND, T0, T0 + 4 * SECOND, 40)
+    replay = WindowReplay(TWO_TICKS, config)
+    chunks = list(replay.push(columns(BASE, TWO)))
+    chunks += list(replay.lose_records(T0 + 500 * MS))
+    late = [mbo(OPTION, T0 + 1500 * MS, "A", "B", px(10.00), 3, 10)]
+    chunks += list(replay.push(columns(late, TWO)))
+    chunks += list(replay.finish())
+    book = np.concatenate([c.book_rows for c in chunks])
+    assert book[book["instrument"] == 1]["book_valid"].tolist() == [0, 0, 0]
+    no_snapshot = [mbo(ES, T0 + 1500 * MS, "A", "B", px(100.00), 3, 10)]
+    book, _ = windows(no_snapshot)
+    assert book["book_valid"].tolist() == [0, 0, 0]
 
 
 def test_a_restatement_inside_a_second_rebases_the_levels_it_touched() -> None:

@@ -69,7 +69,7 @@ def test_a_clock_closes_a_second_before_the_next_record_arrives(
     a second closes as soon as the clock passes its end."""
     columns, instrument, config = real_day
     expected_book, expected_depth = rows(replay_windows(columns, {instrument: TICK}, config))
-    replay = WindowReplay({instrument: TICK}, config, instrument_ids=[instrument])
+    replay = WindowReplay({instrument: TICK}, config)
     seconds = columns.ts_recv // 1_000_000_000
     starts = np.flatnonzero(np.r_[True, seconds[1:] != seconds[:-1]])
     chunks = []

@@ -296,6 +296,23 @@ def test_an_invalid_book_or_a_second_without_spot_carries_nothing() -> None:
     assert statuses == ["ok", "no_quote", "carried", "no_quote"]
 
 
+def test_an_option_without_open_contracts_has_exposure_zero_whatever_its_volatility() -> None:
+    """Open interest 0 (an option listed after the day's statistics): gamma x 0 is 0 even in a
+    second without a volatility, so the strike's sum stays known."""
+    options = chain((73, 5000.0, True, MONTH_OUT, 0.0), (74, 5000.0, False, MONTH_OUT, 0.0))
+    records = [*quote(73, 60.0, 61.0), *quote(74, 3.0, None), mbo(73, OPEN + 3 * SECOND // 2, "R")]
+    spot = SpotSeries(OPEN + SECOND * np.array([0, 1, 3]), np.full(3, SPOT))
+    rows = quote_rows(records, options, spot)
+    call = [r for r in rows if r["instrument_id"] == 73]
+    assert [r["iv_status"] for r in call] == ["ok", "invalid_book", "invalid_book", "invalid_book"]
+    assert call[0]["gamma"] > 0
+    put = [r for r in rows if r["instrument_id"] == 74]
+    assert [r["iv_status"] for r in put] == ["no_quote"] * 4
+    assert {r["implied_volatility"] for r in put} == {None}
+    assert [r["gex"] for r in call + put] == [0.0] * 8
+    assert {r["open_interest"] for r in rows} == {0}
+
+
 def test_option_without_definition_is_an_error_naming_partition_and_instrument() -> None:
     options = chain((51, 5000.0, True, MONTH_OUT, 10.0))
     with pytest.raises(EngineError, match=r"symbol=ESM4 dt=2024-03-12.*\[777\]"):
@@ -322,13 +339,21 @@ def test_later_records_do_not_change_earlier_quotes() -> None:
 def test_open_interest_is_the_latest_value_before_the_session(tmp_path) -> None:
     connection = duckdb.connect()
     session_start = utc_ns(DAY, dt.time(9, 30), ZONE)
+    midnight = utc_ns(DAY, dt.time(0, 0), ZONE)
+    day_before = midnight - 86_400 * SECOND
     connection.execute(
         "create table definitions as select * from (values "
-        f"(11, DATE '2024-03-11', 0, 'ESM4 C5000', {px(5000)}, 'C', 10, {px(50)}, {UNDEF_PRICE}),"
-        f"(11, DATE '2024-03-12', 0, 'ESM4 C5000', {px(5000)}, 'C', 20, {px(50)}, {UNDEF_PRICE}),"
-        f"(12, DATE '2024-03-12', 1, 'ESM4 P4950', {px(4950)}, 'P', 20, {px(50)}, {px(0.05)})"
+        f"(11, DATE '2024-03-11', 0, 'ESM4 C5000', {px(5000)}, 'C', 10, {px(50)}, {UNDEF_PRICE}, "
+        f"{day_before}),"
+        f"(11, DATE '2024-03-12', 0, 'ESM4 C5000', {px(5000)}, 'C', 20, {px(50)}, {UNDEF_PRICE}, "
+        f"{midnight}),"
+        f"(12, DATE '2024-03-12', 1, 'ESM4 P4950', {px(4950)}, 'P', 20, {px(50)}, {px(0.05)}, "
+        f"{midnight}),"
+        # listed after the day's open interest was published: no open contracts then
+        f"(13, DATE '2024-03-12', 2, 'ESM4 C5300', {px(5300)}, 'C', 20, {px(50)}, {px(0.05)}, "
+        f"{session_start - 1_800 * SECOND})"
         ") t(instrument_id, dt, record_index, raw_symbol, strike_price, instrument_class, "
-        "expiration, unit_of_measure_qty, min_price_increment)"
+        "expiration, unit_of_measure_qty, min_price_increment, ts_recv)"
     )
     connection.execute("alter table definitions add column symbol varchar default 'ESM4'")
     connection.execute(
@@ -348,14 +373,16 @@ def test_open_interest_is_the_latest_value_before_the_session(tmp_path) -> None:
         session_start,
         0.05,
     )
-    assert options.instrument_ids.tolist() == [11, 12]
-    assert options.expiration_ns.tolist() == [20, 20]  # the latest definition wins
-    assert options.strikes.tolist() == [5000.0, 4950.0]
-    assert options.is_call.tolist() == [True, False]
-    assert options.multiplier.tolist() == [50.0, 50.0]
-    assert options.tick.tolist() == [px(0.05), px(0.05)]  # UNDEF tick: the options_tick_size
+    assert options.instrument_ids.tolist() == [11, 12, 13]
+    assert options.expiration_ns.tolist() == [20, 20, 20]  # the latest definition wins
+    assert options.strikes.tolist() == [5000.0, 4950.0, 5300.0]
+    assert options.is_call.tolist() == [True, False, True]
+    assert options.multiplier.tolist() == [50.0, 50.0, 50.0]
+    # UNDEF tick: the options_tick_size
+    assert options.tick.tolist() == [px(0.05), px(0.05), px(0.05)]
     assert options.open_interest[0] == 1000
-    assert math.isnan(options.open_interest[1])
+    assert math.isnan(options.open_interest[1])  # defined before, no statistic: unknown
+    assert options.open_interest[2] == 0
 
 
 def test_open_interest_counts_when_received_before_the_first_second_priced() -> None:
