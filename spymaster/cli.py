@@ -187,6 +187,18 @@ def run_dbt(lake: Lake, dbt_args: Sequence[str], extra_env: Mapping[str, str] | 
     return subprocess.run(command, env=environment, cwd=PROJECT_ROOT, check=False).returncode
 
 
+def _listing_points(text: str) -> float | None:
+    if text == "none":
+        return None
+    try:
+        points = float(text)
+    except ValueError:
+        points = -1.0
+    if not points >= 0:
+        raise argparse.ArgumentTypeError(f"expected points >= 0 or none, got {text!r}")
+    return points
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from spymaster.dbn_files import RawFileExistsError
     from synthetic_market.simulate import MarketConfig, simulate_market
@@ -199,6 +211,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         signature_noise=args.signature_noise,
         start_date=dt.date.fromisoformat(args.start_date),
         strike_range=args.strike_range,
+        intraday_listing_edge_points=args.intraday_listings,
     )
     started = time.perf_counter()
     try:
@@ -448,6 +461,59 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench.set_defaults(handler=_cmd_bench)
 
 
+def _add_simulate_parser(commands: argparse._SubParsersAction) -> None:
+    simulate = commands.add_parser(
+        "simulate",
+        help="write a synthetic GLBX market (ES futures and options) as Databento DBN files",
+        description="Write N consecutive trading days of ES.FUT and ES.OPT daily files "
+        "(mbo, definition, statistics) with planted level approaches; the ground truth goes "
+        "to <out>/ground_truth/ and is never read by the pipeline.",
+    )
+    simulate.add_argument("--out", required=True, help="folder to write the DBN files into")
+    simulate.add_argument("--sessions", type=int, default=12, help="trading days (default 12)")
+    simulate.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    simulate.add_argument(
+        "--scale",
+        type=parse_scale,
+        default=SCALES["demo"],
+        help=f"activity: {', '.join(f'{k} ({v})' for k, v in SCALES.items())} or a factor "
+        "(1.0 is a realistic day, over 10M futures and 20M options records; default demo)",
+    )
+    simulate.add_argument(
+        "--signal-strength",
+        type=float,
+        default=1.0,
+        help="size of the planted order-book signatures (0: a control market; default 1)",
+    )
+    simulate.add_argument(
+        "--signature-noise",
+        type=float,
+        default=0.2,
+        help="probability that an approach carries another outcome's signature (default 0.2)",
+    )
+    simulate.add_argument(
+        "--start-date", default="2024-03-04", help="first session (default 2024-03-04)"
+    )
+    simulate.add_argument(
+        "--strike-range",
+        type=float,
+        default=None,
+        help="option strikes listed each side of the first price, points (default 60, 500 at "
+        "realistic scale; fewer options build faster)",
+    )
+    simulate.add_argument(
+        "--intraday-listings",
+        type=_listing_points,
+        default=50.0,
+        metavar="POINTS|none",
+        help="the exchange lists the next strike beyond the chain of the day's 0DTE expiry "
+        "(both rights) each time the future comes within POINTS of the chain's outermost "
+        "strike (default 50); none: no strikes listed during the session",
+    )
+    simulate.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    simulate.set_defaults(handler=_cmd_simulate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spymaster",
@@ -489,47 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ray(build, "each contract-day of the engine models")
     build.set_defaults(handler=_cmd_build)
 
-    simulate = commands.add_parser(
-        "simulate",
-        help="write a synthetic GLBX market (ES futures and options) as Databento DBN files",
-        description="Write N consecutive trading days of ES.FUT and ES.OPT daily files "
-        "(mbo, definition, statistics) with planted level approaches; the ground truth goes "
-        "to <out>/ground_truth/ and is never read by the pipeline.",
-    )
-    simulate.add_argument("--out", required=True, help="folder to write the DBN files into")
-    simulate.add_argument("--sessions", type=int, default=12, help="trading days (default 12)")
-    simulate.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    simulate.add_argument(
-        "--scale",
-        type=parse_scale,
-        default=SCALES["demo"],
-        help=f"activity: {', '.join(f'{k} ({v})' for k, v in SCALES.items())} or a factor "
-        "(1.0 is a realistic day, over 10M futures and 20M options records; default demo)",
-    )
-    simulate.add_argument(
-        "--signal-strength",
-        type=float,
-        default=1.0,
-        help="size of the planted order-book signatures (0: a control market; default 1)",
-    )
-    simulate.add_argument(
-        "--signature-noise",
-        type=float,
-        default=0.2,
-        help="probability that an approach carries another outcome's signature (default 0.2)",
-    )
-    simulate.add_argument(
-        "--start-date", default="2024-03-04", help="first session (default 2024-03-04)"
-    )
-    simulate.add_argument(
-        "--strike-range",
-        type=float,
-        default=None,
-        help="option strikes listed each side of the first price, points (default 60, 500 at "
-        "realistic scale; fewer options build faster)",
-    )
-    simulate.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    simulate.set_defaults(handler=_cmd_simulate)
+    _add_simulate_parser(commands)
 
     book = commands.add_parser(
         "book",

@@ -7,6 +7,8 @@ import numpy as np
 
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT
 
+FIRST_SEQUENCE = 1_000_001  # of a file's records
+
 # The DBN version 3 MBO record (56 bytes), with action and side as raw bytes.
 MBO_DTYPE = np.dtype(
     [
@@ -48,5 +50,5 @@ def mbo_records(
         out["flags"][snapshot] &= ~np.uint8(F_LAST)
         out["flags"][snapshot[-1]] |= np.uint8(F_LAST)
     out["ts_in_delta"] = rng.integers(12_000, 19_000, len(records))
-    out["sequence"] = np.arange(1, len(records) + 1) + 1_000_000
+    out["sequence"] = np.arange(len(records)) + FIRST_SEQUENCE
     return out

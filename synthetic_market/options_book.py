@@ -110,13 +110,16 @@ def simulate_options(
     expirations,
     is_call,
     instrument_ids,
+    listed_second,
     smile,
     rate,
     first_order_id,
     out,
 ):
     """Records of every option of the session into `out` (the futures RECORD_DTYPE plus an
-    instrument column); returns the count or -1 when `out` is too small."""
+    instrument column); returns the count or -1 when `out` is too small. `listed_second`: -1
+    for an option in the start-of-file snapshot, else the second of the file it is listed at
+    (its market maker quotes it from the first active second on or after)."""
     np.random.seed(seed)
     n_options = strikes.shape[0]
     capacity = out.shape[0]
@@ -127,7 +130,8 @@ def simulate_options(
     customer_side = np.zeros((n_options, 4), np.int64)
     customer_price = np.zeros((n_options, 4))
     customer_size = np.zeros((n_options, 4), np.int64)
-    live = np.ones(n_options, np.bool_)
+    live = listed_second < 0
+    waiting = listed_second >= 0
     next_id = first_order_id
     n = 0
     last_recv = file_start_ns
@@ -140,6 +144,8 @@ def simulate_options(
 
     # snapshot per option: R, then the quotes
     for i in range(n_options):
+        if waiting[i]:
+            continue
         years = max((expirations[i] - file_start_ns) / NANOS / 60.0, 1.0) / MINUTES_PER_YEAR
         bid, ask = _quote(forward, strikes[i], years, is_call[i], smile)
         out[n]["ts_event"] = file_start_ns - 3_600 * NANOS
@@ -183,6 +189,10 @@ def simulate_options(
         forward = forward_path[second]
         t_ns = second_ns + np.random.randint(0, 5_000_000)
         for i in range(n_options):
+            listing = waiting[i] and second >= listed_second[i]
+            if listing:
+                waiting[i] = False
+                live[i] = True
             if not live[i]:
                 continue
             minutes_left = (expirations[i] - second_ns) / NANOS / 60.0
@@ -224,7 +234,7 @@ def simulate_options(
                         )
                         customer_id[i, c] = -1
                 continue
-            if not moved and second % 15 != 0:
+            if not moved and second % 15 != 0 and not listing:
                 continue
             years = max(minutes_left, 1.0) / MINUTES_PER_YEAR
             bid, ask = _quote(forward, strikes[i], years, is_call[i], smile)

@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,8 @@ from synthetic_market.calendar import (
     option_symbol,
     trading_days,
 )
-from synthetic_market.dbn_files import mbo_records
-from synthetic_market.futures_book import RECORD_DTYPE, BookParams, simulate_book
+from synthetic_market.dbn_files import FIRST_SEQUENCE, mbo_records
+from synthetic_market.futures_book import NANOS, RECORD_DTYPE, BookParams, simulate_book
 from synthetic_market.options_book import (
     OPTION_RECORD_DTYPE,
     STRIKE_STEP,
@@ -78,6 +79,11 @@ class MarketConfig:
     # Strikes listed on each side of the first price, points; None: 60 below realistic scale,
     # 500 at it. A narrower chain makes a cheaper market where options are not the subject.
     strike_range: float | None = None
+    # The exchange lists strikes during the session as the future moves: the next strike
+    # beyond the chain of the day's daily expiry (both rights) each time the future comes
+    # within this many points of the chain's outermost strike; None: no listings. (The demo's
+    # 60-point chain lists after 10-point moves; a realistic 500-point one hardly ever.)
+    intraday_listing_edge_points: float | None = 50.0
 
     @property
     def strike_range_points(self) -> float:
@@ -271,6 +277,115 @@ def _future_definition(
     )
 
 
+@dataclass(frozen=True)
+class OptionSeries:
+    """Options of one session: each with its expiry, right and strike, and the second of the
+    file it is listed at (-1: in the start-of-file snapshot)."""
+
+    symbols: list[str]
+    expiries: list[OptionExpiry]
+    is_call: np.ndarray
+    strikes: np.ndarray
+    instrument_ids: np.ndarray
+    listed_second: np.ndarray
+
+    @staticmethod
+    def of(
+        underlying: FuturesContract,
+        options: list[tuple[OptionExpiry, str, float, int]],
+    ) -> OptionSeries:
+        """`options`: (expiry, right, strike, listed second) each."""
+        return OptionSeries(
+            symbols=[option_symbol(e, underlying, r, int(k)) for e, r, k, _ in options],
+            expiries=[e for e, *_ in options],
+            is_call=np.array([r == "C" for _, r, _, _ in options], dtype=np.bool_),
+            strikes=np.array([k for _, _, k, _ in options], dtype=np.float64),
+            instrument_ids=np.array(
+                [option_instrument_id(e, r == "C", k) for e, r, k, _ in options], dtype=np.int64
+            ),
+            listed_second=np.array([s for *_, s in options], dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+
+def intraday_listings(
+    day: dt.date,
+    forward_path: np.ndarray,
+    strikes_grid: np.ndarray,
+    expiries: list[OptionExpiry],
+    file_start_ns: int,
+    edge_points: float | None,
+) -> list[tuple[OptionExpiry, str, float, int]]:
+    """Strikes the exchange lists during the session as the future moves: the next 5-point
+    strike beyond the chain of the day's daily (0DTE) expiry, both rights, each time the
+    forward comes within `edge_points` of the chain's outermost strike on that side (None: no
+    listings); until it expires. (expiry, right, strike, second listed), by second.
+
+    Only a daily expiry listed that day (Monday to Thursday; a Friday's is the week's, in the
+    chains since Monday): each listed option is new, never in an earlier session's files."""
+    expiries = [e for e in expiries if e.expiry_date == day and day.weekday() != 4]
+    if edge_points is None or not expiries:
+        return []
+    highest = np.maximum.accumulate(forward_path)
+    lowest = np.minimum.accumulate(forward_path)
+    listed: list[tuple[int, float]] = []
+    for direction, extreme in ((1.0, highest), (-1.0, -lowest)):
+        edge = strikes_grid[-1] if direction > 0 else strikes_grid[0]
+        k = 1
+        while True:
+            # the k-th strike beyond the edge, once the forward nears the (k-1)-th
+            threshold = direction * edge + (k - 1) * STRIKE_STEP - edge_points
+            second = int(np.searchsorted(extreme, threshold, side="right"))
+            if second >= len(forward_path):
+                break
+            listed.append((second, float(edge + direction * k * STRIKE_STEP)))
+            k += 1
+    return [
+        (expiry, right, strike, second)
+        for second, strike in sorted(listed)
+        for expiry in expiries
+        if file_start_ns + second * NANOS < expiry.expiration_ns
+        for right in ("C", "P")
+    ]
+
+
+def _simulate_series(
+    series: OptionSeries,
+    seed: int,
+    first_order_id: Callable[[], int],
+    times: SessionTimes,
+    forward_path: np.ndarray,
+    activity: np.ndarray,
+    smile: Smile,
+    rate: float,
+) -> np.ndarray:
+    expirations = np.array([e.expiration_ns for e in series.expiries], dtype=np.int64)
+    expected = rate * float(activity.sum())
+    capacity = int(expected * 3) + 40 * len(series) + 200_000
+    while True:
+        out = np.zeros(capacity, dtype=OPTION_RECORD_DTYPE)
+        count = simulate_options(
+            seed,
+            times.file_start,
+            forward_path,
+            activity,
+            series.strikes,
+            expirations,
+            series.is_call,
+            series.instrument_ids,
+            series.listed_second,
+            smile.vector(),
+            rate,
+            first_order_id(),
+            out,
+        )
+        if count >= 0:
+            return out[:count].copy()  # a copy frees the unused capacity
+        capacity *= 2
+
+
 def _options(
     task: SessionTask,
     times: SessionTimes,
@@ -284,87 +399,95 @@ def _options(
     center = round(forward_path[0] / STRIKE_STEP) * STRIKE_STEP
     half = config.strike_range_points
     strikes_grid = np.arange(center - half, center + half + 1, STRIKE_STEP)
-    chain = []
-    for expiry in option_expiries(task.day, underlying):
-        for right in ("C", "P"):
-            for strike in strikes_grid:
-                symbol = option_symbol(expiry, underlying, right, int(strike))
-                chain.append((symbol, expiry, right, float(strike)))
-    ids = np.array(
-        [option_instrument_id(expiry, right == "C", strike) for _, expiry, right, strike in chain],
-        dtype=np.int64,
+    expiries = option_expiries(task.day, underlying)
+    chain = OptionSeries.of(
+        underlying,
+        [
+            (expiry, right, float(strike), -1)
+            for expiry in expiries
+            for right in ("C", "P")
+            for strike in strikes_grid
+        ],
     )
-    strikes = np.array([strike for *_, strike in chain])
-    expirations = np.array([expiry.expiration_ns for _, expiry, _, _ in chain], dtype=np.int64)
-    is_call = np.array([right == "C" for _, _, right, _ in chain])
     smile = Smile()
-    expected = OPTION_EVENTS_PER_SECOND * config.scale * float(activity.sum())
-    capacity = int(expected * 3) + 40 * len(chain) + 200_000
+    rate = OPTION_EVENTS_PER_SECOND * config.scale
     seed = int(rng.integers(0, 2**31 - 1))
-    while True:
-        out = np.zeros(capacity, dtype=OPTION_RECORD_DTYPE)
-        count = simulate_options(
-            seed,
+    first_ids: list[int] = []
+
+    def first_order_id() -> int:
+        first_ids.append(int(rng.integers(10**12, 9 * 10**12)))
+        return first_ids[-1]
+
+    records = _simulate_series(
+        chain, seed, first_order_id, times, forward_path, activity, smile, rate
+    )
+    records = mbo_records(records, records["instrument_id"], rng)
+    # strikes listed during the session draw from a stream of their own: the chain's records,
+    # its open interest and everything after are the same with or without them
+    listing_rng = np.random.default_rng([seed, 1])
+    listed = OptionSeries.of(
+        underlying,
+        intraday_listings(
+            task.day,
+            forward_path,
+            strikes_grid,
+            expiries,
             times.file_start,
+            config.intraday_listing_edge_points,
+        ),
+    )
+    if len(listed):
+        # order ids after every one the chain's market could have used
+        listing_first_id = first_ids[-1] + len(records) + 1
+        listed_records = _simulate_series(
+            listed,
+            int(listing_rng.integers(0, 2**31 - 1)),
+            lambda: listing_first_id,
+            times,
             forward_path,
             activity,
-            strikes,
-            expirations,
-            is_call,
-            ids,
-            smile.vector(),
-            OPTION_EVENTS_PER_SECOND * config.scale,
-            int(rng.integers(10**12, 9 * 10**12)),
-            out,
+            smile,
+            rate * len(listed) / len(chain),
         )
-        if count >= 0:
-            break
-        capacity *= 2
-    records = out[:count].copy()
-    del out
+        merged = np.concatenate(
+            [records, mbo_records(listed_records, listed_records["instrument_id"], listing_rng)]
+        )
+        records = merged[np.argsort(merged["ts_recv"], kind="stable")]
+        records["sequence"] = np.arange(len(records)) + FIRST_SEQUENCE
     stamp = f"{task.day:%Y%m%d}"
-    symbols = {symbol: int(i) for (symbol, *_), i in zip(chain, ids, strict=True)}
+    symbols = {
+        symbol: int(i)
+        for series in (chain, listed)
+        for symbol, i in zip(series.symbols, series.instrument_ids, strict=True)
+    }
     write_file(
         task.out / "ES.OPT" / "mbo" / f"glbx-mdp3-{stamp}.mbo.dbn.zst",
         metadata(dbn.Schema.MBO, task.day, "ES.OPT", symbols),
-        mbo_records(records, records["instrument_id"], rng),
+        records,
     )
     definitions = [
-        dbn.InstrumentDefMsg(
-            publisher_id=1,
-            instrument_id=int(instrument_id),
-            ts_event=times.file_start - 86_400 * 10**9,
-            ts_recv=times.file_start,
-            min_price_increment=UNDEF_PRICE,
-            display_factor=10_000_000,
-            raw_symbol=symbol,
-            asset="ES",
-            security_type="OOF",
-            instrument_class=dbn.InstrumentClass.CALL if right == "C" else dbn.InstrumentClass.PUT,
-            security_update_action=dbn.SecurityUpdateAction.ADD,
-            expiration=expiry.expiration_ns,
-            unit_of_measure_qty=50 * PRICE_SCALE,
-            strike_price=round(strike * PRICE_SCALE),
-            underlying=underlying.symbol,
-            underlying_id=underlying.instrument_id,
-            cfi=("OC" if right == "C" else "OP") + ("AFPS" if expiry.is_quarterly else "EFPS"),
-            group=expiry.root,
-            exchange="XCME",
-            currency="USD",
-            strike_price_currency="USD",
-            unit_of_measure="IPNT",
-            maturity_year=expiry.expiry_date.year,
-            maturity_month=expiry.expiry_date.month,
+        _option_definition(chain, k, underlying, ts_recv=times.file_start)
+        for k in range(len(chain))
+    ] + [
+        _option_definition(
+            listed,
+            k,
+            underlying,
+            ts_recv=times.file_start + int(listed.listed_second[k]) * NANOS,
         )
-        for (symbol, expiry, right, strike), instrument_id in zip(chain, ids, strict=True)
+        for k in range(len(listed))
     ]
     write_file(
         task.out / "ES.OPT" / "definition" / f"glbx-mdp3-{stamp}.definition.dbn.zst",
         metadata(dbn.Schema.DEFINITION, task.day, "ES.OPT", symbols),
         definitions,
     )
+    # open interest is published for the options listed before the session, not the new ones
     interest = open_interest(
-        strikes, float(forward_path[0]), np.array([e.is_quarterly for _, e, _, _ in chain]), rng
+        chain.strikes,
+        float(forward_path[0]),
+        np.array([e.is_quarterly for e in chain.expiries]),
+        rng,
     )
     statistics = [
         dbn.StatMsg(
@@ -378,14 +501,48 @@ def _options(
             stat_type=dbn.StatType.OPEN_INTEREST,
             update_action=dbn.StatUpdateAction.NEW,
         )
-        for k, (instrument_id, contracts) in enumerate(zip(ids, interest, strict=True))
+        for k, (instrument_id, contracts) in enumerate(
+            zip(chain.instrument_ids, interest, strict=True)
+        )
     ]
     write_file(
         task.out / "ES.OPT" / "statistics" / f"glbx-mdp3-{stamp}.statistics.dbn.zst",
         metadata(dbn.Schema.STATISTICS, task.day, "ES.OPT", symbols),
         statistics,
     )
-    return len(records), len(chain)
+    return len(records), len(chain) + len(listed)
+
+
+def _option_definition(
+    series: OptionSeries, k: int, underlying: FuturesContract, ts_recv: int
+) -> dbn.InstrumentDefMsg:
+    expiry, right = series.expiries[k], "C" if series.is_call[k] else "P"
+    return dbn.InstrumentDefMsg(
+        publisher_id=1,
+        instrument_id=int(series.instrument_ids[k]),
+        ts_event=ts_recv - 86_400 * 10**9 if series.listed_second[k] < 0 else ts_recv - 1_000_000,
+        ts_recv=ts_recv,
+        min_price_increment=UNDEF_PRICE,
+        display_factor=10_000_000,
+        raw_symbol=series.symbols[k],
+        asset="ES",
+        security_type="OOF",
+        instrument_class=dbn.InstrumentClass.CALL if right == "C" else dbn.InstrumentClass.PUT,
+        security_update_action=dbn.SecurityUpdateAction.ADD,
+        expiration=expiry.expiration_ns,
+        unit_of_measure_qty=50 * PRICE_SCALE,
+        strike_price=round(float(series.strikes[k]) * PRICE_SCALE),
+        underlying=underlying.symbol,
+        underlying_id=underlying.instrument_id,
+        cfi=("OC" if right == "C" else "OP") + ("AFPS" if expiry.is_quarterly else "EFPS"),
+        group=expiry.root,
+        exchange="XCME",
+        currency="USD",
+        strike_price_currency="USD",
+        unit_of_measure="IPNT",
+        maturity_year=expiry.expiry_date.year,
+        maturity_month=expiry.expiry_date.month,
+    )
 
 
 def simulate_market(out: Path, config: MarketConfig, workers: int = 1) -> list[dict[str, object]]:

@@ -24,16 +24,14 @@ def day_end(day: dt.date) -> int:
 def gateway_records(
     paths: Sequence[Path], after_ns: int = -1, until_ns: int | None = None
 ) -> Iterator[dbn.DBNRecord]:
-    """The day's definitions, then its market-by-order and statistics records merged by
-    ts_recv, as one subscription delivers them; market records with after_ns < ts_recv <=
-    until_ns only (definitions only when after_ns is -1: a new session's are the same)."""
+    """The day's definitions, market-by-order and statistics records merged by ts_recv (a
+    definition first at the same time: an option listed during the session is defined before
+    its first order), as one subscription delivers them; records with after_ns < ts_recv <=
+    until_ns only."""
     stores = [db.DBNStore.from_file(path) for path in paths]
-    if after_ns < 0:
-        for store in stores:
-            if store.schema == db.Schema.DEFINITION:
-                yield from store
-    market = [iter(store) for store in stores if store.schema != db.Schema.DEFINITION]
-    for record in heapq.merge(*market, key=lambda record: record.ts_recv):
+    # definitions first among equal times (heapq.merge keeps the order of its inputs)
+    stores.sort(key=lambda store: store.schema != db.Schema.DEFINITION)
+    for record in heapq.merge(*map(iter, stores), key=lambda record: record.ts_recv):
         if until_ns is not None and record.ts_recv > until_ns:
             return
         if record.ts_recv > after_ns:

@@ -66,6 +66,10 @@ def test_lake_defaults_to_the_environment_variable(
             ["neighbors", "--level", "PM_HIGH", "--at", "2024-03-26T15:10:00Z", "--k", "0"],
             "argument --k: 0 is not a whole number of at least 1",
         ),
+        (
+            ["simulate", "--out", "unused", "--intraday-listings", "-5"],
+            "argument --intraday-listings: expected points >= 0 or none, got '-5'",
+        ),
     ],
 )
 def test_impossible_arguments_are_named_not_tracebacks(

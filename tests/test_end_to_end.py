@@ -347,15 +347,30 @@ def test_implied_volatilities_recover_the_generators_smile(market_lake: Lake) ->
 
 
 def test_open_interest_matches_the_statistics_files(market_lake: Lake) -> None:
+    """Each option's open interest is its latest statistic up to the day. An option listed
+    during the session (first defined after the day's statistics came) had no open contracts:
+    0. One defined on an earlier day without a statistic is unknown."""
+    listed_days = 0
     for day, symbol in included_days(market_lake):
-        stamp = day.strftime("%Y%m%d")
-        path = market_lake.raw / "ES.OPT" / "statistics" / f"glbx-mdp3-{stamp}.statistics.dbn.zst"
-        records = db.DBNStore.from_file(path).to_ndarray()
-        expected = {
-            int(r["instrument_id"]): int(r["quantity"])
-            for r in records
-            if r["stat_type"] == int(dbn.StatType.OPEN_INTEREST)
-        }
+        expected: dict[int, int | None] = {}
+        for path in sorted((market_lake.raw / "ES.OPT" / "statistics").glob("*.dbn.zst")):
+            if path.name > f"glbx-mdp3-{day:%Y%m%d}.statistics.dbn.zst":
+                continue
+            records = db.DBNStore.from_file(path).to_ndarray()
+            for r in records[records["stat_type"] == int(dbn.StatType.OPEN_INTEREST)]:
+                expected[int(r["instrument_id"])] = int(r["quantity"])
+        published = int(records["ts_recv"].max())  # the day's own file came last
+        first_defined = warehouse(
+            market_lake,
+            "select instrument_id, min(ts_recv) from bronze.options_definitions "
+            "where symbol = ? and dt <= ? group by instrument_id",
+            [symbol, day],
+        )
+        listed = [i for i, first in first_defined if first > published]
+        assert not set(listed) & set(expected)
+        for instrument, first in first_defined:
+            expected.setdefault(instrument, 0 if first > published else None)
+        listed_days += bool(listed)
         landed = dict(
             warehouse(
                 market_lake,
@@ -365,6 +380,8 @@ def test_open_interest_matches_the_statistics_files(market_lake: Lake) -> None:
         )
         assert len(landed) >= 100, day  # the chain listed that day
         assert set(landed.items()) <= set(expected.items()), day
+        assert sum(landed.get(i) == 0 for i in listed) >= len(listed) // 2, day
+    assert listed_days >= 2
 
 
 def test_gex_surface_grid_walls_and_zero_gamma(market_lake: Lake) -> None:

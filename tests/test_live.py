@@ -20,6 +20,7 @@ from live.feed import ClockTick, DbnReplay, Pace
 from live.session import LiveContract, LiveError, LiveSession
 from spymaster import lake as lake_module
 from spymaster.cli import main
+from spymaster.dbt_models import open_interest_cutoff_ns
 from spymaster.lake import Lake, project_digest
 from tests.gateway import GatewaySession, day_end, gateway_records
 from tests.markets import warehouse
@@ -124,6 +125,46 @@ def test_replaying_a_day_reproduces_the_warehouses_rows(
     if table in ENGINE_TABLES:
         fingerprints = pq.read_table(emitted / f"{table}.parquet").column("build_fingerprint")
         assert set(fingerprints.to_pylist()) == {"live"}
+
+
+def test_options_listed_during_the_session_are_quoted_live_from_their_first_record(
+    market_lake: Lake, included_day: tuple[str, dt.date], emitted: Path
+) -> None:
+    """The replayed day lists strikes as the future moves, before and after the open (when
+    the chain's open interest is settled): live learns each from its definition in the
+    stream, and quotes it from its first record on, never before its listing (the parity
+    test above checks every row against the warehouse)."""
+    symbol, day = included_day
+    connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+    try:
+        rows = connection.execute(
+            f"""
+            with listed as (
+                select instrument_id, min(ts_recv) as defined_ns
+                from bronze.options_definitions
+                where dt = ? and symbol = ?
+                group by instrument_id
+                having min(ts_recv) > epoch_ns(?::timestamp)
+            )
+            select
+                listed.instrument_id,
+                listed.defined_ns,
+                min(epoch_ns(quotes.window_start)) as first_second_ns,
+                count(*) filter (where quotes.iv_status = 'ok') as solved
+            from listed
+            inner join read_parquet('{emitted / "engine_options_quotes_1s.parquet"}') as quotes
+                using (instrument_id)
+            group by all
+            """,
+            [day, symbol, day],
+        ).fetchall()
+    finally:
+        connection.close()
+    opening = open_interest_cutoff_ns(live_settings().options_config, day)
+    assert any(defined < opening for _, defined, _, _ in rows)
+    assert any(defined >= opening for _, defined, _, _ in rows)
+    assert all(first >= defined // 10**9 * 10**9 for _, defined, first, _ in rows)
+    assert sum(solved > 0 for *_, solved in rows) >= len(rows) // 2
 
 
 def test_live_emits_every_live_table_and_chooses_the_contract(

@@ -93,14 +93,16 @@ def test_generated_files_go_through_the_real_ingest(tmp_path: Path) -> None:
     )
     assert per_day == [(dt.date(2024, 3, 4), 150), (dt.date(2024, 3, 5), 150)]
     # An option listed on both days keeps its instrument id; the 0DTE expiry changes daily.
+    # (strikes listed during the session come on top of each day's chain)
     definitions = bronze_sql(
         lake,
-        "select count(*), count(distinct instrument_id), count(distinct raw_symbol), "
+        "select count(*) filter (where ts_recv = epoch_ns(dt::timestamp)), "
+        "count(distinct instrument_id), count(distinct raw_symbol), "
         "count(distinct raw_symbol) filter (where raw_symbol like 'ESH4 %') "
         "from options_definitions",
     )
-    (count, instruments, symbols, quarterly) = definitions[0]
-    assert (count, instruments == symbols) == (300, True)
+    (chain, instruments, symbols, quarterly) = definitions[0]
+    assert (chain, instruments == symbols) == (300, True)
     assert quarterly < 100
 
 
@@ -286,3 +288,50 @@ def test_front_month_dominance_rolls_inside_the_sample(tmp_path: Path) -> None:
     assert dominant[0] == "ESH4"
     assert dominant[-1] == "ESM4"
     assert market["roll_date"] == "2024-03-07"
+
+
+def test_strikes_listed_during_the_session_leave_the_rest_of_the_market_unchanged(
+    tmp_path: Path,
+) -> None:
+    """As the future moves, the exchange lists strikes beyond the chain: each is defined (an
+    ADD) after the file's start and before its first record, has no snapshot and no open
+    interest, and is quoted from its listing on; the chain's own records, definitions and open
+    interest are those of the same market generated without listings."""
+    base = {"sessions": 1, "seed": 11, "scale": SCALES["tiny"]}
+    simulate_market(tmp_path / "listed", MarketConfig(**base))
+    simulate_market(tmp_path / "none", MarketConfig(**base, intraday_listing_edge_points=None))
+
+    def read(folder: str, schema: str) -> np.ndarray:
+        path = tmp_path / folder / "ES.OPT" / schema / f"glbx-mdp3-20240304.{schema}.dbn.zst"
+        return db.DBNStore.from_file(path).to_ndarray()
+
+    chain = read("none", "definition")
+    definitions = read("listed", "definition")
+    listed = definitions[~np.isin(definitions["instrument_id"], chain["instrument_id"])]
+    np.testing.assert_array_equal(definitions[: len(chain)], chain)
+    assert len(listed) >= 4
+    assert (listed["ts_recv"] > utc_ns(DAY, dt.time(0, 0))).all()
+    assert set(listed["security_update_action"].tolist()) == {b"A"}
+    strikes = listed["strike_price"]
+    assert ((strikes > chain["strike_price"].max()) | (strikes < chain["strike_price"].min())).all()
+    # both rights of each listed strike and expiry
+    assert (listed["instrument_class"] == b"C").sum() == (listed["instrument_class"] == b"P").sum()
+
+    records = read("listed", "mbo")
+    assert (np.diff(records["sequence"].astype(np.int64)) == 1).all()
+    assert (np.diff(records["ts_recv"].astype(np.int64)) >= 0).all()
+    of_chain = records[np.isin(records["instrument_id"], chain["instrument_id"])]
+    alone = read("none", "mbo")
+    for field in (f for f in alone.dtype.names if f != "sequence"):
+        np.testing.assert_array_equal(of_chain[field], alone[field], err_msg=field)
+    quoted = 0
+    for definition in listed:
+        own = records[records["instrument_id"] == definition["instrument_id"]]
+        assert not (own["flags"] & 32).any()  # F_SNAPSHOT: none
+        if len(own):
+            assert own["ts_recv"].min() >= definition["ts_recv"]
+            quoted += set(own["side"][own["action"] == b"A"].tolist()) >= {b"B", b"A"}
+    assert quoted >= len(listed) // 2
+    statistics = read("listed", "statistics")
+    np.testing.assert_array_equal(statistics, read("none", "statistics"))
+    assert not np.isin(statistics["instrument_id"], listed["instrument_id"]).any()
