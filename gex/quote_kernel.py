@@ -68,7 +68,8 @@ def option_rows(
     sigma = np.full(n, np.nan)
     status = np.empty(n, np.int8)
     gamma = np.full(n, np.nan)
-    exposure = np.full(n, np.nan)
+    # no open contracts: no exposure, whatever the volatility
+    exposure = np.where(open_interest[option] == 0.0, 0.0, np.nan)
     age = np.full(n, -1, np.int64)
     cursor = 0
     for i in range(n):
@@ -84,8 +85,6 @@ def option_rows(
             ask[i] = ask_price[i] / PRICE_SCALE
         minutes[i] = max((expiration_ns[o] - (t + _SECOND_NS)) / _MINUTE_NS, min_minutes)
         years = minutes[i] / MINUTES_PER_YEAR
-        if open_interest[o] == 0.0:
-            exposure[i] = 0.0  # no open contracts: no exposure, whatever its volatility
         quoted = not (math.isnan(bid[i]) or math.isnan(ask[i]))
         if quoted and bid[i] >= ask[i]:
             status[i] = CROSSED  # the engine holds a crossed book invalid: name the cause
