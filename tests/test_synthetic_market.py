@@ -19,7 +19,7 @@ from spymaster.lake import Lake
 from synthetic_market.calendar import utc_ns
 from synthetic_market.options_book import Smile
 from synthetic_market.scales import SCALES
-from synthetic_market.simulate import MarketConfig, simulate_market
+from synthetic_market.simulate import MarketConfig, merge_by_ts_recv, simulate_market
 from tests.conftest import SHARED_DATA
 from tests.lake_queries import bronze_sql
 from tests.replay import ReplayBook, replay
@@ -335,3 +335,17 @@ def test_strikes_listed_during_the_session_leave_the_rest_of_the_market_unchange
     statistics = read("listed", "statistics")
     np.testing.assert_array_equal(statistics, read("none", "statistics"))
     assert not np.isin(statistics["instrument_id"], listed["instrument_id"]).any()
+
+
+@pytest.mark.parametrize(("n_first", "n_second"), [(0, 5), (5, 0), (1000, 37), (50, 500)])
+def test_merge_by_ts_recv_is_a_stable_sort_of_both(n_first: int, n_second: int) -> None:
+    rng = np.random.default_rng(n_first + n_second)
+    dtype = np.dtype([("ts_recv", "i8"), ("which", "i8")])
+    first, second = np.zeros(n_first, dtype), np.zeros(n_second, dtype)
+    first["ts_recv"] = np.sort(rng.integers(0, 100, n_first))
+    first["which"] = np.arange(n_first)
+    second["ts_recv"] = np.sort(rng.integers(0, 100, n_second))
+    second["which"] = -1 - np.arange(n_second)
+    both = np.concatenate([first, second])
+    expected = both[np.argsort(both["ts_recv"], kind="stable")]
+    assert merge_by_ts_recv(first, second).tolist() == expected.tolist()
