@@ -84,12 +84,27 @@ class BookParams:
         return np.array(values, dtype=np.float64)
 
 
+# The helpers called with constant sides and flags get one signature each (and `_emit` is
+# inlined): Numba would otherwise compile a specialisation per combination of literal
+# arguments, 22 of them, a third of a fresh clone's first simulation.
+_I = nb.int64
+_ROWS = nb.types.Array(nb.int64, 1, "C")
+_TABLE = nb.types.Array(nb.int64, 2, "C")
+_OUT = nb.types.Array(nb.from_dtype(RECORD_DTYPE), 1, "C", aligned=False)
+_LINK_SIGNATURE = (_TABLE, _ROWS, _ROWS, _TABLE, _TABLE, _TABLE, _I, _I, _I, _I)
+_NEW_ORDER_SIGNATURE = (_TABLE, _ROWS, _ROWS, _ROWS, _TABLE, _TABLE, _TABLE, _I, _I, _I)
+_ADD_SIGNATURE = (_OUT, _TABLE, _ROWS, _ROWS, _ROWS, _TABLE, _TABLE, _TABLE, *(_I,) * 7)
+_TRADE_SIGNATURE = (
+    _OUT, _TABLE, _ROWS, _ROWS, _ROWS, _TABLE, _TABLE, _TABLE, _ROWS, *(_I,) * 6, nb.boolean, _I
+)  # fmt: skip
+
+
 @nb.njit(cache=True)
 def _draw_size(sigma: float) -> int:
     return max(1, math.ceil(math.exp(np.random.normal(0.0, sigma)) - 0.5))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _emit(out, state, ts_event, ts_recv, order_id, price, size, flags, action, side):
     n = state[N_OUT]
     out[n]["ts_event"] = ts_event
@@ -104,7 +119,7 @@ def _emit(out, state, ts_event, ts_recv, order_id, price, size, flags, action, s
     state[LAST_RECV] = max(state[LAST_RECV], ts_recv)
 
 
-@nb.njit(cache=True)
+@nb.njit([_LINK_SIGNATURE], cache=True)
 def _link(orders, state, alive, head, tail, depth, slot, side, level, size):
     """Append a slot to the back of the queue at (side, level)."""
     orders[O_SIDE, slot] = side
@@ -153,7 +168,7 @@ def _release(orders, state, alive, free, slot):
     state[N_FREE] += 1
 
 
-@nb.njit(cache=True)
+@nb.njit([_NEW_ORDER_SIGNATURE], cache=True)
 def _new_order(orders, state, alive, free, head, tail, depth, side, level, size):
     state[N_FREE] -= 1
     slot = free[state[N_FREE]]
@@ -171,7 +186,7 @@ def _price(state, level, tick_price):
     return (level + state[BASE]) * tick_price
 
 
-@nb.njit(cache=True)
+@nb.njit([_ADD_SIGNATURE], cache=True)
 def _add(
     out,
     orders,
@@ -257,7 +272,7 @@ def _empties_touch(orders, state, depth, slot):
     return level == touch and depth[side, level] <= orders[O_SIZE, slot]
 
 
-@nb.njit(cache=True)
+@nb.njit([_TRADE_SIGNATURE], cache=True)
 def _trade(
     out,
     orders,

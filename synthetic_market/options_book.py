@@ -448,7 +448,7 @@ def simulate_options(
     return n
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _record(out, n, ts_event, ts_recv, order_id, price, size, flags, action, side, instrument_id):
     out[n]["ts_event"] = ts_event
     out[n]["ts_recv"] = ts_recv
