@@ -221,7 +221,10 @@ def ladder_geometry(instrument, price, action, ticks, n_instruments):
     return low, levels, -1
 
 
-@nb.njit(cache=True, inline="always")
+# The replay's helpers are compiled functions, not inlined in Numba's IR: LLVM inlines them
+# all the same (`spymaster bench --only engine`: the same speed), and the replay compiles in
+# 8.6 s instead of 13.4 s on a fresh clone's first build.
+@nb.njit(cache=True)
 def _hash(order_id, instrument, mask):
     x = np.uint64(order_id) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(instrument + 1) * np.uint64(
         0xC2B2AE3D27D4EB4F
@@ -230,7 +233,7 @@ def _hash(order_id, instrument, mask):
     return np.int64(x & np.uint64(mask))
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _find(table, order_id, instrument):
     """Position of (instrument, order_id) in the hash table, or -1 - (free position)."""
     mask = table.shape[0] - 1
@@ -242,7 +245,7 @@ def _find(table, order_id, instrument):
     return -1 - i
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _erase(table, position):
     """Backward-shift deletion from the linear-probing table."""
     mask = table.shape[0] - 1
@@ -278,7 +281,7 @@ def rehash(table, new_size):
     return fresh
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _touch(levels, flows, side, level, window, with_flows):
     """First change of a level in this window: remember its depth and clear its flows."""
     if levels[side, level, L_STAMP] != window:
@@ -289,7 +292,7 @@ def _touch(levels, flows, side, level, window, with_flows):
                 flows[side, level, f] = 0
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _restate(levels, flows, side, level, delta, window, with_flows):
     """A snapshot or clear changes depth without flow. A level already changed in this window
     is re-based: the flow before the restatement changed a book the exchange replaced, so the
@@ -302,13 +305,13 @@ def _restate(levels, flows, side, level, delta, window, with_flows):
                 flows[side, level, f] = 0
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _count(instruments, levels, q, side, level, delta):
     levels[side, level, L_COUNT] += delta
     instruments[q, I_SIDE_ORDERS + side] += delta
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _after_increase(instruments, q, side, level):
     if side == BID:
         if instruments[q, I_BEST_BID] < 0 or level > instruments[q, I_BEST_BID]:
@@ -317,7 +320,7 @@ def _after_increase(instruments, q, side, level):
         instruments[q, I_BEST_ASK] = level
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _after_decrease(instruments, levels, q, side, level):
     # thin books (options) often empty a side: no ladder scan then
     if instruments[q, I_SIDE_ORDERS + side] == 0:
@@ -342,7 +345,7 @@ def _after_decrease(instruments, levels, q, side, level):
         instruments[q, I_BEST_ASK] = best
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _spot(instruments, levels, q):
     """SPEC 6: the last trade price if it still has resting depth; else the nearer of best bid
     and ask to it; else the bid, else the ask (a ladder level, or -1)."""
@@ -363,12 +366,12 @@ def _spot(instruments, levels, q):
     return ask
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _price_of(instruments, q, level):
     return instruments[q, I_PRICE_MIN] + (level - instruments[q, I_OFFSET]) * instruments[q, I_TICK]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _book_valid(instruments, q, moment, pre_open):
     if instruments[q, I_STATE] != VALID:
         return False
@@ -428,7 +431,7 @@ def _end_snapshot(instruments, in_snapshot):
     return 0
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _current_spot(instruments, levels, q):
     if instruments[q, I_SPOT_DIRTY]:
         instruments[q, I_SPOT] = _spot(instruments, levels, q)
@@ -436,7 +439,7 @@ def _current_spot(instruments, levels, q):
     return instruments[q, I_SPOT]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _push_young(ring, ring_tail, order, order_id, t):
     """The order's time at its price (re)started at t: young until `rest_ns` later. The one
     place an order enters the young-order ring."""
