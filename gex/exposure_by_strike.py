@@ -127,14 +127,19 @@ def strike_sums(
             for bucket in range(4):
                 empty = listed[g, bucket] > 0 and known[g, bucket] == 0
                 out_sums[groups, bucket] = np.nan if empty else sums[g, bucket]
-            out_interest[groups] = interest[g]
-            out_counts[groups] = counts[g]
+            # element by element: a row assignment compiles a broadcast (seconds on a fresh
+            # clone) for nothing
+            for k in range(2):
+                out_interest[groups, k] = interest[g, k]
+                interest[g, k] = 0
+            for k in range(3):
+                out_counts[groups, k] = counts[g, k]
+                counts[g, k] = 0
+            for bucket in range(4):
+                sums[g, bucket] = 0.0
+                known[g, bucket] = 0
+                listed[g, bucket] = 0
             groups += 1
-            sums[g] = 0.0
-            known[g] = 0
-            listed[g] = 0
-            interest[g] = 0
-            counts[g] = 0
         a = b
     return (
         -1,

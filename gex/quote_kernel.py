@@ -68,13 +68,14 @@ def option_rows(
     sigma = np.full(n, np.nan)
     status = np.empty(n, np.int8)
     gamma = np.full(n, np.nan)
-    # no open contracts: no exposure, whatever the volatility
-    exposure = np.where(open_interest[option] == 0.0, 0.0, np.nan)
+    exposure = np.empty(n)
     age = np.full(n, -1, np.int64)
     cursor = 0
     for i in range(n):
         o = option[i]
         t = window_start[i]
+        # no open contracts: no exposure, whatever the volatility
+        exposure[i] = 0.0 if open_interest[o] == 0.0 else np.nan
         while cursor < spot_seconds.shape[0] and spot_seconds[cursor] < t:
             cursor += 1
         if cursor < spot_seconds.shape[0] and spot_seconds[cursor] == t:
