@@ -223,11 +223,10 @@ def _run_book(
         else np.zeros((0, 8), dtype=np.int64)
     )
     expected = params[0] * float(activity.sum())
-    capacity = int(expected * 2.2) + 200_000
     seed = int(rng.integers(0, 2**31 - 1))
     first_id = int(rng.integers(10**12, 9 * 10**12))
-    while True:
-        out = np.zeros(capacity, dtype=RECORD_DTYPE)
+
+    def simulate(out: np.ndarray) -> int:
         count = simulate_book(
             seed,
             times.file_start,
@@ -241,6 +240,19 @@ def _run_book(
         )
         if count == -2:
             raise RuntimeError(f"{times.day}: the price path left the simulated book's range")
+        return count
+
+    return _records_of(simulate, RECORD_DTYPE, int(expected * 2.2) + 200_000)
+
+
+def _records_of(
+    simulate: Callable[[np.ndarray], int], dtype: np.dtype, capacity: int
+) -> np.ndarray:
+    """The records a kernel writes into `out` (it returns their count, or -1 when `out` is too
+    small: then it runs again on twice the capacity)."""
+    while True:
+        out = np.zeros(capacity, dtype=dtype)
+        count = simulate(out)
         if count >= 0:
             return out[:count].copy()  # a copy frees the unused capacity
         capacity *= 2
@@ -376,10 +388,8 @@ def _simulate_series(
 ) -> np.ndarray:
     expirations = np.array([e.expiration_ns for e in series.expiries], dtype=np.int64)
     expected = rate * float(activity.sum())
-    capacity = int(expected * 3) + 40 * len(series) + 200_000
-    while True:
-        out = np.zeros(capacity, dtype=OPTION_RECORD_DTYPE)
-        count = simulate_options(
+    return _records_of(
+        lambda out: simulate_options(
             seed,
             times.file_start,
             forward_path,
@@ -393,10 +403,10 @@ def _simulate_series(
             rate,
             first_order_id(),
             out,
-        )
-        if count >= 0:
-            return out[:count].copy()  # a copy frees the unused capacity
-        capacity *= 2
+        ),
+        OPTION_RECORD_DTYPE,
+        int(expected * 3) + 40 * len(series) + 200_000,
+    )
 
 
 def _options(
