@@ -21,7 +21,7 @@ from cluster.ray_runtime import RAY_ADDRESS_ENV_VAR, ClusterError, ray_session, 
 from ingest import DEFAULT_CHUNK_RECORDS
 from spymaster.benchmark_names import BENCHMARKS
 from spymaster.lake import PROJECT_ROOT, Lake, LakeError, dbt_command
-from synthetic_market.scales import SCALES, parse_scale
+from synthetic_market.scales import INTRADAY_LISTING_EDGE_POINTS, SCALES, parse_scale
 
 # Each command imports the modules only it needs (the engine, the HUD, live mode, databento):
 # all of them at once took 1.2 s before any command started.
@@ -504,11 +504,11 @@ def _add_simulate_parser(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument(
         "--intraday-listings",
         type=_listing_points,
-        default=50.0,
+        default=INTRADAY_LISTING_EDGE_POINTS,
         metavar="POINTS|none",
         help="the exchange lists the next strike beyond the chain of the day's 0DTE expiry "
         "(both rights) each time the future comes within POINTS of the chain's outermost "
-        "strike (default 50); none: no strikes listed during the session",
+        "strike (default %(default)g); none: no strikes listed during the session",
     )
     simulate.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     simulate.set_defaults(handler=_cmd_simulate)

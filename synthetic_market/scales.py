@@ -1,7 +1,9 @@
-"""Market activity scales: `spymaster simulate --scale` (a module of its own so the command line
-parses it without importing the simulator)."""
+"""Market activity scales and defaults of `spymaster simulate` (a module of its own so the command
+line parses them without importing the simulator)."""
 
 SCALES = {"tiny": 0.004, "demo": 0.02, "realistic": 1.0}
+# strikes listed during the session when the future comes this near the chain's edge (points)
+INTRADAY_LISTING_EDGE_POINTS = 50.0
 
 
 def parse_scale(value: str) -> float:

@@ -59,7 +59,7 @@ from synthetic_market.price_path import (
     build_session_path,
     session_start_prices,
 )
-from synthetic_market.scales import SCALES
+from synthetic_market.scales import INTRADAY_LISTING_EDGE_POINTS, SCALES
 
 TICK = 0.25
 SPREAD_TICK = 0.05
@@ -83,7 +83,7 @@ class MarketConfig:
     # beyond the chain of the day's daily expiry (both rights) each time the future comes
     # within this many points of the chain's outermost strike; None: no listings. (The demo's
     # 60-point chain lists after 10-point moves; a realistic 500-point one hardly ever.)
-    intraday_listing_edge_points: float | None = 50.0
+    intraday_listing_edge_points: float | None = INTRADAY_LISTING_EDGE_POINTS
 
     @property
     def strike_range_points(self) -> float:
