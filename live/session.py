@@ -33,7 +33,7 @@ from ingest.routing import Router, day_to_date, epoch_days
 from live.bronze import LiveBronze, LiveOptionDefinitions
 from live.feed import FeedBatch
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
-from spymaster.dbt_models import definition_ticks, open_interest_cutoff_ns, options_chain
+from spymaster.dbt_models import chain_cutoff_ns, definition_ticks, options_chain
 from spymaster.lake import Lake
 
 LIVE_FINGERPRINT = "live"  # build_fingerprint of rows built live (no landed inputs to hash)
@@ -133,7 +133,7 @@ class OptionsQuotes:
         self.settings = settings
         self.bronze = bronze
         self.sums = quote_day_sums(settings.profile)
-        self.cutoff_ns = open_interest_cutoff_ns(settings.options_config, contract.day)
+        self.cutoff_ns = chain_cutoff_ns(settings.options_config, contract.day)
         self.tick = float(settings.options_config["options_tick_size"])
         self.defined = self._chain()  # open interest may still be arriving
         self.index = self.defined.index()
@@ -303,7 +303,7 @@ class LiveSession:
         if self.options is not None:
             options = self.options.priced_until_ns()
         else:
-            options = open_interest_cutoff_ns(self.settings.options_config, self.contract.day)
+            options = chain_cutoff_ns(self.settings.options_config, self.contract.day)
         return {"futures_engine": futures, "options_engine": min(options, futures)}
 
     def finish(self) -> None:

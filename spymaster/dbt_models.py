@@ -341,27 +341,33 @@ def options_chain(
     statistics: duckdb.DuckDBPyRelation,
     symbol: str,
     day: dt.date,
-    open_interest_before_ns: int,
+    cutoff_ns: int,
     options_tick: float,
 ) -> OptionsChain:
-    """Options of an underlying that day: the latest definition of each on or before the day,
-    and its latest open interest (stat_type 9) received before the session. An option first
-    defined after the day's open interest was published (listed during the session) had no
-    open contracts then: its open interest is 0, not unknown."""
+    """Options of an underlying that day as known when its first second is priced
+    (`cutoff_ns`, chain_cutoff_ns): each option's latest definition received before then,
+    and its latest open interest (stat_type 9) received before then. An option first defined
+    later (listed during the session) takes its first definition, the one its records follow,
+    and had no open contracts when the day's open interest was published: its open interest
+    is 0, not unknown. A definition received after that changes nothing that day, so every
+    second uses only what was known by then, and a live session reading the chain at any
+    later moment gets this same chain."""
     records = definitions.filter(f"symbol = '{symbol}' and dt <= DATE '{day.isoformat()}'").project(
         "instrument_id, dt, record_index, raw_symbol, strike_price, instrument_class, "
         "expiration, unit_of_measure_qty, min_price_increment, ts_recv"
     )
-    # the latest record of each instrument wins: sort by (instrument, dt, record order)
+    # in (instrument, dt, record order): the latest record before the cutoff wins, else the first
     by_instrument: dict[int, tuple[object, ...]] = {}
     first_defined_ns: dict[int, int] = {}
     for row in sorted(records.fetchall()):
-        by_instrument[row[0]] = row[3:]
-        first_defined_ns[row[0]] = min(first_defined_ns.get(row[0], row[-1]), row[-1])
+        instrument, ts_recv = row[0], row[-1]
+        if instrument not in by_instrument or ts_recv < cutoff_ns:
+            by_instrument[instrument] = row[3:]
+        first_defined_ns[instrument] = min(first_defined_ns.get(instrument, ts_recv), ts_recv)
     statistics_rows = statistics.filter(
         f"symbol = '{symbol}' and dt <= DATE '{day.isoformat()}' and stat_type = 9 "
         "and update_action = 1 "
-        f"and ts_recv < {open_interest_before_ns}"
+        f"and ts_recv < {cutoff_ns}"
     ).project("instrument_id, ts_recv, record_index, quantity, dt")
     interest = {}
     published_ns = None  # when the day's open interest came (None: no statistics that day)
@@ -411,7 +417,7 @@ def options_quotes_reader(
     lake_dir = lake_folder(config)
     label = (
         f"engine{ENGINE_VERSION}:{settings}:{config['options_tick_size']}:"
-        f"open_interest_before={config['surface_window_start']}"
+        f"chain_before={config['surface_window_start']}"
     )
     partitions = [
         Partition(symbol, day, build_fingerprint(lake_dir, QUOTE_INPUTS, symbol, day, label))
@@ -429,7 +435,7 @@ def options_quotes_reader(
                 statistics,
                 symbol,
                 day,
-                open_interest_cutoff_ns(config, day),
+                chain_cutoff_ns(config, day),
                 float(config["options_tick_size"]),
             )
             spots = (
@@ -510,10 +516,10 @@ def profile_settings(config: Mapping[str, Any]) -> ProfileSettings:
     )
 
 
-def open_interest_cutoff_ns(config: Mapping[str, Any], day: dt.date) -> int:
-    """Open interest counts when received before the first second the options are priced
-    (the surface window's start): every second's exposure uses only what was known by then,
-    and a live session can price from that second on."""
+def chain_cutoff_ns(config: Mapping[str, Any], day: dt.date) -> int:
+    """The first second the options are priced (the surface window's start): definitions and
+    open interest count when received before it (options_chain), so every second's exposure
+    uses only what was known by then, and a live session can price from that second on."""
     return utc_ns(
         day, parse_time(str(config["surface_window_start"])), str(config["exchange_timezone"])
     )

@@ -32,7 +32,7 @@ from gex.options_surface import (
 from gex.profile import _crossing, _exposure, zero_gamma_levels
 from ingest.landing import ingest
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
-from spymaster.dbt_models import open_interest_cutoff_ns, options_chain
+from spymaster.dbt_models import chain_cutoff_ns, options_chain
 from spymaster.exchange_time import utc_ns
 from tests.dbn_fixtures import encode, mbo, metadata, px
 
@@ -385,11 +385,60 @@ def test_open_interest_is_the_latest_value_before_the_session(tmp_path) -> None:
     assert options.open_interest[2] == 0
 
 
+def test_definitions_count_when_received_before_the_first_second_priced() -> None:
+    """A definition received after the cutoff changes nothing that day: no second uses a
+    definition from its future, and a live session reading the chain later gets the same
+    chain. An option listed after the cutoff takes its first definition."""
+    connection = duckdb.connect()
+    cutoff = utc_ns(DAY, dt.time(9, 0), ZONE)
+    midnight = utc_ns(DAY, dt.time(0, 0), ZONE)
+    hour = 3_600 * SECOND
+
+    def chain_read_at(moment_ns: int) -> OptionsChain:
+        """The chain from the definitions received before `moment_ns` (what live holds)."""
+        known = connection.table("definitions").filter(f"ts_recv < {moment_ns}")
+        return options_chain(known, connection.table("statistics"), "ESM4", DAY, cutoff, 0.05)
+
+    connection.execute(
+        "create table definitions as select * from (values "
+        f"(11, 0, 'ESM4 C5000', {px(5000)}, 'C', 10, {px(50)}, {midnight}),"
+        f"(11, 1, 'ESM4 C5000', {px(5000)}, 'C', 20, {px(50)}, {cutoff - SECOND}),"
+        f"(11, 2, 'ESM4 C5000', {px(5000)}, 'C', 30, {px(50)}, {cutoff}),"  # at the cutoff
+        f"(13, 3, 'ESM4 C5300', {px(5300)}, 'C', 20, {px(50)}, {cutoff + hour}),"  # listed
+        f"(13, 4, 'ESM4 C5305', {px(5305)}, 'C', 40, {px(5)}, {cutoff + 2 * hour})"
+        ") t(instrument_id, record_index, raw_symbol, strike_price, instrument_class, "
+        "expiration, unit_of_measure_qty, ts_recv)"
+    )
+    connection.execute(
+        f"alter table definitions add column min_price_increment bigint default {UNDEF_PRICE}"
+    )
+    connection.execute("alter table definitions add column dt date default DATE '2024-03-12'")
+    connection.execute("alter table definitions add column symbol varchar default 'ESM4'")
+    connection.execute(
+        "create table statistics (instrument_id bigint, dt date, ts_recv bigint, "
+        "record_index bigint, stat_type bigint, update_action bigint, quantity bigint, "
+        "symbol varchar)"
+    )
+    day_end = midnight + 24 * hour
+    options = chain_read_at(day_end)
+    assert options.instrument_ids.tolist() == [11, 13]
+    assert options.expiration_ns.tolist() == [20, 20]
+    assert options.raw_symbols == ["ESM4 C5000", "ESM4 C5300"]
+    assert options.strikes.tolist() == [5000.0, 5300.0]
+    assert options.multiplier.tolist() == [50.0, 50.0]
+    # live reads the chain when an option first shows up: after its listing, the same chain
+    for moment in (cutoff + hour + SECOND, cutoff + 2 * hour + SECOND):
+        read = chain_read_at(moment)
+        assert read.instrument_ids.tolist() == [11, 13]
+        assert read.expiration_ns.tolist() == options.expiration_ns.tolist()
+        assert read.strikes.tolist() == options.strikes.tolist()
+
+
 def test_open_interest_counts_when_received_before_the_first_second_priced() -> None:
     """The surface window opens at 09:00 New York (13:00 UTC in March after the clocks
     change): a value received at 09:10 would otherwise reach back to the 09:00 seconds."""
     config = {"surface_window_start": "09:00", "exchange_timezone": "America/New_York"}
-    cutoff = open_interest_cutoff_ns(config, dt.date(2024, 3, 12))
+    cutoff = chain_cutoff_ns(config, dt.date(2024, 3, 12))
     assert cutoff == utc_ns(dt.date(2024, 3, 12), dt.time(9, 0), "America/New_York")
     assert cutoff == int(dt.datetime(2024, 3, 12, 13, 0, tzinfo=dt.UTC).timestamp()) * 10**9
 

@@ -20,7 +20,7 @@ from live.feed import ClockTick, DbnReplay, Pace
 from live.session import LiveContract, LiveError, LiveSession
 from spymaster import lake as lake_module
 from spymaster.cli import main
-from spymaster.dbt_models import open_interest_cutoff_ns
+from spymaster.dbt_models import chain_cutoff_ns
 from spymaster.lake import Lake, project_digest
 from tests.gateway import GatewaySession, day_end, gateway_records
 from tests.markets import warehouse
@@ -160,7 +160,7 @@ def test_options_listed_during_the_session_are_quoted_live_from_their_first_reco
         ).fetchall()
     finally:
         connection.close()
-    opening = open_interest_cutoff_ns(live_settings().options_config, day)
+    opening = chain_cutoff_ns(live_settings().options_config, day)
     assert any(defined < opening for _, defined, _, _ in rows)
     assert any(defined >= opening for _, defined, _, _ in rows)
     assert all(first >= defined // 10**9 * 10**9 for _, defined, first, _ in rows)
