@@ -168,7 +168,7 @@ def run_databento(
     the day), through dropped connections (each a gap, then a new subscription with the
     snapshot)."""
     day = day or dt.datetime.now(dt.UTC).date()
-    feed = databento_live(stop_ns or day_start_ns(day + dt.timedelta(days=1)))
+    feed = databento_live(day, stop_ns or day_start_ns(day + dt.timedelta(days=1)))
     contract = symbol or latest_contract(lake, day)
     return run_feed(lake, feed, feed.symbology, day, contract, emit, capture=lake.raw, hud=hud)
 

@@ -9,8 +9,16 @@ everything after the subscription is the code path the replay tests cover.
 parent subscription interleaves many instruments' channels), so the gateway's own signals do:
 the connection ends or raises (the client's heartbeat timeout included), or the gateway
 reports records it skipped for a slow reader. Each is a `FeedGap`: the books are invalid from
-the last record received, and a new subscription with the snapshot restates them. Only
-`_subscribe` (the client's subscription call) needs the gateway."""
+the last record received, and a new subscription with the snapshot restates them.
+
+Definitions and statistics sent before a subscription started (the day's open interest, an
+option listed earlier) come by the gateway's intraday replay: each subscription asks for all
+the gateway holds (the day's definitions carry the ts_event of the instrument's definition,
+often days before, and a replay filters on ts_event), records of an earlier day or already
+delivered are dropped (`ReplayedRecords`), and market-by-order records and heartbeats
+wait until both replays have completed, so the session sees the day's open interest before
+its first market record, as in the day's files. Only `_LiveSubscription` (the client's
+subscription calls) needs the gateway."""
 
 from __future__ import annotations
 
@@ -36,11 +44,20 @@ from live.capture import FUTURES, OPTIONS, product_of
 from live.feed import ClockTick, FeedBatch, FeedEvent, FeedGap
 from live.session import LiveError
 from spymaster.dbn_facts import DATASET
+from spymaster.exchange_time import day_start_ns
 
 LIVE_SOURCE = f"databento-live:{DATASET}"
 SYMBOLS = ("ES.FUT", "ES.OPT")
 # (schema, with the book snapshot): the snapshot exists for market-by-order only
 SUBSCRIPTIONS = (("definition", False), ("statistics", False), ("mbo", True))
+# the schemas replayed, by record type, each from the start of what the gateway holds
+# (`start=0`): GLBX.MDP3's definitions of the whole week, the last 24 hours of statistics
+REPLAYED = {"definition": databento_dbn.InstrumentDefMsg, "statistics": databento_dbn.StatMsg}
+# a record received this long before the last one delivered of its schema was delivered; one
+# received since is compared with those delivered (its bytes)
+REPLAY_MARGIN_NS = 60 * 1_000_000_000
+# market records held while the replays run (a few seconds of a busy market)
+MAX_HELD_RECORDS = 1 << 20
 SCHEMA_OF = {
     databento_dbn.MBOMsg: SourceSchema.MBO,
     databento_dbn.InstrumentDefMsg: SourceSchema.DEFINITION,
@@ -72,22 +89,38 @@ class RecordBatcher:
     `SkippedRecordsError`. The batches end before the first market record at or after
     `stop_ns` (`stopped`). `last_ns`: the last market record's ts_recv."""
 
-    def __init__(self, symbology: InstrumentMap, warn: Callable[[str], None], stop_ns: int) -> None:
+    def __init__(
+        self,
+        symbology: InstrumentMap,
+        warn: Callable[[str], None],
+        stop_ns: int,
+        replayed: ReplayedRecords,
+    ) -> None:
         self.symbology = symbology
         self.warn = warn
         self.stop_ns = stop_ns
+        self.replayed = replayed
         self.stopped = False
         self.offsets: dict[tuple[type, str, int], int] = {}
         self.products: dict[tuple[int, int], str] = {}  # (instrument_id, day): product
         self.last_ns = 0
+        self.replays_running = 0
+        self.held: list[databento_dbn.DBNRecord] = []
+
+    def subscribed(self) -> None:
+        """A new subscription starts: its replays run before its market records are used."""
+        self.replays_running = len(REPLAYED)
+        self.held = []
 
     def batches(
         self, available: Iterable[Sequence[databento_dbn.DBNRecord]]
     ) -> Iterator[FeedBatch | ClockTick]:
-        for records in available:
+        for received in available:
             run: dict[tuple[type, str, int], list[bytes]] = {}
             kind: type | None = None
-            for record in records:
+            for record in self._released(received):
+                if type(record) in REPLAYED.values() and not self.replayed.deliver(record):
+                    continue  # replayed again after a reconnect, or the day before
                 if type(record) is not kind and run:
                     yield from self._batches(run)
                     run = {}
@@ -102,6 +135,35 @@ class RecordBatcher:
                 key = (kind, self._product(record), record.ts_recv // DAY_NS)
                 run.setdefault(key, []).append(bytes(record))
             yield from self._batches(run)
+
+    def _released(
+        self, records: Sequence[databento_dbn.DBNRecord]
+    ) -> Iterator[databento_dbn.DBNRecord]:
+        """`records` in order, but market-by-order records and heartbeats held from the start
+        of a subscription until its replays have completed, then released in order."""
+        for record in records:
+            if not self.replays_running:
+                yield record
+            elif (
+                isinstance(record, databento_dbn.SystemMsg)
+                and record.code == databento_dbn.SystemCode.REPLAY_COMPLETED
+            ):
+                self.replays_running -= 1
+                if not self.replays_running:
+                    yield from self.held
+                    self.held = []
+            elif isinstance(record, databento_dbn.MBOMsg) or (
+                isinstance(record, databento_dbn.SystemMsg)
+                and record.code == databento_dbn.SystemCode.HEARTBEAT
+            ):
+                self.held.append(record)
+                if len(self.held) > MAX_HELD_RECORDS:
+                    raise LiveError(
+                        f"{LIVE_SOURCE}: the gateway sent {MAX_HELD_RECORDS:,} market records "
+                        "before completing the replay of the day's definitions and statistics"
+                    )
+            else:
+                yield record
 
     def _at_stop(self, record: databento_dbn.DBNRecord) -> bool:
         """A market record, or a heartbeat, at or after the stop."""
@@ -147,6 +209,34 @@ class RecordBatcher:
             if schema is not SourceSchema.DEFINITION:
                 self.last_ns = max(self.last_ns, int(records["ts_recv"][-1]))
             yield FeedBatch(schema, records, LIVE_SOURCE, offset)
+
+
+class ReplayedRecords:
+    """The definitions and statistics delivered so far, as far as a replay can repeat them:
+    `deliver` says whether a record is new: received on the day, not more than the margin
+    before the last one of its schema delivered (records arrive in ts_recv order), and not
+    with the bytes of one delivered since."""
+
+    def __init__(self, day_start_ns: int) -> None:
+        self.day_start_ns = day_start_ns
+        self.last_ns: dict[type, int] = {}
+        self.recent: dict[type, dict[bytes, int]] = {kind: {} for kind in REPLAYED.values()}
+
+    def deliver(self, record: databento_dbn.DBNRecord) -> bool:
+        kind, received_ns = type(record), record.ts_recv
+        last_ns = self.last_ns.get(kind, received_ns)
+        if received_ns < self.day_start_ns or received_ns < last_ns - REPLAY_MARGIN_NS:
+            return False
+        recent = self.recent[kind]
+        data = bytes(record)
+        if data in recent:
+            return False
+        recent[data] = received_ns
+        self.last_ns[kind] = max(last_ns, received_ns)
+        if len(recent) > 2 * MAX_BATCH_RECORDS:  # forget what a replay can no longer repeat
+            since = self.last_ns[kind] - REPLAY_MARGIN_NS
+            self.recent[kind] = {data: ns for data, ns in recent.items() if ns >= since}
+        return True
 
 
 @dataclass(frozen=True)
@@ -207,15 +297,17 @@ class Subscription(Protocol):
 
 
 class GatewayFeed:
-    """A gateway's records as one feed of the day until `stop_ns` (market time, or the wall
-    clock while nothing arrives): every failure is a `FeedGap`, then a new subscription, which
-    starts with the snapshot. Subscriptions that deliver no record are retried after growing
-    delays and given up after MAX_FAILED_SUBSCRIPTIONS with the last error.
-    `symbology`: one map for the source, kept by the gateway's symbol mappings."""
+    """A gateway's records as one feed of the day that starts at `day_start_ns`, until
+    `stop_ns` (market time, or the wall clock while nothing arrives): every failure is a
+    `FeedGap`, then a new subscription, which starts with the snapshot and the replays.
+    Subscriptions that deliver no record are retried after growing delays and given up
+    after MAX_FAILED_SUBSCRIPTIONS with the last error. `symbology`: one map for the source,
+    kept by the gateway's symbol mappings."""
 
     def __init__(
         self,
         subscribe: Callable[[], Subscription],
+        day_start_ns: int,
         stop_ns: int,
         *,
         clock_ns: Callable[[], int] = time.time_ns,
@@ -223,6 +315,7 @@ class GatewayFeed:
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.subscribe = subscribe
+        self.day_start_ns = day_start_ns
         self.stop_ns = stop_ns
         self.clock_ns = clock_ns
         self.sleep = sleep
@@ -230,7 +323,12 @@ class GatewayFeed:
         self.symbology = {LIVE_SOURCE: InstrumentMap()}
 
     def __iter__(self) -> Iterator[FeedEvent]:
-        batcher = RecordBatcher(self.symbology[LIVE_SOURCE], self.warn, self.stop_ns)
+        batcher = RecordBatcher(
+            self.symbology[LIVE_SOURCE],
+            self.warn,
+            self.stop_ns,
+            ReplayedRecords(self.day_start_ns),
+        )
         failed = 0
         while True:
             self.sleep(RECONNECT_DELAYS_SECONDS[min(failed, len(RECONNECT_DELAYS_SECONDS) - 1)])
@@ -258,6 +356,7 @@ class GatewayFeed:
             subscription = self.subscribe()
         except (BentoError, OSError) as error:
             return f"subscribing failed: {error}", False, False
+        batcher.subscribed()
         received = False
         try:
             for event in batcher.batches(drained(subscription)):
@@ -275,7 +374,8 @@ class GatewayFeed:
 
 
 class _LiveSubscription:
-    """A `databento.Live` session subscribed to SUBSCRIPTIONS (the code tests cannot reach)."""
+    """A `databento.Live` session subscribed to SUBSCRIPTIONS, the REPLAYED schemas with
+    intraday replay (the code tests cannot reach)."""
 
     def __init__(self, key: str) -> None:
         self.client = db.Live(key=key, heartbeat_interval_s=HEARTBEAT_SECONDS)
@@ -286,6 +386,7 @@ class _LiveSubscription:
                     schema=schema,
                     stype_in="parent",
                     symbols=list(SYMBOLS),
+                    start=0 if schema in REPLAYED else None,
                     snapshot=snapshot,
                 )
         except BaseException:
@@ -300,13 +401,13 @@ class _LiveSubscription:
             self.client.terminate()
 
 
-def databento_live(stop_ns: int, key: str | None = None) -> GatewayFeed:
-    """Today's Databento Live subscription as a feed until `stop_ns`; the key from
-    DATABENTO_API_KEY unless given."""
+def databento_live(day: dt.date, stop_ns: int, key: str | None = None) -> GatewayFeed:
+    """The Databento Live subscription of `day` (today) as a feed until `stop_ns`; the key
+    from DATABENTO_API_KEY unless given."""
     key = key or os.environ.get("DATABENTO_API_KEY")
     if not key:
         raise LiveError(
             "no Databento API key: set DATABENTO_API_KEY (a live subscription to "
             f"{DATASET} is needed)"
         )
-    return GatewayFeed(lambda: _LiveSubscription(key), stop_ns)
+    return GatewayFeed(lambda: _LiveSubscription(key), day_start_ns(day), stop_ns)

@@ -12,6 +12,7 @@ from pathlib import Path
 import databento as db
 import databento_dbn as dbn
 
+from live.databento_feed import REPLAYED
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from spymaster.exchange_time import day_start_ns
 from tests.dbn_fixtures import mbo
@@ -64,6 +65,38 @@ def snapshot_at(paths: Sequence[Path], at_ns: int) -> list[dbn.MBOMsg]:
                 mbo(instrument, at_ns, action, side, price, size, order_id, F_SNAPSHOT | last)
             )
     return snapshot
+
+
+def replays_completed(at_ns: int) -> list[dbn.SystemMsg]:
+    """What the gateway sends as each of a subscription's replays catches up."""
+    return [
+        dbn.SystemMsg(at_ns, f"Finished {schema} replay", code=dbn.SystemCode.REPLAY_COMPLETED)
+        for schema in REPLAYED
+    ]
+
+
+def subscription_at(
+    paths: Sequence[Path], at_ns: int, until_ns: int | None = None
+) -> Iterator[dbn.DBNRecord]:
+    """What a subscription made at `at_ns` delivers: the books' snapshot at `at_ns`; the
+    definitions and statistics received by then (replayed from the start of what the gateway
+    holds: the day's files here), each replay followed by its completion (the snapshot comes
+    first here: the feed must hold market records until the replays have completed); then
+    every record received after `at_ns` (up to `until_ns`)."""
+    yield from snapshot_at(paths, at_ns)
+    for schema in REPLAYED:
+        files = [p for p in paths if db.DBNStore.from_file(p).schema == db.Schema(schema)]
+        yield from gateway_records(files, until_ns=at_ns)
+    yield from replays_completed(at_ns)
+    yield from gateway_records(paths, after_ns=at_ns, until_ns=until_ns)
+
+
+def subscription_before(
+    paths: Sequence[Path], day: dt.date, until_ns: int | None = None
+) -> Iterator[dbn.DBNRecord]:
+    """A subscription made before the day's first record: the day's records as the files
+    hold them (no snapshot made, nothing to replay), after the replays' completions."""
+    return subscription_at(paths, day_start_ns(day) - 1, until_ns)
 
 
 class GatewaySession:

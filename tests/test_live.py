@@ -21,8 +21,9 @@ from live.session import LiveContract, LiveError, LiveSession
 from spymaster import lake as lake_module
 from spymaster.cli import main
 from spymaster.dbt_models import chain_cutoff_ns
+from spymaster.exchange_time import day_start_ns
 from spymaster.lake import Lake, project_digest
-from tests.gateway import GatewaySession, day_end, gateway_records
+from tests.gateway import GatewaySession, day_end, subscription_before
 from tests.markets import warehouse
 
 pytestmark = pytest.mark.dbt
@@ -258,14 +259,20 @@ def through_databento_path(
     captured)."""
     symbol, day = included_day
     clock = [0]
-    session = GatewaySession(gateway_records(market_lake.raw_day_files(day)), clock, day_end(day))
-    feed = GatewayFeed(iter([session]).__next__, day_end(day), clock_ns=lambda: clock[0])
+    paths = market_lake.raw_day_files(day)
+    sessions: list[GatewaySession] = []
+
+    def subscribe() -> GatewaySession:
+        sessions.append(GatewaySession(subscription_before(paths, day), clock, day_end(day)))
+        return sessions[-1]
+
+    feed = GatewayFeed(subscribe, day_start_ns(day), day_end(day), clock_ns=lambda: clock[0])
     for path in market_lake.raw_day_files(day):
         feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
     folder = tmp_path_factory.mktemp("databento")
     out, raw = folder / "emit", folder / "captured"
     run = run_feed(market_lake, feed, feed.symbology, day, symbol, out, capture=raw)
-    assert session.stopped
+    assert [session.stopped for session in sessions] == [True]
     assert run.gaps == []
     return run, out, raw
 

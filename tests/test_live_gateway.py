@@ -29,16 +29,26 @@ from live.databento_feed import (
 )
 from live.feed import ClockTick, FeedBatch, FeedGap
 from live.session import LiveError
+from spymaster.dbn_facts import F_SNAPSHOT
 from spymaster.exchange_time import day_start_ns
 from spymaster.lake import Lake
 from tests.dbn_fixtures import mbo as fixture_mbo
-from tests.gateway import GatewaySession, day_end, gateway_records, snapshot_at
+from tests.gateway import (
+    GatewaySession,
+    day_end,
+    gateway_records,
+    replays_completed,
+    subscription_at,
+    subscription_before,
+)
 from tests.markets import warehouse
 
 NS = 1_000_000_000
 NEW_YORK = ZoneInfo("America/New_York")
 DAY = dt.date(2024, 3, 13)
-T0 = day_start_ns(DAY) + 14 * 3600 * NS
+DAY_START = day_start_ns(DAY)
+T0 = DAY_START + 14 * 3600 * NS
+REPLAYS_DONE = replays_completed(T0)  # a subscription's replays, empty here
 
 
 def mbo(ts_recv: int, order_id: int = 1) -> dbn.MBOMsg:
@@ -52,12 +62,14 @@ def run(feed: GatewayFeed) -> list[object]:
 
 def test_a_dropped_connection_is_a_gap_then_a_new_subscription() -> None:
     clock = [T0]
-    first = GatewaySession([mbo(T0 + 1), mbo(T0 + 2, 2)], clock, T0 + 10 * NS, BentoError("x"))
-    second = GatewaySession([mbo(T0 + 20 * NS, 3)], clock, day_end(DAY))
+    first = GatewaySession(
+        [*REPLAYS_DONE, mbo(T0 + 1), mbo(T0 + 2, 2)], clock, T0 + 10 * NS, BentoError("x")
+    )
+    second = GatewaySession([*REPLAYS_DONE, mbo(T0 + 20 * NS, 3)], clock, day_end(DAY))
     slept: list[float] = []
     warned: list[str] = []
     feed = GatewayFeed(
-        iter([first, second]).__next__, day_end(DAY), clock_ns=lambda: clock[0],
+        iter([first, second]).__next__, DAY_START, day_end(DAY), clock_ns=lambda: clock[0],
         sleep=slept.append, warn=warned.append,
     )  # fmt: skip
     events = run(feed)
@@ -77,11 +89,13 @@ def test_skipped_records_resubscribe_and_heartbeats_close_seconds() -> None:
     skipped = dbn.ErrorMsg(T0, "lagging", code=dbn.ErrorCode.SKIPPED_RECORDS_AFTER_SLOW_READING)
     heartbeat = dbn.SystemMsg(T0 + 5 * NS, "Heartbeat", code=dbn.SystemCode.HEARTBEAT)
     warning = dbn.SystemMsg(T0, "falling behind", code=dbn.SystemCode.SLOW_READER_WARNING)
-    first = GatewaySession([mbo(T0 + 1), heartbeat, warning, skipped, mbo(T0 + 6 * NS)], clock, 0)
-    second = GatewaySession([], clock, day_end(DAY))
+    first = GatewaySession(
+        [*REPLAYS_DONE, mbo(T0 + 1), heartbeat, warning, skipped, mbo(T0 + 6 * NS)], clock, 0
+    )
+    second = GatewaySession(REPLAYS_DONE, clock, day_end(DAY))
     warned: list[str] = []
     feed = GatewayFeed(
-        iter([first, second]).__next__, day_end(DAY), clock_ns=lambda: clock[0],
+        iter([first, second]).__next__, DAY_START, day_end(DAY), clock_ns=lambda: clock[0],
         sleep=lambda _: None, warn=warned.append,
     )  # fmt: skip
     events = run(feed)
@@ -95,8 +109,8 @@ def test_skipped_records_resubscribe_and_heartbeats_close_seconds() -> None:
 
 def test_one_drop_is_one_gap_however_many_subscriptions_then_fail() -> None:
     clock = [T0]
-    dropped = GatewaySession([mbo(T0 + 1)], clock, T0, BentoError("reset"))
-    resumed = GatewaySession([mbo(T0 + 9 * NS, 2)], clock, day_end(DAY))
+    dropped = GatewaySession([*REPLAYS_DONE, mbo(T0 + 1)], clock, T0, BentoError("reset"))
+    resumed = GatewaySession([*REPLAYS_DONE, mbo(T0 + 9 * NS, 2)], clock, day_end(DAY))
     attempts = iter([dropped, BentoError("refused"), BentoError("refused"), resumed])
 
     def subscribe() -> GatewaySession:
@@ -107,7 +121,7 @@ def test_one_drop_is_one_gap_however_many_subscriptions_then_fail() -> None:
 
     slept: list[float] = []
     feed = GatewayFeed(
-        subscribe, day_end(DAY), clock_ns=lambda: clock[0], sleep=slept.append,
+        subscribe, DAY_START, day_end(DAY), clock_ns=lambda: clock[0], sleep=slept.append,
         warn=lambda _: None,
     )  # fmt: skip
     events = run(feed)
@@ -117,8 +131,10 @@ def test_one_drop_is_one_gap_however_many_subscriptions_then_fail() -> None:
 
 def test_the_feed_ends_at_its_stop_inside_a_batch() -> None:
     clock = [T0]
-    session = GatewaySession([mbo(T0 + 1), mbo(T0 + 2, 2), mbo(T0 + 3, 3)], clock, T0)
-    feed = GatewayFeed(iter([session]).__next__, T0 + 3, clock_ns=lambda: clock[0])
+    session = GatewaySession(
+        [*REPLAYS_DONE, mbo(T0 + 1), mbo(T0 + 2, 2), mbo(T0 + 3, 3)], clock, T0
+    )
+    feed = GatewayFeed(iter([session]).__next__, DAY_START, T0 + 3, clock_ns=lambda: clock[0])
     (batch,) = run(feed)
     assert batch.records["ts_recv"].tolist() == [T0 + 1, T0 + 2]
     assert session.stopped
@@ -126,8 +142,8 @@ def test_the_feed_ends_at_its_stop_inside_a_batch() -> None:
 
 def test_a_heartbeat_after_the_stop_ends_a_quiet_feed() -> None:
     heartbeat = dbn.SystemMsg(T0 + 5 * NS, "Heartbeat", code=dbn.SystemCode.HEARTBEAT)
-    session = GatewaySession([mbo(T0 + 1), heartbeat, mbo(T0 + 6 * NS)], [T0], T0)
-    feed = GatewayFeed(iter([session]).__next__, T0 + 5 * NS, clock_ns=lambda: T0)
+    session = GatewaySession([*REPLAYS_DONE, mbo(T0 + 1), heartbeat, mbo(T0 + 6 * NS)], [T0], T0)
+    feed = GatewayFeed(iter([session]).__next__, DAY_START, T0 + 5 * NS, clock_ns=lambda: T0)
     assert [type(event) for event in run(feed)] == [FeedBatch]
     assert session.stopped
 
@@ -135,7 +151,7 @@ def test_a_heartbeat_after_the_stop_ends_a_quiet_feed() -> None:
 def test_a_gateway_error_stops_the_feed_with_its_text() -> None:
     error = dbn.ErrorMsg(0, "subscription limit reached", code=dbn.ErrorCode.INVALID_SUBSCRIPTION)
     session = GatewaySession([error], [T0], T0)
-    feed = GatewayFeed(iter([session]).__next__, day_end(DAY), clock_ns=lambda: T0)
+    feed = GatewayFeed(iter([session]).__next__, DAY_START, day_end(DAY), clock_ns=lambda: T0)
     with pytest.raises(LiveError, match="the gateway reports an error: subscription limit"):
         run(feed)
     assert session.stopped
@@ -150,8 +166,9 @@ def test_subscriptions_that_keep_failing_wait_longer_then_give_up() -> None:
         raise BentoError("Connection to glbx-mdp3.lsg.databento.com:13000 failed")
 
     feed = GatewayFeed(
-        refused, day_end(DAY), clock_ns=lambda: T0, sleep=slept.append, warn=lambda _: None
-    )
+        refused, DAY_START, day_end(DAY), clock_ns=lambda: T0, sleep=slept.append,
+        warn=lambda _: None,
+    )  # fmt: skip
     with pytest.raises(LiveError, match=f"{MAX_FAILED_SUBSCRIPTIONS} subscriptions in a row"):
         run(feed)  # and no gap: nothing was received yet
     assert len(attempts) == MAX_FAILED_SUBSCRIPTIONS + 1
@@ -181,16 +198,18 @@ def dropped(
     stop = resumed + 600 * NS
     clock = [0]
     timeout = BentoError("Gateway timeout: 7 second(s) since last message")
-    sessions = iter([
-        GatewaySession(gateway_records(paths, until_ns=cut), clock, cut + 7 * NS, timeout),
-        GatewaySession(
-            [*snapshot_at(paths, resumed), *gateway_records(paths, after_ns=resumed)],
-            clock,
-            stop,
-        ),
-    ])  # fmt: skip
+    sessions: list[GatewaySession] = []
+
+    def subscribe() -> GatewaySession:
+        if not sessions:
+            records = subscription_before(paths, day, until_ns=cut)
+            sessions.append(GatewaySession(records, clock, cut + 7 * NS, timeout))
+        else:
+            sessions.append(GatewaySession(subscription_at(paths, resumed), clock, stop))
+        return sessions[-1]
+
     feed = GatewayFeed(
-        sessions.__next__, stop, clock_ns=lambda: clock[0], sleep=lambda _: None,
+        subscribe, day_start_ns(day), stop, clock_ns=lambda: clock[0], sleep=lambda _: None,
         warn=lambda _: None,
     )  # fmt: skip
     for path in paths:
@@ -323,7 +342,8 @@ def test_a_malformed_record_is_named_and_the_hud_keeps_serving_the_day(
     records = list(gateway_records(paths, until_ns=day_start_ns(day) + 3600 * NS))
     clock = [0]
     feed = GatewayFeed(
-        lambda: GatewaySession([*records, late], clock, day_end(day)),
+        lambda: GatewaySession([*replays_completed(0), *records, late], clock, day_end(day)),
+        day_start_ns(day),
         day_end(day),
         clock_ns=lambda: clock[0],
     )
@@ -363,3 +383,125 @@ def test_a_malformed_record_is_named_and_the_hud_keeps_serving_the_day(
     assert "ts_recv goes backwards" in str(raised.value)
     assert "the live feed failed: futures_mbo" in seen["banner"]
     assert "ts_recv goes backwards" in seen["banner"]
+
+
+# ---- definitions and statistics sent before a subscription: the gateway's intraday replay
+
+
+def last_included_day(lake: Lake) -> tuple[str, dt.date, list[Path], int]:
+    """The end-to-end market's last included day: its contract, date, raw files and the
+    research window's opening (ns)."""
+    symbol, day = warehouse(
+        lake,
+        "select selected_symbol, dt from silver.contract_day_selection "
+        "where is_included order by dt desc limit 1",
+    )[0]
+    opening = warehouse(
+        lake, "select session_window_start from silver.session_calendar where dt = ?", [day]
+    )[0][0]
+    opening_ns = int(opening.replace(tzinfo=dt.UTC).timestamp()) * NS
+    return symbol, day, lake.raw_day_files(day), opening_ns
+
+
+def replayed_feed(
+    paths: list[Path], day: dt.date, sessions: list[tuple], stop: int
+) -> list[object]:
+    """The feed's events over one gateway session per subscription, each given as
+    (its records, the wall time it ends at, the error it ends with)."""
+    clock = [0]
+    remaining = iter(sessions)
+
+    def subscribe() -> GatewaySession:
+        records, ended_at, error = next(remaining)
+        return GatewaySession(records, clock, ended_at, error)
+
+    feed = GatewayFeed(
+        subscribe, day_start_ns(day), stop, clock_ns=lambda: clock[0], sleep=lambda _: None,
+        warn=lambda _: None,
+    )  # fmt: skip
+    for path in paths:
+        feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
+    return run(feed)
+
+
+def delivered(events: list[object], schema: str) -> list[bytes]:
+    """The records of `schema` the feed delivered, sorted (a batch holds one product's)."""
+    return sorted(
+        record.tobytes()
+        for event in events
+        if isinstance(event, FeedBatch) and event.schema.value == schema
+        for record in event.records
+    )
+
+
+def schema_records(paths: list[Path], schema: str, **bounds: int) -> list[dbn.DBNRecord]:
+    files = [p for p in paths if db.DBNStore.from_file(p).schema == db.Schema(schema)]
+    return list(gateway_records(files, **bounds))
+
+
+def test_a_late_subscription_gets_the_days_definitions_and_statistics_first(
+    market_lake: Lake,
+) -> None:
+    """Joined at the open, after the day's open interest was published: the day's
+    definitions and statistics come by the replays, and the books' snapshot, sent here before
+    the replays complete, is held until they have: the session sees the day's statistics
+    before its first market record, as in the day's files."""
+    _, day, paths, opening_ns = last_included_day(market_lake)
+    stop = opening_ns + 10 * NS
+    events = replayed_feed(paths, day, [(subscription_at(paths, opening_ns), stop, None)], stop)
+    for schema in ("definition", "statistics"):
+        sent = schema_records(paths, schema, until_ns=stop - 1)
+        assert [r for r in sent if r.ts_recv <= opening_ns], schema  # replayed
+        assert delivered(events, schema) == sorted(bytes(r) for r in sent), schema
+    batches = [e for e in events if isinstance(e, FeedBatch)]
+    first_market = next(i for i, b in enumerate(batches) if b.schema.value == "mbo")
+    replayed = [
+        i for i, b in enumerate(batches)
+        if b.schema.value == "statistics" and b.records["ts_recv"][0] <= opening_ns
+    ]  # fmt: skip
+    assert replayed
+    assert max(replayed) < first_market
+    assert batches[first_market].records["flags"][0] & F_SNAPSHOT
+
+
+def test_replayed_records_are_delivered_once_after_a_drop(market_lake: Lake) -> None:
+    """After a drop, the next subscription replays definitions and statistics again; those
+    delivered before are dropped: each of the day's records is delivered once, in order, the
+    lost seconds' included."""
+    _, day, paths, opening_ns = last_included_day(market_lake)
+    cut, resumed = opening_ns + 600 * NS, opening_ns + 620 * NS
+    stop = resumed + 60 * NS
+    sessions = [
+        (subscription_before(paths, day, until_ns=cut), cut, BentoError("reset")),
+        (subscription_at(paths, resumed), stop, None),
+    ]
+    events = replayed_feed(paths, day, sessions, stop)
+    assert sum(isinstance(e, FeedGap) for e in events) == 1
+    for schema in ("definition", "statistics"):
+        every = sorted(bytes(r) for r in schema_records(paths, schema, until_ns=stop - 1))
+        assert delivered(events, schema) == every, schema
+
+
+def test_a_session_joined_after_the_open_prices_with_the_days_open_interest(
+    market_lake: Lake, tmp_path: Path
+) -> None:
+    """Joined at the open, half an hour after the options' first second priced: the day's
+    open interest (published at midnight) comes by the replay, so every option-second from
+    the snapshot on has the warehouse's open interest and quote."""
+    symbol, day, paths, opening_ns = last_included_day(market_lake)
+    stop = opening_ns + 120 * NS
+    clock = [0]
+    feed = GatewayFeed(
+        lambda: GatewaySession(subscription_at(paths, opening_ns), clock, stop),
+        day_start_ns(day), stop, clock_ns=lambda: clock[0],
+    )  # fmt: skip
+    for path in paths:
+        feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
+    out = tmp_path / "emit"
+    run_feed(market_lake, feed, feed.symbology, day, symbol, out)
+    columns = "instrument_id, bid_price, ask_price, open_interest, gex is null"
+    live, built = rows_by_second(market_lake, out, "engine_options_quotes_1s", columns, day)
+    after = lambda rows: [r for r in rows if opening_ns < r[0] < stop - NS]  # noqa: E731
+    assert len(after(live)) > 1000
+    assert after(live) == after(built)
+    assert any(row[4] is not None for row in after(live))
