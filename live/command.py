@@ -80,17 +80,30 @@ def parse_speed(value: str) -> float | None:
 
 
 def latest_contract(lake: Lake, day: dt.date) -> str:
-    """The contract the warehouse selected on its latest included day up to `day`: what a
-    live session trades before the day's own volume can select (a roll shows a day late)."""
-    return _selection(lake, day, "dt <= ? and is_included order by dt desc limit 1")
+    """The contract with the most volume in the warehouse's latest session before `day` (its
+    selected contract, the day included or not): what a live session trades before the
+    day's own volume can select. After a roll, that is the new contract from the session
+    after the volume moved to it (the latest included day lags by the two days the selection
+    trims on each side of a roll)."""
+    return _selection(
+        lake,
+        day,
+        "dt < ? and selected_symbol is not null order by dt desc limit 1",
+        "no session before it in the warehouse's contract selection",
+    )
 
 
 def selected_contract(lake: Lake, day: dt.date) -> str:
     """The warehouse's selected contract for the day."""
-    return _selection(lake, day, "dt = ? and is_included")
+    return _selection(
+        lake,
+        day,
+        "dt = ? and is_included",
+        "not an included day of the warehouse's contract selection",
+    )
 
 
-def _selection(lake: Lake, day: dt.date, condition: str) -> str:
+def _selection(lake: Lake, day: dt.date, condition: str, missing: str) -> str:
     if not lake.duckdb_path.exists():
         raise LiveError(
             f"{lake.duckdb_path}: no warehouse to take the day's contract from (pass --symbol)"
@@ -104,9 +117,7 @@ def _selection(lake: Lake, day: dt.date, condition: str) -> str:
     finally:
         connection.close()
     if row is None:
-        raise LiveError(
-            f"{day}: not an included day of the warehouse's contract selection (pass --symbol)"
-        )
+        raise LiveError(f"{day}: {missing} (pass --symbol)")
     return str(row[0])
 
 

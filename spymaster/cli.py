@@ -409,7 +409,9 @@ def _add_live_parser(commands: argparse._SubParsersAction) -> None:
     )
     live.add_argument("--dt", type=_date, help="the session date (default: the MBO files' day)")
     live.add_argument(
-        "--symbol", help="the contract (default: the warehouse's selected contract of the day)"
+        "--symbol",
+        help="the contract (default: the warehouse's selected contract of the day; with "
+        "--databento, the volume leader of the warehouse's latest session before it)",
     )
     live.add_argument(
         "--serve",

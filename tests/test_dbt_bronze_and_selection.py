@@ -17,6 +17,8 @@ import yaml
 
 from ingest.bronze_tables import AssetClass, SourceSchema, arrow_schema, table_name
 from ingest.landing import ingest
+from live.command import latest_contract
+from live.session import LiveError
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from spymaster.lake_files import MANIFEST_FILE
 from tests.conftest import SHARED_DATA
@@ -236,3 +238,15 @@ def test_the_bronze_sources_read_the_lake_as_the_python_side_does() -> None:
             '{{ env_var("SPYMASTER_LAKE", "lake") }}', str(lake.root).replace("'", "''")
         ).replace("$name", table["name"])
         assert " ".join(rendered.split()) == lake.read_bronze_sql(table["name"]), table["name"]
+
+
+def test_live_trades_the_contract_of_the_latest_session_across_the_roll(roll_lake: Lake) -> None:
+    """Before the day's own volume is known, live takes the previous session's volume
+    leader: the new contract from the session after the volume moved (not the latest
+    included day's, which the roll's trimming holds back by days)."""
+    assert latest_contract(roll_lake, dt.date(2024, 3, 8)) == "ESH4"
+    assert latest_contract(roll_lake, dt.date(2024, 3, 11)) == "ESH4"  # 03-10: no session
+    assert latest_contract(roll_lake, dt.date(2024, 3, 12)) == "ESM4"  # 03-11 rolled
+    assert latest_contract(roll_lake, dt.date(2024, 3, 13)) == "ESM4"
+    with pytest.raises(LiveError, match="2024-03-04: no session before it"):
+        latest_contract(roll_lake, dt.date(2024, 3, 4))
