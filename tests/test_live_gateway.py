@@ -176,6 +176,40 @@ def test_subscriptions_that_keep_failing_wait_longer_then_give_up() -> None:
     assert slept[-1] == RECONNECT_DELAYS_SECONDS[-1]
 
 
+def last_included_day(lake: Lake) -> tuple[str, dt.date, list[Path], int]:
+    """The end-to-end market's last included day: its contract, date, raw files and the
+    research window's opening (ns)."""
+    symbol, day = warehouse(
+        lake,
+        "select selected_symbol, dt from silver.contract_day_selection "
+        "where is_included order by dt desc limit 1",
+    )[0]
+    opening = warehouse(
+        lake, "select session_window_start from silver.session_calendar where dt = ?", [day]
+    )[0][0]
+    opening_ns = int(opening.replace(tzinfo=dt.UTC).timestamp()) * NS
+    return symbol, day, lake.raw_day_files(day), opening_ns
+
+
+def gateway_feed(paths: list[Path], day: dt.date, sessions: list[tuple], stop: int) -> GatewayFeed:
+    """The day's feed over one gateway session per subscription, each given as (its records,
+    the wall time it ends at, the error it ends with), symbols mapped from the day's files."""
+    clock = [0]
+    remaining = iter(sessions)
+
+    def subscribe() -> GatewaySession:
+        records, ended_at, error = next(remaining)
+        return GatewaySession(records, clock, ended_at, error)
+
+    feed = GatewayFeed(
+        subscribe, day_start_ns(day), stop, clock_ns=lambda: clock[0], sleep=lambda _: None,
+        warn=lambda _: None,
+    )  # fmt: skip
+    for path in paths:
+        feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
+    return feed
+
+
 @pytest.fixture(scope="module")
 def dropped(
     market_lake: Lake, tmp_path_factory: pytest.TempPathFactory
@@ -184,36 +218,16 @@ def dropped(
     the session (the client's heartbeat timeout), the records of the next 20 seconds are
     lost, and the second starts with the snapshot of the books at its start; the feed stops
     10 minutes later."""
-    symbol, day = warehouse(
-        market_lake,
-        "select selected_symbol, dt from silver.contract_day_selection "
-        "where is_included order by dt desc limit 1",
-    )[0]
-    opening = warehouse(
-        market_lake, "select session_window_start from silver.session_calendar where dt = ?", [day]
-    )[0][0]
-    paths = market_lake.raw_day_files(day)
-    cut = int(opening.replace(tzinfo=dt.UTC).timestamp()) * NS + 1800 * NS
+    symbol, day, paths, opening_ns = last_included_day(market_lake)
+    cut = opening_ns + 1800 * NS
     resumed = cut + 20 * NS
     stop = resumed + 600 * NS
-    clock = [0]
     timeout = BentoError("Gateway timeout: 7 second(s) since last message")
-    sessions: list[GatewaySession] = []
-
-    def subscribe() -> GatewaySession:
-        if not sessions:
-            records = subscription_before(paths, day, until_ns=cut)
-            sessions.append(GatewaySession(records, clock, cut + 7 * NS, timeout))
-        else:
-            sessions.append(GatewaySession(subscription_at(paths, resumed), clock, stop))
-        return sessions[-1]
-
-    feed = GatewayFeed(
-        subscribe, day_start_ns(day), stop, clock_ns=lambda: clock[0], sleep=lambda _: None,
-        warn=lambda _: None,
-    )  # fmt: skip
-    for path in paths:
-        feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
+    sessions = [
+        (subscription_before(paths, day, until_ns=cut), cut + 7 * NS, timeout),
+        (subscription_at(paths, resumed), stop, None),
+    ]
+    feed = gateway_feed(paths, day, sessions, stop)
     out = tmp_path_factory.mktemp("dropped") / "emit"
     moments = {"day": day, "cut": cut, "resumed": resumed, "stop": stop}
     urls: list[str] = []
@@ -333,12 +347,7 @@ def test_a_malformed_record_is_named_and_the_hud_keeps_serving_the_day(
     """A futures record received after a later one (ts_recv going backwards) stops the feed
     with an error naming the partition and the record; the HUD still serves the day so far
     and says why."""
-    symbol, day = warehouse(
-        market_lake,
-        "select selected_symbol, dt from silver.contract_day_selection "
-        "where is_included order by dt desc limit 1",
-    )[0]
-    paths = market_lake.raw_day_files(day)
+    symbol, day, paths, _ = last_included_day(market_lake)
     records = list(gateway_records(paths, until_ns=day_start_ns(day) + 3600 * NS))
     clock = [0]
     feed = GatewayFeed(
@@ -388,42 +397,6 @@ def test_a_malformed_record_is_named_and_the_hud_keeps_serving_the_day(
 # ---- definitions and statistics sent before a subscription: the gateway's intraday replay
 
 
-def last_included_day(lake: Lake) -> tuple[str, dt.date, list[Path], int]:
-    """The end-to-end market's last included day: its contract, date, raw files and the
-    research window's opening (ns)."""
-    symbol, day = warehouse(
-        lake,
-        "select selected_symbol, dt from silver.contract_day_selection "
-        "where is_included order by dt desc limit 1",
-    )[0]
-    opening = warehouse(
-        lake, "select session_window_start from silver.session_calendar where dt = ?", [day]
-    )[0][0]
-    opening_ns = int(opening.replace(tzinfo=dt.UTC).timestamp()) * NS
-    return symbol, day, lake.raw_day_files(day), opening_ns
-
-
-def replayed_feed(
-    paths: list[Path], day: dt.date, sessions: list[tuple], stop: int
-) -> list[object]:
-    """The feed's events over one gateway session per subscription, each given as
-    (its records, the wall time it ends at, the error it ends with)."""
-    clock = [0]
-    remaining = iter(sessions)
-
-    def subscribe() -> GatewaySession:
-        records, ended_at, error = next(remaining)
-        return GatewaySession(records, clock, ended_at, error)
-
-    feed = GatewayFeed(
-        subscribe, day_start_ns(day), stop, clock_ns=lambda: clock[0], sleep=lambda _: None,
-        warn=lambda _: None,
-    )  # fmt: skip
-    for path in paths:
-        feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
-    return run(feed)
-
-
 def delivered(events: list[object], schema: str) -> list[bytes]:
     """The records of `schema` the feed delivered, sorted (a batch holds one product's)."""
     return sorted(
@@ -448,7 +421,7 @@ def test_a_late_subscription_gets_the_days_definitions_and_statistics_first(
     before its first market record, as in the day's files."""
     _, day, paths, opening_ns = last_included_day(market_lake)
     stop = opening_ns + 10 * NS
-    events = replayed_feed(paths, day, [(subscription_at(paths, opening_ns), stop, None)], stop)
+    events = run(gateway_feed(paths, day, [(subscription_at(paths, opening_ns), stop, None)], stop))
     for schema in ("definition", "statistics"):
         sent = schema_records(paths, schema, until_ns=stop - 1)
         assert [r for r in sent if r.ts_recv <= opening_ns], schema  # replayed
@@ -475,7 +448,7 @@ def test_replayed_records_are_delivered_once_after_a_drop(market_lake: Lake) -> 
         (subscription_before(paths, day, until_ns=cut), cut, BentoError("reset")),
         (subscription_at(paths, resumed), stop, None),
     ]
-    events = replayed_feed(paths, day, sessions, stop)
+    events = run(gateway_feed(paths, day, sessions, stop))
     assert sum(isinstance(e, FeedGap) for e in events) == 1
     for schema in ("definition", "statistics"):
         every = sorted(bytes(r) for r in schema_records(paths, schema, until_ns=stop - 1))
@@ -490,13 +463,7 @@ def test_a_session_joined_after_the_open_prices_with_the_days_open_interest(
     the snapshot on has the warehouse's open interest and quote."""
     symbol, day, paths, opening_ns = last_included_day(market_lake)
     stop = opening_ns + 120 * NS
-    clock = [0]
-    feed = GatewayFeed(
-        lambda: GatewaySession(subscription_at(paths, opening_ns), clock, stop),
-        day_start_ns(day), stop, clock_ns=lambda: clock[0],
-    )  # fmt: skip
-    for path in paths:
-        feed.symbology[LIVE_SOURCE].insert_metadata(db.DBNStore.from_file(path).metadata)
+    feed = gateway_feed(paths, day, [(subscription_at(paths, opening_ns), stop, None)], stop)
     out = tmp_path / "emit"
     run_feed(market_lake, feed, feed.symbology, day, symbol, out)
     columns = "instrument_id, bid_price, ask_price, open_interest, gex is null"
