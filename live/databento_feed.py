@@ -15,10 +15,10 @@ Definitions and statistics sent before a subscription started (the day's open in
 option listed earlier) come by the gateway's intraday replay: each subscription asks for all
 the gateway holds (the day's definitions carry the ts_event of the instrument's definition,
 often days before, and a replay filters on ts_event), records of an earlier day or already
-delivered are dropped (`ReplayedRecords`), and market-by-order records and heartbeats
-wait until both replays have completed, so the session sees the day's open interest before
-its first market record, as in the day's files. Only `_LiveSubscription` (the client's
-subscription calls) needs the gateway."""
+delivered are dropped (`ReplayedRecords`), and statistics, market-by-order records and
+heartbeats wait until both replays have completed, so the session sees the day's
+definitions, then its open interest, before its first market record, as in the day's
+files. Only `_LiveSubscription` (the client's subscription calls) needs the gateway."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -56,8 +57,10 @@ REPLAYED = {"definition": databento_dbn.InstrumentDefMsg, "statistics": databent
 # a record received this long before the last one delivered of its schema was delivered; one
 # received since is compared with those delivered (its bytes)
 REPLAY_MARGIN_NS = 60 * 1_000_000_000
-# market records held while the replays run (a few seconds of a busy market)
-MAX_HELD_RECORDS = 1 << 20
+# records held while the replays run (the day's statistics and a few seconds of a busy
+# market), and for how long at most (by the gateway's heartbeats)
+MAX_HELD_RECORDS = 1 << 21
+MAX_REPLAY_SECONDS = 120
 SCHEMA_OF = {
     databento_dbn.MBOMsg: SourceSchema.MBO,
     databento_dbn.InstrumentDefMsg: SourceSchema.DEFINITION,
@@ -106,11 +109,14 @@ class RecordBatcher:
         self.last_ns = 0
         self.replays_running = 0
         self.held: list[databento_dbn.DBNRecord] = []
+        self.first_held_heartbeat_ns: int | None = None
 
     def subscribed(self) -> None:
-        """A new subscription starts: its replays run before its market records are used."""
+        """A new subscription starts: its replays run before its statistics and market
+        records are used."""
         self.replays_running = len(REPLAYED)
         self.held = []
+        self.first_held_heartbeat_ns = None
 
     def batches(
         self, available: Iterable[Sequence[databento_dbn.DBNRecord]]
@@ -139,8 +145,13 @@ class RecordBatcher:
     def _released(
         self, records: Sequence[databento_dbn.DBNRecord]
     ) -> Iterator[databento_dbn.DBNRecord]:
-        """`records` in order, but market-by-order records and heartbeats held from the start
-        of a subscription until its replays have completed, then released in order."""
+        """`records` in order, but statistics, market-by-order records and heartbeats held
+        from the start of a subscription until its replays have completed, then released:
+        the statistics first, then the rest in order. So every definition comes before the
+        statistics (a statistic of an option is routed by its definition), and the day's
+        open interest before the first market record (its time moves the session past the
+        open interest's cutoff), as in the day's files, however the gateway interleaves the
+        replays and the snapshot."""
         for record in records:
             if not self.replays_running:
                 yield record
@@ -150,20 +161,32 @@ class RecordBatcher:
             ):
                 self.replays_running -= 1
                 if not self.replays_running:
-                    yield from self.held
+                    yield from (r for r in self.held if isinstance(r, databento_dbn.StatMsg))
+                    yield from (r for r in self.held if not isinstance(r, databento_dbn.StatMsg))
                     self.held = []
-            elif isinstance(record, databento_dbn.MBOMsg) or (
+            elif isinstance(record, databento_dbn.MBOMsg | databento_dbn.StatMsg) or (
                 isinstance(record, databento_dbn.SystemMsg)
                 and record.code == databento_dbn.SystemCode.HEARTBEAT
             ):
                 self.held.append(record)
-                if len(self.held) > MAX_HELD_RECORDS:
-                    raise LiveError(
-                        f"{LIVE_SOURCE}: the gateway sent {MAX_HELD_RECORDS:,} market records "
-                        "before completing the replay of the day's definitions and statistics"
-                    )
+                self._check_held(record)
             else:
                 yield record
+
+    def _check_held(self, record: databento_dbn.DBNRecord) -> None:
+        """The replays may hold at most MAX_HELD_RECORDS records, for at most
+        MAX_REPLAY_SECONDS between the gateway's heartbeats."""
+        if isinstance(record, databento_dbn.SystemMsg):
+            first = self.first_held_heartbeat_ns = self.first_held_heartbeat_ns or record.ts_event
+            if record.ts_event - first <= MAX_REPLAY_SECONDS * 1_000_000_000:
+                return
+        elif len(self.held) <= MAX_HELD_RECORDS:
+            return
+        raise LiveError(
+            f"{LIVE_SOURCE}: the gateway's replay of the day's definitions and statistics did "
+            f"not complete within {MAX_REPLAY_SECONDS} s and {MAX_HELD_RECORDS:,} records "
+            f"({len(self.held):,} held)"
+        )
 
     def _at_stop(self, record: databento_dbn.DBNRecord) -> bool:
         """A market record, or a heartbeat, at or after the stop."""
@@ -215,27 +238,31 @@ class ReplayedRecords:
     """The definitions and statistics delivered so far, as far as a replay can repeat them:
     `deliver` says whether a record is new: received on the day, not more than the margin
     before the last one of its schema delivered (records arrive in ts_recv order), and not
-    with the bytes of one delivered since."""
+    with the bytes of one delivered within the margin (kept in arrival order, forgotten as
+    the margin passes them)."""
 
     def __init__(self, day_start_ns: int) -> None:
         self.day_start_ns = day_start_ns
         self.last_ns: dict[type, int] = {}
-        self.recent: dict[type, dict[bytes, int]] = {kind: {} for kind in REPLAYED.values()}
+        self.recent: dict[type, set[bytes]] = {kind: set() for kind in REPLAYED.values()}
+        self.arrived: dict[type, deque[tuple[int, bytes]]] = {
+            kind: deque() for kind in REPLAYED.values()
+        }
 
     def deliver(self, record: databento_dbn.DBNRecord) -> bool:
         kind, received_ns = type(record), record.ts_recv
-        last_ns = self.last_ns.get(kind, received_ns)
+        last_ns = max(self.last_ns.get(kind, received_ns), received_ns)
         if received_ns < self.day_start_ns or received_ns < last_ns - REPLAY_MARGIN_NS:
             return False
-        recent = self.recent[kind]
+        recent, arrived = self.recent[kind], self.arrived[kind]
         data = bytes(record)
         if data in recent:
             return False
-        recent[data] = received_ns
-        self.last_ns[kind] = max(last_ns, received_ns)
-        if len(recent) > 2 * MAX_BATCH_RECORDS:  # forget what a replay can no longer repeat
-            since = self.last_ns[kind] - REPLAY_MARGIN_NS
-            self.recent[kind] = {data: ns for data, ns in recent.items() if ns >= since}
+        self.last_ns[kind] = last_ns
+        recent.add(data)
+        arrived.append((received_ns, data))
+        while arrived[0][0] < last_ns - REPLAY_MARGIN_NS:  # no replay can repeat it now
+            recent.discard(arrived.popleft()[1])
         return True
 
 

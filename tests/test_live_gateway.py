@@ -24,15 +24,19 @@ from live.command import LiveHud, LiveRun, run_feed
 from live.databento_feed import (
     LIVE_SOURCE,
     MAX_FAILED_SUBSCRIPTIONS,
+    MAX_REPLAY_SECONDS,
     RECONNECT_DELAYS_SECONDS,
     GatewayFeed,
+    ReplayedRecords,
 )
 from live.feed import ClockTick, FeedBatch, FeedGap
 from live.session import LiveError
 from spymaster.dbn_facts import F_SNAPSHOT
 from spymaster.exchange_time import day_start_ns
 from spymaster.lake import Lake
+from tests.dbn_fixtures import definition as dbn_definition
 from tests.dbn_fixtures import mbo as fixture_mbo
+from tests.dbn_fixtures import open_interest
 from tests.gateway import (
     GatewaySession,
     day_end,
@@ -174,6 +178,62 @@ def test_subscriptions_that_keep_failing_wait_longer_then_give_up() -> None:
     assert len(attempts) == MAX_FAILED_SUBSCRIPTIONS + 1
     assert slept[: len(RECONNECT_DELAYS_SECONDS)] == list(RECONNECT_DELAYS_SECONDS)
     assert slept[-1] == RECONNECT_DELAYS_SECONDS[-1]
+
+
+def statistic(ts_recv: int, quantity: int = 1) -> dbn.StatMsg:
+    """An open interest of instrument 7."""
+    return open_interest(7, ts_recv, quantity)
+
+
+def test_replayed_records_are_delivered_once() -> None:
+    """An earlier day's record is dropped; within 60 s of the last one delivered, a record
+    with the bytes of one delivered is dropped; earlier than that, any record is (records
+    arrive in ts_recv order: it was delivered); the bytes are forgotten as the 60 s pass."""
+    replayed = ReplayedRecords(DAY_START)
+    assert not replayed.deliver(statistic(DAY_START - 1))
+    first = [statistic(T0 + i * NS, i) for i in range(3)]
+    assert [replayed.deliver(r) for r in first] == [True, True, True]
+    assert [replayed.deliver(r) for r in first] == [False, False, False]  # a replay again
+    assert replayed.deliver(statistic(T0 + NS, 99))  # the same time, other bytes: new
+    assert not replayed.deliver(statistic(T0 - 60 * NS - 1, 5))  # before the window
+    later = [statistic(T0 + (61 + i) * NS, i) for i in range(40_000)]
+    assert all(replayed.deliver(r) for r in later)
+    window = replayed.recent[dbn.StatMsg]
+    assert len(window) == 61  # only the last 60 s of bytes are kept
+    assert not any(replayed.deliver(r) for r in later[:100])  # older than the window
+
+
+def test_statistics_and_market_records_wait_for_the_replays() -> None:
+    """The replays of two subscriptions and the snapshot may interleave: statistics, market
+    records and heartbeats wait until both replays have completed, then the statistics come
+    out first, so every definition comes before them and they come before the first market
+    record."""
+    definition_records = [
+        dbn_definition(7, "ESM4 C5000", "C", T0 - 2, underlying="ESM4", strike_points=5000.0)
+    ]
+    heartbeat = dbn.SystemMsg(T0 + NS, "Heartbeat", code=dbn.SystemCode.HEARTBEAT)
+    clock = [T0]
+    session = GatewaySession(
+        [mbo(T0 + 1), statistic(T0 - 1), heartbeat, REPLAYS_DONE[0], *definition_records,
+         REPLAYS_DONE[1], mbo(T0 + 2 * NS, 2)],
+        clock, day_end(DAY),
+    )  # fmt: skip
+    feed = GatewayFeed(iter([session]).__next__, DAY_START, day_end(DAY), clock_ns=lambda: clock[0])
+    events = run(feed)
+    kinds = [e.schema.value if isinstance(e, FeedBatch) else type(e).__name__ for e in events]
+    assert kinds == ["definition", "statistics", "mbo", "ClockTick", "mbo"]
+
+
+def test_replays_that_never_complete_stop_the_session() -> None:
+    """The gateway's heartbeats show how long the replays have held the session."""
+    heartbeats = [
+        dbn.SystemMsg(T0 + i * 5 * NS, "Heartbeat", code=dbn.SystemCode.HEARTBEAT)
+        for i in range(MAX_REPLAY_SECONDS // 5 + 2)
+    ]
+    session = GatewaySession([mbo(T0 + 1), *heartbeats], [T0], day_end(DAY))
+    feed = GatewayFeed(iter([session]).__next__, DAY_START, day_end(DAY), clock_ns=lambda: T0)
+    with pytest.raises(LiveError, match=f"did not complete within {MAX_REPLAY_SECONDS} s"):
+        run(feed)
 
 
 def last_included_day(lake: Lake) -> tuple[str, dt.date, list[Path], int]:
@@ -439,7 +499,7 @@ def test_a_late_subscription_gets_the_days_definitions_and_statistics_first(
 
 def test_replayed_records_are_delivered_once_after_a_drop(market_lake: Lake) -> None:
     """After a drop, the next subscription replays definitions and statistics again; those
-    delivered before are dropped: each of the day's records is delivered once, in order, the
+    delivered before are dropped: each of the day's records is delivered once, the
     lost seconds' included."""
     _, day, paths, opening_ns = last_included_day(market_lake)
     cut, resumed = opening_ns + 600 * NS, opening_ns + 620 * NS
