@@ -54,6 +54,7 @@ SUBSCRIPTIONS = (("definition", False), ("statistics", False), ("mbo", True))
 # the schemas replayed, by record type, each from the start of what the gateway holds
 # (`start=0`): GLBX.MDP3's definitions of the whole week, the last 24 hours of statistics
 REPLAYED = {"definition": databento_dbn.InstrumentDefMsg, "statistics": databento_dbn.StatMsg}
+REPLAYED_TYPES = frozenset(REPLAYED.values())
 # a record received this long before the last one delivered of its schema was delivered; one
 # received since is compared with those delivered (its bytes)
 REPLAY_MARGIN_NS = 60 * 1_000_000_000
@@ -124,8 +125,10 @@ class RecordBatcher:
         for received in available:
             run: dict[tuple[type, str, int], list[bytes]] = {}
             kind: type | None = None
-            for record in self._released(received):
-                if type(record) in REPLAYED.values() and not self.replayed.deliver(record):
+            # outside a subscription's replays (nearly always) the records go straight through
+            records = self._released(received) if self.replays_running else received
+            for record in records:
+                if type(record) in REPLAYED_TYPES and not self.replayed.deliver(record):
                     continue  # replayed again after a reconnect, or the day before
                 if type(record) is not kind and run:
                     yield from self._batches(run)
@@ -244,9 +247,9 @@ class ReplayedRecords:
     def __init__(self, day_start_ns: int) -> None:
         self.day_start_ns = day_start_ns
         self.last_ns: dict[type, int] = {}
-        self.recent: dict[type, set[bytes]] = {kind: set() for kind in REPLAYED.values()}
+        self.recent: dict[type, set[bytes]] = {kind: set() for kind in REPLAYED_TYPES}
         self.arrived: dict[type, deque[tuple[int, bytes]]] = {
-            kind: deque() for kind in REPLAYED.values()
+            kind: deque() for kind in REPLAYED_TYPES
         }
 
     def deliver(self, record: databento_dbn.DBNRecord) -> bool:
