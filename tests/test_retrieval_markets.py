@@ -33,13 +33,15 @@ pytestmark = pytest.mark.dbt
 # what the retrieval needs, without the physics bands and calibration
 MODELS = ["+trigger_signals", "+retrieval_evaluation", "+model_comparison"]
 # After the March roll every session is an included ESM4 day. The signatures are planted in
-# the futures book: a narrow option chain keeps the build short.
+# the futures book: a narrow option chain that lists no strikes during the session keeps the
+# build short (listings would widen it to 50 points beyond the future, 4x the option rows).
 MARKET = {
     "sessions": 20,
     "seed": 3,
     "scale": SCALES["tiny"],
     "start_date": dt.date(2024, 3, 18),
-    "strike_range": 10.0,
+    "strike_range": 5.0,
+    "intraday_listing_edge_points": None,
 }
 
 
