@@ -54,8 +54,10 @@ sqlfluff: install
 		status=$$?; echo "sqlfluff lint models tests/dbt:"; cat $(SQLFLUFF_DIR)/report.txt; exit $$status
 
 # Two xdist workers: one takes the tests of the end-to-end market, the other the retrieval
-# markets and then the rest (the scopes are in tests/conftest.py).
+# markets and then the rest (the scopes are in tests/conftest.py). The Numba kernels are
+# compiled once first (beside sqlfluff), not by each of the first builds at once.
 pytest: install chromium
+	$(UV) run python -m tests.compiled_kernels
 	$(UV) run pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 bench: install chromium

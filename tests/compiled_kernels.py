@@ -1,0 +1,42 @@
+"""Compile the Numba kernels into their cache before the test workers start (`make pytest`).
+
+A fresh clone has no kernel cache. Left to the tests, the first three builds (the end-to-end
+market and both retrieval markets, started together) would each compile the generator's
+kernels and the engine's, about 32 s of CPU each per process. Here one session of the tiny
+market is generated, landed and built through the engine models: the tests' code paths, so
+the signatures they call are cached. `make test` runs this beside sqlfluff."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ingest.landing import ingest
+from spymaster.lake import Lake
+from synthetic_market.scales import SCALES
+from synthetic_market.simulate import MarketConfig, simulate_market
+from tests.markets import dbt
+
+
+def compile_kernels(root: Path) -> None:
+    lake = Lake(root / "lake")
+    simulate_market(lake.raw, MarketConfig(sessions=1, seed=1, scale=SCALES["tiny"]))
+    ingest(lake.raw, lake, workers=1)
+    # dbt's parse and logs stay in the scratch folder (the tests and sqlfluff have their own)
+    os.environ["DBT_TARGET_PATH"] = str(root / "target")
+    os.environ["DBT_LOG_PATH"] = str(root / "logs")
+    dbt(lake, "build", "--select", "+tag:engine", "--exclude-resource-type", "test")
+
+
+def main() -> None:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="spymaster-kernels-") as scratch:
+        compile_kernels(Path(scratch))
+    print(f"kernels compiled and cached in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
