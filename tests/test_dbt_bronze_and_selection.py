@@ -19,6 +19,7 @@ from ingest.bronze_tables import AssetClass, SourceSchema, arrow_schema, table_n
 from ingest.landing import ingest
 from live.command import latest_contract
 from live.session import LiveError
+from spymaster.exchange_time import utc_ns
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from spymaster.lake_files import MANIFEST_FILE
 from tests.conftest import SHARED_DATA
@@ -29,6 +30,11 @@ pytestmark = pytest.mark.dbt
 
 NEW_YORK = ZoneInfo("America/New_York")
 CONTRACTS = {"ESH4": 31, "ESM4": 32}
+# each expires at the open of its third Friday (09:30 New York)
+EXPIRATIONS = {
+    "ESH4": utc_ns(dt.date(2024, 3, 15), dt.time(9, 30)),
+    "ESM4": utc_ns(dt.date(2024, 6, 21), dt.time(9, 30)),
+}
 
 
 def warehouse(lake: Lake, sql: str) -> list[tuple[object, ...]]:
@@ -79,7 +85,10 @@ def roll_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     write_dbn(
         raw / "definitions.dbn.zst",
         dbn.Schema.DEFINITION,
-        [definition(i, s, "F", day_start_ns(dt.date(2024, 3, 4))) for s, i in CONTRACTS.items()],
+        [
+            definition(i, s, "F", day_start_ns(dt.date(2024, 3, 4)), expiration=EXPIRATIONS[s])
+            for s, i in CONTRACTS.items()
+        ],
         CONTRACTS,
         dt.date(2024, 3, 4),
     )
@@ -250,3 +259,17 @@ def test_live_trades_the_contract_of_the_latest_session_across_the_roll(roll_lak
     assert latest_contract(roll_lake, dt.date(2024, 3, 13)) == "ESM4"
     with pytest.raises(LiveError, match="2024-03-04: no session before it"):
         latest_contract(roll_lake, dt.date(2024, 3, 4))
+
+
+def test_live_refuses_a_contract_expired_before_the_days_session(roll_lake: Lake) -> None:
+    """A warehouse last built before a roll would hand live an expired contract: that is a
+    clear error before the session, not a day that ends with no records of it. ESM4 expires
+    at 09:30 New York on 2024-06-21, when that day's session window opens."""
+    assert latest_contract(roll_lake, dt.date(2024, 6, 20)) == "ESM4"
+    with pytest.raises(LiveError) as raised:
+        latest_contract(roll_lake, dt.date(2024, 6, 21))
+    assert str(raised.value) == (
+        "2024-06-21: the warehouse's latest session before it (2024-03-15) traded ESM4, which "
+        "has expired by the day's session window (2024-06-21 09:30 America/New_York): land "
+        "and build the sessions since (or pass --symbol)"
+    )
