@@ -180,8 +180,7 @@ def job_batches(
     """The rows of every job in order: computed here without Ray; with Ray, one task per job
     writes its partition and the partitions are read back as they complete, in job order.
     Either way a partition already written from the same inputs and settings (by an earlier
-    task, or by another model's replay: the book snapshot's writes depth and flow) is read,
-    not computed again."""
+    task, or by the options engine: the sums of its quotes) is read, not computed again."""
     store = EnginePartitionStore(lake_root)
     if ray_address is None:
         for job in jobs:
@@ -191,6 +190,44 @@ def job_batches(
             else:
                 yield from computed_ahead(store.read(manifest, schema))
         return
+    for manifest in _ray_partitions(jobs, schema, lake_root, ray_address, on_partition):
+        yield from store.read(manifest, schema)
+
+
+def job_partitions(
+    jobs: Iterable[EngineJob],
+    schema: pa.Schema,
+    *,
+    lake_root: str,
+    ray_address: str | None,
+    on_partition: PartitionTimer | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The manifest of every job's partition in order, each written to the lake unless it was
+    already written from the same inputs and settings: computed here (the rows computed ahead
+    on a thread of their own while this one writes), or as Ray tasks. The rows stay in the
+    lake, where the warehouse reads them (a view: engine_partitions_view)."""
+    store = EnginePartitionStore(lake_root)
+    if ray_address is not None:
+        yield from _ray_partitions(jobs, schema, lake_root, ray_address, on_partition)
+        return
+    for job in jobs:
+        started = time.perf_counter()
+        manifest = store.stored(job.model, job.partition)
+        if manifest is None:
+            manifest = store.write(job.model, job.partition, schema, computed_ahead(job.rows()))
+        if on_partition is not None:
+            on_partition(manifest, time.perf_counter() - started)
+        yield manifest
+
+
+def _ray_partitions(
+    jobs: Iterable[EngineJob],
+    schema: pa.Schema,
+    lake_root: str,
+    ray_address: str,
+    on_partition: PartitionTimer | None,
+) -> Iterator[dict[str, Any]]:
+    """One Ray task per job writes its partition; the manifests in job order."""
     connect(ray_address)
     tasks = (EngineTask(lake_root, job, schema) for job in jobs)
     for manifest, seconds in ordered_map(
@@ -201,4 +238,4 @@ def job_batches(
     ):
         if on_partition is not None:
             on_partition(manifest, seconds)
-        yield from store.read(manifest, schema)
+        yield manifest

@@ -202,7 +202,9 @@ def run_databento(
 
 
 def live_settings() -> LiveSettings:
-    options_config = model_config(ENGINE_MODELS_YML, "engine_options_quotes_1s", "options_settings")
+    options_config = model_config(
+        ENGINE_MODELS_YML, "engine_options_quote_partitions", "options_settings"
+    )
     return LiveSettings(
         surfaces=surface_settings(
             model_config(ENGINE_MODELS_YML, "engine_book_snapshot_1s", "surface_settings")

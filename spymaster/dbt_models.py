@@ -38,6 +38,7 @@ from cluster.engine_partitions import (
     EnginePartitionStore,
     PartitionTimer,
     job_batches,
+    job_partitions,
 )
 from cluster.ray_runtime import requested_address
 from gex.day_sums import QuoteDaySums, quote_day_sums
@@ -256,8 +257,7 @@ def _book_snapshot_writing_depth_and_flow(
                 yield book_batch(chunk, partition, partition.fingerprint)
 
 
-def surface_reader(
-    surface: str,
+def book_snapshot_reader(
     *,
     session: duckdb.DuckDBPyConnection,
     this: object,
@@ -267,11 +267,43 @@ def surface_reader(
     definitions: duckdb.DuckDBPyRelation,
     on_partition: PartitionTimer | None = None,
 ) -> pa.RecordBatchReader:
-    """The rows of `surface` ("book_snapshot" or "depth_and_flow") for every included
-    contract-day still to build, one partition at a time (a Ray task each with --ray)."""
+    """book_snapshot_1s rows of every included contract-day still to build, one partition at
+    a time (a Ray task each with --ray); the same replay writes the day's depth_and_flow_1s
+    partition to the lake."""
     settings = surface_settings(config)
     lake_dir = lake_folder(config)
-    partitions = [
+    partitions = _surface_partitions(lake_dir, selection, settings)
+    todo = partitions_to_build(session, this, is_incremental, partitions)
+    job = _surface_job("book_snapshot", lake_dir, definition_ticks(definitions), settings)
+    return _reader(BOOK_SNAPSHOT_SCHEMA, map(job, todo), lake_dir, on_partition)
+
+
+def depth_and_flow_partitions(
+    *,
+    config: Mapping[str, Any],
+    selection: duckdb.DuckDBPyRelation,
+    definitions: duckdb.DuckDBPyRelation,
+    on_partition: PartitionTimer | None = None,
+) -> pa.Table:
+    """The lake partitions of depth_and_flow_1s rows, one per included contract-day
+    (ENGINE_PARTITIONS_SCHEMA). The book snapshot's replay of a day writes them; a day without
+    its partition (the lake's engine folder removed, say) is replayed here."""
+    settings = surface_settings(config)
+    lake_dir = lake_folder(config)
+    return lake_partitions(
+        DEPTH_AND_FLOW_FOLDER,
+        DEPTH_AND_FLOW_SCHEMA,
+        _surface_partitions(lake_dir, selection, settings),
+        _surface_job("depth_and_flow", lake_dir, definition_ticks(definitions), settings),
+        lake_dir,
+        on_partition,
+    )
+
+
+def _surface_partitions(
+    lake_dir: str, selection: duckdb.DuckDBPyRelation, settings: SurfaceSettings
+) -> list[Partition]:
+    return [
         Partition(
             symbol,
             day,
@@ -279,27 +311,30 @@ def surface_reader(
         )
         for symbol, day in included_days(selection)
     ]
-    todo = partitions_to_build(session, this, is_incremental, partitions)
-    ticks_for = definition_ticks(definitions)
 
-    def jobs() -> Iterator[EngineJob]:
-        for partition in todo:
-            landed = _landed_manifest(lake_dir, "futures_mbo", partition.symbol, partition.day)
-            yield EngineJob(
-                model=f"{surface}_1s",
-                partition=partition,
-                compute=surface_rows,
-                arguments={
-                    "surface": surface,
-                    "lake_dir": lake_dir,
-                    "ticks": ticks_for(partition.symbol, partition.day, landed["instrument_ids"]),
-                    "settings": settings,
-                },
-                memory_bytes=TASK_BASE_BYTES + landed["records"] * FUTURES_TASK_BYTES_PER_RECORD,
-            )
 
-    schema = {"book_snapshot": BOOK_SNAPSHOT_SCHEMA, "depth_and_flow": DEPTH_AND_FLOW_SCHEMA}
-    return _reader(schema[surface], jobs(), lake_dir, on_partition)
+def _surface_job(
+    surface: str,
+    lake_dir: str,
+    ticks_for: Callable[[str, dt.date, Sequence[int]], Mapping[int, int]],
+    settings: SurfaceSettings,
+) -> Callable[[Partition], EngineJob]:
+    def job(partition: Partition) -> EngineJob:
+        landed = _landed_manifest(lake_dir, "futures_mbo", partition.symbol, partition.day)
+        return EngineJob(
+            model=f"{surface}_1s",
+            partition=partition,
+            compute=surface_rows,
+            arguments={
+                "surface": surface,
+                "lake_dir": lake_dir,
+                "ticks": ticks_for(partition.symbol, partition.day, landed["instrument_ids"]),
+                "settings": settings,
+            },
+            memory_bytes=TASK_BASE_BYTES + landed["records"] * FUTURES_TASK_BYTES_PER_RECORD,
+        )
+
+    return job
 
 
 def _reader(
@@ -318,6 +353,60 @@ def _reader(
         on_partition=on_partition,
     )
     return pa.RecordBatchReader.from_batches(schema, batches)
+
+
+# One row per contract-day partition of an engine model kept in the lake (the rows' Parquet
+# file under <lake>/engine/<folder>/symbol=<s>/dt=<d>/), as its manifest names it. The
+# warehouse reads such rows through a view (the engine_partitions_view macro): storing them in
+# DuckDB too cost more than computing them (the demo's 35.6 M option-seconds: 16 s of wall
+# time and 31 s of CPU, where writing them as Parquet costs 5 s).
+ENGINE_PARTITIONS_SCHEMA = pa.schema(
+    [
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("dt", pa.date32(), nullable=False),
+        pa.field("build_fingerprint", pa.string(), nullable=False),
+        pa.field("data_file", pa.string(), nullable=False),
+        pa.field("rows", pa.int64(), nullable=False),
+    ]
+)
+DEPTH_AND_FLOW_FOLDER = "depth_and_flow_1s"
+OPTIONS_QUOTES_FOLDER = "options_quotes_1s"
+
+
+def lake_partitions(
+    folder: str,
+    schema: pa.Schema,
+    partitions: Sequence[Partition],
+    job: Callable[[Partition], EngineJob],
+    lake_dir: str,
+    on_partition: PartitionTimer | None,
+) -> pa.Table:
+    """Each partition's row (ENGINE_PARTITIONS_SCHEMA), in order: as the lake holds it when it
+    was written from the same inputs and settings (its build fingerprint), else computed and
+    written first (here, or as Ray tasks with SPYMASTER_RAY_ADDRESS)."""
+    store = EnginePartitionStore(lake_dir)
+    stored = [store.stored(folder, partition) for partition in partitions]
+    written = job_partitions(
+        (job(p) for p, manifest in zip(partitions, stored, strict=True) if manifest is None),
+        schema,
+        lake_root=lake_dir,
+        ray_address=requested_address(None),
+        on_partition=on_partition,
+    )
+    manifests = [manifest or next(written) for manifest in stored]
+    return pa.Table.from_pylist(
+        [
+            {
+                "symbol": manifest["symbol"],
+                "dt": dt.date.fromisoformat(manifest["dt"]),
+                "build_fingerprint": manifest["build_fingerprint"],
+                "data_file": manifest["data_file"],
+                "rows": manifest["rows"],
+            }
+            for manifest in manifests
+        ],
+        schema=ENGINE_PARTITIONS_SCHEMA,
+    )
 
 
 # ---- options: quotes, implied volatility and gamma exposure (gex_surface_1s)
@@ -400,19 +489,18 @@ def options_chain(
     )
 
 
-def options_quotes_reader(
+def options_quote_partitions(
     *,
-    session: duckdb.DuckDBPyConnection,
-    this: object,
-    is_incremental: bool,
     config: Mapping[str, Any],
     selection: duckdb.DuckDBPyRelation,
     definitions: duckdb.DuckDBPyRelation,
     statistics: duckdb.DuckDBPyRelation,
     book: duckdb.DuckDBPyRelation,
     on_partition: PartitionTimer | None = None,
-) -> pa.RecordBatchReader:
-    """options_quotes_1s rows of every included contract-day whose options were landed."""
+) -> pa.Table:
+    """The lake partitions of options_quotes_1s rows, one per included contract-day whose
+    options were landed (ENGINE_PARTITIONS_SCHEMA), each computed and written unless the lake
+    holds it from the same inputs and settings."""
     settings = options_settings(config)
     lake_dir = lake_folder(config)
     label = (
@@ -425,47 +513,45 @@ def options_quotes_reader(
         # a contract-day without options landed has no quotes
         if day in _landed(lake_dir, "options_mbo", symbol)
     ]
-    todo = partitions_to_build(session, this, is_incremental, partitions)
 
-    def jobs() -> Iterator[EngineJob]:
-        for partition in todo:
-            day, symbol = partition.day, partition.symbol
-            chain = options_chain(
-                definitions,
-                statistics,
-                symbol,
-                day,
-                chain_cutoff_ns(config, day),
-                float(config["options_tick_size"]),
+    def job(partition: Partition) -> EngineJob:
+        day, symbol = partition.day, partition.symbol
+        chain = options_chain(
+            definitions,
+            statistics,
+            symbol,
+            day,
+            chain_cutoff_ns(config, day),
+            float(config["options_tick_size"]),
+        )
+        spots = (
+            book.filter(
+                f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}' and book_valid "
+                "and spot_price is not null"
             )
-            spots = (
-                book.filter(
-                    f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}' and book_valid "
-                    "and spot_price is not null"
-                )
-                .project("epoch_ns(window_start) as second, spot_price")
-                .order("second")
-                .fetchnumpy()
-            )
-            spot = SpotSeries(
-                np.asarray(spots["second"], np.int64), np.asarray(spots["spot_price"])
-            )
-            landed = _landed_manifest(lake_dir, "options_mbo", symbol, day)
-            yield EngineJob(
-                model="options_quotes_1s",
-                partition=partition,
-                compute=quote_rows,
-                arguments={
-                    "lake_dir": lake_dir,
-                    "chain": chain,
-                    "spot": spot,
-                    "settings": settings,
-                    "sums": quote_day_sums(profile_settings(config)),
-                },
-                memory_bytes=TASK_BASE_BYTES + landed["records"] * OPTIONS_TASK_BYTES_PER_RECORD,
-            )
+            .project("epoch_ns(window_start) as second, spot_price")
+            .order("second")
+            .fetchnumpy()
+        )
+        spot = SpotSeries(np.asarray(spots["second"], np.int64), np.asarray(spots["spot_price"]))
+        landed = _landed_manifest(lake_dir, "options_mbo", symbol, day)
+        return EngineJob(
+            model=OPTIONS_QUOTES_FOLDER,
+            partition=partition,
+            compute=quote_rows,
+            arguments={
+                "lake_dir": lake_dir,
+                "chain": chain,
+                "spot": spot,
+                "settings": settings,
+                "sums": quote_day_sums(profile_settings(config)),
+            },
+            memory_bytes=TASK_BASE_BYTES + landed["records"] * OPTIONS_TASK_BYTES_PER_RECORD,
+        )
 
-    return _reader(OPTIONS_QUOTES_SCHEMA, jobs(), lake_dir, on_partition)
+    return lake_partitions(
+        OPTIONS_QUOTES_FOLDER, OPTIONS_QUOTES_SCHEMA, partitions, job, lake_dir, on_partition
+    )
 
 
 def quote_rows(
@@ -526,13 +612,16 @@ def chain_cutoff_ns(config: Mapping[str, Any], day: dt.date) -> int:
 
 
 def quote_days(
-    quotes: duckdb.DuckDBPyRelation, fingerprint: Callable[[str], str]
+    quote_partitions: duckdb.DuckDBPyRelation, fingerprint: Callable[[str], str]
 ) -> list[Partition]:
-    """Each day of options_quotes_1s, fingerprinted from its quotes' fingerprint: a model over
-    the quotes recomputes a day when they or its settings changed."""
+    """Each day of options_quotes_1s (engine_options_quote_partitions), fingerprinted from its
+    quotes' fingerprint: a model over the quotes recomputes a day when they or its settings
+    changed."""
     return [
         Partition(symbol, day, fingerprint(quotes_fingerprint))
-        for symbol, day, quotes_fingerprint in quotes.project("symbol, dt, build_fingerprint")
+        for symbol, day, quotes_fingerprint in quote_partitions.project(
+            "symbol, dt, build_fingerprint"
+        )
         .distinct()
         .order("dt, symbol")
         .fetchall()
@@ -546,6 +635,7 @@ def quote_day_reader(
     this: object,
     is_incremental: bool,
     config: Mapping[str, Any],
+    quote_partitions: duckdb.DuckDBPyRelation,
     quotes: duckdb.DuckDBPyRelation,
     on_partition: PartitionTimer | None = None,
 ) -> pa.RecordBatchReader:
@@ -558,7 +648,7 @@ def quote_day_reader(
     lake_dir = lake_folder(config)
     store = EnginePartitionStore(lake_dir)
     todo = partitions_to_build(
-        session, this, is_incremental, quote_days(quotes, summed.fingerprint)
+        session, this, is_incremental, quote_days(quote_partitions, summed.fingerprint)
     )
 
     def jobs() -> Iterator[EngineJob]:

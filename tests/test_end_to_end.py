@@ -95,35 +95,47 @@ def test_surfaces_cover_every_second_of_every_included_day(market_lake: Lake) ->
     assert 20 < highest <= 200
 
 
-ENGINE_TABLES = (
-    "engine_book_snapshot_1s",
-    "engine_depth_and_flow_1s",
-    "engine_options_quotes_1s",
-    "engine_zero_gamma_1s",
-    "engine_gex_by_strike_1s",
-)
+# incremental engine tables: a day is deleted and inserted again only when it is rebuilt
+ENGINE_TABLES = ("engine_book_snapshot_1s", "engine_zero_gamma_1s", "engine_gex_by_strike_1s")
+# engine models whose rows stay in the lake (their folder under <lake>/engine), read by views
+ENGINE_PARTITION_MODELS = {
+    "engine_depth_and_flow_partitions": "depth_and_flow_1s",
+    "engine_options_quote_partitions": "options_quotes_1s",
+}
+
+
+def engine_files(lake: Lake, folder: str) -> dict[str, tuple[int, bytes]]:
+    """Each file of an engine folder (data files and manifests): its modification time and
+    its bytes."""
+    root = lake.root / "engine" / folder
+    return {
+        str(path.relative_to(root)): (path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(root.glob("*/*/*"))
+    }
 
 
 def test_a_second_build_replays_nothing(market_lake: Lake) -> None:
-    """Incremental engine models: nothing changed, so no day is deleted and re-inserted (the
-    rows keep their row ids)."""
+    """Nothing changed, so no day is computed again: the incremental engine tables delete and
+    re-insert no day (the rows keep their row ids), and no partition kept in the lake is
+    written again (its files keep their modification times)."""
 
-    def identity() -> list[tuple[object, ...]]:
+    def identity() -> tuple[list[tuple[object, ...]], list[dict[str, tuple[int, bytes]]]]:
         return [
             warehouse(market_lake, f"select count(*), max(rowid) from silver.{table}")[0]
             for table in ENGINE_TABLES
-        ]
+        ], [engine_files(market_lake, folder) for folder in ENGINE_PARTITION_MODELS.values()]
 
     before = identity()
-    dbt(market_lake, "build", "--select", *ENGINE_TABLES)
+    assert all(before[1])
+    dbt(market_lake, "build", "--select", *ENGINE_TABLES, *ENGINE_PARTITION_MODELS)
     assert identity() == before
 
 
 def test_each_futures_day_is_replayed_once_for_both_surfaces(market_lake: Lake) -> None:
-    """The book snapshot model's replay of a day writes the day's depth-and-flow rows to the
-    lake's engine partitions (with the day's build fingerprint); the depth-and-flow model reads
-    them. Without them (the engine folder removed) that model replays the day itself: the same
-    rows."""
+    """The book snapshot model's replay of a day writes the day's depth-and-flow partition to
+    the lake (with the day's build fingerprint); the depth-and-flow partitions model lists it
+    without replaying the day (test_a_second_build_replays_nothing). Without it (the engine
+    folder removed) that model replays the day itself: the same bytes, the same rows."""
     folder = market_lake.root / "engine" / "depth_and_flow_1s"
     written = {
         (manifest["symbol"], manifest["dt"], manifest["build_fingerprint"])
@@ -138,15 +150,18 @@ def test_each_futures_day_is_replayed_once_for_both_surfaces(market_lake: Lake) 
             market_lake, "select count(*), sum(hash(d)) from silver.engine_depth_and_flow_1s d"
         )
 
-    before = rows()
+    before, files = rows(), engine_files(market_lake, "depth_and_flow_1s")
     shutil.rmtree(folder)
     try:
-        dbt(market_lake, "run", "--select", "engine_depth_and_flow_1s", "--full-refresh")
-        assert not folder.exists()
+        dbt(market_lake, "run", "--select", "engine_depth_and_flow_partitions")
         assert rows() == before
+        assert {name: content for name, (_, content) in files.items()} == {
+            name: content
+            for name, (_, content) in engine_files(market_lake, "depth_and_flow_1s").items()
+        }
     finally:  # the market as the other tests know it
-        dbt(market_lake, "run", "--select", "engine_book_snapshot_1s", "--full-refresh")
-    assert folder.exists()
+        if not folder.exists():
+            dbt(market_lake, "run", "--select", "engine_depth_and_flow_partitions")
 
 
 def test_the_options_engine_sums_exposure_and_zero_gamma_as_it_computes_the_quotes(
@@ -179,8 +194,9 @@ def test_the_options_engine_sums_exposure_and_zero_gamma_as_it_computes_the_quot
         dbt(market_lake, "run", "--select", *sums.values(), "--full-refresh")
         assert not any((market_lake.root / "engine" / name).exists() for name in sums)
         assert rows() == before
-    finally:  # the market as the other tests know it
-        dbt(market_lake, "run", "--select", "engine_options_quotes_1s", "--full-refresh")
+    finally:  # the market as the other tests know it: the options engine writes the sums again
+        shutil.rmtree(market_lake.root / "engine" / "options_quotes_1s")
+        dbt(market_lake, "run", "--select", "engine_options_quote_partitions")
     assert all((market_lake.root / "engine" / name).exists() for name in sums)
 
 
@@ -725,6 +741,9 @@ def _rewrite_open_interest(path: Path, factor: int) -> None:
     path.write_bytes(zstandard.ZstdCompressor().compress(header + records.tobytes()))
 
 
+OPTIONS_QUOTES = ("engine_options_quote_partitions", "engine_options_quotes_1s")
+
+
 def test_statistics_landed_after_a_build_rebuild_that_days_option_quotes(
     market_lake: Lake,
 ) -> None:
@@ -736,12 +755,16 @@ def test_statistics_landed_after_a_build_rebuild_that_days_option_quotes(
     original = path.read_bytes()
 
     def quotes() -> dict[dt.date, tuple[object, ...]]:
+        """Per day: the open interest summed, the partition's file (its name and modification
+        time: a day computed again writes it again) and the build fingerprint."""
+        files = engine_files(market_lake, "options_quotes_1s")
         return {
-            row[0]: row[1:]
-            for row in warehouse(
+            day: (open_interest, files[f"symbol={symbol}/dt={day}/{data_file}"][0], fingerprint)
+            for day, symbol, open_interest, data_file, fingerprint in warehouse(
                 market_lake,
-                "select dt, sum(open_interest), max(rowid), min(build_fingerprint) "
-                "from silver.engine_options_quotes_1s group by dt",
+                "select dt, symbol, sum(open_interest), any_value(data_file), "
+                "min(q.build_fingerprint) from silver.engine_options_quotes_1s q "
+                "join silver.engine_options_quote_partitions using (symbol, dt) group by all",
             )
         }
 
@@ -749,7 +772,7 @@ def test_statistics_landed_after_a_build_rebuild_that_days_option_quotes(
     try:
         _rewrite_open_interest(path, 2)
         ingest(market_lake.raw, market_lake, workers=1)
-        dbt(market_lake, "build", "--select", "engine_options_quotes_1s")
+        dbt(market_lake, "build", "--select", *OPTIONS_QUOTES)
         after = quotes()
         assert after[day][0] == 2 * before[day][0]
         assert after[day][2] != before[day][2]
@@ -759,5 +782,5 @@ def test_statistics_landed_after_a_build_rebuild_that_days_option_quotes(
     finally:  # the market as the other tests know it
         path.write_bytes(original)
         ingest(market_lake.raw, market_lake, workers=1)
-        dbt(market_lake, "build", "--select", "engine_options_quotes_1s")
+        dbt(market_lake, "build", "--select", *OPTIONS_QUOTES)
     assert quotes()[day][::2] == before[day][::2]

@@ -1,6 +1,6 @@
 """Engine rows: the per-second book of each included contract-day (see book_snapshot_1s)."""
 
-from spymaster.dbt_models import surface_reader
+from spymaster.dbt_models import book_snapshot_reader
 
 
 def model(dbt, session):
@@ -13,8 +13,7 @@ def model(dbt, session):
     )
     # lineage: the engine reads the partitions' Parquet files itself (on any Ray node)
     dbt.ref("futures_mbo")
-    return surface_reader(
-        "book_snapshot",
+    return book_snapshot_reader(
         session=session,
         this=dbt.this,
         is_incremental=dbt.is_incremental,

@@ -17,5 +17,6 @@ def model(dbt, session):
         this=dbt.this,
         is_incremental=dbt.is_incremental,
         config=dbt.config.get("options_settings"),
+        quote_partitions=dbt.ref("engine_options_quote_partitions"),
         quotes=dbt.ref("engine_options_quotes_1s"),
     )
