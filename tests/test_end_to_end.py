@@ -6,12 +6,14 @@ import datetime as dt
 import json
 import math
 import shutil
+import subprocess
 from pathlib import Path
 
 import databento as db
 import databento_dbn as dbn
 import duckdb
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 
@@ -19,7 +21,7 @@ from gex.black76 import MINUTES_PER_YEAR
 from ingest.landing import ingest
 from spymaster.cli import main
 from spymaster.exchange_time import day_start_ns
-from spymaster.lake import Lake
+from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from synthetic_market.options_book import Smile
 from tests.markets import MARKET_SESSIONS, dbt, dbt_target, warehouse
 
@@ -162,6 +164,33 @@ def test_each_futures_day_is_replayed_once_for_both_surfaces(market_lake: Lake) 
     finally:  # the market as the other tests know it
         if not folder.exists():
             dbt(market_lake, "run", "--select", "engine_depth_and_flow_partitions")
+
+
+def test_a_partition_changed_in_the_lake_fails_its_views_test(market_lake: Lake) -> None:
+    """The engine views' rows are checked against the partitions' manifests (the key is
+    unique by construction, checked on write): a data file rewritten with a row less fails
+    rows_match_partitions."""
+    [(symbol, day, data_file)] = warehouse(
+        market_lake,
+        "select symbol, dt::varchar, data_file from silver.engine_options_quote_partitions "
+        "order by dt limit 1",
+    )
+    path = market_lake.root / "engine" / "options_quotes_1s" / f"symbol={symbol}/dt={day}"
+    original = (path / data_file).read_bytes()
+    test = ("test", "--select", "test_name:rows_match_partitions")
+    dbt(market_lake, *test)
+    try:
+        rows = pq.read_table(path / data_file)
+        pq.write_table(rows.slice(1), path / data_file)
+        failed = subprocess.run(
+            dbt_command(test), env=market_lake.environment(), cwd=PROJECT_ROOT,
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert failed.returncode == 1, failed.stdout[-3000:]
+        assert "FAIL 1 rows_match_partitions_engine_options_quotes_1s" in failed.stdout
+    finally:
+        (path / data_file).write_bytes(original)
+    dbt(market_lake, *test)
 
 
 def test_the_options_engine_sums_exposure_and_zero_gamma_as_it_computes_the_quotes(
