@@ -206,52 +206,12 @@ def futures_chunks(
     instruments = [int(ids[0])]
     ticks = ticks_for(partition.symbol, partition.day, instruments)
     config = settings.window_config(partition.day)
-    depth_key = DepthKeyOrder()
     try:
-        for chunk in replay_windows(columns, ticks, config):
-            depth_key.check(chunk.depth_rows)
-            yield chunk
+        yield from replay_windows(columns, ticks, config)
     except EngineError as error:
         raise EngineError(
             f"futures_mbo symbol={partition.symbol} dt={partition.day}: {error}"
         ) from error
-
-
-class DepthKeyOrder:
-    """depth_and_flow_1s's key within a contract-day, (window_start, side, price), strictly
-    increasing through the day's rows, chunk after chunk: the replay emits each second's bid
-    prices, then its ask prices, each ascending. Checked as the rows are made, so the key is
-    unique by construction and the warehouse checks the written partitions' row counts
-    (rows_match_partitions) instead of grouping every key."""
-
-    def __init__(self) -> None:
-        self._last: tuple[int, int, int] | None = None
-
-    def check(self, rows: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
-        second, side, price = rows["window_start"], rows["side"], rows["price"]
-        same_second = second[1:] == second[:-1]
-        same_side = same_second & (side[1:] == side[:-1])
-        after = (
-            (second[1:] > second[:-1])
-            | (same_second & (side[1:] > side[:-1]))
-            | (same_side & (price[1:] > price[:-1]))
-        )
-        first = (int(second[0]), int(side[0]), int(price[0]))
-        if self._last is not None and not first > self._last:
-            row = 0
-        elif not after.all():
-            row = int(np.argmin(after)) + 1
-        else:
-            self._last = (int(second[-1]), int(side[-1]), int(price[-1]))
-            return
-        at = dt.datetime.fromtimestamp(int(second[row]) / 1e9, dt.UTC)
-        raise EngineError(
-            f"depth_and_flow_1s row at {at:%Y-%m-%d %H:%M:%S} "
-            f"{('bid', 'ask')[int(side[row])]} {int(price[row]) / PRICE_SCALE} is not after the "
-            "row before it (a key twice or out of order)"
-        )
 
 
 def depth_and_flow_batches(
