@@ -13,8 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from book_engine.errors import EngineError
+from book_engine.kernel import DEPTH_ROW
 from book_engine.replay import MboColumns, WindowConfig, replay_windows
-from book_engine.surfaces import MBO_COLUMNS
+from book_engine.surfaces import MBO_COLUMNS, DepthKeyOrder
+from spymaster.dbn_facts import PRICE_SCALE
 from spymaster.dbt_models import bronze_mbo, in_file_order
 from spymaster.exchange_time import day_start_ns, utc_ns
 from spymaster.lake_files import MANIFEST_FILE
@@ -153,3 +156,32 @@ def test_a_partition_loads_in_file_order_whatever_order_the_file_holds(tmp_path:
     crossed = pa.concat_tables([second, first])
     assert crossed.column("record_index").num_chunks == 2
     assert in_file_order(crossed).column("record_index").to_pylist() == [0, 1, 2, 3]
+
+
+def depth_rows(keys: list[tuple[int, int, float]]) -> np.ndarray:
+    """DEPTH_ROW rows with the given (second, side: 0 bid / 1 ask, price) keys."""
+    rows = np.zeros(len(keys), dtype=DEPTH_ROW)
+    start = utc_ns(dt.date(2024, 3, 12), dt.time(14, 0), "UTC")
+    for row, (second, side, price) in zip(rows, keys, strict=True):
+        row["window_start"] = start + second * 1_000_000_000
+        row["side"] = side
+        row["price"] = round(price * PRICE_SCALE)
+    return rows
+
+
+def test_the_depth_key_must_increase_through_a_day_chunk_after_chunk() -> None:
+    """The replay's depth rows come each second by price and, at a price, the bid before the
+    ask (a crossed or locked level has both): a key twice or out of order, within a chunk or
+    across two, is an error naming the row."""
+    order = DepthKeyOrder()
+    order.check(depth_rows([(0, 0, 4999.0), (0, 0, 5000.0), (0, 1, 5000.0), (0, 1, 5000.25)]))
+    order.check(depth_rows([(1, 1, 4990.0), (1, 0, 4990.25), (1, 1, 5001.0)]))
+    order.check(depth_rows([]))
+    with pytest.raises(EngineError, match=r"14:00:01 ask 5001.0 is not after the row before"):
+        order.check(depth_rows([(1, 1, 5001.0)]))  # the last key again, in the next chunk
+    with pytest.raises(EngineError, match=r"14:00:00 bid 5000.0 is not after"):
+        DepthKeyOrder().check(depth_rows([(0, 0, 5000.0), (0, 0, 5000.0)]))
+    with pytest.raises(EngineError, match=r"14:00:00 bid 5000.0 is not after"):
+        DepthKeyOrder().check(depth_rows([(0, 1, 5000.0), (0, 0, 5000.0)]))
+    with pytest.raises(EngineError, match=r"14:00:00 ask 4999.0 is not after"):
+        DepthKeyOrder().check(depth_rows([(0, 0, 5000.0), (0, 1, 4999.0)]))
