@@ -202,19 +202,17 @@ def job_partitions(
     ray_address: str | None,
     on_partition: PartitionTimer | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The manifest of every job's partition in order, each written to the lake unless it was
-    already written from the same inputs and settings: computed here (the rows computed ahead
-    on a thread of their own while this one writes), or as Ray tasks. The rows stay in the
-    lake, where the warehouse reads them (a view: engine_partitions_view)."""
-    store = EnginePartitionStore(lake_root)
+    """The manifest of every job's partition in order, each computed and written to the lake
+    (the caller passes the partitions not yet written): here, the rows computed ahead on a
+    thread of their own while this one writes, or as Ray tasks. The rows stay in the lake,
+    where the warehouse reads them (a view: engine_partitions_view)."""
     if ray_address is not None:
         yield from _ray_partitions(jobs, schema, lake_root, ray_address, on_partition)
         return
+    store = EnginePartitionStore(lake_root)
     for job in jobs:
         started = time.perf_counter()
-        manifest = store.stored(job.model, job.partition)
-        if manifest is None:
-            manifest = store.write(job.model, job.partition, schema, computed_ahead(job.rows()))
+        manifest = store.write(job.model, job.partition, schema, computed_ahead(job.rows()))
         if on_partition is not None:
             on_partition(manifest, time.perf_counter() - started)
         yield manifest
