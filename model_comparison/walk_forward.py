@@ -15,7 +15,9 @@ only, gets NaN.
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -36,6 +38,10 @@ VALIDATION_SHARE = 0.25  # the later training sessions that stop the trees
 # LightGBM fits (and predicts) one at a time in a process: two at once in dbt's two threads
 # gave other trees on the same data (measured: three runs, three different gain tables)
 _LIGHTGBM = threading.Lock()
+# model_walk_forward_scores and model_walk_forward_tree_gain ask for the same fits in one dbt
+# process: each is fitted once, keyed by everything the fit reads (see _fit_key)
+_FITTED_TREES: OrderedDict[bytes, lightgbm.Booster] = OrderedDict()
+_FITTED_TREES_KEPT = 4096  # a year of folds for every level and direction, a few MB
 
 
 @dataclass(frozen=True)
@@ -180,38 +186,76 @@ def _boosted_trees(
     settings: ComparisonSettings,
     _memo: dict,
 ) -> np.ndarray:
-    booster = fit_boosted_trees(triggers, train, settings)
     with _LIGHTGBM:
-        return booster.predict(triggers.vectors[test])
+        return _fitted_trees(triggers, train, settings).predict(triggers.vectors[test])
 
 
-def fit_boosted_trees(
+def boosted_trees_gain(
+    triggers: TriggerSet, train: np.ndarray, settings: ComparisonSettings
+) -> np.ndarray:
+    """Each feature's total split gain in the trees fitted on the training rows."""
+    with _LIGHTGBM:
+        return _fitted_trees(triggers, train, settings).feature_importance("gain")
+
+
+def _fitted_trees(
+    triggers: TriggerSet, train: np.ndarray, settings: ComparisonSettings
+) -> lightgbm.Booster:
+    """The trees of _fit_boosted_trees, fitted once per input (the caller holds _LIGHTGBM)."""
+    key = _fit_key(triggers, train, settings)
+    booster = _FITTED_TREES.get(key)
+    if booster is None:
+        booster = _fit_boosted_trees(triggers, train, settings)
+        _FITTED_TREES[key] = booster
+        if len(_FITTED_TREES) > _FITTED_TREES_KEPT:
+            _FITTED_TREES.popitem(last=False)
+    else:
+        _FITTED_TREES.move_to_end(key)
+    return booster
+
+
+def _fit_key(triggers: TriggerSet, train: np.ndarray, settings: ComparisonSettings) -> bytes:
+    """A digest of what _fit_boosted_trees reads: the training rows' vectors, labels and
+    sessions (the early-stopping split), the seed and the most trees."""
+    digest = hashlib.blake2b(digest_size=32)
+    for part in (
+        triggers.vectors[train],
+        (triggers.outcomes[train] == "BREAK").astype(np.uint8),
+        triggers.sessions[train].astype("datetime64[D]").astype(np.int64),
+        np.array([settings.seed, settings.max_trees], dtype=np.int64),
+    ):
+        digest.update(str(part.dtype).encode() + str(part.shape).encode())
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return digest.digest()
+
+
+def _fit_boosted_trees(
     triggers: TriggerSet, train: np.ndarray, settings: ComparisonSettings
 ) -> lightgbm.Booster:
     """Trees fitted on the training rows, as many as minimise the log loss of the later
-    training sessions when fitted on the earlier ones (all of them with one session)."""
-    with _LIGHTGBM:
-        sessions = np.unique(triggers.sessions[train])
-        trees = settings.max_trees
-        if len(sessions) > 1:
-            cut = sessions[len(sessions) - max(1, round(len(sessions) * VALIDATION_SHARE))]
-            early = train[triggers.sessions[train] < cut]
-            later = train[triggers.sessions[train] >= cut]
-            breaks = triggers.outcomes[early] == "BREAK"
-            if breaks.any() and not breaks.all():
-                history: dict = {}
-                lightgbm.train(
-                    _tree_parameters(settings.seed),
-                    _dataset(triggers, early),
-                    num_boost_round=settings.max_trees,
-                    valid_sets=[_dataset(triggers, later)],
-                    valid_names=["later"],
-                    callbacks=[lightgbm.record_evaluation(history)],
-                )
-                trees = int(np.argmin(history["later"]["binary_logloss"])) + 1
-        return lightgbm.train(
-            _tree_parameters(settings.seed), _dataset(triggers, train), num_boost_round=trees
-        )
+    training sessions when fitted on the earlier ones (all of them with one session). LightGBM
+    runs one fit at a time: the caller holds _LIGHTGBM."""
+    sessions = np.unique(triggers.sessions[train])
+    trees = settings.max_trees
+    if len(sessions) > 1:
+        cut = sessions[len(sessions) - max(1, round(len(sessions) * VALIDATION_SHARE))]
+        early = train[triggers.sessions[train] < cut]
+        later = train[triggers.sessions[train] >= cut]
+        breaks = triggers.outcomes[early] == "BREAK"
+        if breaks.any() and not breaks.all():
+            history: dict = {}
+            lightgbm.train(
+                _tree_parameters(settings.seed),
+                _dataset(triggers, early),
+                num_boost_round=settings.max_trees,
+                valid_sets=[_dataset(triggers, later)],
+                valid_names=["later"],
+                callbacks=[lightgbm.record_evaluation(history)],
+            )
+            trees = int(np.argmin(history["later"]["binary_logloss"])) + 1
+    return lightgbm.train(
+        _tree_parameters(settings.seed), _dataset(triggers, train), num_boost_round=trees
+    )
 
 
 def _dataset(triggers: TriggerSet, rows: np.ndarray) -> lightgbm.Dataset:
@@ -252,7 +296,7 @@ def walk_forward_tree_gain(
     shares = np.zeros(triggers.vectors.shape[1])
     fits = 0
     for _session, train, _test in walk_forward_folds(triggers, settings):
-        gain = fit_boosted_trees(triggers, train, settings).feature_importance("gain")
+        gain = boosted_trees_gain(triggers, train, settings)
         if gain.sum() > 0:
             shares += gain / gain.sum()
             fits += 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model_comparison import walk_forward
 from model_comparison.metrics import (
+    CALIBRATED_DRAWS,
     calibrated_ece,
     compare_models,
     expected_calibration_error,
@@ -102,6 +104,42 @@ def test_the_trees_gain_goes_to_the_feature_that_carries_the_signal() -> None:
     assert fits == SESSIONS - 2
     assert shares.sum() == pytest.approx(1.0)
     assert shares[0] > 0.5, shares  # and so the largest
+
+
+def test_the_scores_and_the_gain_fit_each_folds_trees_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """model_walk_forward_scores and model_walk_forward_tree_gain run in one dbt process: the
+    gain comes from the trees the scores were predicted with, not from a second fit; the same
+    inputs fitted afresh give the same gain."""
+    triggers = synthetic_triggers(signal=3.0, seed=29)  # rows no other test fits
+    fits = []
+    train = walk_forward.lightgbm.train
+    monkeypatch.setattr(
+        walk_forward.lightgbm, "train", lambda *a, **k: fits.append(1) or train(*a, **k)
+    )
+    walk_forward_p_break(triggers, "boosted_trees", ComparisonSettings())
+    after_scores = len(fits)
+    assert after_scores >= SESSIONS - 2  # early stopping's fit and the final one per fold
+    gain = walk_forward_tree_gain(triggers, ComparisonSettings())
+    assert len(fits) == after_scores
+    monkeypatch.setattr(walk_forward, "_FITTED_TREES", walk_forward.OrderedDict())
+    assert walk_forward_tree_gain(triggers, ComparisonSettings())[0] == gain[0]
+    assert np.array_equal(walk_forward_tree_gain(triggers, ComparisonSettings())[1], gain[1])
+    assert len(fits) == 2 * after_scores
+
+
+def test_the_calibrated_noise_floor_is_the_mean_ece_of_bernoulli_labels() -> None:
+    """All draws at once, the same bits as drawing each label set and measuring its ECE."""
+    probabilities = np.round(np.random.default_rng(4).random(157), 2)
+    expected = np.mean(
+        [
+            expected_calibration_error(draw_rng.random(157) < probabilities, probabilities, 10)
+            for draw_rng in [np.random.default_rng(8)]
+            for _ in range(CALIBRATED_DRAWS)
+        ]
+    )
+    assert calibrated_ece(probabilities, 10, np.random.default_rng(8)) == expected
 
 
 def test_models_are_compared_on_one_bootstrap_of_sessions() -> None:
