@@ -9,7 +9,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from retrieval.evaluation import auc, brier, log_loss, midranks, top_decile_lift
+from retrieval.evaluation import (
+    SessionBootstrap,
+    auc,
+    brier,
+    log_loss,
+    midranks,
+    top_decile_lift,
+)
 
 
 def session_concordance(
@@ -58,20 +65,19 @@ CALIBRATED_DRAWS = 200
 def calibrated_ece(probabilities: np.ndarray, bins: int, rng: np.random.Generator) -> float:
     """The ECE a perfectly calibrated model with these probabilities would show on this many
     triggers (mean over CALIBRATED_DRAWS draws of labels ~ Bernoulli(P)): the noise floor the
-    measured ECE is read against."""
-    return float(
-        np.mean(
-            [
-                expected_calibration_error(
-                    rng.random(len(probabilities)) < probabilities, probabilities, bins
-                )
-                for _ in range(CALIBRATED_DRAWS)
-            ]
-        )
-    )
-
-
-BOOTSTRAPPED = ("auc", "within_session_auc", "brier_skill", "top_decile_lift")
+    measured ECE is read against. The draws share the bins and their mean P: each draw's
+    error is summed as expected_calibration_error sums it, bin by bin, all draws at once."""
+    drawn = np.array(
+        [rng.random(len(probabilities)) < probabilities for _ in range(CALIBRATED_DRAWS)]
+    ).reshape(CALIBRATED_DRAWS, len(probabilities))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+    error = np.zeros(CALIBRATED_DRAWS)
+    for b in np.unique(which):
+        mine = which == b
+        rates = drawn[:, mine].sum(axis=1) / mine.sum()
+        error += mine.mean() * np.abs(probabilities[mine].mean() - rates)
+    return float(np.mean(error))
 
 
 def _point_metrics(labels: np.ndarray, p: np.ndarray, base: np.ndarray) -> dict[str, float]:
@@ -145,26 +151,31 @@ def compare_models(
     base_squared_errors = np.array(
         [((base_rate[rows] - labels[rows]) ** 2).sum() for rows in members]
     )
-    draws = {model: {name: [] for name in (*BOOTSTRAPPED, "auc_over_null")} for model in p_break}
-    rng = np.random.default_rng(seed)
-    for _ in range(bootstrap_samples):
-        chosen = rng.integers(0, len(unique), len(unique))
-        rows = np.concatenate([members[i] for i in chosen])
-        base_error = base_squared_errors[chosen].sum()
-        sample_aucs = {}
-        for model, p in p_break.items():
-            concordant, pairs = concordance[model]
-            sample_aucs[model] = auc(labels[rows], p[rows])
-            draws[model]["auc"].append(sample_aucs[model])
-            draws[model]["within_session_auc"].append(
+    bootstrap = SessionBootstrap.draw(sessions, bootstrap_samples, np.random.default_rng(seed))
+    models = list(p_break)
+    aucs, lifts = bootstrap.ranking_metrics(
+        labels, np.array([p_break[model] for model in models]).reshape(len(models), len(labels))
+    )
+    null_aucs = aucs[models.index(null_model)]
+    draws = {}
+    for m, model in enumerate(models):
+        concordant, pairs = concordance[model]
+        within, skill = [], []
+        for chosen in bootstrap.chosen:
+            within.append(
                 concordant[chosen].sum() / pairs[chosen].sum() if pairs[chosen].sum() else np.nan
             )
-            draws[model]["brier_skill"].append(
+            base_error = base_squared_errors[chosen].sum()
+            skill.append(
                 1 - squared_errors[model][chosen].sum() / base_error if base_error > 0 else np.nan
             )
-            draws[model]["top_decile_lift"].append(top_decile_lift(labels[rows], p[rows]))
-        for model in p_break:
-            draws[model]["auc_over_null"].append(sample_aucs[model] - sample_aucs[null_model])
+        draws[model] = {
+            "auc": aucs[m],
+            "within_session_auc": within,
+            "brier_skill": skill,
+            "top_decile_lift": lifts[m],
+            "auc_over_null": aucs[m] - null_aucs,
+        }
     for model, named in draws.items():
         for name, values in named.items():
             low, high = _interval(values)

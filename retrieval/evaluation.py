@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 PROBABILITY_FLOOR = 1e-3
@@ -57,6 +58,107 @@ def top_decile_lift(labels: np.ndarray, scores: np.ndarray) -> float:
         return float("nan")
     top = np.argsort(-scores, kind="mergesort")[: max(1, len(scores) // 10)]
     return float(labels[top].mean() / labels.mean())
+
+
+@dataclass(frozen=True)
+class SessionBootstrap:
+    """Resamples of whole sessions: `chosen[b]` the sessions (positions in np.unique order)
+    of resample b, drawn with replacement; each session's rows `rows[offsets[i]:offsets[i +
+    1]]`, so a resample's rows are its sessions' rows one session after the other."""
+
+    chosen: np.ndarray  # int64 (samples, sessions)
+    offsets: np.ndarray  # int64 (sessions + 1)
+    rows: np.ndarray  # int64
+
+    @classmethod
+    def draw(cls, sessions: np.ndarray, samples: int, rng: np.random.Generator) -> SessionBootstrap:
+        unique = np.unique(sessions)
+        members = [np.flatnonzero(sessions == session) for session in unique]
+        # one draw per resample: the stream every earlier report was computed from
+        chosen = np.array(
+            [rng.integers(0, len(unique), len(unique)) for _ in range(samples)], dtype=np.int64
+        ).reshape(samples, len(unique))
+        sizes = np.array([len(rows) for rows in members], dtype=np.int64)
+        return cls(
+            chosen=chosen,
+            offsets=np.r_[0, np.cumsum(sizes)].astype(np.int64),
+            rows=np.concatenate(members).astype(np.int64) if members else np.empty(0, np.int64),
+        )
+
+    def sample_rows(self, sample: int) -> np.ndarray:
+        return np.concatenate(
+            [self.rows[self.offsets[i] : self.offsets[i + 1]] for i in self.chosen[sample]]
+        )
+
+    def ranking_metrics(
+        self, labels: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """auc(labels, s) and top_decile_lift(labels, s) of every resample, for each row of
+        `scores` (models x triggers): (models x samples) each, the same bits as those
+        functions give on the resample's rows (rank sums and counts are exact)."""
+        if not np.isfinite(scores).all():
+            raise ValueError("bootstrap scores must be finite")
+        return _resampled_ranking(
+            labels.astype(np.bool_), scores.astype(np.float64), self.offsets, self.rows, self.chosen
+        )
+
+
+@nb.njit(cache=True, nogil=True)
+def _resampled_ranking(labels, scores, offsets, rows, chosen):
+    samples, sessions = chosen.shape
+    models = scores.shape[0]
+    aucs = np.empty((models, samples))
+    lifts = np.empty((models, samples))
+    for b in range(samples):
+        size = 0
+        for j in range(sessions):
+            size += offsets[chosen[b, j] + 1] - offsets[chosen[b, j]]
+        picked = np.empty(size, np.int64)
+        position = 0
+        for j in range(sessions):
+            for r in range(offsets[chosen[b, j]], offsets[chosen[b, j] + 1]):
+                picked[position] = rows[r]
+                position += 1
+        sample_labels = labels[picked]
+        positives = 0
+        for i in range(size):
+            positives += sample_labels[i]
+        negatives = size - positives
+        top = max(1, size // 10)
+        for m in range(models):
+            values = scores[m][picked]
+            aucs[m, b] = _auc(sample_labels, values, positives, negatives)
+            if positives == 0:
+                lifts[m, b] = np.nan
+            else:
+                # the first `top` of a stable descending order, as top_decile_lift takes them
+                order = np.argsort(-values, kind="mergesort")
+                hits = 0
+                for i in range(top):
+                    hits += sample_labels[order[i]]
+                lifts[m, b] = (hits / top) / (positives / size)
+    return aucs, lifts
+
+
+@nb.njit(cache=True, nogil=True)
+def _auc(labels, values, positives, negatives):
+    """auc(): the positives' midrank sum, exact in float64 (half-integers)."""
+    if positives == 0 or negatives == 0:
+        return np.nan
+    order = np.argsort(values)
+    rank_sum = 0.0
+    start = 0
+    n = len(values)
+    while start < n:
+        end = start + 1
+        while end < n and values[order[end]] == values[order[start]]:
+            end += 1
+        in_group = 0
+        for i in range(start, end):
+            in_group += labels[order[i]]
+        rank_sum += (start + (end - start - 1) / 2 + 1) * in_group
+        start = end
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
 
 def walk_forward_baselines(
@@ -153,15 +255,19 @@ def evaluate(
     metrics["n"] = len(labels)
     metrics["sessions"] = len(np.unique(sessions))
     metrics["base_rate"] = float(labels.mean()) if len(labels) else float("nan")
-    rng = np.random.default_rng(settings.seed)
-    unique = np.unique(sessions)
-    members = [np.flatnonzero(sessions == session) for session in unique]
-    draws: dict[str, list[float]] = {"auc": [], "brier_skill": [], "top_decile_lift": []}
-    for _ in range(settings.bootstrap_samples):
-        rows = np.concatenate([members[i] for i in rng.integers(0, len(unique), len(unique))])
-        sample = _metrics(labels[rows], p_break[rows], base_rate[rows], time_of_day_rate[rows])
-        for name, values in draws.items():
-            values.append(sample[name])
+    bootstrap = SessionBootstrap.draw(
+        sessions, settings.bootstrap_samples, np.random.default_rng(settings.seed)
+    )
+    [aucs], [lifts] = bootstrap.ranking_metrics(labels, p_break[np.newaxis])
+    skills = []
+    for sample in range(settings.bootstrap_samples):
+        rows = bootstrap.sample_rows(sample)
+        brier_model, brier_base = (
+            brier(labels[rows], p_break[rows]),
+            brier(labels[rows], base_rate[rows]),
+        )
+        skills.append(1 - brier_model / brier_base if brier_base > 0 else float("nan"))
+    draws = {"auc": aucs, "brier_skill": skills, "top_decile_lift": lifts}
     for name, values in draws.items():
         finite = np.asarray(values)[np.isfinite(values)]
         low, high = np.percentile(finite, [2.5, 97.5]) if len(finite) else (np.nan, np.nan)

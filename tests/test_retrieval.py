@@ -11,6 +11,7 @@ import pytest
 from retrieval import index_store
 from retrieval.evaluation import (
     EvaluationSettings,
+    SessionBootstrap,
     auc,
     evaluate,
     reliability_table,
@@ -149,6 +150,34 @@ def test_auc_and_lift_known_values() -> None:
     many = np.array([True] * 2 + [False] * 18)
     scores = np.linspace(1.0, 0.0, 20)
     assert top_decile_lift(many, scores) == pytest.approx(1.0 / 0.1)
+
+
+def test_the_bootstraps_ranking_metrics_are_auc_and_lift_of_each_resample() -> None:
+    """Bit for bit what auc() and top_decile_lift() give on each resample's rows: ties (scores
+    on a coarse grid), sessions drawn twice, resamples holding one class (NaN) and sessions
+    without any BREAK."""
+    rng = np.random.default_rng(5)
+    sessions = np.repeat(np.arange(5), [1, 3, 2, 9, 6]).astype("datetime64[D]")
+    # the first three sessions without a BREAK: some resamples hold no BREAK at all
+    labels = (rng.random(len(sessions)) < 0.5) & (sessions > sessions[5])
+    scores = np.round(rng.random((3, len(sessions))), 1)
+    bootstrap = SessionBootstrap.draw(sessions, 300, np.random.default_rng(9))
+    unique = np.unique(sessions)
+    aucs, lifts = bootstrap.ranking_metrics(labels, scores)
+    assert aucs.shape == lifts.shape == (3, 300)
+    assert np.isnan(lifts).any()
+    assert np.isfinite(aucs).any()
+    for sample in range(300):
+        rows = bootstrap.sample_rows(sample)
+        expected_rows = [np.flatnonzero(sessions == unique[i]) for i in bootstrap.chosen[sample]]
+        assert np.array_equal(rows, np.concatenate(expected_rows))
+        for model in range(3):
+            expected_auc = auc(labels[rows], scores[model][rows])
+            expected_lift = top_decile_lift(labels[rows].astype(float), scores[model][rows])
+            assert np.array_equal(aucs[model, sample], expected_auc, equal_nan=True)
+            assert np.array_equal(lifts[model, sample], expected_lift, equal_nan=True)
+    with pytest.raises(ValueError, match="finite"):
+        bootstrap.ranking_metrics(labels, np.where(scores > 0.5, np.nan, scores))
 
 
 def test_baselines_are_walk_forward_and_time_of_day_is_shrunk() -> None:
