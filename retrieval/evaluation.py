@@ -140,6 +140,24 @@ def _resampled_ranking(labels, scores, offsets, rows, chosen):
     return aucs, lifts
 
 
+def column_aucs(labels: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """auc(labels, column) of each column of `columns` (rows x columns), the same bits."""
+    if not np.isfinite(columns).all():
+        raise ValueError("AUC columns must be finite")
+    labels = labels.astype(np.bool_)
+    return _column_aucs(labels, np.asarray(columns, dtype=np.float64), int(labels.sum()))
+
+
+@nb.njit(cache=True, nogil=True)
+def _column_aucs(labels, columns, positives):
+    aucs = np.empty(columns.shape[1])
+    for j in range(columns.shape[1]):
+        aucs[j] = _auc(
+            labels, np.ascontiguousarray(columns[:, j]), positives, len(labels) - positives
+        )
+    return aucs
+
+
 @nb.njit(cache=True, nogil=True)
 def _auc(labels, values, positives, negatives):
     """auc(): the positives' midrank sum, exact in float64 (half-integers)."""

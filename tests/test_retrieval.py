@@ -13,6 +13,7 @@ from retrieval.evaluation import (
     EvaluationSettings,
     SessionBootstrap,
     auc,
+    column_aucs,
     evaluate,
     reliability_table,
     top_decile_lift,
@@ -178,6 +179,26 @@ def test_the_bootstraps_ranking_metrics_are_auc_and_lift_of_each_resample() -> N
             assert np.array_equal(lifts[model, sample], expected_lift, equal_nan=True)
     with pytest.raises(ValueError, match="finite"):
         bootstrap.ranking_metrics(labels, np.where(scores > 0.5, np.nan, scores))
+
+
+def test_column_aucs_are_auc_of_each_column() -> None:
+    """The metric's per-dimension AUCs, bit for bit auc()'s: tied, constant and clipped
+    columns, and NaN with one class only."""
+    rng = np.random.default_rng(6)
+    labels = rng.random(300) < 0.3
+    columns = np.column_stack(
+        [
+            rng.normal(size=300),
+            np.round(rng.normal(size=300)),
+            np.zeros(300),
+            np.clip(rng.normal(size=300), -0.5, 0.5),
+        ]
+    )
+    expected = [auc(labels, column) for column in columns.T]
+    assert np.array_equal(column_aucs(labels, columns), expected)
+    assert np.isnan(column_aucs(np.ones(300, dtype=bool), columns)).all()
+    with pytest.raises(ValueError, match="finite"):
+        column_aucs(labels, np.where(columns > 1, np.nan, columns))
 
 
 def test_baselines_are_walk_forward_and_time_of_day_is_shrunk() -> None:
