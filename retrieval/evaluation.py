@@ -35,13 +35,12 @@ def midranks(values: np.ndarray) -> np.ndarray:
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Mann-Whitney AUC with ties counted half; NaN without both classes."""
-    labels = labels.astype(bool)
+    labels = labels.astype(np.bool_)
     positives = int(labels.sum())
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = midranks(scores)
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    scores = np.ascontiguousarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError("AUC scores must be finite")
+    return float(_auc(labels, scores, positives, len(labels) - positives))
 
 
 def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -95,7 +94,7 @@ class SessionBootstrap:
     ) -> tuple[np.ndarray, np.ndarray]:
         """auc(labels, s) and top_decile_lift(labels, s) of every resample, for each row of
         `scores` (models x triggers): (models x samples) each, the same bits as those
-        functions give on the resample's rows (rank sums and counts are exact)."""
+        functions give on the resample's rows (a lift's counts are exact too)."""
         if not np.isfinite(scores).all():
             raise ValueError("bootstrap scores must be finite")
         return _resampled_ranking(
@@ -160,7 +159,8 @@ def _column_aucs(labels, columns, positives):
 
 @nb.njit(cache=True, nogil=True)
 def _auc(labels, values, positives, negatives):
-    """auc(): the positives' midrank sum, exact in float64 (half-integers)."""
+    """From the positives' midrank sum (ties share the mean of their ranks), exact in float64
+    whatever the order of summing: half-integers. Finite values only."""
     if positives == 0 or negatives == 0:
         return np.nan
     order = np.argsort(values)

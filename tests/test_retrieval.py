@@ -148,15 +148,26 @@ def test_auc_and_lift_known_values() -> None:
     # positives 0.9, 0.5, 0.4 against negatives 0.5, 0.3: 2 + (0.5 + 1) + (0 + 1) = 4.5 of 6
     assert auc(labels, np.array([0.9, 0.5, 0.5, 0.3, 0.4])) == pytest.approx(4.5 / 6)
     assert np.isnan(auc(np.array([True, True]), np.array([0.1, 0.2])))
+    with pytest.raises(ValueError, match="finite"):
+        auc(labels, np.array([0.9, np.nan, 0.8, 0.2, 0.7]))
     many = np.array([True] * 2 + [False] * 18)
     scores = np.linspace(1.0, 0.0, 20)
     assert top_decile_lift(many, scores) == pytest.approx(1.0 / 0.1)
 
 
+def pairwise_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Mann-Whitney by counting every (BREAK, other) pair: wins, and ties as half."""
+    positive, negative = scores[labels], scores[~labels]
+    if not len(positive) or not len(negative):
+        return float("nan")
+    wins = (positive[:, None] > negative).sum() + 0.5 * (positive[:, None] == negative).sum()
+    return wins / (len(positive) * len(negative))
+
+
 def test_the_bootstraps_ranking_metrics_are_auc_and_lift_of_each_resample() -> None:
-    """Bit for bit what auc() and top_decile_lift() give on each resample's rows: ties (scores
-    on a coarse grid), sessions drawn twice, resamples holding one class (NaN) and sessions
-    without any BREAK."""
+    """Bit for bit the AUC of each resample's rows with every pair counted, and what
+    top_decile_lift() gives on them: ties (scores on a coarse grid), sessions drawn twice,
+    resamples holding one class (NaN) and sessions without any BREAK."""
     rng = np.random.default_rng(5)
     sessions = np.repeat(np.arange(5), [1, 3, 2, 9, 6]).astype("datetime64[D]")
     # the first three sessions without a BREAK: some resamples hold no BREAK at all
@@ -173,7 +184,7 @@ def test_the_bootstraps_ranking_metrics_are_auc_and_lift_of_each_resample() -> N
         expected_rows = [np.flatnonzero(sessions == unique[i]) for i in bootstrap.chosen[sample]]
         assert np.array_equal(rows, np.concatenate(expected_rows))
         for model in range(3):
-            expected_auc = auc(labels[rows], scores[model][rows])
+            expected_auc = pairwise_auc(labels[rows], scores[model][rows])
             expected_lift = top_decile_lift(labels[rows].astype(float), scores[model][rows])
             assert np.array_equal(aucs[model, sample], expected_auc, equal_nan=True)
             assert np.array_equal(lifts[model, sample], expected_lift, equal_nan=True)
@@ -182,8 +193,8 @@ def test_the_bootstraps_ranking_metrics_are_auc_and_lift_of_each_resample() -> N
 
 
 def test_column_aucs_are_auc_of_each_column() -> None:
-    """The metric's per-dimension AUCs, bit for bit auc()'s: tied, constant and clipped
-    columns, and NaN with one class only."""
+    """The metric's per-dimension AUCs and auc(), bit for bit the pairs counted one by one
+    (the rank sum is exact): tied, constant and clipped columns; NaN with one class only."""
     rng = np.random.default_rng(6)
     labels = rng.random(300) < 0.3
     columns = np.column_stack(
@@ -194,8 +205,9 @@ def test_column_aucs_are_auc_of_each_column() -> None:
             np.clip(rng.normal(size=300), -0.5, 0.5),
         ]
     )
-    expected = [auc(labels, column) for column in columns.T]
+    expected = [pairwise_auc(labels, column) for column in columns.T]
     assert np.array_equal(column_aucs(labels, columns), expected)
+    assert [auc(labels, column) for column in columns.T] == expected
     assert np.isnan(column_aucs(np.ones(300, dtype=bool), columns)).all()
     with pytest.raises(ValueError, match="finite"):
         column_aucs(labels, np.where(columns > 1, np.nan, columns))
