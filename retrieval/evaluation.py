@@ -126,17 +126,35 @@ def _resampled_ranking(labels, scores, offsets, rows, chosen):
         top = max(1, size // 10)
         for m in range(models):
             values = scores[m][picked]
-            aucs[m, b] = _auc(sample_labels, values, positives, negatives)
+            order = np.argsort(values)
+            aucs[m, b] = _ordered_auc(sample_labels, values, order, positives, negatives)
             if positives == 0:
                 lifts[m, b] = np.nan
             else:
-                # the first `top` of a stable descending order, as top_decile_lift takes them
-                order = np.argsort(-values, kind="mergesort")
-                hits = 0
-                for i in range(top):
-                    hits += sample_labels[order[i]]
+                threshold = values[order[size - top]]  # the top-th largest
+                hits = _top_hits(sample_labels, values, threshold, top)
                 lifts[m, b] = (hits / top) / (positives / size)
     return aucs, lifts
+
+
+@nb.njit(cache=True, nogil=True)
+def _top_hits(labels, values, threshold, top):
+    """The positives among the first `top` of a stable descending order of the values, as
+    top_decile_lift takes them: every value above the top-th largest (`threshold`), then, of
+    the values equal to it, the earliest rows (no second sort)."""
+    hits = 0
+    taken = 0
+    for i in range(len(values)):
+        if values[i] > threshold:
+            hits += labels[i]
+            taken += 1
+    for i in range(len(values)):
+        if taken == top:
+            break
+        if values[i] == threshold:
+            hits += labels[i]
+            taken += 1
+    return hits
 
 
 def column_aucs(labels: np.ndarray, columns: np.ndarray) -> np.ndarray:
@@ -159,11 +177,16 @@ def _column_aucs(labels, columns, positives):
 
 @nb.njit(cache=True, nogil=True)
 def _auc(labels, values, positives, negatives):
+    return _ordered_auc(labels, values, np.argsort(values), positives, negatives)
+
+
+@nb.njit(cache=True, nogil=True)
+def _ordered_auc(labels, values, order, positives, negatives):
     """From the positives' midrank sum (ties share the mean of their ranks), exact in float64
-    whatever the order of summing: half-integers. Finite values only."""
+    whatever the order of summing: half-integers. `order` sorts the values ascending; finite
+    values only."""
     if positives == 0 or negatives == 0:
         return np.nan
-    order = np.argsort(values)
     rank_sum = 0.0
     start = 0
     n = len(values)
