@@ -26,11 +26,20 @@ FAR_FUTURE = np.iinfo(np.int64).max
 
 
 def _char_codes(array: pa.Array | pa.ChunkedArray, name: str) -> np.ndarray:
-    """One-character strings as byte codes, straight from the Arrow buffers."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if array.null_count:
+    """One-character strings as byte codes, straight from the Arrow buffers; a dictionary
+    column (as Parquet keeps it) through its few distinct values, never a string per row."""
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    if any(chunk.null_count for chunk in chunks):
         raise EngineError(f"column {name} has nulls")
+    if not chunks:
+        return np.zeros(0, np.uint8)
+    if not pa.types.is_dictionary(chunks[0].type):
+        return _string_codes(pa.chunked_array(chunks).combine_chunks(), name)
+    codes = [_string_codes(chunk.dictionary, name)[chunk.indices.to_numpy()] for chunk in chunks]
+    return np.concatenate(codes) if len(codes) > 1 else codes[0]
+
+
+def _string_codes(array: pa.Array, name: str) -> np.ndarray:
     if pa.types.is_large_string(array.type):
         array = array.cast(pa.string())
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[

@@ -22,7 +22,7 @@ from book_engine.replay import (
     replay_windows,
     require_snapshot,
 )
-from spymaster.arrow_columns import categorical, repeated_date, repeated_string
+from spymaster.arrow_columns import STRING_CODES, categorical, repeated_date, repeated_string
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import day_start_ns, utc_ns
 
@@ -36,7 +36,7 @@ MBO_COLUMNS = ("ts_recv", "instrument_id", "action", "side", "price", "size", "o
 
 BOOK_SNAPSHOT_SCHEMA = pa.schema(
     [
-        ("symbol", pa.string()),
+        ("symbol", STRING_CODES),
         ("dt", pa.date32()),
         ("window_start", pa.timestamp("us")),
         ("best_bid_price", pa.float64()),
@@ -48,7 +48,7 @@ BOOK_SNAPSHOT_SCHEMA = pa.schema(
         ("last_trade_price", pa.float64()),
         ("spot_price", pa.float64()),
         ("book_valid", pa.bool_()),
-        ("build_fingerprint", pa.string()),
+        ("build_fingerprint", STRING_CODES),
     ]
 )
 QUANTITY_COLUMNS = (
@@ -65,15 +65,15 @@ QUANTITY_COLUMNS = (
 )
 DEPTH_AND_FLOW_SCHEMA = pa.schema(
     [
-        ("symbol", pa.string()),
+        ("symbol", STRING_CODES),
         ("dt", pa.date32()),
         ("window_start", pa.timestamp("us")),
-        ("side", pa.string()),
+        ("side", STRING_CODES),
         ("price", pa.float64()),
         ("rel_ticks", pa.int32()),
         *[(name, pa.int64()) for name in QUANTITY_COLUMNS],
         ("window_valid", pa.bool_()),
-        ("build_fingerprint", pa.string()),
+        ("build_fingerprint", STRING_CODES),
     ]
 )
 

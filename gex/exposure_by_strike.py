@@ -18,11 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from book_engine.errors import EngineError
-from spymaster.arrow_columns import repeated_date, repeated_string
+from spymaster.arrow_columns import STRING_CODES, repeated_date, repeated_string
 
 GEX_BY_STRIKE_SCHEMA = pa.schema(
     [
-        ("symbol", pa.string()),
+        ("symbol", STRING_CODES),
         ("dt", pa.date32()),
         ("window_start", pa.timestamp("us")),
         ("strike_price", pa.float64()),
@@ -35,7 +35,7 @@ GEX_BY_STRIKE_SCHEMA = pa.schema(
         ("options_listed", pa.int64()),
         ("options_in_exposure", pa.int64()),
         ("options_without_open_interest", pa.int64()),
-        ("build_fingerprint", pa.string()),
+        ("build_fingerprint", STRING_CODES),
     ]
 )
 # what the sums read of options_quotes_1s

@@ -25,19 +25,19 @@ from book_engine.replay import MboColumns, WindowConfig, replay_windows, require
 from gex.black76 import MINUTES_PER_YEAR
 from gex.profile import instrument_order_within_seconds, zero_gamma_levels
 from gex.quote_kernel import IV_STATUSES, option_rows
-from spymaster.arrow_columns import categorical, repeated_date, repeated_string
+from spymaster.arrow_columns import STRING_CODES, categorical, repeated_date, repeated_string
 from spymaster.computed_ahead import computed_ahead
 from spymaster.exchange_time import day_start_ns, utc_ns
 
 OPTIONS_QUOTES_SCHEMA = pa.schema(
     [
-        ("symbol", pa.string()),
+        ("symbol", STRING_CODES),
         ("dt", pa.date32()),
         ("window_start", pa.timestamp("us")),
         ("instrument_id", pa.uint32()),
-        ("raw_symbol", pa.string()),
+        ("raw_symbol", STRING_CODES),
         ("strike_price", pa.float64()),
-        ("option_right", pa.string()),
+        ("option_right", STRING_CODES),
         ("expiration", pa.timestamp("us")),
         ("is_0dte", pa.bool_()),
         ("bid_price", pa.float64()),
@@ -46,23 +46,23 @@ OPTIONS_QUOTES_SCHEMA = pa.schema(
         ("futures_spot", pa.float64()),
         ("minutes_to_expiry", pa.float64()),
         ("implied_volatility", pa.float64()),
-        ("iv_status", pa.string()),
+        ("iv_status", STRING_CODES),
         ("iv_age_seconds", pa.int32()),
         ("gamma", pa.float64()),
         ("open_interest", pa.int64()),
         ("multiplier", pa.float64()),
         ("gex", pa.float64()),
-        ("build_fingerprint", pa.string()),
+        ("build_fingerprint", STRING_CODES),
     ]
 )
 ZERO_GAMMA_SCHEMA = pa.schema(
     [
-        ("symbol", pa.string()),
+        ("symbol", STRING_CODES),
         ("dt", pa.date32()),
         ("window_start", pa.timestamp("us")),
         ("zero_gamma_level", pa.float64()),
         ("zero_gamma_level_0dte", pa.float64()),
-        ("build_fingerprint", pa.string()),
+        ("build_fingerprint", STRING_CODES),
     ]
 )
 

@@ -178,7 +178,10 @@ def bronze_mbo(lake_dir: str, table: str, symbol: str, day: dt.date) -> pa.Table
     data_file = _landed_manifest(lake_dir, table, symbol, day)["data_file"]
     fs, root = file_system(f"{lake_dir.rstrip('/')}/bronze")
     with fs.open_input_file(f"{key.folder(root)}/{data_file}") as source:
-        records = pq.read_table(source, columns=[*MBO_COLUMNS, "record_index"])
+        # action and side as Parquet's dictionaries: no string per record
+        records = pq.read_table(
+            source, columns=[*MBO_COLUMNS, "record_index"], read_dictionary=["action", "side"]
+        )
     return in_file_order(records).drop_columns(["record_index"])
 
 

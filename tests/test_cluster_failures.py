@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import databento_dbn as dbn
+import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from book_engine.errors import EngineError
@@ -25,6 +28,7 @@ from cluster.engine_partitions import (
 from cluster.ray_runtime import ClusterError
 from ingest.errors import IngestError
 from ingest.landing import ingest
+from spymaster.arrow_columns import STRING_CODES, categorical
 from spymaster.lake import Lake
 from tests.dbn_fixtures import book_day, write_dbn
 from tests.lake_queries import bronze_files
@@ -77,6 +81,43 @@ def test_a_partition_is_visible_only_through_its_manifest_and_rewrites_the_same_
     assert (folder / manifest["data_file"]).read_bytes() == data
     assert sorted(p.name for p in folder.iterdir()) == [MANIFEST_FILE, manifest["data_file"]]
     assert pa.Table.from_batches(list(store.read(manifest, SCHEMA))).equals(_expected())
+
+
+def test_partition_files_keep_string_codes_and_the_time_statistics_queries_select_by(
+    tmp_path: Path,
+) -> None:
+    """The engine's string columns are written from their codes as Parquet dictionaries, read
+    back as the same codes and by SQL as VARCHAR; min/max statistics are kept for window_start
+    only (what a query selects rows by; the folders give symbol and dt)."""
+    schema = pa.schema(
+        [("window_start", pa.timestamp("us")), ("side", STRING_CODES), ("qty", pa.int64())]
+    )
+    batch = pa.record_batch(
+        [
+            pa.array([1_000_000, 2_000_000, 3_000_000], pa.timestamp("us")),
+            categorical(np.array([1, 0, 1]), ["bid", "ask"]),
+            pa.array([5, 6, 7]),
+        ],
+        schema=schema,
+    )
+    store = EnginePartitionStore(str(tmp_path))
+    manifest = store.write("sided_1s", PARTITION, schema, [batch])
+    path = Path(store.folder("sided_1s", PARTITION)) / manifest["data_file"]
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    statistics = {
+        row_group.column(i).path_in_schema: row_group.column(i).is_stats_set
+        for i in range(row_group.num_columns)
+    }
+    assert statistics == {"window_start": True, "side": False, "qty": False}
+    assert "RLE_DICTIONARY" in row_group.column(1).encodings
+    assert pa.Table.from_batches(list(store.read(manifest, schema))).equals(
+        pa.Table.from_batches([batch])
+    )
+    assert duckdb.sql(f"select side, qty from '{path}' order by qty").fetchall() == [
+        ("ask", 5),
+        ("bid", 6),
+        ("ask", 7),
+    ]
 
 
 def test_a_worker_killed_mid_partition_leaves_nothing_visible_and_a_rerun_completes_it(

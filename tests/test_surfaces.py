@@ -185,3 +185,41 @@ def test_the_depth_key_must_increase_through_a_day_chunk_after_chunk() -> None:
         DepthKeyOrder().check(depth_rows([(0, 1, 5000.0), (0, 0, 5000.0)]))
     with pytest.raises(EngineError, match=r"14:00:00 ask 4999.0 is not after"):
         DepthKeyOrder().check(depth_rows([(0, 0, 5000.0), (0, 1, 4999.0)]))
+
+
+def test_the_engine_reads_actions_and_sides_through_parquets_dictionaries(tmp_path: Path) -> None:
+    """bronze_mbo reads action and side as the dictionaries Parquet keeps (no string per
+    record): each row group's codes map back to the same bytes, in file order; a value that
+    is not one character is refused by name."""
+    actions, sides = list("AMCTFRNA"), list("BABANNAB")
+    records = pa.table(
+        {
+            **{name: list(range(8)) for name in MBO_COLUMNS},
+            "action": actions,
+            "side": sides,
+            "record_index": list(range(8)),
+        }
+    )
+    partition = tmp_path / "bronze" / "options_mbo" / "symbol=ESM4" / f"dt={DAY.isoformat()}"
+    partition.mkdir(parents=True)
+    # row groups of 3: each chunk read back has its own dictionary
+    pq.write_table(records, partition / "data.parquet", row_group_size=3)
+    (partition / MANIFEST_FILE).write_text(json.dumps({"data_file": "data.parquet"}))
+    loaded = bronze_mbo(str(tmp_path), "options_mbo", "ESM4", DAY)
+    assert pa.types.is_dictionary(loaded.column("action").type)
+    assert loaded.column("action").num_chunks == 3
+    columns = MboColumns.from_arrow(loaded)
+    assert bytes(columns.action) == "".join(actions).encode()
+    assert bytes(columns.side) == "".join(sides).encode()
+    assert columns.action.dtype == np.uint8
+    assert columns.action.flags.c_contiguous
+
+    two_characters = records.set_column(
+        records.schema.get_field_index("side"), "side", pa.array(["B"] * 7 + ["AB"])
+    )
+    pq.write_table(two_characters, partition / "data.parquet", row_group_size=3)
+    with pytest.raises(EngineError, match="column side must hold one character per record"):
+        MboColumns.from_arrow(bronze_mbo(str(tmp_path), "options_mbo", "ESM4", DAY))
+    # the same columns as plain strings (what a caller's own table holds) give the same codes
+    plain = MboColumns.from_arrow(records)
+    assert bytes(plain.action) == bytes(columns.action)
