@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from book_engine import kernel as k
-from book_engine.errors import EngineError
+from book_engine.errors import EngineError, instrument_list
 from spymaster.dbn_facts import UNDEF_PRICE
 
 ACTIONS = frozenset(b"ACMRTFN")
@@ -230,11 +230,15 @@ class EngineState:
         missing = [i for i in new_ids if i not in ticks]
         if missing:
             raise EngineError(
-                f"records for instrument(s) {missing} that have no definition (tick size)"
+                f"records for instrument(s) {instrument_list(missing)} that have no definition "
+                "(tick size)"
             )
         bad = {i: ticks[i] for i in new_ids if ticks[i] <= 0}
         if bad:
-            raise EngineError(f"tick sizes must be positive, got {bad}")
+            raise EngineError(
+                f"tick sizes must be positive, got {instrument_list(sorted(bad))}: "
+                f"{[bad[i] for i in sorted(bad)][:10]}"
+            )
         if new_ids:
             first_recv = dict(zip(batch_ids.tolist(), columns.ts_recv[first].tolist(), strict=True))
             self.add_instruments(
@@ -481,7 +485,7 @@ class WindowReplay:
         started (an option listed during the session); an instrument's tick never changes."""
         changed = sorted(i for i, tick in self.ticks.items() if ticks.get(i, tick) != tick)
         if changed:
-            raise EngineError(f"instrument(s) {changed[:10]} changed their tick size")
+            raise EngineError(f"instrument(s) {instrument_list(changed)} changed their tick size")
         self.ticks = {**self.ticks, **ticks}
 
     @property

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from book_engine.errors import EngineError
+from book_engine.errors import EngineError, instrument_list
 from book_engine.kernel import first_out_of_order
 from book_engine.replay import MboColumns
 from book_engine.surfaces import (
@@ -210,8 +210,9 @@ def definition_ticks(
         missing = sorted({int(i) for i in instrument_ids} - ticks.keys())
         if missing:
             raise EngineError(
-                f"futures_mbo symbol={symbol} dt={day}: instrument(s) {missing} have no "
-                "definition on or before that day; land the ES.FUT definition file of that day"
+                f"futures_mbo symbol={symbol} dt={day}: instrument(s) {instrument_list(missing)} "
+                "have no definition on or before that day; land the ES.FUT definition file of "
+                "that day"
             )
         return ticks
 

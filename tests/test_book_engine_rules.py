@@ -482,6 +482,17 @@ def test_records_of_an_instrument_without_a_definition_are_an_error() -> None:
         book_at(columns(list(BASE)), {})
 
 
+def test_a_message_names_a_few_of_many_instruments_without_a_definition() -> None:
+    """A day's options without definitions are thousands of instruments: the message names
+    the first ten in order of appearance and how many there are."""
+    records = [mbo(1000 + i, T0 + i * MS, "A", "B", px(99.75), 1, 10 + i) for i in range(25)]
+    first_ten = ", ".join(str(1000 + i) for i in range(10))
+    with pytest.raises(
+        EngineError, match=rf"instrument\(s\) \[{first_ten}, \.\.\.\] \(25 in all\) that have"
+    ):
+        book_at(columns(records), {})
+
+
 def test_partition_without_snapshot_has_only_invalid_windows() -> None:
     records = [
         mbo(ES, T0 + 100 * MS, "A", "B", px(100.00), 5, 1),
