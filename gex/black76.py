@@ -31,24 +31,40 @@ def _norm_pdf(x: float) -> float:
     return _INV_SQRT_2PI * math.exp(-0.5 * x * x)
 
 
+@nb.njit(cache=True, inline="always")
+def _price_and_d1(
+    forward: float,
+    strike: float,
+    discount: float,
+    log_moneyness: float,
+    sqrt_years: float,
+    sigma: float,
+    is_call: bool,
+) -> tuple[float, float]:
+    """The price and d1, given what does not depend on sigma: e^(-rT), ln(F/K) and sqrt(T)
+    (computed once per option instead of once per solver step; the same operations in the
+    same order, so the same bits)."""
+    root = sigma * sqrt_years
+    d1 = (log_moneyness + 0.5 * root * root) / root
+    d2 = d1 - root
+    if is_call:
+        return discount * (forward * _norm_cdf(d1) - strike * _norm_cdf(d2)), d1
+    return discount * (strike * _norm_cdf(-d2) - forward * _norm_cdf(-d1)), d1
+
+
 @nb.njit(cache=True)
 def _price(
     forward: float, strike: float, years: float, sigma: float, rate: float, is_call: bool
 ) -> float:
-    discount = math.exp(-rate * years)
-    root = sigma * math.sqrt(years)
-    d1 = (math.log(forward / strike) + 0.5 * root * root) / root
-    d2 = d1 - root
-    if is_call:
-        return discount * (forward * _norm_cdf(d1) - strike * _norm_cdf(d2))
-    return discount * (strike * _norm_cdf(-d2) - forward * _norm_cdf(-d1))
-
-
-@nb.njit(cache=True)
-def _vega(forward: float, strike: float, years: float, sigma: float, rate: float) -> float:
-    root = sigma * math.sqrt(years)
-    d1 = (math.log(forward / strike) + 0.5 * root * root) / root
-    return math.exp(-rate * years) * forward * _norm_pdf(d1) * math.sqrt(years)
+    return _price_and_d1(
+        forward,
+        strike,
+        math.exp(-rate * years),
+        math.log(forward / strike),
+        math.sqrt(years),
+        sigma,
+        is_call,
+    )[0]
 
 
 @nb.njit(cache=True)
@@ -71,21 +87,29 @@ def _implied_volatility(
     # Time value lost in floating-point noise says nothing about volatility.
     if price - intrinsic <= 1e-9 * max(price, 1.0) or price >= upper:
         return math.nan
+    log_moneyness = math.log(forward / strike)
+    sqrt_years = math.sqrt(years)
     low, high = MIN_VOLATILITY, MAX_VOLATILITY
-    if _price(forward, strike, years, low, rate, is_call) > price:
+    if _price_and_d1(forward, strike, discount, log_moneyness, sqrt_years, low, is_call)[0] > price:
         return math.nan
-    if _price(forward, strike, years, high, rate, is_call) < price:
+    if (
+        _price_and_d1(forward, strike, discount, log_moneyness, sqrt_years, high, is_call)[0]
+        < price
+    ):
         return math.nan
     sigma = guess if low < guess < high else 0.2
     for _ in range(100):
-        value = _price(forward, strike, years, sigma, rate, is_call) - price
+        value, d1 = _price_and_d1(
+            forward, strike, discount, log_moneyness, sqrt_years, sigma, is_call
+        )
+        value -= price
         if abs(value) <= 1e-12 * price:
             return sigma
         if value > 0.0:
             high = sigma
         else:
             low = sigma
-        vega = _vega(forward, strike, years, sigma, rate)
+        vega = discount * forward * _norm_pdf(d1) * sqrt_years
         step = sigma - value / vega if vega > 1e-14 else -1.0
         # Newton inside the bracket, bisection whenever Newton would leave it.
         sigma = step if low < step < high else 0.5 * (low + high)

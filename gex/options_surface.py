@@ -210,6 +210,8 @@ def quote_batch(
         *last_solved,
     )
     keep = chain.expiration_ns[option] > window_start  # expired options have no rows
+    if keep.all():
+        keep = slice(None)  # the usual chunk: views, not copies of every column
     option = option[keep]
     n = len(option)
     open_interest = chain.open_interest[option]
