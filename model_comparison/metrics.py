@@ -13,8 +13,8 @@ from retrieval.evaluation import (
     SessionBootstrap,
     auc,
     brier,
+    concordant_pairs,
     log_loss,
-    midranks,
     top_decile_lift,
 )
 
@@ -34,8 +34,7 @@ def session_concordance(
         negatives = int(mine.sum()) - positives
         if positives == 0 or negatives == 0:
             continue
-        ranks = midranks(scores[mine])
-        concordant[i] = ranks[labels[mine]].sum() - positives * (positives + 1) / 2
+        concordant[i] = concordant_pairs(labels[mine], scores[mine])
         pairs[i] = positives * negatives
     return unique, concordant, pairs
 

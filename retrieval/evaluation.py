@@ -22,25 +22,23 @@ class EvaluationSettings:
     seed: int = 0
 
 
-def midranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing the mean of their ranks."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    lengths = np.diff(np.r_[starts, len(values)])
-    ranks = np.empty(len(values))
-    ranks[order] = np.repeat(starts + (lengths - 1) / 2 + 1, lengths)
-    return ranks
-
-
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Mann-Whitney AUC with ties counted half; NaN without both classes."""
     labels = labels.astype(np.bool_)
     positives = int(labels.sum())
+    negatives = len(labels) - positives
+    concordant = concordant_pairs(labels, scores)
+    return concordant / (positives * negatives) if positives and negatives else float("nan")
+
+
+def concordant_pairs(labels: np.ndarray, scores: np.ndarray) -> float:
+    """BREAK/non-BREAK pairs whose BREAK scores higher, ties counted half (the AUC's
+    numerator)."""
+    labels = labels.astype(np.bool_)
     scores = np.ascontiguousarray(scores, dtype=np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("AUC scores must be finite")
-    return float(_auc(labels, scores, positives, len(labels) - positives))
+    return float(_concordant_pairs(labels, scores, np.argsort(scores), int(labels.sum())))
 
 
 def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -182,11 +180,17 @@ def _auc(labels, values, positives, negatives):
 
 @nb.njit(cache=True, nogil=True)
 def _ordered_auc(labels, values, order, positives, negatives):
-    """From the positives' midrank sum (ties share the mean of their ranks), exact in float64
-    whatever the order of summing: half-integers. `order` sorts the values ascending; finite
-    values only."""
+    """The AUC from the concordant pairs (_concordant_pairs); NaN without both classes."""
     if positives == 0 or negatives == 0:
         return np.nan
+    return _concordant_pairs(labels, values, order, positives) / (positives * negatives)
+
+
+@nb.njit(cache=True, nogil=True)
+def _concordant_pairs(labels, values, order, positives):
+    """Positive/negative pairs ordered by value, ties half: the positives' midrank sum (ties
+    share the mean of their ranks) less its least, exact in float64 whatever the order of
+    summing (half-integers). `order` sorts the values ascending."""
     rank_sum = 0.0
     start = 0
     n = len(values)
@@ -199,7 +203,7 @@ def _ordered_auc(labels, values, order, positives, negatives):
             in_group += labels[order[i]]
         rank_sum += (start + (end - start - 1) / 2 + 1) * in_group
         start = end
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+    return rank_sum - positives * (positives + 1) / 2
 
 
 def walk_forward_baselines(

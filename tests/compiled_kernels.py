@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.landing import ingest
-from retrieval.evaluation import SessionBootstrap, column_aucs
+from retrieval.evaluation import SessionBootstrap, auc, column_aucs
 from spymaster.lake import Lake
 from synthetic_market.scales import SCALES
 from synthetic_market.simulate import MarketConfig, simulate_market
@@ -40,6 +40,7 @@ def compile_kernels(root: Path) -> None:
     labels = rng.random(20) < 0.5
     SessionBootstrap.draw(sessions, 10, rng).ranking_metrics(labels, rng.random((2, 20)))
     column_aucs(labels, rng.random((20, 3)))
+    auc(labels, rng.random(20))  # and session_concordance's within-session pairs
 
 
 def main() -> None:
