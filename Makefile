@@ -53,9 +53,9 @@ sqlfluff: install
 		$(UV) run sqlfluff lint models tests/dbt > $(SQLFLUFF_DIR)/report.txt 2>&1; \
 		status=$$?; echo "sqlfluff lint models tests/dbt:"; cat $(SQLFLUFF_DIR)/report.txt; exit $$status
 
-# Two xdist workers: one takes the tests of the end-to-end market, the other the retrieval
-# markets and then the rest (the scopes are in tests/conftest.py). The Numba kernels are
-# compiled once first (beside sqlfluff), not by each of the first builds at once.
+# Two xdist workers, a test module at a time, the slowest first (tests/conftest.py): both read
+# the end-to-end market, which the first to ask builds. The Numba kernels are compiled once
+# first (beside sqlfluff), not by each of the first builds at once.
 pytest: install chromium
 	$(UV) run python -m tests.compiled_kernels
 	$(UV) run pytest -n 2 --dist loadscope --no-loadscope-reorder

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,43 +15,22 @@ from tests.markets import build_market
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "databento"
 
 # `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadscope`), each
-# scope a module but for one: every module that reads the end-to-end market is one scope, so
-# one worker builds it once and runs them all (some rebuild models in its warehouse, and
-# DuckDB lets no other process open the file meanwhile). The workers take the market's
-# scope first and the 20-session retrieval markets second, then the other modules in order.
-# (xdist's own `loadgroup` relies on a nodeid attribute pytest 9 no longer has.)
-MARKET_FIXTURE = "market_lake"
-MARKET_SCOPE = "modules of the end-to-end market"
-SECOND_SCOPE = "tests/test_retrieval_markets.py"
-
-
-def market_modules() -> set[str]:
-    """The test modules that name the market's fixture (the controller sees only test ids,
-    not fixtures: each worker checks this against what its tests use)."""
-    return {
-        f"tests/{path.name}"
-        for path in Path(__file__).parent.glob("test_*.py")
-        if MARKET_FIXTURE in path.read_text()
-    }
-
-
-def _scope(nodeid: str, market: set[str]) -> str:
-    module = nodeid.split("::", 1)[0]
-    return MARKET_SCOPE if module in market else module
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    if config.getvalue("dist") != "loadscope":
-        return None
-    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 (only under xdist)
-
-    market = market_modules()
-
-    class MarketScopeScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return _scope(nodeid, market)
-
-    return MarketScopeScheduling(config, log)
+# scope one module, handed to whichever worker is free in the order below: the modules that
+# build markets first, then the slowest (their time in CI's durations), so that the two
+# workers finish together; the rest in file order.
+FIRST_MODULES = (
+    "tests/test_end_to_end.py",  # builds the end-to-end market (any module may: one does)
+    "tests/test_retrieval_markets.py",  # builds the two 20-session retrieval markets
+    "tests/test_live.py",
+    "tests/test_trigger_causality.py",
+    "tests/test_dbt_bronze_and_selection.py",
+    "tests/test_cluster.py",
+    "tests/test_live_gateway.py",
+    "tests/test_synthetic_market.py",
+    "tests/test_live_hud.py",
+    "tests/test_hud_browser.py",
+)
+MARKET_FOLDER = "market"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -62,16 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The market's modules first, then the retrieval markets, then the rest in order."""
-    market = market_modules()
-    for item in items:
-        if MARKET_FIXTURE in item.fixturenames and _scope(item.nodeid, market) != MARKET_SCOPE:
-            raise pytest.UsageError(
-                f"{item.nodeid} reads {MARKET_FIXTURE} through another fixture: name "
-                f"{MARKET_FIXTURE} in its module so that xdist runs it beside the others"
-            )
-    first = {MARKET_SCOPE: 0, SECOND_SCOPE: 1}
-    items.sort(key=lambda item: first.get(_scope(item.nodeid, market), 2))
+    order = {module: rank for rank, module in enumerate(FIRST_MODULES)}
+    items.sort(key=lambda item: order.get(item.nodeid.split("::", 1)[0], len(order)))
 
 
 @pytest.fixture
@@ -111,5 +83,31 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def market_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    """The tiny end-to-end market, built once for every test module that reads it."""
-    return build_market(tmp_path_factory.mktemp("market"))
+    """The tiny end-to-end market, built once per run for both xdist workers: by the first
+    to ask, while the other waits for it. Every module reads it and none writes it (DuckDB
+    lets no other process open a file one writes): test_end_to_end, which rebuilds models
+    and changes files, does so in a copy of its own."""
+    run_folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_folder = run_folder.parent  # each worker's basetemp is a folder of the run's
+    return Lake(built_once(run_folder / MARKET_FOLDER, build_market) / "lake")
+
+
+def built_once(folder: Path, build: Callable[[Path], object]) -> Path:
+    """`folder` built by `build` once among the processes of a test run: the first to take
+    the lock builds; the others wait, then find it built (or the first's failure, raised
+    again rather than built twice)."""
+    done, failed = folder / ".built", folder / ".failed"
+    with folder.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.exists():
+            raise RuntimeError(f"building {folder} failed in another worker: {failed.read_text()}")
+        if not done.exists():
+            folder.mkdir()
+            try:
+                build(folder)
+            except BaseException as error:
+                failed.write_text(repr(error)[:2000])
+                raise
+            done.touch()
+    return folder

@@ -4,6 +4,7 @@ browser tests, so each market is generated and built once per run)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -55,4 +56,14 @@ def build_market(root: Path) -> Lake:
     ingest(lake.raw, lake, workers=2)
     for layer in ("tag:bronze", "tag:silver", "tag:gold"):
         dbt(lake, "build", "--select", layer)
+    return lake
+
+
+def copied_market(market: Lake, root: Path) -> Lake:
+    """A copy of a built market for tests that rebuild models and change its files: the
+    lake's files copied (modification times kept), then the views that read the lake's files
+    by their path (bronze, the engine's partitions) made again over the copy's."""
+    lake = Lake(root / "lake")
+    shutil.copytree(market.root, lake.root)
+    dbt(lake, "run", "--select", "config.materialized:view")
     return lake

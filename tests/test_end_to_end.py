@@ -23,9 +23,17 @@ from spymaster.cli import main
 from spymaster.exchange_time import day_start_ns
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from synthetic_market.options_book import Smile
-from tests.markets import MARKET_SESSIONS, dbt, dbt_target, warehouse
+from tests.markets import MARKET_SESSIONS, copied_market, dbt, dbt_target, warehouse
 
 pytestmark = pytest.mark.dbt
+
+
+@pytest.fixture(scope="module")
+def market_lake(market_lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """This module's own copy of the market: it rebuilds models and changes files, which the
+    other modules, reading the market meanwhile on the other xdist worker, must not see."""
+    return copied_market(market_lake, tmp_path_factory.mktemp("market-copy"))
+
 
 SESSIONS = MARKET_SESSIONS
 
