@@ -37,7 +37,7 @@ from ingest.partitions import (
     data_file_name,
     ingest_lock,
 )
-from ingest.registry import FileStat, Registry, path_key, source_partitions
+from ingest.registry import FileStat, Registry, source_key, source_partitions
 from ingest.routing import OptionDefinitions, Router, day_to_date, epoch_days
 from ingest.source_files import (
     FileFingerprint,
@@ -240,7 +240,7 @@ class _Ingest:
         return self.report
 
     def _unchanged(self, path: Path) -> bool:
-        cached = self.file_stats.get(path_key(path))
+        cached = self.file_stats.get(source_key(self.lake, path))
         stat = path.stat()
         if (
             cached is not None
@@ -282,7 +282,7 @@ class _Ingest:
                 future.cancel()
 
     def _commit(self, staged: StagedSource) -> None:
-        source_path = path_key(staged.path)
+        source_path = source_key(self.lake, staged.path)
         sha256 = staged.fingerprint.sha256
         if staged.already_landed:
             self._remember_path(sha256, source_path)
@@ -292,12 +292,14 @@ class _Ingest:
             # (a full disk) leaves the lake as it was, never half of a file's partitions
             for part in staged.partitions:
                 write_json(
-                    self.store.fs, f"{part.staged_dir}/{MANIFEST_FILE}", _manifest(staged, part)
+                    self.store.fs,
+                    f"{part.staged_dir}/{MANIFEST_FILE}",
+                    _manifest(staged, part, source_path),
                 )
             for part in staged.partitions:
                 self.store.commit(part)
             self._remove_stale(staged, source_path)
-            self.registry.save_source(_source_record(staged, [source_path]))
+            self.registry.save_source(_source_record(staged, source_path))
             self.report.landed.append(staged)
         self.file_stats[source_path] = FileStat(
             staged.fingerprint.size_bytes, staged.fingerprint.mtime_ns, sha256
@@ -312,7 +314,8 @@ class _Ingest:
             if manifest is None:
                 continue
             owner = manifest["sources"][0]
-            if owner["path"] != source_path and owner["sha256"] != staged.fingerprint.sha256:
+            owned = source_key(self.lake, owner["path"]) == source_path
+            if not owned and owner["sha256"] != staged.fingerprint.sha256:
                 shared = sorted(part.stats.instrument_ids & set(manifest["instrument_ids"]))
                 instruments = f"instruments {shared}" if shared else "records"
                 raise IngestError(
@@ -323,8 +326,11 @@ class _Ingest:
 
     def _remember_path(self, sha256: str, source_path: str) -> None:
         record = self.registry.source(sha256)
-        if record is not None and source_path not in record["paths"]:
-            record["paths"] = sorted([*record["paths"], source_path])
+        if record is None:
+            return
+        paths = {source_key(self.lake, path) for path in record["paths"]}
+        if source_path not in paths:
+            record["paths"] = sorted([*paths, source_path])
             self.registry.save_source(record)
 
     def _remove_stale(self, staged: StagedSource, source_path: str) -> None:
@@ -343,20 +349,24 @@ class _Ingest:
             owner = manifest["sources"][0] if manifest is not None else None
             # no manifest: what a killed removal left, which no reader takes
             if (
-                owner is None or (owner["path"], owner["sha256"]) == (source_path, previous.sha256)
+                owner is None
+                or (source_key(self.lake, owner["path"]), owner["sha256"])
+                == (source_path, previous.sha256)
             ) and self.store.remove(key):
                 self.report.removed_partitions.append(key)
-        record["paths"] = [path for path in record["paths"] if path != source_path]
+        record["paths"] = sorted(
+            {source_key(self.lake, path) for path in record["paths"]} - {source_path}
+        )
         if record["paths"]:
             self.registry.save_source(record)
         else:
             self.registry.drop_source(previous.sha256)
 
 
-def _source_description(staged: StagedSource) -> dict[str, Any]:
+def _source_description(staged: StagedSource, source_path: str) -> dict[str, Any]:
     assert staged.metadata is not None
     return {
-        "path": path_key(staged.path),
+        "path": source_path,
         "sha256": staged.fingerprint.sha256,
         "size_bytes": staged.fingerprint.size_bytes,
         "compression": staged.fingerprint.compression,
@@ -371,7 +381,7 @@ def _source_description(staged: StagedSource) -> dict[str, Any]:
     }
 
 
-def _manifest(staged: StagedSource, part: StagedPartition) -> dict[str, Any]:
+def _manifest(staged: StagedSource, part: StagedPartition, source_path: str) -> dict[str, Any]:
     stats = part.stats
     return {
         "table": part.key.table,
@@ -384,17 +394,16 @@ def _manifest(staged: StagedSource, part: StagedPartition) -> dict[str, Any]:
         "instrument_ids": sorted(stats.instrument_ids),
         "record_index_range": [stats.record_index_min, stats.record_index_max],
         "ts_recv_range": [stats.ts_recv_min, stats.ts_recv_max],
-        "sources": [_source_description(staged)],
+        "sources": [_source_description(staged, source_path)],
     }
 
 
-def _source_record(staged: StagedSource, paths: list[str]) -> dict[str, Any]:
-    description = _source_description(staged)
+def _source_record(staged: StagedSource, source_path: str) -> dict[str, Any]:
     return {
         "sha256": staged.fingerprint.sha256,
-        "paths": paths,
+        "paths": [source_path],
         "ingest_version": INGEST_VERSION,
-        "source": description,
+        "source": _source_description(staged, source_path),
         "partitions": [
             {
                 "table": part.key.table,

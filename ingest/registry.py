@@ -36,7 +36,7 @@ class Registry:
 
     def file_stats(self) -> dict[str, FileStat]:
         payload = read_json(self.fs, self.file_stats_path) or {}
-        return {path: FileStat(**stat) for path, stat in payload.items()}
+        return {source_key(self.lake, path): FileStat(**stat) for path, stat in payload.items()}
 
     def save_file_stats(self, stats: dict[str, FileStat]) -> None:
         write_json(
@@ -77,5 +77,16 @@ def source_partitions(record: dict[str, Any]) -> list[PartitionKey]:
     ]
 
 
-def path_key(path: Path) -> str:
-    return str(path.resolve())
+def source_key(lake: Lake, path: Path | str) -> str:
+    """How the lake names a raw file (in manifests, the registry and file_stats.json): relative
+    to the lake's folder when the file is inside it (`raw/ES.OPT/statistics/...`), so a lake
+    moved or copied whole still knows its own files; else the absolute path. A name already
+    stored is normalised the same way (lakes landed before 2026-11-25 stored absolute paths)."""
+    named = Path(path)
+    if not named.is_absolute():
+        return named.as_posix()
+    resolved = named.resolve()
+    try:
+        return resolved.relative_to(lake.root.resolve()).as_posix()
+    except ValueError:
+        return str(resolved)

@@ -4,6 +4,8 @@ test_cluster_failures.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +36,11 @@ def test_the_tiny_market_through_ray_lands_and_builds_the_same_lake(
     same rows either way: the README's measured runs compare every table); every engine
     model's contract-days written as partitions with manifests."""
     ray_lake = Lake(tmp_path / "lake")
+    # the market's raw files in this lake's own raw folder (hard links), as they are in the
+    # market's: the manifests name them alike, relative to each lake
+    shutil.copytree(market_lake.raw, ray_lake.raw, copy_function=os.link)
     landed = _spymaster(
-        "ingest", "--lake", str(ray_lake.root), "--raw", str(market_lake.raw), "--ray", "auto"
+        "ingest", "--lake", str(ray_lake.root), "--raw", str(ray_lake.raw), "--ray", "auto"
     )
     assert landed.returncode == 0, landed.stderr[-3000:]
     assert bronze_files(ray_lake) == bronze_files(market_lake)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -227,6 +228,79 @@ def test_identical_copy_in_another_folder_is_recognised_not_duplicated(
     report = ingest(raw, lake)
     assert report.landed == []
     assert bronze_sql(lake, "select count(*) from futures_mbo") == [(8,)]
+
+
+def _land_two_days_inside(lake: Lake) -> Path:
+    """Two days of ESM4 in the lake's own raw folder, landed; the first day's file returned."""
+    lake.raw.mkdir(parents=True)
+    first = write_dbn(
+        lake.raw / "a.mbo.dbn.zst",
+        dbn.Schema.MBO,
+        book_day(ESM4, DAY1, 5000.0),
+        {"ESM4": ESM4},
+        DAY1,
+    )
+    write_dbn(
+        lake.raw / "b.mbo.dbn.zst",
+        dbn.Schema.MBO,
+        book_day(ESM4, DAY2, 5010.0),
+        {"ESM4": ESM4},
+        DAY2,
+    )
+    ingest(lake.raw, lake)
+    return first
+
+
+def _correct_first_day(lake: Lake) -> None:
+    """The first day's file corrected in place, landed again: only it lands, and the day holds
+    the corrected records."""
+    write_dbn(
+        lake.raw / "a.mbo.dbn.zst",
+        dbn.Schema.MBO,
+        book_day(ESM4, DAY1, 4990.0)[:5],
+        {"ESM4": ESM4},
+        DAY1,
+    )
+    report = ingest(lake.raw, lake)
+    assert [source.path.name for source in report.landed] == ["a.mbo.dbn.zst"]
+    assert bronze_sql(lake, f"select count(*) from futures_mbo where dt = '{DAY1}'") == [(5,)]
+    assert bronze_sql(lake, f"select count(*) from futures_mbo where dt = '{DAY2}'") == [(8,)]
+
+
+def test_a_lake_moved_whole_still_knows_its_own_raw_files(tmp_path: Path) -> None:
+    """Raw files inside the lake are named relative to it: after the lake's folder moves, an
+    unchanged file is recognised without reading it and a corrected one replaces its own day
+    (named by its old absolute path, it was a second file claiming the same day)."""
+    _land_two_days_inside(Lake(tmp_path / "lake"))
+    moved = Lake(tmp_path / "elsewhere" / "lake")
+    moved.root.parent.mkdir()
+    (tmp_path / "lake").rename(moved.root)
+    report = ingest(moved.raw, moved)
+    assert report.landed == []
+    assert sorted(path.name for path in report.unchanged) == ["a.mbo.dbn.zst", "b.mbo.dbn.zst"]
+    manifest = moved.table_dir("futures_mbo") / "symbol=ESM4" / f"dt={DAY1}" / MANIFEST_FILE
+    assert json.loads(manifest.read_text())["sources"][0]["path"] == "raw/a.mbo.dbn.zst"
+    _correct_first_day(moved)
+
+
+def test_a_lake_that_named_its_raw_files_by_absolute_path_still_knows_them(
+    tmp_path: Path,
+) -> None:
+    """Lakes landed before raw files were named relative to the lake hold absolute names in
+    their manifests, registry and file stats: those name the same files."""
+    lake = Lake(tmp_path / "lake")
+    first = _land_two_days_inside(lake)
+    for stored in (lake.bronze).rglob("*.json"):
+        text = stored.read_text()
+        for name in ("a", "b"):
+            relative = f"raw/{name}.mbo.dbn.zst"
+            text = text.replace(
+                f'"{relative}"', json.dumps(str(first.with_name(f"{name}.mbo.dbn.zst")))
+            )
+        stored.write_text(text)
+    assert str(first) in (lake.bronze / "_ingest" / "file_stats.json").read_text()
+    assert ingest(lake.raw, lake).landed == []
+    _correct_first_day(lake)
 
 
 def test_failure_in_the_middle_of_a_write_keeps_the_old_partition(raw: Path, lake: Lake) -> None:
