@@ -4,3 +4,9 @@ A plain library with no dbt imports: `replay.replay_windows` for the surfaces,
 `replay.book_at` for the book at a moment, `replay.top_of_book_events` for the best bid and
 ask after every event. The kernel's rules are in `kernel`'s docstring.
 """
+
+from book_engine.memory_pages import without_huge_page_advice
+
+# the engine's day-sized arrays get ordinary pages in every process that runs it (dbt's, a
+# Ray worker's, live's, a benchmark's): see book_engine.memory_pages
+without_huge_page_advice()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
+import subprocess
+import sys
 
 import databento as db
 import databento_dbn as dbn
@@ -507,3 +510,17 @@ def test_partition_without_snapshot_has_only_invalid_windows() -> None:
 def test_price_off_the_tick_grid_is_an_error() -> None:
     with pytest.raises(EngineError, match=r"record 3: price .* is not on instrument 1's tick grid"):
         book_at(columns([*BASE, mbo(ES, T0 + 100 * MS, "A", "B", px(100.10), 1, 64)]), TICKS)
+
+
+def test_importing_the_engine_turns_off_numpys_huge_page_advice() -> None:
+    """A process that runs the engine backs its new arrays with ordinary pages (see
+    book_engine.memory_pages): checked in a fresh interpreter, where NumPy's default is on."""
+    probe = (
+        "from numpy._core import multiarray as m; before = m._get_madvise_hugepage(); "
+        "import book_engine.replay; print(before, m._get_madvise_hugepage())"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=environment
+    )
+    assert done.stdout.split() == ["True", "False"]
