@@ -636,11 +636,24 @@ class BookState:
 def require_snapshot(columns: MboColumns, label: str) -> None:
     """A day to model starts with its snapshot (SPEC 12): an empty day, or one whose records
     never restate the book, would give a book that is never valid."""
-    if len(columns.flags) == 0:
-        raise EngineError(f"{label}: no records (an empty day)")
-    if not (columns.flags & k.F_SNAPSHOT).any():
+    try:
+        require_snapshot_seen(len(columns), has_snapshot(columns))
+    except EngineError as error:
+        raise EngineError(f"{label}: {error}") from None
+
+
+def has_snapshot(columns: MboColumns) -> bool:
+    return bool((columns.flags & k.F_SNAPSHOT).any())
+
+
+def require_snapshot_seen(records: int, snapshot: bool) -> None:
+    """require_snapshot for a day read in batches: its records counted, whether any of them
+    was part of a snapshot (the caller names the day)."""
+    if records == 0:
+        raise EngineError("no records (an empty day)")
+    if not snapshot:
         raise EngineError(
-            f"{label}: no snapshot (no record with F_SNAPSHOT): the book is never known; land "
+            "no snapshot (no record with F_SNAPSHOT): the book is never known; land "
             "the day's file as Databento delivers it, starting with its snapshot"
         )
 

@@ -8,7 +8,7 @@ knows DuckDB relations no more than dbt: memory stays bounded by one partition.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +19,9 @@ from book_engine.replay import (
     MboColumns,
     WindowChunk,
     WindowConfig,
-    replay_windows,
-    require_snapshot,
+    WindowReplay,
+    has_snapshot,
+    require_snapshot_seen,
 )
 from spymaster.arrow_columns import STRING_CODES, categorical, repeated_date, repeated_string
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
@@ -126,7 +127,8 @@ class Partition:
     fingerprint: str
 
 
-LoadPartition = Callable[[str, dt.date], "pa.Table"]
+# a contract-day's records in file order, in batches (a partition's row groups)
+LoadPartition = Callable[[str, dt.date], Iterable["pa.Table | pa.RecordBatch"]]
 TicksFor = Callable[[str, dt.date, Sequence[int]], Mapping[int, int]]
 
 
@@ -192,29 +194,44 @@ def futures_chunks(
     ticks_for: TicksFor,
     settings: SurfaceSettings,
 ) -> Iterator[WindowChunk]:
-    """The engine's chunks of one futures contract-day: its book and depth-and-flow rows."""
-    table = load(partition.symbol, partition.day)
-    columns = MboColumns.from_arrow(table)
-    require_snapshot(columns, f"futures_mbo symbol={partition.symbol} dt={partition.day}")
-    ids = columns.instrument_id
-    # one pass, not a sort of the day's records: a futures partition is one contract
-    if len(ids) == 0 or (ids != ids[0]).any():
-        raise EngineError(
-            f"futures_mbo symbol={partition.symbol} dt={partition.day}: expected one instrument, "
-            f"found {sorted(set(np.unique(ids).tolist()))}"
-        )
-    instruments = [int(ids[0])]
-    ticks = ticks_for(partition.symbol, partition.day, instruments)
-    config = settings.window_config(partition.day)
+    """The engine's chunks of one futures contract-day: its book and depth-and-flow rows. The
+    records are replayed batch by batch as they load (the same rows as all at once): a busy
+    day's 26 million records are never all in memory, twice (Arrow, then NumPy)."""
+    label = f"futures_mbo symbol={partition.symbol} dt={partition.day}"
+    replay: WindowReplay | None = None
+    records, snapshot = 0, False
     depth_key = DepthKeyOrder()
-    try:
-        for chunk in replay_windows(columns, ticks, config):
-            depth_key.check(chunk.depth_rows)
-            yield chunk
-    except EngineError as error:
-        raise EngineError(
-            f"futures_mbo symbol={partition.symbol} dt={partition.day}: {error}"
-        ) from error
+
+    def replayed(chunks: Iterable[WindowChunk]) -> Iterator[WindowChunk]:
+        try:
+            for chunk in chunks:
+                depth_key.check(chunk.depth_rows)
+                yield chunk
+        except EngineError as error:
+            raise EngineError(f"{label}: {error}") from error
+
+    for batch in load(partition.symbol, partition.day):
+        columns = MboColumns.from_arrow(batch)
+        if not len(columns):
+            continue
+        ids = columns.instrument_id
+        if replay is None:
+            instrument = int(ids[0])
+            ticks = ticks_for(partition.symbol, partition.day, [instrument])
+            replay = WindowReplay(ticks, settings.window_config(partition.day))
+        # one pass, not a sort of the records: a futures partition is one contract
+        if (ids != instrument).any():
+            found = sorted({instrument, *np.unique(ids).tolist()})
+            raise EngineError(f"{label}: expected one instrument, found {found}")
+        records, snapshot = records + len(columns), snapshot or has_snapshot(columns)
+        yield from replayed(replay.push(columns))
+
+    def finished() -> Iterator[WindowChunk]:
+        require_snapshot_seen(records, snapshot)
+        assert replay is not None  # it replayed the records
+        yield from replay.finish()
+
+    yield from replayed(finished())
 
 
 class DepthKeyOrder:

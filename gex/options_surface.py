@@ -12,7 +12,7 @@ downstream and recorded there. Memory stays bounded by one partition and the eng
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from book_engine.errors import EngineError
-from book_engine.replay import MboColumns, WindowConfig, replay_windows, require_snapshot
+from book_engine.replay import (
+    MboColumns,
+    WindowChunk,
+    WindowConfig,
+    WindowReplay,
+    has_snapshot,
+    require_snapshot_seen,
+)
 from gex.black76 import MINUTES_PER_YEAR
 from gex.profile import instrument_order_within_seconds, zero_gamma_levels
 from gex.quote_kernel import IV_STATUSES, option_rows
@@ -142,21 +149,22 @@ class OptionsSettings:
 def quote_batches(
     symbol: str,
     day: dt.date,
-    options: MboColumns,
+    options: Iterable[MboColumns],
     chain: OptionsChain,
     spot_by_second: SpotSeries,
     settings: OptionsSettings,
     fingerprint: str,
 ) -> Iterator[pa.RecordBatch]:
-    """options_quotes_1s rows of one contract-day, with the underlying future's spot."""
-    require_snapshot(options, f"options_mbo symbol={symbol} dt={day}")
+    """options_quotes_1s rows of one contract-day, with the underlying future's spot. The
+    day's records come in batches (a partition's row groups), replayed as they load: the same
+    rows as all at once, without the whole day in memory."""
     index = chain.index()
     # per option: the last solved volatility (warm start, carried through quote gaps) and when
     last_sigma = np.full(len(chain.instrument_ids), np.nan)
     last_solved_ns = np.zeros(len(chain.instrument_ids), np.int64)
     try:
         # the next chunk's replay runs beside this chunk's volatility and gamma
-        replayed = replay_windows(options, chain.ticks(), settings.window_config(day))
+        replayed = _replayed(options, chain.ticks(), settings.window_config(day))
         for chunk in computed_ahead(replayed):
             rows = chunk.book_rows
             if len(rows) == 0:
@@ -177,6 +185,18 @@ def quote_batches(
             )
     except EngineError as error:
         raise EngineError(f"options_mbo symbol={symbol} dt={day}: {error}") from error
+
+
+def _replayed(
+    batches: Iterable[MboColumns], ticks: Mapping[int, int], window: WindowConfig
+) -> Iterator[WindowChunk]:
+    replay = WindowReplay(ticks, window)
+    records, snapshot = 0, False
+    for columns in batches:
+        records, snapshot = records + len(columns), snapshot or has_snapshot(columns)
+        yield from replay.push(columns)
+    require_snapshot_seen(records, snapshot)
+    yield from replay.finish()
 
 
 def quote_batch(

@@ -181,7 +181,7 @@ for symbol in symbols:  # one partition at a time, as engine_options_quotes_1s r
     measured["options"] += len(np.unique(options.instrument_id))
     started = time.perf_counter()
     kept = []  # what engine_zero_gamma_1s reads back: rows with a volatility and open interest
-    for batch in quote_batches(symbol, day, options, chain, spot, settings, "bench"):
+    for batch in quote_batches(symbol, day, [options], chain, spot, settings, "bench"):
         measured["quote_rows"] += batch.num_rows
         usable = pc.and_(pc.is_valid(batch["implied_volatility"]),
                          pc.is_valid(batch["open_interest"]))

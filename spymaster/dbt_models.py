@@ -171,18 +171,44 @@ def in_file_order(table: pa.Table) -> pa.Table:
 
 
 def bronze_mbo(lake_dir: str, table: str, symbol: str, day: dt.date) -> pa.Table:
-    """The engine's columns of one landed MBO partition, in file order, read from the
-    Parquet file its manifest names (through the file system layer: the same on every Ray
-    node)."""
+    """The engine's columns of one landed MBO partition, in file order, whole."""
+    return pa.concat_tables(bronze_mbo_batches(lake_dir, table, symbol, day))
+
+
+def bronze_mbo_batches(lake_dir: str, table: str, symbol: str, day: dt.date) -> Iterator[pa.Table]:
+    """The engine's columns of one landed MBO partition in file order, a row group at a time,
+    read from the Parquet file its manifest names (through the file system layer: the same on
+    every Ray node). Ingest writes records in file order, so the row groups' record_index
+    ranges follow each other (their statistics say so); a file where they do not is read
+    whole and sorted."""
     key = PartitionKey(table, symbol, day)
     data_file = _landed_manifest(lake_dir, table, symbol, day)["data_file"]
     fs, root = file_system(f"{lake_dir.rstrip('/')}/bronze")
+    columns = [*MBO_COLUMNS, "record_index"]
     with fs.open_input_file(f"{key.folder(root)}/{data_file}") as source:
         # action and side as Parquet's dictionaries: no string per record
-        records = pq.read_table(
-            source, columns=[*MBO_COLUMNS, "record_index"], read_dictionary=["action", "side"]
-        )
-    return in_file_order(records).drop_columns(["record_index"])
+        parquet = pq.ParquetFile(source, read_dictionary=["action", "side"])
+        if parquet.num_row_groups > 1 and _row_groups_follow_each_other(parquet.metadata):
+            for group in range(parquet.num_row_groups):
+                records = parquet.read_row_group(group, columns=columns)
+                yield in_file_order(records).drop_columns(["record_index"])
+        else:
+            yield in_file_order(parquet.read(columns=columns)).drop_columns(["record_index"])
+
+
+def _row_groups_follow_each_other(metadata: pq.FileMetaData) -> bool:
+    """Whether each row group's record_index values all come after the previous group's, by
+    the groups' min/max statistics (a file without them: not known)."""
+    position = metadata.schema.names.index("record_index")
+    last = None
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(position).statistics
+        if statistics is None or not statistics.has_min_max:
+            return False
+        if last is not None and statistics.min <= last:
+            return False
+        last = statistics.max
+    return True
 
 
 def _landed_manifest(lake_dir: str, table: str, symbol: str, day: dt.date) -> dict[str, Any]:
@@ -235,7 +261,7 @@ def surface_rows(
     settings: SurfaceSettings,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of `surface` for one contract-day (in the dbt process or a Ray task)."""
-    load = lambda symbol, day: bronze_mbo(lake_dir, "futures_mbo", symbol, day)  # noqa: E731
+    load = lambda symbol, day: bronze_mbo_batches(lake_dir, "futures_mbo", symbol, day)  # noqa: E731
     if surface == "depth_and_flow":
         return depth_and_flow_batches([partition], load, lambda *_: ticks, settings)
     return _book_snapshot_writing_depth_and_flow(partition, load, ticks, settings, lake_dir)
@@ -572,7 +598,7 @@ def quote_rows(
     arrives and written to the lake's engine partitions, where their models (built after this
     one) read them instead of reading 17 million option-seconds back from the warehouse."""
     symbol, day = partition.symbol, partition.day
-    options = MboColumns.from_arrow(bronze_mbo(lake_dir, "options_mbo", symbol, day))
+    options = map(MboColumns.from_arrow, bronze_mbo_batches(lake_dir, "options_mbo", symbol, day))
     store = EnginePartitionStore(lake_dir)
     whole_seconds = WholeSeconds(f"options_mbo symbol={symbol} dt={day}")
     with contextlib.ExitStack() as stack:

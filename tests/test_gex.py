@@ -155,7 +155,7 @@ def quote_rows(
 ) -> list[dict[str, object]]:
     seconds = OPEN + SECOND * np.arange(4)
     spot = spot or SpotSeries(seconds, np.full(4, SPOT))
-    batches = quote_batches("ESM4", DAY, columns(records), options, spot, SETTINGS, "test")
+    batches = quote_batches("ESM4", DAY, [columns(records)], options, spot, SETTINGS, "test")
     return pa.Table.from_batches(list(batches)).to_pylist()
 
 
@@ -280,7 +280,7 @@ def test_a_quote_gap_carries_the_last_volatility_within_its_age_limit() -> None:
     assert rows[2]["mid_price"] is None
 
     short = dataclasses.replace(SETTINGS, iv_carry_seconds=1)
-    batches = quote_batches("ESM4", DAY, columns(records), options, moving, short, "test")
+    batches = quote_batches("ESM4", DAY, [columns(records)], options, moving, short, "test")
     limited = pa.Table.from_batches(list(batches)).to_pylist()
     assert [r["iv_status"] for r in limited] == ["ok", "carried", "no_quote", "no_quote"]
     assert [r["gex"] is None for r in limited] == [False, False, True, True]

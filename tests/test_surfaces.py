@@ -16,9 +16,16 @@ import pytest
 from book_engine.errors import EngineError
 from book_engine.kernel import DEPTH_ROW
 from book_engine.replay import MboColumns, WindowConfig, replay_windows
-from book_engine.surfaces import MBO_COLUMNS, DepthKeyOrder
+from book_engine.surfaces import (
+    MBO_COLUMNS,
+    DepthKeyOrder,
+    Partition,
+    SurfaceSettings,
+    futures_chunks,
+)
+from ingest.bronze_tables import SourceSchema, to_record_batch
 from spymaster.dbn_facts import PRICE_SCALE
-from spymaster.dbt_models import bronze_mbo, in_file_order
+from spymaster.dbt_models import bronze_mbo, bronze_mbo_batches, in_file_order
 from spymaster.exchange_time import day_start_ns, utc_ns
 from spymaster.lake_files import MANIFEST_FILE
 from tests.replay import ReplayBook
@@ -128,6 +135,61 @@ def test_rows_before_t_do_not_depend_on_records_after_t(front: np.ndarray) -> No
         assert depth_before.sum() > 10_000
         assert np.array_equal(depth[depth_before], other_depth[other_before])
     assert not np.array_equal(book, surfaces(perturbed, config)[0])
+
+
+def _landed_partition(root: Path, table: pa.Table, row_group_size: int) -> None:
+    """`table` as the futures partition ESM4 of DAY, in row groups of `row_group_size`."""
+    partition = root / "bronze" / "futures_mbo" / "symbol=ESM4" / f"dt={DAY.isoformat()}"
+    partition.mkdir(parents=True)
+    pq.write_table(table, partition / "data.parquet", row_group_size=row_group_size)
+    (partition / MANIFEST_FILE).write_text(json.dumps({"data_file": "data.parquet"}))
+
+
+def test_a_day_replayed_row_group_by_row_group_gives_the_rows_of_the_whole_day(
+    front: np.ndarray, tmp_path: Path
+) -> None:
+    """futures_chunks feeds the replay a partition's row groups as they load: the same book
+    and depth-and-flow rows as the day's records replayed at once."""
+    records = to_record_batch(SourceSchema.MBO, front, 0)
+    _landed_partition(tmp_path, pa.Table.from_batches([records]), row_group_size=20_000)
+    batches = list(bronze_mbo_batches(str(tmp_path), "futures_mbo", "ESM4", DAY))
+    assert len(batches) == -(-len(front) // 20_000) > 10
+    # depth rows from 09:30 to 12:30 New York, as the warehouse's defaults
+    settings = SurfaceSettings(
+        timezone="America/New_York", depth_ticks=40, rest_ms=500,
+        surface_window=(dt.time(9, 30), dt.time(12, 30)), pre_open=(dt.time(9, 29), dt.time(9, 30)),
+    )  # fmt: skip
+    streamed = list(
+        futures_chunks(
+            Partition("ESM4", DAY, "f"),
+            lambda symbol, day: bronze_mbo_batches(str(tmp_path), "futures_mbo", symbol, day),
+            lambda *_: TICKS,
+            settings,
+        )
+    )
+    whole = list(replay_windows(MboColumns.from_dbn(front), TICKS, settings.window_config(DAY)))
+    for field in ("book_rows", "depth_rows"):
+        got = np.concatenate([getattr(chunk, field) for chunk in streamed])
+        expected = np.concatenate([getattr(chunk, field) for chunk in whole])
+        assert len(got) > 10_000
+        assert got.tobytes() == expected.tobytes()
+
+
+def test_row_groups_are_read_one_by_one_only_when_their_record_indexes_follow_each_other(
+    tmp_path: Path,
+) -> None:
+    """Each row group sorted on its own when the groups' ranges follow each other; a file
+    whose groups overlap is read whole and sorted."""
+    records = pa.table(
+        {**{name: [1, 2, 3, 4, 5, 6] for name in MBO_COLUMNS}, "record_index": [1, 0, 3, 2, 5, 4]}
+    )
+    _landed_partition(tmp_path / "follow", records, row_group_size=2)
+    groups = list(bronze_mbo_batches(str(tmp_path / "follow"), "futures_mbo", "ESM4", DAY))
+    assert [group.column("ts_recv").to_pylist() for group in groups] == [[2, 1], [4, 3], [6, 5]]
+    crossed = records.take([0, 2, 1, 3, 4, 5])  # record_index 1, 3 | 0, 2 | 5, 4
+    _landed_partition(tmp_path / "crossed", crossed, row_group_size=2)
+    [whole] = bronze_mbo_batches(str(tmp_path / "crossed"), "futures_mbo", "ESM4", DAY)
+    assert whole.column("ts_recv").to_pylist() == [2, 1, 4, 3, 6, 5]
 
 
 def test_a_partition_loads_in_file_order_whatever_order_the_file_holds(tmp_path: Path) -> None:
