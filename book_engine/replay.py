@@ -10,7 +10,7 @@ and turn its output buffers into NumPy rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -449,6 +449,21 @@ def replay_windows(
     windows starting in [depth_from, depth_to) only, within +-depth_ticks of spot."""
     replay = WindowReplay(ticks, window, buffer_rows=buffer_rows, margin_ticks=0)
     yield from replay.push(columns)
+    yield from replay.finish()
+
+
+def replay_batches(
+    batches: Iterable[MboColumns], ticks: Mapping[int, int], window: WindowConfig
+) -> Iterator[WindowChunk]:
+    """replay_windows for a day that comes in batches (a partition's row groups, replayed as
+    they load): the same rows. An empty day, or one without a snapshot, is refused once every
+    batch has been read (require_snapshot)."""
+    replay = WindowReplay(ticks, window)
+    records, snapshot = 0, False
+    for columns in batches:
+        records, snapshot = records + len(columns), snapshot or has_snapshot(columns)
+        yield from replay.push(columns)
+    require_snapshot_seen(records, snapshot)
     yield from replay.finish()
 
 

@@ -8,6 +8,7 @@ knows DuckDB relations no more than dbt: memory stays bounded by one partition.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,14 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from book_engine.errors import EngineError
-from book_engine.replay import (
-    MboColumns,
-    WindowChunk,
-    WindowConfig,
-    WindowReplay,
-    has_snapshot,
-    require_snapshot_seen,
-)
+from book_engine.replay import MboColumns, WindowChunk, WindowConfig, replay_batches
 from spymaster.arrow_columns import STRING_CODES, categorical, repeated_date, repeated_string
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.exchange_time import day_start_ns, utc_ns
@@ -198,40 +192,30 @@ def futures_chunks(
     records are replayed batch by batch as they load (the same rows as all at once): a busy
     day's 26 million records are never all in memory, twice (Arrow, then NumPy)."""
     label = f"futures_mbo symbol={partition.symbol} dt={partition.day}"
-    replay: WindowReplay | None = None
-    records, snapshot = 0, False
+    loaded = (MboColumns.from_arrow(batch) for batch in load(partition.symbol, partition.day))
+    batches = (columns for columns in loaded if len(columns))
+    first = next(batches, None)
+    if first is None:
+        raise EngineError(f"{label}: no records (an empty day)")
+    instrument = int(first.instrument_id[0])
+
+    def one_contract() -> Iterator[MboColumns]:
+        # one pass per batch, not a sort of the records: a futures partition is one contract
+        for columns in itertools.chain([first], batches):
+            ids = columns.instrument_id
+            if (ids != instrument).any():
+                found = sorted({instrument, *np.unique(ids).tolist()})
+                raise EngineError(f"expected one instrument, found {found}")
+            yield columns
+
+    ticks = ticks_for(partition.symbol, partition.day, [instrument])
     depth_key = DepthKeyOrder()
-
-    def replayed(chunks: Iterable[WindowChunk]) -> Iterator[WindowChunk]:
-        try:
-            for chunk in chunks:
-                depth_key.check(chunk.depth_rows)
-                yield chunk
-        except EngineError as error:
-            raise EngineError(f"{label}: {error}") from error
-
-    for batch in load(partition.symbol, partition.day):
-        columns = MboColumns.from_arrow(batch)
-        if not len(columns):
-            continue
-        ids = columns.instrument_id
-        if replay is None:
-            instrument = int(ids[0])
-            ticks = ticks_for(partition.symbol, partition.day, [instrument])
-            replay = WindowReplay(ticks, settings.window_config(partition.day))
-        # one pass, not a sort of the records: a futures partition is one contract
-        if (ids != instrument).any():
-            found = sorted({instrument, *np.unique(ids).tolist()})
-            raise EngineError(f"{label}: expected one instrument, found {found}")
-        records, snapshot = records + len(columns), snapshot or has_snapshot(columns)
-        yield from replayed(replay.push(columns))
-
-    def finished() -> Iterator[WindowChunk]:
-        require_snapshot_seen(records, snapshot)
-        assert replay is not None  # it replayed the records
-        yield from replay.finish()
-
-    yield from replayed(finished())
+    try:
+        for chunk in replay_batches(one_contract(), ticks, settings.window_config(partition.day)):
+            depth_key.check(chunk.depth_rows)
+            yield chunk
+    except EngineError as error:
+        raise EngineError(f"{label}: {error}") from error
 
 
 class DepthKeyOrder:

@@ -12,7 +12,7 @@ downstream and recorded there. Memory stays bounded by one partition and the eng
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -21,14 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from book_engine.errors import EngineError
-from book_engine.replay import (
-    MboColumns,
-    WindowChunk,
-    WindowConfig,
-    WindowReplay,
-    has_snapshot,
-    require_snapshot_seen,
-)
+from book_engine.replay import MboColumns, WindowConfig, replay_batches
 from gex.black76 import MINUTES_PER_YEAR
 from gex.profile import instrument_order_within_seconds, zero_gamma_levels
 from gex.quote_kernel import IV_STATUSES, option_rows
@@ -164,7 +157,7 @@ def quote_batches(
     last_solved_ns = np.zeros(len(chain.instrument_ids), np.int64)
     try:
         # the next chunk's replay runs beside this chunk's volatility and gamma
-        replayed = _replayed(options, chain.ticks(), settings.window_config(day))
+        replayed = replay_batches(options, chain.ticks(), settings.window_config(day))
         for chunk in computed_ahead(replayed):
             rows = chunk.book_rows
             if len(rows) == 0:
@@ -185,18 +178,6 @@ def quote_batches(
             )
     except EngineError as error:
         raise EngineError(f"options_mbo symbol={symbol} dt={day}: {error}") from error
-
-
-def _replayed(
-    batches: Iterable[MboColumns], ticks: Mapping[int, int], window: WindowConfig
-) -> Iterator[WindowChunk]:
-    replay = WindowReplay(ticks, window)
-    records, snapshot = 0, False
-    for columns in batches:
-        records, snapshot = records + len(columns), snapshot or has_snapshot(columns)
-        yield from replay.push(columns)
-    require_snapshot_seen(records, snapshot)
-    yield from replay.finish()
 
 
 def quote_batch(
