@@ -1,6 +1,7 @@
 """The book engine: Databento MBO to L3 order books and 1-second surfaces (Numba).
 
-A plain library with no dbt imports: `replay.replay_windows` for the surfaces,
+A plain library with no dbt imports: `replay.replay_windows` for the surfaces (and
+`replay.replay_batches` for a day read in batches),
 `replay.book_at` for the book at a moment, `replay.top_of_book_events` for the best bid and
 ask after every event. The kernel's rules are in `kernel`'s docstring.
 """
