@@ -180,7 +180,12 @@ def bronze_mbo_batches(lake_dir: str, table: str, symbol: str, day: dt.date) -> 
     read from the Parquet file its manifest names (through the file system layer: the same on
     every Ray node). Ingest writes records in file order, so the row groups' record_index
     ranges follow each other (their statistics say so); a file where they do not is read
-    whole and sorted."""
+    whole and sorted. The next row groups are decoded on a thread of their own while the
+    caller replays this one (the options engine alone: 20.7 -> 19.1 s on the busy day)."""
+    return computed_ahead(_bronze_row_groups(lake_dir, table, symbol, day))
+
+
+def _bronze_row_groups(lake_dir: str, table: str, symbol: str, day: dt.date) -> Iterator[pa.Table]:
     key = PartitionKey(table, symbol, day)
     data_file = _landed_manifest(lake_dir, table, symbol, day)["data_file"]
     fs, root = file_system(f"{lake_dir.rstrip('/')}/bronze")
