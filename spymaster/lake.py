@@ -116,11 +116,14 @@ class Lake:
         return {**os.environ, LAKE_ENV_VAR: str(self.root)}
 
 
+# dbt's command line, its scheduler taking the longest chain of nodes first
+DBT = (sys.executable, "-m", "spymaster.dbt_critical_path")
+
+
 def dbt_command(dbt_args: Sequence[str]) -> list[str]:
-    """The dbt command line for this project (the venv's dbt, the repo's profiles.yml)."""
-    dbt = Path(sys.executable).with_name("dbt")
+    """The dbt command line for this project (the repo's profiles.yml)."""
     return [
-        str(dbt),
+        *DBT,
         *dbt_args,
         "--project-dir",
         str(PROJECT_ROOT),
