@@ -930,34 +930,50 @@ def replay(
 
 
 @nb.njit(cache=True, nogil=True)
-def dense_instruments(instrument_id):
-    """Instrument ids to dense indexes in order of first appearance: (indexes, ids, the
-    position of each id's first record)."""
-    dense = np.empty(instrument_id.shape[0], np.int64)
-    seen = dict()  # noqa: C408  (a Numba typed dict)
-    seen[np.int64(-1)] = np.int64(-1)
-    order = []
-    firsts = []
+def dense_instruments(instrument_id, capacity):
+    """Instrument ids (>= 0) to dense indexes in order of first appearance: (indexes, ids, the
+    position of each id's first record, the number of ids), or a count of -1 when there are
+    more than `capacity` ids (call again with more). Ids are found in an open-addressing
+    table of fixed size: an options day looks one up for nearly every one of its 32 M
+    records, where a typed dict took 3-4 times as long."""
+    n = instrument_id.shape[0]
+    dense = np.empty(n, np.int64)
+    keys = np.full(2 * capacity, -1, np.int64)
+    indexes = np.empty(2 * capacity, np.int64)
+    ids = np.empty(capacity, np.int64)
+    first = np.empty(capacity, np.int64)
+    count = 0
     last_id = -1
     last_index = -1
-    for r in range(instrument_id.shape[0]):
-        value = instrument_id[r]
+    for r in range(n):
+        value = np.int64(instrument_id[r])
         if value != last_id:
-            if value in seen:
-                last_index = seen[value]
+            slot = _id_slot(keys, value)
+            if keys[slot] == value:
+                last_index = indexes[slot]
             else:
-                last_index = len(order)
-                seen[value] = last_index
-                order.append(value)
-                firsts.append(r)
+                if count == capacity:
+                    return dense, ids, first, -1
+                ids[count] = value
+                first[count] = r
+                last_index = count
+                count += 1
+                keys[slot] = value
+                indexes[slot] = last_index
             last_id = value
         dense[r] = last_index
-    ids = np.empty(len(order), np.int64)
-    first = np.empty(len(order), np.int64)
-    for i in range(len(order)):
-        ids[i] = order[i]
-        first[i] = firsts[i]
-    return dense, ids, first
+    return dense, ids, first, count
+
+
+@nb.njit(cache=True, nogil=True)
+def _id_slot(keys, value):
+    """The slot holding `value`, or the empty slot where it goes (Fibonacci hashing; the
+    table's size is a power of two)."""
+    mask = keys.shape[0] - 1
+    slot = np.int64((np.uint64(value) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) & mask
+    while keys[slot] != -1 and keys[slot] != value:
+        slot = (slot + 1) & mask
+    return slot
 
 
 @nb.njit(cache=True, nogil=True)

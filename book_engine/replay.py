@@ -225,7 +225,7 @@ class EngineState:
                 f"record {r}: ts_recv goes backwards "
                 f"({columns.ts_recv[r]} after {columns.ts_recv[r - 1]})"
             )
-        local, batch_ids, first = k.dense_instruments(columns.instrument_id)
+        local, batch_ids, first = dense_instruments(columns.instrument_id)
         new_ids = [int(i) for i in batch_ids if int(i) not in self.dense_of]
         missing = [i for i in new_ids if i not in ticks]
         if missing:
@@ -374,6 +374,17 @@ def _orders(capacity: int) -> np.ndarray:
     orders = np.zeros((capacity, 8), np.int64)
     orders[:, k.O_INSTRUMENT] = -1
     return orders
+
+
+def dense_instruments(instrument_id: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Instrument ids to dense indexes in order of first appearance: (indexes, ids, the
+    position of each id's first record)."""
+    capacity = 1 << 13  # a day of ES options has about 1,200-4,000 instruments
+    while True:
+        dense, ids, first, count = k.dense_instruments(instrument_id, capacity)
+        if count >= 0:
+            return dense, ids[:count], first[:count]
+        capacity *= 4
 
 
 def _prepare(

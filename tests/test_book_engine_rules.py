@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from book_engine.errors import EngineError
-from book_engine.replay import MboColumns, WindowConfig, WindowReplay, book_at, replay_windows
+from book_engine.replay import (
+    MboColumns,
+    WindowConfig,
+    WindowReplay,
+    book_at,
+    dense_instruments,
+    replay_windows,
+)
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from tests.dbn_fixtures import day_start_ns, encode, mbo, metadata, px
 
@@ -524,3 +531,20 @@ def test_importing_the_engine_turns_off_numpys_huge_page_advice() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=environment
     )
     assert done.stdout.split() == ["True", "False"]
+
+
+def test_dense_instruments_number_ids_in_order_of_first_appearance() -> None:
+    rng = np.random.default_rng(7)
+    # 20,000 ids (more than the first table holds), in runs and interleaved, large and small
+    ids = rng.choice(np.concatenate([np.arange(20_000), [2**31 - 1, 42_000_003]]), 200_000)
+    ids = np.repeat(ids, rng.integers(1, 4, len(ids))).astype(np.int64)
+    dense, order, first = dense_instruments(ids)
+    expected: dict[int, int] = {}
+    for r, value in enumerate(ids.tolist()):
+        if value not in expected:
+            expected[value] = len(expected)
+            assert first[expected[value]] == r
+    assert order.tolist() == list(expected)
+    assert dense.tolist() == [expected[value] for value in ids.tolist()]
+    empty = dense_instruments(np.zeros(0, np.int64))
+    assert [len(part) for part in empty] == [0, 0, 0]
