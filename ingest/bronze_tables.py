@@ -74,7 +74,46 @@ class RecordError(ValueError):
         self.row = row
 
 
-Extractor = Callable[[np.ndarray, int], pa.Array]
+class Records:
+    """Some rows of a chunk of DBN records (all of them when `rows` is None), read field by
+    field: each field is gathered once, contiguous, whatever reads it (a flag column, the
+    partition's counts). Gathering one field of the rows a partition takes costs about what
+    copying the field whole does, so a chunk split between partitions is gathered per
+    partition, never converted whole and then split."""
+
+    def __init__(self, chunk: np.ndarray, offset: int, rows: np.ndarray | None = None) -> None:
+        self.chunk = chunk
+        self.offset = offset  # the file position of the chunk's first record
+        self.rows = rows
+        self._fields: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.chunk) if self.rows is None else len(self.rows)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.chunk.dtype.names
+
+    def field(self, name: str) -> np.ndarray:
+        values = self._fields.get(name)
+        if values is None:
+            whole = self.chunk[name]
+            values = np.ascontiguousarray(whole) if self.rows is None else whole[self.rows]
+            self._fields[name] = values
+        return values
+
+    def chunk_row(self, row: int) -> int:
+        """The position in the chunk of the `row`-th of these records."""
+        return row if self.rows is None else int(self.rows[row])
+
+    def record_index(self) -> np.ndarray:
+        """Each record's position in its file."""
+        if self.rows is None:
+            return np.arange(self.offset, self.offset + len(self.chunk), dtype=np.int64)
+        return self.rows.astype(np.int64) + self.offset
+
+
+Extractor = Callable[[Records], pa.Array]
 
 
 @dataclass(frozen=True)
@@ -85,8 +124,8 @@ class Column:
 
 
 def _int(field: str, arrow_type: pa.DataType) -> Extractor:
-    def extract(chunk: np.ndarray, _offset: int) -> pa.Array:
-        return pa.array(np.ascontiguousarray(chunk[field]), type=arrow_type)
+    def extract(records: Records) -> pa.Array:
+        return pa.array(records.field(field), type=arrow_type)
 
     return extract
 
@@ -94,12 +133,12 @@ def _int(field: str, arrow_type: pa.DataType) -> Extractor:
 def _required_ns(field: str) -> Extractor:
     """uint64 nanoseconds to int64; a missing (UNDEF) timestamp is an error."""
 
-    def extract(chunk: np.ndarray, _offset: int) -> pa.Array:
-        values = chunk[field]
+    def extract(records: Records) -> pa.Array:
+        values = records.field(field)
         bad = np.flatnonzero(values >= np.uint64(2**63))
         if bad.size:
             raise RecordError(int(bad[0]), f"{field} is undefined ({int(values[bad[0]])})")
-        return pa.array(values.astype(np.int64))
+        return pa.array(values.view(np.int64))
 
     return extract
 
@@ -107,29 +146,29 @@ def _required_ns(field: str) -> Extractor:
 def _optional_ns(field: str) -> Extractor:
     """uint64 nanoseconds to int64, UNDEF_TIMESTAMP as NULL."""
 
-    def extract(chunk: np.ndarray, _offset: int) -> pa.Array:
-        values = chunk[field]
-        return pa.array(values.astype(np.int64), mask=values == np.uint64(UNDEF_TIMESTAMP))
+    def extract(records: Records) -> pa.Array:
+        values = records.field(field)
+        return pa.array(values.view(np.int64), mask=values == np.uint64(UNDEF_TIMESTAMP))
 
     return extract
 
 
 def _int32_undef_null(field: str) -> Extractor:
-    def extract(chunk: np.ndarray, _offset: int) -> pa.Array:
-        values = np.ascontiguousarray(chunk[field]).astype(np.int32)
+    def extract(records: Records) -> pa.Array:
+        values = records.field(field).astype(np.int32)
         return pa.array(values, mask=values == UNDEF_INT32)
 
     return extract
 
 
-def _stat_quantity(chunk: np.ndarray, _offset: int) -> pa.Array:
+def _stat_quantity(records: Records) -> pa.Array:
     """int64 quantity; DBN v1 stored it as int32 with its own UNDEF, mapped to today's."""
-    values = chunk["quantity"]
+    values = records.field("quantity")
     if values.dtype.itemsize == 4:
         wide = values.astype(np.int64)
         wide[values == UNDEF_STAT_QUANTITY_V1] = UNDEF_STAT_QUANTITY
         return pa.array(wide)
-    return pa.array(np.ascontiguousarray(values).astype(np.int64))
+    return pa.array(values.astype(np.int64))
 
 
 def _char(field: str, *, nul_is_null: bool = False) -> Extractor:
@@ -138,8 +177,8 @@ def _char(field: str, *, nul_is_null: bool = False) -> Extractor:
     MBO actions and sides must be printable; definition enums may be NUL (unset): NULL.
     """
 
-    def extract(chunk: np.ndarray, _offset: int) -> pa.Array:
-        data = np.ascontiguousarray(chunk[field]).view(np.uint8)
+    def extract(records: Records) -> pa.Array:
+        data = records.field(field).view(np.uint8)
         unset = data == 0 if nul_is_null else np.zeros(len(data), dtype=bool)
         bad = np.flatnonzero(((data < 0x20) | (data > 0x7E)) & ~unset)
         if bad.size:
@@ -154,21 +193,21 @@ def _char(field: str, *, nul_is_null: bool = False) -> Extractor:
 
 
 def _text(field: str) -> Extractor:
-    def extract(chunk: np.ndarray, _offset: int) -> pa.Array:
-        return pa.array(np.char.decode(chunk[field], "utf-8").tolist(), type=pa.string())
+    def extract(records: Records) -> pa.Array:
+        return pa.array(np.char.decode(records.field(field), "utf-8").tolist(), type=pa.string())
 
     return extract
 
 
 def _flag(bit: int) -> Extractor:
-    def extract(chunk: np.ndarray, _offset: int) -> pa.Array:
-        return pa.array((chunk["flags"] & np.uint8(bit)) != 0)
+    def extract(records: Records) -> pa.Array:
+        return pa.array((records.field("flags") & np.uint8(bit)) != 0)
 
     return extract
 
 
-def _record_index(chunk: np.ndarray, offset: int) -> pa.Array:
-    return pa.array(np.arange(offset, offset + len(chunk), dtype=np.int64))
+def _record_index(records: Records) -> pa.Array:
+    return pa.array(records.record_index())
 
 
 _HEADER = (
@@ -287,10 +326,15 @@ def arrow_schema(schema: SourceSchema) -> pa.Schema:
     return pa.schema([pa.field(column.name, column.type) for column in _COLUMNS[schema]])
 
 
-def to_record_batch(schema: SourceSchema, chunk: np.ndarray, offset: int) -> pa.RecordBatch:
-    """Convert DBN records (a structured array slice) to a bronze record batch.
-
-    `offset` is the file position of the chunk's first record, kept as `record_index`.
-    """
-    arrays = [column.extract(chunk, offset) for column in _COLUMNS[schema]]
+def to_record_batch(
+    schema: SourceSchema, chunk: np.ndarray | Records, offset: int = 0
+) -> pa.RecordBatch:
+    """Convert DBN records (a structured array slice, or some of its rows) to a bronze
+    record batch. `offset` is the file position of a structured array's first record, kept
+    as `record_index`; a RecordError names the row within the chunk."""
+    records = chunk if isinstance(chunk, Records) else Records(chunk, offset)
+    try:
+        arrays = [column.extract(records) for column in _COLUMNS[schema]]
+    except RecordError as error:
+        raise RecordError(records.chunk_row(error.row), str(error)) from None
     return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(schema))

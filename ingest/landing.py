@@ -24,6 +24,7 @@ from ingest import DEFAULT_CHUNK_RECORDS
 from ingest.bronze_tables import (
     INGEST_VERSION,
     RecordError,
+    Records,
     SourceSchema,
     arrow_schema,
     to_record_batch,
@@ -129,10 +130,8 @@ def stage_file(task: StageTask) -> StagedSource:
             _check_period(path, reader.metadata, chunk, offset)
             days = epoch_days(chunk["ts_recv"])
             route_ids = router.route_rows(chunk, days, offset)
-            try:
-                batch = to_record_batch(schema, chunk, offset)
-            except RecordError as error:
-                raise IngestError(f"{path}: record {offset + error.row}: {error}") from error
+            batches = []
+            errors = []
             for route_id, day, rows in route_groups(route_ids, days):
                 if route_id < 0:
                     reason = router.filtered_reasons[-1 - route_id]
@@ -140,7 +139,16 @@ def stage_file(task: StageTask) -> StagedSource:
                     continue
                 route = router.landed[route_id]
                 key = PartitionKey(route.table, route.symbol, day_to_date(day))
-                stager.write(key, batch if rows is None else batch.take(rows), chunk, rows)
+                records = Records(chunk, offset, rows)
+                try:
+                    batches.append((key, to_record_batch(schema, records), records))
+                except RecordError as error:
+                    errors.append(error)
+            if errors:  # the earliest of the partitions' first errors
+                error = min(errors, key=lambda error: error.row)
+                raise IngestError(f"{path}: record {offset + error.row}: {error}") from error
+            for key, batch, records in batches:
+                stager.write(key, batch, records)
             staged.records = offset + len(chunk)
         staged.partitions = stager.finish()
     except BaseException:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ingest.bronze_tables import INGEST_VERSION
+from ingest.bronze_tables import INGEST_VERSION, Records
 from ingest.errors import IngestError
 from spymaster.lake import Lake
 from spymaster.lake_files import (
@@ -71,35 +71,25 @@ class PartitionStats:
     ts_recv_min: int | None = None
     ts_recv_max: int | None = None
 
-    def add(
-        self, records: np.ndarray, rows: np.ndarray | None, first_index: int, last_index: int
-    ) -> None:
-        """Count DBN records (a structured array; the given rows of it, or all when None) at
-        file positions first..last."""
-        self.records += len(records) if rows is None else len(rows)
-        instrument_ids = _field(records, "instrument_id", rows)
+    def add(self, records: Records, first_index: int, last_index: int) -> None:
+        """Count DBN records at file positions first..last."""
+        self.records += len(records)
+        instrument_ids = records.field("instrument_id")
         if instrument_ids.min() == instrument_ids.max():
             self.instrument_ids.add(int(instrument_ids[0]))
         else:
             self.instrument_ids.update(np.unique(instrument_ids).tolist())
-        if "action" in records.dtype.names:
-            actions = _field(records, "action", rows).view(np.uint8)
+        if "action" in records.names:
+            actions = records.field("action").view(np.uint8)
             counts = np.bincount(actions, minlength=256)
             for code in np.flatnonzero(counts).tolist():
                 action = chr(code)
                 self.action_counts[action] = self.action_counts.get(action, 0) + int(counts[code])
-        ts_recv = _field(records, "ts_recv", rows)
+        ts_recv = records.field("ts_recv")
         self.record_index_min = _min(self.record_index_min, first_index)
         self.record_index_max = _max(self.record_index_max, last_index)
         self.ts_recv_min = _min(self.ts_recv_min, int(ts_recv.min()))
         self.ts_recv_max = _max(self.ts_recv_max, int(ts_recv.max()))
-
-
-def _field(records: np.ndarray, name: str, rows: np.ndarray | None) -> np.ndarray:
-    """One field of the records, or of the given rows: gathering one field costs a fraction
-    of gathering whole records."""
-    values = records[name]
-    return values if rows is None else values[rows]
 
 
 def _require_increasing(key: PartitionKey, record_index: np.ndarray, last: int | None) -> None:
@@ -157,15 +147,8 @@ class PartitionStager:
         self._writers: dict[PartitionKey, pq.ParquetWriter] = {}
         self._stats: dict[PartitionKey, PartitionStats] = {}
 
-    def write(
-        self,
-        key: PartitionKey,
-        batch: pa.RecordBatch,
-        records: np.ndarray,
-        rows: np.ndarray | None = None,
-    ) -> None:
-        """Append a batch: the given rows of DBN `records` (all of them when None), for the
-        manifest's counts."""
+    def write(self, key: PartitionKey, batch: pa.RecordBatch, records: Records) -> None:
+        """Append a batch converted from DBN `records` (for the manifest's counts)."""
         writer = self._writers.get(key)
         if writer is None:
             folder = key.folder(self.staging_dir)
@@ -184,7 +167,7 @@ class PartitionStager:
         stats = self._stats[key]
         _require_increasing(key, record_index, stats.record_index_max)
         writer.write_batch(batch, row_group_size=ROW_GROUP_RECORDS)
-        stats.add(records, rows, int(record_index[0]), int(record_index[-1]))
+        stats.add(records, int(record_index[0]), int(record_index[-1]))
 
     def finish(self) -> list[StagedPartition]:
         for writer in self._writers.values():

@@ -11,7 +11,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingest.bronze_tables import AssetClass, SourceSchema, arrow_schema, table_name, to_record_batch
+from ingest.bronze_tables import (
+    AssetClass,
+    Records,
+    SourceSchema,
+    arrow_schema,
+    table_name,
+    to_record_batch,
+)
 from ingest.landing import route_groups
 from ingest.routing import (
     OptionDefinitions,
@@ -57,14 +64,13 @@ class LiveBronze:
         filtered rows are left out as ingest leaves them out."""
         days = epoch_days(records["ts_recv"])
         route_ids = router.route_rows(records, days, offset)
-        batch = to_record_batch(schema, records, offset)
         for route_id, day, rows in route_groups(route_ids, days):
             if route_id < 0:
                 continue
             route = router.landed[route_id]
             if route.table not in LIVE_TABLES:
                 continue
-            part = batch if rows is None else batch.take(rows)
+            part = to_record_batch(schema, Records(records, offset, rows))
             part = part.append_column("symbol", pa.array([route.symbol] * part.num_rows))
             part = part.append_column("dt", pa.array([day_to_date(day)] * part.num_rows))
             self.connection.register("live_rows", part)

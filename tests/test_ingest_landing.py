@@ -13,7 +13,7 @@ import databento_dbn as dbn
 import pytest
 import zstandard
 
-from ingest.bronze_tables import SourceSchema, arrow_schema, to_record_batch
+from ingest.bronze_tables import Records, SourceSchema, arrow_schema, to_record_batch
 from ingest.errors import IngestError
 from ingest.landing import ingest
 from ingest.partitions import PartitionKey, PartitionStager, data_file_name
@@ -65,6 +65,31 @@ def two_contract_day(day: dt.date) -> list[dbn.MBOMsg]:
 
 
 SYMBOLS = {"ESM4": ESM4, "ESU4": ESU4, "ESM4-ESU4": SPREAD}
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ((5,), 5),  # ESU4's modify: the second partition's rows, numbered in the file
+        ((3, 2), 2),  # one in each contract: the first in the file, not the first partition's
+    ],
+)
+def test_a_record_that_cannot_land_is_named_by_its_place_in_the_file(
+    raw: Path, lake: Lake, bad: tuple[int, ...], named: int
+) -> None:
+    records = two_contract_day(DAY1)
+    for row in bad:
+        record = records[row]
+        records[row] = mbo(
+            record.instrument_id, record.ts_recv, chr(record.action), chr(record.side),
+            record.price, record.size, record.order_id, record.flags, ts_event=2**64 - 1,
+        )  # fmt: skip
+    write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, records, SYMBOLS, DAY1)
+    with pytest.raises(
+        IngestError, match=rf"day\.mbo\.dbn\.zst: record {named}: ts_event is undefined"
+    ):
+        ingest(raw, lake)
+    assert not list(lake.bronze.rglob("*.parquet"))
 
 
 def test_two_contracts_in_one_file_land_in_two_partitions(raw: Path, lake: Lake) -> None:
@@ -418,11 +443,11 @@ def test_a_partition_refuses_records_out_of_file_order(tmp_path: Path) -> None:
         str(tmp_path), f"{tmp_path}/staging", arrow_schema(SourceSchema.MBO), "part.parquet"
     )
     key = PartitionKey("futures_mbo", "ESM4", DAY1)
-    stager.write(key, batch, records)
+    stager.write(key, batch, Records(records, 0))
     with pytest.raises(
         IngestError,
         match=r"futures_mbo/symbol=ESM4/dt=2024-05-08: record_index 0 "
         r"written after 5",
     ):
-        stager.write(key, batch, records)
+        stager.write(key, batch, Records(records, 0))
     stager.abort()

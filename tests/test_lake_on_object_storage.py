@@ -33,7 +33,7 @@ import ingest.partitions
 import ingest.registry
 from book_engine.surfaces import Partition
 from cluster.engine_partitions import EnginePartitionStore
-from ingest.bronze_tables import SourceSchema, arrow_schema, to_record_batch
+from ingest.bronze_tables import Records, SourceSchema, arrow_schema, to_record_batch
 from ingest.landing import ingest as run_ingest
 from ingest.partitions import (
     BronzeStore,
@@ -284,7 +284,7 @@ def land_on(store: BronzeStore, key: PartitionKey, prices: list[float], source: 
         arrow_schema(SourceSchema.MBO),
         data_file_name(source),
     )
-    stager.write(key, to_record_batch(SourceSchema.MBO, records, 0), records)
+    stager.write(key, to_record_batch(SourceSchema.MBO, records, 0), Records(records, 0))
     (part,) = stager.finish()
     manifest = {"table": key.table, "symbol": key.symbol, "dt": key.dt.isoformat()}
     write_json(
