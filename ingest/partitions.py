@@ -122,16 +122,29 @@ class StagedPartition:
     stats: PartitionStats
 
 
+DICTIONARY_INTEGERS = frozenset({"price"})
+
+
 def column_encodings(schema: pa.Schema) -> dict[str, Any]:
-    """Dictionary pages for strings only, delta-packed 32- and 64-bit integers (timestamps,
-    order ids, indexes, prices): measured on demo MBO, twice as fast to write as Parquet's
-    default dictionary on every column, 45% smaller and faster to read."""
+    """Dictionary pages for strings and prices (a day's records repeat a few thousand prices:
+    on the busy day's MBO the price column is 6-11 MiB per 8 M records against 25 MiB
+    delta-packed, the files 17% smaller, written as fast or faster and read as fast),
+    delta-packed 32- and 64-bit integers for the rest (timestamps, order ids, indexes):
+    measured on demo MBO, twice as fast to write as Parquet's default dictionary on every
+    column, 45% smaller and faster to read."""
+    dictionary = [
+        column.name
+        for column in schema
+        if pa.types.is_string(column.type) or column.name in DICTIONARY_INTEGERS
+    ]
     return {
-        "use_dictionary": [column.name for column in schema if pa.types.is_string(column.type)],
+        "use_dictionary": dictionary,
         "column_encoding": {
             column.name: "DELTA_BINARY_PACKED"
             for column in schema
-            if pa.types.is_integer(column.type) and column.type.bit_width >= 32
+            if pa.types.is_integer(column.type)
+            and column.type.bit_width >= 32
+            and column.name not in dictionary
         },
     }
 

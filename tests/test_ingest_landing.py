@@ -10,6 +10,7 @@ from pathlib import Path
 
 import databento as db
 import databento_dbn as dbn
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 
@@ -105,6 +106,23 @@ def test_two_contracts_in_one_file_land_in_two_partitions(raw: Path, lake: Lake)
         ("ESU4", DAY1, 2, "A"),
         ("ESU4", DAY1, 5, "M"),
     ]
+
+
+def test_bronze_mbo_keeps_prices_in_dictionary_pages_and_times_delta_packed(
+    raw: Path, lake: Lake
+) -> None:
+    write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, two_contract_day(DAY1), SYMBOLS, DAY1)
+    ingest(raw, lake)
+    (path,) = (lake.bronze / "futures_mbo" / "symbol=ESM4").rglob("*.parquet")
+    row_group = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: row_group.column(i).encodings
+        for i in range(row_group.num_columns)
+    }
+    assert "RLE_DICTIONARY" in encodings["price"]
+    assert "RLE_DICTIONARY" in encodings["action"]
+    assert "DELTA_BINARY_PACKED" in encodings["ts_recv"]
+    assert "DELTA_BINARY_PACKED" in encodings["order_id"]
 
 
 def test_symlinked_download_folders_are_followed(raw: Path, tmp_path: Path, lake: Lake) -> None:
