@@ -36,6 +36,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from live.array_sql import ArrayQuery, ArraySqlError
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command, project_digest
 
 NS = 1_000_000_000
@@ -209,6 +210,52 @@ class RowTimes:
             return before > 0 and self.ends[before - 1] >= lower
 
 
+class RecentRows:
+    """A live table's newest rows in memory, for the models computed over arrays: chunks as
+    they came, with their times (`column`: None for a table not keyed by time)."""
+
+    def __init__(self, column: str | None) -> None:
+        self.column = column
+        self._chunks: list[tuple[int, int, pa.Table]] = []
+        self._lock = threading.Lock()  # the feed's thread and the helper add and read
+
+    def add(self, rows: pa.Table) -> None:
+        if not rows.num_rows:
+            return
+        low = high = 0
+        if self.column is not None:
+            low, high = (_ns_of(value) for value in pc.min_max(rows.column(self.column)).values())
+        with self._lock:
+            self._chunks.append((low, high, rows))
+
+    def rows(self, schema: pa.Schema, lower: float, upper: float) -> pa.Table:
+        """The rows whose time is in [lower, upper) (every row of a table without time)."""
+        with self._lock:
+            chunks = [
+                rows
+                for low, high, rows in self._chunks
+                if self.column is None or (high >= lower and low < upper)
+            ]
+        table = pa.concat_tables(chunks) if chunks else schema.empty_table()
+        if self.column is None or not table.num_rows:
+            return table
+        times = table.column(self.column)
+        unit = times.type.unit
+        low = pa.scalar(int(max(lower, -(2**62))) // NS_PER_UNIT[unit], pa.timestamp(unit))
+        high = pa.scalar(int(min(upper, 2**62)) // NS_PER_UNIT[unit], pa.timestamp(unit))
+        return table.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
+
+    def forget_before(self, horizon: float) -> None:
+        if self.column is None:
+            return
+        with self._lock:
+            self._chunks = [chunk for chunk in self._chunks if chunk[1] >= horizon]
+
+
+def _ns_of(value: pa.Scalar) -> int:
+    return value.cast(pa.int64()).as_py() * NS_PER_UNIT[value.type.unit]
+
+
 class LiveWarehouse:
     """The live day's rows of every live model, beside the warehouse's earlier sessions."""
 
@@ -233,13 +280,22 @@ class LiveWarehouse:
         self.models = models
         self.order = live_order(models, first)
         self._first_count = len(_closure(models, first))  # the head of `order`
-        # the tables the `first` models compute from: their rows are inserted before those
-        # models run; the rest's (the contract's records) by the rest's thread, off the
-        # frames' path
+        # the `first` models kept up to date second by second run their compiled SQL over
+        # arrays (live.array_sql), not as DuckDB queries: on two cores a query's fixed costs
+        # (3-20 ms a model) were most of a frame's time; their rows, and the rows they read,
+        # go into DuckDB later, with the rest's
+        self._arrays = {
+            model.name: model
+            for model in self.order[: self._first_count]
+            if model.recompute == "tail"
+        }
+        # the tables the other `first` models compute from: their rows are inserted before
+        # those models run; the rest's (the contract's records) by the rest's thread, off
+        # the frames' path
         self._first_reads = {
             parent
             for model in self.order[: self._first_count]
-            if model.source is None
+            if model.source is None and model.name not in self._arrays
             for parent in model.parents
         }
         self.on_progress: Callable[[], None] | None = None
@@ -295,6 +351,11 @@ class LiveWarehouse:
         self._times: dict[tuple[str, str], RowTimes] = {
             pair: RowTimes() for pairs in self._keyed.values() for pair in pairs
         }
+        self._array_queries: dict[str, ArrayQuery] = {}
+        self._recent: dict[str, RecentRows] = {}  # the live tables they read, and their own
+        self._static: dict[tuple[str, str], pa.Table] = {}  # the others they read: not per day
+        self._schemas: dict[str, pa.Schema] = {}
+        self._prepare_arrays()
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -395,6 +456,98 @@ class LiveWarehouse:
             return
         part = rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows])
         self._pending.setdefault(table, []).append(part)
+        self._track(table, part)
+
+    def _track(self, table: str, rows: pa.Table) -> None:
+        """Rows of a table the array models read: held for them, their times noted."""
+        if table in self._recent:
+            self._recent[table].add(rows)
+            self._held(table, rows)
+
+    # -- the models computed over arrays ---------------------------------------------------
+
+    def _prepare_arrays(self) -> None:
+        """Parse each array model's compiled SQL, read the tables it reads that are not
+        per day, and run it once on no rows: a construct the evaluator does not implement
+        is named now, not mid-session."""
+        for name, model in self._arrays.items():
+            try:
+                self._array_queries[name] = ArrayQuery(self._sql(model), self.connection)
+            except ArraySqlError as error:
+                raise LiveSqlError(f"{name}: cannot be computed live ({error})") from None
+            for parent in (self.models[p] for p in model.parents):
+                if _is_live(parent):
+                    time = parent.time_column if model.recompute == "tail" else None
+                    self._recent.setdefault(parent.name, RecentRows(time))
+                    self._schemas[parent.name] = self._live_schema(parent)
+                else:
+                    self._static[(parent.schema, parent.name)] = self._db.sql(
+                        f'select * from {DATABASE}."{parent.schema}"."{parent.name}"'
+                    ).to_arrow_table()
+            self._schemas[name] = self._live_schema(model)
+        for name, model in self._arrays.items():
+            try:
+                self._array_queries[name].run_as(
+                    lambda schema, table, model=model: self._array_input(model, schema, table),
+                    self._schemas[name],
+                )
+            except ArraySqlError as error:
+                raise LiveSqlError(f"{name}: cannot be computed live ({error})") from None
+
+    def _sql(self, model: LiveModel) -> str:
+        if model.sql is None:
+            raise LiveSqlError(f"{model.name}: no compiled SQL")
+        return model.sql
+
+    def _live_schema(self, model: LiveModel) -> pa.Schema:
+        return (
+            self._db.sql(f'select * from {LIVE_ROWS}."{model.schema}"."{model.name}" limit 0')
+            .to_arrow_table()
+            .schema
+        )
+
+    def _array_input(
+        self, model: LiveModel, schema: str, table: str, lower: float = 0, upper: float = 0
+    ) -> pa.Table:
+        """What the compiled SQL of `model` reads as "spymaster".`schema`.`table`: a live
+        parent's rows of the day (a tail run's: its time in [lower, upper)), else the
+        warehouse's relation."""
+        if table in self._recent and table in model.parents:
+            return self._recent[table].rows(self._schemas[table], lower, upper)
+        if (schema, table) in self._static:
+            return self._static[(schema, table)]
+        raise LiveSqlError(f"{model.name} reads {schema}.{table}, which live does not hold")
+
+    def _array_tail(self, model: LiveModel, start: float, lower: float, end: float) -> pa.Table:
+        """The model's new rows [start, end), computed over its parents' rows from `lower`."""
+        try:
+            rows = self._array_queries[model.name].run_as(
+                lambda schema, table: self._array_input(model, schema, table, lower, end),
+                self._schemas[model.name],
+            )
+        except ArraySqlError as error:
+            raise LiveSqlError(f"{model.name}: {error}") from None
+        times = rows.column(model.time_column)
+        unit = times.type.unit
+        new = pc.and_(
+            pc.greater_equal(times, pa.scalar(int(start) // NS_PER_UNIT[unit], times.type)),
+            pc.less(times, pa.scalar(int(end) // NS_PER_UNIT[unit], times.type)),
+        )
+        rows = rows.filter(new)
+        self._pending.setdefault(model.name, []).append(rows)  # into DuckDB with the rest's
+        self._track(model.name, rows)
+        if model.name not in self._recent:
+            self._held(model.name, rows)
+        return rows
+
+    def _forget_arrays(self) -> None:
+        """Drop the held rows no array model reads again."""
+        horizon = min(
+            (self.until[name] - model.lookback_ns for name, model in self._arrays.items()),
+            default=-math.inf,
+        )
+        for recent in self._recent.values():
+            recent.forget_before(horizon)
 
     def _flush(self, tables: Collection[str] | None = None) -> None:
         """Insert the pending rows of `tables` (default: every table)."""
@@ -447,12 +600,14 @@ class LiveWarehouse:
         for model in self.order:
             if model.source in choices:
                 self._insert_now(model.name, choices[model.source])
+                self._track(model.name, choices[model.source])
                 self.emit(model.name, choices[model.source])
                 self.until[model.name] = math.inf
         for model in self.order:
             if model.recompute == "before_session":
                 rows = self._query(model, f"where dt = DATE '{self.day.isoformat()}'")
                 self._insert_now(model.name, rows)
+                self._track(model.name, rows)
                 self.emit(model.name, rows)
 
     # -- advancing ------------------------------------------------------------------------
@@ -484,6 +639,7 @@ class LiveWarehouse:
         rest_due = self._rest_due(front, final)
         first, rest = self.order[: self._first_count], self.order[self._first_count :]
         self._bring_first(first, set(sources), final)
+        self._forget_arrays()
         if self.on_progress is not None:
             self.on_progress()
         if not rest_due:
@@ -644,6 +800,13 @@ class LiveWarehouse:
         lower = start - model.lookback_ns
         if not any(self._times[pair].overlaps(lower, end) for pair in self._keyed[model.name]):
             # its rows come from its time-keyed parents' rows
+            until[model.name] = self.until[model.name] = end
+            return
+        if model.name in self._arrays:
+            rows = self._array_tail(model, start, lower, end)
+            if rows.num_rows:
+                self._changed(model.name)
+            self.emit(model.name, rows)
             until[model.name] = self.until[model.name] = end
             return
         time = model.time_column

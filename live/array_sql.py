@@ -1,0 +1,1208 @@
+"""The warehouse's compiled SQL evaluated over NumPy arrays: live's frame models, second by
+second, without a DuckDB query per model (on these two cores a DuckDB query over a few hundred
+rows costs 3-20 ms, mostly its operators' fixed costs; the frame chain is four such models one
+after the other).
+
+DuckDB parses the SQL (`json_serialize_sql`): the statement evaluated is the very text dbt
+compiles for the warehouse, so the model's definition stays in one place. This module gives the
+parse tree DuckDB's semantics for the constructs the frame models use (CTEs, inner, left and
+cross joins, WHERE, GROUP BY with FILTER, LAG windows, CASE, the arithmetic and functions
+below) and raises `ArraySqlError` naming any other construct: `ArrayQuery.check` runs a query
+once on empty inputs, so a model it cannot evaluate fails when live starts, not mid-session.
+
+Exactness: every value must be the bits DuckDB computes. Arithmetic is IEEE double or int64
+as DuckDB binds it (`/` is a double division; a decimal literal is exact and widens to
+double), `ln` calls the C library's `log` as DuckDB does (NumPy's own vectorised log differs
+in the last bit), `round` rounds half away from zero, ordered list averages add in order.
+Sums of doubles, whose order DuckDB leaves open, are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numba as nb
+import numpy as np
+import pyarrow as pa
+
+MICROS = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}
+
+
+class ArraySqlError(Exception):
+    """A construct outside what this evaluator implements, or a value DuckDB would refuse."""
+
+
+# -- kernels: the C library's log, sums in a given order ---------------------------------
+
+
+@nb.njit(cache=True)
+def _ln(values: np.ndarray) -> np.ndarray:
+    out = np.empty(values.size)
+    for i in range(values.size):
+        out[i] = math.log(values[i])  # the C library's log, as DuckDB's ln
+    return out
+
+
+@nb.njit(cache=True)
+def _ordered_means(values: np.ndarray, valid: np.ndarray, starts: np.ndarray) -> tuple:
+    """Per run of rows (`starts`, with the end appended), the mean of its valid values
+    added in row order; `counts` 0 where none."""
+    groups = starts.size - 1
+    means = np.zeros(groups)
+    counts = np.zeros(groups, np.int64)
+    for group in range(groups):
+        total = 0.0
+        count = 0
+        for i in range(starts[group], starts[group + 1]):
+            if valid[i]:
+                total += values[i]
+                count += 1
+        if count:
+            means[group] = total / count
+        counts[group] = count
+    return means, counts
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+class Col:
+    """A column (or a constant: `values` a 0-d array) of one kind: int (int64), float,
+    bool, str (int64 codes into the process's interned strings), ts (int64 microseconds),
+    date (int32 days), interval (microseconds, constants only), tuple (`values` a tuple of
+    Col: a list_value of columns), null. `valid`: None where every value is valid."""
+
+    __slots__ = ("constant", "kind", "valid", "values")
+
+    def __init__(self, values: Any, valid: np.ndarray | None, kind: str) -> None:
+        self.values = values
+        self.valid = valid
+        self.kind = kind
+        self.constant = kind != "tuple" and np.ndim(values) == 0
+
+    def array(self, rows: int) -> np.ndarray:
+        if self.constant:
+            return np.full(rows, self.values, dtype=_DTYPES[self.kind])
+        return self.values
+
+    def mask(self, rows: int) -> np.ndarray:
+        if self.valid is None:
+            return np.ones(rows, bool)
+        return np.broadcast_to(self.valid, (rows,))
+
+    def take(self, index: np.ndarray) -> Col:
+        if self.kind == "tuple":
+            return Col(tuple(part.take(index) for part in self.values), None, "tuple")
+        if self.constant:
+            return self
+        valid = None if self.valid is None else self.valid[index]
+        return Col(self.values[index], valid, self.kind)
+
+
+class _Strings:
+    """Every string seen, numbered: string columns are int64 codes (equal strings, equal
+    codes), decoded when a result leaves."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.values: list[str] = []
+        self._lock = threading.Lock()
+
+    def code(self, value: str) -> int:
+        code = self.codes.get(value)
+        if code is None:
+            with self._lock:
+                code = self.codes.setdefault(value, len(self.values))
+                if code == len(self.values):
+                    self.values.append(value)
+        return code
+
+    def encode(self, array: pa.Array) -> np.ndarray:
+        encoded = array if pa.types.is_dictionary(array.type) else array.dictionary_encode()
+        mapping = np.array([self.code(value) for value in encoded.dictionary.to_pylist()], np.int64)
+        indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        return mapping[indices] if len(mapping) else np.zeros(len(array), np.int64)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.array(self.values, dtype=object)[codes] if len(codes) else codes.astype(object)
+
+    def ranks(self, codes: np.ndarray) -> np.ndarray:
+        """Numbers that order the codes as their strings order (by bytes, as DuckDB)."""
+        distinct = np.unique(codes)
+        by_value = sorted(distinct.tolist(), key=lambda code: self.values[code].encode())
+        rank = np.empty(len(distinct), np.int64)
+        rank[[int(np.searchsorted(distinct, code)) for code in by_value]] = np.arange(len(distinct))
+        return rank[np.searchsorted(distinct, codes)]
+
+
+STRINGS = _Strings()
+
+
+_DTYPES = {
+    "int": np.int64, "float": np.float64, "bool": np.bool_, "str": np.int64, "ts": np.int64,
+    "date": np.int32, "interval": np.int64, "null": np.int64,
+}  # fmt: skip
+_FILL = {"int": 0, "float": 0.0, "bool": False, "str": 0, "ts": 0, "date": 0, "null": 0}
+
+
+def _both_valid(*cols: Col) -> np.ndarray | None:
+    masks = [col.valid for col in cols if col.valid is not None]
+    if not masks:
+        return None
+    valid = masks[0]
+    for mask in masks[1:]:
+        valid = valid & mask
+    return valid
+
+
+def _null(rows: int) -> Col:
+    return Col(np.zeros(rows, np.int64), np.zeros(rows, bool), "null")
+
+
+def from_arrow(array: pa.ChunkedArray | pa.Array) -> Col:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    kind_of = array.type
+    valid = None if array.null_count == 0 else array.is_valid().to_numpy(zero_copy_only=False)
+    if pa.types.is_timestamp(kind_of):
+        scale = MICROS[kind_of.unit]
+        if scale is None:
+            raise ArraySqlError(f"timestamps in {kind_of.unit} are not evaluated")
+        array = array.cast(pa.int64())
+        values = (array.fill_null(0) if valid is not None else array).to_numpy()
+        return Col(values * scale if scale != 1 else values, valid, "ts")
+    if pa.types.is_date32(kind_of):
+        array = array.cast(pa.int32())
+        return Col((array.fill_null(0) if valid is not None else array).to_numpy(), valid, "date")
+    if pa.types.is_boolean(kind_of):
+        array = array.fill_null(False) if valid is not None else array
+        return Col(array.to_numpy(zero_copy_only=False), valid, "bool")
+    if pa.types.is_integer(kind_of):
+        if kind_of != pa.int64():
+            array = array.cast(pa.int64())
+        return Col((array.fill_null(0) if valid is not None else array).to_numpy(), valid, "int")
+    if pa.types.is_floating(kind_of):
+        if kind_of != pa.float64():
+            array = array.cast(pa.float64())
+        return Col(
+            (array.fill_null(0.0) if valid is not None else array).to_numpy(), valid, "float"
+        )
+    if pa.types.is_dictionary(kind_of) and (
+        pa.types.is_string(kind_of.value_type) or pa.types.is_large_string(kind_of.value_type)
+    ):
+        return Col(STRINGS.encode(array), valid, "str")
+    if pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of):
+        return Col(STRINGS.encode(array), valid, "str")
+    raise ArraySqlError(f"columns of type {kind_of} are not evaluated")
+
+
+def to_arrow(col: Col, rows: int, kind_of: pa.DataType) -> pa.Array:
+    if col.kind == "tuple":
+        raise ArraySqlError("a list cannot be a result column")
+    values = col.array(rows)
+    mask = None if col.valid is None else ~col.mask(rows)
+    if col.kind == "null":
+        return pa.nulls(rows, kind_of)
+    if col.kind == "str":
+        array = pa.array(STRINGS.decode(values), pa.string(), mask=mask)
+    elif col.kind == "ts":
+        array = pa.array(values, pa.int64(), mask=mask).cast(pa.timestamp("us"))
+    elif col.kind == "date":
+        array = pa.array(values, pa.int32(), mask=mask).cast(pa.date32())
+    else:
+        array = pa.array(values, mask=mask)
+    return array if array.type == kind_of else array.cast(kind_of)
+
+
+# -- relations ------------------------------------------------------------------------
+
+
+class _Lazy:
+    """A table's column not converted yet (most of a parent's columns are never read), with
+    the rows taken from it so far."""
+
+    __slots__ = ("array", "index")
+    constant = False
+
+    def __init__(self, array: pa.ChunkedArray | pa.Array, index: np.ndarray | None) -> None:
+        self.array = array
+        self.index = index
+
+    def take(self, index: np.ndarray) -> _Lazy:
+        return _Lazy(self.array, index if self.index is None else self.index[index])
+
+    def force(self) -> Col:
+        col = from_arrow(self.array)
+        return col if self.index is None else col.take(self.index)
+
+
+def _forced(col: Col | _Lazy) -> Col:
+    return col.force() if isinstance(col, _Lazy) else col
+
+
+@dataclass(slots=True)
+class Rel:
+    """Rows: columns named (qualifier, name); the qualifier is the table or alias read."""
+
+    names: list[tuple[str | None, str]]
+    cols: list[Col]
+    rows: int
+    _index: dict[str, list[int]] | None = None
+
+    def find(self, parts: list[str]) -> Col | None:
+        if self._index is None:
+            self._index = {}
+            for i, (_, n) in enumerate(self.names):
+                self._index.setdefault(n, []).append(i)
+        name = parts[-1].lower()
+        qualifier = parts[-2].lower() if len(parts) > 1 else None
+        found = [
+            i
+            for i in self._index.get(name, ())
+            if qualifier is None or self.names[i][0] == qualifier
+        ]
+        if len(found) > 1:
+            raise ArraySqlError(f"column {'.'.join(parts)} is ambiguous")
+        if not found:
+            return None
+        col = self.cols[found[0]]
+        if isinstance(col, _Lazy):
+            col = self.cols[found[0]] = col.force()
+        return col
+
+    def take(self, index: np.ndarray) -> Rel:
+        return Rel(self.names, [col.take(index) for col in self.cols], len(index))
+
+    def named(self, qualifier: str) -> Rel:
+        return Rel([(qualifier, name) for _, name in self.names], self.cols, self.rows)
+
+
+def _rel_from_arrow(table: pa.Table, qualifier: str) -> Rel:
+    return Rel(
+        [(qualifier, name.lower()) for name in table.column_names],
+        [_Lazy(column, None) for column in table.columns],
+        table.num_rows,
+    )
+
+
+Tables = Callable[[str, str], pa.Table]  # (schema, table) -> its rows
+
+
+class ArrayQuery:
+    """One compiled SELECT, parsed once, evaluated over Arrow tables."""
+
+    def __init__(self, sql: str, connection: duckdb.DuckDBPyConnection | None = None) -> None:
+        db = connection or duckdb.connect()
+        parsed = json.loads(db.execute("select json_serialize_sql(?)", [sql]).fetchall()[0][0])
+        if parsed.get("error"):
+            raise ArraySqlError(f"cannot parse: {parsed.get('error_message')}")
+        statements = parsed["statements"]
+        if len(statements) != 1:
+            raise ArraySqlError("one SELECT statement expected")
+        self.node = statements[0]["node"]
+        self.tables = sorted(_base_tables(self.node))
+        self._memo: dict[int, Any] = {}  # per parse-tree node: what does not change per run
+
+    def run(self, tables: Tables) -> pa.Table:
+        """The query's rows, in its ORDER BY's order (else unspecified, as in SQL)."""
+        rel, names = _Evaluation(tables, self._memo).query(self.node, {})
+        cols = [_forced(col) for col in rel.cols]
+        return pa.table(
+            {
+                name: to_arrow(col, rel.rows, _arrow_kind(col))
+                for name, col in zip(names, cols, strict=True)
+            }
+        )
+
+    def run_as(self, tables: Tables, schema: pa.Schema) -> pa.Table:
+        """The rows as `schema` has them (what an insert into the table stores)."""
+        rel, names = _Evaluation(tables, self._memo).query(self.node, {})
+        by_name = dict(zip(names, rel.cols, strict=True))
+        by_name = {name: _forced(by_name[name]) for name in schema.names if name in by_name}
+        missing = [field.name for field in schema if field.name not in by_name]
+        if missing:
+            raise ArraySqlError(f"the query has no column {', '.join(missing)}")
+        return pa.table(
+            [to_arrow(by_name[field.name], rel.rows, field.type) for field in schema],
+            schema=schema,
+        )
+
+
+def _arrow_kind(col: Col) -> pa.DataType:
+    return {
+        "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string(),
+        "ts": pa.timestamp("us"), "date": pa.date32(), "null": pa.null(),
+    }[col.kind]  # fmt: skip
+
+
+def _base_tables(node: Any) -> set[tuple[str, str]]:
+    """(schema, table) of every base table read, CTE names included (filtered when run)."""
+    found: set[tuple[str, str]] = set()
+    if isinstance(node, dict):
+        if node.get("type") == "BASE_TABLE":
+            found.add((node["schema_name"].lower(), node["table_name"].lower()))
+        for value in node.values():
+            found |= _base_tables(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _base_tables(value)
+    return found
+
+
+# -- evaluation -----------------------------------------------------------------------
+
+_AGGREGATES = {"sum", "count_star", "count", "max", "min", "bool_and", "arg_max", "list"}
+
+
+@dataclass
+class _Groups:
+    ids: np.ndarray  # per row
+    count: int
+    first: np.ndarray  # a row of each group
+
+
+@dataclass
+class _GroupedList:
+    """`list(x order by ...)` per group, before a list function reduces it."""
+
+    element: Col
+    order: np.ndarray  # rows sorted by group, then the list's order
+    starts: np.ndarray  # each group's first position in `order`, with the end appended
+
+
+class _Evaluation:
+    def __init__(self, tables: Tables, memo: dict[int, Any]) -> None:
+        self.tables = tables
+        self.memo = memo  # the query's, shared by its runs (keyed by id of a parse node)
+        self.windows: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, Rel]] = {}
+
+    def grouped(self, node: dict) -> bool:
+        """Whether a SELECT groups its rows (GROUP BY, or an aggregate in its list)."""
+        key = id(node)
+        if key not in self.memo:
+            self.memo[key] = bool(node["group_expressions"]) or any(
+                _has_aggregate(e) for e in node["select_list"]
+            )
+        return self.memo[key]
+
+    # -- query nodes --
+
+    def query(self, node: dict, ctes: dict) -> tuple[Rel, list[str]]:
+        if node["type"] != "SELECT_NODE":
+            raise ArraySqlError(f"{node['type']} is not evaluated")
+        for key in ("having", "qualify", "sample"):
+            if node.get(key):
+                raise ArraySqlError(f"{key.upper()} is not evaluated")
+        if node.get("group_sets") and len(node["group_sets"]) > 1:
+            raise ArraySqlError("GROUPING SETS are not evaluated")
+        scope = dict(ctes)
+        for entry in node["cte_map"]["map"]:
+            scope[entry["key"].lower()] = _Cte(entry["value"]["query_node"], dict(scope))
+        rel = self.table_ref(node["from_table"], scope)
+        if node.get("where_clause"):
+            rel = rel.take(np.flatnonzero(_true(self.expr(node["where_clause"], rel), rel.rows)))
+        groups = None
+        if self.grouped(node):
+            keys = [self.expr(e, rel) for e in node["group_expressions"]]
+            groups = _group(keys, rel.rows)
+        names: list[str] = []
+        cols: list[Col] = []
+        for item in node["select_list"]:
+            if item["class"] == "STAR":
+                for name, col in self.star(item, rel):
+                    names.append(name)
+                    cols.append(col)
+                continue
+            names.append(item["alias"] or _default_name(item))
+            cols.append(self.expr(item, rel, groups))
+        rows = groups.count if groups is not None else rel.rows
+        out = Rel([(None, name.lower()) for name in names], cols, rows)
+        for modifier in node["modifiers"]:
+            if modifier["type"] != "ORDER_MODIFIER":
+                raise ArraySqlError(f"{modifier['type']} is not evaluated")
+            out = out.take(self.order(modifier["orders"], out))
+        return out, names
+
+    def star(self, item: dict, rel: Rel) -> Iterable[tuple[str, Col]]:
+        if item.get("replace_list") or item.get("columns") or item.get("rename_list"):
+            raise ArraySqlError("STAR with REPLACE, RENAME or COLUMNS is not evaluated")
+        qualifier = item["relation_name"].lower() or None
+        excluded = {name.lower() for name in item["exclude_list"]}
+        if item.get("qualified_exclude_list"):
+            raise ArraySqlError("qualified EXCLUDE is not evaluated")
+        for (q, name), col in zip(rel.names, rel.cols, strict=True):
+            if (qualifier is None or q == qualifier) and name not in excluded:
+                yield name, col
+
+    def order(self, orders: list[dict], rel: Rel, first: list[np.ndarray] = ()) -> np.ndarray:
+        """The rows in ORDER BY's order; `first`: keys to sort by before it."""
+        keys = list(first)
+        for order in orders:
+            if order["null_order"] not in ("ORDER_DEFAULT", "NULLS_LAST"):
+                raise ArraySqlError("NULLS FIRST is not evaluated")
+            col = self.expr(order["expression"], rel)
+            codes = _sort_codes(col, rel.rows)
+            if order["type"] == "DESCENDING":
+                codes = -codes
+            elif order["type"] not in ("ORDER_DEFAULT", "ASCENDING"):
+                raise ArraySqlError(f"ORDER {order['type']} is not evaluated")
+            keys.append(~col.mask(rel.rows))  # NULLs last
+            keys.append(codes)
+        return np.lexsort(keys[::-1]) if keys else np.arange(rel.rows)
+
+    def table_ref(self, ref: dict, scope: dict) -> Rel:
+        kind = ref["type"]
+        alias = ref.get("alias", "").lower()
+        if kind == "BASE_TABLE":
+            if ref.get("column_name_alias") or ref.get("at_clause"):
+                raise ArraySqlError("column aliases on a table are not evaluated")
+            name = ref["table_name"].lower()
+            if not ref["schema_name"] and name in scope:
+                rel, names = scope[name].rows(self)
+                return Rel([(alias or name, n.lower()) for n in names], rel.cols, rel.rows)
+            table = self.tables(ref["schema_name"].lower(), name)
+            return _rel_from_arrow(table, alias or name)
+        if kind == "SUBQUERY":
+            rel, names = self.query(ref["subquery"]["node"], scope)
+            aliases = [a.lower() for a in ref.get("column_name_alias", [])]
+            names = aliases + [n.lower() for n in names[len(aliases) :]]
+            return Rel([(alias or None, n) for n in names], rel.cols, rel.rows)
+        if kind == "TABLE_FUNCTION":
+            return self.table_function(ref)
+        if kind == "EMPTY":
+            return Rel([], [], 1)
+        if kind == "JOIN":
+            return self.join(ref, scope)
+        raise ArraySqlError(f"table reference {kind} is not evaluated")
+
+    def table_function(self, ref: dict) -> Rel:
+        function = ref["function"]
+        if function["function_name"] != "range" or len(function["arguments"]) != 2:
+            raise ArraySqlError(f"table function {function['function_name']} is not evaluated")
+        empty = Rel([], [], 1)
+        low, high = (self.expr(a["expression"], empty) for a in function["arguments"])
+        if not (low.constant and high.constant and low.kind == high.kind == "int"):
+            raise ArraySqlError("range() takes two integer constants here")
+        values = np.arange(int(low.values), int(high.values), dtype=np.int64)
+        names = [a.lower() for a in ref.get("column_name_alias", [])] or ["range"]
+        return Rel(
+            [(ref["alias"].lower() or None, names[0])], [Col(values, None, "int")], len(values)
+        )
+
+    def join(self, ref: dict, scope: dict) -> Rel:
+        left = self.table_ref(ref["left"], scope)
+        right = self.table_ref(ref["right"], scope)
+        if ref.get("using_columns") or ref["ref_type"] not in ("REGULAR", "CROSS"):
+            raise ArraySqlError(f"{ref['ref_type']} joins and USING are not evaluated")
+        if ref["ref_type"] == "CROSS" or ref["condition"] is None:
+            pairs_left = np.repeat(np.arange(left.rows), right.rows)
+            pairs_right = np.tile(np.arange(right.rows), left.rows)
+            return _joined(left, right, pairs_left, pairs_right)
+        join_type = ref["join_type"]
+        if join_type not in ("INNER", "LEFT"):
+            raise ArraySqlError(f"{join_type} joins are not evaluated")
+        keys_left, keys_right, residual = [], [], []
+        for conjunct in _conjuncts(ref["condition"]):
+            sides = self.equality_sides(conjunct, left, right)
+            if sides is None:
+                residual.append(conjunct)
+            else:
+                keys_left.append(sides[0])
+                keys_right.append(sides[1])
+        pairs_left, pairs_right = _equi_pairs(keys_left, keys_right, left.rows, right.rows)
+        if residual:
+            candidates = _joined(left, right, pairs_left, pairs_right)
+            keep = np.ones(candidates.rows, bool)
+            for conjunct in residual:
+                keep &= _true(self.expr(conjunct, candidates), candidates.rows)
+            pairs_left, pairs_right = pairs_left[keep], pairs_right[keep]
+        if join_type == "INNER":
+            return _joined(left, right, pairs_left, pairs_right)
+        unmatched = np.setdiff1d(np.arange(left.rows), pairs_left, assume_unique=False)
+        pairs_left = np.concatenate([pairs_left, unmatched])
+        pairs_right = np.concatenate([pairs_right, np.full(len(unmatched), -1)])
+        return _joined(left, right, pairs_left, pairs_right)
+
+    def equality_sides(self, node: dict, left: Rel, right: Rel) -> tuple[Col, Col] | None:
+        """The two sides of `a = b` when one reads only the left rows and the other only
+        the right."""
+        if node.get("class") != "COMPARISON" or node["type"] != "COMPARE_EQUAL":
+            return None
+        a, b = node["left"], node["right"]
+        for first, second in ((a, b), (b, a)):
+            if _reads_only(first, left, right) and _reads_only(second, right, left):
+                return self.expr(first, left), self.expr(second, right)
+        return None
+
+    # -- expressions --
+
+    def expr(self, node: dict, rel: Rel, groups: _Groups | None = None) -> Col:
+        kind = node["class"]
+        if groups is not None:
+            if kind == "FUNCTION" and node["function_name"] in _AGGREGATES:
+                return self.aggregate(node, rel, groups)
+            if kind == "COLUMN_REF":
+                return self.expr(node, rel).take(groups.first)
+            if kind == "WINDOW":
+                raise ArraySqlError("windows over groups are not evaluated")
+        if kind == "COLUMN_REF":
+            col = rel.find(node["column_names"])
+            if col is None:
+                raise ArraySqlError(f"no column {'.'.join(node['column_names'])}")
+            return col
+        if kind == "CONSTANT":
+            return _constant(node["literal"])
+        if kind == "FUNCTION":
+            if node.get("filter") or node["order_bys"]["orders"]:
+                raise ArraySqlError(f"{node['function_name']} with FILTER or ORDER BY")
+            return self.function(node, rel, groups)
+        if kind == "COMPARISON":
+            return _compare(
+                node["type"],
+                self.expr(node["left"], rel, groups),
+                self.expr(node["right"], rel, groups),
+            )
+        if kind == "BETWEEN":
+            value = self.expr(node["input"], rel, groups)
+            low = _compare(
+                "COMPARE_GREATERTHANOREQUALTO", value, self.expr(node["lower"], rel, groups)
+            )
+            high = _compare(
+                "COMPARE_LESSTHANOREQUALTO", value, self.expr(node["upper"], rel, groups)
+            )
+            return _and([low, high])
+        if kind == "CONJUNCTION":
+            parts = [self.expr(child, rel, groups) for child in node["children"]]
+            return _and(parts) if node["type"] == "CONJUNCTION_AND" else _or(parts)
+        if kind == "CASE":
+            return self.case(node, rel, groups)
+        if kind == "CAST":
+            if node["try_cast"]:
+                raise ArraySqlError("TRY_CAST is not evaluated")
+            return _cast(self.expr(node["child"], rel, groups), node["type_expr"]["type_name"])
+        if kind == "OPERATOR":
+            return self.operator(node, rel, groups)
+        if kind == "WINDOW":
+            return self.window(node, rel)
+        raise ArraySqlError(f"expression {kind} ({node['type']}) is not evaluated")
+
+    def operator(self, node: dict, rel: Rel, groups: _Groups | None) -> Col:
+        kind = node["type"]
+        children = [self.expr(child, rel, groups) for child in node["children"]]
+        if kind in ("OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL"):
+            (col,) = children
+            is_null = np.zeros((), bool) if col.valid is None else ~col.valid
+            if col.kind == "null":
+                is_null = ~col.mask(_rows(rel, groups))
+            return Col(is_null if kind == "OPERATOR_IS_NULL" else ~is_null, None, "bool")
+        if kind == "OPERATOR_NOT":
+            (col,) = children
+            _expect(col, "bool", "NOT")
+            return Col(~col.values, col.valid, "bool")
+        if kind == "OPERATOR_COALESCE":
+            return _coalesce(children, _rows(rel, groups))
+        if kind == "ARRAY_EXTRACT":
+            items, index = children
+            if items.kind != "tuple" or not index.constant or index.kind != "int":
+                raise ArraySqlError("[] takes a list of columns and an integer constant")
+            position = int(index.values)
+            if not 1 <= position <= len(items.values):
+                return _null(_rows(rel, groups))
+            return items.values[position - 1]
+        raise ArraySqlError(f"operator {kind} is not evaluated")
+
+    def case(self, node: dict, rel: Rel, groups: _Groups | None) -> Col:
+        rows = _rows(rel, groups)
+        checks = [
+            (self.expr(c["when_expr"], rel, groups), self.expr(c["then_expr"], rel, groups))
+            for c in node["case_checks"]
+        ]
+        result = self.expr(node["else_expr"], rel, groups)
+        kind = _common_kind([then for _, then in checks] + [result])
+        values = _as_kind(result, kind).array(rows).copy()
+        valid = result.mask(rows).copy()
+        for when, then in reversed(checks):
+            hit = _true(when, rows)
+            chosen = _as_kind(then, kind)
+            values[hit] = chosen.array(rows)[hit]
+            valid[hit] = chosen.mask(rows)[hit]
+        return Col(values, None if valid.all() else valid, kind)
+
+    def function(self, node: dict, rel: Rel, groups: _Groups | None) -> Col:
+        name = node["function_name"]
+        args = [a["expression"] for a in node["arguments"]]
+        if name in ("list_avg", "list_transform"):
+            return self.list_function(node, rel, groups)
+        values = [self.expr(arg, rel, groups) for arg in args]
+        rows = _rows(rel, groups)
+        if name in ("+", "-", "*", "/"):
+            return _arithmetic(name, values)
+        if name == "ln":
+            (col,) = values
+            col = _as_kind(col, "float")
+            array = col.array(rows)
+            checked = array[col.mask(rows)]
+            if (checked <= 0).any():
+                raise ArraySqlError("ln of zero or a negative number")
+            return Col(_ln(np.ascontiguousarray(array, np.float64)), col.valid, "float")
+        if name == "abs":
+            (col,) = values
+            _expect(col, ("int", "float"), "abs")
+            return Col(np.abs(col.values), col.valid, col.kind)
+        if name in ("greatest", "least"):
+            return _extreme(values, rows, name == "greatest")
+        if name == "round":
+            if len(values) != 1:
+                raise ArraySqlError("round with a precision is not evaluated")
+            (col,) = values
+            if col.kind == "int":
+                return col
+            _expect(col, "float", "round")
+            return Col(_round_half_away(col.values), col.valid, "float")
+        if name == "to_seconds":
+            (col,) = values
+            if not col.constant or col.kind not in ("int", "float"):
+                raise ArraySqlError("an interval must be a constant")
+            return Col(np.int64(round(float(col.values) * 1_000_000)), None, "interval")
+        if name == "list_value":
+            return Col(tuple(values), None, "tuple")
+        raise ArraySqlError(f"function {name} is not evaluated")
+
+    def list_function(self, node: dict, rel: Rel, groups: _Groups | None) -> Any:
+        """list_avg(list_transform(list(x order by k), lambda row: row[i])), over groups."""
+        name = node["function_name"]
+        args = [a["expression"] for a in node["arguments"]]
+        if groups is None:
+            raise ArraySqlError(f"{name} outside an aggregate is not evaluated")
+        inner = args[0]
+        if inner["class"] == "FUNCTION" and inner["function_name"] in ("list", "list_transform"):
+            listed = (
+                self.grouped_list(inner, rel, groups)
+                if inner["function_name"] == "list"
+                else self.list_function(inner, rel, groups)
+            )
+        else:
+            raise ArraySqlError(f"{name} takes a list(...) aggregate here")
+        if name == "list_transform":
+            (lam,) = args[1:]
+            if lam["class"] != "LAMBDA" or lam["lhs"]["class"] != "COLUMN_REF":
+                raise ArraySqlError("list_transform takes a one-argument lambda")
+            parameter = lam["lhs"]["column_names"][0].lower()
+            bound = Rel([(None, parameter)], [listed.element], 0)
+            return _GroupedList(self.expr(lam["expr"], bound), listed.order, listed.starts)
+        element = listed.element
+        if element.kind not in ("float", "int"):
+            raise ArraySqlError("list_avg takes numbers")
+        ordered = element.take(listed.order) if not element.constant else element
+        values = _as_kind(ordered, "float").array(len(listed.order))
+        means, counts = _ordered_means(
+            np.ascontiguousarray(values), ordered.mask(len(listed.order)).copy(), listed.starts
+        )
+        return Col(means, counts > 0, "float")
+
+    def grouped_list(self, node: dict, rel: Rel, groups: _Groups) -> _GroupedList:
+        if node.get("filter"):
+            raise ArraySqlError("list(...) with FILTER is not evaluated")
+        (arg,) = (a["expression"] for a in node["arguments"])
+        element = self.expr(arg, rel)
+        keys = [groups.ids]
+        for order in node["order_bys"]["orders"]:
+            if order["type"] not in ("ORDER_DEFAULT", "ASCENDING"):
+                raise ArraySqlError("list(... ORDER BY ... DESC) is not evaluated")
+            col = self.expr(order["expression"], rel)
+            keys.append(~col.mask(rel.rows))
+            keys.append(_sort_codes(col, rel.rows))
+        order_rows = np.lexsort(keys[::-1])
+        starts = np.searchsorted(groups.ids[order_rows], np.arange(groups.count + 1))
+        return _GroupedList(element, order_rows, starts)
+
+    def aggregate(self, node: dict, rel: Rel, groups: _Groups) -> Col:
+        name = node["function_name"]
+        if node["order_bys"]["orders"] and name != "list":
+            raise ArraySqlError(f"{name} with ORDER BY is not evaluated")
+        if name == "list":
+            raise ArraySqlError("list(...) outside list_avg is not evaluated")
+        keep = np.ones(rel.rows, bool)
+        if node.get("filter"):
+            keep = _true(self.expr(node["filter"], rel), rel.rows)
+        args = [self.expr(a["expression"], rel) for a in node["arguments"]]
+        if name == "count_star":
+            return Col(np.bincount(groups.ids[keep], minlength=groups.count), None, "int")
+        (first, *others) = args
+        keep = keep & first.mask(rel.rows)
+        ids = groups.ids[keep]
+        present = np.bincount(ids, minlength=groups.count) > 0
+        if name == "count":
+            return Col(np.bincount(ids, minlength=groups.count), None, "int")
+        values = first.array(rel.rows)[keep] if first.kind != "tuple" else None
+        if name == "sum":
+            if first.kind != "int":
+                raise ArraySqlError("sum of non-integers: DuckDB adds them in no set order")
+            totals = np.zeros(groups.count, np.int64)
+            np.add.at(totals, ids, values)
+            return Col(totals, None if present.all() else present, "int")
+        if name in ("max", "min"):
+            _expect(first, ("int", "float", "ts", "date"), name)
+            if first.kind == "float":
+                start = -np.inf if name == "max" else np.inf
+            else:
+                info = np.iinfo(values.dtype)
+                start = info.min if name == "max" else info.max
+            out = np.full(groups.count, start, dtype=values.dtype)
+            (np.maximum if name == "max" else np.minimum).at(out, ids, values)
+            if first.kind == "float" and np.isnan(values).any():
+                raise ArraySqlError(f"{name} over NaN is not evaluated")
+            return Col(out, None if present.all() else present, first.kind)
+        if name == "bool_and":
+            _expect(first, "bool", name)
+            falses = np.bincount(ids[~values], minlength=groups.count)
+            return Col(falses == 0, None if present.all() else present, "bool")
+        if name == "arg_max":
+            (key,) = others
+            key_parts = key.values if key.kind == "tuple" else (key,)
+            keep = keep & np.logical_and.reduce([p.mask(rel.rows) for p in key_parts])
+            rows_kept = np.flatnonzero(keep)
+            sort_keys = [_sort_codes(p, rel.rows)[rows_kept] for p in key_parts]
+            order = np.lexsort([*sort_keys[::-1], groups.ids[rows_kept]])
+            ordered_ids = groups.ids[rows_kept][order]
+            last = np.flatnonzero(np.r_[ordered_ids[1:] != ordered_ids[:-1], True])
+            last = last[: len(ordered_ids)]  # none when no row is kept
+            chosen = np.zeros(groups.count, np.int64)
+            chosen[ordered_ids[last]] = rows_kept[order[last]]
+            got = np.zeros(groups.count, bool)
+            got[ordered_ids[last]] = True
+            result = first.take(chosen)
+            valid = got if result.valid is None else got & result.valid
+            return Col(result.values, None if valid.all() else valid, result.kind)
+        raise ArraySqlError(f"aggregate {name} is not evaluated")
+
+    def window_order(self, node: dict, rel: Rel) -> tuple[np.ndarray, np.ndarray]:
+        """The rows in the window's order within partitions, and each one's partition:
+        computed once per window and relation (a query's lags share their windows)."""
+        spec = self.memo.get(id(node))
+        if spec is None:
+            spec = self.memo[id(node)] = json.dumps([node["partitions"], node["orders"]])
+        key = (id(rel), spec)
+        if key not in self.windows:
+            partition_ids = _group([self.expr(p, rel) for p in node["partitions"]], rel.rows).ids
+            order = self.order(node["orders"], rel, first=[partition_ids])
+            self.windows[key] = (order, partition_ids[order], rel)  # rel: its id stays its own
+        order, sorted_ids, _ = self.windows[key]
+        return order, sorted_ids
+
+    def window(self, node: dict, rel: Rel) -> Col:
+        if node["type"] != "WINDOW_LAG":
+            raise ArraySqlError(f"window {node['type']} is not evaluated")
+        for key in ("filter_expr", "default_expr"):
+            if node.get(key):
+                raise ArraySqlError(f"LAG with {key} is not evaluated")
+        if node.get("ignore_nulls") or node.get("distinct") or node.get("arg_orders"):
+            raise ArraySqlError("LAG with IGNORE NULLS, DISTINCT or ordered arguments")
+        args = [self.expr(a["expression"], rel) for a in node["arguments"]]
+        value = args[0]
+        offset = 1
+        if len(args) > 1:
+            if not args[1].constant or args[1].kind != "int":
+                raise ArraySqlError("LAG's offset must be an integer constant")
+            offset = int(args[1].values)
+        if node.get("offset_expr"):
+            raise ArraySqlError("LAG's offset expression is not evaluated")
+        order, sorted_ids = self.window_order(node, rel)
+        source = np.full(rel.rows, -1, np.int64)
+        if rel.rows > offset:
+            same = sorted_ids[offset:] == sorted_ids[:-offset]
+            source[order[offset:][same]] = order[:-offset][same]
+        found = source >= 0
+        taken = value.take(np.where(found, source, 0))
+        if value.constant:
+            taken = Col(value.array(rel.rows), None, value.kind)
+        valid = found if taken.valid is None else found & taken.valid
+        return Col(taken.values, None if valid.all() else valid, value.kind)
+
+
+@dataclass
+class _Cte:
+    node: dict
+    scope: dict
+    result: tuple[Rel, list[str]] | None = None
+
+    def rows(self, evaluation: _Evaluation) -> tuple[Rel, list[str]]:
+        if self.result is None:  # read more than once: computed once
+            self.result = evaluation.query(self.node, self.scope)
+        return self.result
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _rows(rel: Rel, groups: _Groups | None) -> int:
+    return groups.count if groups is not None else rel.rows
+
+
+def _default_name(node: dict) -> str:
+    if node["class"] == "COLUMN_REF":
+        return node["column_names"][-1]
+    raise ArraySqlError("a computed select item needs an alias")
+
+
+def _has_aggregate(node: Any) -> bool:
+    if isinstance(node, dict):
+        if node.get("class") == "FUNCTION" and node.get("function_name") in _AGGREGATES:
+            return True
+        if node.get("class") == "WINDOW":
+            return False
+        return any(_has_aggregate(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_has_aggregate(value) for value in node)
+    return False
+
+
+def _column_refs(node: Any) -> list[list[str]]:
+    if isinstance(node, dict):
+        if node.get("class") == "COLUMN_REF":
+            return [node["column_names"]]
+        return [ref for value in node.values() for ref in _column_refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _column_refs(value)]
+    return []
+
+
+def _reads_only(node: dict, rel: Rel, other: Rel) -> bool:
+    refs = _column_refs(node)
+    return bool(refs) and all(rel.find(ref) is not None and other.find(ref) is None for ref in refs)
+
+
+def _conjuncts(node: dict) -> list[dict]:
+    if node.get("class") == "CONJUNCTION" and node["type"] == "CONJUNCTION_AND":
+        return [part for child in node["children"] for part in _conjuncts(child)]
+    return [node]
+
+
+def _constant(literal: dict) -> Col:
+    kind, text = literal["kind"], literal["text"]
+    if kind == "INTEGER":
+        return Col(np.int64(int(text)), None, "int")
+    if kind == "NUMERIC":
+        # a decimal literal (or 1e-6, a double): DuckDB widens it to the nearest double
+        return Col(np.float64(float(text)), None, "float")
+    if kind == "STRING":
+        return Col(np.int64(STRINGS.code(text)), None, "str")
+    if kind == "BOOLEAN":
+        return Col(np.bool_(text.lower() == "true"), None, "bool")
+    if kind == "NULL_LITERAL":
+        return Col(np.int64(0), np.bool_(False), "null")
+    raise ArraySqlError(f"constant of kind {kind} is not evaluated")
+
+
+def _expect(col: Col, kinds: str | tuple[str, ...], what: str) -> None:
+    if col.kind not in ((kinds,) if isinstance(kinds, str) else kinds) and col.kind != "null":
+        raise ArraySqlError(f"{what} of a {col.kind} value is not evaluated")
+
+
+def _common_kind(cols: list[Col]) -> str:
+    kinds = {col.kind for col in cols} - {"null"}
+    if not kinds:
+        return "null"
+    if kinds <= {"int", "float"}:
+        return "float" if "float" in kinds else "int"
+    if len(kinds) == 1:
+        return kinds.pop()
+    raise ArraySqlError(f"values of kinds {sorted(kinds)} in one column")
+
+
+def _as_kind(col: Col, kind: str) -> Col:
+    if col.kind in (kind, "tuple"):
+        return col
+    if col.kind == "null":
+        return Col(np.array(_FILL.get(kind, 0), dtype=_DTYPES[kind]), col.valid, kind)
+    if col.kind == "int" and kind == "float":
+        return Col(np.asarray(col.values, np.float64), col.valid, "float")
+    raise ArraySqlError(f"a {col.kind} value where a {kind} is expected")
+
+
+def _arithmetic(name: str, cols: list[Col]) -> Col:
+    if len(cols) == 1:
+        (col,) = cols
+        if name != "-":
+            raise ArraySqlError(f"unary {name} is not evaluated")
+        _expect(col, ("int", "float"), "negation")
+        return Col(-col.values, col.valid, col.kind)
+    a, b = cols
+    valid = _both_valid(a, b)
+    kinds = (a.kind, b.kind)
+    if "null" in kinds:
+        return Col(np.int64(0), np.bool_(False), "null")
+    if kinds in (("ts", "interval"), ("interval", "ts")) and name in ("+", "-"):
+        if name == "-" and a.kind == "interval":
+            raise ArraySqlError("interval - timestamp")
+        values = a.values + b.values if name == "+" else a.values - b.values
+        return Col(values, valid, "ts")
+    if not set(kinds) <= {"int", "float"}:
+        raise ArraySqlError(f"{a.kind} {name} {b.kind} is not evaluated")
+    if name == "/" or "float" in kinds:
+        x = np.asarray(a.values, np.float64)
+        y = np.asarray(b.values, np.float64)
+        if name == "/":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = x / y
+            zero = np.asarray(y == 0)
+            if zero.any():  # DuckDB: a division by zero is NULL
+                keep = ~zero if valid is None else valid & ~zero
+                return Col(np.where(zero, 0.0, values), keep, "float")
+            return Col(values, valid, "float")
+        return Col({"+": np.add, "-": np.subtract, "*": np.multiply}[name](x, y), valid, "float")
+    function = {"+": np.add, "-": np.subtract, "*": np.multiply}[name]
+    return Col(function(a.values, b.values), valid, "int")
+
+
+_COMPARE = {
+    "COMPARE_EQUAL": np.equal,
+    "COMPARE_NOTEQUAL": np.not_equal,
+    "COMPARE_LESSTHAN": np.less,
+    "COMPARE_GREATERTHAN": np.greater,
+    "COMPARE_LESSTHANOREQUALTO": np.less_equal,
+    "COMPARE_GREATERTHANOREQUALTO": np.greater_equal,
+}
+
+
+def _compare(kind: str, a: Col, b: Col) -> Col:
+    if kind not in _COMPARE:
+        raise ArraySqlError(f"comparison {kind} is not evaluated")
+    if "null" in (a.kind, b.kind):
+        return Col(np.bool_(False), np.bool_(False), "bool")
+    if a.kind == b.kind == "str" and kind not in ("COMPARE_EQUAL", "COMPARE_NOTEQUAL"):
+        raise ArraySqlError("ordering comparisons of strings are not evaluated")
+    if a.kind != b.kind and not {a.kind, b.kind} <= {"int", "float"}:
+        if {a.kind, b.kind} == {"date", "str"} or {a.kind, b.kind} == {"ts", "str"}:
+            raise ArraySqlError("comparing a date or timestamp with a string")
+        raise ArraySqlError(f"comparing {a.kind} with {b.kind}")
+    x, y = a.values, b.values
+    if {a.kind, b.kind} == {"int", "float"}:
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    values = _COMPARE[kind](x, y)
+    return Col(np.asarray(values, bool), _both_valid(a, b), "bool")
+
+
+def _true(col: Col, rows: int) -> np.ndarray:
+    """Rows where the condition holds (NULL does not)."""
+    if col.kind == "null":
+        return np.zeros(rows, bool)
+    _expect(col, "bool", "a condition")
+    return np.broadcast_to(col.values, (rows,)) & col.mask(rows)
+
+
+def _and(parts: list[Col]) -> Col:
+    """Kleene: false if any is false, else NULL if any is NULL."""
+    false = np.zeros((), bool)
+    unknown = np.zeros((), bool)
+    for part in parts:
+        if part.kind == "null":
+            unknown = unknown | True
+            continue
+        _expect(part, "bool", "AND")
+        valid = np.ones((), bool) if part.valid is None else part.valid
+        false = false | (valid & ~part.values)
+        unknown = unknown | ~valid
+    return Col(~false, None if not unknown.any() else (false | ~unknown), "bool")
+
+
+def _or(parts: list[Col]) -> Col:
+    true = np.zeros((), bool)
+    unknown = np.zeros((), bool)
+    for part in parts:
+        if part.kind == "null":
+            unknown = unknown | True
+            continue
+        _expect(part, "bool", "OR")
+        valid = np.ones((), bool) if part.valid is None else part.valid
+        true = true | (valid & part.values)
+        unknown = unknown | ~valid
+    return Col(true, None if not unknown.any() else (true | ~unknown), "bool")
+
+
+def _coalesce(cols: list[Col], rows: int) -> Col:
+    kind = _common_kind(cols)
+    result = _as_kind(cols[-1], kind)
+    values = result.array(rows).copy()
+    valid = result.mask(rows).copy()
+    for other in reversed(cols[:-1]):
+        col = _as_kind(other, kind)
+        has = col.mask(rows)
+        values[has] = col.array(rows)[has]
+        valid |= has
+    return Col(values, None if valid.all() else valid, kind)
+
+
+def _extreme(cols: list[Col], rows: int, greatest: bool) -> Col:
+    """greatest/least: NULLs are skipped; NULL only when every value is."""
+    kind = _common_kind(cols)
+    if kind not in ("int", "float"):
+        raise ArraySqlError(f"greatest/least of {kind} values is not evaluated")
+    pick = np.maximum if greatest else np.minimum
+    values: np.ndarray | None = None
+    valid = np.zeros(rows, bool)
+    for other in cols:
+        col = _as_kind(other, kind)
+        array = col.array(rows)
+        has = col.mask(rows)
+        if values is None:
+            values = array.copy()
+        else:
+            values = np.where(has & valid, pick(values, array), np.where(has, array, values))
+        valid |= has
+    return Col(values, None if valid.all() else valid, kind)
+
+
+def _round_half_away(values: np.ndarray) -> np.ndarray:
+    """C's round(): halves away from zero (NumPy's round goes to even)."""
+    truncated = np.trunc(values)
+    return truncated + np.where(np.abs(values - truncated) >= 0.5, np.sign(values), 0.0)
+
+
+def _cast(col: Col, type_name: str) -> Col:
+    target = type_name.upper()
+    if col.kind == "null":
+        return col
+    if target in ("DOUBLE", "FLOAT8"):
+        _expect(col, ("int", "float"), "CAST AS DOUBLE")
+        return Col(np.asarray(col.values, np.float64), col.valid, "float")
+    if target in ("INTEGER", "INT", "INT4", "BIGINT", "INT8"):
+        if col.kind == "int":
+            return col
+        _expect(col, "float", f"CAST AS {target}")
+        values = np.asarray(col.values)
+        if np.any(np.isnan(values) & (True if col.valid is None else col.valid)):
+            raise ArraySqlError(f"CAST of NaN AS {target}")
+        return Col(_round_half_away(col.values).astype(np.int64), col.valid, "int")
+    if target == "DATE" and col.kind == "str" and col.constant:
+        days = np.datetime64(STRINGS.values[int(col.values)], "D").astype(np.int64)
+        return Col(np.int32(days), None, "date")
+    raise ArraySqlError(f"CAST of a {col.kind} AS {type_name} is not evaluated")
+
+
+def _sort_codes(col: Col, rows: int) -> np.ndarray:
+    """Numbers that sort as the values do (strings by their bytes, as DuckDB's default
+    collation)."""
+    if col.kind == "tuple":
+        raise ArraySqlError("ordering by a list is not evaluated")
+    values = col.array(rows)
+    if col.kind == "str":
+        return STRINGS.ranks(values)
+    if col.kind == "float":
+        if np.isnan(values).any():
+            raise ArraySqlError("ordering by NaN is not evaluated")
+        return values
+    return values.astype(np.int64)
+
+
+def _equality_codes(col: Col, rows: int) -> np.ndarray:
+    """int64 codes equal exactly where the values are equal (not dense)."""
+    values = col.array(rows)
+    if col.kind == "float":
+        if np.isnan(values).any():
+            raise ArraySqlError("a NaN key is not evaluated")
+        return (values + 0.0).view(np.int64)  # + 0.0: -0.0 becomes 0.0
+    if col.kind == "tuple":
+        raise ArraySqlError("a list as a key is not evaluated")
+    return values.astype(np.int64)
+
+
+def _key_ids(keys: list[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows sorted by the keys, each row's group (dense, in key order) and each group's
+    first position in that order."""
+    order = np.lexsort(keys[::-1]) if keys else np.arange(rows)
+    change = np.zeros(rows, bool)
+    if rows:
+        change[0] = True
+    for key in keys:
+        ordered = key[order]
+        change[1:] |= ordered[1:] != ordered[:-1]
+    ids = np.empty(rows, np.int64)
+    ids[order] = np.cumsum(change) - 1
+    return order, ids, np.flatnonzero(change)
+
+
+def _group(keys: list[Col], rows: int) -> _Groups:
+    """GROUP BY (and PARTITION BY): NULL is a group of its own."""
+    if not keys:
+        return _Groups(np.zeros(rows, np.int64), 1, np.zeros(1, np.int64))
+    codes = []
+    for key in keys:
+        if key.valid is not None:
+            codes.append((~key.mask(rows)).astype(np.int64))
+        codes.append(_equality_codes(key, rows))
+    order, ids, starts = _key_ids(codes, rows)
+    return _Groups(ids, len(starts), order[starts])
+
+
+def _equi_pairs(
+    keys_left: list[Col], keys_right: list[Col], rows_left: int, rows_right: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs whose keys are equal (NULL equals nothing)."""
+    if not keys_left:
+        return np.repeat(np.arange(rows_left), rows_right), np.tile(
+            np.arange(rows_right), rows_left
+        )
+    rows = rows_left + rows_right
+    codes = []
+    null = np.zeros(rows, bool)
+    for key_left, key_right in zip(keys_left, keys_right, strict=True):
+        kind = _common_kind([key_left, key_right])
+        if kind == "null":
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        a, b = _as_kind(key_left, kind), _as_kind(key_right, kind)
+        if a.valid is not None or b.valid is not None:
+            null |= ~np.concatenate([a.mask(rows_left), b.mask(rows_right)])
+        codes.append(
+            np.concatenate(
+                [
+                    _equality_codes(a, rows_left),
+                    _equality_codes(b, rows_right),
+                ]
+            )
+        )
+    _, ids, _ = _key_ids(codes, rows)
+    left = np.where(null[:rows_left], -1, ids[:rows_left])
+    right = np.where(null[rows_left:], -2, ids[rows_left:])
+    order = np.argsort(right, kind="stable")
+    sorted_right = right[order]
+    low = np.searchsorted(sorted_right, left, "left")
+    high = np.searchsorted(sorted_right, left, "right")
+    counts = high - low
+    pairs_left = np.repeat(np.arange(rows_left), counts)
+    starts = np.repeat(low, counts)
+    offsets = np.arange(len(pairs_left)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return pairs_left, order[starts + offsets]
+
+
+def _joined(left: Rel, right: Rel, pairs_left: np.ndarray, pairs_right: np.ndarray) -> Rel:
+    """The pairs' columns; a right index of -1 is a left row without a match (NULLs)."""
+    missing = pairs_right < 0
+    right_cols = []
+    for col in right.cols:
+        if col.constant:
+            right_cols.append(col)
+            continue
+        if right.rows:
+            taken = col.take(np.where(missing, 0, pairs_right))
+            if missing.any():
+                taken = _forced(taken)
+        else:
+            kind = _forced(col).kind
+            fill = np.full(len(pairs_right), _FILL.get(kind, 0), _DTYPES.get(kind, object))
+            taken = Col(fill, np.zeros(len(pairs_right), bool), kind)
+        if missing.any():
+            valid = ~missing if taken.valid is None else taken.valid & ~missing
+            taken = Col(taken.values, valid, taken.kind)
+        right_cols.append(taken)
+    return Rel(
+        left.names + right.names,
+        [col.take(pairs_left) for col in left.cols] + right_cols,
+        len(pairs_left),
+    )
