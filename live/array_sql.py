@@ -283,6 +283,21 @@ class Rel:
         return Rel([(qualifier, name) for _, name in self.names], self.cols, self.rows)
 
 
+class _Either(Rel):
+    """Columns of `first`, else of `second` (the same rows)."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: Rel, second: Rel) -> None:
+        super().__init__(first.names, first.cols, first.rows)
+        self.first = first
+        self.second = second
+
+    def find(self, parts: list[str]) -> Col | None:
+        found = self.first.find(parts)
+        return found if found is not None else self.second.find(parts)
+
+
 def _rel_from_arrow(table: pa.Table, qualifier: str) -> Rel:
     return Rel(
         [(qualifier, name.lower()) for name in table.column_names],
@@ -426,7 +441,9 @@ class _Evaluation:
         for modifier in node["modifiers"]:
             if modifier["type"] != "ORDER_MODIFIER":
                 raise ArraySqlError(f"{modifier['type']} is not evaluated")
-            out = out.take(self.order(modifier["orders"], out))
+            # ORDER BY reads the select list, then (without GROUP BY) the rows it came from
+            scope = out if groups is not None else _Either(out, rel)
+            out = out.take(self.order(modifier["orders"], scope))
         return out, names
 
     def star(self, item: dict, rel: Rel) -> Iterable[tuple[str, Col]]:
@@ -948,15 +965,12 @@ def _arithmetic(name: str, cols: list[Col]) -> Col:
     if name == "/" or "float" in kinds:
         x = np.asarray(a.values, np.float64)
         y = np.asarray(b.values, np.float64)
-        if name == "/":
+        if name == "/":  # IEEE, as DuckDB: x / 0 is an infinity, 0 / 0 NaN
             with np.errstate(divide="ignore", invalid="ignore"):
-                values = x / y
-            zero = np.asarray(y == 0)
-            if zero.any():  # DuckDB: a division by zero is NULL
-                keep = ~zero if valid is None else valid & ~zero
-                return Col(np.where(zero, 0.0, values), keep, "float")
-            return Col(values, valid, "float")
-        return Col({"+": np.add, "-": np.subtract, "*": np.multiply}[name](x, y), valid, "float")
+                return Col(x / y, valid, "float")
+        with np.errstate(invalid="ignore", over="ignore"):  # IEEE: inf - inf is NaN
+            values = {"+": np.add, "-": np.subtract, "*": np.multiply}[name](x, y)
+        return Col(values, valid, "float")
     function = {"+": np.add, "-": np.subtract, "*": np.multiply}[name]
     return Col(function(a.values, b.values), valid, "int")
 
@@ -1062,7 +1076,9 @@ def _extreme(cols: list[Col], rows: int, greatest: bool) -> Col:
 def _round_half_away(values: np.ndarray) -> np.ndarray:
     """C's round(): halves away from zero (NumPy's round goes to even)."""
     truncated = np.trunc(values)
-    return truncated + np.where(np.abs(values - truncated) >= 0.5, np.sign(values), 0.0)
+    with np.errstate(invalid="ignore"):  # infinities stay themselves
+        rounded = truncated + np.where(np.abs(values - truncated) >= 0.5, np.sign(values), 0.0)
+    return np.copysign(rounded, values)  # -0.3 rounds to -0.0
 
 
 def _cast(col: Col, type_name: str) -> Col:
@@ -1079,7 +1095,8 @@ def _cast(col: Col, type_name: str) -> Col:
         values = np.asarray(col.values)
         if np.any(np.isnan(values) & (True if col.valid is None else col.valid)):
             raise ArraySqlError(f"CAST of NaN AS {target}")
-        return Col(_round_half_away(col.values).astype(np.int64), col.valid, "int")
+        # DuckDB casts a double to an integer to the nearest, halves to even
+        return Col(np.rint(values).astype(np.int64), col.valid, "int")
     if target == "DATE" and col.kind == "str" and col.constant:
         days = np.datetime64(STRINGS.values[int(col.values)], "D").astype(np.int64)
         return Col(np.int32(days), None, "date")
