@@ -260,8 +260,8 @@ class Rel:
             self._index = {}
             for i, (_, n) in enumerate(self.names):
                 self._index.setdefault(n, []).append(i)
-        name = parts[-1].lower()
-        qualifier = parts[-2].lower() if len(parts) > 1 else None
+        name = parts[-1]  # identifiers are lower case (_normalise)
+        qualifier = parts[-2] if len(parts) > 1 else None
         found = [
             i
             for i in self._index.get(name, ())
@@ -320,7 +320,7 @@ class ArrayQuery:
         statements = parsed["statements"]
         if len(statements) != 1:
             raise ArraySqlError("one SELECT statement expected")
-        self.node = statements[0]["node"]
+        self.node = _normalise(statements[0]["node"])
         self.tables = sorted(_base_tables(self.node))
         self._memo: dict[int, Any] = {}  # per parse-tree node: what does not change per run
 
@@ -356,12 +356,36 @@ def _arrow_kind(col: Col) -> pa.DataType:
     }[col.kind]  # fmt: skip
 
 
+_TABLE_REFS = {"BASE_TABLE", "SUBQUERY", "TABLE_FUNCTION", "JOIN", "EMPTY"}
+
+
+def _normalise(node: Any) -> Any:
+    """Identifiers in lower case, as DuckDB compares them (a select item's alias, the
+    result's column name, keeps its case)."""
+    if isinstance(node, list):
+        return [_normalise(value) for value in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _normalise(value) for key, value in node.items()}
+    for key in ("column_names", "exclude_list", "column_name_alias"):
+        if key in out:
+            out[key] = [name.lower() for name in out[key]]
+    for key in ("relation_name", "table_name", "schema_name"):
+        if isinstance(out.get(key), str):
+            out[key] = out[key].lower()
+    if out.get("type") in _TABLE_REFS and isinstance(out.get("alias"), str):
+        out["alias"] = out["alias"].lower()
+    if "key" in out and "value" in out and isinstance(out["key"], str):  # a CTE
+        out["key"] = out["key"].lower()
+    return out
+
+
 def _base_tables(node: Any) -> set[tuple[str, str]]:
     """(schema, table) of every base table read, CTE names included (filtered when run)."""
     found: set[tuple[str, str]] = set()
     if isinstance(node, dict):
         if node.get("type") == "BASE_TABLE":
-            found.add((node["schema_name"].lower(), node["table_name"].lower()))
+            found.add((node["schema_name"], node["table_name"]))
         for value in node.values():
             found |= _base_tables(value)
     elif isinstance(node, list):
@@ -418,7 +442,7 @@ class _Evaluation:
             raise ArraySqlError("GROUPING SETS are not evaluated")
         scope = dict(ctes)
         for entry in node["cte_map"]["map"]:
-            scope[entry["key"].lower()] = _Cte(entry["value"]["query_node"], dict(scope))
+            scope[entry["key"]] = _Cte(entry["value"]["query_node"], dict(scope))
         rel = self.table_ref(node["from_table"], scope)
         if node.get("where_clause"):
             rel = rel.take(np.flatnonzero(_true(self.expr(node["where_clause"], rel), rel.rows)))
@@ -449,8 +473,8 @@ class _Evaluation:
     def star(self, item: dict, rel: Rel) -> Iterable[tuple[str, Col]]:
         if item.get("replace_list") or item.get("columns") or item.get("rename_list"):
             raise ArraySqlError("STAR with REPLACE, RENAME or COLUMNS is not evaluated")
-        qualifier = item["relation_name"].lower() or None
-        excluded = {name.lower() for name in item["exclude_list"]}
+        qualifier = item["relation_name"] or None
+        excluded = set(item["exclude_list"])
         if item.get("qualified_exclude_list"):
             raise ArraySqlError("qualified EXCLUDE is not evaluated")
         for (q, name), col in zip(rel.names, rel.cols, strict=True):
@@ -475,15 +499,15 @@ class _Evaluation:
 
     def table_ref(self, ref: dict, scope: dict) -> Rel:
         kind = ref["type"]
-        alias = ref.get("alias", "").lower()
+        alias = ref.get("alias", "")
         if kind == "BASE_TABLE":
             if ref.get("column_name_alias") or ref.get("at_clause"):
                 raise ArraySqlError("column aliases on a table are not evaluated")
-            name = ref["table_name"].lower()
+            name = ref["table_name"]
             if not ref["schema_name"] and name in scope:
                 rel, names = scope[name].rows(self)
                 return Rel([(alias or name, n.lower()) for n in names], rel.cols, rel.rows)
-            table = self.tables(ref["schema_name"].lower(), name)
+            table = self.tables(ref["schema_name"], name)
             return _rel_from_arrow(table, alias or name)
         if kind == "SUBQUERY":
             rel, names = self.query(ref["subquery"]["node"], scope)
@@ -574,7 +598,10 @@ class _Evaluation:
                 raise ArraySqlError(f"no column {'.'.join(node['column_names'])}")
             return col
         if kind == "CONSTANT":
-            return _constant(node["literal"])
+            constant = self.memo.get(id(node))
+            if constant is None:
+                constant = self.memo[id(node)] = _constant(node["literal"])
+            return constant
         if kind == "FUNCTION":
             if node.get("filter") or node["order_bys"]["orders"]:
                 raise ArraySqlError(f"{node['function_name']} with FILTER or ORDER BY")
@@ -710,7 +737,7 @@ class _Evaluation:
             (lam,) = args[1:]
             if lam["class"] != "LAMBDA" or lam["lhs"]["class"] != "COLUMN_REF":
                 raise ArraySqlError("list_transform takes a one-argument lambda")
-            parameter = lam["lhs"]["column_names"][0].lower()
+            parameter = lam["lhs"]["column_names"][0]
             bound = Rel([(None, parameter)], [listed.element], 0)
             return _GroupedList(self.expr(lam["expr"], bound), listed.order, listed.starts)
         element = listed.element
