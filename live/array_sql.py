@@ -92,8 +92,11 @@ class Col:
         return self.values
 
     def mask(self, rows: int) -> np.ndarray:
+        """Which rows are valid (read-only)."""
         if self.valid is None:
-            return np.ones(rows, bool)
+            return _all_valid(rows)
+        if self.valid.ndim:
+            return self.valid
         return np.broadcast_to(self.valid, (rows,))
 
     def take(self, index: np.ndarray) -> Col:
@@ -103,6 +106,20 @@ class Col:
             return self
         valid = None if self.valid is None else self.valid[index]
         return Col(self.values[index], valid, self.kind)
+
+
+_ALL_VALID: dict[int, np.ndarray] = {}
+
+
+def _all_valid(rows: int) -> np.ndarray:
+    mask = _ALL_VALID.get(rows)
+    if mask is None:
+        mask = np.ones(rows, bool)
+        mask.flags.writeable = False
+        if len(_ALL_VALID) > 4096:  # sizes come and go: keep the dict small
+            _ALL_VALID.clear()
+        _ALL_VALID[rows] = mask
+    return mask
 
 
 class _Strings:
@@ -167,7 +184,15 @@ def _null(rows: int) -> Col:
 
 def from_arrow(array: pa.ChunkedArray | pa.Array) -> Col:
     if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+        if array.num_chunks != 1:  # chunk by chunk: no unified dictionaries, no copies
+            parts = [from_arrow(chunk) for chunk in array.chunks] or [
+                from_arrow(pa.array([], array.type))
+            ]
+            valid = None
+            if any(part.valid is not None for part in parts):
+                valid = np.concatenate([part.mask(len(part.values)) for part in parts])
+            return Col(np.concatenate([part.values for part in parts]), valid, parts[0].kind)
+        array = array.chunk(0)
     kind_of = array.type
     valid = None if array.null_count == 0 else array.is_valid().to_numpy(zero_copy_only=False)
     if pa.types.is_timestamp(kind_of):
@@ -215,9 +240,19 @@ def to_arrow(col: Col, rows: int, kind_of: pa.DataType) -> pa.Array:
         array = pa.array(values, pa.int64(), mask=mask).cast(pa.timestamp("us"))
     elif col.kind == "date":
         array = pa.array(values, pa.int32(), mask=mask).cast(pa.date32())
+    elif kind_of in _DIRECT.get(col.kind, ()):
+        return pa.array(values, kind_of, mask=mask)
     else:
         array = pa.array(values, mask=mask)
     return array if array.type == kind_of else array.cast(kind_of)
+
+
+# result types NumPy's values convert to directly
+_DIRECT = {
+    "int": (pa.int64(), pa.int32(), pa.float64()),
+    "float": (pa.float64(),),
+    "bool": (pa.bool_(),),
+}
 
 
 # -- relations ------------------------------------------------------------------------
