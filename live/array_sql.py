@@ -1075,31 +1075,29 @@ def _true(col: Col, rows: int) -> np.ndarray:
 
 def _and(parts: list[Col]) -> Col:
     """Kleene: false if any is false, else NULL if any is NULL."""
-    false = np.zeros((), bool)
-    unknown = np.zeros((), bool)
-    for part in parts:
-        if part.kind == "null":
-            unknown = unknown | True
-            continue
-        _expect(part, "bool", "AND")
-        valid = np.ones((), bool) if part.valid is None else part.valid
-        false = false | (valid & ~part.values)
-        unknown = unknown | ~valid
-    return Col(~false, None if not unknown.any() else (false | ~unknown), "bool")
+    return _kleene(parts, decisive=False, what="AND")
 
 
 def _or(parts: list[Col]) -> Col:
-    true = np.zeros((), bool)
+    """Kleene: true if any is true, else NULL if any is NULL."""
+    return _kleene(parts, decisive=True, what="OR")
+
+
+def _kleene(parts: list[Col], decisive: bool, what: str) -> Col:
+    """AND (`decisive` false) or OR (true): a valid decisive part decides; else a NULL part
+    makes the result NULL."""
+    decided = np.zeros((), bool)
     unknown = np.zeros((), bool)
     for part in parts:
         if part.kind == "null":
             unknown = unknown | True
             continue
-        _expect(part, "bool", "OR")
+        _expect(part, "bool", what)
         valid = np.ones((), bool) if part.valid is None else part.valid
-        true = true | (valid & part.values)
+        decided = decided | (valid & (part.values if decisive else ~part.values))
         unknown = unknown | ~valid
-    return Col(true, None if not unknown.any() else (true | ~unknown), "bool")
+    values = decided if decisive else ~decided
+    return Col(values, None if not unknown.any() else (decided | ~unknown), "bool")
 
 
 def _coalesce(cols: list[Col], rows: int) -> Col:
