@@ -75,6 +75,7 @@ class LiveModel:
     # (parent, its column): the parent whose rows this model's rows come from, when not all
     # time-keyed parents make rows (a trigger vector per triggered episode)
     rows_from: tuple[str, str] | None = None
+    materialized: str | None = None  # as dbt builds it in the warehouse
 
 
 # under the project's target/; v1: the fields _compiled_nodes keeps
@@ -115,6 +116,7 @@ def compile_models() -> dict[str, LiveModel]:
             period_ns=int(live.get("period_seconds", 0)) * NS,
             lookback_ns=int(live.get("lookback_seconds", 0)) * NS,
             rows_from=tuple(live["rows_from"].split(".")) if "rows_from" in live else None,
+            materialized=node["config"].get("materialized"),
         )
     return models
 
@@ -327,6 +329,18 @@ class LiveWarehouse:
                 f"{warehouse}: cannot open the warehouse read-only ({error})"
             ) from None
         self.connection.execute(f"attach ':memory:' as {DATABASE}")
+        # a view of the warehouse that no live model reads (options_quotes_1s: a row per
+        # option and second, as many as the engine's) is a view live too: its rows are
+        # computed for --emit and the HUD's cursor, never stored a second time
+        read = {parent for model in self.order for parent in model.parents}
+        self._views = {
+            model.name
+            for model in self.order
+            if model.recompute == "tail"
+            and model.materialized == "view"
+            and model.name not in self._arrays
+            and model.name not in read
+        }
         self._mirror()
         self._check_history()
         self._types: dict[tuple[str, str], str] = {}
@@ -364,10 +378,14 @@ class LiveWarehouse:
                 f"the warehouse has no {', '.join(missing)}: run `spymaster build` first"
             )
         live = {model.name for model in self.order}
+        views = []
         for schema, name in relations:
             for catalog in (DATABASE, LIVE_ROWS):
                 self.connection.execute(f'create schema if not exists {catalog}."{schema}"')
             source = f'warehouse."{schema}"."{name}"'
+            if name in self._views:
+                views.append(self.models[name])
+                continue
             if name not in live:
                 self.connection.execute(
                     f'create view {DATABASE}."{schema}"."{name}" as select * from {source}'
@@ -378,6 +396,10 @@ class LiveWarehouse:
             self.connection.execute(
                 f'create view {DATABASE}."{schema}"."{name}" as select * from {source} '
                 f"where dt < DATE '{self.day.isoformat()}' union all select * from {rows}"
+            )
+        for model in views:  # after every relation its compiled SQL reads
+            self.connection.execute(
+                f'create view {DATABASE}."{model.schema}"."{model.name}" as {self._sql(model)}'
             )
 
     def _check_history(self) -> None:
@@ -783,6 +805,13 @@ class LiveWarehouse:
             f"where {time} >= {self._literal(model, start)} "
             f"and {time} < {self._literal(model, end)}"
         )
+        if model.name in self._views:
+            rows = self._run(
+                model, f"select * from (\n{self._compiled(model, lower, end)}\n) {new_rows}"
+            )
+            self.emit(model.name, rows)
+            until[model.name] = self.until[model.name] = end
+            return
         # one statement inserts the new rows and returns them as the table holds them
         rows = self._run(
             model,

@@ -422,3 +422,53 @@ def test_a_source_that_completes_a_second_after_the_others_steps_at_once(
             connection.close()
     finally:
         live.close()
+
+
+def test_a_view_no_live_model_reads_is_emitted_not_stored(
+    market_lake: Lake, included_day: tuple[str, dt.date]
+) -> None:
+    """options_quotes_1s is a view in the warehouse that no live model reads: live emits its
+    rows and shows it as a view over the live rows, without a second copy of them."""
+    symbol, day = included_day
+    opening = warehouse(
+        market_lake, f"select session_window_start from silver.session_calendar where dt = '{day}'"
+    )[0][0]
+    start = int(opening.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+    emitted: dict[str, int] = {}
+
+    def emit(table: str, rows: pa.Table) -> None:
+        emitted[table] = emitted.get(table, 0) + rows.num_rows
+
+    live = open_live_warehouse(market_lake, LiveContract(symbol, day), emit)
+    try:
+        rows = warehouse(
+            market_lake,
+            f"select count(*) from silver.engine_options_quotes_1s where dt = '{day}' "
+            f"and window_start < make_timestamp({start // 1000})",
+        )[0][0]
+        connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
+        try:
+            live.insert(
+                "engine_options_quotes_1s",
+                connection.sql(
+                    f"select * from silver.engine_options_quotes_1s where dt = '{day}' and "
+                    f"window_start < make_timestamp({start // 1000})"
+                ).to_arrow_table(),
+            )
+        finally:
+            connection.close()
+        live.advance({"futures_engine": start, "options_engine": start}, final=True)
+        assert emitted["options_quotes_1s"] == rows > 0
+        cursor = live.cursor()
+        stored = cursor.execute(
+            "select table_catalog, table_type from information_schema.tables "
+            "where table_name = 'options_quotes_1s' order by all"
+        ).fetchall()
+        assert ("memory", "BASE TABLE") not in stored
+        assert ("spymaster", "VIEW") in stored
+        shown = cursor.execute(
+            f"select count(*) from silver.options_quotes_1s where dt = '{day}'"
+        ).fetchall()[0][0]
+        assert shown == rows
+    finally:
+        live.close()
