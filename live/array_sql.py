@@ -314,9 +314,6 @@ class Rel:
     def take(self, index: np.ndarray) -> Rel:
         return Rel(self.names, [col.take(index) for col in self.cols], len(index))
 
-    def named(self, qualifier: str) -> Rel:
-        return Rel([(qualifier, name) for _, name in self.names], self.cols, self.rows)
-
 
 class _Either(Rel):
     """Columns of `first`, else of `second` (the same rows)."""
@@ -356,22 +353,11 @@ class ArrayQuery:
         if len(statements) != 1:
             raise ArraySqlError("one SELECT statement expected")
         self.node = _normalise(statements[0]["node"])
-        self.tables = sorted(_base_tables(self.node))
         self._memo: dict[int, Any] = {}  # per parse-tree node: what does not change per run
 
-    def run(self, tables: Tables) -> pa.Table:
-        """The query's rows, in its ORDER BY's order (else unspecified, as in SQL)."""
-        rel, names = _Evaluation(tables, self._memo).query(self.node, {})
-        cols = [_forced(col) for col in rel.cols]
-        return pa.table(
-            {
-                name: to_arrow(col, rel.rows, _arrow_kind(col))
-                for name, col in zip(names, cols, strict=True)
-            }
-        )
-
     def run_as(self, tables: Tables, schema: pa.Schema) -> pa.Table:
-        """The rows as `schema` has them (what an insert into the table stores)."""
+        """The rows as `schema` has them (what an insert into the table stores), in the
+        query's ORDER BY's order (else unspecified, as in SQL)."""
         rel, names = _Evaluation(tables, self._memo).query(self.node, {})
         by_name = dict(zip(names, rel.cols, strict=True))
         by_name = {name: _forced(by_name[name]) for name in schema.names if name in by_name}
@@ -382,13 +368,6 @@ class ArrayQuery:
             [to_arrow(by_name[field.name], rel.rows, field.type) for field in schema],
             schema=schema,
         )
-
-
-def _arrow_kind(col: Col) -> pa.DataType:
-    return {
-        "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string(),
-        "ts": pa.timestamp("us"), "date": pa.date32(), "null": pa.null(),
-    }[col.kind]  # fmt: skip
 
 
 _TABLE_REFS = {"BASE_TABLE", "SUBQUERY", "TABLE_FUNCTION", "JOIN", "EMPTY"}
@@ -413,20 +392,6 @@ def _normalise(node: Any) -> Any:
     if "key" in out and "value" in out and isinstance(out["key"], str):  # a CTE
         out["key"] = out["key"].lower()
     return out
-
-
-def _base_tables(node: Any) -> set[tuple[str, str]]:
-    """(schema, table) of every base table read, CTE names included (filtered when run)."""
-    found: set[tuple[str, str]] = set()
-    if isinstance(node, dict):
-        if node.get("type") == "BASE_TABLE":
-            found.add((node["schema_name"], node["table_name"]))
-        for value in node.values():
-            found |= _base_tables(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= _base_tables(value)
-    return found
 
 
 # -- evaluation -----------------------------------------------------------------------

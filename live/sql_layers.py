@@ -236,13 +236,9 @@ class RecentRows:
             if self.column is None or (high >= lower and low < upper)
         ]
         table = pa.concat_tables(chunks) if chunks else schema.empty_table()
-        if self.column is None or not table.num_rows:
+        if self.column is None:
             return table
-        times = table.column(self.column)
-        unit = times.type.unit
-        low = pa.scalar(int(max(lower, -(2**62))) // NS_PER_UNIT[unit], pa.timestamp(unit))
-        high = pa.scalar(int(min(upper, 2**62)) // NS_PER_UNIT[unit], pa.timestamp(unit))
-        return table.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
+        return _within(table, self.column, lower, upper)
 
     def forget_before(self, horizon: float) -> None:
         if self.column is not None:
@@ -251,6 +247,17 @@ class RecentRows:
 
 def _ns_of(value: pa.Scalar) -> int:
     return value.cast(pa.int64()).as_py() * NS_PER_UNIT[value.type.unit]
+
+
+def _within(table: pa.Table, column: str, lower: float, upper: float) -> pa.Table:
+    """The rows whose timestamp `column` is in [lower, upper) (ns)."""
+    if not table.num_rows:
+        return table
+    times = table.column(column)
+    scale = NS_PER_UNIT[times.type.unit]
+    low = pa.scalar(int(max(lower, -(2**62))) // scale, times.type)
+    high = pa.scalar(int(min(upper, 2**62)) // scale, times.type)
+    return table.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
 
 
 class LiveWarehouse:
@@ -486,9 +493,8 @@ class LiveWarehouse:
             except ArraySqlError as error:
                 raise LiveSqlError(f"{name}: cannot be computed live ({error})") from None
             for parent in (self.models[p] for p in model.parents):
-                if _is_live(parent):
-                    time = parent.time_column if model.recompute == "tail" else None
-                    self._recent.setdefault(parent.name, RecentRows(time))
+                if _is_live(parent):  # an array model is a tail model: by time if keyed
+                    self._recent.setdefault(parent.name, RecentRows(parent.time_column))
                     self._schemas[parent.name] = self._live_schema(parent)
                 else:
                     self._static[(parent.schema, parent.name)] = self._db.sql(
@@ -537,17 +543,11 @@ class LiveWarehouse:
             )
         except ArraySqlError as error:
             raise LiveSqlError(f"{model.name}: {error}") from None
-        times = rows.column(model.time_column)
-        unit = times.type.unit
-        new = pc.and_(
-            pc.greater_equal(times, pa.scalar(int(start) // NS_PER_UNIT[unit], times.type)),
-            pc.less(times, pa.scalar(int(end) // NS_PER_UNIT[unit], times.type)),
-        )
-        rows = rows.filter(new)
+        rows = _within(rows, model.time_column, start, end)
         self._pending.setdefault(model.name, []).append(rows)  # into DuckDB with the rest's
-        self._track(model.name, rows)
-        if model.name not in self._recent:
-            self._held(model.name, rows)
+        if model.name in self._recent:
+            self._recent[model.name].add(rows)
+        self._held(model.name, rows)
         return rows
 
     def _forget_arrays(self) -> None:
@@ -590,7 +590,8 @@ class LiveWarehouse:
             )
         finally:
             self._db.unregister("live_insert")
-        self._held(table, rows)
+        if table not in self._recent and table not in self._arrays:  # else noted on arrival
+            self._held(table, rows)
 
     def _held(self, table: str, rows: pa.Table) -> None:
         """Note the times of rows just inserted into `table`."""
@@ -835,9 +836,7 @@ class LiveWarehouse:
         """The model's compiled SQL with each live parent read from the live day's rows (its
         time column in [lower_ns, upper_ns) for a tail run); `before_session` models read the
         warehouse's earlier sessions with the day."""
-        if model.sql is None:
-            raise LiveSqlError(f"{model.name}: no compiled SQL")
-        sql = model.sql
+        sql = self._sql(model)
         if model.recompute != "before_session":
             for name in model.parents:
                 parent = self.models[name]

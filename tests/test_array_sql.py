@@ -279,7 +279,7 @@ def test_what_it_does_not_evaluate_is_named(sql: str, named: str) -> None:
     tables = {"book": book_rows(5, seed=1)}
     query = ArrayQuery(sql)
     with pytest.raises(ArraySqlError, match=named):
-        query.run(lambda schema, name: tables[name])
+        query.run_as(lambda schema, name: tables[name], pa.schema([]))
 
 
 def test_recent_rows_are_read_by_time_and_forgotten_behind_the_horizon() -> None:
