@@ -133,34 +133,65 @@ def _nearest_crossing(spot, half_width, step, n_grid, log_strike, root, scale):
     return best
 
 
-@nb.njit(cache=True, parallel=True)
-def zero_gamma_levels(starts, strikes, years, sigma, weight, spot, half_width, step, rate):
-    """Per second s (rows starts[s] to starts[s+1]): the zero-gamma level, or NaN; seconds
-    are independent and run in parallel.
+@nb.njit(cache=True)
+def _second_level(s, starts, strikes, years, sigma, weight, spot, half_width, step, rate, n_grid):
+    """Second s's zero-gamma level (rows starts[s] to starts[s+1]), or NaN."""
+    if math.isnan(spot[s]):
+        return np.nan
+    count = 0
+    for i in range(starts[s], starts[s + 1]):
+        if not (math.isnan(sigma[i]) or math.isnan(weight[i])) and years[i] > 0.0:
+            count += 1
+    if count == 0:
+        return np.nan
+    log_strike = np.empty(count)
+    root = np.empty(count)
+    scale = np.empty(count)
+    j = 0
+    for i in range(starts[s], starts[s + 1]):
+        if not (math.isnan(sigma[i]) or math.isnan(weight[i])) and years[i] > 0.0:
+            log_strike[j] = math.log(strikes[i])
+            root[j] = sigma[i] * math.sqrt(years[i])
+            scale[j] = weight[i] * math.exp(-rate * years[i]) * _INV_SQRT_2PI / root[j]
+            j += 1
+    return _nearest_crossing(spot[s], half_width, step, n_grid, log_strike, root, scale)
 
-    `weight` is the signed exposure per unit of gamma (dealer sign x open interest x
-    multiplier); rows with a NaN volatility or weight do not count."""
+
+@nb.njit(cache=True, parallel=True)
+def _levels_in_parallel(starts, strikes, years, sigma, weight, spot, half_width, step, rate):
     n_seconds = starts.shape[0] - 1
     levels = np.full(n_seconds, np.nan)
     n_grid = math.floor(2.0 * half_width / step + 0.5) + 1
     for s in nb.prange(n_seconds):
-        if math.isnan(spot[s]):
-            continue
-        count = 0
-        for i in range(starts[s], starts[s + 1]):
-            if not (math.isnan(sigma[i]) or math.isnan(weight[i])) and years[i] > 0.0:
-                count += 1
-        if count == 0:
-            continue
-        log_strike = np.empty(count)
-        root = np.empty(count)
-        scale = np.empty(count)
-        j = 0
-        for i in range(starts[s], starts[s + 1]):
-            if not (math.isnan(sigma[i]) or math.isnan(weight[i])) and years[i] > 0.0:
-                log_strike[j] = math.log(strikes[i])
-                root[j] = sigma[i] * math.sqrt(years[i])
-                scale[j] = weight[i] * math.exp(-rate * years[i]) * _INV_SQRT_2PI / root[j]
-                j += 1
-        levels[s] = _nearest_crossing(spot[s], half_width, step, n_grid, log_strike, root, scale)
+        levels[s] = _second_level(
+            s, starts, strikes, years, sigma, weight, spot, half_width, step, rate, n_grid
+        )
     return levels
+
+
+@nb.njit(cache=True)
+def _levels_in_order(starts, strikes, years, sigma, weight, spot, half_width, step, rate):
+    n_seconds = starts.shape[0] - 1
+    levels = np.full(n_seconds, np.nan)
+    n_grid = math.floor(2.0 * half_width / step + 0.5) + 1
+    for s in range(n_seconds):
+        levels[s] = _second_level(
+            s, starts, strikes, years, sigma, weight, spot, half_width, step, rate, n_grid
+        )
+    return levels
+
+
+# fewer seconds than this run on the calling thread: a live second's level takes well under a
+# millisecond, and waking the parallel region's threads cost 2-3 ms of it on 2 busy cores
+PARALLEL_FROM_SECONDS = 8
+
+
+def zero_gamma_levels(starts, strikes, years, sigma, weight, spot, half_width, step, rate):
+    """Per second s (rows starts[s] to starts[s+1]): the zero-gamma level, or NaN; seconds
+    are independent and, many at a time, run in parallel (each second's level is the same
+    either way).
+
+    `weight` is the signed exposure per unit of gamma (dealer sign x open interest x
+    multiplier); rows with a NaN volatility or weight do not count."""
+    levels = _levels_in_parallel if len(starts) - 1 >= PARALLEL_FROM_SECONDS else _levels_in_order
+    return levels(starts, strikes, years, sigma, weight, spot, half_width, step, rate)

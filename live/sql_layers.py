@@ -299,7 +299,9 @@ class LiveWarehouse:
         self._first_reads = {
             parent
             for model in self.order[: self._first_count]
-            if model.source is None and model.name not in self._arrays
+            if model.source is None
+            and model.name not in self._arrays
+            and model.recompute != "before_session"  # computed before the day's rows come
             for parent in model.parents
         }
         self.on_progress: Callable[[], None] | None = None

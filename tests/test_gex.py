@@ -29,7 +29,12 @@ from gex.options_surface import (
     quote_batches,
     zero_gamma_batch,
 )
-from gex.profile import _crossing, _exposure, zero_gamma_levels
+from gex.profile import (
+    PARALLEL_FROM_SECONDS,
+    _crossing,
+    _exposure,
+    zero_gamma_levels,
+)
 from ingest.landing import ingest
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from spymaster.dbt_models import chain_cutoff_ns, options_chain
@@ -592,6 +597,30 @@ def test_zero_gamma_matches_a_dense_scan_of_random_chains() -> None:
             continue
         nearest = min((grid[i] + 0.025 for i in changes), key=lambda c: abs(c - spot[s]))
         assert abs(levels[s] - nearest) <= 0.03, (s, levels[s], nearest)
+
+
+def test_zero_gamma_of_a_few_seconds_is_the_same_as_among_many() -> None:
+    """A live second (fewer than PARALLEL_FROM_SECONDS: on the calling thread) gets the very
+    level it gets among a day's seconds (the parallel loop)."""
+    rng = np.random.default_rng(9)
+    seconds, per_second = 3 * PARALLEL_FROM_SECONDS, 60
+    strikes = np.tile(np.arange(4850.0, 5150.0, 5.0), seconds)
+    years = rng.choice([0.5, 3.0, 30.0], len(strikes)) / 365
+    sigma = rng.uniform(0.1, 0.35, len(strikes))
+    sigma[rng.random(len(strikes)) < 0.05] = np.nan
+    weight = rng.choice([-1.0, 1.0], len(strikes)) * rng.uniform(10, 3000, len(strikes)) * 50
+    spot = rng.uniform(4950, 5050, seconds)
+    spot[4] = np.nan
+    starts = np.arange(0, seconds * per_second + 1, per_second)
+    together = zero_gamma_levels(starts, strikes, years, sigma, weight, spot, 100.0, 5.0, 0.0)
+    assert np.isfinite(together).sum() > seconds // 2
+    for s in range(seconds):
+        rows = slice(starts[s], starts[s + 1])
+        alone = zero_gamma_levels(
+            np.array([0, per_second]), strikes[rows], years[rows], sigma[rows], weight[rows],
+            spot[s : s + 1], 100.0, 5.0, 0.0,
+        )  # fmt: skip
+        np.testing.assert_array_equal(alone, together[s : s + 1])
 
 
 def test_zero_gamma_searching_outward_from_spot_finds_the_whole_grids_nearest_crossing() -> None:
