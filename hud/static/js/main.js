@@ -23,6 +23,7 @@ const KEEP_BEHIND = 300; // seconds kept left of the view, and ahead of the cloc
 const KEEP_AHEAD = 600;
 const PANEL_HZ = 10;
 const FRAME_DECODE_BUDGET_MS = 4;
+const LIVE_DRAW_INTERVAL_MS = 1000 / 60; // live seconds drawn on arrival at most this often
 const SEEK_HOLD_MS = 250;
 const LIVE_FRAMES_KEPT = 20000; // per-second arrival times kept for the latency benchmark
 const epochMs = () => performance.timeOrigin + performance.now();
@@ -54,6 +55,7 @@ const state = {
   // live: the session is being computed; the view follows its edge unless held
   live: false,
   following: false,
+  lastRender: -Infinity, // performance.now() of the last picture
   liveEdge: 0,
   liveEnded: false,
   liveFailed: false,
@@ -151,6 +153,16 @@ function requestWindow(session, start, end) {
 
 function onFrame(bytes, arrived) {
   state.frameQueue.push({ bytes, arrived });
+  // following a live edge, a new second is decoded and drawn as it arrives: waiting for the
+  // next animation frame cost 8-15 ms on 2 busy cores. A burst (a catch-up, --speed max) is
+  // left to the animation frames, at most one picture per display frame.
+  if (
+    state.live && state.following && state.frameQueue.length === 1
+    && performance.now() - state.lastRender >= LIVE_DRAW_INTERVAL_MS
+  ) {
+    takeLiveFrames();
+    if (state.dirty && !waitingForSeek()) render();
+  }
 }
 
 /** Decode queued frames (they come in time order) until the clock's seconds are all here and
@@ -401,6 +413,7 @@ function complete() {
 
 function render() {
   state.dirty = false;
+  state.lastRender = performance.now();
   const session = state.session;
   if (!session) return;
   const plot = $("plot");
@@ -554,15 +567,21 @@ function updateReadout() {
   readout.textContent = lines.join("\n");
 }
 
+/** Live: the frames received so far, and the clock at the live edge when following it. */
+function takeLiveFrames() {
+  if (!state.session) return;
+  drainFrames(view.now - 1);
+  if (state.following && state.liveEdge > view.now) {
+    view.now = state.liveEdge;
+    markDirty();
+    if (performance.now() - state.lastUrlUpdate > 1000) updateUrl(false);
+    if (view.now % KEEP_BEHIND === 0) store.keepOnly(Math.floor(view.left) - KEEP_BEHIND, view.now + KEEP_AHEAD);
+  }
+}
+
 function frame() {
   if (state.live && state.session) {
-    drainFrames(view.now - 1);
-    if (state.following && state.liveEdge > view.now) {
-      view.now = state.liveEdge;
-      markDirty();
-      if (performance.now() - state.lastUrlUpdate > 1000) updateUrl(false);
-      if (view.now % KEEP_BEHIND === 0) store.keepOnly(Math.floor(view.left) - KEEP_BEHIND, view.now + KEEP_AHEAD);
-    }
+    takeLiveFrames();
   } else if (state.playing && state.session) {
     if (state.buffering) {
       // the clock starts once the first second to show is here, as a player does
