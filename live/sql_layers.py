@@ -235,7 +235,11 @@ class RecentRows:
             for low, high, rows in self._chunks
             if self.column is None or (high >= lower and low < upper)
         ]
-        table = pa.concat_tables(chunks) if chunks else schema.empty_table()
+        if not chunks:
+            return schema.empty_table()
+        # one chunk per column: the evaluator converts a column chunk by chunk, and a
+        # frame model reads a few seconds' chunks of the columns it reads
+        table = pa.concat_tables(chunks).combine_chunks()
         if self.column is None:
             return table
         return _within(table, self.column, lower, upper)
