@@ -97,18 +97,22 @@ class LiveDay:
         with self._lock:
             self._recent[table].append(held)
 
-    def recent_rows(self, start: dt.datetime, end: dt.datetime) -> dict[str, pa.Table] | None:
-        """Every frame source's rows held for the seconds [start, end) (with others), or
-        None if they are no longer all held."""
+    def recent_rows(
+        self, start: dt.datetime, end: dt.datetime
+    ) -> tuple[dt.datetime, dict[str, pa.Table]]:
+        """The first second from `start` whose rows are all still held, and every frame
+        source's rows held from it to `end` (with others). The seconds before it are in the
+        live day's database (the newest seconds may not be yet: the frame models' rows are
+        inserted there with the rest's)."""
         start_ns, end_ns = _ns(start), _ns(end)
         with self._lock:
-            if start_ns < self._recent_from_ns:
-                return None
+            held_ns = min(max(start_ns, self._recent_from_ns), end_ns)
             parts = {
-                name: [held.rows for held in rows if held.overlaps(start_ns, end_ns)]
+                name: [held.rows for held in rows if held.overlaps(held_ns, end_ns)]
                 for name, rows in self._recent.items()
             }
-        return {
+        held_from = EPOCH + dt.timedelta(microseconds=held_ns // 1000)
+        return held_from, {
             name: pa.concat_tables(tables) if tables else self._schemas[name].empty_table()
             for name, tables in parts.items()
         }

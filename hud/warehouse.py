@@ -533,20 +533,21 @@ class Warehouse:
     def live_window(
         self, session: Session, start: dt.datetime, end: dt.datetime
     ) -> dict[str, pa.Table]:
-        """The seconds just completed live: from the rows the feed's SQL layers have just
-        made when it still holds them (the last `RECENT_SECONDS`), else read from its
-        database; never cached."""
+        """The seconds just completed live: those the feed still holds (the last
+        `RECENT_SECONDS`) from the rows its SQL layers have just made, the ones before from
+        its database; never cached. (A window reaching back further was read whole from the
+        database, where the frame models' newest rows may not be yet.)"""
         assert self.live is not None
-        recent = self.live.recent_rows(start, end)
-        if recent is None:
-            tables = self.read_window(session, start, end)
-        else:
-            tables = {
-                table.name: table.select(
-                    recent[table.source or table.name], session.symbol, session.session, start, end
-                )
-                for table in FRAME_TABLES
-            }
+        held_from, recent = self.live.recent_rows(start, end)
+        tables = {
+            table.name: table.select(
+                recent[table.source or table.name], session.symbol, session.session, held_from, end
+            )
+            for table in FRAME_TABLES
+        }
+        if held_from > start:
+            older = self.read_window(session, start, held_from)
+            tables = {name: pa.concat_tables([older[name], tables[name]]) for name in tables}
         return {name: _compact(table) for name, table in tables.items()}
 
 

@@ -37,13 +37,16 @@ def test_the_newest_rows_are_held_and_older_ones_read_from_the_database() -> Non
     frontier = OPEN + dt.timedelta(seconds=310)
     horizon = frontier - dt.timedelta(seconds=RECENT_SECONDS)
 
-    held = live.recent_rows(horizon, frontier)
-    assert held is not None
+    held_from, held = live.recent_rows(horizon, frontier)
+    assert held_from == horizon
     # the rows of every second asked for (and of others in the same steps)
     wanted = {horizon + dt.timedelta(seconds=i) for i in range(RECENT_SECONDS)}
     assert wanted <= seconds_of(held["book_snapshot_1s"])
-    # one second before the horizon is no longer all held: the caller reads the database
-    assert live.recent_rows(horizon - dt.timedelta(seconds=1), frontier) is None
+    # from one second before the horizon: that second is no longer all held, the caller
+    # reads it from the database, and the held rows from the horizon on
+    held_from, held = live.recent_rows(horizon - dt.timedelta(seconds=1), frontier)
+    assert held_from == horizon
+    assert wanted <= seconds_of(held["book_snapshot_1s"])
     # no encoder: no frames are held, every client reads its frames itself
     assert live.held_frames(frontier - dt.timedelta(seconds=1), frontier) is None
 
@@ -51,8 +54,8 @@ def test_the_newest_rows_are_held_and_older_ones_read_from_the_database() -> Non
 def test_a_frame_source_without_rows_yet_is_an_empty_table_of_its_schema() -> None:
     live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA, "gex_surface_1s": SCHEMA})
     live.add_frame_rows("book_snapshot_1s", second_rows(0, 3))
-    held = live.recent_rows(OPEN, OPEN + dt.timedelta(seconds=3))
-    assert held is not None
+    held_from, held = live.recent_rows(OPEN, OPEN + dt.timedelta(seconds=3))
+    assert held_from == OPEN
     assert held["book_snapshot_1s"].num_rows == 6
     assert held["gex_surface_1s"].num_rows == 0
     assert held["gex_surface_1s"].schema == SCHEMA
