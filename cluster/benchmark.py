@@ -34,6 +34,7 @@ from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 MODELS = (
     "engine_book_snapshot_1s",
     "engine_depth_and_flow_partitions",
+    "engine_options_book_partitions",
     "engine_options_quote_partitions",
     "engine_gex_by_strike_1s",
     "engine_zero_gamma_1s",
@@ -87,6 +88,13 @@ def _readers(
             definitions=table("futures_definitions"),
             **timer,
         ),
+        "engine_options_book_partitions": lambda **timer: dbt_models.options_book_partitions(
+            config=options("engine_options_book_partitions"),
+            selection=table("contract_day_selection"),
+            definitions=table("options_definitions"),
+            statistics=table("options_statistics"),
+            **timer,
+        ),
         "engine_options_quote_partitions": lambda **timer: dbt_models.options_quote_partitions(
             config=options("engine_options_quote_partitions"),
             selection=table("contract_day_selection"),
@@ -114,9 +122,12 @@ def _readers(
     }
 
 
-# computed again by each run: its partitions are removed first (the depth-and-flow ones are
+# computed again by each run: their partitions are removed first (the depth-and-flow ones are
 # written by the book snapshot's replay, which each run repeats)
-RECOMPUTED_FOLDERS = {"engine_options_quote_partitions": dbt_models.OPTIONS_QUOTES_FOLDER}
+RECOMPUTED_FOLDERS = {
+    "engine_options_book_partitions": dbt_models.OPTIONS_BOOK_FOLDER,
+    "engine_options_quote_partitions": dbt_models.OPTIONS_QUOTES_FOLDER,
+}
 
 
 def _consume(

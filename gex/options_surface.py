@@ -139,6 +139,47 @@ class OptionsSettings:
         )
 
 
+OPTIONS_BOOK_SCHEMA = pa.schema(
+    [
+        ("window_start", pa.timestamp("us")),
+        ("instrument_id", pa.uint32()),
+        ("bid_price", pa.int64()),
+        ("ask_price", pa.int64()),
+        ("book_valid", pa.bool_()),
+    ]
+)
+"""Each option's top of book after each second's last event (the engine's price units), in
+the replay's order: what the quotes need of the options' replay, which needs no spot."""
+
+
+def options_book_batches(
+    symbol: str,
+    day: dt.date,
+    options: Iterable[MboColumns],
+    chain: OptionsChain,
+    settings: OptionsSettings,
+) -> Iterator[pa.RecordBatch]:
+    """OPTIONS_BOOK_SCHEMA rows of one contract-day: the book engine over its options, the
+    day's records coming in batches (a partition's row groups), replayed as they load."""
+    try:
+        for chunk in replay_batches(options, chain.ticks(), settings.window_config(day)):
+            rows = chunk.book_rows
+            if len(rows) == 0:
+                continue
+            yield pa.RecordBatch.from_arrays(
+                [
+                    pa.array(rows["window_start"] // 1000, pa.timestamp("us")),
+                    pa.array(chunk.instrument_ids.astype(np.uint32)[rows["instrument"]]),
+                    pa.array(rows["bid_price"]),
+                    pa.array(rows["ask_price"]),
+                    pa.array(rows["book_valid"].view(np.bool_)),
+                ],
+                schema=OPTIONS_BOOK_SCHEMA,
+            )
+    except EngineError as error:
+        raise EngineError(f"options_mbo symbol={symbol} dt={day}: {error}") from error
+
+
 def quote_batches(
     symbol: str,
     day: dt.date,
@@ -148,42 +189,57 @@ def quote_batches(
     settings: OptionsSettings,
     fingerprint: str,
 ) -> Iterator[pa.RecordBatch]:
-    """options_quotes_1s rows of one contract-day, with the underlying future's spot. The
-    day's records come in batches (a partition's row groups), replayed as they load: the same
-    rows as all at once, without the whole day in memory."""
-    index = chain.index()
+    """options_quotes_1s rows of one contract-day, from its options' records, with the
+    underlying future's spot: the replay (run ahead on a thread of its own, beside the
+    volatility and gamma), then the quotes."""
+    book = computed_ahead(options_book_batches(symbol, day, options, chain, settings))
+    return book_quote_batches(symbol, day, book, chain, spot_by_second, settings, fingerprint)
+
+
+def book_quote_batches(
+    symbol: str,
+    day: dt.date,
+    book: Iterable[pa.RecordBatch],
+    chain: OptionsChain,
+    spot_by_second: SpotSeries,
+    settings: OptionsSettings,
+    fingerprint: str,
+) -> Iterator[pa.RecordBatch]:
+    """options_quotes_1s rows of one contract-day from its options' book by second
+    (OPTIONS_BOOK_SCHEMA batches in replay order, options_book_batches), with the underlying
+    future's spot."""
     # per option: the last solved volatility (warm start, carried through quote gaps) and when
     last_sigma = np.full(len(chain.instrument_ids), np.nan)
     last_solved_ns = np.zeros(len(chain.instrument_ids), np.int64)
-    try:
-        # the next chunk's replay runs beside this chunk's volatility and gamma
-        replayed = replay_batches(options, chain.ticks(), settings.window_config(day))
-        for chunk in computed_ahead(replayed):
-            rows = chunk.book_rows
-            if len(rows) == 0:
-                continue
-            option = np.array([index[int(i)] for i in chunk.instrument_ids], dtype=np.int64)[
-                rows["instrument"]
-            ]
-            yield quote_batch(
-                symbol,
-                day,
-                rows,
-                option,
-                chain,
-                spot_by_second,
-                settings,
-                fingerprint,
-                (last_sigma, last_solved_ns),
-            )
-    except EngineError as error:
-        raise EngineError(f"options_mbo symbol={symbol} dt={day}: {error}") from error
+    for batch in book:
+        if batch.num_rows == 0:
+            continue
+        instrument_id = batch.column("instrument_id").to_numpy().astype(np.int64)
+        # the chain's instruments are sorted; the replay only takes the chain's options
+        option = np.searchsorted(chain.instrument_ids, instrument_id)
+        yield quote_batch(
+            symbol,
+            day,
+            batch.column("window_start").cast(pa.int64()).to_numpy() * 1000,
+            batch.column("bid_price").to_numpy(),
+            batch.column("ask_price").to_numpy(),
+            batch.column("book_valid").to_numpy(zero_copy_only=False).view(np.uint8),
+            option,
+            chain,
+            spot_by_second,
+            settings,
+            fingerprint,
+            (last_sigma, last_solved_ns),
+        )
 
 
 def quote_batch(
     symbol: str,
     day: dt.date,
-    rows: np.ndarray,
+    window_start: np.ndarray,
+    bid_price: np.ndarray,
+    ask_price: np.ndarray,
+    book_valid: np.ndarray,
     option: np.ndarray,
     chain: OptionsChain,
     spot_by_second: SpotSeries,
@@ -191,12 +247,19 @@ def quote_batch(
     fingerprint: str,
     last_solved: tuple[np.ndarray, np.ndarray],
 ) -> pa.RecordBatch:
-    window_start = rows["window_start"]
+    """options_quotes_1s rows of some option-seconds in time order (the engine's), given as
+    the book's columns; `last_solved` is carried from one batch to the next."""
+    # one layout for the kernel whoever calls (a replay chunk's fields, Arrow's read-only
+    # buffers): contiguous and writable, so it is compiled once
+    window_start, bid_price, ask_price, book_valid, option = (
+        np.require(column, requirements=["C", "W"])
+        for column in (window_start, bid_price, ask_price, book_valid, option)
+    )
     bid, ask, mid, spot, minutes, sigma, status, age, option_gamma, exposure = option_rows(
         window_start,
-        rows["bid_price"],
-        rows["ask_price"],
-        rows["book_valid"],
+        bid_price,
+        ask_price,
+        book_valid,
         option,
         chain.strikes,
         chain.is_call,

@@ -234,8 +234,9 @@ class OptionsQuotes:
                 rows = rows[:cut]
             option = self._chain_positions(chunk.instrument_ids)[rows["instrument"]]
             quotes = quote_batch(
-                self.contract.symbol, self.contract.day, rows, option, self.chain, spot,
-                self.settings.options, LIVE_FINGERPRINT, self.last_solved,
+                self.contract.symbol, self.contract.day, rows["window_start"],
+                rows["bid_price"], rows["ask_price"], rows["book_valid"], option, self.chain,
+                spot, self.settings.options, LIVE_FINGERPRINT, self.last_solved,
             )  # fmt: skip
             yield "engine_options_quotes_1s", quotes
             quote_table = pa.Table.from_batches([quotes])

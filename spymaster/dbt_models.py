@@ -43,13 +43,15 @@ from cluster.engine_partitions import (
 from cluster.ray_runtime import requested_address
 from gex.day_sums import QuoteDaySums, quote_day_sums
 from gex.options_surface import (
+    OPTIONS_BOOK_SCHEMA,
     OPTIONS_QUOTES_SCHEMA,
     OptionsChain,
     OptionsSettings,
     ProfileSettings,
     SpotSeries,
     WholeSeconds,
-    quote_batches,
+    book_quote_batches,
+    options_book_batches,
 )
 from ingest.partitions import PartitionKey, read_manifest
 from spymaster.computed_ahead import computed_ahead
@@ -92,6 +94,7 @@ class BuildInputs:
 
 
 SURFACE_INPUTS = BuildInputs(("futures_mbo",), ("futures_definitions",))
+OPTIONS_BOOK_INPUTS = BuildInputs(("options_mbo",), ("options_definitions",))
 QUOTE_INPUTS = BuildInputs(
     ("futures_mbo", "options_mbo"), ("options_definitions", "options_statistics")
 )
@@ -405,6 +408,7 @@ ENGINE_PARTITIONS_SCHEMA = pa.schema(
     ]
 )
 DEPTH_AND_FLOW_FOLDER = "depth_and_flow_1s"
+OPTIONS_BOOK_FOLDER = "options_book_1s"
 OPTIONS_QUOTES_FOLDER = "options_quotes_1s"
 
 
@@ -524,6 +528,98 @@ def options_chain(
     )
 
 
+def _options_chain(
+    config: Mapping[str, Any],
+    definitions: duckdb.DuckDBPyRelation,
+    statistics: duckdb.DuckDBPyRelation,
+    symbol: str,
+    day: dt.date,
+) -> OptionsChain:
+    return options_chain(
+        definitions,
+        statistics,
+        symbol,
+        day,
+        chain_cutoff_ns(config, day),
+        float(config["options_tick_size"]),
+    )
+
+
+def _options_book_partition(
+    lake_dir: str, config: Mapping[str, Any], symbol: str, day: dt.date
+) -> Partition:
+    """A contract-day's options book partition, fingerprinted from what the options' replay
+    reads: the day's options records, the definitions (the chain and its ticks) and the
+    settings of the replay's window."""
+    settings = options_settings(config)
+    label = (
+        f"engine{ENGINE_VERSION}:book:{settings.timezone}:{settings.surface_window}:"
+        f"{config['options_tick_size']}:chain_before={config['surface_window_start']}"
+    )
+    return Partition(
+        symbol, day, build_fingerprint(lake_dir, OPTIONS_BOOK_INPUTS, symbol, day, label)
+    )
+
+
+def _options_days(lake_dir: str, selection: duckdb.DuckDBPyRelation) -> list[tuple[str, dt.date]]:
+    """The included contract-days whose options were landed (a day without them has no
+    quotes)."""
+    return [
+        (symbol, day)
+        for symbol, day in included_days(selection)
+        if day in _landed(lake_dir, "options_mbo", symbol)
+    ]
+
+
+def options_book_partitions(
+    *,
+    config: Mapping[str, Any],
+    selection: duckdb.DuckDBPyRelation,
+    definitions: duckdb.DuckDBPyRelation,
+    statistics: duckdb.DuckDBPyRelation,
+    on_partition: PartitionTimer | None = None,
+) -> pa.Table:
+    """The lake partitions of the options' top of book by second (OPTIONS_BOOK_SCHEMA), one
+    per included contract-day whose options were landed (ENGINE_PARTITIONS_SCHEMA), each
+    replayed and written unless the lake holds it from the same inputs and settings. The
+    replay needs no spot, so it runs beside the futures' replay; the quotes read it."""
+    settings = options_settings(config)
+    lake_dir = lake_folder(config)
+
+    def job(partition: Partition) -> EngineJob:
+        landed = _landed_manifest(lake_dir, "options_mbo", partition.symbol, partition.day)
+        return EngineJob(
+            model=OPTIONS_BOOK_FOLDER,
+            partition=partition,
+            compute=options_book_rows,
+            arguments={
+                "lake_dir": lake_dir,
+                "chain": _options_chain(
+                    config, definitions, statistics, partition.symbol, partition.day
+                ),
+                "settings": settings,
+            },
+            memory_bytes=TASK_BASE_BYTES + landed["records"] * OPTIONS_TASK_BYTES_PER_RECORD,
+        )
+
+    partitions = [
+        _options_book_partition(lake_dir, config, symbol, day)
+        for symbol, day in _options_days(lake_dir, selection)
+    ]
+    return lake_partitions(
+        OPTIONS_BOOK_FOLDER, OPTIONS_BOOK_SCHEMA, partitions, job, lake_dir, on_partition
+    )
+
+
+def options_book_rows(
+    partition: Partition, *, lake_dir: str, chain: OptionsChain, settings: OptionsSettings
+) -> Iterator[pa.RecordBatch]:
+    """OPTIONS_BOOK_SCHEMA rows of one contract-day (in the dbt process or a Ray task)."""
+    symbol, day = partition.symbol, partition.day
+    options = map(MboColumns.from_arrow, bronze_mbo_batches(lake_dir, "options_mbo", symbol, day))
+    return options_book_batches(symbol, day, options, chain, settings)
+
+
 def options_quote_partitions(
     *,
     config: Mapping[str, Any],
@@ -535,7 +631,8 @@ def options_quote_partitions(
 ) -> pa.Table:
     """The lake partitions of options_quotes_1s rows, one per included contract-day whose
     options were landed (ENGINE_PARTITIONS_SCHEMA), each computed and written unless the lake
-    holds it from the same inputs and settings."""
+    holds it from the same inputs and settings: from the day's options book partition
+    (options_book_partitions) and the future's spot."""
     settings = options_settings(config)
     lake_dir = lake_folder(config)
     label = (
@@ -544,21 +641,11 @@ def options_quote_partitions(
     )
     partitions = [
         Partition(symbol, day, build_fingerprint(lake_dir, QUOTE_INPUTS, symbol, day, label))
-        for symbol, day in included_days(selection)
-        # a contract-day without options landed has no quotes
-        if day in _landed(lake_dir, "options_mbo", symbol)
+        for symbol, day in _options_days(lake_dir, selection)
     ]
 
     def job(partition: Partition) -> EngineJob:
         day, symbol = partition.day, partition.symbol
-        chain = options_chain(
-            definitions,
-            statistics,
-            symbol,
-            day,
-            chain_cutoff_ns(config, day),
-            float(config["options_tick_size"]),
-        )
         spots = (
             book.filter(
                 f"symbol = '{symbol}' and dt = DATE '{day.isoformat()}' and book_valid "
@@ -576,7 +663,8 @@ def options_quote_partitions(
             compute=quote_rows,
             arguments={
                 "lake_dir": lake_dir,
-                "chain": chain,
+                "book": _options_book_partition(lake_dir, config, symbol, day),
+                "chain": _options_chain(config, definitions, statistics, symbol, day),
                 "spot": spot,
                 "settings": settings,
                 "sums": quote_day_sums(profile_settings(config)),
@@ -593,18 +681,26 @@ def quote_rows(
     partition: Partition,
     *,
     lake_dir: str,
+    book: Partition,
     chain: OptionsChain,
     spot: SpotSeries,
     settings: OptionsSettings,
     sums: Sequence[QuoteDaySums],
 ) -> Iterator[pa.RecordBatch]:
-    """options_quotes_1s rows of one contract-day (in the dbt process or a Ray task). The same
-    rows' `sums` (zero gamma, gamma exposure by strike) are computed as each whole second
-    arrives and written to the lake's engine partitions, where their models (built after this
-    one) read them instead of reading 17 million option-seconds back from the warehouse."""
+    """options_quotes_1s rows of one contract-day (in the dbt process or a Ray task), from
+    its options book partition (`book`; replayed and written first when the lake does not
+    hold it, so the quotes are always computed from the same batches). The same rows' `sums`
+    (zero gamma, gamma exposure by strike) are computed as each whole second arrives and
+    written to the lake's engine partitions, where their models (built after this one) read
+    them instead of reading 17 million option-seconds back from the warehouse."""
     symbol, day = partition.symbol, partition.day
-    options = map(MboColumns.from_arrow, bronze_mbo_batches(lake_dir, "options_mbo", symbol, day))
     store = EnginePartitionStore(lake_dir)
+    stored_book = store.stored(OPTIONS_BOOK_FOLDER, book) or store.write(
+        OPTIONS_BOOK_FOLDER,
+        book,
+        OPTIONS_BOOK_SCHEMA,
+        computed_ahead(options_book_rows(book, lake_dir=lake_dir, chain=chain, settings=settings)),
+    )
     whole_seconds = WholeSeconds(f"options_mbo symbol={symbol} dt={day}")
     with contextlib.ExitStack() as stack:
         writers = []
@@ -617,8 +713,11 @@ def quote_rows(
             for summed, fingerprint, writer in writers:
                 writer.write_batch(summed.rows(symbol, day, seconds, fingerprint))
 
-        # the quotes are computed on a thread of their own, beside these sums
-        quotes = quote_batches(symbol, day, options, chain, spot, settings, partition.fingerprint)
+        # the book is read and the quotes computed on threads of their own, beside these sums
+        book_rows = computed_ahead(store.read(stored_book, OPTIONS_BOOK_SCHEMA))
+        quotes = book_quote_batches(
+            symbol, day, book_rows, chain, spot, settings, partition.fingerprint
+        )
         for batch in computed_ahead(quotes):
             yield batch
             for seconds in whole_seconds.add(batch):

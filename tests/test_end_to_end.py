@@ -110,6 +110,7 @@ ENGINE_TABLES = ("engine_book_snapshot_1s", "engine_zero_gamma_1s", "engine_gex_
 # engine models whose rows stay in the lake (their folder under <lake>/engine), read by views
 ENGINE_PARTITION_MODELS = {
     "engine_depth_and_flow_partitions": "depth_and_flow_1s",
+    "engine_options_book_partitions": "options_book_1s",
     "engine_options_quote_partitions": "options_quotes_1s",
 }
 
@@ -235,6 +236,34 @@ def test_the_options_engine_sums_exposure_and_zero_gamma_as_it_computes_the_quot
         shutil.rmtree(market_lake.root / "engine" / "options_quotes_1s")
         dbt(market_lake, "run", "--select", "engine_options_quote_partitions")
     assert all((market_lake.root / "engine" / name).exists() for name in sums)
+
+
+def test_the_options_engine_replays_a_day_whose_options_book_the_lake_lacks(
+    market_lake: Lake,
+) -> None:
+    """The options' replay (engine_options_book_partitions, beside the futures' replay)
+    writes each day's options book by second to the lake, and the quotes are computed from
+    it. Without it (the engine folder removed) the options engine replays the day and writes
+    it itself: the same book and quote files, byte for byte."""
+    book = market_lake.root / "engine" / "options_book_1s"
+    written = {
+        (manifest["symbol"], manifest["dt"])
+        for manifest in (json.loads(p.read_text()) for p in book.glob("*/*/_manifest.json"))
+    }
+    listed = "select symbol, dt::varchar from silver.engine_options_quote_partitions"
+    assert written == set(warehouse(market_lake, listed))
+    before = [
+        engine_files(market_lake, folder) for folder in ("options_book_1s", "options_quotes_1s")
+    ]
+    shutil.rmtree(book)
+    shutil.rmtree(market_lake.root / "engine" / "options_quotes_1s")
+    dbt(market_lake, "run", "--select", "engine_options_quote_partitions")
+    after = [
+        engine_files(market_lake, folder) for folder in ("options_book_1s", "options_quotes_1s")
+    ]
+    assert [{name: content for name, (_, content) in files.items()} for files in after] == [
+        {name: content for name, (_, content) in files.items()} for files in before
+    ]
 
 
 def test_every_sql_table_is_the_same_bits_whatever_the_thread_count(market_lake: Lake) -> None:
