@@ -82,6 +82,9 @@ class LiveDay:
         # the recent rows hold every row of the seconds from this one (ns); they start with
         # the day: the feed makes every frame row of the day after this is created
         self._recent_from_ns = -(2**63)
+        # every frame row of the seconds before this is in the live day's database: no held
+        # row of a later second is dropped
+        self._in_database_until = dt.datetime.combine(day, dt.time())
         # set by the HUD: each second is encoded as it is published
         self.encoder: FrameEncoder | None = None
         self._frames: dict[int, LiveFrame] = {}  # by second (ns): the seconds published since
@@ -118,8 +121,10 @@ class LiveDay:
         }
 
     def _forget_before(self, frames_until: dt.datetime) -> None:
-        """Drop the rows wholly before the last RECENT_SECONDS (under the lock)."""
-        horizon = _ns(frames_until) - RECENT_SECONDS * NS
+        """Drop the rows wholly before the last RECENT_SECONDS, of seconds the live day's
+        database holds (under the lock): a reader takes the seconds before the rows held
+        from the database."""
+        horizon = min(_ns(frames_until) - RECENT_SECONDS * NS, _ns(self._in_database_until))
         if horizon <= self._recent_from_ns:
             return
         self._recent_from_ns = horizon
@@ -150,12 +155,23 @@ class LiveDay:
         return self._state
 
     def publish(
-        self, frames_until: dt.datetime | None, session_version: int, ended: bool = False
+        self,
+        frames_until: dt.datetime | None,
+        in_database_until: dt.datetime,
+        session_version: int,
+        ended: bool = False,
     ) -> None:
         """From the feed's threads: wakes every waiting connection if anything changed (what
         the frames and the session tables have reached only moves forward: the SQL layers'
-        two threads may tell it in either order)."""
+        two threads may tell it in either order). `in_database_until`: every frame row of
+        the seconds before it is in the live day's database (the frame models' rows reach it
+        with the rest's, later than they are added here)."""
         with self._publishing:
+            with self._lock:
+                if in_database_until > self._in_database_until:
+                    self._in_database_until = in_database_until
+                    if self._state.frames_until is not None:
+                        self._forget_before(self._state.frames_until)
             if frames_until is not None:
                 self._encode(frames_until)
             self._change(

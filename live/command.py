@@ -374,10 +374,12 @@ class _FeedRun:
     def publish(self, ended: bool = False) -> None:
         """Tell the HUD how far the live day's frames and session tables are."""
         with self.publishing:
-            frames_until, session_version = published(self.warehouse, self.end_ns)
+            frames_until, in_database_until, session_version = published(
+                self.warehouse, self.end_ns
+            )
             self._frames_done(frames_until)
             if self.live_day is not None:
-                self.live_day.publish(frames_until, session_version, ended=ended)
+                self.live_day.publish(frames_until, in_database_until, session_version, ended=ended)
 
     def _frames_done(self, frames_until: dt.datetime) -> None:
         """Paced: how late each second the frame tables now hold completed them."""
@@ -448,13 +450,28 @@ class _FeedRun:
         self.warehouse.close()
 
 
-def published(warehouse: LiveWarehouse, end_ns: int | None = None) -> tuple[dt.datetime, int]:
+def published(
+    warehouse: LiveWarehouse, end_ns: int | None = None
+) -> tuple[dt.datetime, dt.datetime, int]:
     """What the HUD may show of the live day: the second every frame table has reached (at
-    most `end_ns`), and a version of the session payload's tables."""
-    until_ns = min(warehouse.until[name] for name in FRAME_SOURCES)
-    until_ns = int(min(until_ns, end_ns or warehouse.day_end_ns)) // NS * NS
-    frames_until = dt.datetime.fromtimestamp(until_ns // NS, dt.UTC).replace(tzinfo=None)
-    return frames_until, sum(warehouse.version.get(name, 0) for name in SESSION_SOURCES)
+    most `end_ns`), the second before which every frame table's rows are in the live day's
+    database (its reader may drop the rows it holds before it), and a version of the session
+    payload's tables."""
+    end = end_ns or warehouse.day_end_ns
+    frames_until, in_database_until = (
+        _second_of(min(end, *(until[name] for name in FRAME_SOURCES)))
+        for until in (warehouse.until, warehouse.inserted_until)
+    )
+    return (
+        frames_until,
+        in_database_until,
+        sum(warehouse.version.get(name, 0) for name in SESSION_SOURCES),
+    )
+
+
+def _second_of(ns: float) -> dt.datetime:
+    """The second starting at or before `ns`, naive UTC."""
+    return dt.datetime.fromtimestamp(int(ns) // NS, dt.UTC).replace(tzinfo=None)
 
 
 def _late(pace: Pace, book_rows: pa.RecordBatch) -> np.ndarray:

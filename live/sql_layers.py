@@ -324,6 +324,9 @@ class LiveWarehouse:
         }
         # per source kind, how far its rows were complete at the last step
         self._stepped: dict[str, float] = {}
+        # each model's rows before this are all in the database (its rows may reach the
+        # database after `until`: they wait there for the rest's thread, which inserts them)
+        self.inserted_until: dict[str, float] = dict.fromkeys(self.until, self.day_start_ns)
         # a table's version changes with its rows; a model reruns when a parent's changed
         self.version: dict[str, int] = dict.fromkeys(self.until, 0)
         self._read: dict[str, dict[str, int]] = {}
@@ -666,6 +669,7 @@ class LiveWarehouse:
             return
         self._join_rest()
         self._flush()
+        self.inserted_until = dict(self.until)
         self._bring_all_up_to_date(rest, set(sources), final, self.until)
         if final:
             for model in self.order:
@@ -680,7 +684,7 @@ class LiveWarehouse:
         waiting to be inserted, so the rows complete now are the ones it reads); the rows
         still pending are inserted there first."""
         until = dict(self.until)
-        pending = self._take_pending()
+        pending = self._take_pending()  # every row made before `until`, not yet inserted
         cursor = self.connection.cursor()
 
         def run() -> None:
@@ -688,6 +692,7 @@ class LiveWarehouse:
             try:
                 for table, parts in pending.items():
                     self._insert_now(table, _one_chunk(parts))
+                self.inserted_until = dict(until)
                 self._bring_all_up_to_date(models, sources, False, until)
                 if self.on_progress is not None:
                     self.on_progress()

@@ -1,5 +1,6 @@
 """What the HUD holds of a live day's newest frame rows: every row of the seconds it says it
-holds, and nothing older than RECENT_SECONDS once the frontier has moved past them."""
+holds, and nothing older than RECENT_SECONDS once the frontier has moved past them and the
+live day's database holds them."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ def test_the_newest_rows_are_held_and_older_ones_read_from_the_database() -> Non
     live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA})
     # a catch-up's rows in one step, then a paced second at a time
     live.add_frame_rows("book_snapshot_1s", second_rows(0, 300))
-    live.publish(OPEN + dt.timedelta(seconds=300), 0)
+    live.publish(OPEN + dt.timedelta(seconds=300), OPEN + dt.timedelta(seconds=300), 0)
     for second in range(300, 310):
         live.add_frame_rows("book_snapshot_1s", second_rows(second, 1))
-        live.publish(OPEN + dt.timedelta(seconds=second + 1), 0)
+        until = OPEN + dt.timedelta(seconds=second + 1)
+        live.publish(until, until, 0)
     frontier = OPEN + dt.timedelta(seconds=310)
     horizon = frontier - dt.timedelta(seconds=RECENT_SECONDS)
 
@@ -59,3 +61,25 @@ def test_a_frame_source_without_rows_yet_is_an_empty_table_of_its_schema() -> No
     assert held["book_snapshot_1s"].num_rows == 6
     assert held["gex_surface_1s"].num_rows == 0
     assert held["gex_surface_1s"].schema == SCHEMA
+
+
+def test_rows_the_database_does_not_hold_yet_stay_held() -> None:
+    """A frame model's rows reach the live day's database with the rest's thread, which can
+    lag: the rows of the seconds it does not hold yet stay held, however far the frames have
+    moved on, and are dropped once it holds them."""
+    live = LiveDay(DAY, duckdb.connect, {"gex_surface_1s": SCHEMA})
+    for second in range(600):
+        live.add_frame_rows("gex_surface_1s", second_rows(second, 1))
+    lagging = OPEN + dt.timedelta(seconds=60)
+    frontier = OPEN + dt.timedelta(seconds=600)
+    live.publish(frontier, lagging, 0)
+    held_from, held = live.recent_rows(OPEN, frontier)
+    assert held_from == lagging
+    assert {lagging + dt.timedelta(seconds=i) for i in range(540)} <= seconds_of(
+        held["gex_surface_1s"]
+    )
+    live.publish(frontier, frontier, 0)
+    horizon = frontier - dt.timedelta(seconds=RECENT_SECONDS)
+    held_from, held = live.recent_rows(OPEN, frontier)
+    assert held_from == horizon
+    assert min(seconds_of(held["gex_surface_1s"])) == horizon
