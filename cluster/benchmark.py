@@ -202,6 +202,6 @@ def print_ray(result: Mapping[str, Any]) -> None:
     print(
         f"ray   the engine models on the HUD market, in this process and as tasks of a local "
         f"Ray ({result['cpus']} CPUs, started in {result['ray_start_seconds']:.1f} s): "
-        f"{per_model}; all five {here:.1f} s here, {on_ray:.1f} s on Ray",
+        f"{per_model}; all {len(models)} {here:.1f} s here, {on_ray:.1f} s on Ray",
         flush=True,
     )
