@@ -83,6 +83,15 @@ class OptionsChain:
     def index(self) -> dict[int, int]:
         return {int(instrument): i for i, instrument in enumerate(self.instrument_ids)}
 
+    def positions(self, instrument_ids: np.ndarray) -> np.ndarray:
+        """Each instrument's position in the chain (its ids are sorted, options_chain); an
+        instrument not in it is the caller's error (the replay takes the chain's only)."""
+        positions = np.searchsorted(self.instrument_ids, instrument_ids)
+        found = positions < len(self.instrument_ids)
+        if not (found.all() and (self.instrument_ids[positions] == instrument_ids).all()):
+            raise EngineError("an option the chain does not hold reached the quotes")
+        return positions
+
     def ticks(self) -> dict[int, int]:
         """Each option's tick (price units): the engine's ladder grid. A record of an option
         not in the chain is the engine's error (no definition)."""
@@ -214,9 +223,7 @@ def book_quote_batches(
     for batch in book:
         if batch.num_rows == 0:
             continue
-        instrument_id = batch.column("instrument_id").to_numpy().astype(np.int64)
-        # the chain's instruments are sorted; the replay only takes the chain's options
-        option = np.searchsorted(chain.instrument_ids, instrument_id)
+        option = chain.positions(batch.column("instrument_id").to_numpy().astype(np.int64))
         yield quote_batch(
             symbol,
             day,

@@ -206,8 +206,7 @@ class OptionsQuotes:
         when the replay's instruments or the chain change: a second's pricing took 0.5 ms
         to look up 1,200 options)."""
         if self._positions is None or self._positions[0] is not instrument_ids:
-            positions = np.array([self.index[int(i)] for i in instrument_ids], dtype=np.int64)
-            self._positions = (instrument_ids, positions)
+            self._positions = (instrument_ids, self.defined.positions(instrument_ids))
         return self._positions[1]
 
     def priced(
