@@ -85,23 +85,29 @@ def diff_warehouses(lake: Lake, other: Lake) -> list[TableDiff]:
                 continue
             mine = f"select {_projection(here[table], (lake, other))} from {here_catalog}.{table}"
             theirs = f"select {_projection(there[table], (lake, other))} from other.{table}"
-            # one scan a side: equal row counts and sums of row hashes are equal multisets
-            # but for a 2^-64 chance; rows are matched only where these differ
             names = ", ".join(f'"{name}"' for name, _ in here[table])
-            summary = f"select count(*), sum(hash({names})::hugeint) from "
-            rows, here_hash = connection.execute(f"{summary} ({mine})").fetchone()
-            there_rows, there_hash = connection.execute(f"{summary} ({theirs})").fetchone()
-            if (rows, here_hash) == (there_rows, there_hash):
-                diffs.append(TableDiff(table, rows, 0, 0))
-                continue
-            only_here, only_there = connection.execute(
-                f"select (select count(*) from ({mine} except all {theirs})), "
-                f"(select count(*) from ({theirs} except all {mine}))"
-            ).fetchone()
-            diffs.append(TableDiff(table, rows, only_here, only_there))
+            diffs.append(TableDiff(table, *compare_rows(connection, mine, theirs, names)))
         return diffs
     finally:
         connection.close()
+
+
+def compare_rows(
+    connection: duckdb.DuckDBPyConnection, mine: str, theirs: str, columns: str
+) -> tuple[int, int, int]:
+    """Two queries' rows as multisets over `columns` (quoted, comma-separated): rows of
+    `mine`, rows only in `mine`, rows only in `theirs`. One scan a side: equal row counts and
+    sums of row hashes are equal multisets but for a 2^-64 chance; rows are matched (EXCEPT
+    ALL both ways) only where those differ."""
+    summary = f"select count(*), sum(hash({columns})::hugeint) from "
+    rows, mine_hash = connection.execute(f"{summary} ({mine})").fetchone()
+    if (rows, mine_hash) == connection.execute(f"{summary} ({theirs})").fetchone():
+        return rows, 0, 0
+    only_mine, only_theirs = connection.execute(
+        f"select (select count(*) from ({mine} except all {theirs})), "
+        f"(select count(*) from ({theirs} except all {mine}))"
+    ).fetchone()
+    return rows, only_mine, only_theirs
 
 
 def format_diff(diffs: list[TableDiff]) -> str:

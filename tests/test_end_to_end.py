@@ -22,6 +22,7 @@ from ingest.landing import ingest
 from spymaster.cli import main
 from spymaster.exchange_time import day_start_ns
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
+from spymaster.warehouse_diff import compare_rows
 from synthetic_market.options_book import Smile
 from tests.markets import MARKET_SESSIONS, copied_market, dbt, dbt_target, warehouse
 
@@ -287,10 +288,12 @@ def test_every_sql_table_is_the_same_bits_whatever_the_thread_count(market_lake:
         differing = {}
         for node in models:
             connection.execute(f"create or replace temp table rerun as {node['compiled_code']}")
-            differing[node["name"]] = connection.execute(
-                f"select count(*) from (select * from rerun except all "
-                f"select * from {node['relation_name']})"
-            ).fetchone()[0]
+            described = connection.execute("select * from rerun limit 0").description
+            columns = ", ".join(f'"{column[0]}"' for column in described)
+            _, only_rerun, only_stored = compare_rows(
+                connection, "select * from rerun", f"select * from {node['relation_name']}", columns
+            )
+            differing[node["name"]] = only_rerun + only_stored
     finally:
         connection.close()
     assert {name: n for name, n in differing.items() if n} == {}

@@ -23,6 +23,7 @@ from spymaster.cli import main
 from spymaster.dbt_models import chain_cutoff_ns
 from spymaster.exchange_time import day_start_ns
 from spymaster.lake import Lake, project_digest
+from spymaster.warehouse_diff import compare_rows
 from tests.gateway import GatewaySession, day_end, subscription_before
 from tests.markets import warehouse
 
@@ -93,16 +94,9 @@ def live_and_warehouse_rows(
             "select table_schema from information_schema.tables where table_name = ?", [table]
         ).fetchall()[0][0]
         columns = compared_columns(connection, table)
-        expected = f"(select {columns} from {schema}.{table} where dt = DATE '{day}')"
-        live = f"(select {columns} from read_parquet('{emitted / table}.parquet'))"
-        count, only_live, only_warehouse = (
-            connection.execute(f"select count(*) from {query}").fetchall()[0][0]
-            for query in (
-                expected,
-                f"({live} except all {expected})",
-                f"({expected} except all {live})",
-            )
-        )
+        expected = f"select {columns} from {schema}.{table} where dt = DATE '{day}'"
+        live = f"select {columns} from read_parquet('{emitted / table}.parquet')"
+        count, only_warehouse, only_live = compare_rows(connection, expected, live, columns)
     finally:
         connection.close()
     return count, only_live, only_warehouse
