@@ -48,14 +48,13 @@ def warehouse(lake: Lake, sql: str, params: list[object] | None = None) -> list[
 
 
 def build_market(root: Path) -> Lake:
-    """The tiny end-to-end market, simulated, landed and built one layer at a time."""
+    """The tiny end-to-end market, simulated, landed and built (every model and test)."""
     lake = Lake(root / "lake")
     simulate_market(
         lake.raw, MarketConfig(sessions=MARKET_SESSIONS, seed=MARKET_SEED, scale=SCALES["tiny"])
     )
     ingest(lake.raw, lake, workers=2)
-    for layer in ("tag:bronze", "tag:silver", "tag:gold"):
-        dbt(lake, "build", "--select", layer)
+    dbt(lake, "build")
     return lake
 
 
