@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,8 +45,9 @@ from ingest.source_files import (
     FileFingerprint,
     SourceMetadata,
     SourceReader,
+    check_whole,
+    file_sha256,
     find_dbn_files,
-    fingerprint,
 )
 from spymaster.lake import Lake
 from spymaster.lake_files import MANIFEST_FILE, write_json
@@ -60,8 +62,13 @@ _Out = TypeVar("_Out")
 
 @dataclass(frozen=True)
 class InspectedFile:
+    """A raw file checked whole and readable, as it was then (its SHA-256 is computed as it is
+    staged)."""
+
     path: Path
-    fingerprint: FileFingerprint
+    size_bytes: int
+    mtime_ns: int
+    compression: str  # "zstd" or "none"
     schema: SourceSchema
 
 
@@ -98,32 +105,41 @@ class IngestReport:
 
 
 def inspect_file(path: Path) -> InspectedFile:
-    """Check a raw file is whole and readable, and fingerprint it (runs in a worker process)."""
+    """Check a raw file is whole and readable (runs in a worker process)."""
     try:
-        file_fingerprint = fingerprint(path)
-        return InspectedFile(path, file_fingerprint, SourceReader(path).metadata.schema)
+        stat = path.stat()
+        compression = check_whole(path)
+        schema = SourceReader(path).metadata.schema
     except OSError as error:
-        raise IngestError(f"{path}: cannot read the raw file ({error.strerror or error})") from None
+        raise _unreadable(path, error) from None
+    return InspectedFile(path, stat.st_size, stat.st_mtime_ns, compression, schema)
+
+
+def _unreadable(path: Path, error: OSError) -> IngestError:
+    return IngestError(f"{path}: cannot read the raw file ({error.strerror or error})")
 
 
 def stage_file(task: StageTask) -> StagedSource:
-    """Decode one raw file into staged partitions (runs in a worker process)."""
+    """Decode one raw file into staged partitions (runs in a worker process). Its SHA-256 is
+    computed on a thread of its own meanwhile, so the file is read from disk once (a month of
+    raw files is not in the page cache); once known it names the partitions' data files, or
+    finds the content already landed (from another path, say): then nothing staged is kept."""
+    stop = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="raw-file-sha256") as hashing:
+        sha256 = hashing.submit(file_sha256, task.file.path, stop)
+        try:
+            return _staged(task, sha256)
+        finally:
+            stop.set()  # a failed decode stops the hashing at its next read
+
+
+def _staged(task: StageTask, sha256: Future[str | None]) -> StagedSource:
     path = task.file.path
-    file_fingerprint = task.file.fingerprint
-    staged = StagedSource(path=path, fingerprint=file_fingerprint)
-    if Registry(task.lake).is_landed(file_fingerprint.sha256):
-        staged.already_landed = True
-        return staged
     reader = SourceReader(path)
     schema = reader.metadata.schema
-    staged.metadata = reader.metadata
     router = Router(path, schema, reader.symbology(), OptionDefinitions(task.lake))
-    stager = PartitionStager(
-        str(task.lake.bronze),
-        task.staging_dir,
-        arrow_schema(schema),
-        data_file_name(file_fingerprint.sha256),
-    )
+    stager = PartitionStager(str(task.lake.bronze), task.staging_dir, arrow_schema(schema))
+    records_read = 0
     filtered: Counter[str] = Counter()
     try:
         for offset, chunk in reader.chunks(task.chunk_records):
@@ -149,12 +165,29 @@ def stage_file(task: StageTask) -> StagedSource:
                 raise IngestError(f"{path}: record {offset + error.row}: {error}") from error
             for key, batch, records in batches:
                 stager.write(key, batch, records)
-            staged.records = offset + len(chunk)
-        staged.partitions = stager.finish()
+            records_read = offset + len(chunk)
+        try:
+            digest = sha256.result()
+        except OSError as error:
+            raise _unreadable(path, error) from None
+        assert digest is not None  # only a stopped hashing has none
+        file = task.file
+        staged = StagedSource(
+            path=path,
+            fingerprint=FileFingerprint(
+                path, file.size_bytes, file.mtime_ns, digest, file.compression
+            ),
+            metadata=reader.metadata,
+            records=records_read,
+            filtered=dict(sorted(filtered.items())),
+        )
+        if Registry(task.lake).is_landed(digest):
+            stager.abort()
+            return StagedSource(path=path, fingerprint=staged.fingerprint, already_landed=True)
+        staged.partitions = stager.finish(data_file_name(digest))
     except BaseException:
         stager.abort()
         raise
-    staged.filtered = dict(sorted(filtered.items()))
     return staged
 
 

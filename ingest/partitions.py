@@ -39,6 +39,9 @@ from spymaster.lake_files import (
 )
 
 ROW_GROUP_RECORDS = 1 << 20
+# a partition's data file while staged (the run's private folder): its name in the lake, from
+# the raw file's hash, is known once the whole file has been read
+STAGED_DATA_FILE = "data.parquet"
 
 
 def data_file_name(source_sha256: str) -> str:
@@ -152,10 +155,9 @@ def column_encodings(schema: pa.Schema) -> dict[str, Any]:
 class PartitionStager:
     """Writes the partitions of one source file under a private staging folder."""
 
-    def __init__(self, bronze_root: str, staging_dir: str, schema: pa.Schema, data_file: str):
+    def __init__(self, bronze_root: str, staging_dir: str, schema: pa.Schema):
         self.fs, _ = file_system(bronze_root)
         self.staging_dir = staging_dir
-        self.data_file = data_file
         self._schema = schema
         self._writers: dict[PartitionKey, pq.ParquetWriter] = {}
         self._stats: dict[PartitionKey, PartitionStats] = {}
@@ -167,7 +169,7 @@ class PartitionStager:
             folder = key.folder(self.staging_dir)
             self.fs.create_dir(folder, recursive=True)
             writer = pq.ParquetWriter(
-                f"{folder}/{self.data_file}",
+                f"{folder}/{STAGED_DATA_FILE}",
                 self._schema,
                 filesystem=self.fs,
                 compression="zstd",
@@ -182,11 +184,12 @@ class PartitionStager:
         writer.write_batch(batch, row_group_size=ROW_GROUP_RECORDS)
         stats.add(records, int(record_index[0]), int(record_index[-1]))
 
-    def finish(self) -> list[StagedPartition]:
+    def finish(self, data_file: str) -> list[StagedPartition]:
+        """The staged partitions, each to land as `data_file` (data_file_name)."""
         for writer in self._writers.values():
             writer.close()
         return [
-            StagedPartition(key, key.folder(self.staging_dir), self.data_file, self._stats[key])
+            StagedPartition(key, key.folder(self.staging_dir), data_file, self._stats[key])
             for key in sorted(self._writers)
         ]
 
@@ -253,7 +256,7 @@ class BronzeStore:
         """Make a staged partition (its manifest written beside it) the lake's partition."""
         folder = part.key.folder(self.root)
         self.fs.create_dir(folder, recursive=True)
-        self.fs.move(f"{part.staged_dir}/{part.data_file}", f"{folder}/{part.data_file}")
+        self.fs.move(f"{part.staged_dir}/{STAGED_DATA_FILE}", f"{folder}/{part.data_file}")
         self.fs.move(f"{part.staged_dir}/{MANIFEST_FILE}", f"{folder}/{MANIFEST_FILE}")
         delete_files_but(self.fs, folder, {part.data_file, MANIFEST_FILE})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,21 +77,15 @@ class FileFingerprint:
     compression: str  # "zstd" or "none"
 
 
-def fingerprint(path: Path) -> FileFingerprint:
-    """SHA-256 of the file, after checking that it is whole (`check_whole`)."""
-    stat = path.stat()
-    compression = check_whole(path)
+def file_sha256(path: Path, stop: threading.Event | None = None) -> str | None:
+    """SHA-256 of the file's bytes; None when `stop` is set before the end."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(_READ_BYTES):
+            if stop is not None and stop.is_set():
+                return None
             digest.update(chunk)
-    return FileFingerprint(
-        path=path,
-        size_bytes=stat.st_size,
-        mtime_ns=stat.st_mtime_ns,
-        sha256=digest.hexdigest(),
-        compression=compression,
-    )
+    return digest.hexdigest()
 
 
 def check_whole(path: Path) -> str:

@@ -17,7 +17,7 @@ import zstandard
 from ingest.errors import IngestError
 from ingest.landing import ingest
 from ingest.partitions import ingest_lock
-from ingest.source_files import check_whole, fingerprint
+from ingest.source_files import check_whole, file_sha256
 from spymaster.cli import main
 from spymaster.lake import Lake
 from tests.dbn_fixtures import book_day, day_start_ns, encode, mbo, metadata, px, write_dbn
@@ -194,7 +194,8 @@ def test_a_zstd_file_cut_anywhere_is_refused_before_decoding(
     whole = first + skippable + compressor.compress(data[len(data) // 3 :])
     path = tmp_path / "day.mbo.dbn.zst"
     path.write_bytes(whole)
-    assert fingerprint(path).sha256 == hashlib.sha256(whole).hexdigest()
+    assert check_whole(path) == "zstd"
+    assert file_sha256(path) == hashlib.sha256(whole).hexdigest()
     for cut in range(4, len(whole)):  # shorter than the magic number: "neither zstd nor DBN"
         path.write_bytes(whole[:cut])
         if cut in (len(first), len(first) + len(skippable)):

@@ -457,9 +457,7 @@ def test_a_partition_refuses_records_out_of_file_order(tmp_path: Path) -> None:
     header = metadata(dbn.Schema.MBO, DAY1, DAY2, SYMBOLS, "GLBX.MDP3")
     records = db.DBNStore.from_bytes(encode(header, two_contract_day(DAY1))).to_ndarray()
     batch = to_record_batch(SourceSchema.MBO, records, 0)
-    stager = PartitionStager(
-        str(tmp_path), f"{tmp_path}/staging", arrow_schema(SourceSchema.MBO), "part.parquet"
-    )
+    stager = PartitionStager(str(tmp_path), f"{tmp_path}/staging", arrow_schema(SourceSchema.MBO))
     key = PartitionKey("futures_mbo", "ESM4", DAY1)
     stager.write(key, batch, Records(records, 0))
     with pytest.raises(

@@ -279,13 +279,10 @@ def land_on(store: BronzeStore, key: PartitionKey, prices: list[float], source: 
     encoded = [mbo(ESM4, t0 + i, "A", "B", px(p), 1, i + 1) for i, p in enumerate(prices)]
     records = db.DBNStore.from_bytes(encode(header, encoded)).to_ndarray()
     stager = PartitionStager(
-        store.bronze_root,
-        store.new_staging_dir("a.mbo.dbn.zst"),
-        arrow_schema(SourceSchema.MBO),
-        data_file_name(source),
+        store.bronze_root, store.new_staging_dir("a.mbo.dbn.zst"), arrow_schema(SourceSchema.MBO)
     )
     stager.write(key, to_record_batch(SourceSchema.MBO, records, 0), Records(records, 0))
-    (part,) = stager.finish()
+    (part,) = stager.finish(data_file_name(source))
     manifest = {"table": key.table, "symbol": key.symbol, "dt": key.dt.isoformat()}
     write_json(
         store.fs, f"{part.staged_dir}/{MANIFEST_FILE}", {**manifest, "data_file": part.data_file}
