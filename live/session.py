@@ -160,14 +160,14 @@ class OptionsQuotes:
     def _define(self, chain: OptionsChain) -> None:
         """Options defined since the chain was read (listed during the session): each
         option's position in the chain's instrument order may move, its state moves along."""
-        index = chain.index()
-        moved = np.array([index[int(i)] for i in self.defined.instrument_ids], dtype=np.int64)
+        moved = chain.positions(self.defined.instrument_ids)
+        count = len(chain.instrument_ids)
         sigma, solved_ns = self.last_solved
-        self.last_solved = (np.full(len(index), np.nan), np.zeros(len(index), np.int64))
+        self.last_solved = (np.full(count, np.nan), np.zeros(count, np.int64))
         self.last_solved[0][moved] = sigma
         self.last_solved[1][moved] = solved_ns
         self.replay.define(chain.ticks())
-        self.defined, self.index = chain, index
+        self.defined, self.index = chain, chain.index()
         self._positions = None
         if self.chain is not None:
             self.chain = chain  # read after the open: its open interest is settled
