@@ -538,14 +538,21 @@ class WindowReplay:
             yield from self._run(applied, min(int(applied.ts_recv[-1]), self.window.range_end_ns))
 
     def close_until(self, moment_ns: int) -> Iterator[WindowChunk]:
-        """Close the windows that end at or before `moment_ns`: a record received later
-        counts in the window of its own completion, never in a closed one. Records waiting
-        for the rest of their event hold back the windows after them."""
-        if self.pending is not None:
-            moment_ns = min(moment_ns, int(self.pending.ts_recv[0]))
+        """Close the windows that end at or before `moment_ns`, every record received before
+        it having been pushed: a record received later counts in the window of its own
+        completion, never in a closed one. Records waiting for the rest of their event do
+        not hold the windows back: their event completes with a record not received yet, at
+        or after `moment_ns`, and counts in the window it completes in."""
         moment_ns = min(moment_ns, self.window.range_end_ns)
         if moment_ns < int(self.state.scalars[k.S_NEXT_WINDOW_END]):
             return  # no window ends by then (a paced feed's clock ticks every 5 ms)
+        if self.pending is not None:
+            # an instrument's windows start at its first record, applied or not (as when
+            # every record comes at once): its first may be waiting
+            try:
+                self.state.admit(self.pending, self.ticks, self.margin_ticks)
+            except EngineError as error:
+                raise EngineError(_renumbered(str(error), self.records_before)) from error
         yield from self._run(MboColumns.empty(), moment_ns)
 
     def lose_records(self, after_ns: int) -> Iterator[WindowChunk]:

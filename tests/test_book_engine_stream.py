@@ -4,6 +4,8 @@ grow as prices move."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import databento as db
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from book_engine.errors import EngineError
+from book_engine.kernel import F_LAST, UNDEF_PRICE
 from book_engine.replay import MboColumns, WindowConfig, WindowReplay, replay_windows
 from spymaster.exchange_time import day_start_ns
 from tests.test_book_engine_real import FILES, TICK
@@ -62,29 +65,85 @@ def test_batches_of_any_size_give_the_rows_of_the_whole_partition(
     np.testing.assert_array_equal(depth, expected_depth)
 
 
+@pytest.mark.parametrize("straddling", [False, True])
 def test_a_clock_closes_a_second_before_the_next_record_arrives(
-    real_day: tuple[MboColumns, int, WindowConfig],
+    real_day: tuple[MboColumns, int, WindowConfig], straddling: bool
 ) -> None:
     """Closing each second by the clock as the records' own times pass it changes nothing;
-    a second closes as soon as the clock passes its end."""
+    a second closes as soon as the clock passes its end, even with an event's first records
+    waiting for its last (`straddling`: every second's last event completes in the next
+    second with a record there)."""
     columns, instrument, config = real_day
-    expected_book, expected_depth = rows(replay_windows(columns, {instrument: TICK}, config))
-    replay = WindowReplay({instrument: TICK}, config)
     seconds = columns.ts_recv // 1_000_000_000
     starts = np.flatnonzero(np.r_[True, seconds[1:] != seconds[:-1]])
-    chunks = []
+    if straddling:
+        flags = columns.flags.copy()
+        flags[starts[1:] - 1] &= ~np.uint8(F_LAST)
+        columns = dataclasses.replace(columns, flags=flags)
+    expected_book, expected_depth = rows(replay_windows(columns, {instrument: TICK}, config))
+    replay = WindowReplay({instrument: TICK}, config)
+    chunks, waiting = [], 0
     for start, stop in zip(starts, np.r_[starts[1:], len(columns)], strict=True):
         chunks += list(replay.push(columns.slice(int(start), int(stop))))
         # the clock at the start of the next second: this one may close now
         moment = (int(seconds[start]) + 1) * 1_000_000_000
-        closed = list(replay.close_until(moment))
-        if replay.pending is None and closed:
-            assert max(c.book_rows["window_start"].max() for c in closed) == moment - 1_000_000_000
-        chunks += closed
+        chunks += list(replay.close_until(moment))
+        assert replay.closed_until_ns == min(
+            max(moment, config.range_start_ns), config.range_end_ns
+        )
+        waiting += replay.pending is not None
     chunks += list(replay.finish())
+    assert waiting >= (len(starts) - 1 if straddling else 0)
     book, depth = rows(chunks)
     np.testing.assert_array_equal(book, expected_book)
     np.testing.assert_array_equal(depth, expected_depth)
+
+
+def test_an_instrument_first_seen_in_a_waiting_event_has_a_row_in_the_second_closed() -> None:
+    """The windows of an instrument start at its first record, as when every record comes at
+    once: the clock closing a second while that record's event waits for its last record
+    (received in the next second) emits the instrument's empty book for it."""
+    day = day_start_ns(dt.date(2024, 3, 4))
+    second = 1_000_000_000
+    config = WindowConfig(day, day + 3 * second, day, day + 3 * second)
+
+    def records(ts: list[int], ids: list[int], sides: bytes, prices: list[int], flags: list[int]):
+        n = len(ts)
+        return MboColumns(
+            ts_recv=np.array(ts, np.int64),
+            instrument_id=np.array(ids, np.int64),
+            action=np.full(n, ord("A"), np.uint8),
+            side=np.frombuffer(sides, np.uint8).copy(),
+            price=np.array(prices, np.int64) * TICK,
+            size=np.arange(1, n + 1, dtype=np.int64),
+            order_id=np.arange(1, n + 1, dtype=np.int64),
+            flags=np.array(flags, np.uint8),
+        )
+
+    # instrument 7: a bid in second 0; instrument 9: an ask at 0.9 s whose event completes
+    # with a bid at 1.2 s
+    stream = records(
+        [day + second // 10, day + 9 * second // 10, day + 12 * second // 10],
+        [7, 9, 9], b"BAB", [20_000, 20_004, 20_001], [F_LAST, 0, F_LAST],
+    )  # fmt: skip
+    ticks = {7: TICK, 9: TICK}
+    expected_book, _ = rows(replay_windows(stream, ticks, config))
+    replay = WindowReplay(ticks, config)
+    assert list(replay.push(stream.slice(0, 2))) == []
+    closed, _ = rows(replay.close_until(day + second))
+    # second 0: instrument 9's ask waits for its event's last record
+    assert closed[["window_start", "instrument", "bid_price", "ask_price"]].tolist() == [
+        (day, 0, 20_000 * TICK, UNDEF_PRICE),
+        (day, 1, UNDEF_PRICE, UNDEF_PRICE),
+    ]
+    later, _ = rows([*replay.push(stream.slice(2, 3)), *replay.finish()])
+    np.testing.assert_array_equal(np.concatenate([closed, later]), expected_book)
+    assert later[later["window_start"] == day + second][
+        ["instrument", "bid_price", "ask_price"]
+    ].tolist() == [
+        (0, 20_000 * TICK, UNDEF_PRICE),
+        (1, 20_001 * TICK, 20_004 * TICK),
+    ]
 
 
 def test_a_batch_going_back_in_time_is_named_by_its_stream_record(
@@ -98,7 +157,7 @@ def test_a_batch_going_back_in_time_is_named_by_its_stream_record(
 
 
 def test_an_instrument_without_a_definition_is_named() -> None:
-    day = day_start_ns(__import__("datetime").date(2024, 3, 4))
+    day = day_start_ns(dt.date(2024, 3, 4))
     config = WindowConfig(day, day + 86_400_000_000_000, day, day + 86_400_000_000_000)
     replay = WindowReplay({}, config)
     records = MboColumns(
