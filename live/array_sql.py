@@ -24,6 +24,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -259,26 +260,78 @@ _DIRECT = {
 
 
 class _Lazy:
-    """A table's column not converted yet (most of a parent's columns are never read), with
-    the rows taken from it so far."""
+    """A column not converted yet (most of a table's columns are never read), with the rows
+    taken from it so far."""
 
-    __slots__ = ("array", "index")
+    __slots__ = ("convert", "index")
     constant = False
 
-    def __init__(self, array: pa.ChunkedArray | pa.Array, index: np.ndarray | None) -> None:
-        self.array = array
+    def __init__(self, convert: Callable[[], Col], index: np.ndarray | None) -> None:
+        self.convert = convert
         self.index = index
 
     def take(self, index: np.ndarray) -> _Lazy:
-        return _Lazy(self.array, index if self.index is None else self.index[index])
+        return _Lazy(self.convert, index if self.index is None else self.index[index])
 
     def force(self) -> Col:
-        col = from_arrow(self.array)
+        col = self.convert()
         return col if self.index is None else col.take(self.index)
 
 
 def _forced(col: Col | _Lazy) -> Col:
     return col.force() if isinstance(col, _Lazy) else col
+
+
+class HeldTable:
+    """An Arrow table that runs read again unchanged (a table not per day, a chunk of a live
+    table's rows read by the next seconds' runs): each column is converted once, when first
+    read. Its columns are shared by the runs: the evaluator writes only into arrays it made."""
+
+    __slots__ = ("_cols", "table")
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._cols: list[Col | None] = [None] * table.num_columns
+
+    def col(self, i: int) -> Col:
+        col = self._cols[i]
+        if col is None:
+            col = self._cols[i] = from_arrow(self.table.column(i))
+        return col
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """What a query reads as a table: the rows of `pieces` (held tables with `schema`'s
+    columns) one after the other; with `time_column`, those whose timestamp is in
+    [lower_ns, upper_ns)."""
+
+    schema: pa.Schema
+    pieces: list[HeldTable]
+    time_column: str | None = None
+    lower_ns: float = -math.inf
+    upper_ns: float = math.inf
+
+
+def in_window(col: Col, unit: str, lower_ns: float, upper_ns: float, rows: int) -> np.ndarray:
+    """Which rows of a timestamp column (in `unit`) are in [lower_ns, upper_ns), compared
+    in that unit as Arrow compares them; NULL is in no window."""
+    micros = MICROS.get(unit)
+    if col.kind != "ts" or micros is None:
+        raise ArraySqlError(f"a window of time over a {col.kind} column in {unit!r}")
+    low = int(max(lower_ns, -(2**62))) // (1000 * micros) * micros
+    high = int(min(upper_ns, 2**62)) // (1000 * micros) * micros
+    values = col.array(rows)
+    return (values >= low) & (values < high) & col.mask(rows)
+
+
+def _concatenated(cols: list[Col]) -> Col:
+    if len(cols) == 1:
+        return cols[0]
+    valid = None
+    if any(col.valid is not None for col in cols):
+        valid = np.concatenate([col.mask(len(col.values)) for col in cols])
+    return Col(np.concatenate([col.values for col in cols]), valid, cols[0].kind)
 
 
 @dataclass(slots=True)
@@ -333,12 +386,37 @@ class _Either(Rel):
 def _rel_from_arrow(table: pa.Table, qualifier: str) -> Rel:
     return Rel(
         [(qualifier, name.lower()) for name in table.column_names],
-        [_Lazy(column, None) for column in table.columns],
+        [_Lazy(partial(from_arrow, column), None) for column in table.columns],
         table.num_rows,
     )
 
 
-Tables = Callable[[str, str], pa.Table]  # (schema, table) -> its rows
+def _rel_from_rows(rows: TableRows, qualifier: str) -> Rel:
+    pieces = rows.pieces or [HeldTable(rows.schema.empty_table())]
+    index = None
+    count = sum(piece.table.num_rows for piece in pieces)
+    if rows.time_column is not None:
+        i = rows.schema.get_field_index(rows.time_column)
+        time_type = rows.schema.field(i).type
+        if not pa.types.is_timestamp(time_type):
+            raise ArraySqlError(f"time column {rows.time_column} is a {time_type}")
+        times = _concatenated([piece.col(i) for piece in pieces])
+        kept = in_window(times, time_type.unit, rows.lower_ns, rows.upper_ns, count)
+        if not kept.all():
+            index = np.flatnonzero(kept)
+            count = len(index)
+
+    def column(i: int) -> Col:
+        return _concatenated([piece.col(i) for piece in pieces])
+
+    return Rel(
+        [(qualifier, name.lower()) for name in rows.schema.names],
+        [_Lazy(partial(column, i), index) for i in range(len(rows.schema))],
+        count,
+    )
+
+
+Tables = Callable[[str, str], pa.Table | TableRows]  # (schema, table) -> its rows
 
 
 class ArrayQuery:
@@ -355,17 +433,32 @@ class ArrayQuery:
         self.node = _normalise(statements[0]["node"])
         self._memo: dict[int, Any] = {}  # per parse-tree node: what does not change per run
 
-    def run_as(self, tables: Tables, schema: pa.Schema) -> pa.Table:
+    def run_as(
+        self,
+        tables: Tables,
+        schema: pa.Schema,
+        within: tuple[str, float, float] | None = None,
+    ) -> pa.Table:
         """The rows as `schema` has them (what an insert into the table stores), in the
-        query's ORDER BY's order (else unspecified, as in SQL)."""
+        query's ORDER BY's order (else unspecified, as in SQL); `within` (column, lower_ns,
+        upper_ns): only the rows whose timestamp column is in [lower_ns, upper_ns)."""
         rel, names = _Evaluation(tables, self._memo).query(self.node, {})
         by_name = dict(zip(names, rel.cols, strict=True))
         by_name = {name: _forced(by_name[name]) for name in schema.names if name in by_name}
         missing = [field.name for field in schema if field.name not in by_name]
         if missing:
             raise ArraySqlError(f"the query has no column {', '.join(missing)}")
+        rows = rel.rows
+        if within is not None:  # before converting: a run over seconds of lookback keeps one
+            column, lower_ns, upper_ns = within
+            unit = schema.field(column).type.unit
+            kept = in_window(by_name[column], unit, lower_ns, upper_ns, rows)
+            if not kept.all():
+                index = np.flatnonzero(kept)
+                by_name = {name: col.take(index) for name, col in by_name.items()}
+                rows = len(index)
         return pa.table(
-            [to_arrow(by_name[field.name], rel.rows, field.type) for field in schema],
+            [to_arrow(by_name[field.name], rows, field.type) for field in schema],
             schema=schema,
         )
 
@@ -508,6 +601,8 @@ class _Evaluation:
                 rel, names = scope[name].rows(self)
                 return Rel([(alias or name, n.lower()) for n in names], rel.cols, rel.rows)
             table = self.tables(ref["schema_name"], name)
+            if isinstance(table, TableRows):
+                return _rel_from_rows(table, alias or name)
             return _rel_from_arrow(table, alias or name)
         if kind == "SUBQUERY":
             rel, names = self.query(ref["subquery"]["node"], scope)

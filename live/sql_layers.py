@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from live.array_sql import ArrayQuery, ArraySqlError
+from live.array_sql import ArrayQuery, ArraySqlError, HeldTable, TableRows
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command, project_digest
 
 NS = 1_000_000_000
@@ -214,11 +214,12 @@ class RowTimes:
 
 class RecentRows:
     """A live table's newest rows in memory, for the models computed over arrays: chunks as
-    they came, with their times (`column`: None for a table not keyed by time)."""
+    they came, with their times (`column`: None for a table not keyed by time), each
+    converted to arrays once for every run that reads it."""
 
     def __init__(self, column: str | None) -> None:
         self.column = column
-        self._chunks: list[tuple[int, int, pa.Table]] = []  # the feed's thread's alone
+        self._chunks: list[tuple[int, int, HeldTable]] = []  # the feed's thread's alone
 
     def add(self, rows: pa.Table) -> None:
         if not rows.num_rows:
@@ -226,23 +227,18 @@ class RecentRows:
         low = high = 0
         if self.column is not None:
             low, high = (_ns_of(value) for value in pc.min_max(rows.column(self.column)).values())
-        self._chunks.append((low, high, rows))
+        self._chunks.append((low, high, HeldTable(rows)))
 
-    def rows(self, schema: pa.Schema, lower: float, upper: float) -> pa.Table:
+    def rows(self, schema: pa.Schema, lower: float, upper: float) -> TableRows:
         """The rows whose time is in [lower, upper) (every row of a table without time)."""
         chunks = [
             rows
             for low, high, rows in self._chunks
             if self.column is None or (high >= lower and low < upper)
         ]
-        if not chunks:
-            return schema.empty_table()
-        # one chunk per column: the evaluator converts a column chunk by chunk, and a
-        # frame model reads a few seconds' chunks of the columns it reads
-        table = pa.concat_tables(chunks).combine_chunks()
         if self.column is None:
-            return table
-        return _within(table, self.column, lower, upper)
+            return TableRows(schema, chunks)
+        return TableRows(schema, chunks, self.column, lower, upper)
 
     def forget_before(self, horizon: float) -> None:
         if self.column is not None:
@@ -251,17 +247,6 @@ class RecentRows:
 
 def _ns_of(value: pa.Scalar) -> int:
     return value.cast(pa.int64()).as_py() * NS_PER_UNIT[value.type.unit]
-
-
-def _within(table: pa.Table, column: str, lower: float, upper: float) -> pa.Table:
-    """The rows whose timestamp `column` is in [lower, upper) (ns)."""
-    if not table.num_rows:
-        return table
-    times = table.column(column)
-    scale = NS_PER_UNIT[times.type.unit]
-    low = pa.scalar(int(max(lower, -(2**62))) // scale, times.type)
-    high = pa.scalar(int(min(upper, 2**62)) // scale, times.type)
-    return table.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
 
 
 class LiveWarehouse:
@@ -374,7 +359,7 @@ class LiveWarehouse:
         }
         self._array_queries: dict[str, ArrayQuery] = {}
         self._recent: dict[str, RecentRows] = {}  # the live tables they read, and their own
-        self._static: dict[tuple[str, str], pa.Table] = {}  # the others they read: not per day
+        self._static: dict[tuple[str, str], TableRows] = {}  # the others they read: not per day
         self._schemas: dict[str, pa.Schema] = {}
         self._prepare_arrays()
 
@@ -506,9 +491,12 @@ class LiveWarehouse:
                     self._recent.setdefault(parent.name, RecentRows(parent.time_column))
                     self._schemas[parent.name] = self._live_schema(parent)
                 else:
-                    self._static[(parent.schema, parent.name)] = self._db.sql(
+                    table = self._db.sql(
                         f'select * from {DATABASE}."{parent.schema}"."{parent.name}"'
                     ).to_arrow_table()
+                    self._static[(parent.schema, parent.name)] = TableRows(
+                        table.schema, [HeldTable(table)]
+                    )
             self._schemas[name] = self._live_schema(model)
         for name, model in self._arrays.items():
             try:
@@ -533,7 +521,7 @@ class LiveWarehouse:
 
     def _array_input(
         self, model: LiveModel, schema: str, table: str, lower: float = 0, upper: float = 0
-    ) -> pa.Table:
+    ) -> TableRows:
         """What the compiled SQL of `model` reads as "spymaster".`schema`.`table`: a live
         parent's rows of the day (a tail run's: its time in [lower, upper)), else the
         warehouse's relation."""
@@ -549,10 +537,10 @@ class LiveWarehouse:
             rows = self._array_queries[model.name].run_as(
                 lambda schema, table: self._array_input(model, schema, table, lower, end),
                 self._schemas[model.name],
+                within=(model.time_column, start, end),
             )
         except ArraySqlError as error:
             raise LiveSqlError(f"{model.name}: {error}") from None
-        rows = _within(rows, model.time_column, start, end)
         self._pending.setdefault(model.name, []).append(rows)  # into DuckDB with the rest's
         if model.name in self._recent:
             self._recent[model.name].add(rows)
