@@ -92,6 +92,13 @@ class OptionsChain:
             raise EngineError("an option the chain does not hold reached the quotes")
         return positions
 
+    def raw_symbol_labels(self) -> pa.StringArray:
+        """`raw_symbols` as Arrow strings (made once: a second's quotes label every option)."""
+        cache = self.__dict__
+        if "_raw_symbol_labels" not in cache:
+            cache["_raw_symbol_labels"] = pa.array(self.raw_symbols, pa.string())
+        return cache["_raw_symbol_labels"]
+
     def ticks(self) -> dict[int, int]:
         """Each option's tick (price units): the engine's ladder grid. A record of an option
         not in the chain is the engine's error (no definition)."""
@@ -292,7 +299,7 @@ def quote_batch(
             repeated_date(day, n),
             pa.array(window_start[keep] // 1000, pa.timestamp("us")),
             pa.array(chain.instrument_ids[option].astype(np.uint32)),
-            categorical(option, chain.raw_symbols),
+            categorical(option, chain.raw_symbol_labels()),
             pa.array(chain.strikes[option]),
             categorical(np.where(chain.is_call[option], 0, 1), ["C", "P"]),
             pa.array(chain.expiration_ns[option] // 1000, pa.timestamp("us")),

@@ -238,9 +238,9 @@ def to_arrow(col: Col, rows: int, kind_of: pa.DataType) -> pa.Array:
     if col.kind == "str":
         array = pa.array(STRINGS.decode(values), pa.string(), mask=mask)
     elif col.kind == "ts":
-        array = pa.array(values, pa.int64(), mask=mask).cast(pa.timestamp("us"))
+        array = pa.array(values, pa.timestamp("us"), mask=mask)
     elif col.kind == "date":
-        array = pa.array(values, pa.int32(), mask=mask).cast(pa.date32())
+        array = pa.array(values, pa.date32(), mask=mask)
     elif kind_of in _DIRECT.get(col.kind, ()):
         return pa.array(values, kind_of, mask=mask)
     else:
@@ -344,17 +344,14 @@ class Rel:
     _index: dict[str, list[int]] | None = None
 
     def find(self, parts: list[str]) -> Col | None:
-        if self._index is None:
-            self._index = {}
+        index = self._index
+        if index is None:
+            index = self._index = {}
             for i, (_, n) in enumerate(self.names):
-                self._index.setdefault(n, []).append(i)
-        name = parts[-1]  # identifiers are lower case (_normalise)
-        qualifier = parts[-2] if len(parts) > 1 else None
-        found = [
-            i
-            for i in self._index.get(name, ())
-            if qualifier is None or self.names[i][0] == qualifier
-        ]
+                index.setdefault(n, []).append(i)
+        found = index.get(parts[-1], ())  # identifiers are lower case (_normalise)
+        if len(parts) > 1:
+            found = [i for i in found if self.names[i][0] == parts[-2]]
         if len(found) > 1:
             raise ArraySqlError(f"column {'.'.join(parts)} is ambiguous")
         if not found:
@@ -365,7 +362,8 @@ class Rel:
         return col
 
     def take(self, index: np.ndarray) -> Rel:
-        return Rel(self.names, [col.take(index) for col in self.cols], len(index))
+        # the same names: their index too
+        return Rel(self.names, [col.take(index) for col in self.cols], len(index), self._index)
 
 
 class _Either(Rel):

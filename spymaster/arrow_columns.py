@@ -24,8 +24,9 @@ def repeated_date(day: dt.date, n: int) -> pa.Array:
     return pa.array(np.full(n, (day - EPOCH).days, dtype=np.int32), pa.date32())
 
 
-def categorical(codes: np.ndarray, labels: Sequence[str]) -> pa.DictionaryArray:
-    """Strings given as codes into `labels` (STRING_CODES)."""
-    return pa.DictionaryArray.from_arrays(
-        pa.array(codes.astype(np.int32)), pa.array(list(labels), pa.string())
-    )
+def categorical(codes: np.ndarray, labels: Sequence[str] | pa.StringArray) -> pa.DictionaryArray:
+    """Strings given as codes into `labels` (STRING_CODES; an Arrow array of labels made
+    once when they are many and used again)."""
+    if not isinstance(labels, pa.StringArray):
+        labels = pa.array(list(labels), pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), labels)
