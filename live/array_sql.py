@@ -186,13 +186,10 @@ def _null(rows: int) -> Col:
 def from_arrow(array: pa.ChunkedArray | pa.Array) -> Col:
     if isinstance(array, pa.ChunkedArray):
         if array.num_chunks != 1:  # chunk by chunk: no unified dictionaries, no copies
-            parts = [from_arrow(chunk) for chunk in array.chunks] or [
-                from_arrow(pa.array([], array.type))
-            ]
-            valid = None
-            if any(part.valid is not None for part in parts):
-                valid = np.concatenate([part.mask(len(part.values)) for part in parts])
-            return Col(np.concatenate([part.values for part in parts]), valid, parts[0].kind)
+            return _concatenated(
+                [from_arrow(chunk) for chunk in array.chunks]
+                or [from_arrow(pa.array([], array.type))]
+            )
         array = array.chunk(0)
     kind_of = array.type
     valid = None if array.null_count == 0 else array.is_valid().to_numpy(zero_copy_only=False)
@@ -381,31 +378,26 @@ class _Either(Rel):
         return found if found is not None else self.second.find(parts)
 
 
-def _rel_from_arrow(table: pa.Table, qualifier: str) -> Rel:
-    return Rel(
-        [(qualifier, name.lower()) for name in table.column_names],
-        [_Lazy(partial(from_arrow, column), None) for column in table.columns],
-        table.num_rows,
-    )
-
-
 def _rel_from_rows(rows: TableRows, qualifier: str) -> Rel:
     pieces = rows.pieces or [HeldTable(rows.schema.empty_table())]
     index = None
     count = sum(piece.table.num_rows for piece in pieces)
+    columns: dict[int, Col] = {}  # the pieces' columns one after the other, once a run
+
+    def column(i: int) -> Col:
+        if i not in columns:
+            columns[i] = _concatenated([piece.col(i) for piece in pieces])
+        return columns[i]
+
     if rows.time_column is not None:
         i = rows.schema.get_field_index(rows.time_column)
         time_type = rows.schema.field(i).type
         if not pa.types.is_timestamp(time_type):
             raise ArraySqlError(f"time column {rows.time_column} is a {time_type}")
-        times = _concatenated([piece.col(i) for piece in pieces])
-        kept = in_window(times, time_type.unit, rows.lower_ns, rows.upper_ns, count)
+        kept = in_window(column(i), time_type.unit, rows.lower_ns, rows.upper_ns, count)
         if not kept.all():
             index = np.flatnonzero(kept)
             count = len(index)
-
-    def column(i: int) -> Col:
-        return _concatenated([piece.col(i) for piece in pieces])
 
     return Rel(
         [(qualifier, name.lower()) for name in rows.schema.names],
@@ -599,9 +591,9 @@ class _Evaluation:
                 rel, names = scope[name].rows(self)
                 return Rel([(alias or name, n.lower()) for n in names], rel.cols, rel.rows)
             table = self.tables(ref["schema_name"], name)
-            if isinstance(table, TableRows):
-                return _rel_from_rows(table, alias or name)
-            return _rel_from_arrow(table, alias or name)
+            if not isinstance(table, TableRows):  # read once
+                table = TableRows(table.schema, [HeldTable(table)])
+            return _rel_from_rows(table, alias or name)
         if kind == "SUBQUERY":
             rel, names = self.query(ref["subquery"]["node"], scope)
             aliases = [a.lower() for a in ref.get("column_name_alias", [])]
