@@ -257,26 +257,67 @@ _DIRECT = {
 
 
 class _Lazy:
-    """A column not converted yet (most of a table's columns are never read), with the rows
-    taken from it so far."""
+    """A column whose rows are not taken yet (most of a relation's columns are never read):
+    `source` a table's column not converted yet (a function) or another relation's column;
+    `index` the rows taken from it, `missing` those without a match (a left join's NULLs)."""
 
-    __slots__ = ("convert", "index")
+    __slots__ = ("_col", "index", "missing", "source")
     constant = False
 
-    def __init__(self, convert: Callable[[], Col], index: np.ndarray | None) -> None:
-        self.convert = convert
+    def __init__(
+        self,
+        source: Col | Callable[[], Col],
+        index: np.ndarray | None,
+        missing: np.ndarray | None = None,
+    ) -> None:
+        self.source = source
         self.index = index
-
-    def take(self, index: np.ndarray) -> _Lazy:
-        return _Lazy(self.convert, index if self.index is None else self.index[index])
+        self.missing = missing
+        self._col: Col | None = None
 
     def force(self) -> Col:
-        col = self.convert()
-        return col if self.index is None else col.take(self.index)
+        if self._col is None:  # a relation read twice (a CTE) takes its rows once
+            col = self.source if isinstance(self.source, Col) else self.source()
+            if self.index is not None:
+                col = col.take(self.index)
+            if self.missing is not None:
+                valid = ~self.missing if col.valid is None else col.valid & ~self.missing
+                col = Col(col.values, valid, col.kind)
+            self._col = col
+        return self._col
 
 
 def _forced(col: Col | _Lazy) -> Col:
     return col.force() if isinstance(col, _Lazy) else col
+
+
+def _deferred(
+    col: Col | _Lazy, index: np.ndarray, composed: dict[int, np.ndarray],
+    missing: np.ndarray | None = None,
+) -> Col | _Lazy:
+    """`col`'s rows `index` (`missing`: those to be NULL), taken when first read; columns
+    taken by one index share its composition with theirs (`composed`, by their index)."""
+    if isinstance(col, Col):
+        if col.kind == "tuple":
+            if missing is not None:
+                raise ArraySqlError("a list column of a left join's right side")
+            return col.take(index)
+        if col.constant:
+            if missing is None:
+                return col
+            return Col(col.array(len(index)), col.mask(len(index)) & ~missing, col.kind)
+        return _Lazy(col, index, missing)
+    if col._col is not None:
+        return _Lazy(col._col, index, missing)
+    if col.index is None:
+        through = index
+    else:
+        through = composed.get(id(col.index))
+        if through is None:
+            through = composed[id(col.index)] = col.index[index]
+    if col.missing is not None:
+        missing = col.missing[index] if missing is None else col.missing[index] | missing
+    return _Lazy(col.source, through, missing)
 
 
 class HeldTable:
@@ -331,6 +372,13 @@ def _concatenated(cols: list[Col]) -> Col:
     return Col(np.concatenate([col.values for col in cols]), valid, cols[0].kind)
 
 
+def _name_index(names: list[tuple[str | None, str]]) -> dict[str, list[int]]:
+    index: dict[str, list[int]] = {}
+    for i, (_, name) in enumerate(names):
+        index.setdefault(name, []).append(i)
+    return index
+
+
 @dataclass(slots=True)
 class Rel:
     """Rows: columns named (qualifier, name); the qualifier is the table or alias read."""
@@ -343,9 +391,7 @@ class Rel:
     def find(self, parts: list[str]) -> Col | None:
         index = self._index
         if index is None:
-            index = self._index = {}
-            for i, (_, n) in enumerate(self.names):
-                index.setdefault(n, []).append(i)
+            index = self._index = _name_index(self.names)
         found = index.get(parts[-1], ())  # identifiers are lower case (_normalise)
         if len(parts) > 1:
             found = [i for i in found if self.names[i][0] == parts[-2]]
@@ -360,7 +406,9 @@ class Rel:
 
     def take(self, index: np.ndarray) -> Rel:
         # the same names: their index too
-        return Rel(self.names, [col.take(index) for col in self.cols], len(index), self._index)
+        composed: dict[int, np.ndarray] = {}
+        cols = [_deferred(col, index, composed) for col in self.cols]
+        return Rel(self.names, cols, len(index), self._index)
 
 
 class _Either(Rel):
@@ -378,7 +426,8 @@ class _Either(Rel):
         return found if found is not None else self.second.find(parts)
 
 
-def _rel_from_rows(rows: TableRows, qualifier: str) -> Rel:
+def _rel_from_rows(rows: TableRows, names: tuple[list, dict]) -> Rel:
+    """`names`: the columns' qualified names and their index."""
     pieces = rows.pieces or [HeldTable(rows.schema.empty_table())]
     index = None
     count = sum(piece.table.num_rows for piece in pieces)
@@ -400,9 +449,7 @@ def _rel_from_rows(rows: TableRows, qualifier: str) -> Rel:
             count = len(index)
 
     return Rel(
-        [(qualifier, name.lower()) for name in rows.schema.names],
-        [_Lazy(partial(column, i), index) for i in range(len(rows.schema))],
-        count,
+        names[0], [_Lazy(partial(column, i), index) for i in range(len(rows.schema))], count, names[1]
     )
 
 
@@ -504,6 +551,17 @@ class _Evaluation:
         self.memo = memo  # the query's, shared by its runs (keyed by id of a parse node)
         self.windows: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, Rel]] = {}
 
+    def named(self, node: dict, qualifier: str | None, names: list[str]) -> tuple[list, dict]:
+        """The columns `names` of `qualifier` as a relation names them, (qualifier, name in
+        lower case), and their index for `Rel.find`: made once per parse node, the same
+        objects run after run while the names stay the same."""
+        key = ("named", id(node))
+        made = self.memo.get(key)
+        if made is None or made[0] != qualifier or made[1] != names:
+            qualified = [(qualifier, name.lower()) for name in names]
+            made = self.memo[key] = (qualifier, list(names), qualified, _name_index(qualified))
+        return made[2], made[3]
+
     def grouped(self, node: dict) -> bool:
         """Whether a SELECT groups its rows (GROUP BY, or an aggregate in its list)."""
         key = id(node)
@@ -544,7 +602,8 @@ class _Evaluation:
             names.append(item["alias"] or _default_name(item))
             cols.append(self.expr(item, rel, groups))
         rows = groups.count if groups is not None else rel.rows
-        out = Rel([(None, name.lower()) for name in names], cols, rows)
+        qualified, index = self.named(node, None, names)
+        out = Rel(qualified, cols, rows, index)
         for modifier in node["modifiers"]:
             if modifier["type"] != "ORDER_MODIFIER":
                 raise ArraySqlError(f"{modifier['type']} is not evaluated")
@@ -589,16 +648,18 @@ class _Evaluation:
             name = ref["table_name"]
             if not ref["schema_name"] and name in scope:
                 rel, names = scope[name].rows(self)
-                return Rel([(alias or name, n.lower()) for n in names], rel.cols, rel.rows)
+                qualified, index = self.named(ref, alias or name, names)
+                return Rel(qualified, rel.cols, rel.rows, index)
             table = self.tables(ref["schema_name"], name)
             if not isinstance(table, TableRows):  # read once
                 table = TableRows(table.schema, [HeldTable(table)])
-            return _rel_from_rows(table, alias or name)
+            return _rel_from_rows(table, self.named(ref, alias or name, table.schema.names))
         if kind == "SUBQUERY":
             rel, names = self.query(ref["subquery"]["node"], scope)
-            aliases = [a.lower() for a in ref.get("column_name_alias", [])]
-            names = aliases + [n.lower() for n in names[len(aliases) :]]
-            return Rel([(alias or None, n) for n in names], rel.cols, rel.rows)
+            aliases = ref.get("column_name_alias", [])
+            names = aliases + names[len(aliases) :]
+            qualified, index = self.named(ref, alias or None, names)
+            return Rel(qualified, rel.cols, rel.rows, index)
         if kind == "TABLE_FUNCTION":
             return self.table_function(ref)
         if kind == "EMPTY":
@@ -629,7 +690,7 @@ class _Evaluation:
         if ref["ref_type"] == "CROSS" or ref["condition"] is None:
             pairs_left = np.repeat(np.arange(left.rows), right.rows)
             pairs_right = np.tile(np.arange(right.rows), left.rows)
-            return _joined(left, right, pairs_left, pairs_right)
+            return _joined(left, right, pairs_left, pairs_right, self.joined_names(ref, left, right))
         join_type = ref["join_type"]
         if join_type not in ("INNER", "LEFT"):
             raise ArraySqlError(f"{join_type} joins are not evaluated")
@@ -643,17 +704,32 @@ class _Evaluation:
                 keys_right.append(sides[1])
         pairs_left, pairs_right = _equi_pairs(keys_left, keys_right, left.rows, right.rows)
         if residual:
-            candidates = _joined(left, right, pairs_left, pairs_right)
+            names = self.joined_names(ref, left, right)
+            candidates = _joined(left, right, pairs_left, pairs_right, names)
             keep = np.ones(candidates.rows, bool)
             for conjunct in residual:
                 keep &= _true(self.expr(conjunct, candidates), candidates.rows)
             pairs_left, pairs_right = pairs_left[keep], pairs_right[keep]
-        if join_type == "INNER":
-            return _joined(left, right, pairs_left, pairs_right)
-        unmatched = np.setdiff1d(np.arange(left.rows), pairs_left, assume_unique=False)
-        pairs_left = np.concatenate([pairs_left, unmatched])
-        pairs_right = np.concatenate([pairs_right, np.full(len(unmatched), -1)])
-        return _joined(left, right, pairs_left, pairs_right)
+        if join_type == "LEFT":
+            matched = np.zeros(left.rows, bool)
+            matched[pairs_left] = True
+            if not matched.all():  # the rows without a match in their place, in left order
+                unmatched = np.flatnonzero(~matched)
+                pairs_left = np.concatenate([pairs_left, unmatched])
+                pairs_right = np.concatenate([pairs_right, np.full(len(unmatched), -1)])
+                order = np.argsort(pairs_left, kind="stable")
+                pairs_left, pairs_right = pairs_left[order], pairs_right[order]
+        return _joined(left, right, pairs_left, pairs_right, self.joined_names(ref, left, right))
+
+    def joined_names(self, ref: dict, left: Rel, right: Rel) -> tuple[list, dict]:
+        """A join's column names and their index, made once while its sides' names are the
+        same lists (theirs are made once too)."""
+        key = ("joined", id(ref))
+        made = self.memo.get(key)
+        if made is None or made[0] is not left.names or made[1] is not right.names:
+            names = left.names + right.names
+            made = self.memo[key] = (left.names, right.names, names, _name_index(names))
+        return made[2], made[3]
 
     def equality_sides(self, node: dict, left: Rel, right: Rel) -> tuple[Col, Col] | None:
         """The two sides of `a = b` when one reads only the left rows and the other only
@@ -1308,28 +1384,33 @@ def _equi_pairs(
     return pairs_left, order[starts + offsets]
 
 
-def _joined(left: Rel, right: Rel, pairs_left: np.ndarray, pairs_right: np.ndarray) -> Rel:
-    """The pairs' columns; a right index of -1 is a left row without a match (NULLs)."""
+def _joined(
+    left: Rel,
+    right: Rel,
+    pairs_left: np.ndarray,
+    pairs_right: np.ndarray,
+    names: tuple[list, dict],
+) -> Rel:
+    """The pairs' columns; a right index of -1 is a left row without a match (NULLs).
+    Pairs in left order (each left row once: the left's columns as they are). `names`: the
+    join's column names and their index."""
+    rows = len(pairs_left)
     missing = pairs_right < 0
-    right_cols = []
-    for col in right.cols:
-        if col.constant:
-            right_cols.append(col)
-            continue
-        if right.rows:
-            taken = col.take(np.where(missing, 0, pairs_right))
-            if missing.any():
-                taken = _forced(taken)
-        else:
+    if not missing.any():
+        missing = None
+    composed: dict[int, np.ndarray] = {}
+    if right.rows:
+        index_right = pairs_right if missing is None else np.where(missing, 0, pairs_right)
+        right_cols = [_deferred(col, index_right, composed, missing) for col in right.cols]
+    else:
+        right_cols = []
+        for col in right.cols:
             kind = _forced(col).kind
-            fill = np.full(len(pairs_right), _FILL.get(kind, 0), _DTYPES.get(kind, object))
-            taken = Col(fill, np.zeros(len(pairs_right), bool), kind)
-        if missing.any():
-            valid = ~missing if taken.valid is None else taken.valid & ~missing
-            taken = Col(taken.values, valid, taken.kind)
-        right_cols.append(taken)
-    return Rel(
-        left.names + right.names,
-        [col.take(pairs_left) for col in left.cols] + right_cols,
-        len(pairs_left),
-    )
+            fill = np.full(rows, _FILL.get(kind, 0), _DTYPES.get(kind, object))
+            right_cols.append(Col(fill, np.zeros(rows, bool), kind))
+    if rows == left.rows and np.array_equal(pairs_left, np.arange(rows)):
+        left_cols = left.cols
+    else:
+        composed = {}
+        left_cols = [_deferred(col, pairs_left, composed) for col in left.cols]
+    return Rel(names[0], left_cols + right_cols, rows, names[1])

@@ -211,7 +211,8 @@ select
     book.qty,
     book.value,
     case when book.price is null then 0.0 else book.value end as value_or_zero,
-    bands.band
+    bands.band,
+    band_starts.at_band_start
 from grid
 left join book
     on
@@ -219,6 +220,9 @@ left join book
         and grid.side = book.side
         and grid.price = book.price
 left join bands on abs(book.rel_ticks) between bands.min_ticks and bands.max_ticks
+-- a constant of the right side: NULL where no row matches
+left join (select min_ticks, true as at_band_start from bands) as band_starts
+    on abs(book.rel_ticks) = band_starts.min_ticks
 order by grid.window_start, grid.side, grid.price, book.qty, book.value, bands.band
 """
 
