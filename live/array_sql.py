@@ -292,7 +292,9 @@ def _forced(col: Col | _Lazy) -> Col:
 
 
 def _deferred(
-    col: Col | _Lazy, index: np.ndarray, composed: dict[int, np.ndarray],
+    col: Col | _Lazy,
+    index: np.ndarray,
+    composed: dict[int, np.ndarray],
     missing: np.ndarray | None = None,
 ) -> Col | _Lazy:
     """`col`'s rows `index` (`missing`: those to be NULL), taken when first read; columns
@@ -449,7 +451,10 @@ def _rel_from_rows(rows: TableRows, names: tuple[list, dict]) -> Rel:
             count = len(index)
 
     return Rel(
-        names[0], [_Lazy(partial(column, i), index) for i in range(len(rows.schema))], count, names[1]
+        names[0],
+        [_Lazy(partial(column, i), index) for i in range(len(rows.schema))],
+        count,
+        names[1],
     )
 
 
@@ -550,6 +555,36 @@ class _Evaluation:
         self.tables = tables
         self.memo = memo  # the query's, shared by its runs (keyed by id of a parse node)
         self.windows: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, Rel]] = {}
+        self.read: dict[tuple[str, str], Any] = {}  # each table's rows, asked once a run
+        self.recording: list[dict[tuple[str, str], Any]] = []  # the CTEs being computed
+
+    def table(self, schema: str, name: str) -> Any:
+        """A table's rows, noted as read by every CTE being computed."""
+        key = (schema, name)
+        rows = self.read.get(key)
+        if rows is None:
+            rows = self.read[key] = self.tables(schema, name)
+        for reads in self.recording:
+            reads[key] = rows
+        return rows
+
+    def cte(self, node: dict, scope: dict) -> tuple[tuple[Rel, list[str]], dict]:
+        """A CTE's rows and the tables it read: the last run's rows when it read the very same
+        tables (objects that do not change per second, as a table not per day)."""
+        key = ("cte", id(node))
+        last = self.memo.get(key)
+        if last is not None:
+            result, reads = last
+            if all(self.table(*table) is rows for table, rows in reads.items()):
+                return result, reads
+        reads = {}
+        self.recording.append(reads)
+        try:
+            result = self.query(node, scope)
+        finally:
+            self.recording.pop()
+        self.memo[key] = (result, reads)
+        return result, reads
 
     def named(self, node: dict, qualifier: str | None, names: list[str]) -> tuple[list, dict]:
         """The columns `names` of `qualifier` as a relation names them, (qualifier, name in
@@ -650,7 +685,7 @@ class _Evaluation:
                 rel, names = scope[name].rows(self)
                 qualified, index = self.named(ref, alias or name, names)
                 return Rel(qualified, rel.cols, rel.rows, index)
-            table = self.tables(ref["schema_name"], name)
+            table = self.table(ref["schema_name"], name)
             if not isinstance(table, TableRows):  # read once
                 table = TableRows(table.schema, [HeldTable(table)])
             return _rel_from_rows(table, self.named(ref, alias or name, table.schema.names))
@@ -690,7 +725,9 @@ class _Evaluation:
         if ref["ref_type"] == "CROSS" or ref["condition"] is None:
             pairs_left = np.repeat(np.arange(left.rows), right.rows)
             pairs_right = np.tile(np.arange(right.rows), left.rows)
-            return _joined(left, right, pairs_left, pairs_right, self.joined_names(ref, left, right))
+            return _joined(
+                left, right, pairs_left, pairs_right, self.joined_names(ref, left, right)
+            )
         join_type = ref["join_type"]
         if join_type not in ("INNER", "LEFT"):
             raise ArraySqlError(f"{join_type} joins are not evaluated")
@@ -1036,10 +1073,14 @@ class _Cte:
     node: dict
     scope: dict
     result: tuple[Rel, list[str]] | None = None
+    reads: dict[tuple[str, str], Any] | None = None
 
     def rows(self, evaluation: _Evaluation) -> tuple[Rel, list[str]]:
         if self.result is None:  # read more than once: computed once
-            self.result = evaluation.query(self.node, self.scope)
+            self.result, self.reads = evaluation.cte(self.node, self.scope)
+        else:  # a CTE reading this one read its tables too
+            for reads in evaluation.recording:
+                reads.update(self.reads)
         return self.result
 
 

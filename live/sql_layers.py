@@ -220,6 +220,9 @@ class RecentRows:
     def __init__(self, column: str | None) -> None:
         self.column = column
         self._chunks: list[tuple[int, int, HeldTable]] = []  # the feed's thread's alone
+        # a table not keyed by time: one object while no rows come, so what a query
+        # computes from it alone is computed once (ArrayQuery keeps such CTEs' rows)
+        self._whole: TableRows | None = None
 
     def add(self, rows: pa.Table) -> None:
         if not rows.num_rows:
@@ -228,6 +231,7 @@ class RecentRows:
         if self.column is not None:
             low, high = (_ns_of(value) for value in pc.min_max(rows.column(self.column)).values())
         self._chunks.append((low, high, HeldTable(rows)))
+        self._whole = None
 
     def rows(self, schema: pa.Schema, lower: float, upper: float) -> TableRows:
         """The rows whose time is in [lower, upper) (every row of a table without time)."""
@@ -237,7 +241,9 @@ class RecentRows:
             if self.column is None or (high >= lower and low < upper)
         ]
         if self.column is None:
-            return TableRows(schema, chunks)
+            if self._whole is None or self._whole.schema is not schema:
+                self._whole = TableRows(schema, chunks)
+            return self._whole
         return TableRows(schema, chunks, self.column, lower, upper)
 
     def forget_before(self, horizon: float) -> None:

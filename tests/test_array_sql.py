@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from live.array_sql import ArrayQuery, ArraySqlError
+from live.array_sql import ArrayQuery, ArraySqlError, _Evaluation
 from live.sql_layers import RecentRows
 
 
@@ -284,6 +284,59 @@ def test_what_it_does_not_evaluate_is_named(sql: str, named: str) -> None:
     query = ArrayQuery(sql)
     with pytest.raises(ArraySqlError, match=named):
         query.run_as(lambda schema, name: tables[name], pa.schema([]))
+
+
+RUNS = """
+with wide_bands as (
+    -- reads only the bands: the same table every run
+    select band, min_ticks, max_ticks + 1 as max_ticks from bands
+),
+busy as (
+    select window_start, side, price, rel_ticks, qty from book where qty > 5
+),
+busy_bands as (
+    -- reads wide_bands and busy: busy's book changes
+    select busy.window_start, busy.side, busy.price, busy.qty, wide_bands.band
+    from busy
+    left join wide_bands
+        on abs(busy.rel_ticks) between wide_bands.min_ticks and wide_bands.max_ticks
+),
+per_band as (
+    -- busy read a second time in a run (computed once), through busy_bands
+    select band, count(*) as seconds_busy, max(qty) as top from busy_bands group by band
+)
+select
+    busy_bands.window_start, busy_bands.side, busy_bands.price, busy_bands.band,
+    per_band.seconds_busy, per_band.top
+from busy_bands
+left join per_band on busy_bands.band = per_band.band
+order by busy_bands.window_start, busy_bands.side, busy_bands.price, busy_bands.qty, busy_bands.band
+"""
+
+
+def test_a_cte_over_tables_that_did_not_change_is_computed_once_a_run_over_new_rows_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connection = duckdb.connect()
+    query = ArrayQuery(RUNS, connection)
+    queries_run = []
+    evaluate = _Evaluation.query
+    monkeypatch.setattr(
+        _Evaluation,
+        "query",
+        lambda self, node, ctes: queries_run.append(1) or evaluate(self, node, ctes),
+    )
+    for run, seed in enumerate((11, 12, 13, 13)):
+        book = book_rows(120, seed=seed)  # a new table every run
+        tables = {"book": book, "bands": BANDS}  # the bands: the same object every run
+        for name, table in tables.items():
+            connection.register(name, table)
+        expected = connection.sql(RUNS).to_arrow_table()
+        queries_run.clear()
+        got = query.run_as(lambda schema, name, tables=tables: tables[name], expected.schema)
+        assert got.equals(expected), run
+        # the select and its four CTEs, then all but wide_bands
+        assert len(queries_run) == (5 if run == 0 else 4), run
 
 
 def test_recent_rows_are_read_by_time_and_forgotten_behind_the_horizon() -> None:
