@@ -212,6 +212,27 @@ class RowTimes:
             return before > 0 and self.ends[before - 1] >= lower
 
 
+class TimeSpans:
+    """The first and last time (ns) of a batch of rows' time columns, each computed once
+    (a batch is noted by the rows held for the array models and by the times held)."""
+
+    def __init__(self, rows: pa.Table) -> None:
+        self.rows = rows
+        self._spans: dict[str, tuple[int, int] | None] = {}
+
+    def of(self, column: str) -> tuple[int, int] | None:
+        """None when every time is NULL."""
+        if column not in self._spans:
+            values = self.rows.column(column)
+            unit = values.type.unit if pa.types.is_timestamp(values.type) else "ns"
+            low, high = pc.min_max(values.cast(pa.int64())).values()
+            scale = NS_PER_UNIT[unit]
+            self._spans[column] = (
+                (low.as_py() * scale, high.as_py() * scale) if low.is_valid else None
+            )
+        return self._spans[column]
+
+
 class RecentRows:
     """A live table's newest rows in memory, for the models computed over arrays: chunks as
     they came, with their times (`column`: None for a table not keyed by time), each
@@ -224,12 +245,15 @@ class RecentRows:
         # computes from it alone is computed once (ArrayQuery keeps such CTEs' rows)
         self._whole: TableRows | None = None
 
-    def add(self, rows: pa.Table) -> None:
+    def add(self, rows: pa.Table, spans: TimeSpans | None = None) -> None:
         if not rows.num_rows:
             return
         low = high = 0
         if self.column is not None:
-            low, high = (_ns_of(value) for value in pc.min_max(rows.column(self.column)).values())
+            span = (spans or TimeSpans(rows)).of(self.column)
+            if span is None:  # NULL is in no window of time
+                return
+            low, high = span
         self._chunks.append((low, high, HeldTable(rows)))
         self._whole = None
 
@@ -249,10 +273,6 @@ class RecentRows:
     def forget_before(self, horizon: float) -> None:
         if self.column is not None:
             self._chunks = [chunk for chunk in self._chunks if chunk[1] >= horizon]
-
-
-def _ns_of(value: pa.Scalar) -> int:
-    return value.cast(pa.int64()).as_py() * NS_PER_UNIT[value.type.unit]
 
 
 class LiveWarehouse:
@@ -478,8 +498,9 @@ class LiveWarehouse:
     def _track(self, table: str, rows: pa.Table) -> None:
         """Rows of a table the array models read: held for them, their times noted."""
         if table in self._recent:
-            self._recent[table].add(rows)
-            self._held(table, rows)
+            spans = TimeSpans(rows)
+            self._recent[table].add(rows, spans)
+            self._held(table, spans)
 
     # -- the models computed over arrays ---------------------------------------------------
 
@@ -548,9 +569,10 @@ class LiveWarehouse:
         except ArraySqlError as error:
             raise LiveSqlError(f"{model.name}: {error}") from None
         self._pending.setdefault(model.name, []).append(rows)  # into DuckDB with the rest's
+        spans = TimeSpans(rows)
         if model.name in self._recent:
-            self._recent[model.name].add(rows)
-        self._held(model.name, rows)
+            self._recent[model.name].add(rows, spans)
+        self._held(model.name, spans)
         return rows
 
     def _forget_arrays(self) -> None:
@@ -594,19 +616,17 @@ class LiveWarehouse:
         finally:
             self._db.unregister("live_insert")
         if table not in self._recent and table not in self._arrays:  # else noted on arrival
-            self._held(table, rows)
+            self._held(table, TimeSpans(rows))
 
-    def _held(self, table: str, rows: pa.Table) -> None:
+    def _held(self, table: str, spans: TimeSpans) -> None:
         """Note the times of rows just inserted into `table`."""
+        if not spans.rows.num_rows:
+            return
         for (name, column), times in self._times.items():
-            if name != table or not rows.num_rows:
-                continue
-            values = rows.column(column)
-            unit = values.type.unit if pa.types.is_timestamp(values.type) else "ns"
-            low, high = pc.min_max(values.cast(pa.int64())).values()
-            if low.is_valid:
-                scale = NS_PER_UNIT[unit]
-                times.add(low.as_py() * scale, high.as_py() * scale)
+            if name == table:
+                span = spans.of(column)
+                if span is not None:
+                    times.add(*span)
 
     def before_session(self, choices: Mapping[str, pa.Table]) -> None:
         """The day's rows of the models known before it starts: the choices made for it (per
@@ -825,7 +845,7 @@ class LiveWarehouse:
             f"select * from (\n{self._compiled(model, lower, end)}\n) {new_rows} returning *",
         )
         if rows.num_rows:
-            self._held(model.name, rows)
+            self._held(model.name, TimeSpans(rows))
             self._changed(model.name)
         self.emit(model.name, rows)
         until[model.name] = self.until[model.name] = end
