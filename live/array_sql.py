@@ -245,6 +245,34 @@ def to_arrow(col: Col, rows: int, kind_of: pa.DataType) -> pa.Array:
     return array if array.type == kind_of else array.cast(kind_of)
 
 
+def _as_read(col: Col, rows: int, kind_of: pa.DataType) -> Col | None:
+    """What `from_arrow` makes of `to_arrow(col, rows, kind_of)` where Arrow holds the very
+    values (NULLs' filled as from_arrow fills them); None for other columns (a string column
+    with NULLs, a narrower float, a NULL column), which are converted when read."""
+    same_type = {
+        "int": pa.types.is_integer(kind_of),
+        "float": kind_of == pa.float64(),
+        "bool": kind_of == pa.bool_(),
+        "ts": kind_of == pa.timestamp("us"),
+        "date": kind_of == pa.date32(),
+        "str": (pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of))
+        and col.valid is None,
+    }.get(col.kind, False)
+    if not same_type:
+        return None
+    values = col.array(rows)
+    valid = None
+    if col.valid is not None:
+        mask = col.mask(rows)
+        if not mask.all():
+            valid = np.array(mask, bool)
+            values = np.where(valid, values, _FILL[col.kind])
+            valid.flags.writeable = False
+    values = np.asarray(values, _DTYPES[col.kind])
+    values.flags.writeable = False  # read by later runs, as Arrow's own buffers are
+    return Col(values, valid, col.kind)
+
+
 # result types NumPy's values convert to directly
 _DIRECT = {
     "int": (pa.int64(), pa.int32(), pa.float64()),
@@ -325,13 +353,14 @@ def _deferred(
 class HeldTable:
     """An Arrow table that runs read again unchanged (a table not per day, a chunk of a live
     table's rows read by the next seconds' runs): each column is converted once, when first
-    read. Its columns are shared by the runs: the evaluator writes only into arrays it made."""
+    read. Its columns are shared by the runs: the evaluator writes only into arrays it made.
+    `cols`: columns already converted (None: not yet), as from_arrow converts them."""
 
     __slots__ = ("_cols", "table")
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.Table, cols: list[Col | None] | None = None) -> None:
         self.table = table
-        self._cols: list[Col | None] = [None] * table.num_columns
+        self._cols: list[Col | None] = list(cols) if cols else [None] * table.num_columns
 
     def col(self, i: int) -> Col:
         col = self._cols[i]
@@ -484,6 +513,17 @@ class ArrayQuery:
         """The rows as `schema` has them (what an insert into the table stores), in the
         query's ORDER BY's order (else unspecified, as in SQL); `within` (column, lower_ns,
         upper_ns): only the rows whose timestamp column is in [lower_ns, upper_ns)."""
+        return self.run_held(tables, schema, within).table
+
+    def run_held(
+        self,
+        tables: Tables,
+        schema: pa.Schema,
+        within: tuple[str, float, float] | None = None,
+    ) -> HeldTable:
+        """`run_as`'s rows held for queries that read them next: the columns they read are
+        the evaluator's own arrays, not converted back from Arrow (where Arrow holds the
+        same values: `_as_read`)."""
         rel, names = _Evaluation(tables, self._memo).query(self.node, {})
         by_name = dict(zip(names, rel.cols, strict=True))
         by_name = {name: _forced(by_name[name]) for name in schema.names if name in by_name}
@@ -499,9 +539,12 @@ class ArrayQuery:
                 index = np.flatnonzero(kept)
                 by_name = {name: col.take(index) for name, col in by_name.items()}
                 rows = len(index)
-        return pa.table(
+        table = pa.table(
             [to_arrow(by_name[field.name], rows, field.type) for field in schema],
             schema=schema,
+        )
+        return HeldTable(
+            table, [_as_read(by_name[field.name], rows, field.type) for field in schema]
         )
 
 

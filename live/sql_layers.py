@@ -245,16 +245,18 @@ class RecentRows:
         # computes from it alone is computed once (ArrayQuery keeps such CTEs' rows)
         self._whole: TableRows | None = None
 
-    def add(self, rows: pa.Table, spans: TimeSpans | None = None) -> None:
-        if not rows.num_rows:
+    def add(self, rows: pa.Table | HeldTable, spans: TimeSpans | None = None) -> None:
+        """`rows`: a table, or held with columns already converted (an array model's)."""
+        held = rows if isinstance(rows, HeldTable) else HeldTable(rows)
+        if not held.table.num_rows:
             return
         low = high = 0
         if self.column is not None:
-            span = (spans or TimeSpans(rows)).of(self.column)
+            span = (spans or TimeSpans(held.table)).of(self.column)
             if span is None:  # NULL is in no window of time
                 return
             low, high = span
-        self._chunks.append((low, high, HeldTable(rows)))
+        self._chunks.append((low, high, held))
         self._whole = None
 
     def rows(self, schema: pa.Schema, lower: float, upper: float) -> TableRows:
@@ -561,17 +563,18 @@ class LiveWarehouse:
     def _array_tail(self, model: LiveModel, start: float, lower: float, end: float) -> pa.Table:
         """The model's new rows [start, end), computed over its parents' rows from `lower`."""
         try:
-            rows = self._array_queries[model.name].run_as(
+            held = self._array_queries[model.name].run_held(
                 lambda schema, table: self._array_input(model, schema, table, lower, end),
                 self._schemas[model.name],
                 within=(model.time_column, start, end),
             )
         except ArraySqlError as error:
             raise LiveSqlError(f"{model.name}: {error}") from None
+        rows = held.table
         self._pending.setdefault(model.name, []).append(rows)  # into DuckDB with the rest's
         spans = TimeSpans(rows)
         if model.name in self._recent:
-            self._recent[model.name].add(rows, spans)
+            self._recent[model.name].add(held, spans)
         self._held(model.name, spans)
         return rows
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from live.array_sql import ArrayQuery, ArraySqlError, _Evaluation
+from live.array_sql import ArrayQuery, ArraySqlError, _Evaluation, from_arrow
 from live.sql_layers import RecentRows
 
 
@@ -337,6 +337,30 @@ def test_a_cte_over_tables_that_did_not_change_is_computed_once_a_run_over_new_r
         assert got.equals(expected), run
         # the select and its four CTEs, then all but wide_bands
         assert len(queries_run) == (5 if run == 0 else 4), run
+
+
+@pytest.mark.parametrize("sql", [ARITHMETIC, LOGIC, DERIVATIVES, JOINS, AGGREGATES])
+@pytest.mark.parametrize("rows", [0, 7, 300])
+def test_held_rows_columns_are_what_reading_them_back_from_arrow_gives(
+    sql: str, rows: int
+) -> None:
+    tables = {"book": book_rows(rows, seed=400 + rows), "bands": BANDS}
+    connection = duckdb.connect()
+    for name, table in tables.items():
+        connection.register(name, table)
+    schema = connection.sql(sql).to_arrow_table().schema
+    held = ArrayQuery(sql, connection).run_held(lambda _, name: tables[name], schema)
+    seeded = [i for i, col in enumerate(held._cols) if col is not None]  # the others: read later
+    for i in seeded:
+        got, read = held.col(i), from_arrow(held.table.column(i))
+        name = schema.field(i).name
+        assert (got.kind, got.values.dtype) == (read.kind, read.values.dtype), name
+        assert (got.valid is None) == (read.valid is None), name
+        if got.valid is not None:
+            assert np.array_equal(got.valid, read.valid), name
+        # every value, NULLs' fill included, to the bit
+        assert got.values.tobytes() == read.values.tobytes(), name
+    assert len(seeded) > len(schema) // 2
 
 
 def test_recent_rows_are_read_by_time_and_forgotten_behind_the_horizon() -> None:
