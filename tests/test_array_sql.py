@@ -341,9 +341,7 @@ def test_a_cte_over_tables_that_did_not_change_is_computed_once_a_run_over_new_r
 
 @pytest.mark.parametrize("sql", [ARITHMETIC, LOGIC, DERIVATIVES, JOINS, AGGREGATES])
 @pytest.mark.parametrize("rows", [0, 7, 300])
-def test_held_rows_columns_are_what_reading_them_back_from_arrow_gives(
-    sql: str, rows: int
-) -> None:
+def test_held_rows_columns_are_what_reading_them_back_from_arrow_gives(sql: str, rows: int) -> None:
     tables = {"book": book_rows(rows, seed=400 + rows), "bands": BANDS}
     connection = duckdb.connect()
     for name, table in tables.items():
