@@ -245,14 +245,14 @@ class RecentRows:
         # computes from it alone is computed once (ArrayQuery keeps such CTEs' rows)
         self._whole: TableRows | None = None
 
-    def add(self, rows: pa.Table | HeldTable, spans: TimeSpans | None = None) -> None:
-        """`rows`: a table, or held with columns already converted (an array model's)."""
-        held = rows if isinstance(rows, HeldTable) else HeldTable(rows)
+    def add(self, held: HeldTable, spans: TimeSpans) -> None:
+        """`held`: new rows (an array model's with its columns already converted), `spans`
+        their times."""
         if not held.table.num_rows:
             return
         low = high = 0
         if self.column is not None:
-            span = (spans or TimeSpans(held.table)).of(self.column)
+            span = spans.of(self.column)
             if span is None:  # NULL is in no window of time
                 return
             low, high = span
@@ -501,7 +501,7 @@ class LiveWarehouse:
         """Rows of a table the array models read: held for them, their times noted."""
         if table in self._recent:
             spans = TimeSpans(rows)
-            self._recent[table].add(rows, spans)
+            self._recent[table].add(HeldTable(rows), spans)
             self._held(table, spans)
 
     # -- the models computed over arrays ---------------------------------------------------

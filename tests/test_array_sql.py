@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from live.array_sql import ArrayQuery, ArraySqlError, _Evaluation, from_arrow
-from live.sql_layers import RecentRows
+from live.array_sql import ArrayQuery, ArraySqlError, HeldTable, _Evaluation, from_arrow
+from live.sql_layers import RecentRows, TimeSpans
 
 
 def _with_nulls(values: np.ndarray, rng: np.random.Generator, share: float = 0.15) -> pa.Array:
@@ -365,7 +365,8 @@ def test_recent_rows_are_read_by_time_and_forgotten_behind_the_horizon() -> None
     table = book_rows(300, seed=9)
     recent = RecentRows("window_start")
     for part in table.to_batches(max_chunksize=40):
-        recent.add(pa.Table.from_batches([part]))
+        rows = pa.Table.from_batches([part])
+        recent.add(HeldTable(rows), TimeSpans(rows))
     start_ns = int(dt.datetime(2024, 3, 12, 14, 30, tzinfo=dt.UTC).timestamp()) * 10**9
     lower, upper = start_ns + 10 * 10**9, start_ns + 13 * 10**9
     times = table.column("window_start").cast(pa.int64()).to_numpy() * 1000
