@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -92,12 +93,10 @@ class OptionsChain:
             raise EngineError("an option the chain does not hold reached the quotes")
         return positions
 
+    @cached_property
     def raw_symbol_labels(self) -> pa.StringArray:
         """`raw_symbols` as Arrow strings (made once: a second's quotes label every option)."""
-        cache = self.__dict__
-        if "_raw_symbol_labels" not in cache:
-            cache["_raw_symbol_labels"] = pa.array(self.raw_symbols, pa.string())
-        return cache["_raw_symbol_labels"]
+        return pa.array(self.raw_symbols, pa.string())
 
     def ticks(self) -> dict[int, int]:
         """Each option's tick (price units): the engine's ladder grid. A record of an option
@@ -299,7 +298,7 @@ def quote_batch(
             repeated_date(day, n),
             pa.array(window_start[keep] // 1000, pa.timestamp("us")),
             pa.array(chain.instrument_ids[option].astype(np.uint32)),
-            categorical(option, chain.raw_symbol_labels()),
+            categorical(option, chain.raw_symbol_labels),
             pa.array(chain.strikes[option]),
             categorical(np.where(chain.is_call[option], 0, 1), ["C", "P"]),
             pa.array(chain.expiration_ns[option] // 1000, pa.timestamp("us")),
