@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import duckdb
 import numpy as np
 
 from retrieval.evaluation import (
@@ -17,6 +18,10 @@ from retrieval.evaluation import (
     log_loss,
     top_decile_lift,
 )
+
+# what model_scores holds, retrieval's last (imported without LightGBM or scikit-learn: the
+# summary names them)
+MODELS = ("null_retrieval", "logistic", "boosted_trees", "retrieval")
 
 
 def session_concordance(
@@ -180,3 +185,38 @@ def compare_models(
             low, high = _interval(values)
             results[model][f"{name}_ci_low"], results[model][f"{name}_ci_high"] = low, high
     return results
+
+
+def pooled_within_session_auc(
+    connection: duckdb.DuckDBPyConnection, levels: tuple[str, ...]
+) -> dict[str, float]:
+    """Per model, the within-session AUC over the levels' triggers that model_comparison
+    evaluated, pairs taken within one session, level and direction."""
+    rows = connection.execute(
+        """
+        with evaluated as (
+            select scores.trigger_id
+            from gold.model_scores as scores
+            inner join gold.trigger_outcomes as outcomes using (trigger_id)
+            inner join gold.trigger_signals as signals using (trigger_id)
+            where outcomes.outcome is not null and signals.base_rate_prior is not null
+                and list_contains($levels, scores.level_id)
+            group by scores.trigger_id
+            having count(scores.p_break) = count(*)
+        )
+        select scores.model, scores.dt::varchar || scores.level_id || scores.approach_dir,
+            outcomes.outcome = 'BREAK', scores.p_break
+        from gold.model_scores as scores
+        inner join evaluated using (trigger_id)
+        inner join gold.trigger_outcomes as outcomes using (trigger_id)
+        order by scores.model, scores.trigger_id
+        """,
+        {"levels": list(levels)},
+    ).fetchall()
+    pooled = {}
+    for model in MODELS:
+        mine = [row[1:] for row in rows if row[0] == model]
+        if mine:
+            groups, labels, scores = (np.array(column) for column in zip(*mine, strict=True))
+            pooled[model] = within_session_auc(groups, labels, scores.astype(np.float64))
+    return pooled

@@ -26,12 +26,12 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+from model_comparison.metrics import MODELS
 from retrieval.evaluation import log_loss
 from retrieval.neighbours import RetrievalSettings, TriggerSet, outcome_distribution, search_earlier
 from retrieval.neighbours import walk_forward as retrieval_walk_forward
 from retrieval.scaling import RobustScaling
 
-MODELS = ("null_retrieval", "logistic", "boosted_trees", "retrieval")
 LOGISTIC_PENALTIES = (0.01, 0.1, 1.0, 10.0)  # inverse regularisation strengths C
 INNER_FOLDS = 3  # the last training sessions, each predicted from the ones before it
 VALIDATION_SHARE = 0.25  # the later training sessions that stop the trees

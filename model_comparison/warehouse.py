@@ -11,9 +11,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from model_comparison.metrics import compare_models, within_session_auc
+from model_comparison.metrics import MODELS, compare_models
 from model_comparison.walk_forward import (
-    MODELS,
     ComparisonSettings,
     walk_forward_p_break,
     walk_forward_tree_gain,
@@ -255,38 +254,3 @@ def tree_feature_gain(
         ]
     )
     return pa.Table.from_pylist(rows, schema=schema)
-
-
-def pooled_within_session_auc(
-    connection: duckdb.DuckDBPyConnection, levels: tuple[str, ...]
-) -> dict[str, float]:
-    """Per model, the within-session AUC over the levels' triggers that model_comparison
-    evaluated, pairs taken within one session, level and direction."""
-    rows = connection.execute(
-        """
-        with evaluated as (
-            select scores.trigger_id
-            from gold.model_scores as scores
-            inner join gold.trigger_outcomes as outcomes using (trigger_id)
-            inner join gold.trigger_signals as signals using (trigger_id)
-            where outcomes.outcome is not null and signals.base_rate_prior is not null
-                and list_contains($levels, scores.level_id)
-            group by scores.trigger_id
-            having count(scores.p_break) = count(*)
-        )
-        select scores.model, scores.dt::varchar || scores.level_id || scores.approach_dir,
-            outcomes.outcome = 'BREAK', scores.p_break
-        from gold.model_scores as scores
-        inner join evaluated using (trigger_id)
-        inner join gold.trigger_outcomes as outcomes using (trigger_id)
-        order by scores.model, scores.trigger_id
-        """,
-        {"levels": list(levels)},
-    ).fetchall()
-    pooled = {}
-    for model in MODELS:
-        mine = [row[1:] for row in rows if row[0] == model]
-        if mine:
-            groups, labels, scores = (np.array(column) for column in zip(*mine, strict=True))
-            pooled[model] = within_session_auc(groups, labels, scores.astype(np.float64))
-    return pooled

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
+# the model names and pooled metric, not walk_forward's: LightGBM and scikit-learn take 3 s to
+# import
+from model_comparison.metrics import MODELS, pooled_within_session_auc
 from spymaster.lake import Lake, project_vars
 
 PRE_MARKET_LEVELS = ("PM_HIGH", "PM_LOW")
@@ -192,10 +195,6 @@ def _retrieval(connection: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _model_comparison(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    # imported here: LightGBM and scikit-learn took 1.4 s of every `spymaster` command's start
-    from model_comparison.walk_forward import MODELS  # noqa: PLC0415
-    from model_comparison.warehouse import pooled_within_session_auc  # noqa: PLC0415
-
     rows = connection.execute(
         """
         select level_id, approach_dir, model, n, auc, within_session_auc,

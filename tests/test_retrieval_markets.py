@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from ingest.landing import ingest
-from model_comparison.walk_forward import MODELS as COMPARED_MODELS
-from model_comparison.warehouse import pooled_within_session_auc
+from model_comparison.metrics import MODELS as COMPARED_MODELS
+from model_comparison.metrics import pooled_within_session_auc
 from retrieval.evaluation import auc
 from spymaster.lake import Lake
 from synthetic_market.scales import SCALES
