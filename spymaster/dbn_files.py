@@ -61,7 +61,9 @@ def write_file(path: Path, header: dbn.Metadata, body: np.ndarray | Sequence[obj
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    compressor = zstandard.ZstdCompressor(level=3)
+    # level 1: half level 3's time (a demo day's options file 0.40 s against 0.75 s), 20% more
+    # bytes, read back as fast
+    compressor = zstandard.ZstdCompressor(level=1)
     with temporary.open("wb") as handle, compressor.stream_writer(handle) as writer:
         writer.write(bytes(header))
         writer.write(payload)
