@@ -63,15 +63,17 @@ class FrameTable:
         """What `sql()` selects, from rows of its table held in memory (a live feed's newest
         rows): the same columns, types, rows and order."""
         times = rows.column("window_start")
-        rows = rows.filter(
+        selected = pc.and_(
+            pc.and_(pc.equal(rows["symbol"], symbol), pc.equal(rows["dt"], session)),
             pc.and_(
-                pc.and_(pc.equal(rows["symbol"], symbol), pc.equal(rows["dt"], session)),
-                pc.and_(
-                    pc.greater_equal(times, pa.scalar(start, times.type)),
-                    pc.less(times, pa.scalar(end, times.type)),
-                ),
-            )
+                pc.greater_equal(times, pa.scalar(start, times.type)),
+                pc.less(times, pa.scalar(end, times.type)),
+            ),
         )
+        # a live second's rows are usually all selected, and in order: checking costs a
+        # fraction of filtering or reordering a table (0.1-0.3 ms each, whatever its size)
+        if not pc.all(selected, skip_nulls=False).as_py():
+            rows = rows.filter(selected)
         table = pa.table(
             {
                 "window_start": rows["window_start"].cast(pa.timestamp("ms")),
@@ -86,7 +88,12 @@ class FrameTable:
         if self.distinct:
             names = table.column_names
             table = table.group_by(names, use_threads=False).aggregate([]).select(names)
-        return table.sort_by([(column, "ascending") for column in ("window_start", *self.order)])
+        order = pc.sort_indices(
+            table, [(column, "ascending") for column in ("window_start", *self.order)]
+        ).to_numpy()
+        if (order[1:] > order[:-1]).all():
+            return table
+        return table.take(order)
 
 
 FRAME_TABLES = (

@@ -209,8 +209,9 @@ def test_a_frame_table_selected_from_rows_in_memory_is_its_query(
     market_lake: Lake, session: dict[str, object]
 ) -> None:
     """What the live HUD sends from the rows it holds is what replay's query reads: the same
-    rows, columns, types and order (the rows given span more than the window, and two
-    days)."""
+    rows, columns, types and order, whether the rows given span more than the window and two
+    days, shuffled, or are the window's own in its order (a live second's: nothing to filter
+    or reorder)."""
     start = session["start"] + dt.timedelta(minutes=50)
     end = start + dt.timedelta(seconds=30)
     params = {"symbol": session["symbol"], "session": session["day"], "start": start, "end": end}
@@ -218,16 +219,23 @@ def test_a_frame_table_selected_from_rows_in_memory_is_its_query(
     try:
         for frame in FRAME_TABLES:
             query = connection.sql(frame.sql(), params=params).to_arrow_table()
-            held = connection.sql(
+            assert query.num_rows, frame.name
+            wider = connection.sql(
                 f"select * from {frame.table} where window_start >= $start - interval 5 second "
                 "and window_start < $end + interval 5 second or dt < $session "
                 "order by random()",
                 params={"start": start, "end": end, "session": session["day"]},
             ).to_arrow_table()
-            assert query.num_rows, frame.name
-            selected = frame.select(held, session["symbol"], session["day"], start, end)
-            assert selected.schema == query.schema, frame.name
-            assert selected.equals(query), frame.name
+            own = connection.sql(
+                f"select * from {frame.table} where symbol = $symbol and dt = $session "
+                "and window_start >= $start and window_start < $end "
+                f"order by {', '.join(('window_start', *frame.order))}",
+                params=params,
+            ).to_arrow_table()
+            for held in (wider, own):
+                selected = frame.select(held, session["symbol"], session["day"], start, end)
+                assert selected.schema == query.schema, frame.name
+                assert selected.equals(query), frame.name
     finally:
         connection.close()
 
