@@ -419,7 +419,7 @@ class Rel:
     rows: int
     _index: dict[str, list[int]] | None = None
 
-    def find(self, parts: list[str]) -> Col | None:
+    def position(self, parts: list[str]) -> int | None:
         index = self._index
         if index is None:
             index = self._index = _name_index(self.names)
@@ -428,12 +428,17 @@ class Rel:
             found = [i for i in found if self.names[i][0] == parts[-2]]
         if len(found) > 1:
             raise ArraySqlError(f"column {'.'.join(parts)} is ambiguous")
-        if not found:
-            return None
-        col = self.cols[found[0]]
+        return found[0] if found else None
+
+    def col_at(self, position: int) -> Col:
+        col = self.cols[position]
         if isinstance(col, _Lazy):
-            col = self.cols[found[0]] = col.force()
+            col = self.cols[position] = col.force()
         return col
+
+    def find(self, parts: list[str]) -> Col | None:
+        position = self.position(parts)
+        return None if position is None else self.col_at(position)
 
     def take(self, index: np.ndarray) -> Rel:
         # the same names: their index too
@@ -503,6 +508,7 @@ class ArrayQuery:
             raise ArraySqlError("one SELECT statement expected")
         self.node = _normalise(statements[0]["node"])
         self._memo: dict[int, Any] = {}  # per parse-tree node: what does not change per run
+        self._compiled: dict[int, Compiled] = {}  # per expression node: its function
 
     def run_as(
         self,
@@ -524,7 +530,7 @@ class ArrayQuery:
         """`run_as`'s rows held for queries that read them next: the columns they read are
         the evaluator's own arrays, not converted back from Arrow (where Arrow holds the
         same values: `_as_read`)."""
-        rel, names = _Evaluation(tables, self._memo).query(self.node, {})
+        rel, names = _Evaluation(tables, self._memo, self._compiled).query(self.node, {})
         by_name = dict(zip(names, rel.cols, strict=True))
         by_name = {name: _forced(by_name[name]) for name in schema.names if name in by_name}
         missing = [field.name for field in schema if field.name not in by_name]
@@ -594,9 +600,10 @@ class _GroupedList:
 
 
 class _Evaluation:
-    def __init__(self, tables: Tables, memo: dict[int, Any]) -> None:
+    def __init__(self, tables: Tables, memo: dict[int, Any], compiled: dict[int, Compiled]) -> None:
         self.tables = tables
         self.memo = memo  # the query's, shared by its runs (keyed by id of a parse node)
+        self.compiled = compiled  # the query's expressions' functions (see _compile)
         self.windows: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, Rel]] = {}
         self.read: dict[tuple[str, str], Any] = {}  # each table's rows, asked once a run
         self.recording: list[dict[tuple[str, str], Any]] = []  # the CTEs being computed
@@ -825,139 +832,10 @@ class _Evaluation:
     # -- expressions --
 
     def expr(self, node: dict, rel: Rel, groups: _Groups | None = None) -> Col:
-        kind = node["class"]
-        if groups is not None:
-            if kind == "FUNCTION" and node["function_name"] in _AGGREGATES:
-                return self.aggregate(node, rel, groups)
-            if kind == "COLUMN_REF":
-                return self.expr(node, rel).take(groups.first)
-            if kind == "WINDOW":
-                raise ArraySqlError("windows over groups are not evaluated")
-        if kind == "COLUMN_REF":
-            col = rel.find(node["column_names"])
-            if col is None:
-                raise ArraySqlError(f"no column {'.'.join(node['column_names'])}")
-            return col
-        if kind == "CONSTANT":
-            constant = self.memo.get(id(node))
-            if constant is None:
-                constant = self.memo[id(node)] = _constant(node["literal"])
-            return constant
-        if kind == "FUNCTION":
-            if node.get("filter") or node["order_bys"]["orders"]:
-                raise ArraySqlError(f"{node['function_name']} with FILTER or ORDER BY")
-            return self.function(node, rel, groups)
-        if kind == "COMPARISON":
-            return _compare(
-                node["type"],
-                self.expr(node["left"], rel, groups),
-                self.expr(node["right"], rel, groups),
-            )
-        if kind == "BETWEEN":
-            value = self.expr(node["input"], rel, groups)
-            low = _compare(
-                "COMPARE_GREATERTHANOREQUALTO", value, self.expr(node["lower"], rel, groups)
-            )
-            high = _compare(
-                "COMPARE_LESSTHANOREQUALTO", value, self.expr(node["upper"], rel, groups)
-            )
-            return _and([low, high])
-        if kind == "CONJUNCTION":
-            parts = [self.expr(child, rel, groups) for child in node["children"]]
-            return _and(parts) if node["type"] == "CONJUNCTION_AND" else _or(parts)
-        if kind == "CASE":
-            return self.case(node, rel, groups)
-        if kind == "CAST":
-            if node["try_cast"]:
-                raise ArraySqlError("TRY_CAST is not evaluated")
-            return _cast(self.expr(node["child"], rel, groups), node["type_expr"]["type_name"])
-        if kind == "OPERATOR":
-            return self.operator(node, rel, groups)
-        if kind == "WINDOW":
-            return self.window(node, rel)
-        raise ArraySqlError(f"expression {kind} ({node['type']}) is not evaluated")
-
-    def operator(self, node: dict, rel: Rel, groups: _Groups | None) -> Col:
-        kind = node["type"]
-        children = [self.expr(child, rel, groups) for child in node["children"]]
-        if kind in ("OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL"):
-            (col,) = children
-            is_null = np.zeros((), bool) if col.valid is None else ~col.valid
-            if col.kind == "null":
-                is_null = ~col.mask(_rows(rel, groups))
-            return Col(is_null if kind == "OPERATOR_IS_NULL" else ~is_null, None, "bool")
-        if kind == "OPERATOR_NOT":
-            (col,) = children
-            _expect(col, "bool", "NOT")
-            return Col(~col.values, col.valid, "bool")
-        if kind == "OPERATOR_COALESCE":
-            return _coalesce(children, _rows(rel, groups))
-        if kind == "ARRAY_EXTRACT":
-            items, index = children
-            if items.kind != "tuple" or not index.constant or index.kind != "int":
-                raise ArraySqlError("[] takes a list of columns and an integer constant")
-            position = int(index.values)
-            if not 1 <= position <= len(items.values):
-                return _null(_rows(rel, groups))
-            return items.values[position - 1]
-        raise ArraySqlError(f"operator {kind} is not evaluated")
-
-    def case(self, node: dict, rel: Rel, groups: _Groups | None) -> Col:
-        rows = _rows(rel, groups)
-        checks = [
-            (self.expr(c["when_expr"], rel, groups), self.expr(c["then_expr"], rel, groups))
-            for c in node["case_checks"]
-        ]
-        result = self.expr(node["else_expr"], rel, groups)
-        kind = _common_kind([then for _, then in checks] + [result])
-        values = _as_kind(result, kind).array(rows).copy()
-        valid = result.mask(rows).copy()
-        for when, then in reversed(checks):
-            hit = _true(when, rows)
-            chosen = _as_kind(then, kind)
-            values[hit] = chosen.array(rows)[hit]
-            valid[hit] = chosen.mask(rows)[hit]
-        return Col(values, None if valid.all() else valid, kind)
-
-    def function(self, node: dict, rel: Rel, groups: _Groups | None) -> Col:
-        name = node["function_name"]
-        args = [a["expression"] for a in node["arguments"]]
-        if name in ("list_avg", "list_transform"):
-            return self.list_function(node, rel, groups)
-        values = [self.expr(arg, rel, groups) for arg in args]
-        rows = _rows(rel, groups)
-        if name in ("+", "-", "*", "/"):
-            return _arithmetic(name, values)
-        if name == "ln":
-            (col,) = values
-            col = _as_kind(col, "float")
-            array = col.array(rows)
-            checked = array[col.mask(rows)]
-            if (checked <= 0).any():
-                raise ArraySqlError("ln of zero or a negative number")
-            return Col(_ln(np.ascontiguousarray(array, np.float64)), col.valid, "float")
-        if name == "abs":
-            (col,) = values
-            _expect(col, ("int", "float"), "abs")
-            return Col(np.abs(col.values), col.valid, col.kind)
-        if name in ("greatest", "least"):
-            return _extreme(values, rows, name == "greatest")
-        if name == "round":
-            if len(values) != 1:
-                raise ArraySqlError("round with a precision is not evaluated")
-            (col,) = values
-            if col.kind == "int":
-                return col
-            _expect(col, "float", "round")
-            return Col(_round_half_away(col.values), col.valid, "float")
-        if name == "to_seconds":
-            (col,) = values
-            if not col.constant or col.kind not in ("int", "float"):
-                raise ArraySqlError("an interval must be a constant")
-            return Col(np.int64(round(float(col.values) * 1_000_000)), None, "interval")
-        if name == "list_value":
-            return Col(tuple(values), None, "tuple")
-        raise ArraySqlError(f"function {name} is not evaluated")
+        compiled = self.compiled.get(id(node))
+        if compiled is None:
+            compiled = _compile(node, self.compiled)
+        return compiled(self, rel, groups)
 
     def list_function(self, node: dict, rel: Rel, groups: _Groups | None) -> Any:
         """list_avg(list_transform(list(x order by k), lambda row: row[i])), over groups."""
@@ -1125,6 +1003,255 @@ class _Cte:
             for reads in evaluation.recording:
                 reads.update(self.reads)
         return self.result
+
+
+# -- expressions, compiled --
+# Each expression node is turned once into a function of (evaluation, rows, groups) that calls
+# its children's functions: a run evaluates no parse tree (no dispatch on the node's class, no
+# lookups in its dict), and a column reference finds its column by position while the rows
+# are named by the same list as when it last looked.
+
+Compiled = Callable[["_Evaluation", Rel, "_Groups | None"], Col]
+
+
+def _compile(node: dict, compiled: dict[int, Compiled]) -> Compiled:
+    """`node`'s function, made once per node (`compiled`: by id of the node, shared by the
+    query's runs)."""
+    function = compiled.get(id(node))
+    if function is None:
+        function = compiled[id(node)] = _compile_node(node, compiled)
+    return function
+
+
+def _compile_node(node: dict, compiled: dict[int, Compiled]) -> Compiled:
+    kind = node["class"]
+    if kind == "COLUMN_REF":
+        return _column_ref(node["column_names"])
+    if kind == "CONSTANT":
+        constant = _constant(node["literal"])
+        return lambda evaluation, rel, groups: constant
+    if kind == "FUNCTION":
+        return _compile_function(node, compiled)
+    if kind == "COMPARISON":
+        comparison = node["type"]
+        if comparison not in _COMPARE:
+            raise ArraySqlError(f"comparison {comparison} is not evaluated")
+        left = _compile(node["left"], compiled)
+        right = _compile(node["right"], compiled)
+        return lambda evaluation, rel, groups: _compare(
+            comparison, left(evaluation, rel, groups), right(evaluation, rel, groups)
+        )
+    if kind == "BETWEEN":
+        value, lower, upper = (_compile(node[key], compiled) for key in ("input", "lower", "upper"))
+
+        def between(evaluation: _Evaluation, rel: Rel, groups: _Groups | None) -> Col:
+            tested = value(evaluation, rel, groups)
+            return _and(
+                [
+                    _compare(
+                        "COMPARE_GREATERTHANOREQUALTO", tested, lower(evaluation, rel, groups)
+                    ),
+                    _compare("COMPARE_LESSTHANOREQUALTO", tested, upper(evaluation, rel, groups)),
+                ]
+            )
+
+        return between
+    if kind == "CONJUNCTION":
+        parts = [_compile(child, compiled) for child in node["children"]]
+        combine = _and if node["type"] == "CONJUNCTION_AND" else _or
+        return lambda evaluation, rel, groups: combine(
+            [part(evaluation, rel, groups) for part in parts]
+        )
+    if kind == "CASE":
+        return _compile_case(node, compiled)
+    if kind == "CAST":
+        if node["try_cast"]:
+            raise ArraySqlError("TRY_CAST is not evaluated")
+        child = _compile(node["child"], compiled)
+        type_name = node["type_expr"]["type_name"]
+        return lambda evaluation, rel, groups: _cast(child(evaluation, rel, groups), type_name)
+    if kind == "OPERATOR":
+        return _compile_operator(node, compiled)
+    if kind == "WINDOW":
+
+        def window(evaluation: _Evaluation, rel: Rel, groups: _Groups | None) -> Col:
+            if groups is not None:
+                raise ArraySqlError("windows over groups are not evaluated")
+            return evaluation.window(node, rel)
+
+        return window
+    raise ArraySqlError(f"expression {kind} ({node['type']}) is not evaluated")
+
+
+def _column_ref(parts: list[str]) -> Compiled:
+    """A column by position, found again only when the rows' names are another list (the
+    names of a relation are made once per parse node while they stay the same)."""
+    last: list[tuple[list, int] | None] = [None]  # (names list last seen, the position)
+
+    def column(evaluation: _Evaluation, rel: Rel, groups: _Groups | None) -> Col:
+        if groups is not None:  # a grouped query reads a key column's value per group
+            return column(evaluation, rel, None).take(groups.first)
+        seen = last[0]
+        if seen is not None and seen[0] is rel.names and type(rel) is Rel:
+            return rel.col_at(seen[1])
+        if type(rel) is not Rel:  # _Either: the select list's columns, else the rows'
+            col = rel.find(parts)
+        else:
+            position = rel.position(parts)
+            col = None if position is None else rel.col_at(position)
+            if position is not None:
+                last[0] = (rel.names, position)
+        if col is None:
+            raise ArraySqlError(f"no column {'.'.join(parts)}")
+        return col
+
+    return column
+
+
+def _compile_function(node: dict, compiled: dict[int, Compiled]) -> Compiled:
+    name = node["function_name"]
+    if name in _AGGREGATES:
+
+        def aggregate(evaluation: _Evaluation, rel: Rel, groups: _Groups | None) -> Col:
+            if groups is None:
+                raise ArraySqlError(f"function {name} is not evaluated")
+            return evaluation.aggregate(node, rel, groups)
+
+        return aggregate
+    if node.get("filter") or node["order_bys"]["orders"]:
+        raise ArraySqlError(f"{name} with FILTER or ORDER BY")
+    if name in ("list_avg", "list_transform"):
+        return lambda evaluation, rel, groups: evaluation.list_function(node, rel, groups)
+    args = [_compile(a["expression"], compiled) for a in node["arguments"]]
+    if name in ("+", "-", "*", "/"):
+        if len(args) == 2:
+            a, b = args
+            return lambda evaluation, rel, groups: _arithmetic(
+                name, [a(evaluation, rel, groups), b(evaluation, rel, groups)]
+            )
+        return lambda evaluation, rel, groups: _arithmetic(
+            name, [arg(evaluation, rel, groups) for arg in args]
+        )
+    scalar = _SCALAR_FUNCTIONS.get(name)
+    if scalar is None:
+        raise ArraySqlError(f"function {name} is not evaluated")
+    return lambda evaluation, rel, groups: scalar(
+        [arg(evaluation, rel, groups) for arg in args], _rows(rel, groups)
+    )
+
+
+def _compile_case(node: dict, compiled: dict[int, Compiled]) -> Compiled:
+    checks = [
+        (_compile(c["when_expr"], compiled), _compile(c["then_expr"], compiled))
+        for c in node["case_checks"]
+    ]
+    otherwise = _compile(node["else_expr"], compiled)
+
+    def case(evaluation: _Evaluation, rel: Rel, groups: _Groups | None) -> Col:
+        rows = _rows(rel, groups)
+        chosen = [
+            (when(evaluation, rel, groups), then(evaluation, rel, groups)) for when, then in checks
+        ]
+        result = otherwise(evaluation, rel, groups)
+        kind = _common_kind([then for _, then in chosen] + [result])
+        values = _as_kind(result, kind).array(rows).copy()
+        valid = result.mask(rows).copy()
+        for when, then in reversed(chosen):
+            hit = _true(when, rows)
+            taken = _as_kind(then, kind)
+            values[hit] = taken.array(rows)[hit]
+            valid[hit] = taken.mask(rows)[hit]
+        return Col(values, None if valid.all() else valid, kind)
+
+    return case
+
+
+def _compile_operator(node: dict, compiled: dict[int, Compiled]) -> Compiled:
+    kind = node["type"]
+    children = [_compile(child, compiled) for child in node["children"]]
+    if kind in ("OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL"):
+        (child,) = children
+        null_wanted = kind == "OPERATOR_IS_NULL"
+
+        def is_null(evaluation: _Evaluation, rel: Rel, groups: _Groups | None) -> Col:
+            col = child(evaluation, rel, groups)
+            null = np.zeros((), bool) if col.valid is None else ~col.valid
+            if col.kind == "null":
+                null = ~col.mask(_rows(rel, groups))
+            return Col(null if null_wanted else ~null, None, "bool")
+
+        return is_null
+    if kind == "OPERATOR_NOT":
+        (child,) = children
+
+        def negation(evaluation: _Evaluation, rel: Rel, groups: _Groups | None) -> Col:
+            col = child(evaluation, rel, groups)
+            _expect(col, "bool", "NOT")
+            return Col(~col.values, col.valid, "bool")
+
+        return negation
+    if kind == "OPERATOR_COALESCE":
+        return lambda evaluation, rel, groups: _coalesce(
+            [child(evaluation, rel, groups) for child in children], _rows(rel, groups)
+        )
+    if kind == "ARRAY_EXTRACT":
+        items_of, index_of = children
+
+        def extract(evaluation: _Evaluation, rel: Rel, groups: _Groups | None) -> Col:
+            items, index = items_of(evaluation, rel, groups), index_of(evaluation, rel, groups)
+            if items.kind != "tuple" or not index.constant or index.kind != "int":
+                raise ArraySqlError("[] takes a list of columns and an integer constant")
+            position = int(index.values)
+            if not 1 <= position <= len(items.values):
+                return _null(_rows(rel, groups))
+            return items.values[position - 1]
+
+        return extract
+    raise ArraySqlError(f"operator {kind} is not evaluated")
+
+
+def _function_ln(values: list[Col], rows: int) -> Col:
+    (col,) = values
+    col = _as_kind(col, "float")
+    array = col.array(rows)
+    checked = array[col.mask(rows)]
+    if (checked <= 0).any():
+        raise ArraySqlError("ln of zero or a negative number")
+    return Col(_ln(np.ascontiguousarray(array, np.float64)), col.valid, "float")
+
+
+def _function_abs(values: list[Col], rows: int) -> Col:
+    (col,) = values
+    _expect(col, ("int", "float"), "abs")
+    return Col(np.abs(col.values), col.valid, col.kind)
+
+
+def _function_round(values: list[Col], rows: int) -> Col:
+    if len(values) != 1:
+        raise ArraySqlError("round with a precision is not evaluated")
+    (col,) = values
+    if col.kind == "int":
+        return col
+    _expect(col, "float", "round")
+    return Col(_round_half_away(col.values), col.valid, "float")
+
+
+def _function_to_seconds(values: list[Col], rows: int) -> Col:
+    (col,) = values
+    if not col.constant or col.kind not in ("int", "float"):
+        raise ArraySqlError("an interval must be a constant")
+    return Col(np.int64(round(float(col.values) * 1_000_000)), None, "interval")
+
+
+_SCALAR_FUNCTIONS: dict[str, Callable[[list[Col], int], Col]] = {
+    "ln": _function_ln,
+    "abs": _function_abs,
+    "greatest": lambda values, rows: _extreme(values, rows, True),
+    "least": lambda values, rows: _extreme(values, rows, False),
+    "round": _function_round,
+    "to_seconds": _function_to_seconds,
+    "list_value": lambda values, rows: Col(tuple(values), None, "tuple"),
+}
 
 
 # -- helpers --------------------------------------------------------------------------
