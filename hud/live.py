@@ -51,6 +51,8 @@ class LiveFrame:
 
 # the frames of the seconds [start, end) from the frame tables (see hud.live_stream)
 FrameEncoder = Callable[[dt.datetime, dt.datetime], list[LiveFrame]]
+# the live session's payload now, and the spot range it gives (see hud.live_stream)
+SessionPayloadBuilder = Callable[[], tuple[bytes, tuple[float, float]]]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class LiveDay:
         self.encoder: FrameEncoder | None = None
         self._frames: dict[int, LiveFrame] = {}  # by second (ns): the seconds published since
         self._publishing = threading.Lock()  # the SQL layers' two threads publish
+        # the session payload last built, shared by every client: (version, bytes, the spot
+        # range it gives); built under the lock, so clients asking at once build it once
+        self._session_payload: tuple[int, bytes, tuple[float, float]] | None = None
+        self._building_session_payload = threading.Lock()
 
     def add_frame_rows(self, table: str, rows: pa.Table) -> None:
         """New rows of a frame source, as the feed's SQL layers made them (before it
@@ -153,6 +159,25 @@ class LiveDay:
 
     def state(self) -> LiveState:
         return self._state
+
+    def session_payload(
+        self, version: int, spot: tuple[float, float] | None, build: SessionPayloadBuilder
+    ) -> tuple[bytes, tuple[float, float]]:
+        """The session payload as of `version` (of the session tables) or later, with a spot
+        range holding `spot` (low, high: the prices a client's frames have just shown; None:
+        any), and the range it gives. Built by `build` only when the one held is older or its
+        range too narrow: every client following the live day shares one build per change
+        (each built its own before: every 5 s of market time, 75-140 ms of queries a client)."""
+        with self._building_session_payload:
+            held = self._session_payload
+            if (
+                held is None
+                or held[0] < version
+                or (spot is not None and not held[2][0] <= spot[0] <= spot[1] <= held[2][1])
+            ):
+                payload, spot_range = build()
+                held = self._session_payload = (version, payload, spot_range)
+            return held[1], held[2]
 
     def publish(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -80,7 +81,7 @@ async def stream_live(
             await send_json({"type": "feed-gap", "after": after_ns / 1e9, "reason": reason})
         gaps_sent = len(state.gaps)
         frontier = min(state.frames_until or session.start, session.end)
-        stale = False
+        shown = None  # the spot range of the frames just sent
         if frontier > sent:
             start, end = sent, frontier
 
@@ -93,11 +94,16 @@ async def stream_live(
             sent = frontier
             spot = pa.chunked_array([frame.spots for frame in frames], pa.float64())
             if len(spot) and spot.null_count < len(spot):
-                low, high = pc.min(spot).as_py(), pc.max(spot).as_py()
-                stale = low < spot_range[0] or high > spot_range[1]
+                shown = (pc.min(spot).as_py(), pc.max(spot).as_py())
+        stale = shown is not None and (shown[0] < spot_range[0] or shown[1] > spot_range[1])
         if stale or state.session_version != session_version:
             session_version = state.session_version
-            payload, spot_range = await asyncio.to_thread(session_payload, warehouse, session)
+            payload, spot_range = await asyncio.to_thread(
+                live.session_payload,
+                session_version,
+                shown if stale else None,
+                partial(session_payload, warehouse, session),
+            )
             await send(payload)
         if state.ended and sent >= frontier:
             if state.failure is not None:

@@ -1,10 +1,12 @@
 """What the HUD holds of a live day's newest frame rows: every row of the seconds it says it
 holds, and nothing older than RECENT_SECONDS once the frontier has moved past them and the
-live day's database holds them."""
+live day's database holds them; and the session payload its clients share."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import pyarrow as pa
@@ -83,3 +85,30 @@ def test_rows_the_database_does_not_hold_yet_stay_held() -> None:
     held_from, held = live.recent_rows(OPEN, frontier)
     assert held_from == horizon
     assert min(seconds_of(held["gex_surface_1s"])) == horizon
+
+
+def test_clients_share_one_session_payload_per_change_of_the_session_tables() -> None:
+    live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA})
+    builds: list[tuple[float, float]] = []
+    spot_range = [(5000.0, 5010.0)]
+
+    def build() -> tuple[bytes, tuple[float, float]]:
+        time.sleep(0.05)  # a build takes a while: clients asking meanwhile wait for it
+        builds.append(spot_range[0])
+        return f"payload {len(builds)}".encode(), spot_range[0]
+
+    # eight clients woken by the same change ask at once: one build, the same payload
+    with ThreadPoolExecutor(8) as clients:
+        got = list(clients.map(lambda _: live.session_payload(3, None, build), range(8)))
+    assert len(builds) == 1
+    assert got == [(b"payload 1", (5000.0, 5010.0))] * 8
+    # a client still at that version, or one whose frames are within the range: the same
+    assert live.session_payload(3, (5001.0, 5009.5), build) == got[0]
+    assert live.session_payload(2, None, build) == got[0]
+    # frames outside the range it gives: built again, and that one is shared from then on
+    spot_range[0] = (4995.0, 5010.0)
+    assert live.session_payload(3, (4998.0, 5004.0), build) == (b"payload 2", (4995.0, 5010.0))
+    assert live.session_payload(3, (4999.0, 5001.0), build)[0] == b"payload 2"
+    # the session tables changed: built again
+    assert live.session_payload(4, None, build)[0] == b"payload 3"
+    assert len(builds) == 3
