@@ -4,6 +4,7 @@ the warehouse's rows for that day, row for row; bad input is named."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest.landing import ingest
+from live import command as live_command
 from live.command import LiveRun, live_settings, open_live_warehouse, run_feed
 from live.databento_feed import LIVE_SOURCE, GatewayFeed
 from live.feed import ClockTick, DbnReplay, Pace
@@ -416,6 +418,31 @@ def test_a_source_that_completes_a_second_after_the_others_steps_at_once(
             connection.close()
     finally:
         live.close()
+
+
+def test_a_live_run_keeps_its_startup_objects_out_of_the_cyclic_collector(
+    market_lake: Lake, included_day: tuple[str, dt.date], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While records flow, what was made before them is frozen (a full collection went over
+    it all, stopping every thread for 120-250 ms); when the run ends it is collected again."""
+    symbol, day = included_day
+    frozen: list[int] = []
+    consume = live_command._FeedRun.consume
+
+    def counting(run: live_command._FeedRun, *args: object) -> LiveRun:
+        frozen.append(gc.get_freeze_count())
+        return consume(run, *args)
+
+    monkeypatch.setattr(live_command._FeedRun, "consume", counting)
+    opening = warehouse(
+        market_lake, f"select session_window_start from silver.session_calendar where dt = '{day}'"
+    )[0][0]
+    stop = int(opening.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+    feed = DbnReplay(market_lake.raw_day_files(day, ("ES.FUT",)), None, day, 0, stop)
+    run_feed(market_lake, feed, feed.symbology, day, symbol, None)
+    assert len(frozen) == 1
+    assert frozen[0] > 10_000
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_view_no_live_model_reads_is_emitted_not_stored(
