@@ -85,7 +85,8 @@ class Col:
         self.values = values
         self.valid = valid
         self.kind = kind
-        self.constant = kind != "tuple" and np.ndim(values) == 0
+        # np.ndim costs a function call per column made: a scalar is not an ndarray
+        self.constant = kind != "tuple" and not (isinstance(values, np.ndarray) and values.ndim)
 
     def array(self, rows: int) -> np.ndarray:
         if self.constant:
@@ -98,7 +99,7 @@ class Col:
             return _all_valid(rows)
         if self.valid.ndim:
             return self.valid
-        return np.broadcast_to(self.valid, (rows,))
+        return _all_valid(rows) if self.valid else _none_valid(rows)
 
     def take(self, index: np.ndarray) -> Col:
         if self.kind == "tuple":
@@ -110,16 +111,25 @@ class Col:
 
 
 _ALL_VALID: dict[int, np.ndarray] = {}
+_NONE_VALID: dict[int, np.ndarray] = {}
 
 
 def _all_valid(rows: int) -> np.ndarray:
-    mask = _ALL_VALID.get(rows)
+    return _constant_mask(_ALL_VALID, rows, True)
+
+
+def _none_valid(rows: int) -> np.ndarray:
+    return _constant_mask(_NONE_VALID, rows, False)
+
+
+def _constant_mask(masks: dict[int, np.ndarray], rows: int, value: bool) -> np.ndarray:
+    mask = masks.get(rows)
     if mask is None:
-        mask = np.ones(rows, bool)
+        mask = np.full(rows, value)
         mask.flags.writeable = False
-        if len(_ALL_VALID) > 4096:  # sizes come and go: keep the dict small
-            _ALL_VALID.clear()
-        _ALL_VALID[rows] = mask
+        if len(masks) > 4096:  # sizes come and go: keep the dict small
+            masks.clear()
+        masks[rows] = mask
     return mask
 
 
@@ -245,19 +255,26 @@ def to_arrow(col: Col, rows: int, kind_of: pa.DataType) -> pa.Array:
     return array if array.type == kind_of else array.cast(kind_of)
 
 
+# the Arrow type a kind of column converts to and reads back from unchanged (int: any integer
+# type, str: a string type)
+_READ_AS = {
+    "float": pa.float64(), "bool": pa.bool_(), "ts": pa.timestamp("us"), "date": pa.date32()
+}  # fmt: skip
+
+
 def _as_read(col: Col, rows: int, kind_of: pa.DataType) -> Col | None:
     """What `from_arrow` makes of `to_arrow(col, rows, kind_of)` where Arrow holds the very
     values (NULLs' filled as from_arrow fills them); None for other columns (a string column
     with NULLs, a narrower float, a NULL column), which are converted when read."""
-    same_type = {
-        "int": pa.types.is_integer(kind_of),
-        "float": kind_of == pa.float64(),
-        "bool": kind_of == pa.bool_(),
-        "ts": kind_of == pa.timestamp("us"),
-        "date": kind_of == pa.date32(),
-        "str": (pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of))
-        and col.valid is None,
-    }.get(col.kind, False)
+    kind = col.kind
+    if kind == "int":
+        same_type = pa.types.is_integer(kind_of)
+    elif kind == "str":
+        same_type = col.valid is None and (
+            pa.types.is_string(kind_of) or pa.types.is_large_string(kind_of)
+        )
+    else:
+        same_type = kind in _READ_AS and kind_of == _READ_AS[kind]
     if not same_type:
         return None
     values = col.array(rows)
@@ -1154,6 +1171,15 @@ def _compile_case(node: dict, compiled: dict[int, Compiled]) -> Compiled:
         ]
         result = otherwise(evaluation, rel, groups)
         kind = _common_kind([then for _, then in chosen] + [result])
+        if len(chosen) == 1 and kind != "tuple":  # the usual CASE: one pick per row
+            when, then = chosen[0]
+            hit = _true(when, rows)
+            taken, other = _as_kind(then, kind), _as_kind(result, kind)
+            values = np.asarray(np.where(hit, taken.values, other.values), _DTYPES[kind])
+            if taken.valid is None and other.valid is None:
+                return Col(values, None, kind)
+            valid = np.where(hit, taken.mask(rows), other.mask(rows))
+            return Col(values, None if valid.all() else valid, kind)
         values = _as_kind(result, kind).array(rows).copy()
         valid = result.mask(rows).copy()
         for when, then in reversed(chosen):
@@ -1350,8 +1376,10 @@ def _arithmetic(name: str, cols: list[Col]) -> Col:
         _expect(col, ("int", "float"), "negation")
         return Col(-col.values, col.valid, col.kind)
     a, b = cols
-    valid = _both_valid(a, b)
+    valid = a.valid if b.valid is None else b.valid if a.valid is None else a.valid & b.valid
     kinds = (a.kind, b.kind)
+    if kinds in _NUMERIC_PAIRS:  # the usual case first: numbers
+        return _numeric(name, a.values, b.values, kinds, valid)
     if "null" in kinds:
         return Col(np.int64(0), np.bool_(False), "null")
     if kinds in (("ts", "interval"), ("interval", "ts")) and name in ("+", "-"):
@@ -1359,19 +1387,24 @@ def _arithmetic(name: str, cols: list[Col]) -> Col:
             raise ArraySqlError("interval - timestamp")
         values = a.values + b.values if name == "+" else a.values - b.values
         return Col(values, valid, "ts")
-    if not set(kinds) <= {"int", "float"}:
-        raise ArraySqlError(f"{a.kind} {name} {b.kind} is not evaluated")
-    if name == "/" or "float" in kinds:
-        x = np.asarray(a.values, np.float64)
-        y = np.asarray(b.values, np.float64)
+    raise ArraySqlError(f"{a.kind} {name} {b.kind} is not evaluated")
+
+
+_NUMERIC_PAIRS = frozenset({("int", "int"), ("int", "float"), ("float", "int"), ("float", "float")})
+_ADD_SUBTRACT_MULTIPLY = {"+": np.add, "-": np.subtract, "*": np.multiply}
+
+
+def _numeric(name: str, x: Any, y: Any, kinds: tuple[str, str], valid: np.ndarray | None) -> Col:
+    if name == "/" or kinds != ("int", "int"):
+        x = np.asarray(x, np.float64)
+        y = np.asarray(y, np.float64)
         if name == "/":  # IEEE, as DuckDB: x / 0 is an infinity, 0 / 0 NaN
             with np.errstate(divide="ignore", invalid="ignore"):
                 return Col(x / y, valid, "float")
         with np.errstate(invalid="ignore", over="ignore"):  # IEEE: inf - inf is NaN
-            values = {"+": np.add, "-": np.subtract, "*": np.multiply}[name](x, y)
+            values = _ADD_SUBTRACT_MULTIPLY[name](x, y)
         return Col(values, valid, "float")
-    function = {"+": np.add, "-": np.subtract, "*": np.multiply}[name]
-    return Col(function(a.values, b.values), valid, "int")
+    return Col(_ADD_SUBTRACT_MULTIPLY[name](x, y), valid, "int")
 
 
 _COMPARE = {
@@ -1407,7 +1440,9 @@ def _true(col: Col, rows: int) -> np.ndarray:
     if col.kind == "null":
         return np.zeros(rows, bool)
     _expect(col, "bool", "a condition")
-    return np.broadcast_to(col.values, (rows,)) & col.mask(rows)
+    if not col.constant:  # the callers only read it
+        return col.values if col.valid is None else col.values & col.mask(rows)
+    return np.full(rows, col.values, bool) & col.mask(rows)
 
 
 def _and(parts: list[Col]) -> Col:
