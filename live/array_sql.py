@@ -152,6 +152,13 @@ class _Strings:
         return code
 
     def encode(self, array: pa.Array) -> np.ndarray:
+        if (
+            pa.types.is_dictionary(array.type)
+            and len(array.dictionary) == 1
+            and not array.null_count
+        ):
+            # one value repeated (the engine's symbol and fingerprint columns): no indices to map
+            return np.full(len(array), self.code(array.dictionary[0].as_py()), np.int64)
         encoded = array if pa.types.is_dictionary(array.type) else array.dictionary_encode()
         mapping = np.array([self.code(value) for value in encoded.dictionary.to_pylist()], np.int64)
         indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
@@ -207,11 +214,11 @@ def from_arrow(array: pa.ChunkedArray | pa.Array) -> Col:
         scale = MICROS[kind_of.unit]
         if scale is None:
             raise ArraySqlError(f"timestamps in {kind_of.unit} are not evaluated")
-        array = array.cast(pa.int64())
+        array = array.view(pa.int64())  # the same buffer read as integers: no cast to run
         values = (array.fill_null(0) if valid is not None else array).to_numpy()
         return Col(values * scale if scale != 1 else values, valid, "ts")
     if pa.types.is_date32(kind_of):
-        array = array.cast(pa.int32())
+        array = array.view(pa.int32())
         return Col((array.fill_null(0) if valid is not None else array).to_numpy(), valid, "date")
     if pa.types.is_boolean(kind_of):
         array = array.fill_null(False) if valid is not None else array
