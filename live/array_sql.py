@@ -187,12 +187,10 @@ _FILL = {"int": 0, "float": 0.0, "bool": False, "str": 0, "ts": 0, "date": 0, "n
 
 
 def _both_valid(*cols: Col) -> np.ndarray | None:
-    masks = [col.valid for col in cols if col.valid is not None]
-    if not masks:
-        return None
-    valid = masks[0]
-    for mask in masks[1:]:
-        valid = valid & mask
+    valid = None
+    for col in cols:
+        if col.valid is not None:
+            valid = col.valid if valid is None else valid & col.valid
     return valid
 
 
@@ -1383,7 +1381,7 @@ def _arithmetic(name: str, cols: list[Col]) -> Col:
         _expect(col, ("int", "float"), "negation")
         return Col(-col.values, col.valid, col.kind)
     a, b = cols
-    valid = a.valid if b.valid is None else b.valid if a.valid is None else a.valid & b.valid
+    valid = _both_valid(a, b)
     kinds = (a.kind, b.kind)
     if kinds in _NUMERIC_PAIRS:  # the usual case first: numbers
         return _numeric(name, a.values, b.values, kinds, valid)
