@@ -5,13 +5,18 @@ live day's database holds them; and the session payload its clients share."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
 
 from hud.live import RECENT_SECONDS, LiveDay
+from hud.warehouse import FRAME_TABLES, FrameTable
 
 DAY = dt.date(2024, 3, 19)
 OPEN = dt.datetime(2024, 3, 19, 13, 30)
@@ -112,3 +117,88 @@ def test_clients_share_one_session_payload_per_change_of_the_session_tables() ->
     # the session tables changed: built again
     assert live.session_payload(4, None, build)[0] == b"payload 3"
     assert len(builds) == 3
+
+
+def awkward_rows(frame: FrameTable, rng: np.random.Generator) -> pa.Table:
+    """Rows of a frame table's source as the live feed could hold them, and worse: two
+    symbols and two days, out of order, repeated seconds, NULL and NaN keys and values."""
+    count = 120
+    seconds = rng.integers(0, 6, count)
+    columns: dict[str, pa.Array] = {
+        "symbol": pa.array(rng.choice(["ESM4", "ESU4"], count, p=[0.8, 0.2])),
+        "dt": pa.array(rng.choice([DAY, DAY - dt.timedelta(days=1)], count, p=[0.9, 0.1])),
+        "window_start": pa.array(
+            [OPEN + dt.timedelta(seconds=int(s)) for s in seconds], pa.timestamp("us")
+        ),
+    }
+    nulls = rng.random(count) < 0.05
+    for column in frame.columns:
+        if column in ("side", "band"):
+            columns[column] = pa.array(rng.choice(["ask", "bid", "above"], count), mask=nulls)
+        elif column in frame.quantities or column in ("band_order", "options_listed"):
+            columns[column] = pa.array(rng.integers(0, 4, count), pa.int64(), mask=nulls)
+        elif column == "book_valid":
+            columns[column] = pa.array(rng.random(count) < 0.5, mask=nulls)
+        elif frame.distinct:  # one value a second, NULL in some seconds
+            values = 5000.0 + seconds.astype(float)
+            columns[column] = pa.array(values, mask=seconds == 3)
+        else:  # prices on a few ticks (repeated keys), a NaN among them
+            values = 5000.0 + rng.integers(0, 8, count) * 0.25
+            values[rng.random(count) < 0.03] = np.nan
+            columns[column] = pa.array(values, mask=nulls)
+    return pa.table(columns)
+
+
+def test_a_frame_table_selected_from_held_rows_is_its_sql() -> None:
+    """`FrameTable.select` (what live frames are made of) gives what DuckDB gives for
+    `FrameTable.sql()` over the same rows: filters, casts, NULLs last, NaN after numbers,
+    repeated keys in a stable order, distinct rows; and rows already selected and ordered
+    (a live second's) come out as they are."""
+    rng = np.random.default_rng(7)
+    start, end = OPEN + dt.timedelta(seconds=1), OPEN + dt.timedelta(seconds=5)
+    connection = duckdb.connect()
+    for schema in ("silver", "gold"):
+        connection.execute(f"create schema {schema}")
+    for frame in FRAME_TABLES:
+        rows = awkward_rows(frame, rng)
+        connection.register("held", rows)
+        connection.execute(f"create or replace table {frame.table} as select * from held")
+        connection.unregister("held")
+        params = {"symbol": "ESM4", "session": DAY, "start": start, "end": end}
+        expected = connection.sql(frame.sql(), params=params).to_arrow_table()
+        selected = frame.select(rows, "ESM4", DAY, start, end)
+        assert selected.schema == expected.schema, frame.name
+        # the order of the keys; SQL leaves the order of rows with equal keys open
+        keys = ("window_start", *frame.order)
+        assert values(selected.select(keys)) == values(expected.select(keys)), frame.name
+        assert sorted(values(selected), key=repr) == sorted(values(expected), key=repr)
+        again = frame.select(selected_rows(frame, selected), "ESM4", DAY, start, end)
+        assert values(again) == values(selected), frame.name
+
+
+def values(table: pa.Table) -> list[dict[str, object]]:
+    """A table's rows, NaN comparable (Arrow's equality holds NaN unequal to itself)."""
+    return [
+        {
+            name: "NaN" if isinstance(value, float) and math.isnan(value) else value
+            for name, value in row.items()
+        }
+        for row in table.to_pylist()
+    ]
+
+
+def selected_rows(frame: FrameTable, selected: pa.Table) -> pa.Table:
+    """Selected rows as their source holds them (microsecond times, the symbol and day)."""
+    rows = selected.set_column(0, "window_start", selected["window_start"].cast(pa.timestamp("us")))
+    rows = rows.append_column("symbol", pa.array(["ESM4"] * rows.num_rows))
+    return rows.append_column("dt", pa.array([DAY] * rows.num_rows, pa.date32()))
+
+
+def test_a_held_quantity_beyond_int32_is_an_error_as_in_sql() -> None:
+    frame = next(f for f in FRAME_TABLES if f.name == "depth_and_flow_1s")
+    rows = awkward_rows(frame, np.random.default_rng(3))
+    rows = rows.filter(pc.is_valid(rows["add_qty"]))
+    big = pa.array([2**31] + [1] * (rows.num_rows - 1), pa.int64())
+    rows = rows.set_column(rows.schema.get_field_index("add_qty"), "add_qty", big)
+    with pytest.raises(ValueError, match="add_qty: a value outside int32"):
+        frame.select(rows, "ESM4", DAY, OPEN, OPEN + dt.timedelta(seconds=6))
