@@ -637,7 +637,9 @@ function updateUrl(now) {
   if (state.showOutcomes) params.set("outcomes", "1");
   if (state.live && state.following) params.delete("t"); // a reload follows the edge again
   const url = `${location.pathname}?${params}`;
-  if (now || url !== location.search) history.replaceState(null, "", url);
+  // replaceState costs 3 ms, up to 17 ms on 2 busy cores: only when the address changes (a
+  // page following the live edge keeps one address)
+  if (now || url !== `${location.pathname}${location.search}`) history.replaceState(null, "", url);
 }
 
 // ---- controls -----------------------------------------------------------------------------
