@@ -102,7 +102,7 @@ class LiveDay:
         if not rows.num_rows:
             return
         first, last = pc.min_max(rows.column("window_start")).values()
-        held = _Rows(_ns(first.as_py()), _ns(last.as_py()), rows)
+        held = _Rows(epoch_ns(first.as_py()), epoch_ns(last.as_py()), rows)
         with self._lock:
             self._recent[table].append(held)
 
@@ -113,7 +113,7 @@ class LiveDay:
         source's rows held from it to `end` (with others). The seconds before it are in the
         live day's database (the newest seconds may not be yet: the frame models' rows are
         inserted there with the rest's)."""
-        start_ns, end_ns = _ns(start), _ns(end)
+        start_ns, end_ns = epoch_ns(start), epoch_ns(end)
         with self._lock:
             held_ns = min(max(start_ns, self._recent_from_ns), end_ns)
             parts = {
@@ -130,7 +130,9 @@ class LiveDay:
         """Drop the rows wholly before the last RECENT_SECONDS, of seconds the live day's
         database holds (under the lock): a reader takes the seconds before the rows held
         from the database."""
-        horizon = min(_ns(frames_until) - RECENT_SECONDS * NS, _ns(self._in_database_until))
+        horizon = min(
+            epoch_ns(frames_until) - RECENT_SECONDS * NS, epoch_ns(self._in_database_until)
+        )
         if horizon <= self._recent_from_ns:
             return
         self._recent_from_ns = horizon
@@ -141,7 +143,9 @@ class LiveDay:
     def held_frames(self, start: dt.datetime, end: dt.datetime) -> list[LiveFrame] | None:
         """The encoded frames of the seconds [start, end), or None unless all are held."""
         with self._lock:
-            frames = [self._frames.get(second) for second in range(_ns(start), _ns(end), NS)]
+            frames = [
+                self._frames.get(second) for second in range(epoch_ns(start), epoch_ns(end), NS)
+            ]
         return None if any(frame is None for frame in frames) else frames
 
     def _encode(self, frames_until: dt.datetime) -> None:
@@ -155,7 +159,7 @@ class LiveDay:
         frames = self.encoder(before, frames_until)
         with self._lock:
             for frame in frames:
-                self._frames[_ns(frame.second)] = frame
+                self._frames[epoch_ns(frame.second)] = frame
 
     def state(self) -> LiveState:
         return self._state
@@ -246,7 +250,7 @@ class LiveDay:
                 self._waiting.discard(key)
 
 
-def _ns(moment: dt.datetime) -> int:
+def epoch_ns(moment: dt.datetime) -> int:
     """A naive UTC moment in ns since the epoch."""
     return (moment - EPOCH) // dt.timedelta(microseconds=1) * 1000
 

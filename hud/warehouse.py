@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hud.blocks import BlockCache
-from hud.live import LiveDay
+from hud.live import LiveDay, epoch_ns
 from spymaster.lake import Lake, project_vars
 
 # The server's share of the machine: replay clients are many small queries. (Set after
@@ -89,14 +89,11 @@ class FrameTable:
 
 
 _TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
-_INT32 = np.iinfo(np.int32)
 
 
 def _ticks(moment: dt.datetime, unit: str) -> int:
     """A naive UTC moment as a timestamp of `unit` counts."""
-    since = moment - dt.datetime(1970, 1, 1)
-    microseconds = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
-    return microseconds * _TICKS_PER_SECOND[unit] // 1_000_000
+    return epoch_ns(moment) * _TICKS_PER_SECOND[unit] // 1_000_000_000
 
 
 def _milliseconds(times: np.ndarray, unit: str) -> np.ndarray:

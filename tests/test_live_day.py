@@ -152,8 +152,8 @@ def awkward_rows(frame: FrameTable, rng: np.random.Generator) -> pa.Table:
 def test_a_frame_table_selected_from_held_rows_is_its_sql() -> None:
     """`FrameTable.select` (what live frames are made of) gives what DuckDB gives for
     `FrameTable.sql()` over the same rows: filters, casts, NULLs last, NaN after numbers,
-    repeated keys in a stable order, distinct rows; and rows already selected and ordered
-    (a live second's) come out as they are."""
+    distinct rows (rows with equal keys in any order, as SQL leaves them); and rows already
+    selected and ordered (a live second's) come out as they are."""
     rng = np.random.default_rng(7)
     start, end = OPEN + dt.timedelta(seconds=1), OPEN + dt.timedelta(seconds=5)
     connection = duckdb.connect()
