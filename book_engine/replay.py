@@ -20,8 +20,10 @@ from book_engine import kernel as k
 from book_engine.errors import EngineError, instrument_list
 from spymaster.dbn_facts import UNDEF_PRICE
 
-ACTIONS = frozenset(b"ACMRTFN")
-SIDES = frozenset(b"ABN")
+KNOWN_ACTIONS = np.zeros(256, np.bool_)  # by byte code: A C M R T F N
+KNOWN_ACTIONS[list(b"ACMRTFN")] = True
+KNOWN_SIDES = np.zeros(256, np.bool_)
+KNOWN_SIDES[list(b"ABN")] = True
 FAR_FUTURE = np.iinfo(np.int64).max
 
 
@@ -208,25 +210,10 @@ class EngineState:
         """Validate a batch of records against the state: known actions and sides, ts_recv
         never going back, a positive tick for every instrument, prices on its grid. New
         instruments get a ladder; a price outside an instrument's ladder lays the ladders out
-        again, `margin_ticks` wider on the side that grew. Returns the batch's dense
-        instrument indexes."""
-        for name, values, allowed in (
-            ("action", columns.action, ACTIONS),
-            ("side", columns.side, SIDES),
-        ):
-            mask = np.zeros(256, dtype=np.bool_)
-            mask[list(allowed)] = True
-            r = k.first_outside(values, mask)
-            if r >= 0:
-                raise EngineError(f"record {r}: unknown {name} {bytes([values[r]])!r}")
-        r = k.first_out_of_order(columns.ts_recv, False)
-        if r >= 0:
-            raise EngineError(
-                f"record {r}: ts_recv goes backwards "
-                f"({columns.ts_recv[r]} after {columns.ts_recv[r - 1]})"
-            )
-        local, batch_ids, first = dense_instruments(columns.instrument_id)
-        new_ids = [int(i) for i in batch_ids if int(i) not in self.dense_of]
+        again, `margin_ticks` wider on the side that grew. Returns each record's instrument
+        as the state numbers it."""
+        scan = scan_batch(columns)
+        new_ids = [int(i) for i in scan.ids if int(i) not in self.dense_of]
         missing = [i for i in new_ids if i not in ticks]
         if missing:
             raise EngineError(
@@ -240,27 +227,28 @@ class EngineState:
                 f"{[bad[i] for i in sorted(bad)][:10]}"
             )
         if new_ids:
-            first_recv = dict(zip(batch_ids.tolist(), columns.ts_recv[first].tolist(), strict=True))
+            first_recv = dict(
+                zip(scan.ids.tolist(), columns.ts_recv[scan.first].tolist(), strict=True)
+            )
             self.add_instruments(
                 new_ids, [ticks[i] for i in new_ids], [first_recv[i] for i in new_ids]
             )
-        to_state = np.array([self.dense_of[int(i)] for i in batch_ids], dtype=np.int64)
+        to_state = np.array([self.dense_of[int(i)] for i in scan.ids], dtype=np.int64)
         tick_array = self.instruments[to_state, k.I_TICK]
-        low, count, off_grid = k.ladder_geometry(
-            local, columns.price, columns.action, tick_array, len(batch_ids)
+        dense = scan.indexes  # the batch's own: the state's once placed
+        remap = not np.array_equal(to_state, np.arange(len(to_state)))
+        off_grid = k.place_batch(
+            dense, columns.price, columns.action, scan.low, tick_array, to_state, remap
         )
         if off_grid >= 0:
+            q = dense[off_grid]  # not placed yet
             raise EngineError(
                 f"record {off_grid}: price {columns.price[off_grid]} is not on instrument "
-                f"{int(batch_ids[local[off_grid]])}'s tick grid of {tick_array[local[off_grid]]}"
+                f"{int(scan.ids[q])}'s tick grid of {tick_array[q]}"
             )
-        priced = np.isin(columns.action, np.array(k.PRICED_ACTIONS, np.uint8)) & (
-            columns.price != UNDEF_PRICE
-        )
-        has_prices = np.zeros(len(batch_ids), np.bool_)
-        has_prices[local[priced]] = True
-        self._cover(to_state, low, low + (count - 1) * tick_array, has_prices, margin_ticks)
-        return to_state[local]
+        has_prices = scan.low != UNDEF_PRICE
+        self._cover(to_state, scan.low, scan.high, has_prices, margin_ticks)
+        return dense
 
     def add_instruments(self, ids: list[int], ticks: list[int], first_recv: list[int]) -> None:
         rows = np.zeros((len(ids), k.N_INSTRUMENT_FIELDS), np.int64)
@@ -376,15 +364,42 @@ def _orders(capacity: int) -> np.ndarray:
     return orders
 
 
-def dense_instruments(instrument_id: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Instrument ids to dense indexes in order of first appearance: (indexes, ids, the
-    position of each id's first record)."""
+@dataclass(frozen=True)
+class BatchScan:
+    """One pass over a batch of valid records (`scan_batch`)."""
+
+    indexes: np.ndarray  # each record's instrument, numbered in order of first appearance
+    ids: np.ndarray  # the instrument ids in that order
+    first: np.ndarray  # the position of each one's first record
+    low: np.ndarray  # each one's lowest and highest price of a priced action
+    high: np.ndarray  # (UNDEF_PRICE and -UNDEF_PRICE: none)
+
+
+def scan_batch(columns: MboColumns) -> BatchScan:
+    """Number a batch's instruments and find their price ranges, checking every record's
+    action and side and that ts_recv never goes back (an error naming the first record that
+    does not)."""
     capacity = 1 << 13  # a day of ES options has about 1,200-4,000 instruments
     while True:
-        dense, ids, first, count = k.dense_instruments(instrument_id, capacity)
+        dense, ids, first, count, low, high, bad_action, bad_side, backwards = k.scan_batch(
+            columns.instrument_id, columns.ts_recv, columns.action, columns.side,
+            columns.price, KNOWN_ACTIONS, KNOWN_SIDES, capacity,
+        )  # fmt: skip
         if count >= 0:
-            return dense, ids[:count], first[:count]
+            break
         capacity *= 4
+    for name, values, r in (
+        ("action", columns.action, bad_action),
+        ("side", columns.side, bad_side),
+    ):
+        if r >= 0:
+            raise EngineError(f"record {r}: unknown {name} {bytes([values[r]])!r}")
+    if backwards >= 0:
+        raise EngineError(
+            f"record {backwards}: ts_recv goes backwards "
+            f"({columns.ts_recv[backwards]} after {columns.ts_recv[backwards - 1]})"
+        )
+    return BatchScan(dense, ids[:count], first[:count], low[:count], high[:count])
 
 
 def _prepare(

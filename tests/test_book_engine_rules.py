@@ -19,8 +19,8 @@ from book_engine.replay import (
     WindowConfig,
     WindowReplay,
     book_at,
-    dense_instruments,
     replay_windows,
+    scan_batch,
 )
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from tests.dbn_fixtures import day_start_ns, encode, mbo, metadata, px
@@ -487,6 +487,27 @@ def test_timestamps_going_backwards_are_an_error() -> None:
         book_at(columns(records), TICKS)
 
 
+@pytest.mark.parametrize(
+    ("bad_action", "bad_side", "message"),
+    [
+        (None, 4, r"record 4: unknown side b'X'"),
+        (3, None, r"record 3: unknown action b'X'"),
+        (4, 3, r"record 4: unknown action b'X'"),  # actions are checked before sides
+    ],
+)
+def test_an_unknown_action_or_side_is_an_error_naming_the_first_record(
+    bad_action: int | None, bad_side: int | None, message: str
+) -> None:
+    added = [mbo(ES, T0 + i * MS, "A", "B", px(99.75), 1, 62 + i) for i in (1, 2)]
+    records = columns([*BASE, *added])
+    if bad_action is not None:
+        records.action[bad_action] = ord("X")
+    if bad_side is not None:
+        records.side[bad_side] = ord("X")
+    with pytest.raises(EngineError, match=message):
+        book_at(records, TICKS)
+
+
 def test_records_of_an_instrument_without_a_definition_are_an_error() -> None:
     with pytest.raises(EngineError, match=r"instrument\(s\) \[1\] that have no definition"):
         book_at(columns(list(BASE)), {})
@@ -533,18 +554,39 @@ def test_importing_the_engine_turns_off_numpys_huge_page_advice() -> None:
     assert done.stdout.split() == ["True", "False"]
 
 
-def test_dense_instruments_number_ids_in_order_of_first_appearance() -> None:
+def test_scan_batch_numbers_ids_in_order_of_first_appearance_with_their_price_ranges() -> None:
     rng = np.random.default_rng(7)
     # 20,000 ids (more than the first table holds), in runs and interleaved, large and small
     ids = rng.choice(np.concatenate([np.arange(20_000), [2**31 - 1, 42_000_003]]), 200_000)
     ids = np.repeat(ids, rng.integers(1, 4, len(ids))).astype(np.int64)
-    dense, order, first = dense_instruments(ids)
+    n = len(ids)
+    actions = rng.choice(np.frombuffer(b"ACMRTFN", np.uint8), n)
+    prices = rng.integers(1, 1_000, n) * 250_000_000
+    prices[rng.random(n) < 0.1] = UNDEF_PRICE
+    columns = MboColumns(
+        ts_recv=np.arange(n, dtype=np.int64),
+        instrument_id=ids,
+        action=actions,
+        side=np.full(n, ord("B"), np.uint8),
+        price=prices,
+        size=np.ones(n, np.int64),
+        order_id=np.arange(n, dtype=np.int64),
+        flags=np.full(n, 128, np.uint8),
+    )
+    scan = scan_batch(columns)
     expected: dict[int, int] = {}
+    low: dict[int, int] = {}
+    high: dict[int, int] = {}
     for r, value in enumerate(ids.tolist()):
         if value not in expected:
             expected[value] = len(expected)
-            assert first[expected[value]] == r
-    assert order.tolist() == list(expected)
-    assert dense.tolist() == [expected[value] for value in ids.tolist()]
-    empty = dense_instruments(np.zeros(0, np.int64))
-    assert [len(part) for part in empty] == [0, 0, 0]
+            assert scan.first[expected[value]] == r
+        if prices[r] != UNDEF_PRICE and chr(actions[r]) in "ACMTF":
+            low[value] = min(low.get(value, UNDEF_PRICE), int(prices[r]))
+            high[value] = max(high.get(value, -UNDEF_PRICE), int(prices[r]))
+    assert scan.ids.tolist() == list(expected)
+    assert scan.indexes.tolist() == [expected[value] for value in ids.tolist()]
+    assert scan.low.tolist() == [low.get(value, UNDEF_PRICE) for value in expected]
+    assert scan.high.tolist() == [high.get(value, -UNDEF_PRICE) for value in expected]
+    empty = scan_batch(MboColumns.empty())
+    assert [len(part) for part in (empty.indexes, empty.ids, empty.first, empty.low)] == [0] * 4
