@@ -124,6 +124,11 @@ L_DEPTH, L_COUNT, L_STAMP, L_DEPTH_BEFORE = range(4)
     O_YOUNG_WINDOW,
 ) = range(8)
 
+# the order table keeps at least this many slots per live order: its linear probes are the
+# replay's most frequent cache misses, and a quarter-full table probes fewer slots than a
+# half-full one (the realistic day's front contract: 62 -> 57 ns a message)
+TABLE_SLOTS_PER_ORDER = 4
+
 # statuses
 DONE, FLUSH, GROW, STOPPED = 0, 1, 2, 3
 ERR_UNDEF_PRICE, ERR_BAD_SIDE = -3, -4
@@ -704,7 +709,7 @@ def replay(
 
         # ---- room for this group's orders and output
         group_size = end - cursor + 1
-        if n_free < group_size or 2 * (hash_count + group_size) > table_size:
+        if n_free < group_size or TABLE_SLOTS_PER_ORDER * (hash_count + group_size) > table_size:
             status = GROW
             break
         if with_flows and ring_tail - ring_head + group_size > ring.shape[0]:

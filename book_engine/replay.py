@@ -188,7 +188,7 @@ class EngineState:
             self.scalars[k.S_N_FREE] = free_count + extra
         hashed = int(self.scalars[k.S_HASH_COUNT])
         size = self.table.shape[0]
-        while 2 * (hashed + needed) > size:
+        while k.TABLE_SLOTS_PER_ORDER * (hashed + needed) > size:
             size *= 2
         if size != self.table.shape[0]:
             self.table = k.rehash(self.table, size)
@@ -379,7 +379,9 @@ def scan_batch(columns: MboColumns) -> BatchScan:
     """Number a batch's instruments and find their price ranges, checking every record's
     action and side and that ts_recv never goes back (an error naming the first record that
     does not)."""
-    capacity = 1 << 13  # a day of ES options has about 1,200-4,000 instruments
+    # a day of ES options has about 1,200-4,000 instruments; a live batch's few records
+    # cannot have more ids than records (a power of two: the id table's size)
+    capacity = 1 << min(13, max(len(columns) - 1, 0).bit_length())
     while True:
         dense, ids, first, count, low, high, bad_action, bad_side, backwards = k.scan_batch(
             columns.instrument_id, columns.ts_recv, columns.action, columns.side,
