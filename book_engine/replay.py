@@ -161,7 +161,7 @@ class EngineState:
     priced: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
     scalars: np.ndarray = field(default_factory=lambda: np.zeros(k.N_SCALARS, np.int64))
     orders: np.ndarray = field(default_factory=lambda: _orders(1 << 10))
-    table: np.ndarray = field(default_factory=lambda: np.full((1 << 11, 3), -1, np.int64))
+    table: np.ndarray = field(default_factory=lambda: np.full((1 << 11, 2), -1, np.int64))
     free: np.ndarray = field(
         default_factory=lambda: np.arange((1 << 10) - 1, -1, -1, dtype=np.int64)
     )
