@@ -921,7 +921,15 @@ def replay(
                         _after_decrease(instruments, levels, q, old_side, old_level)
                     continue
                 else:
-                    # a price change: out of here, into the new price, back of its queue
+                    # a price change: into the new price, back of its queue, then out of here
+                    # (in this order the best price follows a quote moved alone at the best:
+                    # the other way, a thin book's ladder was searched for the next best)
+                    _touch(levels, flows, new_side, new_level, window, with_flows)
+                    levels[new_side, new_level, L_DEPTH] += new_size
+                    _count(instruments, levels, q, new_side, new_level, 1)
+                    if with_flows:
+                        flows[new_side, new_level, F_REPRICE_IN] += new_size
+                    _after_increase(instruments, q, new_side, new_level)
                     levels[old_side, old_level, L_DEPTH] -= remaining
                     _count(instruments, levels, q, old_side, old_level, -1)
                     if with_flows and remaining > 0:
@@ -936,12 +944,6 @@ def replay(
                         else:
                             flows[old_side, old_level, F_OUT_TOWARD] += remaining
                     _after_decrease(instruments, levels, q, old_side, old_level)
-                    _touch(levels, flows, new_side, new_level, window, with_flows)
-                    levels[new_side, new_level, L_DEPTH] += new_size
-                    _count(instruments, levels, q, new_side, new_level, 1)
-                    if with_flows:
-                        flows[new_side, new_level, F_REPRICE_IN] += new_size
-                    _after_increase(instruments, q, new_side, new_level)
                     orders[order, O_SIDE] = new_side
                     orders[order, O_LEVEL] = new_level
                     orders[order, O_SIZE] = new_size

@@ -240,6 +240,33 @@ def test_reprice_away_from_and_toward_spot() -> None:
     assert level(depth, 0, BID, 99.50)["reprice_in_qty"] == 6
 
 
+def test_the_best_prices_follow_a_quote_repriced_alone_at_the_best() -> None:
+    """A thin book (an option's): the only order at each best moves away, then back toward
+    the other side; each second's best is where it went, then the next order once it
+    leaves."""
+    records = [
+        *snapshot(("B", 100.00, 5, 1), ("A", 100.25, 5, 2), ("B", 97.00, 1, 3), ("A", 103, 1, 4)),
+        mbo(ES, T0 + 100 * MS, "M", "B", px(99.75), 5, 1),  # away
+        mbo(ES, T0 + 100 * MS, "M", "A", px(100.75), 5, 2),
+        mbo(ES, T0 + 1100 * MS, "M", "B", px(100.25), 5, 1),  # toward, past where it was
+        mbo(ES, T0 + 1100 * MS, "M", "A", px(100.50), 5, 2),
+        mbo(ES, T0 + 2100 * MS, "C", "B", px(100.25), 5, 1),
+        mbo(ES, T0 + 2100 * MS, "C", "A", px(100.50), 5, 2),
+    ]
+    book, _ = windows(records)
+    best = [
+        (row["bid_price"], row["bid_size"], row["ask_price"], row["ask_size"]) for row in book[:3]
+    ]
+    assert best == [
+        (px(99.75), 5, px(100.75), 5),
+        (px(100.25), 5, px(100.50), 5),
+        (px(97.00), 1, px(103.00), 1),
+    ]
+    final = book_at(columns(records), TICKS).books[ES]
+    assert [(lv.price, lv.size) for lv in final.bids] == [(px(97.00), 1)]
+    assert [(lv.price, lv.size) for lv in final.asks] == [(px(103.00), 1)]
+
+
 def test_spot_is_the_last_trade_price_while_it_has_depth() -> None:
     records = [
         *BASE,
