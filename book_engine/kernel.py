@@ -91,7 +91,11 @@ N_SCALARS = 17
 ) = range(15)
 I_APPLIED = 16  # 1 once a record of the instrument was applied
 I_FIRST_RECV = 17  # ts_recv of its first record: its windows are emitted from that one's on
-N_INSTRUMENT_FIELDS = 18
+# the best levels' depth and orders as last read for a book row, valid while I_BEST_READ is 1
+# (any record that may move the book sets it to 0): a second's row of an option without
+# records in it reads them here, not from its ladder (a cache miss per side)
+I_BEST_READ, I_BID_DEPTH, I_BID_ORDERS, I_ASK_DEPTH, I_ASK_ORDERS = range(18, 23)
+N_INSTRUMENT_FIELDS = 23
 WAITING, IN_SNAPSHOT, VALID = 0, 1, 2
 
 # per-level fields, array shape (2 sides, levels, 4)
@@ -483,6 +487,7 @@ def _clear(instruments, levels, flows, orders, table, free, n_free, q, window, w
     instruments[q, I_BEST_BID] = -1
     instruments[q, I_BEST_ASK] = -1
     instruments[q, I_SPOT_DIRTY] = 1
+    instruments[q, I_BEST_READ] = 0
     return freed
 
 
@@ -495,6 +500,18 @@ def _end_snapshot(instruments, in_snapshot):
             if instruments[q, I_STATE] == IN_SNAPSHOT:
                 instruments[q, I_STATE] = VALID
     return 0
+
+
+@nb.njit(cache=True)
+def _read_best(instruments, levels, q):
+    """The best levels' depth and orders into the instrument's row (0 for an empty side)."""
+    bid = instruments[q, I_BEST_BID]
+    ask = instruments[q, I_BEST_ASK]
+    instruments[q, I_BID_DEPTH] = levels[BID, bid, L_DEPTH] if bid >= 0 else 0
+    instruments[q, I_BID_ORDERS] = levels[BID, bid, L_COUNT] if bid >= 0 else 0
+    instruments[q, I_ASK_DEPTH] = levels[ASK, ask, L_DEPTH] if ask >= 0 else 0
+    instruments[q, I_ASK_ORDERS] = levels[ASK, ask, L_COUNT] if ask >= 0 else 0
+    instruments[q, I_BEST_READ] = 1
 
 
 @nb.njit(cache=True)
@@ -641,18 +658,20 @@ def replay(
                 if emit_book:
                     bid = instruments[q, I_BEST_BID]
                     ask = instruments[q, I_BEST_ASK]
+                    if instruments[q, I_BEST_READ] == 0:
+                        _read_best(instruments, levels, q)
                     book_rows[n_book]["window_start"] = window_start
                     book_rows[n_book]["instrument"] = q
                     book_rows[n_book]["bid_price"] = (
                         _price_of(instruments, q, bid) if bid >= 0 else UNDEF_PRICE
                     )
-                    book_rows[n_book]["bid_size"] = levels[BID, bid, L_DEPTH] if bid >= 0 else 0
-                    book_rows[n_book]["bid_count"] = levels[BID, bid, L_COUNT] if bid >= 0 else 0
+                    book_rows[n_book]["bid_size"] = instruments[q, I_BID_DEPTH]
+                    book_rows[n_book]["bid_count"] = instruments[q, I_BID_ORDERS]
                     book_rows[n_book]["ask_price"] = (
                         _price_of(instruments, q, ask) if ask >= 0 else UNDEF_PRICE
                     )
-                    book_rows[n_book]["ask_size"] = levels[ASK, ask, L_DEPTH] if ask >= 0 else 0
-                    book_rows[n_book]["ask_count"] = levels[ASK, ask, L_COUNT] if ask >= 0 else 0
+                    book_rows[n_book]["ask_size"] = instruments[q, I_ASK_DEPTH]
+                    book_rows[n_book]["ask_count"] = instruments[q, I_ASK_ORDERS]
                     book_rows[n_book]["last_trade_price"] = instruments[q, I_LAST_TRADE]
                     book_rows[n_book]["spot_price"] = (
                         _price_of(instruments, q, spot) if spot >= 0 else UNDEF_PRICE
@@ -738,8 +757,9 @@ def replay(
             a = action[r]
             f = flags[r]
             snapshot = (f & F_SNAPSHOT) != 0
-            if a != ACTION_FILL and a != ACTION_NONE:  # F and N cannot move the spot
+            if a != ACTION_FILL and a != ACTION_NONE:  # F and N cannot move the book or spot
                 instruments[q, I_SPOT_DIRTY] = 1
+                instruments[q, I_BEST_READ] = 0
             if snapshot:
                 if instruments[q, I_STATE] != IN_SNAPSHOT:
                     freed = _clear(
