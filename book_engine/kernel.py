@@ -196,8 +196,9 @@ EVENT_ROW = np.dtype(
     C_REST_NS,
     C_STOP_AT,
     C_EMIT_EVENTS,
-) = range(9)
-N_CONFIG = 9
+    C_WITH_SPOT,
+) = range(10)
+N_CONFIG = 10
 
 
 @nb.njit(cache=True, nogil=True)
@@ -572,6 +573,7 @@ def replay(
     range_end = config[C_RANGE_END]
     stop_at = config[C_STOP_AT]
     emit_events = config[C_EMIT_EVENTS] != 0
+    with_spot = config[C_WITH_SPOT] != 0
     ring_mask = ring.shape[0] - 1
     table_size = table.shape[0]
     touched = np.empty(n_instruments, np.int64)
@@ -654,7 +656,8 @@ def replay(
                 if instruments[q, I_FIRST_RECV] >= next_window_end:
                     continue  # no record yet: no window
                 valid = _book_valid(instruments, q, next_window_end - 1, pre_open)
-                spot = _current_spot(instruments, levels, q)
+                # the last trade's level is a cache miss per instrument and second
+                spot = _current_spot(instruments, levels, q) if with_spot else -1
                 if emit_book:
                     bid = instruments[q, I_BEST_BID]
                     ask = instruments[q, I_BEST_ASK]

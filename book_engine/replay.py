@@ -136,6 +136,9 @@ class WindowConfig:
     depth_ticks: int = 200
     rest_ns: int = 500_000_000
     pre_open: tuple[tuple[int, int], ...] = ()
+    # each book row's spot (SPEC 6); without it, spot_price is UNDEF_PRICE and no depth row
+    # is emitted (an option's book by second is priced on its future's spot)
+    with_spot: bool = True
 
 
 @dataclass
@@ -460,6 +463,7 @@ def _config(window: WindowConfig, stop_at: int, emit_events: bool) -> tuple[np.n
     config[k.C_REST_NS] = window.rest_ns
     config[k.C_STOP_AT] = stop_at
     config[k.C_EMIT_EVENTS] = emit_events
+    config[k.C_WITH_SPOT] = window.with_spot
     pre_open = np.array(window.pre_open, dtype=np.int64).reshape(-1, 2)
     return config, pre_open
 

@@ -151,6 +151,7 @@ class OptionsSettings:
             range_end_ns=end,
             book_from_ns=start,
             book_to_ns=end,
+            with_spot=False,
         )
 
 

@@ -202,7 +202,7 @@ print(json.dumps(measured))
 
 
 _SPOT_CHILD = """
-import datetime as dt, sys
+import dataclasses, datetime as dt, sys
 import databento as db
 import numpy as np
 from book_engine.replay import MboColumns, replay_windows
@@ -214,8 +214,11 @@ day = dt.date.fromisoformat(sys.argv[3])
 records = db.DBNStore.from_file(path).to_ndarray()
 front = MboColumns.from_dbn(records[records["instrument_id"] == instrument])
 del records
-window = options_settings(project_vars())
-chunks = replay_windows(front, {instrument: 250_000_000}, window.window_config(day))
+# the future's spot over the options' seconds
+window = dataclasses.replace(
+    options_settings(project_vars()).window_config(day), with_spot=True
+)
+chunks = replay_windows(front, {instrument: 250_000_000}, window)
 book = np.concatenate([chunk.book_rows for chunk in chunks])
 valid = (book["book_valid"] == 1) & (book["spot_price"] != UNDEF_PRICE)
 np.savez(out, seconds=book["window_start"][valid], spot=book["spot_price"][valid] / PRICE_SCALE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -280,6 +281,29 @@ def test_spot_is_the_last_trade_price_while_it_has_depth() -> None:
     spots = {int((row["window_start"] - T0) // SECOND): row["spot_price"] for row in book}
     assert spots[0] == px(100.25)  # last trade with depth
     assert spots[1] == px(100.00)  # nearest of bid 100.00 and ask 100.75 to 100.25
+
+
+def test_windows_without_spot_have_the_same_books_and_no_depth() -> None:
+    """An option's book by second (priced on its future's spot): no spot, no depth rows."""
+    records = [
+        *BASE,
+        mbo(ES, T0 + 100 * MS, "T", "B", px(100.25), 2, 904, flags=0),
+        mbo(ES, T0 + 100 * MS, "F", "A", px(100.25), 2, 2, flags=0),
+        mbo(ES, T0 + 100 * MS, "M", "A", px(100.25), 3, 2),
+        mbo(ES, T0 + 1100 * MS, "M", "B", px(99.75), 5, 1),
+    ]
+    config = WindowConfig(T0, T0 + 3 * SECOND, T0, T0 + 3 * SECOND, T0, T0 + 3 * SECOND, 40)
+    with_spot, without = (
+        list(replay_windows(columns(records), TICKS, dataclasses.replace(config, with_spot=spot)))
+        for spot in (True, False)
+    )
+    books = [np.concatenate([c.book_rows for c in chunks]) for chunks in (with_spot, without)]
+    assert (books[0]["spot_price"] == px(100.25)).all()
+    assert (books[1]["spot_price"] == UNDEF_PRICE).all()
+    others = [name for name in books[0].dtype.names if name != "spot_price"]
+    assert books[0][others].tolist() == books[1][others].tolist()
+    assert sum(len(c.depth_rows) for c in with_spot) > 0
+    assert sum(len(c.depth_rows) for c in without) == 0
 
 
 def test_spot_without_trades_is_the_bid() -> None:
