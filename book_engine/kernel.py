@@ -91,7 +91,7 @@ N_SCALARS = 17
 ) = range(15)
 I_APPLIED = 16  # 1 once a record of the instrument was applied
 I_FIRST_RECV = 17  # ts_recv of its first record: its windows are emitted from that one's on
-# the best levels' depth and orders as last read for a book row, valid while I_BEST_READ is 1
+# the best levels' depth and orders as last read for a row, valid while I_BEST_READ is 1
 # (any record that may move the book sets it to 0): a second's row of an option without
 # records in it reads them here, not from its ladder (a cache miss per side)
 I_BEST_READ, I_BID_DEPTH, I_BID_ORDERS, I_ASK_DEPTH, I_ASK_ORDERS = range(18, 23)
@@ -129,8 +129,8 @@ L_DEPTH, L_COUNT, L_STAMP, L_DEPTH_BEFORE = range(4)
 ) = range(8)
 
 # the order table (a hash table, linear probing): (slots, 2) int64, a slot's order_id then its
-# instrument << 32 | its row in `orders` (-1: a free slot); 16 bytes, so four slots a cache line
-# the order table keeps at least this many slots per live order: its linear probes are the
+# instrument << 32 | its row in `orders` (-1: a free slot); 16 bytes, so four slots a cache line.
+# It keeps at least this many slots per live order: its linear probes are the
 # replay's most frequent cache misses, and a quarter-full table probes fewer slots than a
 # half-full one (the realistic day's front contract: 62 -> 57 ns a message)
 TABLE_SLOTS_PER_ORDER = 4
@@ -988,13 +988,15 @@ def replay(
                 q = touched[j]
                 bid = instruments[q, I_BEST_BID]
                 ask = instruments[q, I_BEST_ASK]
+                if instruments[q, I_BEST_READ] == 0:
+                    _read_best(instruments, levels, q)
                 event = event_rows[n_events]
                 event["ts_recv"] = completed
                 event["instrument"] = q
                 event["bid_price"] = _price_of(instruments, q, bid) if bid >= 0 else UNDEF_PRICE
-                event["bid_size"] = levels[BID, bid, L_DEPTH] if bid >= 0 else 0
+                event["bid_size"] = instruments[q, I_BID_DEPTH]
                 event["ask_price"] = _price_of(instruments, q, ask) if ask >= 0 else UNDEF_PRICE
-                event["ask_size"] = levels[ASK, ask, L_DEPTH] if ask >= 0 else 0
+                event["ask_size"] = instruments[q, I_ASK_DEPTH]
                 event["book_valid"] = _book_valid(instruments, q, completed, pre_open)
                 n_events += 1
         cursor = end + 1
