@@ -273,7 +273,7 @@ class EngineState:
         # every instrument's ladder where it is, a one-level ladder for each new one
         levels = self.instruments[:, k.I_LEVELS].copy()
         levels[-len(ids) :] = 1
-        self._layout(self.instruments[:, k.I_PRICE_MIN].copy(), levels, len(ids))
+        self._layout(self.instruments[:, k.I_PRICE_MIN].copy(), levels, ~self.priced)
 
     def _cover(
         self,
@@ -288,7 +288,8 @@ class EngineState:
         tick = self.instruments[q, k.I_TICK]
         price_min = self.instruments[:, k.I_PRICE_MIN].copy()
         levels = self.instruments[:, k.I_LEVELS].copy()
-        new = ~self.priced[q]
+        unpriced = ~self.priced
+        new = unpriced[q]
         old = ~new
         off_grid = np.flatnonzero(old & ((low - price_min[q]) % tick != 0))
         if off_grid.size:
@@ -308,14 +309,15 @@ class EngineState:
         top = np.where(new | above, high + margin, top)
         price_min[q] = bottom
         levels[q] = (top - bottom) // tick + 1
+        self._layout(price_min, levels, unpriced)
         self.priced[q] = True
-        if changed:
-            self._layout(price_min, levels, 0)
 
-    def _layout(self, price_min: np.ndarray, levels: np.ndarray, appended: int) -> None:
-        """Lay the ladders out at `price_min` with `levels` each; the last `appended`
-        instruments are new (no levels yet). Depth, counts and flows move with their prices;
-        every level index the state holds (orders, best bid and ask, spot) follows."""
+    def _layout(self, price_min: np.ndarray, levels: np.ndarray, unpriced: np.ndarray) -> None:
+        """Lay the ladders out at `price_min` with `levels` each. Depth, counts and flows move
+        with their prices; every level index the state holds (orders, best bid and ask, spot)
+        follows. An `unpriced` instrument's ladder (one empty level until its first price) is
+        not copied: moved by its new price_min, it would land on another instrument's levels
+        (an option first seen in a later batch cleared a level of another)."""
         old = self.instruments
         n = old.shape[0]
         offsets = np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
@@ -324,9 +326,9 @@ class EngineState:
         new_flows = _flows(total, self.with_flows)
         # old level index + delta[q] = new level index
         delta = np.zeros(n, np.int64)
-        for q in range(n - appended):
+        for q in range(n):
             count = int(old[q, k.I_LEVELS])
-            if count == 0:
+            if count == 0 or unpriced[q]:
                 continue
             shift = (old[q, k.I_PRICE_MIN] - price_min[q]) // old[q, k.I_TICK]
             source = slice(int(old[q, k.I_OFFSET]), int(old[q, k.I_OFFSET]) + count)

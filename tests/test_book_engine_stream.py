@@ -172,3 +172,103 @@ def test_an_instrument_without_a_definition_is_named() -> None:
     )
     with pytest.raises(EngineError, match=r"instrument\(s\) \[42\] that have no definition"):
         list(replay.push(records))
+
+
+@pytest.mark.parametrize(("first_price", "cleared_side"), [(11, "bid"), (1, "ask")])
+def test_an_instrument_first_seen_in_a_later_batch_leaves_the_others_levels_alone(
+    first_price: int, cleared_side: str
+) -> None:
+    """Instrument 7's ladder spans ticks 100..110 (its bid at 100, its ask at 110); instrument
+    9 first appears in a later batch, at `first_price` ticks. Laying its ladder out used to
+    move its empty placeholder level by its new price_min onto level 11 - first_price, one
+    of 7's: that side's depth read 0 from then on."""
+    day = day_start_ns(dt.date(2024, 3, 4))
+    second = 1_000_000_000
+    config = WindowConfig(day, day + 3 * second, day, day + 3 * second)
+    stream = MboColumns(
+        ts_recv=np.array([day + 1, day + 2, day + second + 5], np.int64),
+        instrument_id=np.array([7, 7, 9], np.int64),
+        action=np.full(3, ord("A"), np.uint8),
+        side=np.frombuffer(b"BAB", np.uint8).copy(),
+        price=np.array([100, 110, first_price], np.int64) * TICK,
+        size=np.array([10, 20, 30], np.int64),
+        order_id=np.array([1, 2, 3], np.int64),
+        flags=np.full(3, F_LAST, np.uint8),
+    )
+    ticks = {7: TICK, 9: TICK}
+    expected, _ = rows(replay_windows(stream, ticks, config))
+    replay = WindowReplay(ticks, config, margin_ticks=0)
+    book, _ = rows(
+        [*replay.push(stream.slice(0, 2)), *replay.push(stream.slice(2, 3)), *replay.finish()]
+    )
+    seven = book[book["instrument"] == 0]
+    assert seven[["bid_size", "ask_size"]].tolist() == [(10, 20)] * 3, cleared_side
+    np.testing.assert_array_equal(book, expected)
+
+
+def many_instruments(seed: int, day: int) -> tuple[MboColumns, dict[int, int]]:
+    """A random day of 40 instruments listed one after another, each with adds, cancels,
+    price and size modifies around its own price (a few ticks to a few hundred, so ladders
+    laid out again land on each other's levels), one record per event."""
+    rng = np.random.default_rng(seed)
+    n, instruments = 12_000, 40
+    centres = rng.integers(20, 400, instruments)
+    listed = np.sort(rng.integers(0, n // 2, instruments))
+    listed[0] = 0
+    resting: dict[int, dict[int, tuple[int, int]]] = {i: {} for i in range(instruments)}
+    records = []
+    next_order = 1
+    for r in range(n):
+        q = int(rng.integers(0, int(np.searchsorted(listed, r, side="right"))))
+        orders = resting[q]
+        choice = rng.random()
+        side = int(rng.integers(0, 2))
+        price = int(centres[q]) + (1 if side else -1) * int(rng.integers(1, 15))
+        if not orders or choice < 0.45:
+            order, action, size = next_order, "A", int(rng.integers(1, 9))
+            next_order += 1
+            orders[order] = (side, price)
+        else:
+            order = int(rng.choice(list(orders)))
+            side, resting_price = orders[order]
+            price = int(centres[q]) + (1 if side else -1) * int(rng.integers(1, 15))
+            if choice < 0.7:
+                action, size, price = "C", int(rng.integers(1, 9)), resting_price
+                del orders[order]
+            else:
+                action, size = "M", int(rng.integers(1, 9))
+                orders[order] = (side, price)
+        records.append((day + 50_000_000 * (r + 1), 100 + q, action, "BA"[side],
+                        price * TICK, size, order))  # fmt: skip
+    ts, ids, actions, sides, prices, sizes, order_ids = zip(*records, strict=True)
+    columns = MboColumns(
+        ts_recv=np.array(ts, np.int64),
+        instrument_id=np.array(ids, np.int64),
+        action=np.frombuffer("".join(actions).encode(), np.uint8).copy(),
+        side=np.frombuffer("".join(sides).encode(), np.uint8).copy(),
+        price=np.array(prices, np.int64),
+        size=np.array(sizes, np.int64),
+        order_id=np.array(order_ids, np.int64),
+        flags=np.full(n, F_LAST, np.uint8),
+    )
+    return columns, {100 + q: TICK for q in range(instruments)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batches_of_many_instruments_joining_over_time_give_the_whole_rows(seed: int) -> None:
+    """As the options' engine meets a live day: instruments first seen in later batches, and
+    ladders laid out again around each other's, give the rows of every record at once."""
+    day = day_start_ns(dt.date(2024, 3, 4))
+    columns, ticks = many_instruments(seed, day)
+    end = int(columns.ts_recv[-1]) // 1_000_000_000 * 1_000_000_000 + 1_000_000_000
+    config = WindowConfig(day, end, day, end)
+    expected, _ = rows(replay_windows(columns, ticks, config))
+    assert len(np.unique(expected["instrument"])) == 40
+    rng = np.random.default_rng(seed)
+    cuts = np.sort(rng.choice(np.arange(1, len(columns)), size=300, replace=False))
+    replay = WindowReplay(ticks, config, margin_ticks=1)
+    chunks = []
+    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(columns)], strict=True):
+        chunks += list(replay.push(columns.slice(int(start), int(stop))))
+    book, _ = rows([*chunks, *replay.finish()])
+    np.testing.assert_array_equal(book, expected)
