@@ -208,8 +208,8 @@ def test_an_instrument_first_seen_in_a_later_batch_leaves_the_others_levels_alon
 
 def many_instruments(seed: int, day: int) -> tuple[MboColumns, dict[int, int]]:
     """A random day of 40 instruments listed one after another, each with adds, cancels,
-    price and size modifies around its own price (a few ticks to a few hundred, so ladders
-    laid out again land on each other's levels), one record per event."""
+    price and size modifies and trades around its own price (a few ticks to a few hundred,
+    so ladders laid out again land on each other's levels), one record per event."""
     rng = np.random.default_rng(seed)
     n, instruments = 12_000, 40
     centres = rng.integers(20, 400, instruments)
@@ -224,7 +224,9 @@ def many_instruments(seed: int, day: int) -> tuple[MboColumns, dict[int, int]]:
         choice = rng.random()
         side = int(rng.integers(0, 2))
         price = int(centres[q]) + (1 if side else -1) * int(rng.integers(1, 15))
-        if not orders or choice < 0.45:
+        if choice < 0.05:
+            order, action, size = 0, "T", int(rng.integers(1, 9))
+        elif not orders or choice < 0.45:
             order, action, size = next_order, "A", int(rng.integers(1, 9))
             next_order += 1
             orders[order] = (side, price)
@@ -257,18 +259,21 @@ def many_instruments(seed: int, day: int) -> tuple[MboColumns, dict[int, int]]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_batches_of_many_instruments_joining_over_time_give_the_whole_rows(seed: int) -> None:
     """As the options' engine meets a live day: instruments first seen in later batches, and
-    ladders laid out again around each other's, give the rows of every record at once."""
+    ladders (with their flows) laid out again around each other's, give the book and depth
+    rows of every record at once."""
     day = day_start_ns(dt.date(2024, 3, 4))
     columns, ticks = many_instruments(seed, day)
     end = int(columns.ts_recv[-1]) // 1_000_000_000 * 1_000_000_000 + 1_000_000_000
-    config = WindowConfig(day, end, day, end)
-    expected, _ = rows(replay_windows(columns, ticks, config))
+    config = WindowConfig(day, end, day, end, depth_from_ns=day, depth_to_ns=end)
+    expected, expected_depth = rows(replay_windows(columns, ticks, config))
     assert len(np.unique(expected["instrument"])) == 40
+    assert len(expected_depth) > 10_000
     rng = np.random.default_rng(seed)
     cuts = np.sort(rng.choice(np.arange(1, len(columns)), size=300, replace=False))
     replay = WindowReplay(ticks, config, margin_ticks=1)
     chunks = []
     for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(columns)], strict=True):
         chunks += list(replay.push(columns.slice(int(start), int(stop))))
-    book, _ = rows([*chunks, *replay.finish()])
+    book, depth = rows([*chunks, *replay.finish()])
     np.testing.assert_array_equal(book, expected)
+    np.testing.assert_array_equal(depth, expected_depth)
