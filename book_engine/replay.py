@@ -152,7 +152,8 @@ class WindowChunk:
 class EngineState:
     """Everything the kernel keeps between calls. Instruments get dense indexes in order of
     first appearance; each has a contiguous segment of tick levels (its ladder) in `levels` and
-    `flows`, laid out again when a batch brings a price outside it."""
+    `flows` (the first `used` levels: ladders and the levels they left), moved when a batch
+    brings a price outside it."""
 
     with_flows: bool
     instrument_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -170,6 +171,7 @@ class EngineState:
     )
     ring: np.ndarray = field(default_factory=lambda: np.zeros((1 << 16, 3), np.int64))
     dense_of: dict[int, int] = field(default_factory=dict)
+    used: int = 0  # levels taken (the rest of `levels` is spare)
 
     def __post_init__(self) -> None:
         self.scalars[k.S_N_FREE] = self.orders.shape[0]
@@ -270,10 +272,9 @@ class EngineState:
         self.instrument_ids = np.concatenate([self.instrument_ids, np.array(ids, np.int64)])
         self.instruments = np.concatenate([self.instruments, rows])
         self.priced = np.concatenate([self.priced, np.zeros(len(ids), np.bool_)])
-        # every instrument's ladder where it is, a one-level ladder for each new one
-        levels = self.instruments[:, k.I_LEVELS].copy()
-        levels[-len(ids) :] = 1
-        self._layout(self.instruments[:, k.I_PRICE_MIN].copy(), levels, ~self.priced)
+        # a one-level (empty) ladder for each new one until its first price
+        added = np.arange(len(self.instruments) - len(ids), len(self.instruments))
+        self._place(added, np.zeros(len(ids), np.int64), np.ones(len(ids), np.int64))
 
     def _cover(
         self,
@@ -286,81 +287,107 @@ class EngineState:
         """Make every instrument's ladder span the batch's [low, high] (where it has prices)."""
         q, low, high = which[has_prices], low[has_prices], high[has_prices]
         tick = self.instruments[q, k.I_TICK]
-        price_min = self.instruments[:, k.I_PRICE_MIN].copy()
-        levels = self.instruments[:, k.I_LEVELS].copy()
-        unpriced = ~self.priced
-        new = unpriced[q]
+        price_min = self.instruments[q, k.I_PRICE_MIN]
+        new = ~self.priced[q]
         old = ~new
-        off_grid = np.flatnonzero(old & ((low - price_min[q]) % tick != 0))
+        off_grid = np.flatnonzero(old & ((low - price_min) % tick != 0))
         if off_grid.size:
             i = off_grid[0]
             raise EngineError(
                 f"instrument {int(self.instrument_ids[q[i]])}: price {low[i]} is not on its tick "
-                f"grid of {tick[i]} from {price_min[q[i]]}"
+                f"grid of {tick[i]} from {price_min[i]}"
             )
-        top = price_min[q] + (levels[q] - 1) * tick
-        below = old & (low < price_min[q])
+        top = price_min + (self.instruments[q, k.I_LEVELS] - 1) * tick
+        below = old & (low < price_min)
         above = old & (high > top)
-        changed = bool(new.any() or below.any() or above.any())
-        if not changed:
+        grown = new | below | above
+        if not grown.any():
             return
         margin = margin_ticks * tick
-        bottom = np.where(new | below, low - margin, price_min[q])
+        bottom = np.where(new | below, low - margin, price_min)
         top = np.where(new | above, high + margin, top)
-        price_min[q] = bottom
-        levels[q] = (top - bottom) // tick + 1
-        self._layout(price_min, levels, unpriced)
+        self._place(q[grown], bottom[grown], ((top - bottom) // tick + 1)[grown])
         self.priced[q] = True
 
-    def _layout(self, price_min: np.ndarray, levels: np.ndarray, unpriced: np.ndarray) -> None:
-        """Lay the ladders out at `price_min` with `levels` each. Depth, counts and flows move
-        with their prices; every level index the state holds (orders, best bid and ask, spot)
-        follows. An `unpriced` instrument's ladder (one empty level until its first price) is
-        not copied: moved by its new price_min, it would land on another instrument's levels
-        (an option first seen in a later batch cleared a level of another)."""
-        old = self.instruments
-        n = old.shape[0]
-        offsets = np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
-        total = int(levels.sum())
-        new_levels = _levels(total)
-        new_flows = _flows(total, self.with_flows)
-        # old level index + delta[q] = new level index
-        delta = np.zeros(n, np.int64)
-        for q in range(n):
-            count = int(old[q, k.I_LEVELS])
-            if count == 0 or unpriced[q]:
+    def _place(self, which: np.ndarray, price_min: np.ndarray, levels: np.ndarray) -> None:
+        """Give each instrument of `which` a ladder of `levels` levels from `price_min`, after
+        the ladders in use: its depth, counts and flows move with their prices, and every level
+        index the state holds (orders, best bid and ask, spot) follows. Only these ladders
+        move (a ladder laid out again used to move all of them: 30-55 ms for an options day's
+        31 MB, a live second's stall); the levels they leave are not used again, and the
+        ladders are compacted when the spare levels run out. An unpriced instrument's ladder
+        (one empty level until its first price) is not copied: moved by its new price_min, it
+        would land on another instrument's levels."""
+        needed = int(levels.sum())
+        if self.used + needed > self.levels.shape[1]:
+            self._compact(needed)
+        offsets = self.used + np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
+        self._fresh(self.used, self.used + needed)
+        state = self.instruments
+        delta = np.zeros(state.shape[0], np.int64)  # old level index + delta = new one
+        for i, q in enumerate(which.tolist()):
+            count = int(state[q, k.I_LEVELS])
+            if count == 0 or not self.priced[q]:
                 continue
-            shift = (old[q, k.I_PRICE_MIN] - price_min[q]) // old[q, k.I_TICK]
-            source = slice(int(old[q, k.I_OFFSET]), int(old[q, k.I_OFFSET]) + count)
-            target = slice(int(offsets[q] + shift), int(offsets[q] + shift) + count)
+            shift = (state[q, k.I_PRICE_MIN] - price_min[i]) // state[q, k.I_TICK]
+            source = slice(int(state[q, k.I_OFFSET]), int(state[q, k.I_OFFSET]) + count)
+            target = slice(int(offsets[i] + shift), int(offsets[i] + shift) + count)
+            self.levels[:, target] = self.levels[:, source]
+            if self.with_flows:
+                self.flows[:, target] = self.flows[:, source]
+            delta[q] = offsets[i] + shift - state[q, k.I_OFFSET]
+        self._follow(delta)
+        state[which, k.I_OFFSET] = offsets
+        state[which, k.I_PRICE_MIN] = price_min
+        state[which, k.I_LEVELS] = levels
+        self.used += needed
+
+    def _compact(self, needed: int) -> None:
+        """The ladders in use, in instrument order and without the levels left behind, in new
+        arrays with room for `needed` more levels and as many again spare (zeroed lazily: a
+        level's pages are written only once a ladder takes it)."""
+        state = self.instruments
+        levels = state[:, k.I_LEVELS]
+        offsets = np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
+        in_use = int(levels.sum())
+        capacity = 2 * (in_use + needed)
+        new_levels = _levels(capacity)
+        new_flows = _flows(capacity, self.with_flows)
+        delta = offsets - state[:, k.I_OFFSET]
+        for q in np.flatnonzero(levels).tolist():
+            source = slice(int(state[q, k.I_OFFSET]), int(state[q, k.I_OFFSET] + levels[q]))
+            target = slice(int(offsets[q]), int(offsets[q] + levels[q]))
             new_levels[:, target] = self.levels[:, source]
             if self.with_flows:
                 new_flows[:, target] = self.flows[:, source]
-            delta[q] = offsets[q] + shift - old[q, k.I_OFFSET]
+        self._follow(delta)
+        state[:, k.I_OFFSET] = offsets
+        self.levels, self.flows, self.used = new_levels, new_flows, in_use
+
+    def _fresh(self, start: int, stop: int) -> None:
+        """Levels start..stop about to be taken: no window has touched them yet."""
+        self.levels[:, start:stop, k.L_STAMP] = -1
+        if self.with_flows:
+            self.flows[:, start:stop, k.F_YOUNG_STAMP] = -1
+
+    def _follow(self, delta: np.ndarray) -> None:
+        """Every level index the state holds moves by its instrument's `delta`."""
         active = np.flatnonzero(self.orders[:, k.O_INSTRUMENT] >= 0)
         self.orders[active, k.O_LEVEL] += delta[self.orders[active, k.O_INSTRUMENT]]
         for column in (k.I_BEST_BID, k.I_BEST_ASK, k.I_SPOT):
-            known = old[:, column] >= 0
-            old[known, column] += delta[known]
-        old[:, k.I_OFFSET] = offsets
-        old[:, k.I_PRICE_MIN] = price_min
-        old[:, k.I_LEVELS] = levels
-        self.levels = new_levels
-        self.flows = new_flows
+            known = self.instruments[:, column] >= 0
+            self.instruments[known, column] += delta[known]
 
 
-def _levels(total: int) -> np.ndarray:
-    levels = np.zeros((2, total, 4), np.int64)
-    levels[:, :, k.L_STAMP] = -1
-    return levels
+def _levels(capacity: int) -> np.ndarray:
+    """Zeroed levels (their stamps are set as ladders take them: EngineState._fresh)."""
+    return np.zeros((2, capacity, 4), np.int64)
 
 
-def _flows(total: int, with_flows: bool) -> np.ndarray:
+def _flows(capacity: int, with_flows: bool) -> np.ndarray:
     """The kernel tracks flows when this has more than one level: one more than the ladders
     need keeps that so for a one-level ladder."""
-    flows = np.zeros((2, total + 1 if with_flows else 1, 9), np.int64)
-    flows[:, :, k.F_YOUNG_STAMP] = -1
-    return flows
+    return np.zeros((2, capacity + 1 if with_flows else 1, 9), np.int64)
 
 
 def _orders(capacity: int) -> np.ndarray:
