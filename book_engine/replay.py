@@ -139,6 +139,13 @@ class WindowConfig:
     # each book row's spot (SPEC 6); without it, spot_price is UNDEF_PRICE and no depth row
     # is emitted (an option's book by second is priced on its future's spot)
     with_spot: bool = True
+    # book rows as QUOTE_ROW (time, instrument, best bid and ask, validity) instead of
+    # BOOK_ROW: all an option's pricing reads of its replay
+    quote_rows: bool = False
+
+    @property
+    def book_row(self) -> np.dtype:
+        return k.QUOTE_ROW if self.quote_rows else k.BOOK_ROW
 
 
 @dataclass
@@ -549,7 +556,7 @@ class WindowReplay:
         self.state.scalars[k.S_NEXT_WINDOW_END] = window.range_start_ns + k.WINDOW_NS
         self.config, self.pre_open = _config(window, FAR_FUTURE, emit_events=False)
         self.buffer_rows = buffer_rows
-        self.book_rows = np.zeros(buffer_rows, dtype=k.BOOK_ROW)
+        self.book_rows = np.zeros(buffer_rows, dtype=window.book_row)
         self.depth_rows = np.zeros(buffer_rows if self.state.with_flows else 1, dtype=k.DEPTH_ROW)
         self.events = np.zeros(1, dtype=k.EVENT_ROW)
         self.pending: MboColumns | None = None  # records after the last F_LAST so far
@@ -647,7 +654,7 @@ class WindowReplay:
         need_book = len(self.state.instrument_ids)
         need_depth = len(self.state.instrument_ids) * (4 * self.window.depth_ticks + 2)
         if self.book_rows.shape[0] < need_book:
-            self.book_rows = np.zeros(need_book, dtype=k.BOOK_ROW)
+            self.book_rows = np.zeros(need_book, dtype=self.window.book_row)
         if self.state.with_flows and self.depth_rows.shape[0] < need_depth:
             self.depth_rows = np.zeros(need_depth, dtype=k.DEPTH_ROW)
         self.config[k.C_RANGE_END] = close_until_ns

@@ -152,6 +152,7 @@ class OptionsSettings:
             book_from_ns=start,
             book_to_ns=end,
             with_spot=False,
+            quote_rows=True,
         )
 
 

@@ -214,9 +214,9 @@ day = dt.date.fromisoformat(sys.argv[3])
 records = db.DBNStore.from_file(path).to_ndarray()
 front = MboColumns.from_dbn(records[records["instrument_id"] == instrument])
 del records
-# the future's spot over the options' seconds
+# the future's spot over the options' seconds (whole book rows: the spot is one of them)
 window = dataclasses.replace(
-    options_settings(project_vars()).window_config(day), with_spot=True
+    options_settings(project_vars()).window_config(day), with_spot=True, quote_rows=False
 )
 chunks = replay_windows(front, {instrument: 250_000_000}, window)
 book = np.concatenate([chunk.book_rows for chunk in chunks])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from book_engine.errors import EngineError
-from book_engine.kernel import F_LAST, UNDEF_PRICE
+from book_engine.kernel import F_LAST, QUOTE_ROW, UNDEF_PRICE
 from book_engine.replay import MboColumns, WindowConfig, WindowReplay, replay_windows
 from spymaster.exchange_time import day_start_ns
 from tests.test_book_engine_real import FILES, TICK
@@ -277,3 +277,25 @@ def test_batches_of_many_instruments_joining_over_time_give_the_whole_rows(seed:
     book, depth = rows([*chunks, *replay.finish()])
     np.testing.assert_array_equal(book, expected)
     np.testing.assert_array_equal(depth, expected_depth)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_quote_rows_are_the_book_rows_quote_fields(seed: int) -> None:
+    """An option's replay keeps only the quote of each book row (QUOTE_ROW): the same
+    seconds, instruments, best prices and validity as whole BOOK_ROWs, in batches too."""
+    day = day_start_ns(dt.date(2024, 3, 4))
+    columns, ticks = many_instruments(seed, day)
+    end = int(columns.ts_recv[-1]) // 1_000_000_000 * 1_000_000_000 + 1_000_000_000
+    config = WindowConfig(day, end, day, end, with_spot=False)
+    whole, _ = rows(replay_windows(columns, ticks, config))
+    assert len(np.unique(whole["instrument"])) == 40
+    assert (whole["bid_size"] > 0).any()  # a whole row has more than its quote
+    rng = np.random.default_rng(seed)
+    cuts = np.sort(rng.choice(np.arange(1, len(columns)), size=300, replace=False))
+    replay = WindowReplay(ticks, dataclasses.replace(config, quote_rows=True), margin_ticks=1)
+    chunks = []
+    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(columns)], strict=True):
+        chunks += list(replay.push(columns.slice(int(start), int(stop))))
+    quotes, _ = rows([*chunks, *replay.finish()])
+    assert quotes.dtype == QUOTE_ROW
+    np.testing.assert_array_equal(quotes, whole[list(QUOTE_ROW.names)].astype(QUOTE_ROW))
