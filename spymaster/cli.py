@@ -128,14 +128,21 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1
     for name in dropped:
         print(f"build: dropped {name}, left in the warehouse by an interrupted build")
+    # dbt's unit tests check the models' SQL on fixed inputs, not the lake's data: dbt
+    # recommends them for development and CI (`make test` runs them), not for every build;
+    # an --exclude-resource-type given to dbt replaces this default
+    excluded = "DBT_EXCLUDE_RESOURCE_TYPES"
+    environment = {} if args.unit_tests or excluded in os.environ else {excluded: "unit_test"}
     ray_address = requested_address(args.ray)
     if ray_address is None:
-        return run_dbt(lake, ["build", *args.dbt_args])
+        return run_dbt(lake, ["build", *args.dbt_args], extra_env=environment)
     try:
         with ray_session(ray_address) as joinable:
             # dbt's engine models join the same cluster and run a task per contract-day
             return run_dbt(
-                lake, ["build", *args.dbt_args], extra_env={RAY_ADDRESS_ENV_VAR: joinable}
+                lake,
+                ["build", *args.dbt_args],
+                extra_env={**environment, RAY_ADDRESS_ENV_VAR: joinable},
             )
     except ClusterError as error:
         print(f"build failed: {error}", file=sys.stderr)
@@ -555,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_lake(build)
     _add_ray(build, "each contract-day of the engine models")
+    build.add_argument(
+        "--unit-tests",
+        action="store_true",
+        help="also run dbt's unit tests (the models' SQL on fixed inputs; `make test` runs "
+        "them); the lake's data tests always run",
+    )
     build.set_defaults(handler=_cmd_build)
 
     _add_simulate_parser(commands)

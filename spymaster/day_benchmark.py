@@ -3,10 +3,10 @@
 The day (`spymaster simulate --scale 2 --sessions 1`: about 31 M futures and 31 M options MBO
 records) is generated once into target/bench/busy-day/raw. Each run lands it into a fresh lake
 with `spymaster ingest --workers 2`, then runs `spymaster build` (dbt build: every model and
-every test), each in its own process tree. Per stage: wall time and the peak of the tree's
-summed resident memory (sampled every 20 ms, so every worker and dbt's threads count); per dbt
-node: its execution time from run_results.json. The results go to benchmarks/busy_day.json,
-which the README quotes.
+every data test; dbt's unit tests run in `make test`), each in its own process tree. Per
+stage: wall time and the peak of the tree's summed resident memory (sampled every 20 ms, so
+every worker and dbt's threads count); per dbt node: its execution time from
+run_results.json. The results go to benchmarks/busy_day.json, which the README quotes.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def print_day(measured: dict[str, Any], slowest: int = 12) -> None:
     stages = measured["stages"]
     print(
         "day  busy generated day ({futures:,} futures + {options:,} options MBO records), raw "
-        "DBN to every gold table with dbt tests: {total:.1f} s, peak RSS {peak:,.0f} MiB; "
+        "DBN to every gold table with dbt's data tests: {total:.1f} s, peak RSS {peak:,.0f} MiB; "
         "ingest (2 workers) {ingest:.1f} s ({per_worker:,.0f} records/s per worker, peak "
         "{ingest_peak:,.0f} MiB); build {build:.1f} s (peak {build_peak:,.0f} MiB)".format(
             futures=records["futures_mbo"],

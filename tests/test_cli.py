@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import databento_dbn as dbn
@@ -101,6 +102,25 @@ def test_build_first_drops_what_an_interrupted_build_left(tmp_path: Path) -> Non
     connection.close()
     assert tables == [("engine_book_snapshot_1s",)]
     assert drop_interrupted_build_tables(lake) == []
+
+
+def test_build_runs_the_data_tests_and_the_unit_tests_when_asked(raw: Path, tmp_path: Path) -> None:
+    """dbt's unit tests check the models' SQL on fixed inputs (`make test` runs them through
+    the tests' builds): a build runs the lake's data tests, and the unit tests with
+    --unit-tests."""
+    write_dbn(raw / "day.mbo.dbn.zst", dbn.Schema.MBO, book_day(11, DAY, 5000.0), {"ESM4": 11}, DAY)
+    lake = str(tmp_path / "lake")
+    assert main(["ingest", "--raw", str(raw), "--lake", lake, "--workers", "1"]) == 0
+
+    def kinds_built(*flags: str) -> set[str]:
+        target = tmp_path / f"target{len(flags)}"
+        selection = ["--select", "+contract_day_volume", "--target-path", str(target)]
+        assert main(["build", "--lake", lake, *flags, *selection]) == 0
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        return {result["unique_id"].split(".")[0] for result in results}
+
+    assert kinds_built() == {"model", "test"}
+    assert kinds_built("--unit-tests") == {"model", "test", "unit_test"}
 
 
 @pytest.mark.parametrize("command", ["ingest", "build"])
