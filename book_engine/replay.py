@@ -343,7 +343,8 @@ class EngineState:
             if self.with_flows:
                 self.flows[:, target] = self.flows[:, source]
             delta[q] = offsets[i] + shift - state[q, k.I_OFFSET]
-        self._follow(delta)
+        if delta.any():  # new instruments' placeholders move nothing the orders point at
+            self._follow(delta)
         state[which, k.I_OFFSET] = offsets
         state[which, k.I_PRICE_MIN] = price_min
         state[which, k.I_LEVELS] = levels
