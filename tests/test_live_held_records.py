@@ -29,7 +29,6 @@ def test_held_records_convert_as_their_batches_do(shared_data: Path) -> None:
         expected.append(to_record_batch(SourceSchema.MBO, batch, offset).filter(pa.array(rows)))
     start, stop = BATCHES[0][0], BATCHES[-1][1]
     positions = start + np.flatnonzero(wanted[start:stop])
-    assert held.due_ns == (int(chunk["ts_recv"][positions[0]]) // SECOND_NS + 1) * SECOND_NS
     records, gathered, source = held.take()
     assert source == "a.dbn"
     assert not held.parts
@@ -37,3 +36,21 @@ def test_held_records_convert_as_their_batches_do(shared_data: Path) -> None:
     converted = to_record_batch(SourceSchema.MBO, gathered)
     assert converted.equals(pa.Table.from_batches(expected).combine_chunks().to_batches()[0])
     assert np.array_equal(converted.column("record_index").to_numpy(), positions)
+
+
+def test_held_records_go_at_their_seconds_end_or_a_quarter_second_after_the_first(
+    shared_data: Path,
+) -> None:
+    record = db.DBNStore.from_file(
+        shared_data / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
+    ).to_ndarray()[:1]
+    second = int(record["ts_recv"][0]) // SECOND_NS * SECOND_NS
+    for after_ms, due_ms in ((100, 350), (900, 1000), (750, 1000), (0, 250)):
+        held = HeldRecords()
+        early = record.copy()
+        early["ts_recv"] = second + after_ms * 1_000_000
+        held.add(early, np.zeros(1, np.int64), "a.dbn")
+        later = early.copy()
+        later["ts_recv"] += 1  # a later record does not move it
+        held.add(later, np.ones(1, np.int64), "a.dbn")
+        assert held.due_ns == second + due_ms * 1_000_000
