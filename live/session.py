@@ -31,7 +31,7 @@ from gex.options_surface import (
 from ingest.bronze_tables import AssetClass, Records, SourceSchema, table_name, to_record_batch
 from ingest.routing import Router, day_to_date, epoch_days
 from live.bronze import LiveBronze, LiveOptionDefinitions
-from live.feed import FeedBatch
+from live.feed import SECOND_NS, FeedBatch
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from spymaster.dbt_models import chain_cutoff_ns, definition_ticks, options_chain
 from spymaster.lake import Lake
@@ -42,7 +42,6 @@ OPTIONS_MBO = table_name(AssetClass.OPTIONS, SourceSchema.MBO)
 FUTURES_DEFINITIONS = table_name(AssetClass.FUTURES, SourceSchema.DEFINITION)
 OPTIONS_DEFINITIONS = table_name(AssetClass.OPTIONS, SourceSchema.DEFINITION)
 OPTIONS_STATISTICS = table_name(AssetClass.OPTIONS, SourceSchema.STATISTICS)
-SECOND_NS = 1_000_000_000
 # the future's records are held at most this long (market time): the push at a second's end,
 # on the path to its frame, then carries at most this much of it (~1 ms instead of ~3)
 HOLD_NS = 250_000_000
@@ -260,7 +259,7 @@ class HeldRecords:
 
     def __init__(self) -> None:
         self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # records, their file positions
-        self.source: str | None = None
+        self.source = ""  # the feed source of the held records
         self.due_ns = 0  # when the held records go (see above)
 
     def add(self, records: np.ndarray, positions: np.ndarray, source: str) -> None:
@@ -278,8 +277,7 @@ class HeldRecords:
         records = np.concatenate([r.view(np.uint8) for r, _ in self.parts]).view(dtype)
         positions = np.concatenate([p for _, p in self.parts])
         source = self.source
-        self.parts, self.source = [], None
-        assert source is not None
+        self.parts, self.source = [], ""
         return records, _GatheredRecords(records, positions), source
 
 

@@ -1,6 +1,7 @@
-"""The future's records a live session holds until their second can close: gathered from
-several batches, they reach the engine and bronze as if each batch had been converted on its
-own (the same bronze rows, with each record's position in its file)."""
+"""The future's records a live session holds until their second can close (a quarter second
+at most): gathered from several batches, they reach the engine and bronze as if each batch
+had been converted on its own (the same bronze rows, with each record's position in its
+file)."""
 
 from __future__ import annotations
 
