@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import databento as db
@@ -15,6 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 import zstandard
 
 from gex.black76 import MINUTES_PER_YEAR
@@ -501,6 +503,47 @@ def test_gex_surface_grid_walls_and_zero_gamma(market_lake: Lake) -> None:
     )[0]
     assert levels[1] > 0
     assert levels[2] <= 100
+
+
+def test_contracted_tables_check_their_constraints_as_they_are_written(market_lake: Lake) -> None:
+    """The not-null and check constraints the models' contracts declare are the warehouse's
+    tables' own (DuckDB enforces them as dbt writes each table; no data test runs them
+    again), and a row that breaks one is refused with the table and the rule named."""
+    declared: Counter[tuple[str, str]] = Counter()
+    for path in (PROJECT_ROOT / "models").rglob("*.yml"):
+        for model in yaml.safe_load(path.read_text()).get("models", []):
+            for owner in (model, *model.get("columns", [])):
+                for constraint in owner.get("constraints", []):
+                    declared[(model["name"], constraint["type"])] += 1
+    enforced = warehouse(
+        market_lake,
+        "select table_name, lower(replace(constraint_type, ' ', '_')), count(*) "
+        "from duckdb_constraints() where constraint_type in ('NOT NULL', 'CHECK') group by all",
+    )
+    assert Counter({(table, kind): count for table, kind, count in enforced}) == declared
+    assert declared[("contract_day_selection", "check")] >= 3
+    connection = duckdb.connect()
+    connection.execute(f"attach '{market_lake.duckdb_path}' as market (read_only)")
+    [(ddl,)] = connection.execute(
+        "select sql from duckdb_tables() "
+        "where database_name = 'market' and table_name = 'contract_day_selection'"
+    ).fetchall()
+    connection.execute("create schema silver")
+    connection.execute(ddl)  # the warehouse's table, empty, in memory
+    copy = (
+        "insert into silver.contract_day_selection select * replace ({}) "
+        "from market.silver.contract_day_selection limit 1"
+    )
+    connection.execute(copy.format("dt as dt"))
+    with pytest.raises(
+        duckdb.ConstraintException, match=r"NOT NULL constraint failed: contract_day_selection\.dt"
+    ):
+        connection.execute(copy.format("null::date as dt"))
+    with pytest.raises(
+        duckdb.ConstraintException,
+        match=r'CHECK constraint failed on table "contract_day_selection" .*\(exclusion_reason IN',
+    ):
+        connection.execute(copy.format("'expired' as exclusion_reason, false as is_included"))
 
 
 def test_every_model_and_column_is_documented(market_lake: Lake) -> None:
