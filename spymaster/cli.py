@@ -160,9 +160,11 @@ class WarehouseHeldError(Exception):
 
 
 def drop_interrupted_build_tables(lake: Lake) -> list[str]:
-    """dbt's staging relations (`<model>__dbt_tmp`) that a killed build left visible to
-    analysts, dropped before the next build (which would not). Says first, rather than deep in
-    dbt's log, when another process holds the file."""
+    """dbt's staging relations (`<model>__dbt_tmp`, and an incremental Python model's
+    `<model>__dbt_tmp<timestamp>` in the default schema) that a killed build left visible to
+    analysts, or that builds before the delete+insert macro dropped it left, dropped before the
+    next build (which would not). Says first, rather than deep in dbt's log, when another
+    process holds the file."""
     if not lake.duckdb_path.exists():
         return []
     try:
@@ -177,7 +179,7 @@ def drop_interrupted_build_tables(lake: Lake) -> list[str]:
     try:
         leftovers = connection.execute(
             "select table_schema, table_name, table_type from information_schema.tables "
-            "where table_name like '%\\_\\_dbt\\_tmp' escape '\\' order by all"
+            "where table_name like '%\\_\\_dbt\\_tmp%' escape '\\' order by all"
         ).fetchall()
         for schema, name, kind in leftovers:
             relation = "view" if kind == "VIEW" else "table"

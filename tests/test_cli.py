@@ -83,8 +83,10 @@ def test_impossible_arguments_are_named_not_tracebacks(
 
 
 def test_build_first_drops_what_an_interrupted_build_left(tmp_path: Path) -> None:
-    """A killed build leaves dbt's `__dbt_tmp` relations visible to analysts; the next
-    build drops them (and only them) before dbt starts."""
+    """A killed build leaves dbt's `__dbt_tmp` relations visible to analysts (and builds
+    before the delete+insert macro dropped it left an incremental Python model's staging
+    table, `<model>__dbt_tmp<timestamp>` in the default schema); the next build drops them
+    (and only them) before dbt starts."""
     lake = Lake(tmp_path / "lake")
     lake.root.mkdir()
     connection = duckdb.connect(str(lake.duckdb_path))
@@ -92,8 +94,12 @@ def test_build_first_drops_what_an_interrupted_build_left(tmp_path: Path) -> Non
     connection.execute("create table silver.engine_book_snapshot_1s as select 1 as x")
     connection.execute("create table silver.engine_book_snapshot_1s__dbt_tmp as select 1 as x")
     connection.execute("create view silver.gex_surface_1s__dbt_tmp as select 1 as x")
+    connection.execute(
+        "create table main.engine_book_snapshot_1s__dbt_tmp20261127195831243628 as select 1 as x"
+    )
     connection.close()
     assert drop_interrupted_build_tables(lake) == [
+        "main.engine_book_snapshot_1s__dbt_tmp20261127195831243628",
         "silver.engine_book_snapshot_1s__dbt_tmp",
         "silver.gex_surface_1s__dbt_tmp",
     ]
