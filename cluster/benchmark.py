@@ -2,7 +2,7 @@
 tasks of a local Ray, on the HUD benchmark's market (two realistic sessions, built once).
 
 Each model's readers run as dbt runs them (a full build of every included day), reading the
-built warehouse for their inputs; the rows are consumed, not stored (the two models whose rows
+built warehouse for their inputs; the rows are consumed, not stored (the models whose rows
 stay in the lake write their partitions there, as in a build; the options' are removed before
 each run, so that each run computes them). Measured per model: the
 wall time both ways, and per contract-day the seconds its Ray task took (computing and writing
@@ -36,8 +36,8 @@ MODELS = (
     "engine_depth_and_flow_partitions",
     "engine_options_book_partitions",
     "engine_options_quote_partitions",
-    "engine_gex_by_strike_1s",
-    "engine_zero_gamma_1s",
+    "engine_gex_by_strike_partitions",
+    "engine_zero_gamma_partitions",
 )
 
 
@@ -103,18 +103,16 @@ def _readers(
             book=table("book_snapshot_1s"),
             **timer,
         ),
-        "engine_gex_by_strike_1s": lambda **timer: dbt_models.quote_day_reader(
+        "engine_gex_by_strike_partitions": lambda **timer: dbt_models.quote_day_partitions(
             "gex_by_strike_1s",
-            **full_build,
-            config=options("engine_gex_by_strike_1s"),
+            config=options("engine_gex_by_strike_partitions"),
             quote_partitions=table("engine_options_quote_partitions"),
             quotes=table("engine_options_quotes_1s"),
             **timer,
         ),
-        "engine_zero_gamma_1s": lambda **timer: dbt_models.quote_day_reader(
+        "engine_zero_gamma_partitions": lambda **timer: dbt_models.quote_day_partitions(
             "zero_gamma_1s",
-            **full_build,
-            config=options("engine_zero_gamma_1s"),
+            config=options("engine_zero_gamma_partitions"),
             quote_partitions=table("engine_options_quote_partitions"),
             quotes=table("engine_options_quotes_1s"),
             **timer,
@@ -123,10 +121,13 @@ def _readers(
 
 
 # computed again by each run: their partitions are removed first (the depth-and-flow ones are
-# written by the book snapshot's replay, which each run repeats)
+# written by the book snapshot's replay, which each run repeats; the sums by the quotes' run
+# too, removed so that their models sum each day's quotes read back from the warehouse)
 RECOMPUTED_FOLDERS = {
     "engine_options_book_partitions": dbt_models.OPTIONS_BOOK_FOLDER,
     "engine_options_quote_partitions": dbt_models.OPTIONS_QUOTES_FOLDER,
+    "engine_gex_by_strike_partitions": "gex_by_strike_1s",
+    "engine_zero_gamma_partitions": "zero_gamma_1s",
 }
 
 

@@ -762,50 +762,47 @@ def quote_days(
     ]
 
 
-def quote_day_reader(
+def quote_day_partitions(
     model: str,
     *,
-    session: duckdb.DuckDBPyConnection,
-    this: object,
-    is_incremental: bool,
     config: Mapping[str, Any],
     quote_partitions: duckdb.DuckDBPyRelation,
     quotes: duckdb.DuckDBPyRelation,
     on_partition: PartitionTimer | None = None,
-) -> pa.RecordBatchReader:
-    """The rows of `model` (one of gex.day_sums' tables, "zero_gamma_1s" or "gex_by_strike_1s")
-    for the days of options_quotes_1s to build. The options engine writes them to the lake
-    as it computes the quotes (quote_rows): a day's quotes are read back from the warehouse
-    only when its partition is not there (a full refresh of this model alone after the lake's
-    engine folder was removed, or a changed setting of this model only)."""
+) -> pa.Table:
+    """The lake partitions of `model` (one of gex.day_sums' tables, "zero_gamma_1s" or
+    "gex_by_strike_1s"), one per day of options_quotes_1s (ENGINE_PARTITIONS_SCHEMA). The
+    options engine writes them as it computes the quotes (quote_rows); a day without its
+    partition (the lake's engine folder removed, or a changed setting of this model only) is
+    summed here from its quotes read back from the warehouse."""
     [summed] = [s for s in quote_day_sums(profile_settings(config)) if s.model == model]
     lake_dir = lake_folder(config)
-    store = EnginePartitionStore(lake_dir)
-    todo = partitions_to_build(
-        session, this, is_incremental, quote_days(quote_partitions, summed.fingerprint)
-    )
 
-    def jobs() -> Iterator[EngineJob]:
-        for partition in todo:
-            table = None  # job_batches reads the stored partition
-            if store.stored(summed.model, partition) is None:
-                table = (
-                    quotes.filter(
-                        f"symbol = '{partition.symbol}' and dt = DATE '{partition.day.isoformat()}'"
-                    )
-                    # in scan order: the sums take each second's options in instrument order
-                    .project(", ".join(summed.columns))
-                    .to_arrow_table()
-                )
-            yield EngineJob(
-                model=summed.model,
-                partition=partition,
-                compute=quote_day_rows,
-                arguments={"quotes": table, "summed": summed},
-                memory_bytes=TASK_BASE_BYTES + (0 if table is None else 4 * table.nbytes),
+    def job(partition: Partition) -> EngineJob:
+        table = (
+            quotes.filter(
+                f"symbol = '{partition.symbol}' and dt = DATE '{partition.day.isoformat()}'"
             )
+            # in scan order: the sums take each second's options in instrument order
+            .project(", ".join(summed.columns))
+            .to_arrow_table()
+        )
+        return EngineJob(
+            model=summed.model,
+            partition=partition,
+            compute=quote_day_rows,
+            arguments={"quotes": table, "summed": summed},
+            memory_bytes=TASK_BASE_BYTES + 4 * table.nbytes,
+        )
 
-    return _reader(summed.schema, jobs(), lake_dir, on_partition)
+    return lake_partitions(
+        summed.model,
+        summed.schema,
+        quote_days(quote_partitions, summed.fingerprint),
+        job,
+        lake_dir,
+        on_partition,
+    )
 
 
 def quote_day_rows(

@@ -1,0 +1,17 @@
+"""Dealer-signed gamma exposure by strike and second, in the lake's engine partitions; one row
+per contract-day's partition (read through the engine_gex_by_strike_1s view, then
+gex_surface_1s)."""
+
+from spymaster.dbt_models import quote_day_partitions
+
+
+def model(dbt, session):
+    # the lake's partitions are the incremental state: the options engine writes each day's as
+    # it computes the quotes; a day without one (or summed with other settings) is summed here
+    dbt.config(materialized="table")
+    return quote_day_partitions(
+        "gex_by_strike_1s",
+        config=dbt.config.get("options_settings"),
+        quote_partitions=dbt.ref("engine_options_quote_partitions"),
+        quotes=dbt.ref("engine_options_quotes_1s"),
+    )
