@@ -8,14 +8,23 @@ behind them all. This runs dbt's own command line with two changes to its graph 
 node is handed out only when one of dbt's threads is free to run it, and the ready node
 with the longest chain of nodes after it goes first (then the shallowest, as dbt does). What
 is built and tested is unchanged; only the order of nodes that are ready at the same time.
+
+When dbt returns, the warehouse is closed (checkpointed) and the exit handlers run, then the
+process ends without the interpreter's teardown: its cyclic-garbage passes and deallocation
+over dbt's parsed project took about 1 s of every build (a busy day's: 3.7 -> 2.7 s between
+dbt's last node and the command's end).
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 from typing import Any
 
+import duckdb
 import networkx as nx
+from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 from dbt.cli.main import cli
 from dbt.graph.queue import GraphQueue
 from dbt.task.runnable import GraphRunnableTask
@@ -57,11 +66,40 @@ def _run_queue(task: GraphRunnableTask, pool: Any) -> None:
     _dbt_run_queue(task, pool)
 
 
+def _close_warehouse() -> None:
+    """dbt-duckdb leaves its DuckDB instance to the interpreter's teardown, which is where it
+    would be checkpointed."""
+    with DuckDBConnectionManager._LOCK:
+        environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+    if environment is not None:
+        environment.close()
+
+
+def _exit_now(status: int) -> None:
+    """End the process as the interpreter would, less its teardown: every file dbt wrote is
+    closed by now, the warehouse is closed here and the exit handlers (logging's among them)
+    run here."""
+    try:
+        _close_warehouse()
+    except duckdb.Error as error:
+        print(f"dbt: closing the warehouse failed: {error}", file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def main() -> None:
     GraphQueue._get_scores = _scores  # type: ignore[method-assign]
     GraphQueue.get = _get_when_a_thread_is_free  # type: ignore[method-assign]
     GraphRunnableTask.run_queue = _run_queue  # type: ignore[method-assign]
-    sys.exit(cli())
+    try:
+        cli()
+    except SystemExit as exit:
+        if exit.code is None or isinstance(exit.code, int):
+            _exit_now(exit.code or 0)
+        raise  # a message for stderr: the interpreter prints it
 
 
 if __name__ == "__main__":

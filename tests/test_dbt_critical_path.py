@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import networkx as nx
 
 from spymaster.dbt_critical_path import longest_chain_first
@@ -78,3 +79,25 @@ def test_the_chain_goes_before_the_models_and_tests_beside_it(tmp_path: Path) ->
     dbt = [str(Path(sys.executable).with_name("dbt"))]
     stock = build_order(dbt, small_project(tmp_path / "stock"))
     assert stock.index("chain_2") > max(stock.index(name) for name in LEAVES)
+
+
+def test_the_process_ends_with_the_warehouse_closed_and_dbt_s_status(tmp_path: Path) -> None:
+    """Without the interpreter's teardown: dbt's exit status (a failure's too), its output
+    whole, and the database closed with every model's table in it, no write-ahead log left."""
+    project = small_project(tmp_path / "project")
+    command = [*DBT, "build", "--project-dir", str(project), "--profiles-dir", str(project)]
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Done. PASS=12 " in done.stdout
+    assert "nanobind" not in done.stderr
+    assert not (project / "small.duckdb.wal").exists()
+    connection = duckdb.connect(str(project / "small.duckdb"), read_only=True)
+    try:
+        assert connection.execute("select x from chain_4").fetchall() == [(1,)]
+    finally:
+        connection.close()
+    (project / "models" / "chain_3.sql").write_text("select no_such_column from chain_2\n")
+    failed = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert failed.returncode == 1
+    assert "no_such_column" in failed.stdout
+    assert not (project / "small.duckdb.wal").exists()
