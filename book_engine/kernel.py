@@ -214,32 +214,45 @@ N_CONFIG = 10
 
 
 @nb.njit(cache=True, nogil=True)
-def scan_batch(instrument_id, ts_recv, action, side, price, known_actions, known_sides, capacity):
+def scan_batch(
+    instrument_id, ts_recv, action, side, price, known_actions, known_sides, capacity,
+    tick_ids, tick_sizes,
+):  # fmt: skip
     """One pass over a batch of records (a day's 12-32 M: six NumPy and Numba passes over
     them took 0.5 s of a 1.3 s futures replay): each record's instrument numbered in order
     of first appearance, each instrument's first record and its lowest and highest price
     (UNDEF_PRICE and -UNDEF_PRICE without one), and the first record with an action or
     side outside `known_actions` / `known_sides` (256-entry masks) and the first whose
-    ts_recv goes back (-1: none).
+    ts_recv goes back (-1: none). Each instrument's tick is looked up in `tick_ids` (sorted)
+    and `tick_sizes` (0: none), and the first priced record whose price is not a whole number
+    of ticks from its instrument's first price is found (-1: none): where there is none,
+    every price is on the grid of the lowest, and the batch needs no second pass to check.
 
-    Returns (indexes, ids, first, count, low, high, bad_action, bad_side, backwards); a
-    count of -1 when there are more than `capacity` instruments (call again with more).
-    Ids (>= 0) are found in an open-addressing table of fixed size: an options day looks one
-    up for nearly every record, where a typed dict took 3-4 times as long."""
+    Returns (indexes, ids, first, count, low, high, ticks, bad_action, bad_side, backwards,
+    off_grid); a count of -1 when there are more than `capacity` instruments (call again
+    with more). Ids (>= 0) are found in an open-addressing table of fixed size: an options
+    day looks one up for nearly every record, where a typed dict took 3-4 times as long."""
     n = instrument_id.shape[0]
-    dense = np.empty(n, np.int64)
+    # int32: half the memory to fault in and read back (a busy day's front contract: 100 MB)
+    dense = np.empty(n, np.int32)
     keys = np.full(2 * capacity, -1, np.int64)
     indexes = np.empty(2 * capacity, np.int64)
     ids = np.empty(capacity, np.int64)
     first = np.empty(capacity, np.int64)
     low = np.full(capacity, UNDEF_PRICE, np.int64)
     high = np.full(capacity, -UNDEF_PRICE, np.int64)
+    ticks = np.zeros(capacity, np.int64)
+    # each tick as 2**shift * odd: a whole number of ticks without a division (grid_multiple)
+    shifts = np.zeros(capacity, np.int64)
+    inverses = np.zeros(capacity, np.uint64)
+    limits = np.zeros(capacity, np.uint64)
     count = 0
     last_id = -1
     last_index = -1
     bad_action = -1
     bad_side = -1
     backwards = -1
+    off_grid = -1
     previous = ts_recv[0] if n else 0
     for r in range(n):
         a = action[r]
@@ -258,9 +271,16 @@ def scan_batch(instrument_id, ts_recv, action, side, price, known_actions, known
                 last_index = indexes[slot]
             else:
                 if count == capacity:
-                    return dense, ids, first, -1, low, high, bad_action, bad_side, backwards
+                    return (
+                        dense, ids, first, -1, low, high, ticks, bad_action, bad_side,
+                        backwards, off_grid,
+                    )  # fmt: skip
                 ids[count] = value
                 first[count] = r
+                at = np.searchsorted(tick_ids, value)
+                if at < tick_ids.shape[0] and tick_ids[at] == value and tick_sizes[at] > 0:
+                    ticks[count] = tick_sizes[at]
+                    shifts[count], inverses[count], limits[count] = grid_divisor(tick_sizes[at])
                 last_index = count
                 count += 1
                 keys[slot] = value
@@ -269,9 +289,49 @@ def scan_batch(instrument_id, ts_recv, action, side, price, known_actions, known
         dense[r] = last_index
         p = price[r]
         if p != UNDEF_PRICE and _is_priced(a):
+            # while none is off, the lowest so far is a whole number of ticks from the first;
+            # every price is checked (skipping a repeat of the last, a branch taken at random,
+            # cost more than the check)
+            if (
+                off_grid < 0
+                and low[last_index] != UNDEF_PRICE
+                and ticks[last_index] > 0
+                and not grid_multiple(
+                    abs(p - low[last_index]),
+                    shifts[last_index],
+                    inverses[last_index],
+                    limits[last_index],
+                )
+            ):
+                off_grid = r
             low[last_index] = min(low[last_index], p)
             high[last_index] = max(high[last_index], p)
-    return dense, ids, first, count, low, high, bad_action, bad_side, backwards
+    return dense, ids, first, count, low, high, ticks, bad_action, bad_side, backwards, off_grid
+
+
+@nb.njit(cache=True, nogil=True)
+def grid_divisor(tick):
+    """(shift, inverse, limit) for a tick > 0 that is 2**shift * odd: `inverse` is the odd
+    part's inverse modulo 2**64 (Newton's iteration), `limit` (2**64 - 1) // odd."""
+    shift = 0
+    odd = tick
+    while odd % 2 == 0:
+        odd //= 2
+        shift += 1
+    inverse = np.uint64(odd)  # right in its low 3 bits: odd * odd = 1 modulo 8
+    for _ in range(5):  # each step doubles the bits that are right: 3 -> 96
+        inverse *= np.uint64(2) - np.uint64(odd) * inverse
+    return shift, inverse, np.uint64(0xFFFFFFFFFFFFFFFF) // np.uint64(odd)
+
+
+@nb.njit(cache=True, nogil=True)
+def grid_multiple(x, shift, inverse, limit):
+    """Whether x >= 0 is a whole number of ticks (grid_divisor's): its low `shift` bits are 0
+    and the rest times the inverse, modulo 2**64, is at most `limit` (Granlund and
+    Montgomery): a multiplication instead of a division."""
+    if x & ((np.int64(1) << shift) - 1):
+        return False
+    return np.uint64(x >> shift) * np.uint64(inverse) <= np.uint64(limit)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -224,7 +224,7 @@ class EngineState:
         instruments get a ladder; a price outside an instrument's ladder lays the ladders out
         again, `margin_ticks` wider on the side that grew. Returns each record's instrument
         as the state numbers it."""
-        scan = scan_batch(columns)
+        scan = scan_batch(columns, ticks)
         new_ids = [int(i) for i in scan.ids if int(i) not in self.dense_of]
         missing = [i for i in new_ids if i not in ticks]
         if missing:
@@ -249,8 +249,15 @@ class EngineState:
         tick_array = self.instruments[to_state, k.I_TICK]
         dense = scan.indexes  # the batch's own: the state's once placed
         remap = not np.array_equal(to_state, np.arange(len(to_state)))
-        off_grid = k.place_batch(
-            dense, columns.price, columns.action, scan.low, tick_array, to_state, remap
+        # the scan checked the grid with these ticks: a second pass only to renumber, or
+        # to name the first price off the grid of the lowest (the error's record)
+        checked = scan.off_grid < 0 and np.array_equal(scan.ticks, tick_array)
+        off_grid = (
+            -1
+            if checked and not remap
+            else k.place_batch(
+                dense, columns.price, columns.action, scan.low, tick_array, to_state, remap
+            )
         )
         if off_grid >= 0:
             q = dense[off_grid]  # not placed yet
@@ -413,19 +420,26 @@ class BatchScan:
     first: np.ndarray  # the position of each one's first record
     low: np.ndarray  # each one's lowest and highest price of a priced action
     high: np.ndarray  # (UNDEF_PRICE and -UNDEF_PRICE: none)
+    ticks: np.ndarray  # each one's tick in `ticks` (0: none)
+    off_grid: int  # the first priced record off its instrument's grid of ticks (-1: none)
 
 
-def scan_batch(columns: MboColumns) -> BatchScan:
+def scan_batch(columns: MboColumns, ticks: Mapping[int, int]) -> BatchScan:
     """Number a batch's instruments and find their price ranges, checking every record's
     action and side and that ts_recv never goes back (an error naming the first record that
-    does not)."""
+    does not), and whether every price is on its instrument's grid of `ticks`."""
+    tick_ids = np.array(sorted(ticks), np.int64)
+    tick_sizes = np.array([ticks[i] for i in tick_ids.tolist()], np.int64)
     # a day of ES options has about 1,200-4,000 instruments; a live batch's few records
     # cannot have more ids than records (a power of two: the id table's size)
     capacity = 1 << min(13, max(len(columns) - 1, 0).bit_length())
     while True:
-        dense, ids, first, count, low, high, bad_action, bad_side, backwards = k.scan_batch(
+        (
+            dense, ids, first, count, low, high, scan_ticks, bad_action, bad_side, backwards,
+            off_grid,
+        ) = k.scan_batch(
             columns.instrument_id, columns.ts_recv, columns.action, columns.side,
-            columns.price, KNOWN_ACTIONS, KNOWN_SIDES, capacity,
+            columns.price, KNOWN_ACTIONS, KNOWN_SIDES, capacity, tick_ids, tick_sizes,
         )  # fmt: skip
         if count >= 0:
             break
@@ -441,7 +455,9 @@ def scan_batch(columns: MboColumns) -> BatchScan:
             f"record {backwards}: ts_recv goes backwards "
             f"({columns.ts_recv[backwards]} after {columns.ts_recv[backwards - 1]})"
         )
-    return BatchScan(dense, ids[:count], first[:count], low[:count], high[:count])
+    return BatchScan(
+        dense, ids[:count], first[:count], low[:count], high[:count], scan_ticks[:count], off_grid
+    )
 
 
 def _prepare(

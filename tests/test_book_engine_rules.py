@@ -14,6 +14,7 @@ import databento_dbn as dbn
 import numpy as np
 import pytest
 
+from book_engine import kernel
 from book_engine.errors import EngineError
 from book_engine.replay import (
     MboColumns,
@@ -591,6 +592,39 @@ def test_price_off_the_tick_grid_is_an_error() -> None:
         book_at(columns([*BASE, mbo(ES, T0 + 100 * MS, "A", "B", px(100.10), 1, 64)]), TICKS)
 
 
+def test_the_off_grid_price_named_is_the_first_off_the_grid_of_the_lowest() -> None:
+    """The scan checks each price against its instrument's first; where it finds one off, the
+    record named is still the first off the grid of the lowest price (here the first)."""
+    records = [
+        mbo(ES, T0 + 100 * MS, "A", "B", px(100.10), 1, 11),
+        mbo(ES, T0 + 200 * MS, "A", "B", px(100.00), 1, 12),
+        mbo(ES, T0 + 300 * MS, "A", "A", px(100.25), 1, 13),
+    ]
+    assert scan_batch(columns(records), TICKS).off_grid == 1
+    with pytest.raises(EngineError, match=r"record 0: price .* is not on instrument 1's tick grid"):
+        book_at(columns(records), TICKS)
+
+
+@pytest.mark.parametrize(
+    "tick", [1, 2, 3, 5, 7, 250_000_000, 50_000_000, 5_000_000, 1 << 40, 3**30, 999_999_937]
+)
+def test_grid_multiple_agrees_with_the_remainder(tick: int) -> None:
+    shift, inverse, limit = kernel.grid_divisor(tick)
+    # typed as the scan holds them (a Python int over 2**63 would be another signature)
+    shift, inverse, limit = np.int64(shift), np.uint64(inverse), np.uint64(limit)
+    rng = np.random.default_rng(tick % 1_000)
+    values = np.concatenate(
+        [
+            np.arange(0, 50 * tick, max(tick // 7, 1))[:2_000],
+            rng.integers(0, 10**13, 2_000) // tick * tick,  # whole numbers of ticks
+            rng.integers(0, 10**13, 2_000),
+            [0, tick, tick - 1, tick + 1, 2**62 // tick * tick, 2**62 // tick * tick + 1],
+        ]
+    )
+    found = [kernel.grid_multiple(x, shift, inverse, limit) for x in values]
+    assert found == [int(x) % tick == 0 for x in values.tolist()]
+
+
 def test_importing_the_engine_turns_off_numpys_huge_page_advice() -> None:
     """A process that runs the engine backs its new arrays with ordinary pages (see
     book_engine.memory_pages): checked in a fresh interpreter, where NumPy's default is on."""
@@ -624,7 +658,24 @@ def test_scan_batch_numbers_ids_in_order_of_first_appearance_with_their_price_ra
         order_id=np.arange(n, dtype=np.int64),
         flags=np.full(n, 128, np.uint8),
     )
-    scan = scan_batch(columns)
+    scan = scan_batch(columns, {})
+    assert scan.off_grid == -1  # no tick: not checked
+    assert not scan.ticks.any()
+    ticks = dict.fromkeys(np.unique(ids).tolist(), 250000000)
+    assert scan_batch(columns, ticks).off_grid == -1
+    # the first priced record off its instrument's grid, counted from its first price
+    priced = (prices != UNDEF_PRICE) & np.isin(actions, np.frombuffer(b"ACMTF", np.uint8))
+    seen = set()
+    off = None
+    for r in np.flatnonzero(priced).tolist():
+        if ids[r] in seen and off is None and r > n // 2 and r % 3 == 0:
+            off = r
+        seen.add(int(ids[r]))
+    prices_off = prices.copy()
+    prices_off[off] += 100_000_000
+    scanned = scan_batch(dataclasses.replace(columns, price=prices_off), ticks)
+    assert scanned.off_grid == off
+    assert scanned.ticks.tolist() == [250_000_000] * len(scanned.ids)
     expected: dict[int, int] = {}
     low: dict[int, int] = {}
     high: dict[int, int] = {}
@@ -639,5 +690,5 @@ def test_scan_batch_numbers_ids_in_order_of_first_appearance_with_their_price_ra
     assert scan.indexes.tolist() == [expected[value] for value in ids.tolist()]
     assert scan.low.tolist() == [low.get(value, UNDEF_PRICE) for value in expected]
     assert scan.high.tolist() == [high.get(value, -UNDEF_PRICE) for value in expected]
-    empty = scan_batch(MboColumns.empty())
+    empty = scan_batch(MboColumns.empty(), {})
     assert [len(part) for part in (empty.indexes, empty.ids, empty.first, empty.low)] == [0] * 4
