@@ -95,7 +95,10 @@ I_FIRST_RECV = 17  # ts_recv of its first record: its windows are emitted from t
 # (any record that may move the book sets it to 0): a second's row of an option without
 # records in it reads them here, not from its ladder (a cache miss per side)
 I_BEST_READ, I_BID_DEPTH, I_BID_ORDERS, I_ASK_DEPTH, I_ASK_ORDERS = range(18, 23)
-N_INSTRUMENT_FIELDS = 23
+# the tick as 2**shift * odd, with the odd part's inverse modulo 2**64 (its bits as an int64):
+# a price's level without a division (_level_of)
+I_TICK_SHIFT, I_TICK_INVERSE = 23, 24
+N_INSTRUMENT_FIELDS = 25
 WAITING, IN_SNAPSHOT, VALID = 0, 1, 2
 
 # per-level fields, array shape (2 sides, levels, 4)
@@ -313,6 +316,8 @@ def scan_batch(
 def grid_divisor(tick):
     """(shift, inverse, limit) for a tick > 0 that is 2**shift * odd: `inverse` is the odd
     part's inverse modulo 2**64 (Newton's iteration), `limit` (2**64 - 1) // odd."""
+    if tick <= 0:
+        raise ValueError("a tick must be positive")
     shift = 0
     odd = tick
     while odd % 2 == 0:
@@ -489,6 +494,15 @@ def _after_decrease(instruments, levels, q, side, level):
 
 
 @nb.njit(cache=True)
+def _level_of(instruments, q, price):
+    """The ladder level of a price on the instrument's grid (every priced record's is checked
+    before the replay): an exact division, as a shift and a multiplication by the inverse of
+    the tick's odd part (Granlund and Montgomery)."""
+    ticks = np.uint64((price - instruments[q, I_PRICE_MIN]) >> instruments[q, I_TICK_SHIFT])
+    return instruments[q, I_OFFSET] + np.int64(ticks * np.uint64(instruments[q, I_TICK_INVERSE]))
+
+
+@nb.njit(cache=True)
 def _spot(instruments, levels, q):
     """SPEC 6: the last trade price if it still has resting depth; else the nearer of best bid
     and ask to it; else the bid, else the ask (a ladder level, or -1)."""
@@ -496,10 +510,7 @@ def _spot(instruments, levels, q):
     ask = instruments[q, I_BEST_ASK]
     last = instruments[q, I_LAST_TRADE]
     if last != UNDEF_PRICE:
-        level = (
-            instruments[q, I_OFFSET]
-            + (last - instruments[q, I_PRICE_MIN]) // instruments[q, I_TICK]
-        )
+        level = _level_of(instruments, q, last)
         if levels[BID, level, L_DEPTH] > 0 or levels[ASK, level, L_DEPTH] > 0:
             return level
         if bid >= 0 and ask >= 0:
@@ -923,10 +934,7 @@ def replay(
                     status = ERR_BAD_SIDE
                     break
                 new_side = BID if side[r] == SIDE_CODE_BID else ASK
-                new_level = (
-                    instruments[q, I_OFFSET]
-                    + (price[r] - instruments[q, I_PRICE_MIN]) // instruments[q, I_TICK]
-                )
+                new_level = _level_of(instruments, q, price[r])
                 new_size = size[r]
             if position < 0:
                 # an A, or an M on an unknown order: a new order

@@ -272,6 +272,11 @@ class EngineState:
     def add_instruments(self, ids: list[int], ticks: list[int], first_recv: list[int]) -> None:
         rows = np.zeros((len(ids), k.N_INSTRUMENT_FIELDS), np.int64)
         rows[:, k.I_TICK] = ticks
+        divisors = [k.grid_divisor(tick) for tick in ticks]
+        rows[:, k.I_TICK_SHIFT] = [shift for shift, _, _ in divisors]
+        rows[:, k.I_TICK_INVERSE] = np.array(
+            [inverse for _, inverse, _ in divisors], np.uint64
+        ).view(np.int64)
         rows[:, k.I_FIRST_RECV] = first_recv
         rows[:, k.I_PRICE_MIN] = 0
         rows[:, k.I_LEVELS] = 0

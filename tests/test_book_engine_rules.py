@@ -623,6 +623,10 @@ def test_grid_multiple_agrees_with_the_remainder(tick: int) -> None:
     )
     found = [kernel.grid_multiple(x, shift, inverse, limit) for x in values]
     assert found == [int(x) % tick == 0 for x in values.tolist()]
+    # a whole number of ticks, divided exactly as the replay finds a price's level
+    multiples = values[np.array(found)]
+    quotients = (multiples >> shift).astype(np.uint64) * inverse  # modulo 2**64
+    assert quotients.astype(np.int64).tolist() == (multiples // tick).tolist()
 
 
 def test_importing_the_engine_turns_off_numpys_huge_page_advice() -> None:
