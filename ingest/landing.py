@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import pyarrow as pa
 
 from cluster.ray_runtime import connect, ordered_map
 from ingest import DEFAULT_CHUNK_RECORDS
@@ -49,6 +50,7 @@ from ingest.source_files import (
     file_sha256,
     find_dbn_files,
 )
+from spymaster.computed_ahead import computed_ahead
 from spymaster.lake import Lake
 from spymaster.lake_files import MANIFEST_FILE, write_json
 
@@ -141,8 +143,12 @@ def _staged(task: StageTask, sha256: Future[str | None]) -> StagedSource:
     stager = PartitionStager(str(task.lake.bronze), task.staging_dir, arrow_schema(schema))
     records_read = 0
     filtered: Counter[str] = Counter()
-    try:
-        for offset, chunk in reader.chunks(task.chunk_records):
+
+    def converted() -> Iterator[tuple[int, list[tuple[PartitionKey, pa.RecordBatch, Records]]]]:
+        """Each chunk's bronze batches, by partition (with the records read so far): the
+        chunks decompressed and decoded ahead on a thread of their own (zstd releases the
+        GIL)."""
+        for offset, chunk in computed_ahead(reader.chunks(task.chunk_records)):
             _check_period(path, reader.metadata, chunk, offset)
             days = epoch_days(chunk["ts_recv"])
             route_ids = router.route_rows(chunk, days, offset)
@@ -163,9 +169,15 @@ def _staged(task: StageTask, sha256: Future[str | None]) -> StagedSource:
             if errors:  # the earliest of the partitions' first errors
                 error = min(errors, key=lambda error: error.row)
                 raise IngestError(f"{path}: record {offset + error.row}: {error}") from error
+            yield offset + len(chunk), batches
+
+    try:
+        # converted on a thread while this one writes the chunk before (Arrow's Parquet
+        # writer releases the GIL): one worker's stages overlap on two cores
+        for read, batches in computed_ahead(converted()):
             for key, batch, records in batches:
                 stager.write(key, batch, records)
-            records_read = offset + len(chunk)
+            records_read = read
         try:
             digest = sha256.result()
         except OSError as error:
