@@ -18,6 +18,7 @@ from book_engine import kernel
 from book_engine.errors import EngineError
 from book_engine.replay import (
     MboColumns,
+    TickSizes,
     WindowConfig,
     WindowReplay,
     book_at,
@@ -600,7 +601,7 @@ def test_the_off_grid_price_named_is_the_first_off_the_grid_of_the_lowest() -> N
         mbo(ES, T0 + 200 * MS, "A", "B", px(100.00), 1, 12),
         mbo(ES, T0 + 300 * MS, "A", "A", px(100.25), 1, 13),
     ]
-    assert scan_batch(columns(records), TICKS).off_grid == 1
+    assert scan_batch(columns(records), TickSizes(TICKS)).off_grid == 1
     with pytest.raises(EngineError, match=r"record 0: price .* is not on instrument 1's tick grid"):
         book_at(columns(records), TICKS)
 
@@ -662,11 +663,11 @@ def test_scan_batch_numbers_ids_in_order_of_first_appearance_with_their_price_ra
         order_id=np.arange(n, dtype=np.int64),
         flags=np.full(n, 128, np.uint8),
     )
-    scan = scan_batch(columns, {})
+    scan = scan_batch(columns, TickSizes({}))
     assert scan.off_grid == -1  # no tick: not checked
     assert not scan.ticks.any()
     ticks = dict.fromkeys(np.unique(ids).tolist(), 250000000)
-    assert scan_batch(columns, ticks).off_grid == -1
+    assert scan_batch(columns, TickSizes(ticks)).off_grid == -1
     # the first priced record off its instrument's grid, counted from its first price
     priced = (prices != UNDEF_PRICE) & np.isin(actions, np.frombuffer(b"ACMTF", np.uint8))
     seen = set()
@@ -677,7 +678,7 @@ def test_scan_batch_numbers_ids_in_order_of_first_appearance_with_their_price_ra
         seen.add(int(ids[r]))
     prices_off = prices.copy()
     prices_off[off] += 100_000_000
-    scanned = scan_batch(dataclasses.replace(columns, price=prices_off), ticks)
+    scanned = scan_batch(dataclasses.replace(columns, price=prices_off), TickSizes(ticks))
     assert scanned.off_grid == off
     assert scanned.ticks.tolist() == [250_000_000] * len(scanned.ids)
     expected: dict[int, int] = {}
@@ -694,5 +695,5 @@ def test_scan_batch_numbers_ids_in_order_of_first_appearance_with_their_price_ra
     assert scan.indexes.tolist() == [expected[value] for value in ids.tolist()]
     assert scan.low.tolist() == [low.get(value, UNDEF_PRICE) for value in expected]
     assert scan.high.tolist() == [high.get(value, -UNDEF_PRICE) for value in expected]
-    empty = scan_batch(MboColumns.empty(), {})
+    empty = scan_batch(MboColumns.empty(), TickSizes({}))
     assert [len(part) for part in (empty.indexes, empty.ids, empty.first, empty.low)] == [0] * 4
