@@ -77,8 +77,23 @@ def _implied_volatility(
     is_call: bool,
     guess: float = 0.2,
 ) -> float:
+    return _implied_volatility_and_d1(price, forward, strike, years, rate, is_call, guess)[0]
+
+
+@nb.njit(cache=True, inline="always")
+def _implied_volatility_and_d1(
+    price: float,
+    forward: float,
+    strike: float,
+    years: float,
+    rate: float,
+    is_call: bool,
+    guess: float,
+) -> tuple[float, float]:
+    """The implied volatility and, when the solver priced at it, d1 there (NaN otherwise):
+    gamma at the solution needs no second pass over the logarithm and the root."""
     if not (price > 0.0 and forward > 0.0 and strike > 0.0 and years > 0.0):
-        return math.nan
+        return math.nan, math.nan
     discount = math.exp(-rate * years)
     intrinsic = (
         discount * max(forward - strike, 0.0) if is_call else discount * max(strike - forward, 0.0)
@@ -86,36 +101,58 @@ def _implied_volatility(
     upper = discount * forward if is_call else discount * strike
     # Time value lost in floating-point noise says nothing about volatility.
     if price - intrinsic <= 1e-9 * max(price, 1.0) or price >= upper:
-        return math.nan
+        return math.nan, math.nan
     log_moneyness = math.log(forward / strike)
     sqrt_years = math.sqrt(years)
     low, high = MIN_VOLATILITY, MAX_VOLATILITY
-    if _price_and_d1(forward, strike, discount, log_moneyness, sqrt_years, low, is_call)[0] > price:
-        return math.nan
-    if (
-        _price_and_d1(forward, strike, discount, log_moneyness, sqrt_years, high, is_call)[0]
-        < price
-    ):
-        return math.nan
+    # The price must lie between the prices at the two volatility bounds. The price rises
+    # with volatility, so a step that prices under it shows the lower bound prices under it
+    # too, and one that prices over it shows the same of the upper bound: each bound is
+    # priced only when no step showed it (the answer is the same, two pricings fewer).
+    under_seen = over_seen = False
     sigma = guess if low < guess < high else 0.2
+    d1 = math.nan
     for _ in range(100):
         value, d1 = _price_and_d1(
             forward, strike, discount, log_moneyness, sqrt_years, sigma, is_call
         )
         value -= price
         if abs(value) <= 1e-12 * price:
-            return sigma
+            under_seen |= value <= 0.0
+            over_seen |= value >= 0.0
+            break
         if value > 0.0:
             high = sigma
+            over_seen = True
         else:
             low = sigma
+            under_seen = True
         vega = discount * forward * _norm_pdf(d1) * sqrt_years
         step = sigma - value / vega if vega > 1e-14 else -1.0
         # Newton inside the bracket, bisection whenever Newton would leave it.
         sigma = step if low < step < high else 0.5 * (low + high)
         if high - low < 1e-13:
-            return sigma
-    return math.nan
+            d1 = math.nan  # not priced at this sigma
+            break
+    else:
+        return math.nan, math.nan
+    # At MIN_VOLATILITY the time value is e^(-rT) E|F e^X - F| at most (X the log-return), under
+    # F e^(-rT) sigma sqrt(T) (1 + 1e-8) for any T under a century: a price above that, with
+    # room for rounding, is over the lower bound's price without pricing it.
+    time_value_bound = discount * forward * MIN_VOLATILITY * sqrt_years * 1.001
+    if not under_seen and price - intrinsic <= time_value_bound + 1e-9 * (forward + strike):
+        low_price = _price_and_d1(
+            forward, strike, discount, log_moneyness, sqrt_years, MIN_VOLATILITY, is_call
+        )[0]
+        if low_price > price:
+            return math.nan, math.nan
+    if not over_seen:
+        high_price = _price_and_d1(
+            forward, strike, discount, log_moneyness, sqrt_years, MAX_VOLATILITY, is_call
+        )[0]
+        if high_price < price:
+            return math.nan, math.nan
+    return sigma, d1
 
 
 @nb.njit(cache=True)

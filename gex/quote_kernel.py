@@ -15,7 +15,7 @@ import math
 import numba as nb
 import numpy as np
 
-from gex.black76 import MINUTES_PER_YEAR, _gamma, _implied_volatility
+from gex.black76 import MINUTES_PER_YEAR, _gamma, _implied_volatility_and_d1, _norm_pdf
 from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 
 IV_STATUSES = (
@@ -87,6 +87,7 @@ def option_rows(
         minutes[i] = max((expiration_ns[o] - (t + _SECOND_NS)) / _MINUTE_NS, min_minutes)
         years = minutes[i] / MINUTES_PER_YEAR
         quoted = not (math.isnan(bid[i]) or math.isnan(ask[i]))
+        d1 = math.nan
         if quoted and bid[i] >= ask[i]:
             status[i] = CROSSED  # the engine holds a crossed book invalid: name the cause
         elif book_valid[i] == 0:
@@ -96,7 +97,7 @@ def option_rows(
             status[i] = NO_QUOTE
         else:
             mid[i] = 0.5 * (bid[i] + ask[i])
-            status[i] = _solve(
+            status[i], d1 = _solve(
                 i, o, t, mid, spot, strikes, is_call, years, rate, last_sigma, last_solved_ns, sigma
             )
         if status[i] != OK:
@@ -105,28 +106,39 @@ def option_rows(
                 continue
             status[i] = CARRIED
             sigma[i] = last_sigma[o]
+            d1 = math.nan
         age[i] = (t - last_solved_ns[o]) // _SECOND_NS
-        gamma[i] = _gamma(spot[i], strikes[o], years, sigma[i], rate)
+        gamma[i] = _gamma_given_d1(d1, spot[i], strikes[o], years, sigma[i], rate)
         if not math.isnan(open_interest[o]):
             exposure[i] = gamma[i] * open_interest[o] * multiplier[o]
     return bid, ask, mid, spot, minutes, sigma, status, age, gamma, exposure
 
 
 @nb.njit(cache=True, inline="always")
+def _gamma_given_d1(d1, forward, strike, years, sigma, rate):
+    """Gamma, from the solver's d1 when it priced at this volatility (the same operations as
+    _gamma's, so the same bits, without its logarithm)."""
+    if math.isnan(d1):
+        return _gamma(forward, strike, years, sigma, rate)
+    return math.exp(-rate * years) * _norm_pdf(d1) / (forward * (sigma * math.sqrt(years)))
+
+
+@nb.njit(cache=True, inline="always")
 def _solve(i, o, t, mid, spot, strikes, is_call, years, rate, last_sigma, last_solved_ns, sigma):
-    """The status of solving row i's mid for volatility; on success the volatility is stored
-    in `sigma[i]` and remembered as the option's last solved one."""
+    """The status of solving row i's mid for volatility, and d1 at the volatility (NaN when
+    the solver did not price there); on success the volatility is stored in `sigma[i]` and
+    remembered as the option's last solved one."""
     if math.isnan(spot[i]):
-        return NO_SPOT
+        return NO_SPOT, math.nan
     f, k = spot[i], strikes[o]
     intrinsic = math.exp(-rate * years) * (max(f - k, 0.0) if is_call[o] else max(k - f, 0.0))
     if mid[i] <= intrinsic:
-        return BELOW_INTRINSIC
+        return BELOW_INTRINSIC, math.nan
     guess = 0.2 if math.isnan(last_sigma[o]) else last_sigma[o]
-    solved = _implied_volatility(mid[i], f, k, years, rate, is_call[o], guess)
+    solved, d1 = _implied_volatility_and_d1(mid[i], f, k, years, rate, is_call[o], guess)
     if math.isnan(solved):
-        return UNSOLVABLE
+        return UNSOLVABLE, math.nan
     last_sigma[o] = solved
     last_solved_ns[o] = t
     sigma[i] = solved
-    return OK
+    return OK, d1

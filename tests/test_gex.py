@@ -17,7 +17,15 @@ import pytest
 
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns
-from gex.black76 import MINUTES_PER_YEAR, gamma, implied_volatility, price
+from gex.black76 import (
+    MAX_VOLATILITY,
+    MIN_VOLATILITY,
+    MINUTES_PER_YEAR,
+    _implied_volatility,
+    gamma,
+    implied_volatility,
+    price,
+)
 from gex.exposure_by_strike import gex_by_strike_batch
 from gex.options_surface import (
     PROFILE_INPUT_COLUMNS,
@@ -100,6 +108,32 @@ def test_volatility_is_nan_where_no_volatility_prices_the_option() -> None:
     calls = np.ones(5, dtype=bool)
     prices = np.array([99.0, 100.0, 5000.0, 0.0, -1.0])  # under, at, above bounds; 0; negative
     assert np.isnan(implied_volatility(prices, forward, strike, years, 0.0, calls)).all()
+
+
+@pytest.mark.parametrize("guess", [MIN_VOLATILITY * 1.5, 0.2, MAX_VOLATILITY * 0.9])
+def test_a_price_just_outside_the_volatility_bounds_is_unsolvable_from_any_start(guess) -> None:
+    """The solver prices a bound only when no step showed which side of it the price lies:
+    prices just under the lowest volatility's and just over the highest's are NaN, and just
+    inside solvable, whichever side the warm start approaches them from."""
+    cases = [  # forward, strike, years, is_call: near the money, where the floor has time value
+        (5000.0, 5000.0, 2.0, True),
+        (5000.0, 5000.25, 1.0, False),
+        (5000.0, 4999.75, 0.5, True),
+        (5000.0, 5000.0, 1.0 / 365, False),
+    ]
+    for forward, strike, years, is_call in cases:
+        f, k, t, c = (np.array([value]) for value in (forward, strike, years, is_call))
+        floor = price(f, k, t, np.array([MIN_VOLATILITY]), 0.0, c)[0]
+        ceiling = price(f, k, t, np.array([MAX_VOLATILITY]), 0.0, c)[0]
+        intrinsic = max(forward - strike, 0.0) if is_call else max(strike - forward, 0.0)
+        for target, solvable in (
+            (floor - 1e-7 * (floor - intrinsic), False),
+            (floor + 1e-3 * (floor - intrinsic), True),
+            (ceiling * (1 + 1e-9), False),
+            (ceiling * (1 - 1e-4), True),
+        ):
+            solved = _implied_volatility(target, forward, strike, years, 0.0, is_call, guess)
+            assert np.isnan(solved) != solvable, (forward, strike, years, is_call, target)
 
 
 # ---- option quotes through the engine, on hand-built records
