@@ -149,11 +149,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from book_engine.replay import MboColumns
 from gex.options_surface import (
-    PROFILE_INPUT_COLUMNS, ProfileSettings, SpotSeries, quote_batches,
-    zero_gamma_batch,
+    ProfileSettings, SpotSeries, profile_inputs, quote_batches, zero_gamma_batch,
 )
 from spymaster.dbt_models import bronze_mbo, options_chain, options_settings
 from spymaster.exchange_time import utc_ns
@@ -183,13 +181,11 @@ for symbol in symbols:  # one partition at a time, as engine_options_quotes_1s r
     kept = []  # what engine_zero_gamma_1s reads back: rows with a volatility and open interest
     for batch in quote_batches(symbol, day, [options], chain, spot, settings, "bench"):
         measured["quote_rows"] += batch.num_rows
-        usable = pc.and_(pc.is_valid(batch["implied_volatility"]),
-                         pc.is_valid(batch["open_interest"]))
         measured["iv_ok"] += batch.num_rows - batch["implied_volatility"].null_count
-        kept.append(batch.filter(usable).select(list(PROFILE_INPUT_COLUMNS)))
+        kept.append(profile_inputs(pa.Table.from_batches([batch])))
     measured["quotes"] += time.perf_counter() - started
     del options
-    profile_input = pa.Table.from_batches(kept)
+    profile_input = pa.concat_tables(kept)
     del kept
     zero_gamma_batch(symbol, day, profile_input.slice(0, 1000), profile, "warm-up")
     started = time.perf_counter()
