@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
+import numba as nb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,8 +26,14 @@ from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowConfig, replay_batches
 from gex.black76 import MINUTES_PER_YEAR
 from gex.profile import instrument_order_within_seconds, zero_gamma_levels
-from gex.quote_kernel import IV_STATUSES, option_rows
-from spymaster.arrow_columns import STRING_CODES, categorical, repeated_date, repeated_string
+from gex.quote_kernel import IV_STATUSES, option_columns, option_rows
+from spymaster.arrow_columns import (
+    STRING_CODES,
+    categorical,
+    nan_as_null,
+    repeated_date,
+    repeated_string,
+)
 from spymaster.computed_ahead import computed_ahead
 from spymaster.exchange_time import day_start_ns, utc_ns
 
@@ -87,10 +94,12 @@ class OptionsChain:
     def positions(self, instrument_ids: np.ndarray) -> np.ndarray:
         """Each instrument's position in the chain (its ids are sorted, options_chain); an
         instrument not in it is the caller's error (the replay takes the chain's only)."""
-        positions = np.searchsorted(self.instrument_ids, instrument_ids)
-        found = positions < len(self.instrument_ids)
-        if not (found.all() and (self.instrument_ids[positions] == instrument_ids).all()):
-            raise EngineError("an option the chain does not hold reached the quotes")
+        positions, missing = _positions(self.instrument_ids, instrument_ids)
+        if missing >= 0:
+            raise EngineError(
+                f"option {instrument_ids[missing]}, which the chain does not hold, reached the "
+                "quotes"
+            )
         return positions
 
     @cached_property
@@ -119,6 +128,24 @@ class OptionsChain:
             ],
             dtype=object,
         )
+
+
+@nb.njit(cache=True, nogil=True)
+def _positions(sorted_ids, ids):
+    """Each id's position in `sorted_ids`, and the first id not there (-1: none). Rows come
+    option after option within a second, so the next position is tried before a search."""
+    positions = np.empty(ids.shape[0], np.int64)
+    at = 0
+    for i in range(ids.shape[0]):
+        wanted = ids[i]
+        if at + 1 < sorted_ids.shape[0] and sorted_ids[at + 1] == wanted:
+            at += 1
+        elif not (at < sorted_ids.shape[0] and sorted_ids[at] == wanted):
+            at = np.searchsorted(sorted_ids, wanted)
+            if at == sorted_ids.shape[0] or sorted_ids[at] != wanted:
+                return positions, i
+        positions[i] = at
+    return positions, -1
 
 
 @dataclass(frozen=True)
@@ -231,7 +258,7 @@ def book_quote_batches(
     for batch in book:
         if batch.num_rows == 0:
             continue
-        option = chain.positions(batch.column("instrument_id").to_numpy().astype(np.int64))
+        option = chain.positions(batch.column("instrument_id").to_numpy())
         yield quote_batch(
             symbol,
             day,
@@ -293,28 +320,36 @@ def quote_batch(
         keep = slice(None)  # the usual chunk: views, not copies of every column
     option = option[keep]
     n = len(option)
-    open_interest = chain.open_interest[option]
+    instrument, strike, right, expiration_us, zero_dte, contracts, unknown, per_point = (
+        option_columns(
+            option,
+            chain.instrument_ids,
+            chain.strikes,
+            chain.is_call,
+            chain.expiration_ns,
+            chain.expiry_dates(settings.timezone) == day,
+            chain.open_interest,
+            chain.multiplier,
+        )
+    )
     return pa.RecordBatch.from_arrays(
         [
             repeated_string(symbol, n),
             repeated_date(day, n),
             pa.array(window_start[keep] // 1000, pa.timestamp("us")),
-            pa.array(chain.instrument_ids[option].astype(np.uint32)),
+            pa.array(instrument),
             categorical(option, chain.raw_symbol_labels),
-            pa.array(chain.strikes[option]),
-            categorical(np.where(chain.is_call[option], 0, 1), ["C", "P"]),
-            pa.array(chain.expiration_ns[option] // 1000, pa.timestamp("us")),
-            pa.array((chain.expiry_dates(settings.timezone) == day)[option]),
-            *[
-                pa.array(column[keep], from_pandas=True)
-                for column in (bid, ask, mid, spot, minutes, sigma)
-            ],
+            pa.array(strike),
+            categorical(right, ["C", "P"]),
+            pa.array(expiration_us, pa.timestamp("us")),
+            pa.array(zero_dte),
+            *[nan_as_null(column[keep]) for column in (bid, ask, mid, spot, minutes, sigma)],
             categorical(status[keep], IV_STATUSES),
-            pa.array(age[keep].astype(np.int32), mask=age[keep] < 0),
-            pa.array(option_gamma[keep], from_pandas=True),
-            pa.array(np.nan_to_num(open_interest).astype(np.int64), mask=np.isnan(open_interest)),
-            pa.array(chain.multiplier[option]),
-            pa.array(exposure[keep], from_pandas=True),
+            pa.array(age[keep], mask=age[keep] < 0),
+            nan_as_null(option_gamma[keep]),
+            pa.array(contracts, mask=unknown),
+            pa.array(per_point),
+            nan_as_null(exposure[keep]),
             repeated_string(fingerprint, n),
         ],
         schema=OPTIONS_QUOTES_SCHEMA,

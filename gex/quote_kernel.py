@@ -66,10 +66,10 @@ def option_rows(
     spot = np.full(n, np.nan)
     minutes = np.empty(n)
     sigma = np.full(n, np.nan)
-    status = np.empty(n, np.int8)
+    status = np.empty(n, np.int32)  # codes into IV_STATUSES, as Arrow takes them
     gamma = np.full(n, np.nan)
     exposure = np.empty(n)
-    age = np.full(n, -1, np.int64)
+    age = np.full(n, -1, np.int32)
     cursor = 0
     for i in range(n):
         o = option[i]
@@ -142,3 +142,50 @@ def _solve(i, o, t, mid, spot, strikes, is_call, years, rate, last_sigma, last_s
     last_solved_ns[o] = t
     sigma[i] = solved
     return OK, d1
+
+
+@nb.njit(cache=True, nogil=True)
+def option_columns(
+    option,
+    instrument_ids,
+    strikes,
+    is_call,
+    expiration_ns,
+    expires_on_day,
+    open_interest,
+    multiplier,
+):
+    """Per row, its option's columns of options_quotes_1s in one pass (`option` indexes the
+    chain's arrays): instrument id, strike, right (0 call, 1 put), expiration in
+    microseconds, whether it expires on the day, open interest (0 where unknown), whether it
+    is unknown, and the multiplier."""
+    n = option.shape[0]
+    instrument = np.empty(n, np.uint32)
+    strike = np.empty(n)
+    right = np.empty(n, np.int32)
+    expiration_us = np.empty(n, np.int64)
+    zero_dte = np.empty(n, np.bool_)
+    contracts = np.empty(n, np.int64)
+    contracts_unknown = np.empty(n, np.bool_)
+    per_point = np.empty(n)
+    for i in range(n):
+        o = option[i]
+        instrument[i] = instrument_ids[o]
+        strike[i] = strikes[o]
+        right[i] = 0 if is_call[o] else 1
+        expiration_us[i] = expiration_ns[o] // 1000
+        zero_dte[i] = expires_on_day[o]
+        unknown = math.isnan(open_interest[o])
+        contracts[i] = 0 if unknown else np.int64(open_interest[o])
+        contracts_unknown[i] = unknown
+        per_point[i] = multiplier[o]
+    return (
+        instrument,
+        strike,
+        right,
+        expiration_us,
+        zero_dte,
+        contracts,
+        contracts_unknown,
+        per_point,
+    )

@@ -44,6 +44,7 @@ from gex.profile import (
     zero_gamma_levels,
 )
 from ingest.landing import ingest
+from spymaster.arrow_columns import nan_as_null
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from spymaster.dbt_models import chain_cutoff_ns, options_chain
 from spymaster.exchange_time import utc_ns
@@ -205,6 +206,28 @@ def black76_mid(strike: float, is_call: bool, sigma: float, expiration: int) -> 
         np.array([is_call]),
     )[0]  # fmt: skip
     return round(value / 0.05) * 0.05
+
+
+def test_positions_in_the_chain_in_any_order_and_an_unknown_option_named() -> None:
+    options = chain(*[(100 + 7 * k, 5000.0 + k, True, MONTH_OUT, 1.0) for k in range(6)])
+    ids = np.array([100, 107, 114, 135, 100, 128, 121, 121, 107, 100], dtype=np.uint32)
+    assert options.positions(ids).tolist() == [0, 1, 2, 5, 0, 4, 3, 3, 1, 0]
+    assert len(options.positions(ids[:0])) == 0
+    for unknown in (99, 101, 136):
+        with pytest.raises(EngineError, match=f"option {unknown}, which the chain does not hold"):
+            options.positions(np.array([100, 107, unknown, 114], dtype=np.uint32))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 8, 9, 16, 17, 1001])
+def test_float_columns_hold_nan_as_null(rows: int) -> None:
+    """What pa.array(from_pandas=True) gives, whatever the length and where the NaNs fall."""
+    values = np.random.default_rng(rows).normal(size=rows)
+    for nan_share in (0.0, 0.3, 1.0):
+        some = values.copy()
+        some[np.random.default_rng(rows + 1).random(rows) < nan_share] = np.nan
+        array = nan_as_null(some)
+        assert array.equals(pa.array(some, from_pandas=True))
+        assert array.null_count == np.isnan(some).sum()
 
 
 def test_quotes_volatility_gamma_and_exposure_of_a_chain() -> None:
