@@ -6,8 +6,10 @@ A plain library with no dbt imports: `replay.replay_windows` for the surfaces (a
 ask after every event. The kernel's rules are in `kernel`'s docstring.
 """
 
-from book_engine.memory_pages import without_huge_page_advice
+from book_engine.memory_pages import freed_pages_kept, without_huge_page_advice
 
-# the engine's day-sized arrays get ordinary pages in every process that runs it (dbt's, a
-# Ray worker's, live's, a benchmark's): see book_engine.memory_pages
+# the engine's day-sized arrays get ordinary pages, and its batches reuse the pages of the
+# batches before, in every process that runs it (dbt's, a Ray worker's, live's, a
+# benchmark's): see book_engine.memory_pages
 without_huge_page_advice()
+freed_pages_kept()

@@ -525,17 +525,20 @@ def _price_of(instruments, q, level):
     return instruments[q, I_PRICE_MIN] + (level - instruments[q, I_OFFSET]) * instruments[q, I_TICK]
 
 
-def _book_detail(book_rows, n, instruments, q, spot):
-    """A BOOK_ROW's fields beyond the quote (QUOTE_ROW: none)."""
+def _book_detail(book_rows, n, instruments, levels, q, spot):
+    """A BOOK_ROW's fields beyond the quote (QUOTE_ROW: none, and no read of the best levels'
+    depth: a cache miss per option and second)."""
     raise NotImplementedError("compiled only (see its overload)")
 
 
 @nb.extending.overload(_book_detail)
-def _book_detail_fields(book_rows, n, instruments, q, spot):
+def _book_detail_fields(book_rows, n, instruments, levels, q, spot):
     if "bid_size" not in book_rows.dtype.fields:
-        return lambda book_rows, n, instruments, q, spot: None
+        return lambda book_rows, n, instruments, levels, q, spot: None
 
-    def fields(book_rows, n, instruments, q, spot):
+    def fields(book_rows, n, instruments, levels, q, spot):
+        if instruments[q, I_BEST_READ] == 0:
+            _read_best(instruments, levels, q)
         book_rows[n]["bid_size"] = instruments[q, I_BID_DEPTH]
         book_rows[n]["bid_count"] = instruments[q, I_BID_ORDERS]
         book_rows[n]["ask_size"] = instruments[q, I_ASK_DEPTH]
@@ -765,8 +768,6 @@ def replay(
                 if emit_book:
                     bid = instruments[q, I_BEST_BID]
                     ask = instruments[q, I_BEST_ASK]
-                    if instruments[q, I_BEST_READ] == 0:
-                        _read_best(instruments, levels, q)
                     book_rows[n_book]["window_start"] = window_start
                     book_rows[n_book]["instrument"] = q
                     book_rows[n_book]["bid_price"] = (
@@ -776,7 +777,7 @@ def replay(
                         _price_of(instruments, q, ask) if ask >= 0 else UNDEF_PRICE
                     )
                     book_rows[n_book]["book_valid"] = valid
-                    _book_detail(book_rows, n_book, instruments, q, spot)
+                    _book_detail(book_rows, n_book, instruments, levels, q, spot)
                     n_book += 1
                 if emit_depth and spot >= 0:
                     window_valid = (

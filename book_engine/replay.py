@@ -549,7 +549,7 @@ def replay_windows(
     ticks: Mapping[int, int],
     window: WindowConfig,
     *,
-    buffer_rows: int = 1 << 20,
+    buffer_rows: int | None = None,
 ) -> Iterator[WindowChunk]:
     """1-second book and depth-and-flow rows of one partition, in chunks of bounded size.
 
@@ -575,6 +575,15 @@ def replay_batches(
     yield from replay.finish()
 
 
+BUFFER_BYTES = 31 << 20
+"""An output buffer's size by default: under glibc's largest mmap threshold (32 MiB), so that
+a buffer handed over and freed leaves its pages for the next (book_engine.memory_pages)."""
+
+
+def _buffer_rows(row: np.dtype) -> int:
+    return BUFFER_BYTES // row.itemsize
+
+
 class WindowReplay:
     """The 1-second windows of a record stream fed in batches of any size: the rows are those
     replay_windows gives for all the records at once (a batch's trailing records after its
@@ -586,7 +595,7 @@ class WindowReplay:
         ticks: Mapping[int, int],
         window: WindowConfig,
         *,
-        buffer_rows: int = 1 << 20,
+        buffer_rows: int | None = None,
         margin_ticks: int = 64,
     ) -> None:
         self.ticks = TickSizes(ticks)
@@ -595,9 +604,10 @@ class WindowReplay:
         self.state = EngineState(with_flows=window.depth_to_ns > window.depth_from_ns)
         self.state.scalars[k.S_NEXT_WINDOW_END] = window.range_start_ns + k.WINDOW_NS
         self.config, self.pre_open = _config(window, FAR_FUTURE, emit_events=False)
-        self.buffer_rows = buffer_rows
-        self.book_rows = np.zeros(buffer_rows, dtype=window.book_row)
-        self.depth_rows = np.zeros(buffer_rows if self.state.with_flows else 1, dtype=k.DEPTH_ROW)
+        self.book_rows = np.zeros(buffer_rows or _buffer_rows(window.book_row), window.book_row)
+        self.depth_rows = np.zeros(
+            (buffer_rows or _buffer_rows(k.DEPTH_ROW)) if self.state.with_flows else 1, k.DEPTH_ROW
+        )
         self.events = np.zeros(1, dtype=k.EVENT_ROW)
         self.pending: MboColumns | None = None  # records after the last F_LAST so far
         self.records_before = 0  # records applied before `pending` (for error messages)

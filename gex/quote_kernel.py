@@ -34,7 +34,20 @@ _SECOND_NS = 1_000_000_000
 _MINUTE_NS = 60e9
 
 
-# nogil: dbt's threads run two engine models at once
+FLOAT_COLUMNS = ("bid", "ask", "mid", "spot", "minutes", "sigma", "gamma", "exposure")
+CODE_COLUMNS = ("status", "age")
+
+
+def option_rows_out(n: int) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """option_rows' outputs for n rows: FLOAT_COLUMNS and CODE_COLUMNS (int32)."""
+    return (
+        tuple(np.empty(n) for _ in FLOAT_COLUMNS),
+        tuple(np.empty(n, np.int32) for _ in CODE_COLUMNS),
+    )
+
+
+# nogil: dbt's threads run two engine models at once, and a batch's options split over both
+# cores (`part` of `parts`)
 @nb.njit(cache=True, nogil=True)
 def option_rows(
     window_start,
@@ -54,36 +67,34 @@ def option_rows(
     carry_ns,
     last_sigma,
     last_solved_ns,
+    floats,
+    codes,
+    part,
+    parts,
 ):
-    """Rows in time order (the engine's). `spot_seconds` sorted; `last_sigma` (NaN at first)
-    and `last_solved_ns` (the second it was solved) per option, updated in place. Returns the
-    columns of options_quotes_1s that are computed; the age of the volatility in seconds is -1
-    where there is none."""
-    n = window_start.shape[0]
-    bid = np.full(n, np.nan)
-    ask = np.full(n, np.nan)
-    mid = np.full(n, np.nan)
-    spot = np.full(n, np.nan)
-    minutes = np.empty(n)
-    sigma = np.full(n, np.nan)
-    status = np.empty(n, np.int32)  # codes into IV_STATUSES, as Arrow takes them
-    gamma = np.full(n, np.nan)
-    exposure = np.empty(n)
-    age = np.full(n, -1, np.int32)
+    """Rows in time order (the engine's), those of the options whose chain position is `part`
+    modulo `parts`. `spot_seconds` sorted; `last_sigma` (NaN at first) and `last_solved_ns`
+    (the second it was solved) per option, updated in place. Writes the columns of
+    options_quotes_1s that are computed into `floats` and `codes` (option_rows_out); the age
+    of the volatility in seconds is -1 where there is none."""
+    bid, ask, mid, spot, minutes, sigma, gamma, exposure = floats
+    status, age = codes
     cursor = 0
-    for i in range(n):
+    for i in range(window_start.shape[0]):
         o = option[i]
+        if o % parts != part:
+            continue
         t = window_start[i]
+        mid[i] = spot[i] = sigma[i] = gamma[i] = np.nan
+        age[i] = -1
         # no open contracts: no exposure, whatever the volatility
         exposure[i] = 0.0 if open_interest[o] == 0.0 else np.nan
         while cursor < spot_seconds.shape[0] and spot_seconds[cursor] < t:
             cursor += 1
         if cursor < spot_seconds.shape[0] and spot_seconds[cursor] == t:
             spot[i] = spot_values[cursor]
-        if bid_price[i] != _UNDEF_PRICE:
-            bid[i] = bid_price[i] / PRICE_SCALE
-        if ask_price[i] != _UNDEF_PRICE:
-            ask[i] = ask_price[i] / PRICE_SCALE
+        bid[i] = _points(bid_price[i])
+        ask[i] = _points(ask_price[i])
         minutes[i] = max((expiration_ns[o] - (t + _SECOND_NS)) / _MINUTE_NS, min_minutes)
         years = minutes[i] / MINUTES_PER_YEAR
         quoted = not (math.isnan(bid[i]) or math.isnan(ask[i]))
@@ -111,7 +122,12 @@ def option_rows(
         gamma[i] = _gamma_given_d1(d1, spot[i], strikes[o], years, sigma[i], rate)
         if not math.isnan(open_interest[o]):
             exposure[i] = gamma[i] * open_interest[o] * multiplier[o]
-    return bid, ask, mid, spot, minutes, sigma, status, age, gamma, exposure
+
+
+@nb.njit(cache=True, inline="always")
+def _points(price):
+    """An engine price in index points; NaN for none."""
+    return np.nan if price == _UNDEF_PRICE else price / PRICE_SCALE
 
 
 @nb.njit(cache=True, inline="always")

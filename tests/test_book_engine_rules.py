@@ -644,6 +644,27 @@ def test_importing_the_engine_turns_off_numpys_huge_page_advice() -> None:
     assert done.stdout.split() == ["True", "False"]
 
 
+def test_importing_the_engine_keeps_freed_pages_for_the_next_arrays() -> None:
+    """Batches of 8 MiB columns made and freed again and again fault their pages in once
+    (book_engine.memory_pages), where glibc's defaults fault them in again batch after batch
+    (about a thousand faults a batch here): checked in a fresh interpreter."""
+    probe = (
+        "import resource, numpy as np, book_engine\n"
+        "faults = []\n"
+        "for _ in range(4):\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    batch = [np.ones(1 << 20) for _ in range(3)]\n"
+        "    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+        "    del batch\n"
+        "print(*faults)\n"
+    )
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
+    first, *again = (int(n) for n in done.stdout.split())
+    assert first > 5_000  # 24 MiB of 4 KiB pages, faulted in once
+    assert max(again) < 50
+
+
 def test_scan_batch_numbers_ids_in_order_of_first_appearance_with_their_price_ranges() -> None:
     rng = np.random.default_rng(7)
     # 20,000 ids (more than the first table holds), in runs and interleaved, large and small

@@ -43,6 +43,7 @@ from gex.profile import (
     _exposure,
     zero_gamma_levels,
 )
+from gex.quote_kernel import FLOAT_COLUMNS, IV_STATUSES, option_rows, option_rows_out
 from ingest.landing import ingest
 from spymaster.arrow_columns import nan_as_null
 from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
@@ -228,6 +229,51 @@ def test_float_columns_hold_nan_as_null(rows: int) -> None:
         array = nan_as_null(some)
         assert array.equals(pa.array(some, from_pandas=True))
         assert array.null_count == np.isnan(some).sum()
+
+
+def test_pricing_half_the_options_on_each_of_two_threads_gives_the_same_bits() -> None:
+    """Every column, and the volatility each option carries to the next batch, are those of
+    one pass over all the rows, whichever thread prices which option (quote_batch splits a
+    batch of SPLIT_ROWS or more)."""
+    rng = np.random.default_rng(3)
+    strikes = 4900.0 + 25.0 * np.arange(7)  # odd: rows alternate parts unlike options
+    options = chain(
+        *[
+            (10 + k, strikes[k], k % 3 != 0, MONTH_OUT, np.nan if k == 5 else 100.0 * k)
+            for k in range(7)
+        ]
+    )
+    seconds = 400
+    window_start = np.repeat(OPEN + SECOND * np.arange(seconds), 7)
+    option = np.tile(np.arange(7), seconds)
+    value = np.array([black76_mid(strikes[o], o % 3 != 0, 0.18, MONTH_OUT) for o in option])
+    half_spread = 0.05 * rng.integers(0, 3, len(option))
+    bid_price = np.array([px(v - h) for v, h in zip(value, half_spread, strict=True)])
+    ask_price = np.array([px(v + h) for v, h in zip(value, half_spread, strict=True)])
+    gone = rng.random(len(option)) < 0.1  # one-sided quotes: carried volatilities
+    bid_price[gone] = UNDEF_PRICE
+    book_valid = (rng.random(len(option)) > 0.02).astype(np.uint8)
+    spot = SpotSeries(OPEN + SECOND * np.arange(seconds), SPOT + rng.normal(0, 2, seconds))
+
+    def priced(parts: int) -> tuple[list[np.ndarray], np.ndarray]:
+        last = (np.full(7, np.nan), np.zeros(7, np.int64))
+        floats, codes = option_rows_out(len(option))
+        for part in range(parts):
+            option_rows(
+                window_start, bid_price, ask_price, book_valid, option, options.strikes,
+                options.is_call, options.expiration_ns, options.open_interest,
+                options.multiplier, spot.seconds, spot.spot, SETTINGS.rate,
+                SETTINGS.min_minutes_to_expiry, SETTINGS.iv_carry_seconds * SECOND, *last,
+                floats, codes, part, parts,
+            )  # fmt: skip
+        return [*floats, *codes], last[0]
+
+    (one, carried_one), (two, carried_two) = priced(1), priced(2)
+    for column_one, column_two in zip(one, two, strict=True):
+        assert column_one.tobytes() == column_two.tobytes()
+    assert carried_one.tobytes() == carried_two.tobytes()
+    statuses = set(one[len(FLOAT_COLUMNS)].tolist())
+    assert {IV_STATUSES.index(name) for name in ("ok", "carried", "invalid_book")} <= statuses
 
 
 def test_quotes_volatility_gamma_and_exposure_of_a_chain() -> None:
