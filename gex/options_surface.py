@@ -39,8 +39,8 @@ from spymaster.computed_ahead import computed_ahead
 from spymaster.exchange_time import day_start_ns, utc_ns
 
 SPLIT_ROWS = 100_000
-"""A batch of at least this many option-seconds is priced on two threads (half the options
-each); fewer (a live second's) on one: a hand-over costs about 0.1 ms."""
+"""A batch of at least this many option-seconds is priced on two threads (alternate blocks of
+options each); fewer (a live second's) on one: a hand-over costs about 0.1 ms."""
 _OTHER_CORE = ThreadPoolExecutor(1, thread_name_prefix="option-rows")
 
 OPTIONS_QUOTES_SCHEMA = pa.schema(

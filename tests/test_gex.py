@@ -236,16 +236,16 @@ def test_pricing_half_the_options_on_each_of_two_threads_gives_the_same_bits() -
     one pass over all the rows, whichever thread prices which option (quote_batch splits a
     batch of SPLIT_ROWS or more)."""
     rng = np.random.default_rng(3)
-    strikes = 4900.0 + 25.0 * np.arange(7)  # odd: rows alternate parts unlike options
+    strikes = 4500.0 + 25.0 * np.arange(41)  # blocks of 16, 16 and 9: rows do not alternate
     options = chain(
         *[
             (10 + k, strikes[k], k % 3 != 0, MONTH_OUT, np.nan if k == 5 else 100.0 * k)
-            for k in range(7)
+            for k in range(41)
         ]
     )
-    seconds = 400
-    window_start = np.repeat(OPEN + SECOND * np.arange(seconds), 7)
-    option = np.tile(np.arange(7), seconds)
+    seconds = 120
+    window_start = np.repeat(OPEN + SECOND * np.arange(seconds), 41)
+    option = np.tile(np.arange(41), seconds)
     value = np.array([black76_mid(strikes[o], o % 3 != 0, 0.18, MONTH_OUT) for o in option])
     half_spread = 0.05 * rng.integers(0, 3, len(option))
     bid_price = np.array([px(v - h) for v, h in zip(value, half_spread, strict=True)])
@@ -256,7 +256,7 @@ def test_pricing_half_the_options_on_each_of_two_threads_gives_the_same_bits() -
     spot = SpotSeries(OPEN + SECOND * np.arange(seconds), SPOT + rng.normal(0, 2, seconds))
 
     def priced(parts: int) -> tuple[list[np.ndarray], np.ndarray]:
-        last = (np.full(7, np.nan), np.zeros(7, np.int64))
+        last = (np.full(41, np.nan), np.zeros(41, np.int64))
         floats, codes = option_rows_out(len(option))
         for part in range(parts):
             option_rows(
