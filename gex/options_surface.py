@@ -202,6 +202,25 @@ OPTIONS_BOOK_SCHEMA = pa.schema(
 the replay's order: what the quotes need of the options' replay, which needs no spot."""
 
 
+@nb.njit(cache=True, nogil=True)
+def _quote_row_columns(rows, instrument_ids):
+    """The replay's QUOTE_ROW rows as OPTIONS_BOOK_SCHEMA's columns, in one pass (the fields
+    one by one took five strided passes: 0.17 s of the realistic day's 2.4 s replay)."""
+    n = rows.shape[0]
+    window_us = np.empty(n, np.int64)
+    instrument = np.empty(n, np.uint32)
+    bid = np.empty(n, np.int64)
+    ask = np.empty(n, np.int64)
+    valid = np.empty(n, np.bool_)
+    for i in range(n):
+        window_us[i] = rows[i]["window_start"] // 1000
+        instrument[i] = instrument_ids[rows[i]["instrument"]]
+        bid[i] = rows[i]["bid_price"]
+        ask[i] = rows[i]["ask_price"]
+        valid[i] = rows[i]["book_valid"] != 0
+    return window_us, instrument, bid, ask, valid
+
+
 def options_book_batches(
     symbol: str,
     day: dt.date,
@@ -213,16 +232,18 @@ def options_book_batches(
     day's records coming in batches (a partition's row groups), replayed as they load."""
     try:
         for chunk in replay_batches(options, chain.ticks(), settings.window_config(day)):
-            rows = chunk.book_rows
-            if len(rows) == 0:
+            if len(chunk.book_rows) == 0:
                 continue
+            window_us, instrument, bid, ask, valid = _quote_row_columns(
+                chunk.book_rows, chunk.instrument_ids
+            )
             yield pa.RecordBatch.from_arrays(
                 [
-                    pa.array(rows["window_start"] // 1000, pa.timestamp("us")),
-                    pa.array(chunk.instrument_ids.astype(np.uint32)[rows["instrument"]]),
-                    pa.array(rows["bid_price"]),
-                    pa.array(rows["ask_price"]),
-                    pa.array(rows["book_valid"].view(np.bool_)),
+                    pa.array(window_us, pa.timestamp("us")),
+                    pa.array(instrument),
+                    pa.array(bid),
+                    pa.array(ask),
+                    pa.array(valid),
                 ],
                 schema=OPTIONS_BOOK_SCHEMA,
             )
