@@ -360,7 +360,7 @@ def _print_options(options: dict[str, Any]) -> None:
         "options {records:,} ES.OPT MBO records of the same day ({options:,} options, "
         "{partitions} underlying(s); landed "
         "to bronze in {landing:.1f} s, read back in {load:.1f} s), the replay computed ahead "
-        "on the second core: engine + implied "
+        "on a thread of its own, the pricing on two: engine + implied "
         "volatility + gamma exposure {quotes:.1f} s ({quotes_rate:,.0f} records/s, "
         "{quote_rows:,} option-seconds, {rows_rate:,.0f} rows/s, {iv_ok:,} with a volatility); "
         "zero-gamma profile of {seconds:,} seconds {zero_gamma:.1f} s ({zero_gamma_rate:,.0f} "
