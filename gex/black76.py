@@ -67,19 +67,6 @@ def _price(
     )[0]
 
 
-@nb.njit(cache=True)
-def _implied_volatility(
-    price: float,
-    forward: float,
-    strike: float,
-    years: float,
-    rate: float,
-    is_call: bool,
-    guess: float = 0.2,
-) -> float:
-    return _implied_volatility_and_d1(price, forward, strike, years, rate, is_call, guess)[0]
-
-
 @nb.njit(cache=True, inline="always")
 def _implied_volatility_and_d1(
     price: float,
@@ -188,7 +175,7 @@ def implied_volatility(option_price, forward, strike, years, rate, is_call):
     """Implied volatilities; NaN where unsolvable (see the module docstring)."""
     out = np.empty(len(option_price))
     for i in range(len(option_price)):
-        out[i] = _implied_volatility(
-            option_price[i], forward[i], strike[i], years[i], rate, is_call[i]
-        )
+        out[i] = _implied_volatility_and_d1(
+            option_price[i], forward[i], strike[i], years[i], rate, is_call[i], 0.2
+        )[0]
     return out
