@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from book_engine.errors import EngineError
-from spymaster.arrow_columns import STRING_CODES, repeated_date, repeated_string
+from spymaster.arrow_columns import STRING_CODES, nan_as_null, repeated_date, repeated_string
 
 GEX_BY_STRIKE_SCHEMA = pa.schema(
     [
@@ -196,7 +196,7 @@ def gex_by_strike_batch(
             repeated_date(day, n),
             pa.array(micros[rows], pa.timestamp("us")),
             pa.array(strikes.to_numpy()[slots]),
-            *[pa.array(sums[:, bucket], from_pandas=True) for bucket in range(4)],
+            *[nan_as_null(sums[:, bucket]) for bucket in range(4)],
             pa.array(interest[:, _CALL]),
             pa.array(interest[:, _PUT]),
             *[pa.array(counts[:, column]) for column in range(3)],
