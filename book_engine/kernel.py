@@ -212,8 +212,9 @@ EVENT_ROW = np.dtype(
     C_STOP_AT,
     C_EMIT_EVENTS,
     C_WITH_SPOT,
-) = range(10)
-N_CONFIG = 10
+    C_LAST_WINDOW_END,
+) = range(11)
+N_CONFIG = 11
 
 
 @nb.njit(cache=True, nogil=True)
@@ -681,6 +682,7 @@ def replay(
     stop_at = config[C_STOP_AT]
     emit_events = config[C_EMIT_EVENTS] != 0
     with_spot = config[C_WITH_SPOT] != 0
+    last_window_end = config[C_LAST_WINDOW_END]
     ring_mask = ring.shape[0] - 1
     table_size = table.shape[0]
     touched = np.empty(n_instruments, np.int64)
@@ -831,6 +833,15 @@ def replay(
         if cursor >= n:
             status = DONE
             break
+        if next_window_end > last_window_end:
+            # every window has been emitted: the rest of the records change no row (an options
+            # day's quarter after its surface window), they are only checked as when applied
+            error_record = _first_unapplicable(action, side, price, cursor, end)
+            if error_record >= 0:
+                status = ERR_UNDEF_PRICE if price[error_record] == UNDEF_PRICE else ERR_BAD_SIDE
+                break
+            cursor = end + 1
+            continue
 
         # ---- room for this group's orders and output
         group_size = end - cursor + 1
@@ -1114,6 +1125,18 @@ def replay(
     scalars[S_RESTATED] = restated
     scalars[S_ERROR_RECORD] = error_record
     return status
+
+
+@nb.njit(cache=True)
+def _first_unapplicable(action, side, price, first, last):
+    """The first record of first..last the replay refuses to apply (an add or modify without
+    a price, or without a bid or ask side), or -1."""
+    for r in range(first, last + 1):
+        if action[r] != ACTION_ADD and action[r] != ACTION_MODIFY:
+            continue
+        if price[r] == UNDEF_PRICE or (side[r] != SIDE_CODE_BID and side[r] != SIDE_CODE_ASK):
+            return r
+    return -1
 
 
 @nb.njit(cache=True, nogil=True)

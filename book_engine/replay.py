@@ -540,6 +540,7 @@ def _config(window: WindowConfig, stop_at: int, emit_events: bool) -> tuple[np.n
     config[k.C_STOP_AT] = stop_at
     config[k.C_EMIT_EVENTS] = emit_events
     config[k.C_WITH_SPOT] = window.with_spot
+    config[k.C_LAST_WINDOW_END] = window.range_end_ns
     pre_open = np.array(window.pre_open, dtype=np.int64).reshape(-1, 2)
     return config, pre_open
 
@@ -816,6 +817,7 @@ def book_at(
         window, at_ns if at_ns is not None else FAR_FUTURE, emit_events=False
     )
     config[k.C_RANGE_END] = -1
+    config[k.C_LAST_WINDOW_END] = FAR_FUTURE  # no window: every record applies
     empty_book = np.zeros(1, dtype=k.BOOK_ROW)
     empty_depth = np.zeros(1, dtype=k.DEPTH_ROW)
     empty_events = np.zeros(1, dtype=k.EVENT_ROW)
@@ -869,6 +871,7 @@ def top_of_book_events(
     state.scalars[k.S_NEXT_WINDOW_END] = FAR_FUTURE
     config, pre_open_array = _config(window, FAR_FUTURE, emit_events=True)
     config[k.C_RANGE_END] = -1
+    config[k.C_LAST_WINDOW_END] = FAR_FUTURE  # no window: every record applies
     chunks = []
     events = np.zeros(max(1 << 16, len(state.instrument_ids)), dtype=k.EVENT_ROW)
     empty_book = np.zeros(1, dtype=k.BOOK_ROW)

@@ -530,6 +530,36 @@ def test_undef_price_never_becomes_a_price() -> None:
         book_at(columns([*BASE, mbo(ES, T0 + 100 * MS, "A", "B", UNDEF_PRICE, 1, 61)]), TICKS)
 
 
+def test_records_after_the_last_window_are_checked_not_applied() -> None:
+    """Once every window is emitted the rest of the day changes no row (an options day's
+    quarter after its surface window): its records are checked as the replay would, not
+    applied."""
+    config = WindowConfig(T0, T0 + 2 * SECOND, T0, T0 + 2 * SECOND, T0, T0 + 2 * SECOND, 40)
+    during = [*BASE, mbo(ES, T0 + 1500 * MS, "A", "B", px(99.75), 3, 61)]
+    after = [mbo(ES, T0 + 2 * SECOND + i * MS, "A", "A", px(100.50), 1, 70 + i) for i in (1, 2)]
+
+    def replayed(records: list[dbn.MBOMsg]) -> tuple[list[np.ndarray], int]:
+        replay = WindowReplay(TICKS, config)
+        chunks = [*replay.push(columns(records)), *replay.finish()]
+        rows = [
+            np.concatenate([getattr(c, name) for c in chunks])
+            for name in ("book_rows", "depth_rows")
+        ]
+        return rows, int(replay.state.scalars[kernel.S_HASH_COUNT])
+
+    (book, depth), orders = replayed(during)
+    (book_after, depth_after), orders_after = replayed([*during, *after])
+    assert book_after.tobytes() == book.tobytes()
+    assert depth_after.tobytes() == depth.tobytes()
+    assert orders == orders_after == 3  # the later adds never reached the book
+    unpriced = [*during, after[0], mbo(ES, T0 + 3 * SECOND, "A", "B", UNDEF_PRICE, 1, 80)]
+    with pytest.raises(EngineError, match=r"record 5: an add or modify with UNDEF_PRICE"):
+        replayed(unpriced)
+    sideless = [*during, mbo(ES, T0 + 3 * SECOND, "M", "N", px(99.75), 1, 61)]
+    with pytest.raises(EngineError, match=r"record 4: an add or modify without a bid or ask"):
+        replayed(sideless)
+
+
 def test_timestamps_going_backwards_are_an_error() -> None:
     records = [
         *BASE,
