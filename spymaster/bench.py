@@ -167,8 +167,11 @@ settings = options_settings(project_vars())  # the warehouse's own settings
 profile = ProfileSettings(100.0, 5.0, 0.0, 1.0, -1.0)
 underlyings = bronze("options_mbo").project("symbol").distinct().order("symbol")
 symbols = [s for (s,) in underlyings.fetchall()]
-measured = dict(records=0, options=0, load=0.0, quotes=0.0, quote_rows=0, iv_ok=0,
-                zero_gamma=0.0, seconds=0, levels=0, partitions=len(symbols))
+measured = dict(records=0, options=0, load=0.0, quotes=0.0, quotes_cpu=0.0, quote_rows=0,
+                iv_ok=0, zero_gamma=0.0, seconds=0, levels=0, partitions=len(symbols))
+def cpu_seconds():  # every thread's: the replay's, the pricing's two
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 for symbol in symbols:  # one partition at a time, as engine_options_quotes_1s runs them
     started = time.perf_counter()
     chain = options_chain(bronze("options_definitions"), bronze("options_statistics"), symbol,
@@ -177,13 +180,14 @@ for symbol in symbols:  # one partition at a time, as engine_options_quotes_1s r
     measured["load"] += time.perf_counter() - started
     measured["records"] += len(options.ts_recv)
     measured["options"] += len(np.unique(options.instrument_id))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     kept = []  # what engine_zero_gamma_1s reads back: rows with a volatility and open interest
     for batch in quote_batches(symbol, day, [options], chain, spot, settings, "bench"):
         measured["quote_rows"] += batch.num_rows
         measured["iv_ok"] += batch.num_rows - batch["implied_volatility"].null_count
         kept.append(profile_inputs(pa.Table.from_batches([batch])))
     measured["quotes"] += time.perf_counter() - started
+    measured["quotes_cpu"] += cpu_seconds() - cpu_started
     del options
     profile_input = pa.concat_tables(kept)
     del kept
@@ -244,6 +248,7 @@ def bench_options(work_dir: Path) -> dict[str, float]:
         **measured,
         "landing": landing,
         "quotes_rate": measured["records"] / measured["quotes"],
+        "quotes_cores": measured["quotes_cpu"] / measured["quotes"],
         "rows_rate": measured["quote_rows"] / measured["quotes"],
         "zero_gamma_rate": measured["seconds"] / measured["zero_gamma"],
         "engine_and_gex": engine_and_gex,
@@ -361,7 +366,8 @@ def _print_options(options: dict[str, Any]) -> None:
         "{partitions} underlying(s); landed "
         "to bronze in {landing:.1f} s, read back in {load:.1f} s), the replay computed ahead "
         "on a thread of its own, the pricing on two: engine + implied "
-        "volatility + gamma exposure {quotes:.1f} s ({quotes_rate:,.0f} records/s, "
+        "volatility + gamma exposure {quotes:.1f} s ({quotes_rate:,.0f} records/s; "
+        "{quotes_cpu:.1f} s of CPU, {quotes_cores:.2f} cores busy; "
         "{quote_rows:,} option-seconds, {rows_rate:,.0f} rows/s, {iv_ok:,} with a volatility); "
         "zero-gamma profile of {seconds:,} seconds {zero_gamma:.1f} s ({zero_gamma_rate:,.0f} "
         "seconds/s, {levels:,} with a level); engine + GEX {engine_and_gex:.1f} s "
