@@ -836,9 +836,8 @@ def replay(
         if next_window_end > last_window_end:
             # every window has been emitted: the rest of the records change no row (an options
             # day's quarter after its surface window), they are only checked as when applied
-            error_record = _first_unapplicable(action, side, price, cursor, end)
-            if error_record >= 0:
-                status = ERR_UNDEF_PRICE if price[error_record] == UNDEF_PRICE else ERR_BAD_SIDE
+            error_record, status = _first_refused(action, side, price, cursor, end)
+            if status < 0:
                 break
             cursor = end + 1
             continue
@@ -937,13 +936,10 @@ def replay(
             new_level = -1
             new_size = 0
             if a != ACTION_CANCEL:
-                if price[r] == UNDEF_PRICE:
+                refused = _refused(price[r], side[r])
+                if refused < 0:
                     error_record = r
-                    status = ERR_UNDEF_PRICE
-                    break
-                if side[r] != SIDE_CODE_BID and side[r] != SIDE_CODE_ASK:
-                    error_record = r
-                    status = ERR_BAD_SIDE
+                    status = refused
                     break
                 new_side = BID if side[r] == SIDE_CODE_BID else ASK
                 new_level = _level_of(instruments, q, price[r])
@@ -1127,16 +1123,26 @@ def replay(
     return status
 
 
+@nb.njit(cache=True, inline="always")
+def _refused(price, side):
+    """Why an add or modify cannot apply (ERR_UNDEF_PRICE, ERR_BAD_SIDE), or 0."""
+    if price == UNDEF_PRICE:
+        return ERR_UNDEF_PRICE
+    if side != SIDE_CODE_BID and side != SIDE_CODE_ASK:
+        return ERR_BAD_SIDE
+    return 0
+
+
 @nb.njit(cache=True)
-def _first_unapplicable(action, side, price, first, last):
-    """The first record of first..last the replay refuses to apply (an add or modify without
-    a price, or without a bid or ask side), or -1."""
+def _first_refused(action, side, price, first, last):
+    """The first add or modify of records first..last that cannot apply, and why (_refused);
+    (-1, DONE) when there is none."""
     for r in range(first, last + 1):
-        if action[r] != ACTION_ADD and action[r] != ACTION_MODIFY:
-            continue
-        if price[r] == UNDEF_PRICE or (side[r] != SIDE_CODE_BID and side[r] != SIDE_CODE_ASK):
-            return r
-    return -1
+        if action[r] == ACTION_ADD or action[r] == ACTION_MODIFY:
+            refused = _refused(price[r], side[r])
+            if refused < 0:
+                return r, refused
+    return -1, DONE
 
 
 @nb.njit(cache=True, nogil=True)
