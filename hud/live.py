@@ -95,6 +95,10 @@ class LiveDay:
         # range it gives); built under the lock, so clients asking at once build it once
         self._session_payload: tuple[int, bytes, tuple[float, float]] | None = None
         self._building_session_payload = threading.Lock()
+        # the connections woken by the last change that have not yet sent what it brought
+        self._handing_over = threading.Condition()
+        self._unsent = 0
+        self._unsent_revision = 0
 
     def add_frame_rows(self, table: str, rows: pa.Table) -> None:
         """New rows of a frame source, as the feed's SQL layers made them (before it
@@ -231,8 +235,24 @@ class LiveDay:
                 self._forget_before(state.frames_until)
             self._state = dataclasses.replace(state, revision=self._state.revision + 1)
             waiting = list(self._waiting)
+            with self._handing_over:
+                self._unsent, self._unsent_revision = len(waiting), self._state.revision
         for loop, event in waiting:
             loop.call_soon_threadsafe(event.set)
+
+    def wait_until_sent(self, timeout_s: float) -> None:
+        """Until the connections the last change woke have sent what it brought (at most
+        `timeout_s`): the feed's thread, waiting here, leaves them the GIL."""
+        with self._handing_over:
+            self._handing_over.wait_for(lambda: self._unsent <= 0, timeout_s)
+
+    def handed_over(self, revision: int) -> None:
+        """A connection has sent what the state of `revision` brought."""
+        with self._handing_over:
+            if revision >= self._unsent_revision and self._unsent > 0:
+                self._unsent -= 1
+                if not self._unsent:
+                    self._handing_over.notify_all()
 
     async def changed(self, revision: int) -> LiveState:
         """The state once its revision is past `revision`."""

@@ -81,20 +81,22 @@ async def stream_live(
             await send_json({"type": "feed-gap", "after": after_ns / 1e9, "reason": reason})
         gaps_sent = len(state.gaps)
         frontier = min(state.frames_until or session.start, session.end)
-        shown = None  # the spot range of the frames just sent
+        frames: list[LiveFrame] = []
         if frontier > sent:
             start, end = sent, frontier
 
             # encoded as they were published (a client at the edge), else read now
-            frames = live.held_frames(start, end)
-            if frames is None:
-                frames = await asyncio.to_thread(live_frames, warehouse, session, start, end)
+            frames = live.held_frames(start, end) or await asyncio.to_thread(
+                live_frames, warehouse, session, start, end
+            )
             for frame in frames:
                 await send(frame.payload)
             sent = frontier
-            spot = pa.chunked_array([frame.spots for frame in frames], pa.float64())
-            if len(spot) and spot.null_count < len(spot):
-                shown = (pc.min(spot).as_py(), pc.max(spot).as_py())
+        live.handed_over(revision)  # the feed's thread may go on
+        shown = None  # the spot range of the frames just sent
+        spot = pa.chunked_array([frame.spots for frame in frames], pa.float64())
+        if len(spot) and spot.null_count < len(spot):
+            shown = (pc.min(spot).as_py(), pc.max(spot).as_py())
         stale = shown is not None and (shown[0] < spot_range[0] or shown[1] > spot_range[1])
         if stale or state.session_version != session_version:
             session_version = state.session_version

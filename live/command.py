@@ -309,6 +309,12 @@ def run_feed(
         gc.unfreeze()  # collected as usual again (at exit too)
 
 
+# paced, the feed's thread waits at most this long after publishing a second's frame for
+# the connections it woke to send it: otherwise the frame waited for the GIL behind the next
+# records' work (up to the 5 ms switch interval, more than once: p99 10-15 ms more to the page)
+HAND_OVER_S = 0.02
+
+
 class _FeedRun:
     """One live run: the session, its SQL layers, what it writes and, served, the HUD."""
 
@@ -379,14 +385,21 @@ class _FeedRun:
         hud.started(self.server.url)
 
     def publish(self, ended: bool = False) -> None:
-        """Tell the HUD how far the live day's frames and session tables are."""
+        """Tell the HUD how far the live day's frames and session tables are; paced, new
+        frames are sent before the feed's thread goes on (see `HAND_OVER_S`)."""
         with self.publishing:
             frames_until, in_database_until, session_version = published(
                 self.warehouse, self.end_ns
             )
+            before = self.frames_until_ns
             self._frames_done(frames_until)
-            if self.live_day is not None:
-                self.live_day.publish(frames_until, in_database_until, session_version, ended=ended)
+            if self.live_day is None:
+                return
+            self.live_day.publish(frames_until, in_database_until, session_version, ended=ended)
+        pace = self.pace
+        paced = pace is not None and pace.speed is not None and pace.started()
+        if paced and self.frames_until_ns != before:
+            self.live_day.wait_until_sent(HAND_OVER_S)
 
     def _frames_done(self, frames_until: dt.datetime) -> None:
         """Paced: how late each second the frame tables now hold completed them."""

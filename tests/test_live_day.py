@@ -4,8 +4,10 @@ live day's database holds them; and the session payload its clients share."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -202,3 +204,61 @@ def test_a_held_quantity_beyond_int32_is_an_error_as_in_sql() -> None:
     rows = rows.set_column(rows.schema.get_field_index("add_qty"), "add_qty", big)
     with pytest.raises(ValueError, match="add_qty: a value outside int32"):
         frame.select(rows, "ESM4", DAY, OPEN, OPEN + dt.timedelta(seconds=6))
+
+
+def test_the_feed_goes_on_once_every_woken_connection_has_sent_the_new_frames() -> None:
+    """A paced feed's thread waits (at most a bound) after publishing until the
+    connections it woke have sent what the change brought: a frame is not left waiting for
+    the GIL behind the next records' work. Without a connection, or past the bound, it goes
+    on."""
+    live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA})
+    until = OPEN + dt.timedelta(seconds=1)
+    woken, release = threading.Event(), threading.Event()
+
+    async def connection() -> None:
+        state = await live.changed(live.state().revision)
+        woken.set()
+        await asyncio.to_thread(release.wait)  # sending
+        live.handed_over(state.revision)
+
+    loop = asyncio.new_event_loop()
+    connected = threading.Thread(target=loop.run_until_complete, args=(connection(),))
+    connected.start()
+    while not live._waiting:  # the connection waits for a change
+        time.sleep(0.001)
+    live.publish(until, until, 0)
+    publishing = threading.Thread(target=live.wait_until_sent, args=(600.0,))
+    publishing.start()
+    assert woken.wait(10)
+    publishing.join(0.2)
+    assert publishing.is_alive()  # the connection has not sent yet
+    release.set()
+    publishing.join(10)
+    assert not publishing.is_alive()
+    connected.join(10)
+    loop.close()
+
+    # nobody waiting: publishing returns at once, however long it may wait
+    later = until + dt.timedelta(seconds=1)
+    live.publish(later, later, 0)
+    publishing = threading.Thread(target=live.wait_until_sent, args=(600.0,))
+    publishing.start()
+    publishing.join(10)
+    assert not publishing.is_alive()
+    assert live.state().frames_until == later
+
+    # a connection that never says it has sent: the feed goes on after the bound
+    async def stalled() -> None:
+        await live.changed(live.state().revision)
+
+    loop = asyncio.new_event_loop()
+    connected = threading.Thread(target=loop.run_until_complete, args=(stalled(),))
+    connected.start()
+    while not live._waiting:
+        time.sleep(0.001)
+    last = later + dt.timedelta(seconds=1)
+    live.publish(last, last, 0)
+    live.wait_until_sent(0.05)
+    assert live.state().frames_until == last
+    connected.join(10)
+    loop.close()
