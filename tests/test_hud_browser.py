@@ -393,6 +393,51 @@ def test_crosshair_reads_the_tables_values(
     assert ny(second) in readout.inner_text()
 
 
+def test_the_spot_line_runs_through_each_seconds_spot(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    """The overlay's spot step line (white) is at each second's spot_price, read from the
+    overlay canvas itself: seconds without a fill near them (its dots are drawn over the
+    line) and with the gamma lines away from spot, across the view."""
+    now = session["start"] + dt.timedelta(minutes=75)
+    open_at(page, server, session["day"], now)
+    seconds = warehouse(
+        market_lake,
+        "select book.window_start, book.spot_price "
+        "from silver.book_snapshot_1s as book "
+        "join (select distinct window_start, zero_gamma_level, call_wall, put_wall "
+        "      from silver.gex_surface_1s where dt = ?) as gex using (window_start) "
+        "where book.dt = ? and book.window_start between ? and ? and book.spot_price is not null "
+        "and not exists (select 1 from silver.depth_and_flow_1s as depth "
+        "    where depth.dt = book.dt and depth.fill_qty > 0 "
+        "    and depth.window_start between book.window_start - interval 3 second "
+        "    and book.window_start + interval 3 second) "
+        "and coalesce(abs(gex.zero_gamma_level - book.spot_price), 99) > 2 "
+        "and coalesce(abs(gex.call_wall - book.spot_price), 99) > 2 "
+        "and coalesce(abs(gex.put_wall - book.spot_price), 99) > 2 "
+        "order by book.window_start",
+        [
+            session["day"],
+            session["day"],
+            now - dt.timedelta(seconds=280),
+            now - dt.timedelta(seconds=20),
+        ],
+    )
+    assert len(seconds) >= 5
+    for second, spot in seconds[:: len(seconds) // 5][:5]:
+        pixel = page.evaluate(
+            """([second, price]) => {
+                const view = window.spymasterHud.view;
+                const canvas = document.querySelector("#overlay");
+                const x = Math.floor(view.xOf(second + 0.5));
+                const y = Math.floor(view.yOf(price));
+                return Array.from(canvas.getContext("2d").getImageData(x, y, 1, 1).data);
+            }""",
+            [epoch(second), spot],
+        )
+        assert pixel == [255, 255, 255, 255], (second, spot)
+
+
 def test_physics_layers_change_the_picture(
     page: Page, server: str, session: dict[str, object]
 ) -> None:

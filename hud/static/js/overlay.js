@@ -23,23 +23,29 @@ export function context2d(canvas) {
 }
 
 /** A step line through one value per second (NaN breaks it); `jumps` false leaves out the
- * vertical joins (for levels that move in jumps, like zero gamma). */
+ * vertical joins (for levels that move in jumps, like zero gamma). A run of seconds with one
+ * value is one segment: a level that rarely moves is a few segments, not one per second. */
 function stepLine(ctx, view, from, to, valueAt, style, dash = [], jumps = true) {
   ctx.beginPath();
-  let drawing = false;
+  let run = null; // the value of the run being drawn, from second `runFrom`
+  let runFrom = from;
+  let joined = false; // the run starts where the one before ended
+  const end = (second) => {
+    const y = view.yOf(run);
+    if (joined) ctx.lineTo(view.xOf(runFrom), y);
+    else ctx.moveTo(view.xOf(runFrom), y);
+    ctx.lineTo(view.xOf(second), y);
+  };
   for (let second = from; second < to; second += 1) {
-    const value = valueAt(second);
-    if (value === null || Number.isNaN(value)) {
-      drawing = false;
-      continue;
-    }
-    const y = view.yOf(value);
-    const x0 = view.xOf(second);
-    if (drawing && jumps) ctx.lineTo(x0, y);
-    else ctx.moveTo(x0, y);
-    ctx.lineTo(view.xOf(second + 1), y);
-    drawing = true;
+    let value = valueAt(second);
+    if (Number.isNaN(value)) value = null;
+    if (value === run) continue;
+    if (run !== null) end(second);
+    joined = jumps && run !== null && value !== null;
+    run = value;
+    runFrom = second;
   }
+  if (run !== null) end(to);
   ctx.strokeStyle = style;
   ctx.setLineDash(dash);
   ctx.stroke();
