@@ -309,9 +309,11 @@ def run_feed(
         gc.unfreeze()  # collected as usual again (at exit too)
 
 
-# paced, the feed's thread waits at most this long after publishing a second's frame for
-# the connections it woke to send it: otherwise the frame waited for the GIL behind the next
-# records' work (up to the 5 ms switch interval, more than once: p99 10-15 ms more to the page)
+# paced, after publishing new frames the feed's thread waits for the connections it woke to
+# send them, at most this long per second of market time at 1x (divided by the speed: a
+# stalled client costs the feed at most 2% of its pace): otherwise a frame waited for the GIL
+# behind the next records' work (up to the 5 ms switch interval, more than once: p99 10-15 ms
+# more to the page)
 HAND_OVER_S = 0.02
 
 
@@ -397,9 +399,10 @@ class _FeedRun:
                 return
             self.live_day.publish(frames_until, in_database_until, session_version, ended=ended)
         pace = self.pace
-        paced = pace is not None and pace.speed is not None and pace.started()
-        if paced and self.frames_until_ns != before:
-            self.live_day.wait_until_sent(HAND_OVER_S)
+        if pace is None or pace.speed is None or not pace.started():
+            return
+        if self.frames_until_ns != before:
+            self.live_day.wait_until_sent(HAND_OVER_S / pace.speed)
 
     def _frames_done(self, frames_until: dt.datetime) -> None:
         """Paced: how late each second the frame tables now hold completed them."""
