@@ -5,7 +5,8 @@ At 1x, with the HUD open on the live day in headless Chromium, for `PACED_SECOND
 research window's start (after catching up to it at full speed): from the moment each second
 ends on the paced clock (no record of that second can arrive later) to its frame arriving in
 the page, decoded into the page's store, and first drawn; to the engine's book row of that
-second; and to the SQL layers' frame tables holding it (what the HUD then reads and sends).
+second; to the SQL layers' frame tables holding it (what the HUD then reads and sends); to
+its frame encoded, and sent by the page's connection (the feed's thread going on).
 The first `WARM_UP_SECONDS` after the catch-up are left out: the first paced step
 runs the SQL layers over everything since the catch-up's last step (up to 15 minutes of
 market time), and the feed is behind until it has worked that off. Then the whole day at
@@ -131,6 +132,8 @@ def _paced_with_page(lake: Lake, day: dt.date, opening: dt.datetime) -> dict[str
         "drawn_ms": _percentiles(np.array([f["drawn"] for f in counted]) - ends),
         "book_row_ms": _after_warm_up(book),
         "frame_tables_ms": _after_warm_up(frame_tables),
+        "encoded_ms": _after_warm_up(live_run.encoded_latency_seconds * 1000),
+        "sent_ms": _after_warm_up(live_run.handed_over_latency_seconds * 1000),
         "records": live_run.records,
     }
 

@@ -150,6 +150,10 @@ class LiveRun:
     close_latency_seconds: np.ndarray
     # paced: from each second's end to every frame table holding it (what the HUD then reads)
     frame_latency_seconds: np.ndarray
+    # paced, with the HUD: from each second's end to its frame encoded, and to the feed's
+    # thread going on (the connections it woke have sent the frame, or the bound passed)
+    encoded_latency_seconds: np.ndarray
+    handed_over_latency_seconds: np.ndarray
     # where the stream lost records (the books were invalid until the next snapshot)
     gaps: list[FeedGap]
 
@@ -335,6 +339,8 @@ class _FeedRun:
         self.writing = threading.Lock()
         self.latencies: list[np.ndarray] = []
         self.frame_latencies: list[float] = []
+        self.encoded_latencies: list[float] = []
+        self.handed_over_latencies: list[float] = []
         self.frames_until_ns: int | None = None  # the frame tables' frontier last published
         self.publishing = threading.Lock()  # both SQL threads publish
         self.gaps: list[FeedGap] = []
@@ -401,8 +407,15 @@ class _FeedRun:
         pace = self.pace
         if pace is None or pace.speed is None or not pace.started():
             return
-        if self.frames_until_ns != before:
-            self.live_day.wait_until_sent(HAND_OVER_S / pace.speed)
+        if before is None or self.frames_until_ns == before:
+            return
+        encoded = time.perf_counter()
+        self.live_day.wait_until_sent(HAND_OVER_S / pace.speed)
+        handed_over = time.perf_counter()
+        if self.closing:  # as the frame tables' latencies: the seconds the clock closed
+            for end_ns in range(max(before, pace.origin_ns) + NS, self.frames_until_ns + 1, NS):
+                self.encoded_latencies.append(encoded - pace.due(end_ns))
+                self.handed_over_latencies.append(handed_over - pace.due(end_ns))
 
     def _frames_done(self, frames_until: dt.datetime) -> None:
         """Paced: how late each second the frame tables now hold completed them."""
@@ -464,6 +477,8 @@ class _FeedRun:
                 np.concatenate(self.latencies) if self.latencies else np.zeros(0)
             ),
             frame_latency_seconds=np.array(self.frame_latencies),
+            encoded_latency_seconds=np.array(self.encoded_latencies),
+            handed_over_latency_seconds=np.array(self.handed_over_latencies),
             gaps=self.gaps,
         )
 
@@ -525,6 +540,8 @@ def format_run(run: LiveRun) -> str:
     for what, late in (
         ("book row", run.close_latency_seconds),
         ("frame tables", run.frame_latency_seconds),
+        ("frame encoded for the HUD", run.encoded_latency_seconds),
+        ("frame sent to the HUD's clients", run.handed_over_latency_seconds),
     ):
         if len(late):
             p50, p99 = np.percentile(late * 1000, [50, 99])

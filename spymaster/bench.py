@@ -412,7 +412,9 @@ def _print_live(live: dict[str, Any]) -> None:
         "arrived p50 {a[p50]:,.0f} ms, p99 {a[p99]:,.0f} ms; decoded p99 {d[p99]:,.0f} ms; "
         "drawn p50 {w[p50]:,.0f} ms, p99 {w[p99]:,.0f} ms, max {w[max]:,.0f} ms over "
         "{w[count]} seconds (the engine's book row: p50 {b[p50]:,.1f} ms, p99 {b[p99]:,.1f} "
-        "ms; the frame tables: p50 {f[p50]:,.1f} ms, p99 {f[p99]:,.1f} ms); the whole day at "
+        "ms; the frame tables: p50 {f[p50]:,.1f} ms, p99 {f[p99]:,.1f} ms; encoded: p50 "
+        "{e[p50]:,.1f} ms, p99 {e[p99]:,.1f} ms; sent: p50 {s[p50]:,.1f} ms, p99 "
+        "{s[p99]:,.1f} ms); the whole day at "
         "--speed max: {m[records]:,} records, {m[market_seconds]:,.0f} s "
         "of market time in {m[wall_seconds]:,.0f} s, {m[times_real_time]:,.0f}x real "
         "time".format(
@@ -423,6 +425,8 @@ def _print_live(live: dict[str, Any]) -> None:
             w=paced["drawn_ms"],
             b=paced["book_row_ms"],
             f=paced["frame_tables_ms"],
+            e=paced["encoded_ms"],
+            s=paced["sent_ms"],
             m=live["max_speed"],
         ),
         flush=True,

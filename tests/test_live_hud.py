@@ -122,6 +122,11 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
     assert PACED_SECONDS - 5 <= len(run.frame_latency_seconds) <= PACED_SECONDS
     assert (run.frame_latency_seconds >= 0).all()
     assert "each second's frame tables" in format_run(run)
+    # each of those seconds' frame was encoded for the HUD, then sent, in that order
+    assert len(run.encoded_latency_seconds) == len(run.frame_latency_seconds)
+    assert (run.encoded_latency_seconds >= run.frame_latency_seconds).all()
+    assert (run.handed_over_latency_seconds >= run.encoded_latency_seconds).all()
+    assert "each second's frame sent to the HUD's clients" in format_run(run)
     assert notices[-1]["type"] == "live-end"
     seconds = sorted(frames)
     assert seconds[0] == start - BEHIND
