@@ -399,34 +399,32 @@ class _FeedRun:
             frames_until, in_database_until, session_version = published(
                 self.warehouse, self.end_ns
             )
-            before = self.frames_until_ns
-            self._frames_done(frames_until)
+            due = self._frames_done(frames_until)
             if self.live_day is None:
                 return
             self.live_day.publish(frames_until, in_database_until, session_version, ended=ended)
-        pace = self.pace
-        if pace is None or pace.speed is None or not pace.started():
-            return
-        if before is None or self.frames_until_ns == before:
+        if not due:  # seconds due: paced
             return
         encoded = time.perf_counter()
-        self.live_day.wait_until_sent(HAND_OVER_S / pace.speed)
+        self.live_day.wait_until_sent(HAND_OVER_S / self.pace.speed)
         handed_over = time.perf_counter()
-        if self.closing:  # as the frame tables' latencies: the seconds the clock closed
-            for end_ns in range(max(before, pace.origin_ns) + NS, self.frames_until_ns + 1, NS):
-                self.encoded_latencies.append(encoded - pace.due(end_ns))
-                self.handed_over_latencies.append(handed_over - pace.due(end_ns))
+        self.encoded_latencies += [encoded - moment for moment in due]
+        self.handed_over_latencies += [handed_over - moment for moment in due]
 
-    def _frames_done(self, frames_until: dt.datetime) -> None:
-        """Paced: how late each second the frame tables now hold completed them."""
+    def _frames_done(self, frames_until: dt.datetime) -> list[float]:
+        """Paced: how late each second the frame tables now hold completed them; when each
+        of those seconds ended on the paced clock (none unpaced, or once the feed ended)."""
         until_ns = int(frames_until.replace(tzinfo=dt.UTC).timestamp()) * NS
         before, self.frames_until_ns = self.frames_until_ns, until_ns
         pace = self.pace
         if before is None or not (pace is not None and pace.started() and self.closing):
-            return
+            return []
         now = time.perf_counter()
-        for end_ns in range(max(before, pace.origin_ns) + NS, until_ns + 1, NS):
-            self.frame_latencies.append(now - pace.due(end_ns))
+        due = [
+            pace.due(end_ns) for end_ns in range(max(before, pace.origin_ns) + NS, until_ns + 1, NS)
+        ]
+        self.frame_latencies += [now - moment for moment in due]
+        return due
 
     def consume(self, feed: Iterable[FeedEvent], symbology: Mapping[str, InstrumentMap]) -> LiveRun:
         session, warehouse, pace = self.session, self.warehouse, self.pace
