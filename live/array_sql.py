@@ -390,6 +390,10 @@ class HeldTable:
             col = self._cols[i] = from_arrow(self.table.column(i))
         return col
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # to another process as its Arrow table: a string column's codes are this process's
+        return (HeldTable, (self.table,))
+
 
 @dataclass(frozen=True)
 class TableRows:
@@ -528,9 +532,16 @@ class ArrayQuery:
         statements = parsed["statements"]
         if len(statements) != 1:
             raise ArraySqlError("one SELECT statement expected")
-        self.node = _normalise(statements[0]["node"])
+        self._parsed(_normalise(statements[0]["node"]))
+
+    def _parsed(self, node: dict) -> None:
+        self.node = node
         self._memo: dict[int, Any] = {}  # per parse-tree node: what does not change per run
         self._compiled: dict[int, Compiled] = {}  # per expression node: its function
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # to another process as its parse tree: what runs keep is by this process's objects
+        return (_query_of, (self.node,))
 
     def run_as(
         self,
@@ -574,6 +585,12 @@ class ArrayQuery:
         return HeldTable(
             table, [_as_read(by_name[field.name], rows, field.type) for field in schema]
         )
+
+
+def _query_of(node: dict) -> ArrayQuery:
+    query = ArrayQuery.__new__(ArrayQuery)
+    query._parsed(node)
+    return query
 
 
 _TABLE_REFS = {"BASE_TABLE", "SUBQUERY", "TABLE_FUNCTION", "JOIN", "EMPTY"}

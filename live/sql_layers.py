@@ -18,6 +18,7 @@ earlier session's calibration, a neighbour's outcome) comes from the warehouse, 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import json
 import math
@@ -33,8 +34,15 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from live.array_models import (
+    ArrayModel,
+    ArrayModels,
+    ArrayProcess,
+    ArrayProcessError,
+    RecentRows,
+    TimeSpans,
+)
 from live.array_sql import ArrayQuery, ArraySqlError, HeldTable, TableRows
 from spymaster.lake import PROJECT_ROOT, Lake, dbt_command, project_digest
 
@@ -43,6 +51,9 @@ NS_PER_UNIT = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}
 DATABASE = "spymaster"  # the warehouse file's catalog: what compiled SQL names
 LIVE_ROWS = "memory"  # the live day's rows (the in-memory database's own catalog)
 ARRAY_SPAN_NS = 300 * NS  # the most market time an array model computes at once
+# the array models computed from this source's rows run in a process of their own, while the
+# feed's thread computes the others (live.array_models)
+PARALLEL_SOURCE = "options_engine"
 
 Emit = Callable[[str, pa.Table], None]
 
@@ -212,71 +223,6 @@ class RowTimes:
             return before > 0 and self.ends[before - 1] >= lower
 
 
-class TimeSpans:
-    """The first and last time (ns) of a batch of rows' time columns, each computed once
-    (a batch is noted by the rows held for the array models and by the times held)."""
-
-    def __init__(self, rows: pa.Table) -> None:
-        self.rows = rows
-        self._spans: dict[str, tuple[int, int] | None] = {}
-
-    def of(self, column: str) -> tuple[int, int] | None:
-        """None when every time is NULL."""
-        if column not in self._spans:
-            values = self.rows.column(column)
-            unit = values.type.unit if pa.types.is_timestamp(values.type) else "ns"
-            low, high = pc.min_max(values.cast(pa.int64())).values()
-            scale = NS_PER_UNIT[unit]
-            self._spans[column] = (
-                (low.as_py() * scale, high.as_py() * scale) if low.is_valid else None
-            )
-        return self._spans[column]
-
-
-class RecentRows:
-    """A live table's newest rows in memory, for the models computed over arrays: chunks as
-    they came, with their times (`column`: None for a table not keyed by time), each
-    converted to arrays once for every run that reads it."""
-
-    def __init__(self, column: str | None) -> None:
-        self.column = column
-        self._chunks: list[tuple[int, int, HeldTable]] = []  # the feed's thread's alone
-        # a table not keyed by time: one object while no rows come, so what a query
-        # computes from it alone is computed once (ArrayQuery keeps such CTEs' rows)
-        self._whole: TableRows | None = None
-
-    def add(self, held: HeldTable, spans: TimeSpans) -> None:
-        """`held`: new rows (an array model's with its columns already converted), `spans`
-        their times."""
-        if not held.table.num_rows:
-            return
-        low = high = 0
-        if self.column is not None:
-            span = spans.of(self.column)
-            if span is None:  # NULL is in no window of time
-                return
-            low, high = span
-        self._chunks.append((low, high, held))
-        self._whole = None
-
-    def rows(self, schema: pa.Schema, lower: float, upper: float) -> TableRows:
-        """The rows whose time is in [lower, upper) (every row of a table without time)."""
-        chunks = [
-            rows
-            for low, high, rows in self._chunks
-            if self.column is None or (high >= lower and low < upper)
-        ]
-        if self.column is None:
-            if self._whole is None or self._whole.schema is not schema:
-                self._whole = TableRows(schema, chunks)
-            return self._whole
-        return TableRows(schema, chunks, self.column, lower, upper)
-
-    def forget_before(self, horizon: float) -> None:
-        if self.column is not None:
-            self._chunks = [chunk for chunk in self._chunks if chunk[1] >= horizon]
-
-
 class LiveWarehouse:
     """The live day's rows of every live model, beside the warehouse's earlier sessions."""
 
@@ -385,11 +331,15 @@ class LiveWarehouse:
         self._times: dict[tuple[str, str], RowTimes] = {
             pair: RowTimes() for pairs in self._keyed.values() for pair in pairs
         }
-        self._array_queries: dict[str, ArrayQuery] = {}
-        self._recent: dict[str, RecentRows] = {}  # the live tables they read, and their own
-        self._static: dict[tuple[str, str], TableRows] = {}  # the others they read: not per day
-        self._schemas: dict[str, pa.Schema] = {}
+        # the array models computed on the feed's thread, and those in a process of their own
+        self._array_models = ArrayModels()
+        self._parallel: ArrayProcess | None = None
+        self._array_reads: set[str] = set()  # every live table an array model reads
         self._prepare_arrays()
+        self._first_models = _parallel_first(
+            self.order[: self._first_count], set(self._parallel.names if self._parallel else ())
+        )
+        self._parallel_runs: list[tuple[LiveModel, int]] = []  # asked for, not collected
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -499,9 +449,11 @@ class LiveWarehouse:
 
     def _track(self, table: str, rows: pa.Table) -> None:
         """Rows of a table the array models read: held for them, their times noted."""
-        if table in self._recent:
+        if table in self._array_reads:
             spans = TimeSpans(rows)
-            self._recent[table].add(HeldTable(rows), spans)
+            self._array_models.add(table, HeldTable(rows), spans)
+            if self._parallel is not None:
+                self._parallel.add(table, rows)
             self._held(table, spans)
 
     # -- the models computed over arrays ---------------------------------------------------
@@ -509,32 +461,55 @@ class LiveWarehouse:
     def _prepare_arrays(self) -> None:
         """Parse each array model's compiled SQL, read the tables it reads that are not
         per day, and run it once on no rows: a construct the evaluator does not implement
-        is named now, not mid-session."""
+        is named now, not mid-session. Then the models computed from the options engine's
+        rows start in their process."""
+        models = self._array_models
         for name, model in self._arrays.items():
             try:
-                self._array_queries[name] = ArrayQuery(self._sql(model), self.connection)
+                query = ArrayQuery(self._sql(model), self.connection)
             except ArraySqlError as error:
                 raise LiveSqlError(f"{name}: cannot be computed live ({error})") from None
+            assert model.time_column is not None  # a tail model's
+            models.models[name] = ArrayModel(
+                name, query, self._live_schema(model), model.time_column, frozenset(model.parents)
+            )
             for parent in (self.models[p] for p in model.parents):
                 if _is_live(parent):  # an array model is a tail model: by time if keyed
-                    self._recent.setdefault(parent.name, RecentRows(parent.time_column))
-                    self._schemas[parent.name] = self._live_schema(parent)
+                    models.recent.setdefault(parent.name, RecentRows(parent.time_column))
+                    models.schemas[parent.name] = self._live_schema(parent)
                 else:
                     table = self._db.sql(
                         f'select * from {DATABASE}."{parent.schema}"."{parent.name}"'
                     ).to_arrow_table()
-                    self._static[(parent.schema, parent.name)] = TableRows(
+                    models.static[(parent.schema, parent.name)] = TableRows(
                         table.schema, [HeldTable(table)]
                     )
-            self._schemas[name] = self._live_schema(model)
-        for name, model in self._arrays.items():
+        for name in self._arrays:
+            model = models.models[name]
             try:
-                self._array_queries[name].run_as(
-                    lambda schema, table, model=model: self._array_input(model, schema, table),
-                    self._schemas[name],
+                model.query.run_as(
+                    lambda schema, table, model=model: models.input(model, schema, table),
+                    model.schema,
                 )
             except ArraySqlError as error:
                 raise LiveSqlError(f"{name}: cannot be computed live ({error})") from None
+        self._array_reads = set(models.recent)
+        parallel = {name for name in self._arrays if PARALLEL_SOURCE in self._sources_of(name)}
+        if parallel:
+            try:
+                self._parallel = ArrayProcess(models.subset(parallel))
+            except ArrayProcessError as error:
+                raise LiveSqlError(str(error)) from None
+            self._array_models = models.without(parallel)
+
+    def _sources_of(self, name: str) -> set[str]:
+        """The source kinds a model's rows come from."""
+        model = self.models[name]
+        sources = {model.source} if model.source else set()
+        for parent in model.parents:
+            if parent in self.models:
+                sources |= self._sources_of(parent)
+        return sources
 
     def _sql(self, model: LiveModel) -> str:
         if model.sql is None:
@@ -548,35 +523,48 @@ class LiveWarehouse:
             .schema
         )
 
-    def _array_input(
-        self, model: LiveModel, schema: str, table: str, lower: float = 0, upper: float = 0
-    ) -> TableRows:
-        """What the compiled SQL of `model` reads as "spymaster".`schema`.`table`: a live
-        parent's rows of the day (a tail run's: its time in [lower, upper)), else the
-        warehouse's relation."""
-        if table in self._recent and table in model.parents:
-            return self._recent[table].rows(self._schemas[table], lower, upper)
-        if (schema, table) in self._static:
-            return self._static[(schema, table)]
-        raise LiveSqlError(f"{model.name} reads {schema}.{table}, which live does not hold")
-
     def _array_tail(self, model: LiveModel, start: float, lower: float, end: float) -> pa.Table:
         """The model's new rows [start, end), computed over its parents' rows from `lower`."""
         try:
-            held = self._array_queries[model.name].run_held(
-                lambda schema, table: self._array_input(model, schema, table, lower, end),
-                self._schemas[model.name],
-                within=(model.time_column, start, end),
-            )
+            held = self._array_models.run(model.name, start, lower, end)
         except ArraySqlError as error:
             raise LiveSqlError(f"{model.name}: {error}") from None
-        rows = held.table
+        spans = TimeSpans(held.table)
+        self._array_models.add(model.name, held, spans)
+        if self._parallel is not None:
+            self._parallel.add(model.name, held.table)
+        return self._array_rows(model, spans)
+
+    def _array_rows(self, model: LiveModel, spans: TimeSpans) -> pa.Table:
+        rows = spans.rows
         self._pending.setdefault(model.name, []).append(rows)  # into DuckDB with the rest's
-        spans = TimeSpans(rows)
-        if model.name in self._recent:
-            self._recent[model.name].add(held, spans)
         self._held(model.name, spans)
         return rows
+
+    def _start_parallel(self, model: LiveModel, first: int, last: int) -> None:
+        assert self._parallel is not None
+        try:
+            self._parallel.start_run(model.name, first, first - model.lookback_ns, last)
+        except ArrayProcessError as error:
+            raise LiveSqlError(str(error)) from None
+        self._parallel_runs.append((model, last))
+
+    def _collect(self, until: dict[str, float]) -> None:
+        """The runs asked of the array models' process, in order, as `_tail` ends them."""
+        runs, self._parallel_runs = self._parallel_runs, []
+        for model, last in runs:
+            assert self._parallel is not None
+            try:
+                _, rows = self._parallel.result()
+            except ArraySqlError as error:
+                raise LiveSqlError(f"{model.name}: {error}") from None
+            except ArrayProcessError as error:
+                raise LiveSqlError(str(error)) from None
+            self._array_rows(model, TimeSpans(rows))
+            if rows.num_rows:
+                self._changed(model.name)
+            self.emit(model.name, rows)
+            until[model.name] = self.until[model.name] = last
 
     def _forget_arrays(self) -> None:
         """Drop the held rows no array model reads again."""
@@ -584,8 +572,9 @@ class LiveWarehouse:
             (self.until[name] - model.lookback_ns for name, model in self._arrays.items()),
             default=-math.inf,
         )
-        for recent in self._recent.values():
-            recent.forget_before(horizon)
+        self._array_models.forget_before(horizon)
+        if self._parallel is not None:
+            self._parallel.forget_before(horizon)
 
     def _flush(self, tables: Collection[str] | None = None) -> None:
         """Insert the pending rows of `tables` (default: every table)."""
@@ -618,7 +607,7 @@ class LiveWarehouse:
             )
         finally:
             self._db.unregister("live_insert")
-        if table not in self._recent and table not in self._arrays:  # else noted on arrival
+        if table not in self._array_reads and table not in self._arrays:  # else on arrival
             self._held(table, TimeSpans(rows))
 
     def _held(self, table: str, spans: TimeSpans) -> None:
@@ -674,8 +663,8 @@ class LiveWarehouse:
         front = max(sources.values(), default=-math.inf)
         self._flush(self._first_reads)
         rest_due = self._rest_due(front, final)
-        first, rest = self.order[: self._first_count], self.order[self._first_count :]
-        self._bring_first(first, set(sources), final)
+        rest = self.order[self._first_count :]
+        self._bring_first(self._first_models, set(sources), final)
         self._forget_arrays()
         if self.on_progress is not None:
             self.on_progress()
@@ -757,13 +746,21 @@ class LiveWarehouse:
                 self._bring_up_to_date(model, final, until)
 
     def _bring_first(self, models: list[LiveModel], sources: set[str], final: bool) -> None:
-        """The `first` models, one after the other on the feed's thread: they run over
-        arrays and hold the GIL, so a second thread would only take turns with this one
-        (measured: a frame step p50 45.8 ms on two threads, 39.5 ms on one)."""
+        """The `first` models, one after the other on the feed's thread (they run over
+        arrays and hold the GIL, so a second thread would only take turns with this one:
+        measured, a frame step p50 45.8 ms on two threads, 39.5 ms on one), but for those
+        of the array models' process: asked for as soon as their parents' rows are, and
+        collected when a model reads them or at the end."""
         until = self.until
-        for model in models:
-            if _computed_here(model, sources, until):
+        parallel = self._parallel
+        with parallel.beside() if parallel is not None else contextlib.nullcontext():
+            for model in models:
+                if not _computed_here(model, sources, until):
+                    continue
+                if any(name in model.parents for name, _ in self._parallel_runs):
+                    self._collect(until)
                 self._bring_up_to_date(model, final, until)
+            self._collect(until)
 
     def _bring_up_to_date(self, model: LiveModel, final: bool, until: dict[str, float]) -> None:
         """`until`: how far each model's rows are complete, as this run reads them (updated
@@ -823,6 +820,9 @@ class LiveWarehouse:
             # array models hold every intermediate column of what they compute at once
             for first in range(int(start), int(end), ARRAY_SPAN_NS):
                 last = min(first + ARRAY_SPAN_NS, int(end))
+                if self._parallel is not None and model.name in self._parallel.names:
+                    self._start_parallel(model, first, last)  # `_collect` goes on
+                    continue
                 rows = self._array_tail(model, first, first - model.lookback_ns, last)
                 if rows.num_rows:
                     self._changed(model.name)
@@ -901,7 +901,29 @@ class LiveWarehouse:
     def close(self) -> None:
         if self._rest is not None:
             self._rest.join()
+        if self._parallel is not None:
+            self._parallel.close()
         self.connection.close()
+
+
+def _parallel_first(order: list[LiveModel], parallel: set[str]) -> list[LiveModel]:
+    """`order` (each model after its parents) with each model of `parallel` moved up to
+    just after its last computed parent (a source's rows are there before a step): asked
+    for as soon as it can be."""
+    names = {model.name for model in order if model.source is None}
+    placed: list[LiveModel] = []
+    rest = list(order)
+    while rest:
+        done = {model.name for model in placed}
+        ready = [
+            model
+            for model in rest
+            if model.name in parallel and all(p in done or p not in names for p in model.parents)
+        ]
+        chosen = ready[0] if ready else rest[0]
+        placed.append(chosen)
+        rest.remove(chosen)
+    return placed
 
 
 def _one_chunk(parts: list[pa.Table]) -> pa.Table:

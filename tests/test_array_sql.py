@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from live.array_models import RecentRows, TimeSpans
 from live.array_sql import ArrayQuery, ArraySqlError, HeldTable, _Evaluation, from_arrow
-from live.sql_layers import RecentRows, TimeSpans
 
 
 def _with_nulls(values: np.ndarray, rng: np.random.Generator, share: float = 0.15) -> pa.Array:
