@@ -561,10 +561,16 @@ class LiveWarehouse:
             except ArrayProcessError as error:
                 raise LiveSqlError(str(error)) from None
             self._array_rows(model, TimeSpans(rows))
-            if rows.num_rows:
-                self._changed(model.name)
-            self.emit(model.name, rows)
-            until[model.name] = self.until[model.name] = last
+            self._array_done(model, rows, last, until)
+
+    def _array_done(
+        self, model: LiveModel, rows: pa.Table, last: int, until: dict[str, float]
+    ) -> None:
+        """An array model's run to `last` made `rows` (wherever it ran)."""
+        if rows.num_rows:
+            self._changed(model.name)
+        self.emit(model.name, rows)
+        until[model.name] = self.until[model.name] = last
 
     def _forget_arrays(self) -> None:
         """Drop the held rows no array model reads again."""
@@ -757,7 +763,7 @@ class LiveWarehouse:
             for model in models:
                 if not _computed_here(model, sources, until):
                     continue
-                if any(name in model.parents for name, _ in self._parallel_runs):
+                if any(running.name in model.parents for running, _ in self._parallel_runs):
                     self._collect(until)
                 self._bring_up_to_date(model, final, until)
             self._collect(until)
@@ -824,10 +830,7 @@ class LiveWarehouse:
                     self._start_parallel(model, first, last)  # `_collect` goes on
                     continue
                 rows = self._array_tail(model, first, first - model.lookback_ns, last)
-                if rows.num_rows:
-                    self._changed(model.name)
-                self.emit(model.name, rows)
-                until[model.name] = self.until[model.name] = last
+                self._array_done(model, rows, last, until)
             return
         time = model.time_column
         new_rows = (
