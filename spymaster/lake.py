@@ -116,8 +116,8 @@ class Lake:
         return {**os.environ, LAKE_ENV_VAR: str(self.root)}
 
 
-# dbt's command line, its scheduler taking the longest chain of nodes first
-DBT = (sys.executable, "-m", "spymaster.dbt_critical_path")
+# dbt's own command line, from the interpreter running spymaster (its virtual environment)
+DBT = (sys.executable, "-m", "dbt.cli.main")
 
 
 def dbt_command(dbt_args: Sequence[str]) -> list[str]:
