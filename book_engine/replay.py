@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from book_engine import kernel as k
 from book_engine.errors import EngineError, instrument_list
-from spymaster.dbn_facts import UNDEF_PRICE
+from foundation.dbn_facts import UNDEF_PRICE
 
 KNOWN_ACTIONS = np.zeros(256, np.bool_)  # by byte code: A C M R T F N
 KNOWN_ACTIONS[list(b"ACMRTFN")] = True

@@ -11,15 +11,17 @@ import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowChunk, WindowConfig, replay_batches
-from spymaster.arrow_columns import STRING_CODES, categorical, repeated_date, repeated_string
-from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
-from spymaster.exchange_time import day_start_ns, utc_ns
+from foundation.arrow_columns import STRING_CODES, categorical, repeated_date, repeated_string
+from foundation.dbn_facts import PRICE_SCALE, UNDEF_PRICE
+from foundation.exchange_time import day_start_ns, parse_time, utc_ns
+from foundation.partitions import Partition
 
 # the kernel's rules: a change rebuilds every contract-day (2: snapshot phase per file, fills;
 # 3: a restatement re-bases the levels its window touched; 4: an instrument first seen after a
@@ -83,6 +85,23 @@ class SurfaceSettings:
     surface_window: tuple[dt.time, dt.time]
     pre_open: tuple[dt.time, dt.time]
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SurfaceSettings:
+        """The settings a model receives in its `surface_settings` config (dbt vars)."""
+        return cls(
+            timezone=str(config["exchange_timezone"]),
+            depth_ticks=int(config["depth_ticks"]),
+            rest_ms=int(config["resting_ms"]),
+            surface_window=(
+                parse_time(str(config["surface_window_start"])),
+                parse_time(str(config["surface_window_end"])),
+            ),
+            pre_open=(
+                parse_time(str(config["pre_open_start"])),
+                parse_time(str(config["pre_open_end"])),
+            ),
+        )
+
     def window_config(self, day: dt.date) -> WindowConfig:
         start = day_start_ns(day)
         end = start + 86_400 * 1_000_000_000
@@ -109,16 +128,6 @@ class SurfaceSettings:
             f"engine{ENGINE_VERSION}:{self.timezone}:{self.depth_ticks}:{self.rest_ms}:"
             f"{self.surface_window[0]}-{self.surface_window[1]}:{self.pre_open[0]}-{self.pre_open[1]}"
         )
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One contract-day to replay, and the fingerprint of everything its rows are built from
-    (its inputs and the settings; written on every row, for incremental builds)."""
-
-    symbol: str
-    day: dt.date
-    fingerprint: str
 
 
 # a contract-day's records in file order, in batches (a partition's row groups)

@@ -5,7 +5,7 @@ A job names one contract-day of one engine model, the module-level function comp
 and that function's (picklable) inputs, so the same computation runs wherever the job does.
 
 Output partitions (`<lake>/engine/<model>/symbol=<s>/dt=<d>/`) are written as every lake
-partition is (`spymaster.lake_files`): the data file under a name of its own, `_manifest.json`
+partition is (`foundation.lake_files`): the data file under a name of its own, `_manifest.json`
 naming it last. Readers take a partition only through its manifest, so a task killed mid-write
 leaves nothing visible, and its retry writes the same bytes again.
 """
@@ -22,10 +22,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from book_engine.surfaces import Partition
 from cluster.ray_runtime import cluster_cpus, connect, ordered_map
-from spymaster.computed_ahead import computed_ahead
-from spymaster.lake_files import (
+from foundation.computed_ahead import computed_ahead
+from foundation.lake_files import (
     MANIFEST_FILE,
     delete_files_but,
     file_system,
@@ -33,6 +32,7 @@ from spymaster.lake_files import (
     write_json,
     written_then_moved,
 )
+from foundation.partitions import Partition
 
 ENGINE_FOLDER = "engine"
 READ_BATCH_ROWS = 1 << 17

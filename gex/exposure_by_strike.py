@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from book_engine.errors import EngineError
-from spymaster.arrow_columns import STRING_CODES, nan_as_null, repeated_date, repeated_string
+from foundation.arrow_columns import STRING_CODES, nan_as_null, repeated_date, repeated_string
 
 GEX_BY_STRIKE_SCHEMA = pa.schema(
     [

@@ -12,10 +12,11 @@ downstream and recorded there. Memory stays bounded by one partition and the eng
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numba as nb
@@ -25,18 +26,18 @@ import pyarrow.compute as pc
 
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowConfig, replay_batches
-from gex.black76 import MINUTES_PER_YEAR
-from gex.profile import instrument_order_within_seconds, zero_gamma_levels
-from gex.quote_kernel import IV_STATUSES, option_columns, option_rows, option_rows_out
-from spymaster.arrow_columns import (
+from foundation.arrow_columns import (
     STRING_CODES,
     categorical,
     nan_as_null,
     repeated_date,
     repeated_string,
 )
-from spymaster.computed_ahead import computed_ahead
-from spymaster.exchange_time import day_start_ns, utc_ns
+from foundation.computed_ahead import computed_ahead
+from foundation.exchange_time import day_start_ns, parse_time, utc_ns
+from gex.black76 import MINUTES_PER_YEAR
+from gex.profile import instrument_order_within_seconds, zero_gamma_levels
+from gex.quote_kernel import IV_STATUSES, option_columns, option_rows, option_rows_out
 
 SPLIT_ROWS = 100_000
 """A batch of at least this many option-seconds is priced on two threads (alternate blocks of
@@ -178,6 +179,20 @@ class OptionsSettings:
     min_minutes_to_expiry: float
     rate: float
     iv_carry_seconds: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> OptionsSettings:
+        """The settings a model receives in its `options_settings` config (dbt vars)."""
+        return cls(
+            timezone=str(config["exchange_timezone"]),
+            surface_window=(
+                parse_time(str(config["surface_window_start"])),
+                parse_time(str(config["surface_window_end"])),
+            ),
+            min_minutes_to_expiry=float(config["min_minutes_to_expiry"]),
+            rate=float(config["black76_rate"]),
+            iv_carry_seconds=int(config["iv_carry_seconds"]),
+        )
 
     def window_config(self, day: dt.date) -> WindowConfig:
         start, end = (utc_ns(day, t, self.timezone) for t in self.surface_window)
@@ -443,6 +458,17 @@ class ProfileSettings:
     rate: float
     call_sign: float
     put_sign: float
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ProfileSettings:
+        """The zero-gamma profile's settings from the options models' config (dbt vars)."""
+        return cls(
+            half_width_points=float(config["zero_gamma_half_width_points"]),
+            step_points=float(config["zero_gamma_step_points"]),
+            rate=float(config["black76_rate"]),
+            call_sign=float(config["dealer_sign_call"]),
+            put_sign=float(config["dealer_sign_put"]),
+        )
 
 
 PROFILE_INPUT_COLUMNS = (

@@ -15,8 +15,8 @@ import math
 import numba as nb
 import numpy as np
 
+from foundation.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 from gex.black76 import MINUTES_PER_YEAR, _gamma, _implied_volatility_and_d1, _norm_pdf
-from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
 
 IV_STATUSES = (
     "ok",

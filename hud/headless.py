@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spymaster.lake import Lake
+from foundation.lake import Lake
 
 CHROMIUM = Path("/usr/bin/chromium")
 # WebGL2 runs on SwiftShader when there is no GPU; the rest keeps a headless browser quiet on

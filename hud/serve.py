@@ -10,10 +10,10 @@ import threading
 
 import uvicorn
 
+from foundation.lake import Lake
 from hud.live import LiveDay
 from hud.server import create_app
 from hud.warehouse import WarehouseUnavailableError
-from spymaster.lake import Lake
 
 
 class ServeError(Exception):

@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from foundation.lake import Lake
 from hud.live import LiveDay
 from hud.live_stream import frame_encoder, stream_live
 from hud.protocol import PayloadKind, StreamMode, encode, message_table
@@ -43,7 +44,6 @@ from hud.requests import (
     window_of,
 )
 from hud.warehouse import Warehouse, WarehouseUnavailableError
-from spymaster.lake import Lake
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"

@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from foundation.lake import Lake
+from foundation.project import project_vars
 from hud.blocks import BlockCache
 from hud.live import LiveDay, epoch_ns
-from spymaster.lake import Lake, project_vars
 
 # The server's share of the machine: replay clients are many small queries. (Set after
 # connecting: a process's connections to one file must share their open configuration.)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from spymaster.dbn_facts import (
+from foundation.dbn_facts import (
     F_BAD_TS_RECV,
     F_LAST,
     F_MAYBE_BAD_BOOK,

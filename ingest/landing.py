@@ -22,6 +22,9 @@ import numpy as np
 import pyarrow as pa
 
 from cluster.ray_runtime import connect, ordered_map
+from foundation.computed_ahead import computed_ahead
+from foundation.lake import Lake
+from foundation.lake_files import MANIFEST_FILE, write_json
 from ingest import DEFAULT_CHUNK_RECORDS
 from ingest.bronze_tables import (
     INGEST_VERSION,
@@ -50,9 +53,6 @@ from ingest.source_files import (
     file_sha256,
     find_dbn_files,
 )
-from spymaster.computed_ahead import computed_ahead
-from spymaster.lake import Lake
-from spymaster.lake_files import MANIFEST_FILE, write_json
 
 # a staging task holds a chunk decoded, as Arrow, and each open partition's writer buffers;
 # declared to Ray per task, with ~1 KiB per record of a chunk on top

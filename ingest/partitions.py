@@ -2,7 +2,7 @@
 
 A partition is a folder `<table>/symbol=<s>/dt=<d>/` holding its data file, named by the raw
 content it came from (`part-<sha256>-v<ingest version>.parquet`), and `_manifest.json` naming
-that file. Every path goes through pyarrow's file system layer (`spymaster.lake_files`) and no
+that file. Every path goes through pyarrow's file system layer (`foundation.lake_files`) and no
 folder is ever renamed, so the same protocol holds on object storage: a source file's
 partitions are written whole under `bronze/_ingest/staging/` with their manifests, then each
 data file is moved into its partition's folder, its manifest is moved in last, and the data
@@ -27,16 +27,16 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ingest.bronze_tables import INGEST_VERSION, Records
-from ingest.errors import IngestError
-from spymaster.lake import Lake
-from spymaster.lake_files import (
+from foundation.lake import Lake
+from foundation.lake_files import (
     MANIFEST_FILE,
     delete_files_but,
     delete_folder,
     file_system,
     read_json,
 )
+from ingest.bronze_tables import INGEST_VERSION, Records
+from ingest.errors import IngestError
 
 ROW_GROUP_RECORDS = 1 << 20
 # a partition's data file while staged (the run's private folder): its name in the lake, from

@@ -14,10 +14,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from foundation.lake import Lake
+from foundation.lake_files import file_system, read_json, write_json
 from ingest.bronze_tables import INGEST_VERSION
 from ingest.partitions import PartitionKey, read_manifest
-from spymaster.lake import Lake
-from spymaster.lake_files import file_system, read_json, write_json
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from foundation.lake import Lake
 from ingest.landing import IngestReport
-from spymaster.lake import Lake
 
 
 def format_report(report: IngestReport, raw: Path, lake: Lake) -> str:

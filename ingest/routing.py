@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 from databento.common.symbology import InstrumentMap
 
+from foundation.dbn_facts import NANOS_PER_DAY
+from foundation.lake import Lake
 from ingest.bronze_tables import AssetClass, SourceSchema, table_name
 from ingest.errors import IngestError
-from spymaster.dbn_facts import NANOS_PER_DAY
-from spymaster.lake import Lake
 
 OUTRIGHT_FUTURE = re.compile(r"^[A-Z][A-Z0-9]{0,3}[FGHJKMNQUVXZ]\d{1,2}$")
 FUTURES_COMBINATION = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z][A-Z0-9]*)+$")

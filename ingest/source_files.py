@@ -22,9 +22,9 @@ import zstandard
 from databento.common.error import BentoError, BentoWarning
 from databento.common.symbology import InstrumentMap
 
+from foundation.dbn_facts import DATASET
 from ingest.bronze_tables import SourceSchema
 from ingest.errors import IngestError
-from spymaster.dbn_facts import DATASET
 
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -1,7 +1,8 @@
 """The bronze tables a live session reads besides market-by-order records: definitions and
 statistics. Earlier days come from the lake's landed partitions; the live day's records are
 routed and converted exactly as ingest lands them (ingest.routing, ingest.bronze_tables), so
-the engine's readers (spymaster.dbt_models) get the relations the warehouse's models get."""
+the engine's readers (book_engine.definitions, gex.chain) get the relations the warehouse's
+models get."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from foundation.lake import Lake
 from ingest.bronze_tables import (
     AssetClass,
     Records,
@@ -27,7 +29,6 @@ from ingest.routing import (
     epoch_days,
     latest_option_definitions,
 )
-from spymaster.lake import Lake
 
 LIVE_TABLES = {
     table_name(AssetClass.FUTURES, SourceSchema.DEFINITION): SourceSchema.DEFINITION,

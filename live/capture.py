@@ -12,6 +12,7 @@ import databento_dbn as dbn
 import numpy as np
 from databento.common.symbology import InstrumentMap
 
+from foundation.dbn_files import metadata, write_file
 from ingest.bronze_tables import SourceSchema
 from ingest.routing import (
     FUTURES_COMBINATION,
@@ -21,7 +22,6 @@ from ingest.routing import (
     epoch_days,
 )
 from live.feed import FeedBatch
-from spymaster.dbn_files import metadata, write_file
 
 FUTURES, OPTIONS = "ES.FUT", "ES.OPT"
 

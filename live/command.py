@@ -19,6 +19,11 @@ import pyarrow as pa
 import yaml
 from databento.common.symbology import InstrumentMap
 
+from book_engine.surfaces import SurfaceSettings
+from foundation.exchange_time import day_start_ns, parse_time, utc_ns
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT, project_vars
+from gex.options_surface import OptionsSettings, ProfileSettings
 from hud.live import LiveDay
 from hud.serve import LiveServer
 from hud.warehouse import SESSION_SOURCES, frame_sources
@@ -31,9 +36,6 @@ from live.session import FUTURES_MBO, LiveContract, LiveError, LiveSession, Live
 from live.signals import LiveSignals, day_indexes
 from live.sql_layers import DATABASE, NS, LiveWarehouse, compile_models
 from retrieval.warehouse import evaluation_settings, retrieval_settings
-from spymaster.dbt_models import options_settings, profile_settings, surface_settings
-from spymaster.exchange_time import day_start_ns, parse_time, utc_ns
-from spymaster.lake import PROJECT_ROOT, Lake, project_vars
 
 ENGINE_MODELS_YML = PROJECT_ROOT / "python_models" / "silver" / "_engine.yml"
 RETRIEVAL_MODELS_YML = PROJECT_ROOT / "python_models" / "gold" / "_retrieval.yml"
@@ -211,11 +213,11 @@ def live_settings() -> LiveSettings:
         ENGINE_MODELS_YML, "engine_options_quote_partitions", "options_settings"
     )
     return LiveSettings(
-        surfaces=surface_settings(
+        surfaces=SurfaceSettings.from_config(
             model_config(ENGINE_MODELS_YML, "engine_book_snapshot_1s", "surface_settings")
         ),
-        options=options_settings(options_config),
-        profile=profile_settings(options_config),
+        options=OptionsSettings.from_config(options_config),
+        profile=ProfileSettings.from_config(options_config),
         options_config=options_config,
     )
 

@@ -40,12 +40,12 @@ import numpy as np
 from databento.common.error import BentoError
 from databento.common.symbology import InstrumentMap
 
+from foundation.dbn_facts import DATASET
+from foundation.exchange_time import day_start_ns
 from ingest.bronze_tables import SourceSchema
 from live.capture import FUTURES, OPTIONS, product_of
 from live.feed import ClockTick, FeedBatch, FeedEvent, FeedGap
 from live.session import LiveError
-from spymaster.dbn_facts import DATASET
-from spymaster.exchange_time import day_start_ns
 
 LIVE_SOURCE = f"databento-live:{DATASET}"
 SYMBOLS = ("ES.FUT", "ES.OPT")

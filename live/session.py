@@ -17,9 +17,14 @@ import numpy as np
 import pyarrow as pa
 from databento.common.symbology import InstrumentMap
 
+from book_engine.definitions import definition_ticks
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns, WindowChunk, WindowReplay
-from book_engine.surfaces import Partition, SurfaceSettings, book_batch, depth_batch
+from book_engine.surfaces import SurfaceSettings, book_batch, depth_batch
+from foundation.dbn_facts import PRICE_SCALE, UNDEF_PRICE
+from foundation.lake import Lake
+from foundation.partitions import Partition
+from gex.chain import chain_cutoff_ns, options_chain
 from gex.day_sums import quote_day_sums
 from gex.options_surface import (
     OptionsChain,
@@ -32,9 +37,6 @@ from ingest.bronze_tables import AssetClass, Records, SourceSchema, table_name, 
 from ingest.routing import Router, day_to_date, epoch_days
 from live.bronze import LiveBronze, LiveOptionDefinitions
 from live.feed import SECOND_NS, FeedBatch
-from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
-from spymaster.dbt_models import chain_cutoff_ns, definition_ticks, options_chain
-from spymaster.lake import Lake
 
 LIVE_FINGERPRINT = "live"  # build_fingerprint of rows built live (no landed inputs to hash)
 FUTURES_MBO = table_name(AssetClass.FUTURES, SourceSchema.MBO)

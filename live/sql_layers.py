@@ -35,6 +35,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT, dbt_command, project_digest
 from live.array_models import (
     ArrayModel,
     ArrayModels,
@@ -44,7 +46,6 @@ from live.array_models import (
     TimeSpans,
 )
 from live.array_sql import ArrayQuery, ArraySqlError, HeldTable, TableRows
-from spymaster.lake import PROJECT_ROOT, Lake, dbt_command, project_digest
 
 NS = 1_000_000_000
 NS_PER_UNIT = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}

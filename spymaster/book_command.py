@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from book_engine.bronze_input import bronze_mbo
 from book_engine.replay import BookState, MboColumns, book_at, require_snapshot
+from foundation.dbn_facts import PRICE_SCALE
+from foundation.exchange_time import parse_time, utc_ns
+from foundation.lake import Lake
+from foundation.project import project_vars
 from ingest.partitions import PartitionKey, read_manifest
-from spymaster.dbn_facts import PRICE_SCALE
-from spymaster.dbt_models import bronze_mbo
-from spymaster.exchange_time import parse_time, utc_ns
-from spymaster.lake import Lake, project_vars
 
 
 class BookCommandError(ValueError):

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from cluster.ray_runtime import RAY_ADDRESS_ENV_VAR, ClusterError, ray_session, requested_address
+from foundation.lake import Lake, LakeError
+from foundation.project import PROJECT_ROOT, dbt_command
 from ingest import DEFAULT_CHUNK_RECORDS
-from spymaster.benchmark_names import BENCHMARKS
-from spymaster.lake import PROJECT_ROOT, Lake, LakeError, dbt_command
+from spymaster.bench import BENCHMARKS
 from synthetic_market.scales import INTRADAY_LISTING_EDGE_POINTS, SCALES, parse_scale
 
 # Each command imports the modules only it needs (the engine, the HUD, live mode, databento):
@@ -209,7 +210,7 @@ def _listing_points(text: str) -> float | None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from spymaster.dbn_files import RawFileExistsError
+    from foundation.dbn_files import RawFileExistsError
     from synthetic_market.simulate import MarketConfig, simulate_market
 
     config = MarketConfig(
@@ -368,7 +369,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from spymaster.bench import run_benchmarks
+    from spymaster.bench.run import run_benchmarks
 
     return run_benchmarks(
         args.records, Path(args.work_dir) if args.work_dir else None, args.only or BENCHMARKS

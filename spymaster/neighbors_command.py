@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 import numpy as np
 
+from foundation.lake import Lake
+from foundation.project import project_vars
 from retrieval.neighbours import TriggerSet, outcome_distribution, search_earlier
-from spymaster.lake import Lake, project_vars
 
 
 class NeighborsCommandError(ValueError):

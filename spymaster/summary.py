@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import duckdb
 
+from foundation.lake import Lake
+from foundation.project import project_vars
+
 # the model names and pooled metric, not walk_forward's: LightGBM and scikit-learn take 3 s to
 # import
 from model_comparison.metrics import MODELS, pooled_within_session_auc
-from spymaster.lake import Lake, project_vars
 
 PRE_MARKET_LEVELS = ("PM_HIGH", "PM_LOW")
 

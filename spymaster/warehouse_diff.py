@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from spymaster.lake import Lake
+from foundation.lake import Lake
 
 IGNORED_COLUMNS = ("build_fingerprint",)
 SCHEMAS = ("silver", "gold")

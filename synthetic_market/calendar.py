@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from spymaster.exchange_time import day_start_ns, utc_ns
+from foundation.exchange_time import day_start_ns, utc_ns
 
 __all__ = ["day_start_ns", "utc_ns"]
 QUARTERLY_MONTHS = {3: "H", 6: "M", 9: "U", 12: "Z"}

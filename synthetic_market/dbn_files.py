@@ -1,11 +1,11 @@
-"""The generator's DBN records (files are written by spymaster.dbn_files)."""
+"""The generator's DBN records (files are written by foundation.dbn_files)."""
 
 from __future__ import annotations
 
 import databento_dbn as dbn
 import numpy as np
 
-from spymaster.dbn_facts import F_LAST, F_SNAPSHOT
+from foundation.dbn_facts import F_LAST, F_SNAPSHOT
 
 FIRST_SEQUENCE = 1_000_001  # of a file's records
 

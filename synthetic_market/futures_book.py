@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from spymaster.dbn_facts import F_BAD_TS_RECV, F_LAST, F_SNAPSHOT, UNDEF_PRICE
+from foundation.dbn_facts import F_BAD_TS_RECV, F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from synthetic_market.price_path import ASK, BID, PULL, STACK
 
 A_ADD, A_CANCEL, A_MODIFY, A_CLEAR, A_TRADE, A_FILL = (ord(c) for c in "ACMRTF")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from foundation.dbn_facts import F_BAD_TS_RECV, F_LAST, F_SNAPSHOT, PRICE_SCALE, UNDEF_PRICE
 from gex.black76 import MINUTES_PER_YEAR
-from spymaster.dbn_facts import F_BAD_TS_RECV, F_LAST, F_SNAPSHOT, PRICE_SCALE, UNDEF_PRICE
 from synthetic_market.futures_book import (
     A_ADD,
     A_CANCEL,

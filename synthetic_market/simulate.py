@@ -33,8 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE, UNDEF_TIMESTAMP
-from spymaster.dbn_files import metadata, write_file
+from foundation.dbn_facts import PRICE_SCALE, UNDEF_PRICE, UNDEF_TIMESTAMP
+from foundation.dbn_files import metadata, write_file
 from synthetic_market.calendar import (
     FuturesContract,
     OptionExpiry,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from foundation.lake import Lake
 from ingest.landing import ingest
 from retrieval.evaluation import SessionBootstrap, auc, column_aucs
-from spymaster.lake import Lake
 from synthetic_market.scales import SCALES
 from synthetic_market.simulate import MarketConfig, simulate_market
 from tests.markets import dbt

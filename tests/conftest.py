@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cluster.ray_runtime import ray_session
-from spymaster.lake import PROJECT_ROOT, Lake
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT
 from synthetic_market.simulate import MarketConfig, simulate_market
 from tests.markets import build_market
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import databento_dbn as dbn
 import zstandard
 
-from spymaster.dbn_facts import (
+from foundation.dbn_facts import (
     F_BAD_TS_RECV,
     F_LAST,
     F_SNAPSHOT,

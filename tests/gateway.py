@@ -12,9 +12,9 @@ from pathlib import Path
 import databento as db
 import databento_dbn as dbn
 
+from foundation.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
+from foundation.exchange_time import day_start_ns
 from live.databento_feed import REPLAYED
-from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
-from spymaster.exchange_time import day_start_ns
 from tests.dbn_fixtures import mbo
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import duckdb
 
+from foundation.lake import Lake
 from ingest.bronze_tables import ALL_TABLES
-from spymaster.lake import Lake
 
 
 def bronze_sql(lake: Lake, sql: str) -> list[tuple[Any, ...]]:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import duckdb
 
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT, dbt_command
 from ingest.landing import ingest
-from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from synthetic_market.scales import SCALES
 from synthetic_market.simulate import MarketConfig, simulate_market
 

@@ -10,10 +10,10 @@ import databento as db
 import databento_dbn as dbn
 import pytest
 
+from foundation.lake import Lake
 from ingest.landing import ingest
 from spymaster.book_command import parse_moment
 from spymaster.cli import main
-from spymaster.lake import Lake
 from tests.conftest import SHARED_DATA
 from tests.dbn_fixtures import day_start_ns, mbo, px, write_dbn
 from tests.replay import replay

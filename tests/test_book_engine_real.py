@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from book_engine.replay import MboColumns, WindowConfig, book_at, replay_windows, top_of_book_events
-from spymaster.dbn_facts import UNDEF_PRICE
-from spymaster.exchange_time import day_start_ns, utc_ns
+from foundation.dbn_facts import UNDEF_PRICE
+from foundation.exchange_time import day_start_ns, utc_ns
 from tests.replay import ReplayBook, replay
 
 FILES = {

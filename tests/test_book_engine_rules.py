@@ -25,7 +25,7 @@ from book_engine.replay import (
     replay_windows,
     scan_batch,
 )
-from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
+from foundation.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
 from tests.dbn_fixtures import day_start_ns, encode, mbo, metadata, px
 
 DAY = dt.date(2024, 5, 8)

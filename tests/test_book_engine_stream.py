@@ -15,7 +15,7 @@ import pytest
 from book_engine.errors import EngineError
 from book_engine.kernel import F_LAST, QUOTE_ROW, UNDEF_PRICE
 from book_engine.replay import MboColumns, WindowConfig, WindowReplay, replay_windows
-from spymaster.exchange_time import day_start_ns
+from foundation.exchange_time import day_start_ns
 from tests.test_book_engine_real import FILES, TICK
 
 

@@ -7,7 +7,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from spymaster.dbt_models import QUOTE_INPUTS, SURFACE_INPUTS, build_fingerprint
+from book_engine.warehouse import SURFACE_INPUTS
+from cluster.planning import build_fingerprint
+from gex.warehouse import QUOTE_INPUTS
 
 SYMBOL = "ESM4"
 MONDAY, TUESDAY = dt.date(2024, 3, 11), dt.date(2024, 3, 12)

@@ -10,8 +10,8 @@ import databento_dbn as dbn
 import duckdb
 import pytest
 
+from foundation.lake import Lake
 from spymaster.cli import drop_interrupted_build_tables, main
-from spymaster.lake import Lake
 from tests.dbn_fixtures import book_day, write_dbn
 
 DAY = dt.date(2024, 5, 8)

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from cluster.engine_partitions import MANIFEST_FILE
-from spymaster.lake import PROJECT_ROOT, Lake
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT
 from spymaster.warehouse_diff import diff_warehouses, format_diff
 from tests.lake_queries import bronze_files
 from tests.markets import warehouse

@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from book_engine.errors import EngineError
-from book_engine.surfaces import Partition
 from cluster.engine_partitions import (
     MANIFEST_FILE,
     EngineJob,
@@ -26,10 +25,11 @@ from cluster.engine_partitions import (
     job_batches,
 )
 from cluster.ray_runtime import ClusterError
+from foundation.arrow_columns import STRING_CODES, categorical
+from foundation.lake import Lake
+from foundation.partitions import Partition
 from ingest.errors import IngestError
 from ingest.landing import ingest
-from spymaster.arrow_columns import STRING_CODES, categorical
-from spymaster.lake import Lake
 from tests.dbn_fixtures import book_day, write_dbn
 from tests.lake_queries import bronze_files
 

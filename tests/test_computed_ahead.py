@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from spymaster.computed_ahead import computed_ahead
+from foundation.computed_ahead import computed_ahead
 
 
 def producer_threads() -> list[threading.Thread]:

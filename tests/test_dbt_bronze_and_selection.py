@@ -15,13 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from foundation.exchange_time import utc_ns
+from foundation.lake import Lake
+from foundation.lake_files import MANIFEST_FILE
+from foundation.project import PROJECT_ROOT, dbt_command
 from ingest.bronze_tables import AssetClass, SourceSchema, arrow_schema, table_name
 from ingest.landing import ingest
 from live.command import latest_contract
 from live.session import LiveError
-from spymaster.exchange_time import utc_ns
-from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
-from spymaster.lake_files import MANIFEST_FILE
 from tests.conftest import SHARED_DATA
 from tests.dbn_fixtures import day_start_ns, definition, mbo, px, write_dbn
 from tests.markets import dbt, dbt_target

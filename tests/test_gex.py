@@ -17,6 +17,9 @@ import pytest
 
 from book_engine.errors import EngineError
 from book_engine.replay import MboColumns
+from foundation.arrow_columns import nan_as_null
+from foundation.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
+from foundation.exchange_time import utc_ns
 from gex.black76 import (
     MAX_VOLATILITY,
     MIN_VOLATILITY,
@@ -26,6 +29,7 @@ from gex.black76 import (
     implied_volatility,
     price,
 )
+from gex.chain import chain_cutoff_ns, options_chain
 from gex.exposure_by_strike import gex_by_strike_batch
 from gex.options_surface import (
     PROFILE_INPUT_COLUMNS,
@@ -45,10 +49,6 @@ from gex.profile import (
 )
 from gex.quote_kernel import FLOAT_COLUMNS, IV_STATUSES, option_rows, option_rows_out
 from ingest.landing import ingest
-from spymaster.arrow_columns import nan_as_null
-from spymaster.dbn_facts import F_LAST, F_SNAPSHOT, UNDEF_PRICE
-from spymaster.dbt_models import chain_cutoff_ns, options_chain
-from spymaster.exchange_time import utc_ns
 from tests.dbn_fixtures import encode, mbo, metadata, px
 
 # ---- Black-76 known values and the solver

@@ -15,10 +15,10 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
+from foundation.lake import Lake
 from hud.protocol import decode
 from hud.server import create_app
 from hud.warehouse import FRAME_TABLES, required_columns
-from spymaster.lake import Lake
 from tests.markets import warehouse
 
 pytestmark = pytest.mark.dbt

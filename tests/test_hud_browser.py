@@ -17,9 +17,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, Route, sync_playwright
 
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT
 from hud.headless import launch_chromium, served
 from hud.protocol import decode, encode
-from spymaster.lake import PROJECT_ROOT, Lake
 from tests.markets import warehouse
 
 pytestmark = pytest.mark.dbt

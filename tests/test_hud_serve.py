@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
+from foundation.lake import Lake
 from hud.headless import free_port, served
 from hud.protocol import decode
 from spymaster.cli import main
-from spymaster.lake import Lake
 from tests.markets import warehouse
 
 pytestmark = pytest.mark.dbt

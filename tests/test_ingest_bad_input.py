@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import zstandard
 
+from foundation.lake import Lake
 from ingest.errors import IngestError
 from ingest.landing import ingest
 from ingest.partitions import ingest_lock
 from ingest.source_files import check_whole, file_sha256
 from spymaster.cli import main
-from spymaster.lake import Lake
 from tests.dbn_fixtures import book_day, day_start_ns, encode, mbo, metadata, px, write_dbn
 
 DAY1 = dt.date(2024, 5, 8)

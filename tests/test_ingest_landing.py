@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from foundation.lake import Lake
+from foundation.lake_files import MANIFEST_FILE
 from ingest.bronze_tables import Records, SourceSchema, arrow_schema, to_record_batch
 from ingest.errors import IngestError
 from ingest.landing import ingest
 from ingest.partitions import PartitionKey, PartitionStager, data_file_name
-from spymaster.lake import Lake
-from spymaster.lake_files import MANIFEST_FILE
 from tests.dbn_fixtures import (
     book_day,
     day_start_ns,

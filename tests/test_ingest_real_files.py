@@ -13,10 +13,10 @@ import duckdb
 import numpy as np
 import pytest
 
+from foundation.dbn_facts import UNDEF_PRICE
+from foundation.lake import Lake
 from ingest.landing import ingest
 from ingest.partitions import data_file_name
-from spymaster.dbn_facts import UNDEF_PRICE
-from spymaster.lake import Lake
 from tests.conftest import SHARED_DATA
 from tests.lake_queries import bronze_sql
 

@@ -31,8 +31,11 @@ from moto.server import ThreadedMotoServer
 
 import ingest.partitions
 import ingest.registry
-from book_engine.surfaces import Partition
+from book_engine.bronze_input import bronze_mbo
 from cluster.engine_partitions import EnginePartitionStore
+from foundation.lake import Lake
+from foundation.lake_files import MANIFEST_FILE, file_system, write_json
+from foundation.partitions import Partition
 from ingest.bronze_tables import Records, SourceSchema, arrow_schema, to_record_batch
 from ingest.landing import ingest as run_ingest
 from ingest.partitions import (
@@ -42,9 +45,6 @@ from ingest.partitions import (
     data_file_name,
     read_manifest,
 )
-from spymaster.dbt_models import bronze_mbo
-from spymaster.lake import Lake
-from spymaster.lake_files import MANIFEST_FILE, file_system, write_json
 from tests.dbn_fixtures import day_start_ns, encode, mbo, metadata, px, write_dbn
 from tests.lake_queries import bronze_sql
 

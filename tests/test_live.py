@@ -14,17 +14,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from foundation import project as project_module
+from foundation.exchange_time import day_start_ns
+from foundation.lake import Lake
+from foundation.project import project_digest
+from gex.chain import chain_cutoff_ns
 from ingest.landing import ingest
 from live import command as live_command
 from live.command import LiveRun, live_settings, open_live_warehouse, run_feed
 from live.databento_feed import LIVE_SOURCE, GatewayFeed
 from live.feed import ClockTick, DbnReplay, Pace
 from live.session import LiveContract, LiveError, LiveSession
-from spymaster import lake as lake_module
 from spymaster.cli import main
-from spymaster.dbt_models import chain_cutoff_ns
-from spymaster.exchange_time import day_start_ns
-from spymaster.lake import Lake, project_digest
 from spymaster.warehouse_diff import compare_rows
 from tests.gateway import GatewaySession, day_end, subscription_before
 from tests.markets import warehouse
@@ -361,7 +362,7 @@ def test_the_project_digest_changes_with_what_dbt_reads(
     (tmp_path / "dbt_project.yml").write_text("name: x\n")
     model = tmp_path / "models" / "m.sql"
     model.write_text("select 1")
-    monkeypatch.setattr(lake_module, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(project_module, "PROJECT_ROOT", tmp_path)
     first = project_digest()
     assert project_digest() == first
     model.write_text("select 2")

@@ -19,6 +19,9 @@ from databento.common.error import BentoError
 from playwright.sync_api import sync_playwright
 
 from book_engine.errors import EngineError
+from foundation.dbn_facts import F_SNAPSHOT
+from foundation.exchange_time import day_start_ns
+from foundation.lake import Lake
 from hud.headless import free_port, launch_chromium
 from live.command import LiveHud, LiveRun, run_feed
 from live.databento_feed import (
@@ -31,9 +34,6 @@ from live.databento_feed import (
 )
 from live.feed import ClockTick, FeedBatch, FeedGap
 from live.session import LiveError
-from spymaster.dbn_facts import F_SNAPSHOT
-from spymaster.exchange_time import day_start_ns
-from spymaster.lake import Lake
 from tests.dbn_fixtures import definition as dbn_definition
 from tests.dbn_fixtures import mbo as fixture_mbo
 from tests.dbn_fixtures import open_interest

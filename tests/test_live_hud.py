@@ -16,13 +16,13 @@ from playwright.sync_api import Page, sync_playwright
 from starlette.testclient import TestClient
 from websockets.sync.client import connect
 
+from foundation.lake import Lake
 from hud.headless import free_port, launch_chromium
 from hud.live import RECENT_SECONDS
 from hud.protocol import decode
 from hud.server import create_app
 from hud.warehouse import Warehouse
 from live.command import LiveHud, LiveRun, format_run, run_replay
-from spymaster.lake import Lake
 from tests.markets import warehouse
 
 pytestmark = pytest.mark.dbt

@@ -19,11 +19,11 @@ import duckdb
 import numpy as np
 import pytest
 
+from foundation.lake import Lake
 from ingest.landing import ingest
 from model_comparison.metrics import MODELS as COMPARED_MODELS
 from model_comparison.metrics import pooled_within_session_auc
 from retrieval.evaluation import auc
-from spymaster.lake import Lake
 from synthetic_market.scales import SCALES
 from synthetic_market.simulate import MarketConfig, simulate_market
 from tests.markets import dbt

@@ -13,21 +13,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from book_engine.bronze_input import bronze_mbo, bronze_mbo_batches, in_file_order
 from book_engine.errors import EngineError
 from book_engine.kernel import DEPTH_ROW
 from book_engine.replay import MboColumns, WindowConfig, replay_windows
-from book_engine.surfaces import (
-    MBO_COLUMNS,
-    DepthKeyOrder,
-    Partition,
-    SurfaceSettings,
-    futures_chunks,
-)
+from book_engine.surfaces import MBO_COLUMNS, DepthKeyOrder, SurfaceSettings, futures_chunks
+from foundation.dbn_facts import PRICE_SCALE
+from foundation.exchange_time import day_start_ns, utc_ns
+from foundation.lake_files import MANIFEST_FILE
+from foundation.partitions import Partition
 from ingest.bronze_tables import SourceSchema, to_record_batch
-from spymaster.dbn_facts import PRICE_SCALE
-from spymaster.dbt_models import bronze_mbo, bronze_mbo_batches, in_file_order
-from spymaster.exchange_time import day_start_ns, utc_ns
-from spymaster.lake_files import MANIFEST_FILE
 from tests.replay import ReplayBook
 
 DAY = dt.date(2024, 3, 4)

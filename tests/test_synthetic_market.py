@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from foundation.dbn_files import RawFileExistsError
+from foundation.lake import Lake
 from gex.black76 import MINUTES_PER_YEAR, implied_volatility
 from ingest.landing import ingest
-from spymaster.dbn_files import RawFileExistsError
-from spymaster.lake import Lake
 from synthetic_market.calendar import utc_ns
 from synthetic_market.options_book import Smile
 from synthetic_market.scales import SCALES

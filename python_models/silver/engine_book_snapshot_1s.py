@@ -1,6 +1,6 @@
 """Engine rows: the per-second book of each included contract-day (see book_snapshot_1s)."""
 
-from spymaster.dbt_models import book_snapshot_reader
+from book_engine.warehouse import book_snapshot_reader
 
 
 def model(dbt, session):

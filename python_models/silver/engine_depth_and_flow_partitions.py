@@ -2,7 +2,7 @@
 row per contract-day's partition (read through the engine_depth_and_flow_1s view, then
 depth_and_flow_1s)."""
 
-from spymaster.dbt_models import depth_and_flow_partitions
+from book_engine.warehouse import depth_and_flow_partitions
 
 
 def model(dbt, session):

@@ -2,7 +2,7 @@
 per contract-day's partition (read through the engine_gex_by_strike_1s view, then
 gex_surface_1s)."""
 
-from spymaster.dbt_models import quote_day_partitions
+from gex.warehouse import quote_day_partitions
 
 
 def model(dbt, session):

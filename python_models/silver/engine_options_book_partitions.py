@@ -2,7 +2,7 @@
 event, written to the lake's engine partitions for the options engine's quotes; one row per
 contract-day's partition. It needs no spot, so dbt runs it beside the futures' replay."""
 
-from spymaster.dbt_models import options_book_partitions
+from gex.warehouse import options_book_partitions
 
 
 def model(dbt, session):

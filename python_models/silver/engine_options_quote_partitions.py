@@ -3,7 +3,7 @@ from the options' book by second (engine_options_book_partitions) and the future
 written to the lake's engine partitions; one row per contract-day's partition (read through
 the engine_options_quotes_1s view, then options_quotes_1s)."""
 
-from spymaster.dbt_models import options_quote_partitions
+from gex.warehouse import options_quote_partitions
 
 
 def model(dbt, session):

@@ -1,7 +1,7 @@
 """The zero-gamma level per second, in the lake's engine partitions; one row per
 contract-day's partition (read through the engine_zero_gamma_1s view, then gex_surface_1s)."""
 
-from spymaster.dbt_models import quote_day_partitions
+from gex.warehouse import quote_day_partitions
 
 
 def model(dbt, session):

@@ -28,10 +28,11 @@ import numpy as np
 from playwright.sync_api import sync_playwright
 from websockets.asyncio.client import connect
 
+from foundation.lake import Lake
+from foundation.project import project_digest
 from hud.headless import launch_chromium, served
 from hud.protocol import decode
 from ingest.landing import ingest
-from spymaster.lake import Lake, project_digest
 from synthetic_market.scales import SCALES
 from synthetic_market.simulate import MarketConfig, simulate_market
 

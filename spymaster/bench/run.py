@@ -1,4 +1,5 @@
-"""`spymaster bench`: throughput and peak memory, measured in child processes.
+"""Ingest, the engine, options and retrieval: throughput and peak memory in child processes;
+and the runner of every benchmark.
 
 Ingest: the largest real sample MBO file (ESH4 2023-12-25, 68,792 records) is replicated to at
 least the requested record count, written as one zstd DBN file, and landed by a fresh process
@@ -15,7 +16,7 @@ engine_zero_gamma_1s run: bronze to columns, the engine over every option with i
 volatility, gamma and gamma exposure per option and second, then the zero-gamma profile of
 every second; the rates of each step and the process's peak memory.
 
-Day: a busy generated day from raw DBN to every gold table (see spymaster.day_benchmark).
+Day: a busy generated day from raw DBN to every gold table (see spymaster.bench.day).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ import databento as db
 import numpy as np
 import zstandard
 
-from spymaster.benchmark_names import BENCHMARKS
-from spymaster.day_benchmark import bench_day, print_day
-from spymaster.lake import PROJECT_ROOT
+from foundation.project import PROJECT_ROOT
+from spymaster.bench import BENCHMARKS
+from spymaster.bench.day import bench_day, print_day
 from synthetic_market.scales import SCALES
 from synthetic_market.simulate import MarketConfig, simulate_market
 
@@ -46,7 +47,7 @@ _INGEST_CHILD = """
 import json, sys, time
 from pathlib import Path
 from ingest.landing import ingest
-from spymaster.lake import Lake
+from foundation.lake import Lake
 started = time.perf_counter()
 report = ingest(Path(sys.argv[1]), Lake(Path(sys.argv[2])), workers=1)
 print(json.dumps({"seconds": time.perf_counter() - started, "records": report.records_landed}))
@@ -153,9 +154,12 @@ from book_engine.replay import MboColumns
 from gex.options_surface import (
     ProfileSettings, SpotSeries, profile_inputs, quote_batches, zero_gamma_batch,
 )
-from spymaster.dbt_models import bronze_mbo, options_chain, options_settings
-from spymaster.exchange_time import utc_ns
-from spymaster.lake import Lake, project_vars
+from book_engine.bronze_input import bronze_mbo
+from gex.chain import options_chain
+from gex.options_surface import OptionsSettings
+from foundation.exchange_time import utc_ns
+from foundation.lake import Lake
+from foundation.project import project_vars
 lake, spot_path, day = Path(sys.argv[1]), Path(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
 zone = "America/New_York"
 spot_file = np.load(spot_path)
@@ -163,7 +167,7 @@ spot = SpotSeries(spot_file["seconds"], spot_file["spot"])
 connection = duckdb.connect()
 def bronze(table):
     return connection.sql(f"select * from {Lake(lake).read_bronze_sql(table)}")
-settings = options_settings(project_vars())  # the warehouse's own settings
+settings = OptionsSettings.from_config(project_vars())  # the warehouse's own settings
 profile = ProfileSettings(100.0, 5.0, 0.0, 1.0, -1.0)
 underlyings = bronze("options_mbo").project("symbol").distinct().order("symbol")
 symbols = [s for (s,) in underlyings.fetchall()]
@@ -206,9 +210,9 @@ import dataclasses, datetime as dt, sys
 import databento as db
 import numpy as np
 from book_engine.replay import MboColumns, replay_windows
-from spymaster.dbn_facts import PRICE_SCALE, UNDEF_PRICE
-from spymaster.dbt_models import options_settings
-from spymaster.lake import project_vars
+from foundation.dbn_facts import PRICE_SCALE, UNDEF_PRICE
+from gex.options_surface import OptionsSettings
+from foundation.project import project_vars
 path, instrument, out = sys.argv[1], int(sys.argv[2]), sys.argv[4]
 day = dt.date.fromisoformat(sys.argv[3])
 records = db.DBNStore.from_file(path).to_ndarray()
@@ -216,7 +220,7 @@ front = MboColumns.from_dbn(records[records["instrument_id"] == instrument])
 del records
 # the future's spot over the options' seconds (whole book rows: the spot is one of them)
 window = dataclasses.replace(
-    options_settings(project_vars()).window_config(day), with_spot=True, quote_rows=False
+    OptionsSettings.from_config(project_vars()).window_config(day), with_spot=True, quote_rows=False
 )
 chunks = replay_windows(front, {instrument: 250_000_000}, window)
 book = np.concatenate([chunk.book_rows for chunk in chunks])
@@ -436,9 +440,9 @@ def _print_live(live: dict[str, Any]) -> None:
 def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BENCHMARKS) -> int:
     """Each benchmark prints its line as soon as it is measured."""
     # the HUD's benchmark drives a browser through Playwright, a development dependency
-    from cluster.benchmark import bench_ray, print_ray  # noqa: PLC0415
-    from hud.benchmark import bench_hud, market_lake  # noqa: PLC0415
-    from live.benchmark import bench_live  # noqa: PLC0415
+    from spymaster.bench.hud import bench_hud, market_lake  # noqa: PLC0415
+    from spymaster.bench.live import bench_live  # noqa: PLC0415
+    from spymaster.bench.ray import bench_ray, print_ray  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="spymaster-bench-") as scratch:
         folder = work_dir or Path(scratch)

@@ -27,11 +27,11 @@ import duckdb
 import numpy as np
 from playwright.sync_api import sync_playwright
 
-from hud.benchmark import VIEWPORT, market_lake
+from foundation.lake import Lake
 from hud.headless import free_port, launch_chromium
 from live.command import LiveHud, LiveRun, run_feed, run_replay, selected_contract
 from live.feed import DbnReplay
-from spymaster.lake import Lake
+from spymaster.bench.hud import VIEWPORT, market_lake
 
 PACED_SECONDS = 180
 WARM_UP_SECONDS = 60

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import metadata
 from pathlib import Path
 
-import yaml
-
-from spymaster.lake_files import MANIFEST_FILE
+from foundation.lake_files import MANIFEST_FILE
 
 LAKE_ENV_VAR = "SPYMASTER_LAKE"
 DEFAULT_LAKE = "lake"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-@cache
-def project_vars() -> dict[str, object]:
-    """The dbt vars of dbt_project.yml: the one place market conventions are kept."""
-    return yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text())["vars"]
 
 
 class LakeError(Exception):
@@ -114,42 +100,3 @@ class Lake:
     def environment(self) -> dict[str, str]:
         """Environment for child processes (dbt) that must see this lake."""
         return {**os.environ, LAKE_ENV_VAR: str(self.root)}
-
-
-# dbt's own command line, from the interpreter running spymaster (its virtual environment)
-DBT = (sys.executable, "-m", "dbt.cli.main")
-
-
-def dbt_command(dbt_args: Sequence[str]) -> list[str]:
-    """The dbt command line for this project (the repo's profiles.yml)."""
-    return [
-        *DBT,
-        *dbt_args,
-        "--project-dir",
-        str(PROJECT_ROOT),
-        "--profiles-dir",
-        str(PROJECT_ROOT),
-    ]
-
-
-# what dbt renders and builds the warehouse from: its tables change only with these (and dbt)
-PROJECT_INPUTS = (
-    "dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "python_models", "tests/dbt",
-)  # fmt: skip
-
-
-def project_digest() -> str:
-    """SHA-256 (16 hex digits) of dbt's and dbt-duckdb's versions and every file of
-    PROJECT_INPUTS: the version of the project a build or a compile came from."""
-    digest = hashlib.sha256()
-    for package in ("dbt-core", "dbt-duckdb"):
-        digest.update(f"{package}=={metadata.version(package)}\n".encode())
-    for name in PROJECT_INPUTS:
-        root = PROJECT_ROOT / name
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files:
-            if "__pycache__" in path.parts:
-                continue
-            digest.update(f"{path.relative_to(PROJECT_ROOT)}\n".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]

@@ -26,10 +26,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from book_engine import warehouse as futures
 from cluster.engine_partitions import ENGINE_FOLDER
 from cluster.ray_runtime import RAY_ADDRESS_ENV_VAR, cluster_cpus, ray_session
-from spymaster import dbt_models
-from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT, dbt_command
+from gex import warehouse as options_models
 
 MODELS = (
     "engine_book_snapshot_1s",
@@ -75,27 +77,27 @@ def _readers(
         return configs[name]["options_settings"]
 
     return {
-        "engine_book_snapshot_1s": lambda **timer: dbt_models.book_snapshot_reader(
+        "engine_book_snapshot_1s": lambda **timer: futures.book_snapshot_reader(
             **full_build,
             config=surface("engine_book_snapshot_1s"),
             selection=table("contract_day_selection"),
             definitions=table("futures_definitions"),
             **timer,
         ),
-        "engine_depth_and_flow_partitions": lambda **timer: dbt_models.depth_and_flow_partitions(
+        "engine_depth_and_flow_partitions": lambda **timer: futures.depth_and_flow_partitions(
             config=surface("engine_depth_and_flow_partitions"),
             selection=table("contract_day_selection"),
             definitions=table("futures_definitions"),
             **timer,
         ),
-        "engine_options_book_partitions": lambda **timer: dbt_models.options_book_partitions(
+        "engine_options_book_partitions": lambda **timer: options_models.options_book_partitions(
             config=options("engine_options_book_partitions"),
             selection=table("contract_day_selection"),
             definitions=table("options_definitions"),
             statistics=table("options_statistics"),
             **timer,
         ),
-        "engine_options_quote_partitions": lambda **timer: dbt_models.options_quote_partitions(
+        "engine_options_quote_partitions": lambda **timer: options_models.options_quote_partitions(
             config=options("engine_options_quote_partitions"),
             selection=table("contract_day_selection"),
             definitions=table("options_definitions"),
@@ -103,14 +105,14 @@ def _readers(
             book=table("book_snapshot_1s"),
             **timer,
         ),
-        "engine_gex_by_strike_partitions": lambda **timer: dbt_models.quote_day_partitions(
+        "engine_gex_by_strike_partitions": lambda **timer: options_models.quote_day_partitions(
             "gex_by_strike_1s",
             config=options("engine_gex_by_strike_partitions"),
             quote_partitions=table("engine_options_quote_partitions"),
             quotes=table("engine_options_quotes_1s"),
             **timer,
         ),
-        "engine_zero_gamma_partitions": lambda **timer: dbt_models.quote_day_partitions(
+        "engine_zero_gamma_partitions": lambda **timer: options_models.quote_day_partitions(
             "zero_gamma_1s",
             config=options("engine_zero_gamma_partitions"),
             quote_partitions=table("engine_options_quote_partitions"),
@@ -124,8 +126,8 @@ def _readers(
 # written by the book snapshot's replay, which each run repeats; the sums by the quotes' run
 # too, removed so that their models sum each day's quotes read back from the warehouse)
 RECOMPUTED_FOLDERS = {
-    "engine_options_book_partitions": dbt_models.OPTIONS_BOOK_FOLDER,
-    "engine_options_quote_partitions": dbt_models.OPTIONS_QUOTES_FOLDER,
+    "engine_options_book_partitions": options_models.OPTIONS_BOOK_FOLDER,
+    "engine_options_quote_partitions": options_models.OPTIONS_QUOTES_FOLDER,
     "engine_gex_by_strike_partitions": "gex_by_strike_1s",
     "engine_zero_gamma_partitions": "zero_gamma_1s",
 }

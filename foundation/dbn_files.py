@@ -13,7 +13,7 @@ import databento_dbn as dbn
 import numpy as np
 import zstandard
 
-from spymaster.exchange_time import day_start_ns
+from foundation.exchange_time import day_start_ns
 
 
 def metadata(

@@ -26,7 +26,8 @@ from typing import Any
 
 import duckdb
 
-from spymaster.lake import PROJECT_ROOT, Lake
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT
 from synthetic_market.simulate import MarketConfig, simulate_market
 
 BUSY_DAY = MarketConfig(sessions=1, seed=7, scale=2.0)
