@@ -19,11 +19,12 @@ import pytest
 import yaml
 import zstandard
 
+from foundation.exchange_time import day_start_ns
+from foundation.lake import Lake
+from foundation.project import PROJECT_ROOT, dbt_command
 from gex.black76 import MINUTES_PER_YEAR
 from ingest.landing import ingest
 from spymaster.cli import main
-from spymaster.exchange_time import day_start_ns
-from spymaster.lake import PROJECT_ROOT, Lake, dbt_command
 from spymaster.warehouse_diff import compare_rows
 from synthetic_market.options_book import Smile
 from tests.markets import MARKET_SESSIONS, copied_market, dbt, dbt_target, warehouse
@@ -56,11 +57,36 @@ def test_selection_follows_the_roll_of_the_generated_market(market_lake: Lake) -
     assert reasons[5:] == [None] * (SESSIONS - 5)
 
 
+def raw_records(folder: Path, instruments: set[int] | None = None) -> Counter[int]:
+    """MBO records per instrument in the raw files under `folder` (read with databento), of
+    `instruments` only when given."""
+    counts: Counter[int] = Counter()
+    for path in sorted(folder.rglob("*.mbo.dbn.zst")):
+        ids, n = np.unique(
+            db.DBNStore.from_file(path).to_ndarray()["instrument_id"], return_counts=True
+        )
+        counts.update({int(i): int(c) for i, c in zip(ids, n, strict=True)})
+    return counts if instruments is None else Counter({i: counts[i] for i in instruments})
+
+
 def test_every_layer_is_queryable(market_lake: Lake) -> None:
-    futures = warehouse(market_lake, "select count(*) from bronze.futures_mbo")[0][0]
-    options = warehouse(market_lake, "select count(*) from bronze.options_mbo")[0][0]
-    assert futures > 0
-    assert options > 0
+    """Bronze holds every raw MBO record of an outright future (not the calendar spread's)
+    and of every option, per instrument."""
+    outrights = set()
+    for path in (market_lake.raw / "ES.FUT").rglob("*.definition.dbn.zst"):
+        definitions = db.DBNStore.from_file(path).to_ndarray()
+        futures = definitions["instrument_class"] == b"F"
+        outrights |= {int(i) for i in definitions["instrument_id"][futures]}
+    for table, folder, instruments in (
+        ("futures_mbo", "ES.FUT", outrights),
+        ("options_mbo", "ES.OPT", None),
+    ):
+        expected = raw_records(market_lake.raw / folder, instruments)
+        landed = warehouse(
+            market_lake, f"select instrument_id, count(*) from bronze.{table} group by all"
+        )
+        assert Counter(dict(landed)) == expected, table
+        assert sum(expected.values()) > 10_000, table
     oi = warehouse(
         market_lake, "select count(*) from bronze.options_statistics where stat_type = 9"
     )
@@ -653,8 +679,26 @@ def test_diff_finds_a_changed_row_and_a_missing_table(
 
 
 def test_raw_folder_holds_only_what_the_generator_wrote(market_lake: Lake) -> None:
-    names = {path.parent.parent.name for path in Path(market_lake.raw).rglob("*.dbn.zst")}
-    assert names == {"ES.FUT", "ES.OPT"}
+    """Per session: the future's MBO and definitions, the options' MBO, definitions and
+    statistics, laid out by product and schema under Databento's daily names; beside them the
+    generator's ground truth."""
+    days = [day for (day,) in warehouse(market_lake, "select dt from silver.session_calendar")]
+    assert len(days) == SESSIONS
+    expected = {"ground_truth/approaches.parquet", "ground_truth/market.json"}
+    for day in days:
+        for product, schemas in (
+            ("ES.FUT", ("mbo", "definition")),
+            ("ES.OPT", ("mbo", "definition", "statistics")),
+        ):
+            expected |= {
+                f"{product}/{schema}/glbx-mdp3-{day:%Y%m%d}.{schema}.dbn.zst" for schema in schemas
+            }
+    written = {
+        str(path.relative_to(market_lake.raw))
+        for path in market_lake.raw.rglob("*")
+        if path.is_file()
+    }
+    assert written == expected
 
 
 def test_planted_approaches_are_found_as_triggers_with_their_outcomes(market_lake: Lake) -> None:
