@@ -134,10 +134,27 @@ export class Heatmap {
     this.stamp = 0;
   }
 
+  /** Ready to draw `span` seconds of `layer`: a new ring when the session, its prices (a
+   * live session's range grows) or the span outgrow this one; every column again for a new
+   * layer. */
+  fit(session, span, layer) {
+    if (
+      session !== this.session || session.priceBase !== this.priceBase ||
+      session.priceRows !== this.rows || this.width < span + 64
+    ) {
+      this.reset(session, span);
+    }
+    if (layer !== this.layer) {
+      this.layer = layer;
+      this.stamp += 1;
+    }
+  }
+
   /** A ring of `width` columns over `rows` prices of one session. */
   reset(session, span) {
     const gl = this.gl;
     this.session = session;
+    this.priceBase = session.priceBase;
     this.rows = session.priceRows;
     this.width = 2 ** Math.ceil(Math.log2(span + 64));
     for (const texture of [this.data, this.columns]) if (texture) gl.deleteTexture(texture);
@@ -164,12 +181,6 @@ export class Heatmap {
       gl.texParameteri(gl.TEXTURE_2D, parameter, gl.CLAMP_TO_EDGE);
     }
     return texture;
-  }
-
-  /** A new layer: every column is written again. */
-  setLayer(layer) {
-    this.layer = layer;
-    this.stamp += 1;
   }
 
   /** Upload the seconds of [from, to) the store has and the ring does not. */
@@ -208,7 +219,7 @@ export class Heatmap {
       block[i * 4 + 2] = NO_VALUE;
       block[i * 4 + 3] = NO_VALUE;
     }
-    const base = this.session.priceBase;
+    const base = this.priceBase;
     const tick = this.session.tick_size;
     const layer = LAYERS[this.layer];
     seconds.forEach((second, j) => {
