@@ -3,7 +3,7 @@
 // all kept in one per-second store (state.store).
 import { fetchWindow, timings } from "./api.js";
 import { epochMs, markDirty, remember, showError, state, stats, view } from "./state.js";
-import { SecondStore } from "./store.js";
+import { HEATMAP_TABLES, SecondStore } from "./store.js";
 import { updateUrl } from "./url.js";
 import { decodePayload, rowsOf } from "./wire.js";
 
@@ -86,8 +86,8 @@ export function queueFrame(bytes, arrived) {
   state.frameQueue.push({ bytes, arrived });
 }
 
-/** Decode queued frames (they come in time order) until second `needed` is here and a few
- * milliseconds are spent: a burst of frames is spread over several drawn frames. */
+/** Decode queued frames (they come in time order) until the heatmap can draw second
+ * `needed` and a few milliseconds are spent: a burst is spread over several drawn frames. */
 export function drainFrames(needed) {
   const deadline = performance.now() + FRAME_DECODE_BUDGET_MS;
   while (state.frameQueue.length && (performance.now() < deadline || !state.store.has(needed))) {
@@ -103,7 +103,8 @@ export function drainFrames(needed) {
       continue;
     }
     state.store.add(tables);
-    if (message.mode === "live") {
+    // the live edge is the last second the heatmap can draw; its frame is the one timed
+    if (message.mode === "live" && HEATMAP_TABLES.every((name) => tables[name])) {
       state.liveEdge = Math.max(state.liveEdge, message.end);
       if (stats.live.length < LIVE_FRAMES_KEPT) {
         stats.live.push({ second: message.start, arrived, decoded: epochMs(), drawn: null });
@@ -133,7 +134,7 @@ export function spotBefore(second) {
   return null;
 }
 
-/** Whether every second of the view is here. */
+/** Whether the heatmap can draw every second of the view. */
 export function complete() {
   const from = Math.max(state.session.start, Math.floor(view.left));
   for (let second = from; second < view.now; second += 1) if (!state.store.has(second)) return false;

@@ -5,6 +5,7 @@
 import { SPEEDS, advance, pause, play, seek, setSpeed } from "./clock.js";
 import { SPANS, setCutoffMode, setLayer, setSpan, wireControls } from "./controls.js";
 import { LAYERS } from "./heatmap.js";
+import { onFrame } from "./live.js";
 import { renderIfDirty } from "./render.js";
 import { loadSessions, openSession } from "./sessions.js";
 import { $, showError, state, stats, view } from "./state.js";
@@ -35,9 +36,11 @@ function frame() {
   requestAnimationFrame(frame);
 }
 
-// For the browser tests and the benchmark: the view's mapping, the clock and the counters.
+// For the browser tests and the benchmark: the view's mapping, the clock and the counters;
+// `receive` hands the page a payload as the frame stream would.
 window.spymasterHud = {
   view, stats, state, seek, play, pause, setSpeed, setSpan, setLayer,
+  receive: (bytes) => onFrame(bytes, performance.timeOrigin + performance.now()),
   get session() {
     return state.session;
   },
