@@ -9,6 +9,8 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
+from urllib.request import urlopen
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -20,7 +22,7 @@ from playwright.sync_api import Page, Route, sync_playwright
 from foundation.lake import Lake
 from foundation.project import PROJECT_ROOT
 from hud.headless import launch_chromium, served
-from hud.protocol import decode, encode
+from hud.protocol import PayloadKind, decode, encode, message_table
 from tests.markets import warehouse
 
 pytestmark = pytest.mark.dbt
@@ -28,6 +30,15 @@ pytestmark = pytest.mark.dbt
 SCREENSHOTS = PROJECT_ROOT / "target" / "hud-screenshots"
 NEW_YORK = ZoneInfo("America/New_York")
 BID_HUE, ASK_HUE = 197, 20  # #2ec4ff and #ff7a3d
+HEATMAP_TABLES = ("book_snapshot_1s", "depth_and_flow_1s")
+LAYER_TABLES = (
+    "vacuum_surface_1s",
+    "vacuum_score_1s",
+    "physics_bands_1s",
+    "gex_surface_1s",
+    "gex_levels_1s",
+)
+UNKNOWN = "\N{EN DASH}"  # what the page shows for a value it does not have
 
 
 @pytest.fixture(scope="module")
@@ -392,6 +403,95 @@ def test_crosshair_reads_the_tables_values(
     assert lines["pulled"][0] == str(pulled)
     assert lines["filled"][0] == str(filled)
     assert ny(second) in readout.inner_text()
+
+
+def one_second(server: str, day: dt.date, second: dt.datetime) -> dict[str, pa.Table]:
+    """The server's window of one second (its frame tables)."""
+    end = second + dt.timedelta(seconds=1)
+    query = urlencode(
+        {"session": day, "start": f"{second.isoformat()}Z", "end": f"{end.isoformat()}Z"}
+    )
+    with urlopen(f"{server}api/window?{query}") as response:
+        return decode(response.read())
+
+
+def receive(page: Page, day: dt.date, second: dt.datetime, tables: dict[str, pa.Table]) -> None:
+    """The page receives a frame of `second` holding only `tables`, as the stream would send
+    it, and draws it."""
+    message = message_table(PayloadKind.FRAME, day, second, second + dt.timedelta(seconds=1))
+    frames = page.evaluate("window.spymasterHud.stats.frames")
+    page.evaluate(
+        "(text) => window.spymasterHud.receive("
+        "Uint8Array.from(atob(text), (c) => c.charCodeAt(0)))",
+        base64.b64encode(encode({"message": message, **tables})).decode(),
+    )
+    page.wait_for_function(f"window.spymasterHud.stats.frames > {frames}")
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+
+
+def readout_at(page: Page, second: dt.datetime, price: float) -> dict[str, list[str]]:
+    """The crosshair readout's lines (label: bid, ask) at a second and price."""
+    page.mouse.move(*plot_point(page, epoch(second) + 0.5, price))
+    page.wait_for_function(
+        f"document.querySelector('#readout').dataset.second === '{epoch(second)}'"
+    )
+    text = page.locator("#readout").inner_text()
+    page.mouse.move(0, 0)  # off the plot: no crosshair over the heatmap
+    return {line[:16].strip(): line[16:].split() for line in text.splitlines()}
+
+
+def test_a_seconds_layers_may_come_after_its_heatmap_tables(
+    page: Page, server: str, session: dict[str, object]
+) -> None:
+    """A frame may hold only some frame tables of its second (the live server will send the
+    heatmap's first, the others in a later frame): the page draws the second from the
+    heatmap's tables alone, the layers' values unknown, then the layers once they come, the
+    heatmap's tables kept."""
+    day, now = session["day"], session["start"] + dt.timedelta(minutes=70)
+    open_at(page, server, day, now)
+    second = now + dt.timedelta(seconds=200)  # beyond the minute the page asks for ahead
+    tables = one_second(server, day, second)
+    # a bid price near spot with a vacuum score and a pull/add log
+    scored = {
+        row["price"]: row["vacuum_score"]
+        for row in tables["vacuum_score_1s"].to_pylist()
+        if row["side"] == "bid" and row["vacuum_score"] is not None
+    }
+    pull_add = {
+        row["price"]: row["pull_add_log"]
+        for row in tables["vacuum_surface_1s"].to_pylist()
+        if row["side"] == "bid" and row["pull_add_log"] is not None
+    }
+    spot = tables["book_snapshot_1s"]["spot_price"][0].as_py()
+    nearest = sorted(
+        (abs(row["price"] - spot), row["price"], row["depth_qty_end"])
+        for row in tables["depth_and_flow_1s"].to_pylist()
+        if row["side"] == "bid" and row["price"] in scored and row["price"] in pull_add
+    )
+    _, price, depth = nearest[0]
+    receive(page, day, second, {name: tables[name] for name in HEATMAP_TABLES})
+    page.evaluate(f"window.spymasterHud.seek({epoch(second) + 1})")
+    wait_for(page, epoch(second) + 1)
+    page.keyboard.press("3")  # the vacuum score layer
+    page.wait_for_function("document.querySelector('#layer').value === 'vacuum'")
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+    without_layers = page.locator("#heatmap").screenshot()
+    lines = readout_at(page, second, price)
+    assert lines["depth (end)"][0] == str(depth)
+    for label in ("pull/add log", "fill intensity", "vacuum score"):
+        assert lines[label] == [UNKNOWN, UNKNOWN], label
+    assert page.locator("#gex-footer").inner_text() == "no gamma exposure for this second"
+
+    receive(page, day, second, {name: tables[name] for name in LAYER_TABLES})
+    redrawn = page.locator("#heatmap").screenshot() != without_layers  # the layer's column
+    assert redrawn
+    lines = readout_at(page, second, price)
+    assert lines["depth (end)"][0] == str(depth)
+    assert abs(float(lines["vacuum score"][0]) - scored[price]) <= 0.0005
+    assert abs(float(lines["pull/add log"][0]) - pull_add[price]) <= 0.0005
+    strikes = page.locator("#gex-panel .gex-row:not([hidden])").count()
+    assert strikes == tables["gex_surface_1s"].num_rows > 5
+    assert f"at {ny(second)} NY" in page.locator("#gex-footer").inner_text()
 
 
 def test_the_spot_line_runs_through_each_seconds_spot(

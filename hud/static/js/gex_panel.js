@@ -42,8 +42,9 @@ export class GexPanel {
     const count = end - first;
     if (count > 0) {
       const gex = entry.columns("gex_surface_1s");
-      const levels = entry.columns("gex_levels_1s");
-      const [at] = entry.rows("gex_levels_1s");
+      // the second's one gex_levels_1s row: null while that table has not come
+      const [at, atEnd] = entry.rows("gex_levels_1s");
+      const level = (column) => (at < atEnd ? entry.columns("gex_levels_1s")[column][at] : null);
       // bars are scaled to the largest exposure among the strikes on screen
       let largest = 1e-9;
       for (let i = first; i < end; i += 1) {
@@ -86,17 +87,17 @@ export class GexPanel {
         value.textContent = unknown ? "unknown" : compact(net, true);
         row.classList.toggle(
           "wall",
-          strike === levels[`call_wall${suffix}`][at] || strike === levels[`put_wall${suffix}`][at],
+          strike === level(`call_wall${suffix}`) || strike === level(`put_wall${suffix}`),
         );
       }
       this.footer.innerHTML =
         `<b>gamma exposure</b> ${expiry === "0dte" ? "0DTE" : "all expiries"}<br>` +
         `at ${clock.time(second)} NY<br>` +
-        `zero gamma ${price(levels[`zero_gamma_level${suffix}`][at])}<br>` +
-        `call wall ${price(levels[`call_wall${suffix}`][at])}<br>` +
-        `put wall ${price(levels[`put_wall${suffix}`][at])}<br>` +
-        `${levels.options_in_exposure[at]} of ${levels.options_listed[at]} options in, ` +
-        `${levels.options_without_open_interest[at]} without open interest`;
+        `zero gamma ${price(level(`zero_gamma_level${suffix}`))}<br>` +
+        `call wall ${price(level(`call_wall${suffix}`))}<br>` +
+        `put wall ${price(level(`put_wall${suffix}`))}<br>` +
+        `${level("options_in_exposure") ?? "–"} of ${level("options_listed") ?? "–"} options in, ` +
+        `${level("options_without_open_interest") ?? "–"} without open interest`;
       this.element.dataset.second = String(second);
     } else {
       this.footer.textContent = "no gamma exposure for this second";

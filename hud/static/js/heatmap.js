@@ -134,10 +134,27 @@ export class Heatmap {
     this.stamp = 0;
   }
 
+  /** Ready to draw `span` seconds of `layer`: a new ring when the session, its prices (a
+   * live session's range grows) or the span outgrow this one; every column again for a new
+   * layer. */
+  fit(session, span, layer) {
+    if (
+      session !== this.session || session.priceBase !== this.priceBase ||
+      session.priceRows !== this.rows || this.width < span + 64
+    ) {
+      this.reset(session, span);
+    }
+    if (layer !== this.layer) {
+      this.layer = layer;
+      this.stamp += 1;
+    }
+  }
+
   /** A ring of `width` columns over `rows` prices of one session. */
   reset(session, span) {
     const gl = this.gl;
     this.session = session;
+    this.priceBase = session.priceBase;
     this.rows = session.priceRows;
     this.width = 2 ** Math.ceil(Math.log2(span + 64));
     for (const texture of [this.data, this.columns]) if (texture) gl.deleteTexture(texture);
@@ -148,6 +165,7 @@ export class Heatmap {
       new Float32Array(this.width).fill(-1));
     this.columnSecond = new Float64Array(this.width).fill(-1);
     this.columnStamp = new Int32Array(this.width);
+    this.columnVersion = new Float64Array(this.width); // the store entry's, when uploaded
     this.block = new Float32Array(MAX_BLOCK * this.rows * 4);
     this.stamp += 1;
   }
@@ -166,13 +184,8 @@ export class Heatmap {
     return texture;
   }
 
-  /** A new layer: every column is written again. */
-  setLayer(layer) {
-    this.layer = layer;
-    this.stamp += 1;
-  }
-
-  /** Upload the seconds of [from, to) the store has and the ring does not. */
+  /** Upload the seconds of [from, to) the store can draw and the ring does not hold as they
+   * are now (a layer's table may come after the second's depth). */
   sync(store, from, to) {
     let run = [];
     const flush = () => {
@@ -181,8 +194,11 @@ export class Heatmap {
     };
     for (let second = Math.max(from, this.session.start); second < to; second += 1) {
       const column = this.columnOf(second);
-      const stale = this.columnSecond[column] !== second || this.columnStamp[column] !== this.stamp;
-      if (!stale || !store.has(second)) {
+      const stale = store.has(second) && (
+        this.columnSecond[column] !== second || this.columnStamp[column] !== this.stamp ||
+        this.columnVersion[column] !== store.get(second).version
+      );
+      if (!stale) {
         flush();
         continue;
       }
@@ -208,7 +224,7 @@ export class Heatmap {
       block[i * 4 + 2] = NO_VALUE;
       block[i * 4 + 3] = NO_VALUE;
     }
-    const base = this.session.priceBase;
+    const base = this.priceBase;
     const tick = this.session.tick_size;
     const layer = LAYERS[this.layer];
     seconds.forEach((second, j) => {
@@ -219,7 +235,7 @@ export class Heatmap {
         const row = Math.round((depth.price[i] - base) / tick);
         if (row >= 0 && row < rows) block[(row * n + j) * 4 + depth.side[i]] = depth.depth_qty_end[i];
       }
-      if (!layer.table) return;
+      if (!layer.table || !entry.has(layer.table)) return;
       const source = entry.columns(layer.table);
       const [lo, hi] = entry.rows(layer.table);
       const values = source[layer.column];
@@ -237,8 +253,10 @@ export class Heatmap {
     gl.bindTexture(gl.TEXTURE_2D, this.columns);
     gl.texSubImage2D(gl.TEXTURE_2D, 0, column, 0, n, 1, gl.RED, gl.FLOAT, relative);
     for (const second of seconds) {
-      this.columnSecond[this.columnOf(second)] = second;
-      this.columnStamp[this.columnOf(second)] = this.stamp;
+      const at = this.columnOf(second);
+      this.columnSecond[at] = second;
+      this.columnStamp[at] = this.stamp;
+      this.columnVersion[at] = store.get(second).version;
     }
   }
 

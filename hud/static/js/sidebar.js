@@ -42,22 +42,22 @@ function probability(label, value, color) {
   );
 }
 
-/** The latest trigger's panel; redrawn only when it or its outcome's visibility changes. */
+/** The latest trigger's panel; redrawn only when the session opened, the trigger or its
+ * outcome's visibility changes. A row of a similar setup (`tr[data-trigger-id]`) carries
+ * its session and time for the page to open. */
 export class SignalsPanel {
-  constructor(element, onOpen) {
+  constructor(element) {
     this.element = element;
+    this.session = null;
     this.key = null;
-    element.addEventListener("click", (event) => {
-      const row = event.target.closest("tr[data-trigger-id]");
-      if (row) onOpen(row.dataset.session, Number(row.dataset.ts));
-    });
   }
 
   update(session, now, showOutcomes, clock) {
     const trigger = session.latestTrigger(now);
     const known = trigger ? session.outcomeKnown(trigger, now, showOutcomes) : false;
-    const key = trigger ? `${session.session}/${trigger.trigger_id}/${known}` : `${session.session}/none`;
-    if (key === this.key) return;
+    const key = trigger ? `${trigger.trigger_id}/${known}` : "none";
+    if (session === this.session && key === this.key) return;
+    this.session = session;
     this.key = key;
     if (!trigger) {
       this.element.innerHTML = '<p class="muted">no trigger yet this session</p>';

@@ -1,5 +1,6 @@
 // The session's per-second data, from HTTP windows and WebSocket frames alike: for every
-// second, where its rows lie in the columns of the payload that brought it.
+// second and frame table, where its rows lie in the columns of the payload that brought that
+// table (a second's tables may come in different payloads, or not yet).
 import { codesOf, numbersOf, rowsOf, secondsOf } from "./wire.js";
 
 export const SIDE = { bid: 0, ask: 1 };
@@ -36,12 +37,17 @@ const CODES = {
 };
 export const FRAME_TABLES = Object.keys(COLUMNS);
 
-/** One payload's frame tables as typed columns, with each second's row range. */
-function columnsOf(tables, start, end) {
-  const chunk = { tables: {}, bounds: {} };
+// The heatmap's own tables: a second with both can be drawn (the others are layers on it).
+export const HEATMAP_TABLES = ["book_snapshot_1s", "depth_and_flow_1s"];
+
+/** Each frame table a payload holds, as typed columns with the row range of each of its
+ * seconds [start, end): a payload may hold only some of the tables. */
+function tablesOf(tables, start, end) {
+  const kept = {};
   const seconds = end - start;
   for (const name of FRAME_TABLES) {
     const table = tables[name];
+    if (!table) continue;
     const columns = { table };
     for (const column of COLUMNS[name]) columns[column] = numbersOf(table, column);
     if (CODES[name]) columns.side = codesOf(table, ...CODES[name]);
@@ -54,34 +60,42 @@ function columnsOf(tables, start, end) {
       while (row < times.length && times[row] < start + offset) row += 1;
       bounds[offset] = row;
     }
-    chunk.tables[name] = columns;
-    chunk.bounds[name] = bounds;
+    kept[name] = { columns, bounds, start };
   }
-  return chunk;
+  return kept;
 }
 
-/** A second's rows: `rows(name)` gives [first, end) into `columns(name)`. */
+/** A second's rows of each table it has: `rows(name)` gives [first, end) into
+ * `columns(name)`, [0, 0) for a table not here (yet). */
 class Second {
-  constructor(chunk, offset) {
-    this.chunk = chunk;
-    this.offset = offset;
+  constructor(second) {
+    this.second = second;
+    this.tables = {};
+    this.version = 0; // the store's count when a table of this second last arrived
+  }
+
+  has(name) {
+    return this.tables[name] !== undefined;
   }
 
   columns(name) {
-    return this.chunk.tables[name];
+    return this.tables[name]?.columns;
   }
 
   rows(name) {
-    const bounds = this.chunk.bounds[name];
-    return [bounds[this.offset], bounds[this.offset + 1]];
+    const table = this.tables[name];
+    if (table === undefined) return [0, 0];
+    const offset = this.second - table.start;
+    return [table.bounds[offset], table.bounds[offset + 1]];
   }
 
   /** Rows of depth_and_flow_1s with a fill (found once: drawn every frame). */
   fills() {
     if (this.fillRows === undefined) {
+      this.fillRows = [];
+      if (!this.has("depth_and_flow_1s")) return this.fillRows;
       const filled = this.columns("depth_and_flow_1s").fill_qty;
       const [first, end] = this.rows("depth_and_flow_1s");
-      this.fillRows = [];
       for (let i = first; i < end; i += 1) if (filled[i] > 0) this.fillRows.push(i);
     }
     return this.fillRows;
@@ -91,26 +105,37 @@ class Second {
 export class SecondStore {
   constructor() {
     this.seconds = new Map();
-    this.version = 0; // bumps whenever seconds arrive
+    this.version = 0; // counts payloads stored: a second's version says when it last changed
   }
 
-  /** Keep every second a payload covers (a window or a frame). */
+  /** Keep the tables a payload (a window or a frame) holds for the seconds it covers; the
+   * other tables of those seconds stay as they were. */
   add(tables) {
     const [message] = rowsOf(tables.message);
-    const chunk = columnsOf(tables, message.start, message.end);
-    for (let second = message.start; second < message.end; second += 1) {
-      this.seconds.set(second, new Second(chunk, second - message.start));
-    }
+    const kept = tablesOf(tables, message.start, message.end);
     this.version += 1;
-    return [message.start, message.end];
+    for (let second = message.start; second < message.end; second += 1) {
+      let entry = this.seconds.get(second);
+      if (entry === undefined) {
+        entry = new Second(second);
+        this.seconds.set(second, entry);
+      }
+      Object.assign(entry.tables, kept);
+      if (kept.depth_and_flow_1s) entry.fillRows = undefined;
+      entry.version = this.version;
+    }
   }
 
   get(second) {
     return this.seconds.get(second);
   }
 
-  has(second) {
-    return this.seconds.has(second);
+  /** Whether the second has each of `tables` (by default the heatmap's own). */
+  has(second, tables = HEATMAP_TABLES) {
+    const entry = this.seconds.get(second);
+    if (entry === undefined) return false;
+    for (const name of tables) if (!entry.has(name)) return false;
+    return true;
   }
 
   /** Forget seconds outside [from, to): memory stays bounded by what is near the view. */
@@ -120,12 +145,13 @@ export class SecondStore {
     }
   }
 
-  /** Runs [start, end) of seconds in [from, to) that are neither here nor in `inflight`. */
+  /** Runs [start, end) of seconds in [from, to) the heatmap cannot draw and that are not in
+   * `inflight`. */
   missing(from, to, inflight) {
     const runs = [];
     let start = null;
     for (let second = from; second < to; second += 1) {
-      const absent = !this.seconds.has(second) && !inflight.some(([a, b]) => second >= a && second < b);
+      const absent = !this.has(second) && !inflight.some(([a, b]) => second >= a && second < b);
       if (absent && start === null) start = second;
       if (!absent && start !== null) {
         runs.push([start, second]);
