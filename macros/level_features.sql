@@ -1,5 +1,5 @@
 {% macro level_side_features() -%}
-    {#- The per-side features of a level's zone (SPEC 9), in vector order, with what each is.
+    {#- The per-side features of a level's zone, in vector order, with what each is.
         Columns of level_features are `ask_<name>` and `bid_<name>`. -#}
     {{- return([
         ('com_displacement_log', 'ln((d_end + 1) / (d_start + 1)), d the depth-weighted mean distance in ticks from the level of the side\'s zone depth'),
@@ -77,7 +77,7 @@
 
 
 {% macro feature_blocks() -%}
-    {#- The vector blocks of each base feature (SPEC 9), in vector order. -#}
+    {#- The vector blocks of each base feature, in vector order. -#}
     {{- return([
         ('w0', 'x_t'),
         ('d1', 'x_t - x_(t-1)'),

@@ -1,5 +1,5 @@
-// The server's endpoints (README "HUD protocol"): HTTP windows for seeking and prefetching,
-// one WebSocket for the per-second replay (and later live) frames.
+// The server's endpoints (docs/hud.md, "The wire protocol"): HTTP windows for seeking and
+// prefetching, one WebSocket for the per-second replay and live frames.
 import { decodePayload } from "./wire.js";
 
 /** An error the server explained: its message, the parameter at fault, what to run. */

@@ -1,5 +1,5 @@
-// The wire format (README "HUD protocol"): back-to-back Arrow IPC streams, one per table, each
-// named in its schema metadata under `spymaster.table`; the first is `message`.
+// The wire format (docs/hud.md, "The wire protocol"): back-to-back Arrow IPC streams, one per
+// table, each named in its schema metadata under `spymaster.table`; the first is `message`.
 const Arrow = globalThis.Arrow;
 const TABLE_KEY = "spymaster.table";
 

@@ -1,6 +1,6 @@
 {%- set seconds = var('feature_window_seconds') -%}
 {%- set tick = var('futures_tick_size') -%}
--- Approach episodes (SPEC 9), second by second: an episode starts when spot comes within
+-- Approach episodes, second by second: an episode starts when spot comes within
 -- `level_zone_ticks` of a known level from outside (UP from below, DOWN from above) and lasts
 -- while spot stays in the zone; its trigger is the first second spot is within
 -- `trigger_ticks` of the level (or beyond it). Leaving the zone re-arms the level. A level that

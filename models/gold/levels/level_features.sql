@@ -2,7 +2,7 @@
 {%- set tick = var('futures_tick_size') -%}
 {%- set zone = var('level_zone_ticks') -%}
 -- Per `feature_window_seconds` window of the research window and per known level: the physics
--- of the book in the level's zone (SPEC 9), asks at or above the level, bids at or below it,
+-- of the book in the level's zone, asks at or above the level, bids at or below it,
 -- bucketed by ticks from the level (physics_bands), plus distance, approach velocity and
 -- gamma exposure near the level.
 with calendar as (

@@ -1,7 +1,7 @@
 {%- set seconds = var('feature_window_seconds') -%}
 {%- set tick = var('futures_tick_size') -%}
 -- Per `feature_window_seconds` window of the research window: market-wide features that belong
--- to no level (SPEC 9), part of every trigger vector without a level prefix.
+-- to no level, part of every trigger vector without a level prefix.
 with windows as (
     select
         symbol,

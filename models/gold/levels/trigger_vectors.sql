@@ -1,7 +1,7 @@
 {%- set seconds = var('feature_window_seconds') -%}
 {%- set level_columns = level_feature_columns() | map(attribute=0) | list -%}
 {%- set market_columns = market_feature_columns() | map(attribute=0) | list -%}
--- One row per triggered approach episode (SPEC 9): the feature window holding the trigger
+-- One row per triggered approach episode: the feature window holding the trigger
 -- second, its level and direction, and the feature vector at the window's end: the level's own
 -- features then the market-wide ones, each as the blocks of feature_blocks(), in the order of
 -- trigger_feature_catalog. Everything in a row is known at `ts`.

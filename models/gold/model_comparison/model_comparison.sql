@@ -1,5 +1,5 @@
 -- Retrieval against a null retrieval, logistic regression and boosted trees on the same
--- walk-forward folds and triggers (SPEC 16), contracted.
+-- walk-forward folds and triggers, contracted.
 select
     model,
     level_id,

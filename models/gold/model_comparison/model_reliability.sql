@@ -1,4 +1,4 @@
--- Reliability table of every model's walk-forward P(BREAK) (SPEC 16), contracted.
+-- Reliability table of every model's walk-forward P(BREAK), contracted.
 select
     model,
     level_id,

@@ -1,4 +1,4 @@
--- Every trigger's walk-forward P(BREAK) under each model (SPEC 16), contracted.
+-- Every trigger's walk-forward P(BREAK) under each model, contracted.
 select
     trigger_id,
     dt,

@@ -1,4 +1,4 @@
--- Walk-forward evaluation of P(BREAK) per level and approach direction (SPEC 10), contracted.
+-- Walk-forward evaluation of P(BREAK) per level and approach direction, contracted.
 select
     level_id,
     approach_dir,

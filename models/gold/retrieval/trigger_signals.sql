@@ -1,4 +1,4 @@
--- Walk-forward retrieval of similar setups for every trigger (SPEC 10), contracted.
+-- Walk-forward retrieval of similar setups for every trigger, contracted.
 select
     trigger_id,
     dt,

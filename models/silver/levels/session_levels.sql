@@ -1,4 +1,4 @@
--- The key levels of each included contract-day (SPEC 9), each with the interval in which it is
+-- The key levels of each included contract-day, each with the interval in which it is
 -- the known value: a window extreme from the end of its window; an SMA of bar closes from each
 -- bar's close until the next.
 with definitions as (

@@ -1,4 +1,4 @@
--- Gamma exposure by strike on the strike grid around spot, second by second (SPEC 8).
+-- Gamma exposure by strike on the strike grid around spot, second by second.
 with by_strike as not materialized (
     -- the strikes' signed sums, open interest and counts, from the options engine (read
     -- three times rather than materialised once: 2.2 s less CPU over the demo)
