@@ -505,7 +505,7 @@ def _level_of(instruments, q, price):
 
 @nb.njit(cache=True)
 def _spot(instruments, levels, q):
-    """SPEC 6: the last trade price if it still has resting depth; else the nearer of best bid
+    """Spot: the last trade price if it still has resting depth; else the nearer of best bid
     and ask to it; else the bid, else the ask (a ladder level, or -1)."""
     bid = instruments[q, I_BEST_BID]
     ask = instruments[q, I_BEST_ASK]

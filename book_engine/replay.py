@@ -136,7 +136,7 @@ class WindowConfig:
     depth_ticks: int = 200
     rest_ns: int = 500_000_000
     pre_open: tuple[tuple[int, int], ...] = ()
-    # each book row's spot (SPEC 6); without it, spot_price is UNDEF_PRICE and no depth row
+    # each book row's spot; without it, spot_price is UNDEF_PRICE and no depth row
     # is emitted (an option's book by second is priced on its future's spot)
     with_spot: bool = True
     # book rows as QUOTE_ROW (time, instrument, best bid and ask, validity) instead of
@@ -778,7 +778,7 @@ class BookState:
 
 
 def require_snapshot(columns: MboColumns, label: str) -> None:
-    """A day to model starts with its snapshot (SPEC 12): an empty day, or one whose records
+    """A day to model starts with its snapshot: an empty day, or one whose records
     never restate the book, would give a book that is never valid."""
     try:
         require_snapshot_seen(len(columns), has_snapshot(columns))

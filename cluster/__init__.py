@@ -1,1 +1,1 @@
-"""Beyond one machine: ingest's files and the engine's contract-days as Ray tasks (SPEC 15)."""
+"""Beyond one machine: ingest's files and the engine's contract-days as Ray tasks."""

@@ -1,4 +1,4 @@
-"""The HUD's wire format (SPEC 13): Arrow IPC throughout.
+"""The HUD's wire format (docs/hud.md): Arrow IPC throughout.
 
 Every HTTP response body and every binary WebSocket frame is a sequence of Arrow IPC streams,
 one per table, back to back. Each stream's schema metadata names its table under

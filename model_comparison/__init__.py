@@ -1,1 +1,1 @@
-"""Baselines against retrieval on the same walk-forward folds and trigger vectors (SPEC 16)."""
+"""Baselines against retrieval on the same walk-forward folds and trigger vectors."""

@@ -1,4 +1,4 @@
-"""Walk-forward evaluation of P(BREAK) (SPEC 10): discrimination, calibration against two
+"""Walk-forward evaluation of P(BREAK): discrimination, calibration against two
 baselines known at the time (the earlier sessions' base rate and their base rate at the same
 time of day), top-decile lift and a reliability table, with intervals from a bootstrap that
 resamples whole sessions (triggers of one session are not independent)."""

@@ -1,4 +1,4 @@
-"""The similarity of two setups: SPEC 10's robust scaling, then each dimension weighted by how
+"""The similarity of two setups: robust scaling, then each dimension weighted by how
 well it alone separated BREAK from the other outcomes on the training triggers, then L2
 normalisation, so an inner product is a weighted cosine. Everything is fitted on the training
 sessions only.

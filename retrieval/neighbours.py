@@ -1,4 +1,4 @@
-"""Walk-forward nearest neighbours (SPEC 10): for every trigger of a level and approach
+"""Walk-forward nearest neighbours: for every trigger of a level and approach
 direction, the k most similar triggers of strictly earlier sessions, under a metric fitted on
 those sessions only, and the similarity-weighted distribution of what happened after them."""
 

@@ -1,4 +1,4 @@
-"""Robust per-dimension scaling of trigger vectors (SPEC 10), fitted on training sessions only."""
+"""Robust per-dimension scaling of trigger vectors, fitted on training sessions only."""
 
 from __future__ import annotations
 

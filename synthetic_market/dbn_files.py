@@ -37,7 +37,7 @@ def mbo_records(
 ) -> np.ndarray:
     """Simulator records (already in file order) as DBN MBO structs with sequence numbers.
     As in Databento's parent-symbol files, F_LAST stands only on the last record of the whole
-    start-of-file snapshot, not on each instrument's last (SPEC 2)."""
+    start-of-file snapshot, not on each instrument's last."""
     out = np.zeros(len(records), dtype=MBO_DTYPE)
     out["length"] = MBO_DTYPE.itemsize // 4
     out["rtype"] = int(dbn.RType.MBO.value)

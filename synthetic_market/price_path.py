@@ -6,7 +6,7 @@ opening-range levels; from 09:45 to 12:30 it is choreographed: price travels to 
 session's levels (pre-market high/low, opening-range high/low, SMA 90 of 2-minute bars), enters
 its 20-tick zone, brings the touch to the level (the trigger: spot is then within 2 ticks of it
 whichever side trades) and resolves as BREAK, REJECT or CHOP. In the seconds up to the trigger
-the order-book signature of an outcome is planted (SPEC sections 1 and 11): usually that of the
+the order-book signature of an outcome is planted: usually that of the
 realised outcome, with probability `signature_noise` another one, never at strength 0.
 Nothing before a trigger depends on the outcome except the planted signature.
 """

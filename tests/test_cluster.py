@@ -34,7 +34,7 @@ def test_the_tiny_market_through_ray_lands_and_builds_the_same_lake(
     """Ingest with --ray auto (a local Ray of the command's own), build joining a running
     cluster by its address: byte-identical bronze; the engine models, what they read and the
     views over them the same row for row (the SQL layers further down run the same code on the
-    same rows either way: the README's measured runs compare every table); every engine
+    same rows either way: the Ray benchmark compares every table); every engine
     model's contract-days written as partitions with manifests."""
     ray_lake = Lake(tmp_path / "lake")
     # the market's raw files in this lake's own raw folder (hard links), as they are in the

@@ -305,7 +305,7 @@ def test_the_options_engine_replays_a_day_whose_options_book_the_lake_lacks(
 
 
 def test_every_sql_table_is_the_same_bits_whatever_the_thread_count(market_lake: Lake) -> None:
-    """SPEC 4: the same data gives the same tables. Each SQL table model runs again with 16
+    """Idempotency: the same data gives the same tables. Each SQL table model runs again with 16
     threads (the build used 2), so rows reach each aggregate in another order: a float
     aggregation that is not order-stable gives other last bits, and a row differs."""
     dbt(market_lake, "compile", "--select", "tag:silver", "tag:gold")
@@ -737,7 +737,7 @@ def test_planted_approaches_are_found_as_triggers_with_their_outcomes(market_lak
 
 
 def test_trigger_vectors_are_the_blocks_of_the_level_features(market_lake: Lake) -> None:
-    """Recompute a few vectors from level_features and market_features by SPEC 9's block
+    """Recompute a few vectors from level_features and market_features by the blocks'
     definitions, name by name through the catalog."""
     catalog = warehouse(
         market_lake,
@@ -797,7 +797,7 @@ def test_trigger_vectors_are_the_blocks_of_the_level_features(market_lake: Lake)
 
 
 def _block(times: np.ndarray, values: np.ndarray, block: str, step: np.timedelta64) -> float:
-    """SPEC 9's block of a series at its last time; a missing earlier window is no change."""
+    """The block of a series at its last time; a missing earlier window is no change."""
     at = dict(zip(times, values, strict=True))
     now = times[-1]
 

@@ -1,4 +1,4 @@
-"""Live (SPEC 14): a day's raw files replayed as a feed through the warehouse's engine give
+"""Live: a day's raw files replayed as a feed through the warehouse's engine give
 the warehouse's rows for that day, row for row; bad input is named."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Live on the Databento gateway (SPEC 14, issue 17's bad input): a dropped connection or
+"""Live on the Databento gateway (bad input): a dropped connection or
 records the gateway skipped are a gap: the books are invalid from the last record received
 until a new subscription's snapshot restates them, and the day goes on. Gateway sessions are
 made from a day's raw files (tests/gateway.py); everything after the subscription call is the

@@ -1,4 +1,4 @@
-"""The HUD drawing a live feed (SPEC 14): a day of the end-to-end market caught up to a moment
+"""The HUD drawing a live feed: a day of the end-to-end market caught up to a moment
 at full speed, then replayed at a few times real time with the HUD served; the page opens the
 live day and follows its edge, and every frame sent live is the warehouse's rows of that
 second."""

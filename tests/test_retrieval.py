@@ -1,4 +1,4 @@
-"""The retrieval library on hand-built vectors with known answers (SPEC 10)."""
+"""The retrieval library on hand-built vectors with known answers."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Walk-forward retrieval on two small generated markets with the same prices, approaches and
-outcomes (SPEC 10 and 11): with the planted order-book signatures, P(BREAK) ranks the
+outcomes: with the planted order-book signatures, P(BREAK) ranks the
 pre-market levels' breaks at AUC >= 0.70 in both approach directions; without them (signal
 strength 0, the control) no better than chance (AUC within 0.50 +- 0.07). Each direction pools
 PM_HIGH and PM_LOW, each scored by its own walk-forward index: a small market has few
-triggers per level and direction (see the README for the demo-size figures per level).
+triggers per level and direction.
 
-The models beside retrieval (SPEC 16) on the same markets: on the control every model ranks
+The models beside retrieval on the same markets: on the control every model ranks
 within a session no better than chance; with the signatures every model ranks better than the
 null retrieval."""
 
@@ -149,7 +149,7 @@ def test_control_market_every_model_ranks_within_a_session_by_chance(
     control_market: Lake,
 ) -> None:
     """0.50 +- 0.07 as the retrieval AUC above: this small market has about 300 pre-market
-    triggers (the demo-size control holds 0.50 +- 0.05, see the README)."""
+    triggers (the demo-size control holds 0.50 +- 0.05)."""
     pre_market = pooled(control_market, ("PM_HIGH", "PM_LOW"))
     assert set(pre_market) == set(COMPARED_MODELS)
     for model, within_session in pre_market.items():

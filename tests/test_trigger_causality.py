@@ -1,4 +1,4 @@
-"""Causality of the level features and trigger vectors (SPEC 9): a one-session generated market
+"""Causality of the level features and trigger vectors: a one-session generated market
 is built twice, the second time with every futures and options record received after a
 trigger's time replaced by different data (prices moved); nothing known at that time changes."""
 

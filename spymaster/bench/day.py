@@ -6,7 +6,7 @@ with `spymaster ingest --workers 2`, then runs `spymaster build` (dbt build: eve
 every data test; dbt's unit tests run in `make test`), each in its own process tree. Per
 stage: wall time and the peak of the tree's summed resident memory (sampled every 20 ms, so
 every worker and dbt's threads count); per dbt node: its execution time from
-run_results.json. The results go to benchmarks/busy_day.json, which the README quotes.
+run_results.json. The results go to benchmarks/busy_day.json, which docs/performance.md quotes.
 """
 
 from __future__ import annotations
