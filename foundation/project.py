@@ -21,8 +21,9 @@ def project_vars() -> dict[str, object]:
     return yaml.safe_load((PROJECT_ROOT / "dbt_project.yml").read_text())["vars"]
 
 
-# dbt's own command line, from the interpreter running spymaster (its virtual environment)
-DBT = (sys.executable, "-m", "dbt.cli.main")
+# dbt's own command line, from the interpreter running spymaster (its virtual environment),
+# with the packages of the Python models imported first (spymaster.dbt_run says why)
+DBT = (sys.executable, "-m", "spymaster.dbt_run")
 
 
 def dbt_command(dbt_args: Sequence[str]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 
 from foundation.project import PROJECT_ROOT
+from spymaster.dbt_run import PYTHON_MODEL_PACKAGES
 
 # bottom to top: a package may import only those before it
 FLOORS = (
@@ -57,11 +58,13 @@ def test_every_python_package_of_the_project_has_a_floor() -> None:
     assert packages - {"tests"} == set(FLOORS)
 
 
-def test_the_dbt_python_models_call_the_domain_packages_not_the_command_line() -> None:
-    models = PROJECT_ROOT / "python_models"
-    for path in models.rglob("*.py"):
-        assert "spymaster" not in {
-            node.module.split(".")[0]
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.ImportFrom) and node.module
-        }, path
+def test_the_dbt_python_models_import_only_what_dbt_run_imports_first() -> None:
+    """The models call the domain packages' warehouse modules (never the command line), each
+    imported before dbt runs them (spymaster.dbt_run: threads importing NumPy at once fail)."""
+    imported = {
+        node.module
+        for path in (PROJECT_ROOT / "python_models").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in FLOORS
+    }
+    assert imported == set(PYTHON_MODEL_PACKAGES)
