@@ -1,10 +1,11 @@
-"""The day a live feed is computing, as the HUD reads it. The feed's thread publishes how far
-every frame table has got and when the session tables changed; each WebSocket awaits the next
-change. The rows themselves are read with the same queries as replay, on cursors of the live
-feed's DuckDB (its `spymaster` catalog: the warehouse's earlier sessions and the live day);
-the frame tables' rows of the last `RECENT_SECONDS` are also held as the feed's SQL layers
-returned them, and each second they complete is encoded once, as it is published, for every
-client following the live edge."""
+"""The day a live feed is computing, as the HUD reads it. The live SQL layers' stages publish
+how far each part of the frames has got (the heatmap's own tables, then the layers derived from
+them), how far the session tables (levels, episodes) are computed, and when those changed;
+each WebSocket awaits the next change. The rows themselves are read with the same queries as
+replay, on cursors of the live feed's DuckDB (its `spymaster` catalog: the warehouse's earlier
+sessions and the live day); the frame tables' rows of the last `RECENT_SECONDS` are also held
+as the stages made them, and each second a part completes is encoded once, as it is
+published, for every client following the live edge."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from hud.protocol import FramePart
 
 # how long the frame tables' newest rows are held in memory: a client following the live
 # edge reads only these; one further behind reads the feed's database
@@ -28,29 +31,41 @@ NS = 1_000_000_000
 @dataclass(frozen=True)
 class LiveState:
     revision: int
-    # every frame table holds the seconds before this one (naive UTC); None: none yet
-    frames_until: dt.datetime | None
+    # per frame part, every table of it holds the seconds before this one (naive UTC)
+    frames_until: Mapping[FramePart, dt.datetime] = field(default_factory=dict)
+    # the session tables (levels, approach episodes) hold the seconds before this one
+    session_until: dt.datetime | None = None
     # changes whenever a table of the session payload (levels, episodes, triggers) changed
-    session_version: int
-    ended: bool
+    session_version: int = 0
+    ended: bool = False
     # where the feed lost records: (after this ts_recv in ns, why); books invalid until the
     # next snapshot
     gaps: tuple[tuple[int, str], ...] = ()
     # why the feed failed (then it has ended): the day so far is still served
     failure: str | None = None
 
+    def part_until(self, part: FramePart) -> dt.datetime | None:
+        return self.frames_until.get(part)
+
+    @property
+    def complete_until(self) -> dt.datetime | None:
+        """Every frame table holds the seconds before this one."""
+        if len(self.frames_until) < len(FramePart):
+            return None
+        return min(self.frames_until.values())
+
 
 @dataclass(frozen=True)
 class LiveFrame:
-    """One second's frame as the stream sends it, with the spot prices it holds."""
+    """One second's frame part as the stream sends it, with the spot prices it holds."""
 
     second: dt.datetime
     payload: bytes
     spots: pa.Array
 
 
-# the frames of the seconds [start, end) from the frame tables (see hud.live_stream)
-FrameEncoder = Callable[[dt.datetime, dt.datetime], list[LiveFrame]]
+# the frames of a part for the seconds [start, end) from the frame tables (hud.live_stream)
+FrameEncoder = Callable[[FramePart, dt.datetime, dt.datetime], list[LiveFrame]]
 # the live session's payload now, and the spot range it gives (see hud.live_stream)
 SessionPayloadBuilder = Callable[[], tuple[bytes, tuple[float, float]]]
 
@@ -76,7 +91,7 @@ class LiveDay:
         schemas."""
         self.day = day
         self.cursor = cursor
-        self._state = LiveState(0, None, 0, False)
+        self._state = LiveState(0)
         self._lock = threading.Lock()
         self._waiting: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._schemas = dict(frame_sources)
@@ -84,13 +99,10 @@ class LiveDay:
         # the recent rows hold every row of the seconds from this one (ns); they start with
         # the day: the feed makes every frame row of the day after this is created
         self._recent_from_ns = -(2**63)
-        # every frame row of the seconds before this is in the live day's database: no held
-        # row of a later second is dropped
-        self._in_database_until = dt.datetime.combine(day, dt.time())
-        # set by the HUD: each second is encoded as it is published
+        # set by the HUD: each part's seconds are encoded as they are published
         self.encoder: FrameEncoder | None = None
-        self._frames: dict[int, LiveFrame] = {}  # by second (ns): the seconds published since
-        self._publishing = threading.Lock()  # the SQL layers' two threads publish
+        self._frames: dict[tuple[FramePart, int], LiveFrame] = {}  # by part and second (ns)
+        self._publishing = threading.Lock()  # the stages publish from their own threads
         # the session payload last built, shared by every client: (version, bytes, the spot
         # range it gives); built under the lock, so clients asking at once build it once
         self._session_payload: tuple[int, bytes, tuple[float, float]] | None = None
@@ -101,8 +113,8 @@ class LiveDay:
         self._unsent_revision = 0
 
     def add_frame_rows(self, table: str, rows: pa.Table) -> None:
-        """New rows of a frame source, as the feed's SQL layers made them (before it
-        publishes a frontier that includes their seconds)."""
+        """New rows of a frame source, as the stages made them (inserted in the live day's
+        database first, published after)."""
         if not rows.num_rows:
             return
         first, last = pc.min_max(rows.column("window_start")).values()
@@ -111,59 +123,59 @@ class LiveDay:
             self._recent[table].append(held)
 
     def recent_rows(
-        self, start: dt.datetime, end: dt.datetime
+        self, start: dt.datetime, end: dt.datetime, tables: frozenset[str]
     ) -> tuple[dt.datetime, dict[str, pa.Table]]:
-        """The first second from `start` whose rows are all still held, and every frame
-        source's rows held from it to `end` (with others). The seconds before it are in the
-        live day's database (the newest seconds may not be yet: the frame models' rows are
-        inserted there with the rest's)."""
+        """The first second from `start` whose rows are all still held, and the rows held
+        from it to `end` (with others) of each of `tables`; the seconds before it are read
+        from the live day's database."""
         start_ns, end_ns = epoch_ns(start), epoch_ns(end)
         with self._lock:
             held_ns = min(max(start_ns, self._recent_from_ns), end_ns)
             parts = {
-                name: [held.rows for held in rows if held.overlaps(held_ns, end_ns)]
-                for name, rows in self._recent.items()
+                name: [held.rows for held in self._recent[name] if held.overlaps(held_ns, end_ns)]
+                for name in tables
             }
         held_from = EPOCH + dt.timedelta(microseconds=held_ns // 1000)
         return held_from, {
-            name: pa.concat_tables(tables) if tables else self._schemas[name].empty_table()
-            for name, tables in parts.items()
+            name: pa.concat_tables(found) if found else self._schemas[name].empty_table()
+            for name, found in parts.items()
         }
 
-    def _forget_before(self, frames_until: dt.datetime) -> None:
-        """Drop the rows wholly before the last RECENT_SECONDS, of seconds the live day's
-        database holds (under the lock): a reader takes the seconds before the rows held
-        from the database."""
-        horizon = min(
-            epoch_ns(frames_until) - RECENT_SECONDS * NS, epoch_ns(self._in_database_until)
-        )
+    def _forget_before(self, complete_until: dt.datetime) -> None:
+        """Drop the rows wholly before the last RECENT_SECONDS of complete seconds (under the
+        lock): a reader takes the seconds before what is held from the database."""
+        horizon = epoch_ns(complete_until) - RECENT_SECONDS * NS
         if horizon <= self._recent_from_ns:
             return
         self._recent_from_ns = horizon
         for name, rows in self._recent.items():
             self._recent[name] = [held for held in rows if held.last_ns >= horizon]
-        self._frames = {second: f for second, f in self._frames.items() if second >= horizon}
+        self._frames = {key: f for key, f in self._frames.items() if key[1] >= horizon}
 
-    def held_frames(self, start: dt.datetime, end: dt.datetime) -> list[LiveFrame] | None:
-        """The encoded frames of the seconds [start, end), or None unless all are held."""
+    def held_frames(
+        self, part: FramePart, start: dt.datetime, end: dt.datetime
+    ) -> list[LiveFrame] | None:
+        """The encoded frames of a part for the seconds [start, end), or None unless all are
+        held."""
         with self._lock:
             frames = [
-                self._frames.get(second) for second in range(epoch_ns(start), epoch_ns(end), NS)
+                self._frames.get((part, second))
+                for second in range(epoch_ns(start), epoch_ns(end), NS)
             ]
         return None if any(frame is None for frame in frames) else frames
 
-    def _encode(self, frames_until: dt.datetime) -> None:
-        """The seconds newly complete, encoded once for every client (not after a jump
+    def _encode(self, part: FramePart, until: dt.datetime) -> None:
+        """A part's seconds newly complete, encoded once for every client (not after a jump
         longer than the rows held: a feed catching up)."""
-        before = self._state.frames_until
-        if self.encoder is None or before is None or frames_until <= before:
+        before = self._state.part_until(part)
+        if self.encoder is None or before is None or until <= before:
             return
-        if frames_until - before > dt.timedelta(seconds=RECENT_SECONDS):
+        if until - before > dt.timedelta(seconds=RECENT_SECONDS):
             return
-        frames = self.encoder(before, frames_until)
+        frames = self.encoder(part, before, until)
         with self._lock:
             for frame in frames:
-                self._frames[epoch_ns(frame.second)] = frame
+                self._frames[(part, epoch_ns(frame.second))] = frame
 
     def state(self) -> LiveState:
         return self._state
@@ -174,8 +186,7 @@ class LiveDay:
         """The session payload as of `version` (of the session tables) or later, with a spot
         range holding `spot` (low, high: the prices a client's frames have just shown; None:
         any), and the range it gives. Built by `build` only when the one held is older or its
-        range too narrow: every client following the live day shares one build per change
-        (each built its own before: every 5 s of market time, 75-140 ms of queries a client)."""
+        range too narrow: every client following the live day shares one build per change."""
         with self._building_session_payload:
             held = self._session_payload
             if (
@@ -189,34 +200,32 @@ class LiveDay:
 
     def publish(
         self,
-        frames_until: dt.datetime | None,
-        in_database_until: dt.datetime,
+        frames_until: Mapping[FramePart, dt.datetime],
+        session_until: dt.datetime,
         session_version: int,
         ended: bool = False,
     ) -> None:
-        """From the feed's threads: wakes every waiting connection if anything changed (what
-        the frames and the session tables have reached only moves forward: the SQL layers'
-        two threads may tell it in either order). `in_database_until`: every frame row of
-        the seconds before it is in the live day's database (the frame models' rows reach it
-        with the rest's, later than they are added here)."""
+        """From the stages' threads: wakes every waiting connection if anything changed (what
+        each part and the session tables have reached only moves forward: stages may tell it
+        in either order)."""
         with self._publishing:
-            with self._lock:
-                if in_database_until > self._in_database_until:
-                    self._in_database_until = in_database_until
-                    if self._state.frames_until is not None:
-                        self._forget_before(self._state.frames_until)
-            if frames_until is not None:
-                self._encode(frames_until)
-            self._change(
-                lambda now: dataclasses.replace(
+            for part, until in frames_until.items():
+                self._encode(part, until)
+
+            def update(now: LiveState) -> LiveState:
+                reached = {
+                    part: max(until, now.frames_until.get(part, until))
+                    for part, until in frames_until.items()
+                }
+                return dataclasses.replace(
                     now,
-                    frames_until=max(frames_until, now.frames_until or frames_until)
-                    if frames_until is not None
-                    else now.frames_until,
+                    frames_until=reached,
+                    session_until=max(session_until, now.session_until or session_until),
                     session_version=max(session_version, now.session_version),
                     ended=ended or now.ended,
                 )
-            )
+
+            self._change(update)
 
     def fail(self, failure: str) -> None:
         """The feed failed; nothing more will come."""
@@ -231,8 +240,8 @@ class LiveDay:
             state = update(self._state)
             if state == self._state:
                 return
-            if state.frames_until is not None:
-                self._forget_before(state.frames_until)
+            if state.complete_until is not None:
+                self._forget_before(state.complete_until)
             self._state = dataclasses.replace(state, revision=self._state.revision + 1)
             waiting = list(self._waiting)
             with self._handing_over:
@@ -242,7 +251,8 @@ class LiveDay:
 
     def wait_until_sent(self, timeout_s: float) -> None:
         """Until the connections the last change woke have sent what it brought (at most
-        `timeout_s`): the feed's thread, waiting here, leaves them the GIL."""
+        `timeout_s`): the feed's thread waits here before the SQL layers' stages take both
+        cores, so a second's heatmap frame is not left waiting behind them."""
         with self._handing_over:
             self._handing_over.wait_for(lambda: self._unsent <= 0, timeout_s)
 

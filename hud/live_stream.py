@@ -1,7 +1,8 @@
-"""One client's live stream: the live day's frames from a moment, each second sent as soon as
-every frame table holds it, and the session payload (levels, episodes, triggers, signals)
-again whenever it changed or spot left the price range it gave. Frames and payloads are those
-of replay, marked live."""
+"""One client's live stream: the live day's frames from a moment, each part of a second sent
+as soon as its tables hold it (the heatmap's own tables first, the layers after), the session
+payload (levels, episodes, triggers, signals) again whenever it changed or spot left the price
+range it gave, and how far the session tables reach whenever that moved. Frames and payloads
+are those of replay, marked live."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pyarrow.compute as pc
 
 from hud.blocks import split_seconds
 from hud.live import FrameEncoder, LiveFrame
-from hud.protocol import PayloadKind, StreamMode, encode, message_table
+from hud.protocol import FramePart, PayloadKind, StreamMode, encode, message_table
 from hud.replay import encode_frame
 from hud.requests import Window
 from hud.warehouse import Session, Warehouse
@@ -34,28 +35,27 @@ def session_payload(warehouse: Warehouse, session: Session) -> tuple[bytes, tupl
 
 
 def live_frames(
-    warehouse: Warehouse, session: Session, start: dt.datetime, end: dt.datetime
+    warehouse: Warehouse, session: Session, part: FramePart, start: dt.datetime, end: dt.datetime
 ) -> list[LiveFrame]:
-    """The live frames of the seconds [start, end) from the frame tables."""
-    tables = warehouse.live_window(session, start, end)
-    return [
-        LiveFrame(
-            second,
-            encode_frame(frame, session, second, StreamMode.LIVE),
-            frame["book_snapshot_1s"].column("spot_price").combine_chunks(),
-        )
-        for second, frame in split_seconds(tables, start, end)
-    ]
+    """A part's live frames of the seconds [start, end) from its tables."""
+    tables = warehouse.live_window(session, part, start, end)
+    frames = []
+    for second, frame in split_seconds(tables, start, end):
+        book = frame.get("book_snapshot_1s")
+        spots = book.column("spot_price").combine_chunks() if book else pa.array([], pa.float64())
+        payload = encode_frame(frame, session, second, StreamMode.LIVE)
+        frames.append(LiveFrame(second, payload, spots))
+    return frames
 
 
 def frame_encoder(warehouse: Warehouse) -> FrameEncoder:
-    """What the live day encodes each second with as it is published."""
+    """What the live day encodes each part's seconds with as they are published."""
     live = warehouse.live
     assert live is not None
 
-    def encode(start: dt.datetime, end: dt.datetime) -> list[LiveFrame]:
+    def encode(part: FramePart, start: dt.datetime, end: dt.datetime) -> list[LiveFrame]:
         session = warehouse.session(live.day)
-        return [] if session is None else live_frames(warehouse, session, start, end)
+        return [] if session is None else live_frames(warehouse, session, part, start, end)
 
     return encode
 
@@ -69,8 +69,9 @@ async def stream_live(
     live = warehouse.live
     assert live is not None
     session = window.session
-    sent = window.start  # every second before this one has been sent
+    sent = dict.fromkeys(FramePart, window.start)  # per part: every second before it was sent
     session_version = None
+    session_until = None
     spot_range = (float("inf"), float("-inf"))
     revision = -1
     gaps_sent = 0
@@ -80,34 +81,42 @@ async def stream_live(
         for after_ns, reason in state.gaps[gaps_sent:]:
             await send_json({"type": "feed-gap", "after": after_ns / 1e9, "reason": reason})
         gaps_sent = len(state.gaps)
-        frontier = min(state.frames_until or session.start, session.end)
-        frames: list[LiveFrame] = []
-        if frontier > sent:
-            start, end = sent, frontier
-
+        frontiers = {}
+        shown = []  # the spots of the frames just sent
+        for part in FramePart:  # the heatmap's first
+            frontier = min(state.part_until(part) or session.start, session.end)
+            frontiers[part] = frontier
+            if frontier <= sent[part]:
+                continue
+            start, end = sent[part], frontier
             # encoded as they were published (a client at the edge), else read now
-            frames = live.held_frames(start, end) or await asyncio.to_thread(
-                live_frames, warehouse, session, start, end
+            frames = live.held_frames(part, start, end) or await asyncio.to_thread(
+                live_frames, warehouse, session, part, start, end
             )
             for frame in frames:
                 await send(frame.payload)
-            sent = frontier
+                shown.append(frame.spots)
+            sent[part] = frontier
         live.handed_over(revision)  # the feed's thread may go on
-        shown = None  # the spot range of the frames just sent
-        spot = pa.chunked_array([frame.spots for frame in frames], pa.float64())
+        spot = pa.chunked_array(shown, pa.float64())
+        moved = None  # the spot range of the frames just sent
         if len(spot) and spot.null_count < len(spot):
-            shown = (pc.min(spot).as_py(), pc.max(spot).as_py())
-        stale = shown is not None and (shown[0] < spot_range[0] or shown[1] > spot_range[1])
+            moved = (pc.min(spot).as_py(), pc.max(spot).as_py())
+        stale = moved is not None and (moved[0] < spot_range[0] or moved[1] > spot_range[1])
         if stale or state.session_version != session_version:
             session_version = state.session_version
             payload, spot_range = await asyncio.to_thread(
                 live.session_payload,
                 session_version,
-                shown if stale else None,
+                moved if stale else None,
                 partial(session_payload, warehouse, session),
             )
             await send(payload)
-        if state.ended and sent >= frontier:
+        if state.session_until is not None and state.session_until != session_until:
+            session_until = state.session_until
+            until = (session_until - dt.datetime(1970, 1, 1)).total_seconds()
+            await send_json({"type": "session-until", "until": until})
+        if state.ended and all(sent[part] >= frontiers[part] for part in FramePart):
             if state.failure is not None:
                 await send_json({"type": "live-failed", "error": state.failure})
             await send_json({"type": "live-end", "session": session.session.isoformat()})

@@ -29,6 +29,15 @@ class PayloadKind(StrEnum):
     FRAME = "frame"
 
 
+class FramePart(StrEnum):
+    """Which frame tables a frame holds: replay sends both parts of a second in one frame;
+    live sends the heatmap's own tables as soon as the second closes and the layers derived
+    from them (and from the options) in a later frame of the same second."""
+
+    HEATMAP = "heatmap"
+    LAYERS = "layers"
+
+
 class StreamMode(StrEnum):
     REPLAY = "replay"
     LIVE = "live"

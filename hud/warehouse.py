@@ -19,6 +19,7 @@ from foundation.lake import Lake
 from foundation.project import project_vars
 from hud.blocks import BlockCache
 from hud.live import LiveDay, epoch_ns
+from hud.protocol import FramePart
 
 # The server's share of the machine: replay clients are many small queries. (Set after
 # connecting: a process's connections to one file must share their open configuration.)
@@ -39,6 +40,9 @@ class FrameTable:
     source: str | None = None
     # the per-second columns of a per-strike table: one row per second, not per strike
     distinct: bool = False
+    # live sends the heatmap's own tables as soon as a second closes, the layers derived
+    # from them (and from the options) in a later frame of the same second
+    part: FramePart = FramePart.HEATMAP
 
     @property
     def table(self) -> str:
@@ -169,14 +173,18 @@ def _distinct(table: pa.Table) -> pa.Table:
 
 
 FRAME_TABLES = (
+    # the heatmap's own tables are the book engine's rows of the session's contract (what the
+    # book_snapshot_1s and depth_and_flow_1s views select): live draws them as the engine
+    # makes them, before any SQL layer
     FrameTable(
         "silver",
         "book_snapshot_1s",
         (
-            "best_bid_price", "best_bid_size", "best_ask_price", "best_ask_size", "mid_price",
+            "best_bid_price", "best_bid_size", "best_ask_price", "best_ask_size",
             "last_trade_price", "spot_price", "book_valid",
         ),
         frozenset({"best_bid_size", "best_ask_size"}),
+        source="engine_book_snapshot_1s",
     ),
     FrameTable(
         "silver",
@@ -192,21 +200,28 @@ FRAME_TABLES = (
             "reprice_out_toward_qty",
         }),
         ("side", "price"),
+        source="engine_depth_and_flow_1s",
     ),
     FrameTable(
         "silver",
         "vacuum_surface_1s",
         ("side", "price", "pull_add_log", "fill_intensity"),
         order=("side", "price"),
+        part=FramePart.LAYERS,
     ),
     FrameTable(
-        "gold", "vacuum_score_1s", ("side", "price", "vacuum_score"), order=("side", "price")
+        "gold",
+        "vacuum_score_1s",
+        ("side", "price", "vacuum_score"),
+        order=("side", "price"),
+        part=FramePart.LAYERS,
     ),
     FrameTable(
         "gold",
         "physics_bands_1s",
         ("side", "band", "band_order", "vacuum_score", "ease", "side_score"),
         order=("side", "band_order"),
+        part=FramePart.LAYERS,
     ),
     FrameTable(
         "silver",
@@ -217,6 +232,7 @@ FRAME_TABLES = (
         ),
         frozenset({"options_without_exposure"}),
         order=("strike_price",),
+        part=FramePart.LAYERS,
     ),
     # gex_surface_1s's columns that hold one value per second (the same on every strike)
     FrameTable(
@@ -230,6 +246,7 @@ FRAME_TABLES = (
         frozenset({"options_listed", "options_in_exposure", "options_without_open_interest"}),
         source="gex_surface_1s",
         distinct=True,
+        part=FramePart.LAYERS,
     ),
 )  # fmt: skip
 
@@ -256,7 +273,7 @@ order by selection.dt
 
 SPOT_RANGE_SQL = """
 select min(spot_price) as spot_low, max(spot_price) as spot_high
-from silver.book_snapshot_1s
+from silver.engine_book_snapshot_1s
 where symbol = $symbol and dt = $session and window_start >= $start and window_start < $end
 """
 
@@ -371,6 +388,13 @@ SESSION_COLUMNS: Mapping[tuple[str, str], tuple[str, ...]] = {
 def frame_sources() -> frozenset[str]:
     """The warehouse tables the frames are read from."""
     return frozenset(table.source or table.name for table in FRAME_TABLES)
+
+
+# the warehouse tables each part of a frame is read from
+FRAME_PARTS: dict[FramePart, frozenset[str]] = {
+    part: frozenset(table.source or table.name for table in FRAME_TABLES if table.part is part)
+    for part in FramePart
+}
 
 
 # The tables of the session payload that change during a live session.
@@ -532,7 +556,14 @@ class Warehouse:
         None (all of it) otherwise."""
         if self.live is None or session.session != self.live.day:
             return None
-        return self.live.state().frames_until or session.start
+        return self.live.state().complete_until or session.start
+
+    def session_until(self, session: Session) -> dt.datetime | None:
+        """Where the session tables (levels, approach episodes) end for now on the live day:
+        an episode reaching it is still open; None (all of it) otherwise."""
+        if self.live is None or session.session != self.live.day:
+            return None
+        return self.live.state().session_until or session.start
 
     def available_end(self, session: Session, end: dt.datetime) -> dt.datetime:
         """`end`, or the live frontier if that comes first."""
@@ -579,6 +610,10 @@ class Warehouse:
                 "strike_step": [float(settings["option_strike_step"])],
                 "exchange_timezone": [str(settings["exchange_timezone"])],
                 "live_until": pa.array([self.complete_until(session)], pa.timestamp("ms")),
+                "live_session_until": pa.array([self.session_until(session)], pa.timestamp("ms")),
+                "outcome_horizon_seconds": [
+                    (int(settings["label_primary_horizon"]) + 1) * int(settings["bar_seconds"])
+                ],
             }
         )
         return {
@@ -592,13 +627,17 @@ class Warehouse:
         }
 
     def read_window(
-        self, session: Session, start: dt.datetime, end: dt.datetime
+        self,
+        session: Session,
+        start: dt.datetime,
+        end: dt.datetime,
+        tables: tuple[FrameTable, ...] = FRAME_TABLES,
     ) -> dict[str, pa.Table]:
-        """Every frame table's rows of the seconds [start, end) from the warehouse; the
+        """Each frame table's rows of the seconds [start, end) from the warehouse; the
         tables are read at once (each query's fixed cost overlaps the others')."""
         params = _params(session, start, end)
-        tables = _FRAME_QUERIES.map(lambda table: self.query(table.sql(), params), FRAME_TABLES)
-        return {table.name: result for table, result in zip(FRAME_TABLES, tables, strict=True)}
+        rows = _FRAME_QUERIES.map(lambda table: self.query(table.sql(), params), tables)
+        return {table.name: result for table, result in zip(tables, rows, strict=True)}
 
     def window(self, session: Session, start: dt.datetime, end: dt.datetime) -> dict[str, pa.Table]:
         """Every frame table's rows of the seconds [start, end), one batch each, through the
@@ -610,24 +649,24 @@ class Warehouse:
         return {name: _compact(table) for name, table in tables.items()}
 
     def live_window(
-        self, session: Session, start: dt.datetime, end: dt.datetime
+        self, session: Session, part: FramePart, start: dt.datetime, end: dt.datetime
     ) -> dict[str, pa.Table]:
-        """The seconds just completed live: those the feed still holds (the last
-        `RECENT_SECONDS`) from the rows its SQL layers have just made, the ones before from
-        its database; never cached. (A window reaching back further was read whole from the
-        database, where the frame models' newest rows may not be yet.)"""
+        """A part's tables of the seconds just completed live: those the feed still holds (the
+        last `RECENT_SECONDS`) from the rows its stages have just made, the ones before from
+        its database; never cached."""
         assert self.live is not None
-        held_from, recent = self.live.recent_rows(start, end)
-        tables = {
+        tables = tuple(table for table in FRAME_TABLES if table.part is part)
+        held_from, recent = self.live.recent_rows(start, end, FRAME_PARTS[part])
+        rows = {
             table.name: table.select(
                 recent[table.source or table.name], session.symbol, session.session, held_from, end
             )
-            for table in FRAME_TABLES
+            for table in tables
         }
         if held_from > start:
-            older = self.read_window(session, start, held_from)
-            tables = {name: pa.concat_tables([older[name], tables[name]]) for name in tables}
-        return {name: _compact(table) for name, table in tables.items()}
+            older = self.read_window(session, start, held_from, tables)
+            rows = {name: pa.concat_tables([older[name], rows[name]]) for name in rows}
+        return {name: _compact(table) for name, table in rows.items()}
 
 
 _FRAME_QUERIES = ThreadPoolExecutor(len(FRAME_TABLES), thread_name_prefix="hud-frame-query")
@@ -640,6 +679,8 @@ def _compact(table: pa.Table) -> pa.Table:
         if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
             labels = pc.dictionary_encode(table.column(index)).cast(LABEL)
             table = table.set_column(index, field.name, labels)
+        elif pa.types.is_dictionary(field.type) and field.type != LABEL:  # the engine's codes
+            table = table.set_column(index, field.name, table.column(index).cast(LABEL))
     return table.combine_chunks()
 
 

@@ -80,11 +80,15 @@ class Pace:
         self._clock = clock
         self._sleep = sleep
         self._origin: tuple[int, float] | None = None
+        # called once, just before the clock starts (what was caught up is worked off first)
+        self.before_start: Callable[[], None] | None = None
 
     def wait(self, ts_recv: int) -> None:
         if self.speed is None or ts_recv < self.start_ns:
             return
         if self._origin is None:
+            if self.before_start is not None:
+                self.before_start()
             self._origin = (ts_recv, self._clock())
             return
         delay = self.due(ts_recv) - self._clock()

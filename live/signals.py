@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from foundation.lake import Lake
+from live.day_tables import LiveTables
+from live.settings import RETRIEVAL_MODELS_YML, model_config
 from retrieval.evaluation import EvaluationSettings, walk_forward_baselines
 from retrieval.index_store import SetupIndex, index_folder
 from retrieval.neighbours import RetrievalSettings, empty_signals, set_neighbours
-from retrieval.warehouse import SIGNALS_SCHEMA, labelled_indexes, signals_table
-
-if TYPE_CHECKING:
-    from live.sql_layers import LiveWarehouse
+from retrieval.warehouse import (
+    SIGNALS_SCHEMA,
+    evaluation_settings,
+    labelled_indexes,
+    retrieval_settings,
+    signals_table,
+)
 
 
 def day_indexes(
@@ -70,8 +75,8 @@ class LiveSignals:
         self.evaluation = evaluation
         self.done: set[str] = set()
 
-    def __call__(self, warehouse: LiveWarehouse) -> pa.Table:
-        vectors = warehouse.table("retrieval_vectors").to_pylist()
+    def __call__(self, tables: LiveTables) -> pa.Table:
+        vectors = tables.rows("retrieval_vectors").to_pylist()
         new = [row for row in vectors if row["trigger_id"] not in self.done]
         tables = [self.signals(row) for row in new]
         self.done.update(row["trigger_id"] for row in new)
@@ -110,3 +115,21 @@ class LiveSignals:
             key[0], key[1], np.array([str(trigger["trigger_id"])]), sessions, signals, base,
             time_of_day,
         )  # fmt: skip
+
+
+def live_signals(tables: LiveTables, lake: Lake, day: dt.date) -> LiveSignals:
+    """The day's signals from the indexes of the warehouse's sessions before it, with the
+    settings the warehouse's model is given."""
+    history = tables.connection.cursor()
+    history.execute("use warehouse")
+    try:
+        indexes = day_indexes(history, lake.indexes, day, print)
+    finally:
+        history.close()
+    config = "retrieval_trigger_signals"
+    return LiveSignals(
+        indexes,
+        day,
+        retrieval_settings(model_config(RETRIEVAL_MODELS_YML, config, "retrieval_settings")),
+        evaluation_settings(model_config(RETRIEVAL_MODELS_YML, config, "evaluation_settings")),
+    )

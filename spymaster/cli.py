@@ -305,8 +305,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from hud.warehouse import WarehouseUnavailableError
     from ingest.errors import IngestError
     from live.command import LiveHud, format_run, parse_speed, run_databento, run_replay
+    from live.models import LiveSqlError
     from live.session import LiveError
-    from live.sql_layers import LiveSqlError
 
     lake = Lake.resolve(args.lake)
     emit = Path(args.emit) if args.emit else None

@@ -341,13 +341,16 @@ def test_an_outcome_shows_only_once_it_has_happened(
     open_at(page, server, session["day"], ts)
     signals = page.locator("#signals")
     assert signals.get_attribute("data-trigger-id") == trigger_id
-    assert f"not known until {ny(known)}" in signals.inner_text()
+    # pending until its horizon's end at the latest (known at the trigger): not when it came
+    horizon = dt.timedelta(seconds=3 * 120)  # (label_primary_horizon + 1) bars of bar_seconds
+    assert f"pending: settles by {ny(ts + horizon)}" in signals.inner_text()
+    assert ny(known) not in signals.inner_text()
     own = signals.locator(f".trigger-outcome .outcome.{outcome}")
     assert own.count() == 0
     page.locator("#show-outcomes").check()
     own.wait_for()
     page.locator("#show-outcomes").uncheck()
-    page.wait_for_function("document.querySelector('#signals').innerText.includes('not known')")
+    page.wait_for_function("document.querySelector('#signals').innerText.includes('pending')")
     # one second before the outcome it is still unknown; at it, it is shown
     for moment, shown in ((known - dt.timedelta(seconds=1), 0), (known, 1)):
         page.locator("#clock").fill(ny(moment))
@@ -576,6 +579,48 @@ def test_levels_show_their_state(
             page.locator(f'#level-states tr[data-level="{level_id}"]').get_attribute("data-state")
             == state
         ), (moment, state)
+
+
+def test_an_episode_reaching_a_live_days_session_tables_frontier_is_still_open(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    """Live, the session tables lag the heatmap: an episode still in its zone at their last
+    second ends there in their rows. The page keeps it open (FIRED) while its clock is past
+    that second, as replay shows it; one that ended before the frontier is over."""
+    level_id, trigger_ts, exit_ts = warehouse(
+        market_lake,
+        "select episodes.level_id, triggers.ts, episodes.zone_exit_ts "
+        "from gold.approach_episodes as episodes join gold.trigger_vectors as triggers "
+        "using (episode_id) where episodes.dt = ? "
+        "and episodes.zone_exit_ts > triggers.ts + interval 20 second order by triggers.ts limit 1",
+        [session["day"]],
+    )[0]
+    moment = trigger_ts.replace(microsecond=0) + dt.timedelta(seconds=10)
+    open_at(page, server, session["day"], moment)
+    row = page.locator(f'#level-states tr[data-level="{level_id}"]')
+    assert row.get_attribute("data-state") == "FIRED"
+    frontier = epoch(moment) - 4
+
+    def as_live(until: int) -> str | None:
+        """The episode's rows as a live day's session tables reaching `until` hold them."""
+        page.evaluate(
+            """([level, exit, until]) => {
+                const hud = window.spymasterHud;
+                for (const episode of hud.session.episodes) {
+                  if (episode.level_id === level && episode.zone_exit_ts === exit) {
+                    episode.zone_exit_ts = Math.min(exit, until);
+                  }
+                }
+                hud.session.sessionUntil = until;
+                hud.seek(hud.view.now);
+            }""",
+            [level_id, epoch(exit_ts), until],
+        )
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+        return row.get_attribute("data-state")
+
+    assert as_live(frontier) == "FIRED"  # still in its zone at the frontier
+    assert as_live(frontier + 1) == ""  # the tables reach past its exit: over
 
 
 def test_an_unknown_session_in_the_url_is_named_on_the_page(page: Page, server: str) -> None:

@@ -21,10 +21,12 @@ from foundation.project import project_digest
 from gex.chain import chain_cutoff_ns
 from ingest.landing import ingest
 from live import command as live_command
-from live.command import LiveRun, live_settings, open_live_warehouse, run_feed
+from live.command import LiveRun, run_feed
 from live.databento_feed import LIVE_SOURCE, GatewayFeed
 from live.feed import ClockTick, DbnReplay, Pace
+from live.layers import open_live_layers
 from live.session import LiveContract, LiveError, LiveSession
+from live.settings import live_settings
 from spymaster.cli import main
 from spymaster.warehouse_diff import compare_rows
 from tests.gateway import GatewaySession, day_end, subscription_before
@@ -373,26 +375,27 @@ def test_the_project_digest_changes_with_what_dbt_reads(
     assert project_digest() == first
 
 
-def test_a_source_that_completes_a_second_after_the_others_steps_at_once(
+def test_the_layers_of_a_second_run_once_the_options_have_it_too(
     market_lake: Lake, included_day: tuple[str, dt.date]
 ) -> None:
-    """The options' rows of a second are complete just after the future's: once they are,
-    that second's gamma surface is computed in the same step, not a step later."""
+    """A stage runs once everything it reads has a second: the options' rows of a second
+    are complete just after the future's, and the layers of that second (vacuum, bands, the
+    gamma surface) are computed together once they are, not a step later."""
     symbol, day = included_day
     opening = warehouse(
         market_lake, f"select session_window_start from silver.session_calendar where dt = '{day}'"
     )[0][0]
     start = int(opening.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
     second = 1_000_000_000
-    live = open_live_warehouse(market_lake, LiveContract(symbol, day), lambda table, rows: None)
-    live.step_ns, live.rest_step_ns = second, 10**18  # the SQL layers after the frames run once
+    layers = open_live_layers(market_lake, LiveContract(symbol, day), lambda *_: None, second)
+    stages = layers.stages
     try:
         connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
 
         def add(tables: tuple[str, ...], lower: int, upper: int) -> None:
             """The warehouse's rows of [lower, upper) as the engine's rows live."""
             for table in tables:
-                live.insert(
+                layers.tables.add(
                     table,
                     connection.sql(
                         f"select * from silver.{table} where dt = '{day}' and window_start >= "
@@ -401,24 +404,30 @@ def test_a_source_that_completes_a_second_after_the_others_steps_at_once(
                     ).to_arrow_table(),
                 )
 
+        def step(futures_ns: int, options_ns: int) -> None:
+            stages.advance({"futures_engine": futures_ns, "options_engine": options_ns})
+            stages.catch_up()
+
         futures = ("engine_book_snapshot_1s", "engine_depth_and_flow_1s")
         options = ("engine_options_quotes_1s", "engine_gex_by_strike_1s", "engine_zero_gamma_1s")
         try:
-            add(futures + options, live.day_start_ns, start)
-            live.advance({"futures_engine": start, "options_engine": start})
+            add(futures + options, stages.day_end_ns - 86_400 * second, start)
+            step(start, start)
             add(futures, start, start + second)
-            live.advance({"futures_engine": start + second, "options_engine": start})
-            assert live.until["physics_bands_1s"] == start + second
-            assert live.until["gex_surface_1s"] == start
+            step(start + second, start)
+            assert stages.until["physics_bands_1s"] == start  # waits for the options
+            assert stages.until["gex_surface_1s"] == start
             add(options, start, start + second)
-            live.advance({"futures_engine": start + second, "options_engine": start + second})
-            assert live.until["gex_surface_1s"] == start + second
-            window = pa.compute.cast(live.table("gex_surface_1s")["window_start"], pa.int64())
+            step(start + second, start + second)
+            assert stages.until["gex_surface_1s"] == start + second
+            assert stages.until["physics_bands_1s"] == start + second
+            rows = layers.tables.rows("gex_surface_1s")
+            window = pa.compute.cast(rows["window_start"], pa.int64())
             assert pa.compute.sum(pa.compute.equal(window, start // 1000)).as_py() > 0
         finally:
             connection.close()
     finally:
-        live.close()
+        layers.close()
 
 
 def test_a_live_run_keeps_its_startup_objects_out_of_the_cyclic_collector(
@@ -461,7 +470,7 @@ def test_a_view_no_live_model_reads_is_emitted_not_stored(
     def emit(table: str, rows: pa.Table) -> None:
         emitted[table] = emitted.get(table, 0) + rows.num_rows
 
-    live = open_live_warehouse(market_lake, LiveContract(symbol, day), emit)
+    layers = open_live_layers(market_lake, LiveContract(symbol, day), emit, 3600 * 10**9)
     try:
         rows = warehouse(
             market_lake,
@@ -470,7 +479,7 @@ def test_a_view_no_live_model_reads_is_emitted_not_stored(
         )[0][0]
         connection = duckdb.connect(str(market_lake.duckdb_path), read_only=True)
         try:
-            live.insert(
+            layers.tables.add(
                 "engine_options_quotes_1s",
                 connection.sql(
                     f"select * from silver.engine_options_quotes_1s where dt = '{day}' and "
@@ -479,9 +488,10 @@ def test_a_view_no_live_model_reads_is_emitted_not_stored(
             )
         finally:
             connection.close()
-        live.advance({"futures_engine": start, "options_engine": start}, final=True)
+        layers.stages.advance({"futures_engine": start, "options_engine": start})
+        layers.stages.finish()
         assert emitted["options_quotes_1s"] == rows > 0
-        cursor = live.cursor()
+        cursor = layers.tables.catalog_cursor()
         stored = cursor.execute(
             "select table_catalog, table_type from information_schema.tables "
             "where table_name = 'options_quotes_1s' order by all"
@@ -493,4 +503,4 @@ def test_a_view_no_live_model_reads_is_emitted_not_stored(
         ).fetchall()[0][0]
         assert shown == rows
     finally:
-        live.close()
+        layers.close()

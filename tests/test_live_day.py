@@ -1,13 +1,11 @@
 """What the HUD holds of a live day's newest frame rows: every row of the seconds it says it
-holds, and nothing older than RECENT_SECONDS once the frontier has moved past them and the
-live day's database holds them; and the session payload its clients share."""
+holds, and nothing older than RECENT_SECONDS behind the part of the frames that lags; how far
+each part and the session tables have got; and the session payload its clients share."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import math
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,11 +16,13 @@ import pyarrow.compute as pc
 import pytest
 
 from hud.live import RECENT_SECONDS, LiveDay
+from hud.protocol import FramePart
 from hud.warehouse import FRAME_TABLES, FrameTable
 
 DAY = dt.date(2024, 3, 19)
 OPEN = dt.datetime(2024, 3, 19, 13, 30)
 SCHEMA = pa.schema([("window_start", pa.timestamp("us")), ("price", pa.float64())])
+BOOK = frozenset({"book_snapshot_1s"})
 
 
 def second_rows(first: int, count: int) -> pa.Table:
@@ -36,62 +36,79 @@ def seconds_of(table: pa.Table) -> set[dt.datetime]:
     return set(table.column("window_start").to_pylist())
 
 
+def at(seconds: int) -> dt.datetime:
+    return OPEN + dt.timedelta(seconds=seconds)
+
+
+def both(until: dt.datetime) -> dict[FramePart, dt.datetime]:
+    return dict.fromkeys(FramePart, until)
+
+
 def test_the_newest_rows_are_held_and_older_ones_read_from_the_database() -> None:
     live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA})
     # a catch-up's rows in one step, then a paced second at a time
     live.add_frame_rows("book_snapshot_1s", second_rows(0, 300))
-    live.publish(OPEN + dt.timedelta(seconds=300), OPEN + dt.timedelta(seconds=300), 0)
+    live.publish(both(at(300)), at(300), 0)
     for second in range(300, 310):
         live.add_frame_rows("book_snapshot_1s", second_rows(second, 1))
-        until = OPEN + dt.timedelta(seconds=second + 1)
-        live.publish(until, until, 0)
-    frontier = OPEN + dt.timedelta(seconds=310)
+        live.publish(both(at(second + 1)), at(second + 1), 0)
+    frontier = at(310)
     horizon = frontier - dt.timedelta(seconds=RECENT_SECONDS)
 
-    held_from, held = live.recent_rows(horizon, frontier)
+    held_from, held = live.recent_rows(horizon, frontier, BOOK)
     assert held_from == horizon
     # the rows of every second asked for (and of others in the same steps)
     wanted = {horizon + dt.timedelta(seconds=i) for i in range(RECENT_SECONDS)}
     assert wanted <= seconds_of(held["book_snapshot_1s"])
     # from one second before the horizon: that second is no longer all held, the caller
     # reads it from the database, and the held rows from the horizon on
-    held_from, held = live.recent_rows(horizon - dt.timedelta(seconds=1), frontier)
+    held_from, held = live.recent_rows(horizon - dt.timedelta(seconds=1), frontier, BOOK)
     assert held_from == horizon
     assert wanted <= seconds_of(held["book_snapshot_1s"])
     # no encoder: no frames are held, every client reads its frames itself
-    assert live.held_frames(frontier - dt.timedelta(seconds=1), frontier) is None
+    assert live.held_frames(FramePart.HEATMAP, frontier - dt.timedelta(seconds=1), frontier) is None
 
 
 def test_a_frame_source_without_rows_yet_is_an_empty_table_of_its_schema() -> None:
     live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA, "gex_surface_1s": SCHEMA})
     live.add_frame_rows("book_snapshot_1s", second_rows(0, 3))
-    held_from, held = live.recent_rows(OPEN, OPEN + dt.timedelta(seconds=3))
+    held_from, held = live.recent_rows(OPEN, at(3), BOOK | {"gex_surface_1s"})
     assert held_from == OPEN
     assert held["book_snapshot_1s"].num_rows == 6
     assert held["gex_surface_1s"].num_rows == 0
     assert held["gex_surface_1s"].schema == SCHEMA
 
 
-def test_rows_the_database_does_not_hold_yet_stay_held() -> None:
-    """A frame model's rows reach the live day's database with the rest's thread, which can
-    lag: the rows of the seconds it does not hold yet stay held, however far the frames have
-    moved on, and are dropped once it holds them."""
+def test_rows_stay_held_while_the_part_that_lags_has_not_reached_them() -> None:
+    """The layers follow the heatmap's tables: the rows of the seconds they have not reached
+    yet stay held, however far the heatmap has moved on, and RECENT_SECONDS behind them."""
     live = LiveDay(DAY, duckdb.connect, {"gex_surface_1s": SCHEMA})
     for second in range(600):
         live.add_frame_rows("gex_surface_1s", second_rows(second, 1))
-    lagging = OPEN + dt.timedelta(seconds=60)
-    frontier = OPEN + dt.timedelta(seconds=600)
-    live.publish(frontier, lagging, 0)
-    held_from, held = live.recent_rows(OPEN, frontier)
-    assert held_from == lagging
-    assert {lagging + dt.timedelta(seconds=i) for i in range(540)} <= seconds_of(
-        held["gex_surface_1s"]
-    )
-    live.publish(frontier, frontier, 0)
-    horizon = frontier - dt.timedelta(seconds=RECENT_SECONDS)
-    held_from, held = live.recent_rows(OPEN, frontier)
-    assert held_from == horizon
-    assert min(seconds_of(held["gex_surface_1s"])) == horizon
+    live.publish({FramePart.HEATMAP: at(600), FramePart.LAYERS: at(200)}, at(600), 0)
+    held_from, held = live.recent_rows(OPEN, at(600), frozenset({"gex_surface_1s"}))
+    assert held_from == at(200 - RECENT_SECONDS)
+    assert min(seconds_of(held["gex_surface_1s"])) == at(200 - RECENT_SECONDS)
+    live.publish(both(at(600)), at(600), 0)
+    held_from, held = live.recent_rows(OPEN, at(600), frozenset({"gex_surface_1s"}))
+    assert held_from == at(600 - RECENT_SECONDS)
+    assert min(seconds_of(held["gex_surface_1s"])) == at(600 - RECENT_SECONDS)
+
+
+def test_each_part_and_the_session_tables_only_move_forward() -> None:
+    """The stages publish from their own threads, in any order: what each part and the
+    session tables have reached is the furthest any told, and every frame table is complete
+    only to the part that lags."""
+    live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA})
+    assert live.state().complete_until is None
+    live.publish({FramePart.HEATMAP: at(10), FramePart.LAYERS: at(8)}, at(5), 1)
+    live.publish({FramePart.HEATMAP: at(9), FramePart.LAYERS: at(9)}, at(4), 1)
+    state = live.state()
+    assert state.frames_until == {FramePart.HEATMAP: at(10), FramePart.LAYERS: at(9)}
+    assert (state.complete_until, state.session_until, state.revision) == (at(9), at(5), 2)
+    revision = state.revision
+    live.publish({FramePart.HEATMAP: at(10), FramePart.LAYERS: at(9)}, at(5), 1)
+    assert live.state().revision == revision  # nothing new: no client woken
 
 
 def test_clients_share_one_session_payload_per_change_of_the_session_tables() -> None:
@@ -204,61 +221,3 @@ def test_a_held_quantity_beyond_int32_is_an_error_as_in_sql() -> None:
     rows = rows.set_column(rows.schema.get_field_index("add_qty"), "add_qty", big)
     with pytest.raises(ValueError, match="add_qty: a value outside int32"):
         frame.select(rows, "ESM4", DAY, OPEN, OPEN + dt.timedelta(seconds=6))
-
-
-def test_the_feed_goes_on_once_every_woken_connection_has_sent_the_new_frames() -> None:
-    """A paced feed's thread waits (at most a bound) after publishing until the
-    connections it woke have sent what the change brought: a frame is not left waiting for
-    the GIL behind the next records' work. Without a connection, or past the bound, it goes
-    on."""
-    live = LiveDay(DAY, duckdb.connect, {"book_snapshot_1s": SCHEMA})
-    until = OPEN + dt.timedelta(seconds=1)
-    woken, release = threading.Event(), threading.Event()
-
-    async def connection() -> None:
-        state = await live.changed(live.state().revision)
-        woken.set()
-        await asyncio.to_thread(release.wait)  # sending
-        live.handed_over(state.revision)
-
-    loop = asyncio.new_event_loop()
-    connected = threading.Thread(target=loop.run_until_complete, args=(connection(),))
-    connected.start()
-    while not live._waiting:  # the connection waits for a change
-        time.sleep(0.001)
-    live.publish(until, until, 0)
-    publishing = threading.Thread(target=live.wait_until_sent, args=(600.0,))
-    publishing.start()
-    assert woken.wait(10)
-    publishing.join(0.2)
-    assert publishing.is_alive()  # the connection has not sent yet
-    release.set()
-    publishing.join(10)
-    assert not publishing.is_alive()
-    connected.join(10)
-    loop.close()
-
-    # nobody waiting: publishing returns at once, however long it may wait
-    later = until + dt.timedelta(seconds=1)
-    live.publish(later, later, 0)
-    publishing = threading.Thread(target=live.wait_until_sent, args=(600.0,))
-    publishing.start()
-    publishing.join(10)
-    assert not publishing.is_alive()
-    assert live.state().frames_until == later
-
-    # a connection that never says it has sent: the feed goes on after the bound
-    async def stalled() -> None:
-        await live.changed(live.state().revision)
-
-    loop = asyncio.new_event_loop()
-    connected = threading.Thread(target=loop.run_until_complete, args=(stalled(),))
-    connected.start()
-    while not live._waiting:
-        time.sleep(0.001)
-    last = later + dt.timedelta(seconds=1)
-    live.publish(last, last, 0)
-    live.wait_until_sent(0.05)
-    assert live.state().frames_until == last
-    connected.join(10)
-    loop.close()

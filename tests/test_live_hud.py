@@ -18,6 +18,7 @@ from websockets.sync.client import connect
 
 from foundation.lake import Lake
 from hud.headless import free_port, launch_chromium
+from hud.headless import served as served_warehouse
 from hud.live import RECENT_SECONDS
 from hud.protocol import decode
 from hud.server import create_app
@@ -32,6 +33,14 @@ PACED_SECONDS = 60
 NS = 1_000_000_000
 ONE = dt.timedelta(seconds=1)
 BEHIND = dt.timedelta(seconds=RECENT_SECONDS + 60)
+HEATMAP = {"book_snapshot_1s", "depth_and_flow_1s"}
+LAYERS = {
+    "vacuum_surface_1s",
+    "vacuum_score_1s",
+    "physics_bands_1s",
+    "gex_surface_1s",
+    "gex_levels_1s",
+}
 
 
 def rows(table: pa.Table) -> list[dict[str, object]]:
@@ -44,22 +53,32 @@ def rows(table: pa.Table) -> list[dict[str, object]]:
     ).to_pylist()
 
 
-class LiveServed:
-    """`spymaster live --replay ... --speed SPEED --serve` on a thread, from `start` for
-    PACED_SECONDS of market time; the HUD keeps serving after the feed until `finish`."""
+def epoch_ns(moment: dt.datetime) -> int:
+    return int(moment.replace(tzinfo=dt.UTC).timestamp()) * NS
 
-    def __init__(self, lake: Lake, day: dt.date, start: dt.datetime) -> None:
+
+class LiveServed:
+    """`spymaster live --replay ... --speed SPEED --serve` on a thread, from `start` (as fast
+    as possible before it) to `stop`; the HUD keeps serving after the feed until `finish`."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        day: dt.date,
+        start: dt.datetime,
+        stop: dt.datetime,
+        speed: float | None = SPEED,
+    ) -> None:
         self.urls: queue.Queue[str] = queue.Queue()
         self.ended: queue.Queue[LiveRun | BaseException] = queue.Queue()
         self.release = threading.Event()
-        start_ns = int(start.replace(tzinfo=dt.UTC).timestamp()) * NS
         hud = LiveHud("127.0.0.1", free_port(), self.urls.put, self._after_feed)
 
         def feed() -> None:
             try:
                 files = lake.raw_day_files(day)
-                stop_ns = start_ns + PACED_SECONDS * NS
-                run_replay(lake, files, SPEED, None, day, None, start_ns, stop_ns, hud=hud)
+                window = (epoch_ns(start), epoch_ns(stop))
+                run_replay(lake, files, speed, None, day, None, *window, hud=hud)
             except BaseException as error:
                 self.urls.put("")
                 self.ended.put(error)
@@ -92,7 +111,7 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
         "order by dt desc limit 1",
     )[0]
     start = research_start + dt.timedelta(minutes=2)
-    served = LiveServed(market_lake, day, start)
+    served = LiveServed(market_lake, day, start, start + dt.timedelta(seconds=PACED_SECONDS))
     try:
         url = served.url()
         with sync_playwright() as playwright:
@@ -118,15 +137,14 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
     # book row (how late: the run's report); --stop ended the feed
     assert len(run.close_latency_seconds) == PACED_SECONDS
     assert f"over {PACED_SECONDS} seconds" in format_run(run)
-    # and, up to the seconds only the feed's end completed, every frame table held it
-    assert PACED_SECONDS - 5 <= len(run.frame_latency_seconds) <= PACED_SECONDS
-    assert (run.frame_latency_seconds >= 0).all()
-    assert "each second's frame tables" in format_run(run)
-    # each of those seconds' frame was encoded for the HUD, then sent, in that order
-    assert len(run.encoded_latency_seconds) == len(run.frame_latency_seconds)
-    assert (run.encoded_latency_seconds >= run.frame_latency_seconds).all()
-    assert (run.handed_over_latency_seconds >= run.encoded_latency_seconds).all()
-    assert "each second's frame sent to the HUD's clients" in format_run(run)
+    # and, up to the seconds only the feed's end completed, each part's tables and the
+    # session tables held it
+    for stage in ("heatmap", "layers", "session"):
+        late = run.stage_latency_seconds[stage]
+        assert PACED_SECONDS - 6 <= len(late) <= PACED_SECONDS, stage
+        assert (late >= 0).all(), stage
+    for what in ("heatmap tables", "layer tables", "session tables"):
+        assert f"each second's {what}" in format_run(run)
     assert notices[-1]["type"] == "live-end"
     seconds = sorted(frames)
     assert seconds[0] == start - BEHIND
@@ -194,8 +212,12 @@ def stream_from(
             if head["kind"] == "session":
                 sessions.append(tables)
                 continue
-            assert head["start"] not in frames
-            frames[head["start"]] = tables
+            # each second's heatmap tables, then its layers' (a part once)
+            second = frames.setdefault(head["start"], {})
+            assert not set(second) & set(tables)
+            assert set(tables) in (HEATMAP, LAYERS)
+            assert set(second) in (set(), HEATMAP)
+            second.update(tables)
     return frames, sessions, notices
 
 
@@ -212,3 +234,68 @@ def test_live_refuses_a_stream_of_a_session_that_is_not_live(market_lake: Lake) 
     assert notice["type"] == "error"
     assert notice["parameter"] == "session"
     assert "is not live (no session is live here)" in notice["error"]
+
+
+def sidebar(page: Page) -> tuple[list[tuple[str, str, str]], str]:
+    """Each level's row (level, price, state) and the latest trigger's outcome, as shown."""
+    levels = page.eval_on_selector_all(
+        "#level-states tr[data-level]",
+        "rows => rows.map(r => [r.dataset.level, r.cells[1].textContent, r.dataset.state])",
+    )
+    return [tuple(row) for row in levels], page.text_content(".trigger-outcome") or ""
+
+
+def test_the_live_edge_shows_what_replay_shows_at_that_second(market_lake: Lake) -> None:
+    """A live day that has reached a second (its feed stopped there) shows each level's state
+    and the latest trigger's outcome as a replay of the warehouse shows them at that second:
+    an episode still in its zone is open (not over at the session tables' last second), and
+    an outcome not yet settled is pending until its horizon, never 'the day ended'."""
+    day, trigger_ts, level_id = warehouse(
+        market_lake,
+        "select t.dt, t.ts, t.level_id from gold.trigger_outcomes as t "
+        "join gold.trigger_vectors using (trigger_id) "
+        "join gold.approach_episodes as e using (episode_id) "
+        "join silver.contract_day_selection as s on s.dt = t.dt and s.is_included "
+        "where t.outcome_known_ts > t.ts + interval 30 second "
+        "and e.zone_exit_ts > t.ts + interval 20 second order by t.dt desc, t.ts limit 1",
+    )[0]
+    second = trigger_ts.replace(microsecond=0) + dt.timedelta(seconds=10)
+    served = LiveServed(market_lake, day, second, second, speed=None)
+    try:
+        url = served.url()
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            live = browser.new_page(viewport={"width": 1400, "height": 800})
+            live.goto(url)
+            live.wait_for_function(
+                "document.getElementById('mode-badge').textContent === 'LIVE · ended'",
+                timeout=300_000,
+            )
+            # every frame and session payload received is decoded, the picture drawn
+            live.wait_for_function(
+                f"window.spymasterHud.view.now === {epoch_ns(second) // NS}"
+                " && window.spymasterHud.state.frameQueue.length === 0"
+                f" && document.body.dataset.now === '{epoch_ns(second) // NS}'",
+                timeout=60_000,
+            )
+            at_live_edge = sidebar(live)
+            with served_warehouse(market_lake) as (replay_url, _process):
+                replay = browser.new_page(viewport={"width": 1400, "height": 800})
+                clock = replay.evaluate(
+                    "([ms, zone]) => new Date(ms).toLocaleTimeString('en-GB', {timeZone: zone})",
+                    [epoch_ns(second) // 10**6, "America/New_York"],
+                )
+                replay.goto(f"{replay_url}?session={day}&t={clock}")
+                replay.wait_for_function(
+                    f"document.body.dataset.now === '{epoch_ns(second) // NS}'"
+                    " && document.body.dataset.complete === '1'"
+                )
+                in_replay = sidebar(replay)
+            browser.close()
+    finally:
+        run = served.finish()
+    assert isinstance(run, LiveRun), run
+    assert at_live_edge == in_replay
+    levels, outcome = in_replay
+    assert (level_id, "FIRED") in {(level, state) for level, _, state in levels}
+    assert outcome.startswith("outcome: pending: settles by ")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from live.sql_layers import RowTimes
+from live.day_tables import RowTimes
 
 
 def _brute_force(spans: list[tuple[int, int]], lower: int, upper: int) -> bool:

@@ -6,15 +6,13 @@ with `spymaster ingest --workers 2`, then runs `spymaster build` (dbt build: eve
 every data test; dbt's unit tests run in `make test`), each in its own process tree. Per
 stage: wall time and the peak of the tree's summed resident memory (sampled every 20 ms, so
 every worker and dbt's threads count); per dbt node: its execution time from
-run_results.json. The results go to benchmarks/busy_day.json, which docs/performance.md quotes.
+run_results.json.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,7 +30,6 @@ from synthetic_market.simulate import MarketConfig, simulate_market
 
 BUSY_DAY = MarketConfig(sessions=1, seed=7, scale=2.0)
 FOLDER = PROJECT_ROOT / "target" / "bench" / "busy-day"
-RESULTS = PROJECT_ROOT / "benchmarks" / "busy_day.json"
 _SAMPLE_SECONDS = 0.02
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") / 1024
 
@@ -131,7 +128,7 @@ def _bronze_records(lake: Lake) -> dict[str, int]:
         connection.close()
 
 
-def bench_day(folder: Path = FOLDER, results: Path = RESULTS) -> dict[str, Any]:
+def bench_day(folder: Path = FOLDER) -> dict[str, Any]:
     raw = busy_day_raw(folder)
     lake = Lake(folder / "lake")
     if lake.root.exists():
@@ -152,9 +149,7 @@ def bench_day(folder: Path = FOLDER, results: Path = RESULTS) -> dict[str, Any]:
     by_kind: dict[str, float] = {}
     for node in nodes:
         by_kind[node["kind"]] = by_kind.get(node["kind"], 0.0) + node["seconds"]
-    measured = {
-        "measured_on": dt.date.today().isoformat(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    return {
         "market": {"sessions": BUSY_DAY.sessions, "seed": BUSY_DAY.seed, "scale": BUSY_DAY.scale},
         "records": records,
         "stages": {"ingest": ingest, "build": build},
@@ -164,11 +159,6 @@ def bench_day(folder: Path = FOLDER, results: Path = RESULTS) -> dict[str, Any]:
         "dbt_node_seconds_by_kind": by_kind,
         "dbt_nodes": nodes,
     }
-    results.parent.mkdir(parents=True, exist_ok=True)
-    temporary = results.with_name(f".{results.name}.tmp")
-    temporary.write_text(json.dumps(measured, indent=2) + "\n")
-    temporary.replace(results)
-    return measured
 
 
 def print_day(measured: dict[str, Any], slowest: int = 12) -> None:
@@ -197,4 +187,4 @@ def print_day(measured: dict[str, Any], slowest: int = 12) -> None:
     top = ", ".join(
         f"{node['node']} {node['seconds']:.1f} s" for node in measured["dbt_nodes"][:slowest]
     )
-    print(f"day  slowest nodes: {top}; written to {RESULTS.relative_to(PROJECT_ROOT)}", flush=True)
+    print(f"day  slowest nodes: {top}", flush=True)

@@ -1,22 +1,21 @@
 """`spymaster bench --only live`: the HUD's realistic market (its last session) replayed as a
-live feed.
+live feed, against the live tiers: the heatmap's own data drawn within 60 ms of the second's
+end (p99), the layers derived from it by the SQL models within 400 ms, the session tables
+(levels, episodes, triggers, neighbours) within 2 s, and the whole day at --speed max at 20x
+real time or more.
 
 At 1x, with the HUD open on the live day in headless Chromium, for `PACED_SECONDS` from the
 research window's start (after catching up to it at full speed): from the moment each second
-ends on the paced clock (no record of that second can arrive later) to its frame arriving in
-the page, decoded into the page's store, and first drawn; to the engine's book row of that
-second; to the SQL layers' frame tables holding it (what the HUD then reads and sends); to
-its frame encoded, and sent by the page's connection (the feed's thread going on).
-The first `WARM_UP_SECONDS` after the catch-up are left out: the first paced step
-runs the SQL layers over everything since the catch-up's last step (up to 15 minutes of
-market time), and the feed is behind until it has worked that off. Then the whole day at
---speed max, without the HUD: times real time.
-"""
+ends on the paced clock (no record of that second can arrive later) to its heatmap frame
+arriving in the page, decoded and first drawn; to its layers' frame drawn; to the first
+picture drawn with the session tables reaching past it. On the server: to the engine's book
+row, and to each stage's tables holding it. The first `WARM_UP_SECONDS` after the catch-up
+are left out: the first paced steps run the SQL layers over everything since the catch-up's
+last step. Then the whole day at --speed max, without the HUD: times real time."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import queue
 import threading
 import time
@@ -30,7 +29,7 @@ from playwright.sync_api import sync_playwright
 from foundation.lake import Lake
 from hud.headless import free_port, launch_chromium
 from live.command import LiveHud, LiveRun, run_feed, run_replay, selected_contract
-from live.feed import DbnReplay
+from live.feed import DbnReplay, Pace
 from spymaster.bench.hud import VIEWPORT, market_lake
 
 PACED_SECONDS = 180
@@ -104,7 +103,10 @@ def _paced_with_page(lake: Lake, day: dt.date, opening: dt.datetime) -> dict[str
             live_run = ended.get(timeout=3600)
             if failure:
                 raise failure[0]
-            frames = page.evaluate("window.spymasterHud.stats.live")
+            pages = page.evaluate(
+                "(({ live, liveLayers, liveSession }) => ({ live, liveLayers, liveSession }))"
+                "(window.spymasterHud.stats)"
+            )
             errors = page.evaluate("window.spymasterHud.state.error?.message ?? null")
             browser.close()
     finally:
@@ -112,28 +114,50 @@ def _paced_with_page(lake: Lake, day: dt.date, opening: dt.datetime) -> dict[str
         thread.join()
     if errors:
         raise SystemExit(f"bench live: the page reported {errors}")
-    pace = feed.pace
-    counted = [
-        frame
-        for frame in frames
-        if frame["second"] * NS >= start_ns + WARM_UP_SECONDS * NS and frame["drawn"] is not None
-    ]
-    if not counted:
-        raise SystemExit("bench live: the page drew no live second after the warm-up")
-    ends = np.array(
-        [1000 * (pace.due((frame["second"] + 1) * NS) + epoch_offset) for frame in counted]
-    )
-    book = live_run.close_latency_seconds * 1000
-    frame_tables = live_run.frame_latency_seconds * 1000
+    return _paced_results(pages, live_run, feed.pace, start_ns, epoch_offset)
+
+
+def _paced_results(
+    pages: dict[str, list[dict[str, Any]]],
+    live_run: LiveRun,
+    pace: Pace,
+    start_ns: int,
+    epoch_offset: float,
+) -> dict[str, Any]:
+    """The page's and the server's timings of the paced seconds after the warm-up."""
+    warm_ns = start_ns + WARM_UP_SECONDS * NS
+
+    def due_ms(end_ns: int) -> float:
+        """When a second ending at `end_ns` ended, in the page's clock (epoch ms)."""
+        return 1000 * (pace.due(end_ns) + epoch_offset)
+
+    def drawn(frames: list[dict[str, Any]], what: str) -> dict[str, float]:
+        counted = [f for f in frames if f["second"] * NS >= warm_ns and f[what] is not None]
+        if not counted:
+            raise SystemExit("bench live: the page drew no live second after the warm-up")
+        ends = np.array([due_ms((f["second"] + 1) * NS) for f in counted])
+        return _percentiles(np.array([f[what] for f in counted]) - ends)
+
+    heatmap, layers = pages["live"], pages["liveLayers"]
+    # each second: the first picture drawn with the session tables past it
+    updates = sorted((u["until"], u["drawn"]) for u in pages["liveSession"] if u["drawn"])
+    session = []
+    for end_ns in range(warm_ns + NS, start_ns + PACED_SECONDS * NS + 1, NS):
+        shown = [when for until, when in updates if until * NS >= end_ns]
+        if shown:
+            session.append(min(shown) - due_ms(end_ns))
+    stages = live_run.stage_latency_seconds
     return {
         "paced_seconds": PACED_SECONDS,
-        "arrived_ms": _percentiles(np.array([f["arrived"] for f in counted]) - ends),
-        "decoded_ms": _percentiles(np.array([f["decoded"] for f in counted]) - ends),
-        "drawn_ms": _percentiles(np.array([f["drawn"] for f in counted]) - ends),
-        "book_row_ms": _after_warm_up(book),
-        "frame_tables_ms": _after_warm_up(frame_tables),
-        "encoded_ms": _after_warm_up(live_run.encoded_latency_seconds * 1000),
-        "sent_ms": _after_warm_up(live_run.handed_over_latency_seconds * 1000),
+        "heatmap_arrived_ms": drawn(heatmap, "arrived"),
+        "heatmap_drawn_ms": drawn(heatmap, "drawn"),
+        "layers_drawn_ms": drawn(layers, "drawn"),
+        "session_drawn_ms": _percentiles(np.array(session)),
+        "book_row_ms": _after_warm_up(live_run.close_latency_seconds * 1000),
+        **{
+            f"{stage}_tables_ms": _after_warm_up(stages[stage] * 1000)
+            for stage in ("heatmap", "layers", "session")
+        },
         "records": live_run.records,
     }
 
@@ -141,7 +165,7 @@ def _paced_with_page(lake: Lake, day: dt.date, opening: dt.datetime) -> dict[str
 def bench_live(folder: Path) -> dict[str, Any]:
     lake = market_lake(folder)
     day, opening = _last_session(lake)
-    results: dict[str, Any] = {"lake": str(lake.root), "day": str(day)}
+    results: dict[str, Any] = {"day": str(day)}
     results["paced"] = _paced_with_page(lake, day, opening)
     full = run_replay(lake, lake.raw_day_files(day), None, None, day, None)
     results["max_speed"] = {
@@ -150,5 +174,36 @@ def bench_live(folder: Path) -> dict[str, Any]:
         "wall_seconds": full.wall_seconds,
         "times_real_time": full.market_seconds / full.wall_seconds,
     }
-    (folder.parent / "live.json").write_text(json.dumps(results, indent=1, default=str))
     return results
+
+
+def print_live(live: dict[str, Any]) -> None:
+    paced, full = live["paced"], live["max_speed"]
+
+    def line(what: str, measured: dict[str, float]) -> str:
+        return (
+            f"{what} p50 {measured['p50']:,.0f} ms, p99 {measured['p99']:,.0f} ms, "
+            f"max {measured['max']:,.0f} ms"
+        )
+
+    print(
+        f"live  the HUD market's last session ({live['day']}) replayed live at 1x for "
+        f"{paced['paced_seconds']} s with the HUD open in headless Chromium, from the end of "
+        "each second: "
+        + "; ".join(
+            line(what, paced[key])
+            for what, key in (
+                ("heatmap drawn", "heatmap_drawn_ms"),
+                ("layers drawn", "layers_drawn_ms"),
+                ("session tables drawn", "session_drawn_ms"),
+                ("book row", "book_row_ms"),
+                ("heatmap tables", "heatmap_tables_ms"),
+                ("layer tables", "layers_tables_ms"),
+                ("session tables", "session_tables_ms"),
+            )
+        )
+        + f"; the whole day at --speed max: {full['records']:,} records, "
+        f"{full['market_seconds']:,.0f} s of market time in {full['wall_seconds']:,.0f} s, "
+        f"{full['times_real_time']:,.0f}x real time",
+        flush=True,
+    )

@@ -37,6 +37,8 @@ import zstandard
 from foundation.project import PROJECT_ROOT
 from spymaster.bench import BENCHMARKS
 from spymaster.bench.day import bench_day, print_day
+from spymaster.bench.record import write_results
+from spymaster.bench.tables import update_performance_doc
 from synthetic_market.scales import SCALES
 from synthetic_market.simulate import MarketConfig, simulate_market
 
@@ -408,40 +410,11 @@ def _print_hud(hud: dict[str, Any]) -> None:
     )
 
 
-def _print_live(live: dict[str, Any]) -> None:
-    paced = live["paced"]
-    print(
-        "live  the HUD market's last session ({day}) replayed live at 1x for {seconds} s with "
-        "the HUD open in headless Chromium, from the end of each second to its frame: "
-        "arrived p50 {a[p50]:,.0f} ms, p99 {a[p99]:,.0f} ms; decoded p99 {d[p99]:,.0f} ms; "
-        "drawn p50 {w[p50]:,.0f} ms, p99 {w[p99]:,.0f} ms, max {w[max]:,.0f} ms over "
-        "{w[count]} seconds (the engine's book row: p50 {b[p50]:,.1f} ms, p99 {b[p99]:,.1f} "
-        "ms; the frame tables: p50 {f[p50]:,.1f} ms, p99 {f[p99]:,.1f} ms; encoded: p50 "
-        "{e[p50]:,.1f} ms, p99 {e[p99]:,.1f} ms; sent: p50 {s[p50]:,.1f} ms, p99 "
-        "{s[p99]:,.1f} ms); the whole day at "
-        "--speed max: {m[records]:,} records, {m[market_seconds]:,.0f} s "
-        "of market time in {m[wall_seconds]:,.0f} s, {m[times_real_time]:,.0f}x real "
-        "time".format(
-            day=live["day"],
-            seconds=paced["paced_seconds"],
-            a=paced["arrived_ms"],
-            d=paced["decoded_ms"],
-            w=paced["drawn_ms"],
-            b=paced["book_row_ms"],
-            f=paced["frame_tables_ms"],
-            e=paced["encoded_ms"],
-            s=paced["sent_ms"],
-            m=live["max_speed"],
-        ),
-        flush=True,
-    )
-
-
 def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BENCHMARKS) -> int:
     """Each benchmark prints its line as soon as it is measured."""
     # the HUD's benchmark drives a browser through Playwright, a development dependency
     from spymaster.bench.hud import bench_hud, market_lake  # noqa: PLC0415
-    from spymaster.bench.live import bench_live  # noqa: PLC0415
+    from spymaster.bench.live import bench_live, print_live  # noqa: PLC0415
     from spymaster.bench.ray import bench_ray, print_ray  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="spymaster-bench-") as scratch:
@@ -452,12 +425,15 @@ def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BE
             "options": (lambda: bench_options(folder), _print_options),
             "retrieval": (bench_retrieval, _print_retrieval),
             "hud": (lambda: bench_hud(HUD_MARKET), _print_hud),
-            "live": (lambda: bench_live(HUD_MARKET), _print_live),
+            "live": (lambda: bench_live(HUD_MARKET), print_live),
             "ray": (lambda: bench_ray(market_lake(HUD_MARKET)), print_ray),
             "day": (bench_day, print_day),
         }
         for name in BENCHMARKS:
             if name in only:
                 measure, report = steps[name]
-                report(measure())
+                results = measure()
+                report(results)
+                write_results(name, results)
+                update_performance_doc()
     return 0

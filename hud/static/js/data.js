@@ -99,21 +99,26 @@ export function drainFrames(needed) {
     if (message.kind === "session") {
       // a live session's payload again: new levels, episodes, triggers or a wider price range
       state.session.load(tables);
+      timeLive(stats.liveSession, { until: state.session.sessionUntil, arrived });
       markDirty();
       continue;
     }
     state.store.add(tables);
-    // the live edge is the last second the heatmap can draw; its frame is the one timed
-    if (message.mode === "live" && HEATMAP_TABLES.every((name) => tables[name])) {
-      state.liveEdge = Math.max(state.liveEdge, message.end);
-      if (stats.live.length < LIVE_FRAMES_KEPT) {
-        stats.live.push({ second: message.start, arrived, decoded: epochMs(), drawn: null });
-      }
+    if (message.mode === "live") {
+      // the live edge is the last second the heatmap can draw; each part's frame is timed
+      const heatmap = HEATMAP_TABLES.every((name) => tables[name]);
+      if (heatmap) state.liveEdge = Math.max(state.liveEdge, message.end);
+      timeLive(heatmap ? stats.live : stats.liveLayers, { second: message.start, arrived });
     }
     stats.frames += 1;
     stats.decodeMs = (stats.decodeMs ?? 0) + performance.now() - began;
     markDirty();
   }
+}
+
+/** Live: when a frame or session update arrived and was decoded (drawn: see render.js). */
+export function timeLive(list, entry) {
+  if (list.length < LIVE_FRAMES_KEPT) list.push({ ...entry, decoded: epochMs(), drawn: null });
 }
 
 /** A column's value in a table of one row per second (book_snapshot_1s), or null. */

@@ -1,9 +1,9 @@
 // A live session: its frames drawn as they come while the view follows the edge, the mode
 // badge, and what the live feed tells (its end, its failure, records it lost).
 import { HudError } from "./api.js";
-import { drainFrames, queueFrame, runClockTo } from "./data.js";
+import { drainFrames, queueFrame, runClockTo, timeLive } from "./data.js";
 import { renderIfDirty } from "./render.js";
-import { $, markDirty, showError, state, view } from "./state.js";
+import { $, epochMs, markDirty, showError, state, stats, view } from "./state.js";
 
 const LIVE_DRAW_INTERVAL_MS = 1000 / 60; // live seconds drawn on arrival at most this often
 
@@ -47,6 +47,11 @@ export function onLiveNotice(notice) {
     state.liveFailed = true;
     showError(new HudError(`the live feed failed: ${notice.error} (the day so far stays here)`));
     updateBadge();
+  } else if (notice.type === "session-until") {
+    // the session tables reached a new second: episodes still in their zone stay open
+    state.session.reachSessionUntil(notice.until);
+    timeLive(stats.liveSession, { until: notice.until, arrived: epochMs() });
+    markDirty();
   } else if (notice.type === "feed-gap") {
     state.feedGaps.push({ after: notice.after, reason: notice.reason });
     markDirty();

@@ -18,7 +18,18 @@ const heatmap = new Heatmap($("heatmap"));
 const gexPanel = new GexPanel($("gex-panel"), $("gex-footer"));
 const signalsPanel = new SignalsPanel($("signals"));
 // what was drawn last: a canvas or panel is drawn again only when what it shows changed
-const drawn = { priceAxis: null, scrubber: null, cutoffs: "", panels: 0, liveFrames: 0 };
+const drawn = {
+  priceAxis: null, scrubber: null, cutoffs: "", panels: 0, liveFrames: 0, liveLayers: 0, liveSession: 0,
+};
+
+/** Live timings (stats): the entries this picture is the first to show. */
+function markDrawn(list, counter, shown) {
+  for (; drawn[counter] < list.length; drawn[counter] += 1) {
+    const entry = list[drawn[counter]];
+    if (!shown(entry)) break;
+    entry.drawn = epochMs();
+  }
+}
 
 /** Draw the picture if anything changed, unless a seek's seconds are on their way. */
 export function renderIfDirty() {
@@ -107,11 +118,9 @@ function render() {
   if ($("plot-status").textContent !== status) $("plot-status").textContent = status;
   stats.draws += 1;
   if (whole && stats.firstPicture === null) stats.firstPicture = performance.now();
-  for (; drawn.liveFrames < stats.live.length; drawn.liveFrames += 1) {
-    const entry = stats.live[drawn.liveFrames];
-    if (entry.second >= view.now) break;
-    entry.drawn = epochMs();
-  }
+  markDrawn(stats.live, "liveFrames", (entry) => entry.second < view.now);
+  markDrawn(stats.liveLayers, "liveLayers", (entry) => entry.second < view.now);
+  markDrawn(stats.liveSession, "liveSession", () => true);
   const pending = stats.seeks.at(-1);
   if (pending && pending.rendered === null && whole && pending.now === view.now) {
     pending.rendered = performance.now();

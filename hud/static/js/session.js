@@ -21,7 +21,13 @@ export class SessionData {
   /** (Re)read the session payload: a live session's comes again whenever it changes. */
   load(tables) {
     const [info] = rowsOf(tables.session);
+    const until = this.sessionUntil ?? null;
     Object.assign(this, info);
+    this.loads = (this.loads ?? 0) + 1;
+    // live: the session tables (levels, episodes) hold the seconds before this; null: all
+    this.sessionUntil = null;
+    this.reachSessionUntil(until);
+    this.reachSessionUntil(info.live_session_until);
     this.levels = rowsOf(tables.session_levels);
     this.episodes = rowsOf(tables.approach_episodes);
     this.triggers = this.episodes
@@ -57,15 +63,28 @@ export class SessionData {
     return null;
   }
 
+  /** Live: the session tables have reached `until` (epoch s); they only move forward. */
+  reachSessionUntil(until) {
+    if (until !== null && until !== undefined) this.sessionUntil = Math.max(this.sessionUntil ?? until, until);
+  }
+
+  /** When spot left the episode's zone: live, an episode still in its zone at the session
+   * tables' frontier has not left it yet. */
+  zoneExit(episode) {
+    const open = this.sessionUntil !== null && episode.zone_exit_ts >= this.sessionUntil;
+    return open ? Infinity : episode.zone_exit_ts;
+  }
+
   /** WATCH inside the zone, ARMED within the trigger distance until the trigger's window
    * closes, FIRED from the trigger to the zone's exit; null outside every episode. */
   levelState(levelId, now) {
     // a second is seen once the clock has passed it: `now` is the end of the last second shown
     for (const episode of this.episodes) {
       if (episode.level_id !== levelId || episode.zone_entry_ts >= now) continue;
+      const exit = this.zoneExit(episode);
       if (episode.trigger_ts !== null && episode.trigger_ts <= now) {
-        if (now <= Math.max(episode.zone_exit_ts, episode.trigger_ts)) return { state: "FIRED", episode };
-      } else if (now <= episode.zone_exit_ts) {
+        if (now <= Math.max(exit, episode.trigger_ts)) return { state: "FIRED", episode };
+      } else if (now <= exit) {
         const armed = episode.trigger_second !== null && episode.trigger_second < now;
         return { state: armed ? "ARMED" : "WATCH", episode };
       }
@@ -85,6 +104,19 @@ export class SessionData {
 
   outcomeKnown(trigger, now, showAll) {
     return trigger.outcome !== null && (showAll || trigger.outcome_known_ts <= now);
+  }
+
+  /** The latest moment the trigger's outcome is settled: its horizon's end (a barrier hit
+   * earlier settles it then). Known at the trigger, so replay and live show the same. */
+  settlesBy(trigger) {
+    return trigger.trigger_ts + this.outcome_horizon_seconds;
+  }
+
+  /** An outcome not known at `now` is pending until its horizon has passed in the data (live:
+   * in the session tables); after that it never settled: the day's trades ended first. */
+  outcomePending(trigger, now) {
+    const settles = this.settlesBy(trigger);
+    return now < settles || (this.sessionUntil !== null && this.sessionUntil < settles);
   }
 
   nextTrigger(now) {

@@ -55,7 +55,9 @@ export class SignalsPanel {
   update(session, now, showOutcomes, clock) {
     const trigger = session.latestTrigger(now);
     const known = trigger ? session.outcomeKnown(trigger, now, showOutcomes) : false;
-    const key = trigger ? `${trigger.trigger_id}/${known}` : "none";
+    const pending = trigger && !known ? session.outcomePending(trigger, now) : false;
+    // a live session's payload comes again as its tables change (signals, outcomes)
+    const key = trigger ? `${trigger.trigger_id}/${known}/${pending}/${session.loads}` : "none";
     if (session === this.session && key === this.key) return;
     this.session = session;
     this.key = key;
@@ -71,9 +73,9 @@ export class SignalsPanel {
       ? `<span class="outcome ${trigger.outcome}">${trigger.outcome}</span>` +
         (trigger.seconds_to_first_hit === null ? "" : ` after ${trigger.seconds_to_first_hit} s`) +
         ` · MFE ${fixed(trigger.max_favorable_excursion_ticks, 0)} · MAE ${fixed(trigger.max_adverse_excursion_ticks, 0)} ticks`
-      : trigger.outcome === null
-        ? '<span class="muted">never settled (the day ended)</span>'
-        : `<span class="muted">not known until ${clock.time(trigger.outcome_known_ts)}</span>`;
+      : pending
+        ? `<span class="muted">pending: settles by ${clock.time(session.settlesBy(trigger))}</span>`
+        : '<span class="muted">never settled (the day ended)</span>';
     let body =
       `<div><b style="color:${levelColor(trigger.level_id)}">${trigger.level_id}</b> ` +
       `${trigger.approach_dir} at ${price(trigger.trigger_level_price)} · ${clock.time(trigger.trigger_ts)} NY</div>` +

@@ -50,8 +50,11 @@ export const state = {
 export const stats = {
   draws: 0, frames: 0, behind: 0, seeks: [], windows: [], playStarted: null, firstPicture: null,
   renderMs: {},
-  // live frames: the second, when it arrived, was decoded and first drawn (epoch ms)
+  // live: when each second's heatmap frame, then its layers' frame, arrived, was decoded and
+  // first drawn (epoch ms); and each update of the session tables' frontier (`until`)
   live: [],
+  liveLayers: [],
+  liveSession: [],
 };
 const RECENT = 200;
 

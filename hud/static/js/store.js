@@ -9,8 +9,8 @@ export const BAND_SIDE = { above: 0, below: 1 };
 // The columns each frame table keeps as typed arrays (strings become small codes).
 const COLUMNS = {
   book_snapshot_1s: [
-    "best_bid_price", "best_bid_size", "best_ask_price", "best_ask_size", "mid_price",
-    "last_trade_price", "spot_price",
+    "best_bid_price", "best_bid_size", "best_ask_price", "best_ask_size", "last_trade_price",
+    "spot_price",
   ],
   depth_and_flow_1s: [
     "price", "depth_qty_start", "depth_qty_end", "depth_qty_rest", "add_qty",
