@@ -1,7 +1,7 @@
 """The live models in stages, each stage brought up to date on a thread of its own whenever
-what it reads has moved a step of market time: the HUD's heatmap tables first, then the layers
-derived from them and the options, then the session's levels, features and triggers; a slow
-stage never holds a faster one.
+everything it reads has moved a step of market time: first the layers the HUD draws over the
+heatmap (derived from the engine's rows and the options), then the session's levels,
+features, triggers and neighbours; a stage never runs beside one the HUD draws sooner.
 
 `until[name]`: a live table's rows are complete before this (ns). The feed moves its sources'
 (after adding their rows); a stage moves its models' once their rows are inserted, and wakes
