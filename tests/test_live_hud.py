@@ -279,6 +279,11 @@ def test_the_live_edge_shows_what_replay_shows_at_that_second(market_lake: Lake)
                 timeout=60_000,
             )
             at_live_edge = sidebar(live)
+            picked = live.eval_on_selector("#session-picker", "e => e.selectedOptions[0].text")
+            so_far = live.evaluate(
+                "[window.spymasterHud.state.session.triggers.length,"
+                " window.spymasterHud.state.session.sessionUntil]"
+            )
             with served_warehouse(market_lake) as (replay_url, _process):
                 replay = browser.new_page(viewport={"width": 1400, "height": 800})
                 clock = replay.evaluate(
@@ -299,3 +304,12 @@ def test_the_live_edge_shows_what_replay_shows_at_that_second(market_lake: Lake)
     levels, outcome = in_replay
     assert (level_id, "FIRED") in {(level, state) for level, _, state in levels}
     assert outcome.startswith("outcome: pending: settles by ")
+    # the picker counts the live day's triggers so far, not the sessions list's at opening
+    (triggers_so_far,) = warehouse(
+        market_lake,
+        "select count(*) from gold.trigger_vectors where dt = ? and epoch(ts) < ?",
+        [day, so_far[1]],
+    )[0]
+    assert triggers_so_far >= 1
+    assert picked.endswith(f" · {triggers_so_far} triggers so far · LIVE")
+    assert so_far[0] == triggers_so_far

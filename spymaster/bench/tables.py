@@ -174,10 +174,10 @@ def render(document: str, results_dir: Path = RESULTS_DIR) -> str:
             if path.exists()
             else f"Not measured yet: run `uv run spymaster bench --only {name}`."
         )
-        return f"<!-- bench:{name} -->\n{body}\n<!-- /bench -->"
+        return f"<!-- bench:{name} -->\n{body}\n<!-- /bench -->\n"
 
     # a table already there is replaced; a marker never filled gets one
-    table_so_far = r"(?:(?:(?!<!-- bench:).)*?\n<!-- /bench -->|)"
+    table_so_far = r"(?:(?:(?!<!-- bench:).)*?\n<!-- /bench -->\n|)"
     return re.sub(rf"<!-- bench:(\w+) -->\n{table_so_far}", filled, document, flags=re.DOTALL)
 
 

@@ -7,6 +7,7 @@ import { fixed, price } from "./format.js";
 import { GexPanel } from "./gex_panel.js";
 import { Heatmap } from "./heatmap.js";
 import { drawOverlay } from "./overlay.js";
+import { sessionLabel } from "./session.js";
 import { SignalsPanel, renderLevelStates } from "./sidebar.js";
 import { $, epochMs, state, stats, view } from "./state.js";
 import { SIDE } from "./store.js";
@@ -20,6 +21,7 @@ const signalsPanel = new SignalsPanel($("signals"));
 // what was drawn last: a canvas or panel is drawn again only when what it shows changed
 const drawn = {
   priceAxis: null, scrubber: null, cutoffs: "", panels: 0, liveFrames: 0, liveLayers: 0, liveSession: 0,
+  picker: null,
 };
 
 /** Live timings (stats): the entries this picture is the first to show. */
@@ -105,6 +107,7 @@ function render() {
     timed("panels", () => {
       gexPanel.update(view, store.get(last), state.gexExpiry, state.clock, last);
       renderLevelStates($("level-states"), session, view.now, spot);
+      if (state.live) renderLiveSessionLabel(session);
       signalsPanel.update(session, view.now, state.showOutcomes, state.clock);
       if (document.activeElement !== $("clock")) $("clock").value = state.clock.time(view.now);
       // what tests wait for: the second shown, and whether every second of the view is drawn
@@ -125,6 +128,17 @@ function render() {
   if (pending && pending.rendered === null && whole && pending.now === view.now) {
     pending.rendered = performance.now();
   }
+}
+
+/** A live session's entry in the picker counts the triggers its payload holds so far (the
+ * sessions list was read when the page opened). */
+function renderLiveSessionLabel(session) {
+  const key = `${session.session}/${session.triggers.length}`;
+  if (drawn.picker === key) return;
+  drawn.picker = key;
+  const row = state.sessions.find((candidate) => candidate.session === session.session);
+  const option = [...$("session-picker").options].find((candidate) => candidate.value === session.session);
+  if (row && option) option.textContent = sessionLabel(row, session.triggers.length);
 }
 
 /** The depth colour scale: the cut-offs typed in contracts, or percentiles of the depth on

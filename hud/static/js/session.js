@@ -13,6 +13,12 @@ export const LEVEL_COLORS = {
 export const levelColor = (levelId) => LEVEL_COLORS[levelId] ?? "#dddddd";
 const LIVE_PRICE_STEP_TICKS = 64;
 
+/** The session picker's text for a row of the sessions list; a live session's triggers are
+ * the ones so far. */
+export function sessionLabel(row, triggers = row.triggers) {
+  return `${row.session} ${row.symbol} · ${triggers} triggers${row.is_live ? " so far · LIVE" : ""}`;
+}
+
 export class SessionData {
   constructor(tables) {
     this.load(tables);

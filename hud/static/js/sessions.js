@@ -5,7 +5,7 @@ import { pause, seek, stream } from "./clock.js";
 import { clearData } from "./data.js";
 import { ExchangeClock } from "./format.js";
 import { updateBadge } from "./live.js";
-import { SessionData } from "./session.js";
+import { SessionData, sessionLabel } from "./session.js";
 import { $, showError, state, view } from "./state.js";
 import { rowsOf } from "./wire.js";
 
@@ -17,7 +17,7 @@ export async function loadSessions() {
     ...sessions.map((row) => {
       const option = document.createElement("option");
       option.value = row.session;
-      option.textContent = `${row.session} ${row.symbol} · ${row.triggers} triggers${row.is_live ? " · LIVE" : ""}`;
+      option.textContent = sessionLabel(row);
       return option;
     }),
   );
