@@ -105,11 +105,14 @@ def _live(r: Mapping[str, Any]) -> Rows:
 
 
 def _ray(r: Mapping[str, Any]) -> Rows:
+    # a model with no day to replay is one whose partitions another model's replay writes
     return [
         (
             name.removeprefix("engine_"),
             f"{m['partitions']} days: {m['in_process_seconds']:.1f} s here, "
-            f"{m['ray_seconds']:.1f} s on Ray (task median {m['task_median_seconds']:.2f} s)",
+            f"{m['ray_seconds']:.1f} s on Ray (task median {m['task_median_seconds']:.2f} s)"
+            if m["partitions"]
+            else "written by another model's replay: nothing of its own to run",
         )
         for name, m in r["models"].items()
     ]
