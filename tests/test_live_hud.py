@@ -83,7 +83,7 @@ class LiveServed:
                 self.urls.put("")
                 self.ended.put(error)
 
-        self.thread = threading.Thread(target=feed)
+        self.thread = threading.Thread(target=feed, daemon=True)
         self.thread.start()
 
     def _after_feed(self, run: LiveRun) -> None:
