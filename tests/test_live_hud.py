@@ -97,8 +97,9 @@ class LiveServed:
 
     def finish(self) -> LiveRun | BaseException:
         self.release.set()
-        self.thread.join()
-        return self.ended.get()
+        self.thread.join(timeout=600)
+        assert not self.thread.is_alive(), "the live run did not end within 10 minutes"
+        return self.ended.get(timeout=1)
 
 
 def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
@@ -174,7 +175,8 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
 def follows_the_edge(page: Page) -> None:
     """The live day opens by itself and follows its edge; a step back holds the view while
     the edge moves on; End follows it again."""
-    page.wait_for_function("window.spymasterHud.stats.live.length >= 3", timeout=120_000)
+    # the feed catches up from the day's start first: minutes on a loaded machine
+    page.wait_for_function("window.spymasterHud.stats.live.length >= 3", timeout=300_000)
     assert page.text_content("#mode-badge") == "LIVE"
     picked = page.eval_on_selector("#session-picker", "e => e.selectedOptions[0].text")
     assert picked.endswith("LIVE")
