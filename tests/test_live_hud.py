@@ -1,7 +1,7 @@
 """The HUD drawing a live feed: a day of the end-to-end market caught up to a moment
 at full speed, then replayed at a few times real time with the HUD served; the page opens the
-live day and follows its edge, and every frame sent live is the warehouse's rows of that
-second."""
+live day and follows its edge, every frame sent live is the warehouse's rows of that second,
+and where the feed stops the page shows what a replay of the warehouse shows there."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import threading
 
 import pyarrow as pa
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from starlette.testclient import TestClient
 from websockets.sync.client import connect
 
@@ -67,7 +67,6 @@ class LiveServed:
         day: dt.date,
         start: dt.datetime,
         stop: dt.datetime,
-        speed: float | None = SPEED,
     ) -> None:
         self.urls: queue.Queue[str] = queue.Queue()
         self.ended: queue.Queue[LiveRun | BaseException] = queue.Queue()
@@ -78,7 +77,7 @@ class LiveServed:
             try:
                 files = lake.raw_day_files(day)
                 window = (epoch_ns(start), epoch_ns(stop))
-                run_replay(lake, files, speed, None, day, None, *window, hud=hud)
+                run_replay(lake, files, SPEED, None, day, None, *window, hud=hud)
             except BaseException as error:
                 self.urls.put("")
                 self.ended.put(error)
@@ -102,17 +101,27 @@ class LiveServed:
         return self.ended.get(timeout=1)
 
 
-def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
+def test_the_page_follows_the_live_day_and_its_edge_shows_what_replay_shows(
     market_lake: Lake,
 ) -> None:
-    day, research_start = warehouse(
+    """One live run, paced for its last minute up to 10 seconds after a trigger: the page
+    follows the edge; every frame sent live is the warehouse's rows of that second; and once
+    the feed has stopped there, the live page shows each level's state and the latest
+    trigger's outcome as a replay of the warehouse shows them at that second: an episode still
+    in its zone is open (not over at the session tables' last second), and an outcome not yet
+    settled is pending until its horizon, never 'the day ended'."""
+    day, trigger_ts, level_id = warehouse(
         market_lake,
-        "select dt, session_window_start from silver.session_calendar "
-        "join silver.contract_day_selection using (dt) where is_included "
-        "order by dt desc limit 1",
+        "select t.dt, t.ts, t.level_id from gold.trigger_outcomes as t "
+        "join gold.trigger_vectors using (trigger_id) "
+        "join gold.approach_episodes as e using (episode_id) "
+        "join silver.contract_day_selection as s on s.dt = t.dt and s.is_included "
+        "where t.outcome_known_ts > t.ts + interval 30 second "
+        "and e.zone_exit_ts > t.ts + interval 20 second order by t.dt desc, t.ts limit 1",
     )[0]
-    start = research_start + dt.timedelta(minutes=2)
-    served = LiveServed(market_lake, day, start, start + dt.timedelta(seconds=PACED_SECONDS))
+    stop = trigger_ts.replace(microsecond=0) + dt.timedelta(seconds=10)
+    start = stop - dt.timedelta(seconds=PACED_SECONDS)
+    served = LiveServed(market_lake, day, start, stop)
     try:
         url = served.url()
         with sync_playwright() as playwright:
@@ -129,11 +138,32 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
             page.wait_for_function(
                 "document.getElementById('mode-badge').textContent === 'LIVE · ended'"
             )
+            at_live_edge, picked, so_far = edge_of(page, stop)
+            in_replay = replayed_at(browser, market_lake, day, stop)
             browser.close()
         assert errors == []
     finally:
         run = served.finish()
     assert isinstance(run, LiveRun), run
+    assert_the_run_reports_its_paced_seconds(run)
+    assert_frames_are_the_warehouses(market_lake, day, start, frames, sessions, notices)
+
+    assert at_live_edge == in_replay
+    levels, outcome = in_replay
+    assert (level_id, "FIRED") in {(level, state) for level, _, state in levels}
+    assert outcome.startswith("outcome: pending: settles by ")
+    # the picker counts the live day's triggers so far, not the sessions list's at opening
+    (triggers_so_far,) = warehouse(
+        market_lake,
+        "select count(*) from gold.trigger_vectors where dt = ? and epoch(ts) < ?",
+        [day, so_far[1]],
+    )[0]
+    assert triggers_so_far >= 1
+    assert picked.endswith(f" · {triggers_so_far} triggers so far · LIVE")
+    assert so_far[0] == triggers_so_far
+
+
+def assert_the_run_reports_its_paced_seconds(run: LiveRun) -> None:
     # nothing waited before --start; from it, every second the paced clock saw end made its
     # book row (how late: the run's report); --stop ended the feed
     assert len(run.close_latency_seconds) == PACED_SECONDS
@@ -148,6 +178,16 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
         assert (late >= 0).all(), stage
     for what in ("heatmap tables", "layer tables", "session tables"):
         assert f"each second's {what}" in format_run(run)
+
+
+def assert_frames_are_the_warehouses(
+    lake: Lake,
+    day: dt.date,
+    start: dt.datetime,
+    frames: dict[dt.datetime, dict[str, pa.Table]],
+    sessions: list[dict[str, pa.Table]],
+    notices: list[dict],
+) -> None:
     assert notices[-1]["type"] == "live-end"
     seconds = sorted(frames)
     assert seconds[0] == start - BEHIND
@@ -160,7 +200,7 @@ def test_the_page_follows_the_live_day_and_every_frame_is_the_warehouses(
     assert frontiers[-1] <= seconds[-1] + ONE
 
     # what was sent live is what the warehouse holds for those seconds
-    built = Warehouse(market_lake)
+    built = Warehouse(lake)
     try:
         session = built.session(day)
         for second in seconds:
@@ -249,71 +289,34 @@ def sidebar(page: Page) -> tuple[list[tuple[str, str, str]], str]:
     return [tuple(row) for row in levels], page.text_content(".trigger-outcome") or ""
 
 
-def test_the_live_edge_shows_what_replay_shows_at_that_second(market_lake: Lake) -> None:
-    """A live day that has reached a second (its feed stopped there) shows each level's state
-    and the latest trigger's outcome as a replay of the warehouse shows them at that second:
-    an episode still in its zone is open (not over at the session tables' last second), and
-    an outcome not yet settled is pending until its horizon, never 'the day ended'."""
-    day, trigger_ts, level_id = warehouse(
-        market_lake,
-        "select t.dt, t.ts, t.level_id from gold.trigger_outcomes as t "
-        "join gold.trigger_vectors using (trigger_id) "
-        "join gold.approach_episodes as e using (episode_id) "
-        "join silver.contract_day_selection as s on s.dt = t.dt and s.is_included "
-        "where t.outcome_known_ts > t.ts + interval 30 second "
-        "and e.zone_exit_ts > t.ts + interval 20 second order by t.dt desc, t.ts limit 1",
-    )[0]
-    second = trigger_ts.replace(microsecond=0) + dt.timedelta(seconds=10)
-    served = LiveServed(market_lake, day, second, second, speed=None)
-    try:
-        url = served.url()
-        with sync_playwright() as playwright:
-            browser = launch_chromium(playwright)
-            live = browser.new_page(viewport={"width": 1400, "height": 800})
-            live.goto(url)
-            live.wait_for_function(
-                "document.getElementById('mode-badge').textContent === 'LIVE · ended'",
-                timeout=300_000,
-            )
-            # every frame and session payload received is decoded, the picture drawn
-            live.wait_for_function(
-                f"window.spymasterHud.view.now === {epoch_ns(second) // NS}"
-                " && window.spymasterHud.state.frameQueue.length === 0"
-                f" && document.body.dataset.now === '{epoch_ns(second) // NS}'",
-                timeout=60_000,
-            )
-            at_live_edge = sidebar(live)
-            picked = live.eval_on_selector("#session-picker", "e => e.selectedOptions[0].text")
-            so_far = live.evaluate(
-                "[window.spymasterHud.state.session.triggers.length,"
-                " window.spymasterHud.state.session.sessionUntil]"
-            )
-            with served_warehouse(market_lake) as (replay_url, _process):
-                replay = browser.new_page(viewport={"width": 1400, "height": 800})
-                clock = replay.evaluate(
-                    "([ms, zone]) => new Date(ms).toLocaleTimeString('en-GB', {timeZone: zone})",
-                    [epoch_ns(second) // 10**6, "America/New_York"],
-                )
-                replay.goto(f"{replay_url}?session={day}&t={clock}")
-                replay.wait_for_function(
-                    f"document.body.dataset.now === '{epoch_ns(second) // NS}'"
-                    " && document.body.dataset.complete === '1'"
-                )
-                in_replay = sidebar(replay)
-            browser.close()
-    finally:
-        run = served.finish()
-    assert isinstance(run, LiveRun), run
-    assert at_live_edge == in_replay
-    levels, outcome = in_replay
-    assert (level_id, "FIRED") in {(level, state) for level, _, state in levels}
-    assert outcome.startswith("outcome: pending: settles by ")
-    # the picker counts the live day's triggers so far, not the sessions list's at opening
-    (triggers_so_far,) = warehouse(
-        market_lake,
-        "select count(*) from gold.trigger_vectors where dt = ? and epoch(ts) < ?",
-        [day, so_far[1]],
-    )[0]
-    assert triggers_so_far >= 1
-    assert picked.endswith(f" · {triggers_so_far} triggers so far · LIVE")
-    assert so_far[0] == triggers_so_far
+def edge_of(page: Page, second: dt.datetime) -> tuple[tuple, str, list]:
+    """Once every frame and session payload received is decoded and the picture drawn at the
+    live day's last second: the sidebar, the picker's text and the triggers so far."""
+    page.wait_for_function(
+        f"window.spymasterHud.view.now === {epoch_ns(second) // NS}"
+        " && window.spymasterHud.state.frameQueue.length === 0"
+        f" && document.body.dataset.now === '{epoch_ns(second) // NS}'",
+        timeout=60_000,
+    )
+    picked = page.eval_on_selector("#session-picker", "e => e.selectedOptions[0].text")
+    so_far = page.evaluate(
+        "[window.spymasterHud.state.session.triggers.length,"
+        " window.spymasterHud.state.session.sessionUntil]"
+    )
+    return sidebar(page), picked, so_far
+
+
+def replayed_at(browser: Browser, lake: Lake, day: dt.date, second: dt.datetime) -> tuple:
+    """The sidebar of `spymaster serve` opened at that second of the day."""
+    with served_warehouse(lake) as (replay_url, _process):
+        replay = browser.new_page(viewport={"width": 1400, "height": 800})
+        clock = replay.evaluate(
+            "([ms, zone]) => new Date(ms).toLocaleTimeString('en-GB', {timeZone: zone})",
+            [epoch_ns(second) // 10**6, "America/New_York"],
+        )
+        replay.goto(f"{replay_url}?session={day}&t={clock}")
+        replay.wait_for_function(
+            f"document.body.dataset.now === '{epoch_ns(second) // NS}'"
+            " && document.body.dataset.complete === '1'"
+        )
+        return sidebar(replay)
