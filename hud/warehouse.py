@@ -284,7 +284,9 @@ select
     cast(valid_from as timestamp_ms) as valid_from,
     cast(valid_to as timestamp_ms) as valid_to
 from silver.session_levels
-where symbol = $symbol and dt = $session and valid_from < $end and valid_to > $start
+where
+    symbol = $symbol and dt = $session and level_kind = 'real'
+    and valid_from < $end and valid_to > $start
 order by level_id, valid_from
 """
 
@@ -312,7 +314,7 @@ select
 from gold.approach_episodes as episodes
 left join gold.trigger_vectors as triggers using (episode_id)
 left join gold.trigger_outcomes as outcomes using (trigger_id)
-where episodes.symbol = $symbol and episodes.dt = $session
+where episodes.symbol = $symbol and episodes.dt = $session and episodes.level_kind = 'real'
 order by episodes.zone_entry_ts, episodes.level_id
 """
 
@@ -372,9 +374,11 @@ SESSION_COLUMNS: Mapping[tuple[str, str], tuple[str, ...]] = {
         "dt", "surface_window_start", "surface_window_end", "session_window_start",
         "session_window_end",
     ),
-    ("silver", "session_levels"): ("level_id", "level_price", "valid_from", "valid_to"),
+    ("silver", "session_levels"): (
+        "level_id", "level_kind", "level_price", "valid_from", "valid_to",
+    ),
     ("gold", "approach_episodes"): (
-        "episode_id", "level_id", "approach_dir", "zone_entry_ts", "zone_exit_ts",
+        "episode_id", "level_id", "level_kind", "approach_dir", "zone_entry_ts", "zone_exit_ts",
         "trigger_second",
     ),
     ("gold", "trigger_vectors"): ("trigger_id", "episode_id", "ts"),

@@ -103,7 +103,8 @@ def test_session_tables_are_the_warehouse_rows(
     levels = warehouse(
         market_lake,
         "select level_id, level_price, valid_from, valid_to from silver.session_levels "
-        "where dt = ? and valid_from < ? and valid_to > ? order by level_id, valid_from",
+        "where dt = ? and level_kind = 'real' and valid_from < ? and valid_to > ? "
+        "order by level_id, valid_from",
         [session["day"], session["end"], session["start"]],
     )
     assert as_rows(tables["session_levels"]) == levels
@@ -113,7 +114,7 @@ def test_session_tables_are_the_warehouse_rows(
         episodes.num_rows
         == warehouse(
             market_lake,
-            "select count(*) from gold.approach_episodes where dt = ?",
+            "select count(*) from gold.approach_episodes where dt = ? and level_kind = 'real'",
             [session["day"]],
         )[0][0]
     )

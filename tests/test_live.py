@@ -71,7 +71,8 @@ SQL_TABLES = (
     "vacuum_score_1s", "physics_bands_1s", "gex_surface_1s", "session_calendar",
     "physics_norm_calibration", "session_trades", "futures_bars", "session_levels",
     "research_seconds", "feature_windows", "level_features", "market_features",
-    "approach_episodes", "trigger_vectors", "trigger_outcomes", "retrieval_vectors",
+    "approach_episodes", "approach_triggers", "trigger_vectors", "trigger_outcomes",
+    "trigger_conditions", "retrieval_vectors",
     "retrieval_trigger_signals", "trigger_signals",
 )  # fmt: skip
 

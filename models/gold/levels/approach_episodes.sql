@@ -4,7 +4,8 @@
 -- `level_zone_ticks` of a known level from outside (UP from below, DOWN from above) and lasts
 -- while spot stays in the zone; its trigger is the first second spot is within
 -- `trigger_ticks` of the level (or beyond it). Leaving the zone re-arms the level. A level that
--- becomes known with spot already in its zone is armed only once spot has left the zone.
+-- becomes known with spot already in its zone is armed only once spot has left the zone. Real
+-- and placebo levels alike (a placebo's episode ids end in `-placebo`).
 with seconds as (
     select
         symbol,
@@ -24,6 +25,7 @@ distances as (
         seconds.dt,
         seconds.second_start,
         levels.level_id,
+        levels.level_kind,
         levels.level_price,
         (seconds.spot_price - levels.level_price) / {{ tick }} as distance_ticks
     from seconds
@@ -42,7 +44,7 @@ zone_states as (
         lag(distance_ticks) over level_history as previous_distance_ticks,
         lag(second_start) over level_history as previous_second
     from distances
-    window level_history as (partition by symbol, dt, level_id order by second_start)
+    window level_history as (partition by symbol, dt, level_id, level_kind order by second_start)
 ),
 
 runs as (
@@ -57,7 +59,7 @@ runs as (
                     then 0
                 else 1
             end
-        ) over (partition by symbol, dt, level_id order by second_start) as run_number
+        ) over (partition by symbol, dt, level_id, level_kind order by second_start) as run_number
     from zone_states
 ),
 
@@ -66,6 +68,7 @@ zone_visits as (
         symbol,
         dt,
         level_id,
+        level_kind,
         run_number,
         min(second_start) as zone_entry_ts,
         max(second_start) + interval 1 second as zone_exit_ts,
@@ -74,7 +77,7 @@ zone_visits as (
         arg_min(level_price, second_start) as entry_level_price
     from runs
     where in_zone
-    group by symbol, dt, level_id, run_number
+    group by symbol, dt, level_id, level_kind, run_number
 ),
 
 episodes as (
@@ -91,6 +94,7 @@ first_touches as (
         episodes.symbol,
         episodes.dt,
         episodes.level_id,
+        episodes.level_kind,
         episodes.run_number,
         min(runs.second_start) as trigger_second,
         arg_min(runs.level_price, runs.second_start) as trigger_level_price
@@ -100,6 +104,7 @@ first_touches as (
             episodes.symbol = runs.symbol
             and episodes.dt = runs.dt
             and episodes.level_id = runs.level_id
+            and episodes.level_kind = runs.level_kind
             and episodes.run_number = runs.run_number
     where
         (episodes.approach_dir = 'UP' and runs.distance_ticks >= -{{ var('trigger_ticks') }})
@@ -112,6 +117,7 @@ final as (
         episodes.symbol,
         episodes.dt,
         episodes.level_id,
+        episodes.level_kind,
         episodes.approach_dir,
         episodes.entry_level_price,
         episodes.zone_entry_ts,
@@ -120,13 +126,15 @@ final as (
         first_touches.trigger_level_price,
         first_touches.trigger_second is not null as is_triggered,
         episodes.symbol || '-' || strftime(episodes.zone_entry_ts, '%Y%m%dT%H%M%S') || '-'
-        || episodes.level_id as episode_id
+        || episodes.level_id
+        || case episodes.level_kind when 'placebo' then '-placebo' else '' end as episode_id
     from episodes
     left join first_touches
         on
             episodes.symbol = first_touches.symbol
             and episodes.dt = first_touches.dt
             and episodes.level_id = first_touches.level_id
+            and episodes.level_kind = first_touches.level_kind
             and episodes.run_number = first_touches.run_number
 )
 
@@ -135,6 +143,7 @@ select
     symbol,
     dt,
     level_id,
+    level_kind,
     approach_dir,
     entry_level_price,
     zone_entry_ts,

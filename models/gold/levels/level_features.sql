@@ -50,6 +50,9 @@ window_levels as (
             and windows.dt = levels.dt
             and windows.window_end >= levels.valid_from
             and windows.window_end < levels.valid_to
+    -- vectors and retrieval are of the levels traders watch (trigger_conditions reads the
+    -- book at placebo levels itself)
+    where levels.level_kind = 'real'
 ),
 
 price_windows as (

@@ -3,7 +3,7 @@
 {%- set bar_seconds = var('bar_seconds') -%}
 {%- set horizons = var('label_horizon_bars') -%}
 {%- set primary = var('label_primary_horizon') -%}
--- What happened after each trigger, from the trades after `ts`: barriers
+-- What happened after each trigger (real and placebo levels), from the trades after `ts`: barriers
 -- `label_barrier_ticks` beyond the level in the direction of approach (BREAK) and before it
 -- (REJECT); horizon h<k> is the first k + 1 bars of `bar_seconds`. The first barrier traded
 -- at or through decides; both first in the same second is WHIPSAW; neither is CHOP; a horizon
@@ -15,10 +15,11 @@ with triggers as (
         dt,
         ts,
         level_id,
+        level_kind,
         level_price,
         approach_dir,
         case approach_dir when 'UP' then 1 else -1 end as direction
-    from {{ ref('trigger_vectors') }}
+    from {{ ref('approach_triggers') }}
 ),
 
 trades as (
@@ -130,6 +131,7 @@ select
     dt,
     ts,
     level_id,
+    level_kind,
     level_price,
     approach_dir,
     break_price,

@@ -1,23 +1,26 @@
 {%- set seconds = var('feature_window_seconds') -%}
 {%- set level_columns = level_feature_columns() | map(attribute=0) | list -%}
 {%- set market_columns = market_feature_columns() | map(attribute=0) | list -%}
--- One row per triggered approach episode: the feature window holding the trigger
--- second, its level and direction, and the feature vector at the window's end: the level's own
+-- One row per trigger at a real level (approach_triggers): the feature window holding the
+-- trigger second, its level and direction, and the feature vector at the window's end: the level's own
 -- features then the market-wide ones, each as the blocks of feature_blocks(), in the order of
 -- trigger_feature_catalog. Everything in a row is known at `ts`.
 with triggers as (
     select
+        trigger_id,
         episode_id,
         symbol,
         dt,
-        level_id,
-        approach_dir,
-        zone_entry_ts,
+        ts,
+        window_start,
         trigger_second,
-        trigger_level_price,
-        {{ window_floor('trigger_second', seconds) }} as window_start
-    from {{ ref('approach_episodes') }}
-    where is_triggered
+        zone_entry_ts,
+        level_id,
+        level_price,
+        approach_dir,
+        minutes_since_open
+    from {{ ref('approach_triggers') }}
+    where level_kind = 'real'
 ),
 
 level_features as (
@@ -49,30 +52,21 @@ market_features as (
 
 {{ feature_block_ctes('market_features', market_columns, ['symbol', 'dt'], 'market') }},
 
-session_open as (
-    select
-        dt,
-        session_window_start
-    from {{ ref('session_calendar') }}
-),
-
 final as (
     select
-        triggers.symbol || '-' || strftime(triggers.window_start + interval {{ seconds }} second, '%Y%m%dT%H%M%S')
-        || '-' || triggers.level_id as trigger_id,
+        triggers.trigger_id,
         triggers.episode_id,
         triggers.symbol,
         triggers.dt,
-        triggers.window_start + interval {{ seconds }} second as ts,
+        triggers.ts,
         triggers.window_start,
         triggers.trigger_second,
         triggers.zone_entry_ts,
         triggers.level_id,
-        triggers.trigger_level_price as level_price,
+        triggers.level_price,
         triggers.approach_dir,
         level_blocks.distance_ticks,
-        date_diff('second', session_open.session_window_start, triggers.window_start)
-        / 60.0 + {{ seconds / 60.0 }} as minutes_since_open,
+        triggers.minutes_since_open,
         level_blocks.window_valid and market_blocks.window_valid as window_valid,
         [
             {%- for column in level_columns %}
@@ -99,8 +93,6 @@ final as (
             triggers.symbol = market_blocks.symbol
             and triggers.dt = market_blocks.dt
             and triggers.window_start = market_blocks.window_start
-    inner join session_open
-        on triggers.dt = session_open.dt
 )
 
 select
