@@ -268,6 +268,17 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    from spymaster.evidence_command import EvidenceCommandError, run_evidence
+
+    try:
+        print(run_evidence(Lake.resolve(args.lake), args.level, args.dir, args.window))
+    except (EvidenceCommandError, duckdb.Error) as error:
+        print(f"evidence failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from hud.serve import ServeError, serve
 
@@ -613,6 +624,32 @@ def build_parser() -> argparse.ArgumentParser:
     neighbors.add_argument("--k", type=_positive_int, default=10, help="neighbours (default 10)")
     neighbors.add_argument("--json", action="store_true", help="print one JSON object")
     neighbors.set_defaults(handler=_cmd_neighbors)
+
+    evidence = commands.add_parser(
+        "evidence",
+        help="how often the four conditions held before a level's triggers, and what followed",
+        description="Print gold.condition_outcomes for a level and direction: each condition "
+        "(C1/C2: the side beyond the level moves away / is pulled faster than added; C3/C4: "
+        "the side behind) and each pattern of them, with n, sessions, the BREAK share and its "
+        "session-clustered interval, the REJECT share, the lift over the walk-forward base "
+        "rate and the Holm-adjusted permutation p-value, at real levels and at placebo levels.",
+    )
+    _add_lake(evidence)
+    evidence.add_argument(
+        "--level", default="ALL", help="level id, e.g. PM_HIGH (default ALL: pooled)"
+    )
+    evidence.add_argument(
+        "--dir",
+        default="ALL",
+        choices=("UP", "DOWN", "ALL"),
+        help="approach direction (default ALL)",
+    )
+    evidence.add_argument(
+        "--window",
+        type=_positive_int,
+        help="seconds before the trigger (a condition window; default the longest)",
+    )
+    evidence.set_defaults(handler=_cmd_evidence)
 
     serve_parser = commands.add_parser(
         "serve",

@@ -13,6 +13,7 @@ from dbt.cli.main import cli
 RUNS_MODELS = ("build", "run")
 PYTHON_MODEL_PACKAGES = (
     "book_engine.warehouse",
+    "evidence.warehouse",
     "gex.warehouse",
     "model_comparison.warehouse",
     "retrieval.warehouse",

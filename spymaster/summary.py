@@ -10,6 +10,7 @@ from foundation.project import project_vars
 # the model names and pooled metric, not walk_forward's: LightGBM and scikit-learn take 3 s to
 # import
 from model_comparison.metrics import MODELS, pooled_within_session_auc
+from spymaster.evidence_command import POOLED, condition_table
 
 PRE_MARKET_LEVELS = ("PM_HIGH", "PM_LOW")
 
@@ -36,6 +37,9 @@ def warehouse_summary(lake: Lake) -> str:
                 *_retrieval(connection),
                 "",
                 *_model_comparison(connection),
+                "",
+                *condition_table(connection, POOLED, POOLED, None),
+                "  (per level and direction: `spymaster evidence --level PM_HIGH --dir UP`)",
                 "",
                 *_hud(lake),
             ]

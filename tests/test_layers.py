@@ -18,6 +18,7 @@ FLOORS = (
     "synthetic_market",
     "retrieval",
     "model_comparison",
+    "evidence",
     "hud",
     "live",
     "spymaster",

@@ -7,7 +7,12 @@ triggers per level and direction.
 
 The models beside retrieval on the same markets: on the control every model ranks
 within a session no better than chance; with the signatures every model ranks better than the
-null retrieval."""
+null retrieval.
+
+The evidence on the same markets: with the signatures, the four conditions before the triggers
+follow the planted ones (BREAK: the side beyond pulled and repriced away; REJECT: the side
+behind); at placebo levels, and on the control, no condition or pattern is a finding after
+the multiplicity adjustment."""
 
 from __future__ import annotations
 
@@ -30,8 +35,8 @@ from tests.markets import dbt
 
 pytestmark = pytest.mark.dbt
 
-# what the retrieval needs, without the physics bands and calibration
-MODELS = ["+trigger_signals", "+retrieval_evaluation", "+model_comparison"]
+# what the retrieval and the evidence need, without the physics bands and calibration
+MODELS = ["+trigger_signals", "+retrieval_evaluation", "+model_comparison", "+condition_outcomes"]
 # After the March roll every session is an included ESM4 day. The signatures are planted in
 # the futures book: a narrow option chain that lists no strikes during the session keeps the
 # build short (listings would widen it to 50 points beyond the future, 4x the option rows).
@@ -200,3 +205,105 @@ def test_comparison_table_agrees_with_the_scores(signal_market: Lake) -> None:
         assert table_auc == pytest.approx(auc(labels, p_break.astype(float)), nan_ok=True)
         if model == "null_retrieval":
             assert over_null == 0
+
+
+def planted_conditions(lake: Lake) -> dict[str, dict[str, float]]:
+    """Per planted signature (the generator's ground truth, BREAK or REJECT): the share of
+    its matched real triggers (same level and direction within a minute) with each condition
+    held over the 30 s, and the mean of C4's measure; and the count."""
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        rows = connection.execute(
+            f"""
+            with planted as (
+                select truth.*, make_timestamp(truth.trigger_ts // 1000) as planted_ts
+                from read_parquet('{lake.raw}/ground_truth/approaches.parquet') as truth
+            ),
+            matched as (
+                select planted.signature_outcome,
+                    arg_min(conditions.trigger_id, abs(epoch(conditions.ts) - epoch(planted_ts)))
+                        as trigger_id
+                from planted
+                inner join gold.trigger_conditions as conditions
+                    on conditions.dt = planted.session_date
+                    and conditions.level_id = planted.level_id
+                    and conditions.level_kind = 'real'
+                    and conditions.approach_dir = planted.approach_dir
+                    and conditions.ts between planted_ts - interval 60 second
+                        and planted_ts + interval 60 second
+                group by planted.session_date, planted.level_id, planted.approach_dir,
+                    planted.signature_outcome, planted_ts
+            )
+            select signature_outcome, count(*), avg(c1_30s::integer), avg(c2_30s::integer),
+                avg(c3_30s::integer), avg(c4_30s::integer), avg(c4_pull_add_log_rest_30s)
+            from matched inner join gold.trigger_conditions using (trigger_id)
+            where signature_outcome in ('BREAK', 'REJECT')
+            group by signature_outcome
+            """
+        ).fetchall()
+    finally:
+        connection.close()
+    names = ("n", "c1", "c2", "c3", "c4", "c4_pull_add_log_rest")
+    return {row[0]: dict(zip(names, row[1:], strict=True)) for row in rows}
+
+
+def test_conditions_before_the_triggers_follow_the_planted_signatures(
+    signal_market: Lake,
+) -> None:
+    """A BREAK signature pulls and reprices away the side beyond the level: C1 and C2 hold
+    before far more of its triggers than before a REJECT signature's; a REJECT signature pulls
+    and reprices away the side behind: C3 more often, and C4's measure (pulled against added)
+    higher, than before a BREAK signature's (whose side behind is stacked)."""
+    rates = planted_conditions(signal_market)
+    breaks, rejects = rates["BREAK"], rates["REJECT"]
+    assert min(breaks["n"], rejects["n"]) >= 100, rates
+    assert breaks["c1"] >= rejects["c1"] + 0.5, rates
+    assert breaks["c2"] >= rejects["c2"] + 0.5, rates
+    assert rejects["c3"] >= breaks["c3"] + 0.1, rates
+    assert rejects["c4"] >= breaks["c4"], rates
+    assert rejects["c4_pull_add_log_rest"] >= breaks["c4_pull_add_log_rest"] + 1.0, rates
+
+
+def findings(lake: Lake, kind: str) -> tuple[list[tuple], int]:
+    """The members flagged after Holm's adjustment at a level kind, and how many were
+    tested."""
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        flagged = connection.execute(
+            "select level_id, approach_dir, window_seconds, member, held, n, separation, "
+            "p_value, p_value_holm from gold.condition_outcomes "
+            "where level_kind = ? and is_significant and (grouping = 'pattern' or held)",
+            [kind],
+        ).fetchall()
+        (tested,) = connection.execute(
+            "select count(*) from gold.condition_outcomes "
+            "where level_kind = ? and p_value is not null and (grouping = 'pattern' or held)",
+            [kind],
+        ).fetchone()
+    finally:
+        connection.close()
+    return flagged, tested
+
+
+def test_the_signal_markets_conditions_are_findings_at_real_levels_only(
+    signal_market: Lake,
+) -> None:
+    """All four conditions separate BREAK from REJECT at the real levels (pooled, 30 s: C1 and
+    C2 toward BREAK, C3 and C4 toward REJECT) after Holm's adjustment over every test; at the
+    placebo levels, where nothing was planted, nothing does."""
+    flagged, _ = findings(signal_market, "real")
+    pooled = {row[3]: row[6] for row in flagged if row[:3] == ("ALL", "ALL", 30)}
+    assert pooled["C1"] > 0.2
+    assert pooled["C2"] > 0.2
+    assert pooled["C3"] < -0.2
+    assert pooled["C4"] < -0.2
+    placebo, placebo_tested = findings(signal_market, "placebo")
+    assert placebo_tested >= 10
+    assert placebo == []
+
+
+def test_on_the_control_market_nothing_is_a_finding(control_market: Lake) -> None:
+    for kind in ("real", "placebo"):
+        flagged, tested = findings(control_market, kind)
+        assert tested >= 20, kind
+        assert flagged == [], kind

@@ -1,0 +1,30 @@
+-- The four conditions and their 16 patterns against the outcomes that followed, per level
+-- kind, level and direction (each pooled as ALL) and condition window, contracted.
+select
+    level_kind,
+    level_id,
+    approach_dir,
+    window_seconds,
+    grouping,
+    member,
+    held,
+    n,
+    sessions,
+    break_share,
+    reject_share,
+    chop_share,
+    whipsaw_share,
+    break_share_ci_low,
+    break_share_ci_high,
+    reject_share_ci_low,
+    reject_share_ci_high,
+    base_rate,
+    lift,
+    lift_ci_low,
+    lift_ci_high,
+    separation,
+    p_value,
+    p_value_holm,
+    tests_in_family,
+    is_significant
+from {{ ref('evidence_condition_outcomes') }}
