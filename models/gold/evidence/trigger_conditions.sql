@@ -28,8 +28,8 @@ with triggers as (
 ),
 
 windows as (
-    select seconds
-    from (values {% for seconds in windows %}({{ seconds }}){{ ", " if not loop.last }}{% endfor %}) as w (seconds)
+    select window_lengths.seconds
+    from (values {% for seconds in windows %}({{ seconds }}){{ ", " if not loop.last }}{% endfor %}) as window_lengths (seconds)
 ),
 
 zone_seconds as (
@@ -58,18 +58,18 @@ zone_seconds as (
         on
             triggers.symbol = flow.symbol
             and triggers.dt = flow.dt
-            and flow.window_start >= triggers.ts - interval {{ windows | max }} second
-            and flow.window_start < triggers.ts
+            and triggers.ts - interval {{ windows | max }} second <= flow.window_start
+            and triggers.ts > flow.window_start
             and (
                 (
                     flow.side = 'ask'
-                    and flow.price >= triggers.level_price
-                    and flow.price <= triggers.level_price + {{ zone * tick }}
+                    and triggers.level_price <= flow.price
+                    and triggers.level_price + {{ zone * tick }} >= flow.price
                 )
                 or (
                     flow.side = 'bid'
-                    and flow.price <= triggers.level_price
-                    and flow.price >= triggers.level_price - {{ zone * tick }}
+                    and triggers.level_price >= flow.price
+                    and triggers.level_price - {{ zone * tick }} <= flow.price
                 )
             )
 ),
@@ -121,7 +121,7 @@ side_measures as (
         sides.side,
         case
             when (triggers.approach_dir = 'UP') = (sides.side = 'ask') then 'beyond' else 'behind'
-        end as role,
+        end as placement,
         ln((coalesce(zone_sides.mean_ticks_end, 0) + 1) / (coalesce(zone_sides.mean_ticks_start, 0) + 1))
             as com_displacement_log,
         case
@@ -150,20 +150,20 @@ conditions as (
         window_seconds,
         bool_and(window_valid) as window_valid,
         {%- for condition, role, measure in measures %}
-        any_value({{ measure }}) filter (where role = '{{ role }}') as {{ condition }}_{{ measure }},
+        any_value({{ measure }}) filter (where placement = '{{ role }}') as {{ condition }}_{{ measure }},
         {%- endfor %}
         bool_or(
-            role = 'beyond'
+            placement = 'beyond'
             and com_displacement_log > {{ var('condition_com_displacement_log_min') }}
             and repriced_more_away
         ) as c1,
-        bool_or(role = 'beyond' and pull_add_log_rest > {{ var('condition_pull_add_log_min') }}) as c2,
+        bool_or(placement = 'beyond' and pull_add_log_rest > {{ var('condition_pull_add_log_min') }}) as c2,
         bool_or(
-            role = 'behind'
+            placement = 'behind'
             and com_displacement_log > {{ var('condition_com_displacement_log_min') }}
             and repriced_more_away
         ) as c3,
-        bool_or(role = 'behind' and pull_add_log_rest > {{ var('condition_pull_add_log_min') }}) as c4
+        bool_or(placement = 'behind' and pull_add_log_rest > {{ var('condition_pull_add_log_min') }}) as c4
     from side_measures
     group by trigger_id, window_seconds
 )

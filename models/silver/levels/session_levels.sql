@@ -234,8 +234,8 @@ placebo_segments as (
         on
             real_levels.symbol = cut_points.symbol
             and real_levels.dt = cut_points.dt
-            and cut_points.cut >= real_levels.valid_from
-            and cut_points.cut < real_levels.valid_to
+            and real_levels.valid_from <= cut_points.cut
+            and real_levels.valid_to > cut_points.cut
     window segments as (
         partition by real_levels.symbol, real_levels.dt, real_levels.level_id, real_levels.valid_from
         order by cut_points.cut
