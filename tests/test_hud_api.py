@@ -124,7 +124,7 @@ def test_session_tables_are_the_warehouse_rows(
         for row in warehouse(
             market_lake,
             "select trigger_id, ts, outcome, outcome_known_ts, seconds_to_first_hit "
-            "from gold.trigger_outcomes where dt = ?",
+            "from gold.trigger_outcomes where dt = ? and level_kind = 'real'",
             [session["day"]],
         )
     }

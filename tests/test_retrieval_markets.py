@@ -11,8 +11,10 @@ null retrieval.
 
 The evidence on the same markets: with the signatures, the four conditions before the triggers
 follow the planted ones (BREAK: the side beyond pulled and repriced away; REJECT: the side
-behind); at placebo levels, and on the control, no condition or pattern is a finding after
-the multiplicity adjustment."""
+behind), and the composite picture of REJECT minus BREAK shows the planted ask wall and the
+missing bid stack; at placebo levels, and on the control, no condition or pattern is a
+finding after the multiplicity adjustment, and the picture's differences sit within their
+intervals."""
 
 from __future__ import annotations
 
@@ -36,7 +38,13 @@ from tests.markets import dbt
 pytestmark = pytest.mark.dbt
 
 # what the retrieval and the evidence need, without the physics bands and calibration
-MODELS = ["+trigger_signals", "+retrieval_evaluation", "+model_comparison", "+condition_outcomes"]
+MODELS = [
+    "+trigger_signals",
+    "+retrieval_evaluation",
+    "+model_comparison",
+    "+condition_outcomes",
+    "+trigger_composite",
+]
 # After the March roll every session is an included ESM4 day. The signatures are planted in
 # the futures book: a narrow option chain that lists no strikes during the session keeps the
 # build short (listings would widen it to 50 points beyond the future, 4x the option rows).
@@ -307,3 +315,57 @@ def test_on_the_control_market_nothing_is_a_finding(control_market: Lake) -> Non
         flagged, tested = findings(control_market, kind)
         assert tested >= 20, kind
         assert flagged == [], kind
+
+
+def composite_difference(lake: Lake, kind: str, side: str, low: int, high: int) -> list[tuple]:
+    """REJECT minus BREAK in the 30 seconds before the trigger at a side's prices `low` to
+    `high` ticks from the level: (difference, interval low, interval high) per cell."""
+    connection = duckdb.connect(str(lake.duckdb_path), read_only=True)
+    try:
+        return connection.execute(
+            "select depth_share, depth_share_ci_low, depth_share_ci_high "
+            "from gold.trigger_composite where outcome = 'REJECT_MINUS_BREAK' "
+            "and level_kind = ? and side = ? and ticks_from_level between ? and ? "
+            "and second_offset between -30 and -1",
+            [kind, side, low, high],
+        ).fetchall()
+    finally:
+        connection.close()
+
+
+def test_the_composite_shows_the_planted_signatures(signal_market: Lake) -> None:
+    """Before a REJECT the generator stacks asks at the level (0-2 ticks beyond it); before a
+    BREAK it stacks bids 3-8 ticks behind: REJECT minus BREAK is above zero at the asks there,
+    below it at the bids."""
+    asks = composite_difference(signal_market, "real", "ask", 0, 2)
+    bids = composite_difference(signal_market, "real", "bid", -8, -3)
+    assert len(asks) == 30 * 3
+    assert np.mean([difference for difference, _, _ in asks]) > 0
+    assert np.mean([low > 0 for _, low, _ in asks]) >= 0.8
+    assert np.mean([difference for difference, _, _ in bids]) < 0
+    assert np.mean([high < 0 for _, _, high in bids]) >= 0.5
+
+
+def outside_share(lake: Lake, kind: str) -> float:
+    """The share of the picture's cells near the level before the trigger (5 ticks either
+    side, both sides of the book) whose REJECT minus BREAK interval leaves out zero."""
+    cells = [
+        *composite_difference(lake, kind, "ask", -5, 5),
+        *composite_difference(lake, kind, "bid", -5, 5),
+    ]
+    assert cells
+    return float(np.mean([low > 0 or high < 0 for _, low, high in cells if low is not None]))
+
+
+def test_without_signatures_the_composite_differences_sit_within_their_intervals(
+    signal_market: Lake, control_market: Lake
+) -> None:
+    """At the control's levels and the placebo levels, REJECT minus BREAK leaves out zero in
+    few cells (95% intervals: about 5% by chance); at the signal market's real levels in many."""
+    assert outside_share(signal_market, "real") >= 0.3
+    for lake, kind in (
+        (control_market, "real"),
+        (control_market, "placebo"),
+        (signal_market, "placebo"),
+    ):
+        assert outside_share(lake, kind) <= 0.15, kind

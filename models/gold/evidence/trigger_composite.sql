@@ -1,0 +1,334 @@
+{%- set tick = var('futures_tick_size') -%}
+{%- set zone = var('level_zone_ticks') -%}
+{%- set before = var('composite_seconds_before') -%}
+{%- set after = var('composite_seconds_after') -%}
+{%- set baseline = var('composite_baseline_seconds') -%}
+-- The typical book around a trigger: per level kind, outcome, second from the trigger and
+-- ticks from the level, the mean over the triggers of each price's resting quantity (as a
+-- share of the trigger's own zone depth in the `composite_baseline_seconds` seconds before
+-- `ts` - before_seconds) and its pull/add log, mirrored so that every approach reads as one
+-- from below (an approach from above swaps asks and bids and the sign of the ticks). Beside
+-- BREAK, REJECT, CHOP and WHIPSAW, the difference REJECT minus BREAK. Intervals (95%) are
+-- clustered by session. Seconds after the trigger are descriptive: nothing reads them back.
+with triggers as (
+    select
+        triggers.trigger_id,
+        triggers.symbol,
+        triggers.dt,
+        triggers.ts,
+        triggers.level_kind,
+        triggers.level_price,
+        outcomes.outcome,
+        case triggers.approach_dir when 'UP' then 1 else -1 end as direction
+    from {{ ref('approach_triggers') }} as triggers
+    inner join {{ ref('trigger_outcomes') }} as outcomes
+        on triggers.trigger_id = outcomes.trigger_id
+    where outcomes.outcome is not null
+),
+
+cells as (
+    -- each trigger's prices within the zone of the level, second by second, mirrored
+    select
+        triggers.trigger_id,
+        triggers.dt,
+        triggers.level_kind,
+        triggers.outcome,
+        date_diff('second', triggers.ts, flow.window_start) as second_offset,
+        cast(round(triggers.direction * (flow.price - triggers.level_price) / {{ tick }}) as integer)
+            as ticks_from_level,
+        case
+            when triggers.direction = 1 then flow.side
+            when flow.side = 'ask' then 'bid'
+            else 'ask'
+        end as side,
+        flow.depth_qty_end,
+        ln((flow.pull_qty_rest + 1) / (flow.add_qty + 1)) as pull_add_log_rest
+    from triggers
+    inner join {{ ref('depth_and_flow_1s') }} as flow
+        on
+            triggers.symbol = flow.symbol
+            and triggers.dt = flow.dt
+            and triggers.ts - interval {{ before }} second <= flow.window_start
+            and triggers.ts + interval {{ after }} second > flow.window_start
+            and triggers.level_price - {{ zone * tick }} <= flow.price
+            and triggers.level_price + {{ zone * tick }} >= flow.price
+),
+
+baselines as (
+    -- the trigger's zone depth, both sides, mean over its baseline seconds
+    select
+        trigger_id,
+        sum(depth_qty_end) / {{ baseline }} as baseline_depth
+    from cells
+    where second_offset < -{{ before }} + {{ baseline }}
+    group by trigger_id
+),
+
+scaled as (
+    select
+        cells.*,
+        cells.depth_qty_end / (coalesce(baselines.baseline_depth, 0) + 1) as depth_share
+    from cells
+    left join baselines
+        on cells.trigger_id = baselines.trigger_id
+),
+
+session_triggers as (
+    select
+        level_kind,
+        outcome,
+        dt,
+        count(*) as triggers
+    from triggers
+    group by all
+),
+
+cell_sums as (
+    select
+        level_kind,
+        outcome,
+        dt,
+        second_offset,
+        ticks_from_level,
+        side,
+        sum(depth_share) as depth_share_sum,
+        sum(pull_add_log_rest) as pull_add_log_rest_sum
+    from scaled
+    group by all
+),
+
+session_sums as (
+    -- every cell of every session with triggers: a price without depth or flow that second
+    -- counts as 0 for each trigger
+    select
+        sessions.level_kind,
+        sessions.outcome,
+        second_steps.second_offset,
+        tick_steps.ticks_from_level,
+        sides.side,
+        sessions.dt,
+        sessions.triggers,
+        coalesce(cell_sums.depth_share_sum, 0) as depth_share_sum,
+        coalesce(cell_sums.pull_add_log_rest_sum, 0) as pull_add_log_rest_sum
+    from session_triggers as sessions
+    cross join range(-{{ before }}, {{ after }}) as second_steps (second_offset)
+    cross join range(-{{ zone }}, {{ zone + 1 }}) as tick_steps (ticks_from_level)
+    cross join (values ('ask'), ('bid')) as sides (side)
+    left join cell_sums
+        on
+            sessions.level_kind = cell_sums.level_kind
+            and sessions.outcome = cell_sums.outcome
+            and sessions.dt = cell_sums.dt
+            and second_steps.second_offset = cell_sums.second_offset
+            and tick_steps.ticks_from_level = cell_sums.ticks_from_level
+            and sides.side = cell_sums.side
+),
+
+means as (
+    select
+        level_kind,
+        outcome,
+        second_offset,
+        ticks_from_level,
+        side,
+        sum(triggers) as triggers,
+        count(*) as sessions,
+        sum(depth_share_sum) / sum(triggers) as depth_share,
+        sum(pull_add_log_rest_sum) / sum(triggers) as pull_add_log_rest
+    from session_sums
+    group by all
+),
+
+session_terms as (
+    -- each session's linearised term of each mean (the ratio estimator's influence), for
+    -- the session-clustered variance: S / (S - 1) * sum of squares
+    select
+        sums.*,
+        (sums.depth_share_sum - means.depth_share * sums.triggers) / means.triggers as depth_term,
+        (sums.pull_add_log_rest_sum - means.pull_add_log_rest * sums.triggers) / means.triggers
+            as pull_add_term
+    from session_sums as sums
+    inner join means
+        on
+            sums.level_kind = means.level_kind
+            and sums.outcome = means.outcome
+            and sums.second_offset = means.second_offset
+            and sums.ticks_from_level = means.ticks_from_level
+            and sums.side = means.side
+),
+
+by_outcome as (
+    select
+        means.level_kind,
+        means.outcome,
+        means.second_offset,
+        means.ticks_from_level,
+        means.side,
+        means.triggers,
+        means.sessions,
+        means.depth_share,
+        means.pull_add_log_rest,
+        case
+            when means.sessions > 1
+                then sqrt(means.sessions / (means.sessions - 1) * sum(terms.depth_term ^ 2))
+        end as depth_share_se,
+        case
+            when means.sessions > 1
+                then sqrt(means.sessions / (means.sessions - 1) * sum(terms.pull_add_term ^ 2))
+        end as pull_add_log_rest_se
+    from means
+    inner join session_terms as terms
+        on
+            means.level_kind = terms.level_kind
+            and means.outcome = terms.outcome
+            and means.second_offset = terms.second_offset
+            and means.ticks_from_level = terms.ticks_from_level
+            and means.side = terms.side
+    group by
+        means.level_kind,
+        means.outcome,
+        means.second_offset,
+        means.ticks_from_level,
+        means.side,
+        means.triggers,
+        means.sessions,
+        means.depth_share,
+        means.pull_add_log_rest
+),
+
+reject_terms as (
+    select *
+    from session_terms
+    where outcome = 'REJECT'
+),
+
+break_terms as (
+    select *
+    from session_terms
+    where outcome = 'BREAK'
+),
+
+difference_terms as (
+    -- REJECT minus BREAK: per session the difference of the two terms (sessions with one
+    -- outcome only contribute theirs), so the shared sessions' correlation is kept
+    select
+        coalesce(rejects.level_kind, breaks.level_kind) as level_kind,
+        coalesce(rejects.second_offset, breaks.second_offset) as second_offset,
+        coalesce(rejects.ticks_from_level, breaks.ticks_from_level) as ticks_from_level,
+        coalesce(rejects.side, breaks.side) as side,
+        coalesce(rejects.dt, breaks.dt) as dt,
+        coalesce(rejects.depth_term, 0) - coalesce(breaks.depth_term, 0) as depth_term,
+        coalesce(rejects.pull_add_term, 0) - coalesce(breaks.pull_add_term, 0) as pull_add_term
+    from reject_terms as rejects
+    full outer join break_terms as breaks
+        on
+            rejects.level_kind = breaks.level_kind
+            and rejects.second_offset = breaks.second_offset
+            and rejects.ticks_from_level = breaks.ticks_from_level
+            and rejects.side = breaks.side
+            and rejects.dt = breaks.dt
+),
+
+reject_means as (
+    select *
+    from means
+    where outcome = 'REJECT'
+),
+
+break_means as (
+    select *
+    from means
+    where outcome = 'BREAK'
+),
+
+differences as (
+    select
+        rejects.level_kind,
+        'REJECT_MINUS_BREAK' as outcome,
+        rejects.second_offset,
+        rejects.ticks_from_level,
+        rejects.side,
+        rejects.triggers + breaks.triggers as triggers,
+        count(distinct terms.dt) as sessions,
+        rejects.depth_share - breaks.depth_share as depth_share,
+        rejects.pull_add_log_rest - breaks.pull_add_log_rest as pull_add_log_rest,
+        case
+            when count(distinct terms.dt) > 1
+                then sqrt(
+                    count(distinct terms.dt) / (count(distinct terms.dt) - 1)
+                    * sum(terms.depth_term ^ 2)
+                )
+        end as depth_share_se,
+        case
+            when count(distinct terms.dt) > 1
+                then sqrt(
+                    count(distinct terms.dt) / (count(distinct terms.dt) - 1)
+                    * sum(terms.pull_add_term ^ 2)
+                )
+        end as pull_add_log_rest_se
+    from reject_means as rejects
+    inner join break_means as breaks
+        on
+            rejects.level_kind = breaks.level_kind
+            and rejects.second_offset = breaks.second_offset
+            and rejects.ticks_from_level = breaks.ticks_from_level
+            and rejects.side = breaks.side
+    inner join difference_terms as terms
+        on
+            rejects.level_kind = terms.level_kind
+            and rejects.second_offset = terms.second_offset
+            and rejects.ticks_from_level = terms.ticks_from_level
+            and rejects.side = terms.side
+    group by
+        rejects.level_kind,
+        rejects.second_offset,
+        rejects.ticks_from_level,
+        rejects.side,
+        rejects.triggers,
+        breaks.triggers,
+        rejects.depth_share,
+        breaks.depth_share,
+        rejects.pull_add_log_rest,
+        breaks.pull_add_log_rest
+),
+
+outcomes_and_differences as (
+    select * from by_outcome
+    union all
+    select * from differences
+),
+
+final as (
+    select
+        level_kind,
+        outcome,
+        side,
+        sessions,
+        depth_share,
+        pull_add_log_rest,
+        cast(second_offset as integer) as second_offset,
+        cast(ticks_from_level as integer) as ticks_from_level,
+        cast(triggers as bigint) as triggers,
+        depth_share - 1.96 * depth_share_se as depth_share_ci_low,
+        depth_share + 1.96 * depth_share_se as depth_share_ci_high,
+        pull_add_log_rest - 1.96 * pull_add_log_rest_se as pull_add_log_rest_ci_low,
+        pull_add_log_rest + 1.96 * pull_add_log_rest_se as pull_add_log_rest_ci_high
+    from outcomes_and_differences
+)
+
+select
+    level_kind,
+    outcome,
+    second_offset,
+    ticks_from_level,
+    side,
+    triggers,
+    sessions,
+    depth_share,
+    depth_share_ci_low,
+    depth_share_ci_high,
+    pull_add_log_rest,
+    pull_add_log_rest_ci_low,
+    pull_add_log_rest_ci_high
+from final
+order by level_kind, outcome, second_offset, side, ticks_from_level
