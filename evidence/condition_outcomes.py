@@ -336,12 +336,16 @@ def _permutation_p_values(
     stack = np.array(masks, dtype=np.float64)  # members x triggers
     observed = np.abs(_separations(breaks[np.newaxis, :], decided[np.newaxis, :], stack)[:, 0])
     extreme = np.zeros(len(masks), dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, session_index[1:] != session_index[:-1]])
+    blocks = list(zip(starts, np.r_[starts[1:], len(session_index)], strict=True))
     chunk = max(1, PERMUTATION_CELLS // max(1, len(outcomes)))
     for start in range(0, permutations, chunk):
         draws = min(chunk, permutations - start)
-        # random keys within each session's block: sorting them permutes each block alone
-        keys = rng.random((draws, len(outcomes))) + session_index[np.newaxis, :]
-        shuffled = np.argsort(keys, axis=1, kind="stable")
+        shuffled = np.empty((draws, len(outcomes)), dtype=np.int64)
+        for first, end in blocks:  # each session's positions shuffled among themselves
+            shuffled[:, first:end] = rng.permuted(
+                np.broadcast_to(np.arange(first, end), (draws, end - first)), axis=1
+            )
         drawn = _separations(breaks[shuffled], decided[shuffled], stack)
         extreme += (np.abs(drawn) >= observed[:, np.newaxis] - 1e-12).sum(axis=1)
     return [float((1 + e) / (1 + permutations)) for e in extreme]
