@@ -154,15 +154,15 @@ def condition_outcomes(conditions: pa.Table, settings: EvidenceSettings) -> pa.T
                 tests_in_family=len(positions),
                 is_significant=bool(value < settings.alpha),
             )
-    for i, row in enumerate(rows):
-        # a condition not held: the test is the condition's own (the row before)
-        if (
-            row["grouping"] == "condition"
-            and not row["held"]
-            and rows[i - 1]["p_value"] is not None
-        ):
+    keys = ("level_kind", "level_id", "approach_dir", "window_seconds", "member")
+    held_rows = {tuple(row[k] for k in keys): row for row in rows if row["held"]}
+    for row in rows:
+        # a condition not held: the test is the condition's own (its held row's)
+        held = held_rows.get(tuple(row[k] for k in keys))
+        if row["grouping"] == "condition" and not row["held"] and held is not None:
             for key in ("p_value_holm", "tests_in_family", "is_significant"):
-                row[key] = rows[i - 1][key]
+                if key in held:
+                    row[key] = held[key]
     for row in rows:
         row.setdefault(
             "tests_in_family", len(tested.get((row["level_kind"], row["window_seconds"]), ()))

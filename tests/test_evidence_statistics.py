@@ -138,3 +138,27 @@ def test_unlabelled_triggers_do_not_count_and_the_table_is_the_same_twice() -> N
     # the first session has no base rate: the lift is over the second's triggers
     assert everything["base_rate"] == pytest.approx(2 / 5)
     assert everything["lift"] == pytest.approx((2 / 5) / (2 / 5))
+
+
+def test_a_condition_that_never_held_has_no_test_on_either_row() -> None:
+    """C4 never holds: its 'not held' row is every trigger and carries no test (C3's, tested
+    just before it, must not leak into it); C3's 'not held' row carries C3's test."""
+    rng = np.random.default_rng(5)
+    n = 200
+    days = [f"2024-03-{4 + i // 20:02d}" for i in range(n)]
+    outcomes = rng.choice(["BREAK", "REJECT"], size=n)
+    flags = rng.random((n, 4)) < 0.5
+    flags[:, 3] = False
+    table = condition_outcomes(conditions_table(days, list(outcomes), flags), SETTINGS)
+    group = {"level_id": "PM_HIGH", "approach_dir": "UP"}
+    assert rows_of(table, **group, member="C4", held=True) == []
+    [never] = rows_of(table, **group, member="C4", held=False)
+    assert never["n"] == n
+    assert (never["p_value"], never["p_value_holm"], never["is_significant"]) == (None,) * 3
+    [held] = rows_of(table, **group, member="C3", held=True)
+    [not_held] = rows_of(table, **group, member="C3", held=False)
+    assert held["p_value"] is not None
+    assert (not_held["p_value"], not_held["p_value_holm"]) == (
+        held["p_value"],
+        held["p_value_holm"],
+    )
