@@ -10,6 +10,7 @@
 -- from below (an approach from above swaps asks and bids and the sign of the ticks). Beside
 -- BREAK, REJECT, CHOP and WHIPSAW, the difference REJECT minus BREAK. Intervals (95%) are
 -- clustered by session. Seconds after the trigger are descriptive: nothing reads them back.
+-- Sums of doubles run in a fixed order (ordered_sum): the same rows give the same bits.
 with triggers as (
     select
         triggers.trigger_id,
@@ -91,8 +92,8 @@ cell_sums as (
         second_offset,
         ticks_from_level,
         side,
-        sum(depth_share) as depth_share_sum,
-        sum(pull_add_log_rest) as pull_add_log_rest_sum
+        {{ ordered_sum('depth_share', 'trigger_id') }} as depth_share_sum,
+        {{ ordered_sum('pull_add_log_rest', 'trigger_id') }} as pull_add_log_rest_sum
     from scaled
     group by all
 ),
@@ -133,8 +134,8 @@ means as (
         side,
         sum(triggers) as triggers,
         count(*) as sessions,
-        sum(depth_share_sum) / sum(triggers) as depth_share,
-        sum(pull_add_log_rest_sum) / sum(triggers) as pull_add_log_rest
+        {{ ordered_sum('depth_share_sum', 'dt') }} / sum(triggers) as depth_share,
+        {{ ordered_sum('pull_add_log_rest_sum', 'dt') }} / sum(triggers) as pull_add_log_rest
     from session_sums
     group by all
 ),
@@ -170,11 +171,11 @@ by_outcome as (
         means.pull_add_log_rest,
         case
             when means.sessions > 1
-                then sqrt(means.sessions / (means.sessions - 1) * sum(terms.depth_term ^ 2))
+                then sqrt(means.sessions / (means.sessions - 1) * {{ ordered_sum('terms.depth_term ^ 2', 'terms.dt') }})
         end as depth_share_se,
         case
             when means.sessions > 1
-                then sqrt(means.sessions / (means.sessions - 1) * sum(terms.pull_add_term ^ 2))
+                then sqrt(means.sessions / (means.sessions - 1) * {{ ordered_sum('terms.pull_add_term ^ 2', 'terms.dt') }})
         end as pull_add_log_rest_se
     from means
     inner join session_terms as terms
@@ -256,14 +257,14 @@ differences as (
             when count(distinct terms.dt) > 1
                 then sqrt(
                     count(distinct terms.dt) / (count(distinct terms.dt) - 1)
-                    * sum(terms.depth_term ^ 2)
+                    * {{ ordered_sum('terms.depth_term ^ 2', 'terms.dt') }}
                 )
         end as depth_share_se,
         case
             when count(distinct terms.dt) > 1
                 then sqrt(
                     count(distinct terms.dt) / (count(distinct terms.dt) - 1)
-                    * sum(terms.pull_add_term ^ 2)
+                    * {{ ordered_sum('terms.pull_add_term ^ 2', 'terms.dt') }}
                 )
         end as pull_add_log_rest_se
     from reject_means as rejects
