@@ -647,6 +647,34 @@ def test_summary_prints_tables_and_selection(
     assert "models beside retrieval on the same walk-forward folds" in printed
     assert "within-session AUC pooled over PM_HIGH and PM_LOW: null_retrieval" in printed
     assert "PM_HIGH" in printed
+    assert "the four conditions in the 30 s before each trigger, all levels" in printed
+
+
+def test_evidence_prints_a_levels_conditions_at_real_and_placebo_levels(
+    market_lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`spymaster evidence`: the group's triggers counted as the table counts them, real
+    and placebo; a window or level the warehouse lacks is named."""
+    argv = ["evidence", "--lake", str(market_lake.root), "--level", "PM_HIGH", "--dir", "UP"]
+    assert main([*argv, "--window", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert "the four conditions in the 10 s before each trigger, PM_HIGH, approached UP" in printed
+    ((n,),) = warehouse(
+        market_lake,
+        "select n from gold.condition_outcomes where level_kind = 'real' and level_id = 'PM_HIGH' "
+        "and approach_dir = 'UP' and window_seconds = 10 and grouping = 'all'",
+    )
+    assert f"    all triggers  {n:>5,} " in printed
+    assert "  real levels " in printed
+    assert "  placebo levels" in printed
+    assert main([*argv, "--window", "7"]) == 1
+    assert "--window 7: the warehouse has condition windows of [5, 10, 30] seconds" in (
+        capsys.readouterr().err
+    )
+    assert main(["evidence", "--lake", str(market_lake.root), "--level", "PM_HIGX"]) == 1
+    error = capsys.readouterr().err
+    assert "no triggers of --level PM_HIGX --dir ALL" in error
+    assert "Traceback" not in error
 
 
 def test_diff_finds_a_changed_row_and_a_missing_table(
