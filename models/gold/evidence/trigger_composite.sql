@@ -9,8 +9,8 @@
 -- `ts` - before_seconds) and its pull/add log, mirrored so that every approach reads as one
 -- from below (an approach from above swaps asks and bids and the sign of the ticks). Beside
 -- BREAK, REJECT, CHOP and WHIPSAW, the difference REJECT minus BREAK. Intervals (95%) are
--- clustered by session. Seconds after the trigger are descriptive: nothing reads them back.
--- Sums of doubles run in a fixed order (ordered_sum): the same rows give the same bits.
+-- clustered by session (clustered_outcome_means). Seconds after the trigger are descriptive:
+-- nothing reads them back.
 with triggers as (
     select
         triggers.trigger_id,
@@ -104,11 +104,13 @@ session_sums as (
     select
         sessions.level_kind,
         sessions.outcome,
+        sessions.dt,
         second_steps.second_offset,
         tick_steps.ticks_from_level,
         sides.side,
-        sessions.dt,
         sessions.triggers,
+        sessions.triggers as depth_share_count,
+        sessions.triggers as pull_add_log_rest_count,
         coalesce(cell_sums.depth_share_sum, 0) as depth_share_sum,
         coalesce(cell_sums.pull_add_log_rest_sum, 0) as pull_add_log_rest_sum
     from session_triggers as sessions
@@ -125,203 +127,19 @@ session_sums as (
             and sides.side = cell_sums.side
 ),
 
-means as (
-    select
-        level_kind,
-        outcome,
-        second_offset,
-        ticks_from_level,
-        side,
-        sum(triggers) as triggers,
-        count(*) as sessions,
-        {{ ordered_sum('depth_share_sum', 'dt') }} / sum(triggers) as depth_share,
-        {{ ordered_sum('pull_add_log_rest_sum', 'dt') }} / sum(triggers) as pull_add_log_rest
-    from session_sums
-    group by all
-),
-
-session_terms as (
-    -- each session's linearised term of each mean (the ratio estimator's influence), for
-    -- the session-clustered variance: S / (S - 1) * sum of squares
-    select
-        sums.*,
-        (sums.depth_share_sum - means.depth_share * sums.triggers) / means.triggers as depth_term,
-        (sums.pull_add_log_rest_sum - means.pull_add_log_rest * sums.triggers) / means.triggers
-            as pull_add_term
-    from session_sums as sums
-    inner join means
-        on
-            sums.level_kind = means.level_kind
-            and sums.outcome = means.outcome
-            and sums.second_offset = means.second_offset
-            and sums.ticks_from_level = means.ticks_from_level
-            and sums.side = means.side
-),
-
-by_outcome as (
-    select
-        means.level_kind,
-        means.outcome,
-        means.second_offset,
-        means.ticks_from_level,
-        means.side,
-        means.triggers,
-        means.sessions,
-        means.depth_share,
-        means.pull_add_log_rest,
-        case
-            when means.sessions > 1
-                then sqrt(means.sessions / (means.sessions - 1) * {{ ordered_sum('terms.depth_term ^ 2', 'terms.dt') }})
-        end as depth_share_se,
-        case
-            when means.sessions > 1
-                then sqrt(means.sessions / (means.sessions - 1) * {{ ordered_sum('terms.pull_add_term ^ 2', 'terms.dt') }})
-        end as pull_add_log_rest_se
-    from means
-    inner join session_terms as terms
-        on
-            means.level_kind = terms.level_kind
-            and means.outcome = terms.outcome
-            and means.second_offset = terms.second_offset
-            and means.ticks_from_level = terms.ticks_from_level
-            and means.side = terms.side
-    group by
-        means.level_kind,
-        means.outcome,
-        means.second_offset,
-        means.ticks_from_level,
-        means.side,
-        means.triggers,
-        means.sessions,
-        means.depth_share,
-        means.pull_add_log_rest
-),
-
-reject_terms as (
-    select *
-    from session_terms
-    where outcome = 'REJECT'
-),
-
-break_terms as (
-    select *
-    from session_terms
-    where outcome = 'BREAK'
-),
-
-difference_terms as (
-    -- REJECT minus BREAK: per session the difference of the two terms (sessions with one
-    -- outcome only contribute theirs), so the shared sessions' correlation is kept
-    select
-        coalesce(rejects.level_kind, breaks.level_kind) as level_kind,
-        coalesce(rejects.second_offset, breaks.second_offset) as second_offset,
-        coalesce(rejects.ticks_from_level, breaks.ticks_from_level) as ticks_from_level,
-        coalesce(rejects.side, breaks.side) as side,
-        coalesce(rejects.dt, breaks.dt) as dt,
-        coalesce(rejects.depth_term, 0) - coalesce(breaks.depth_term, 0) as depth_term,
-        coalesce(rejects.pull_add_term, 0) - coalesce(breaks.pull_add_term, 0) as pull_add_term
-    from reject_terms as rejects
-    full outer join break_terms as breaks
-        on
-            rejects.level_kind = breaks.level_kind
-            and rejects.second_offset = breaks.second_offset
-            and rejects.ticks_from_level = breaks.ticks_from_level
-            and rejects.side = breaks.side
-            and rejects.dt = breaks.dt
-),
-
-reject_means as (
-    select *
-    from means
-    where outcome = 'REJECT'
-),
-
-break_means as (
-    select *
-    from means
-    where outcome = 'BREAK'
-),
-
-differences as (
-    select
-        rejects.level_kind,
-        'REJECT_MINUS_BREAK' as outcome,
-        rejects.second_offset,
-        rejects.ticks_from_level,
-        rejects.side,
-        rejects.triggers + breaks.triggers as triggers,
-        count(distinct terms.dt) as sessions,
-        rejects.depth_share - breaks.depth_share as depth_share,
-        rejects.pull_add_log_rest - breaks.pull_add_log_rest as pull_add_log_rest,
-        case
-            when count(distinct terms.dt) > 1
-                then sqrt(
-                    count(distinct terms.dt) / (count(distinct terms.dt) - 1)
-                    * {{ ordered_sum('terms.depth_term ^ 2', 'terms.dt') }}
-                )
-        end as depth_share_se,
-        case
-            when count(distinct terms.dt) > 1
-                then sqrt(
-                    count(distinct terms.dt) / (count(distinct terms.dt) - 1)
-                    * {{ ordered_sum('terms.pull_add_term ^ 2', 'terms.dt') }}
-                )
-        end as pull_add_log_rest_se
-    from reject_means as rejects
-    inner join break_means as breaks
-        on
-            rejects.level_kind = breaks.level_kind
-            and rejects.second_offset = breaks.second_offset
-            and rejects.ticks_from_level = breaks.ticks_from_level
-            and rejects.side = breaks.side
-    inner join difference_terms as terms
-        on
-            rejects.level_kind = terms.level_kind
-            and rejects.second_offset = terms.second_offset
-            and rejects.ticks_from_level = terms.ticks_from_level
-            and rejects.side = terms.side
-    group by
-        rejects.level_kind,
-        rejects.second_offset,
-        rejects.ticks_from_level,
-        rejects.side,
-        rejects.triggers,
-        breaks.triggers,
-        rejects.depth_share,
-        breaks.depth_share,
-        rejects.pull_add_log_rest,
-        breaks.pull_add_log_rest
-),
-
-outcomes_and_differences as (
-    select * from by_outcome
-    union all
-    select * from differences
-),
-
 final as (
-    select
-        level_kind,
-        outcome,
-        side,
-        sessions,
-        depth_share,
-        pull_add_log_rest,
-        cast(second_offset as integer) as second_offset,
-        cast(ticks_from_level as integer) as ticks_from_level,
-        cast(triggers as bigint) as triggers,
-        depth_share - 1.96 * depth_share_se as depth_share_ci_low,
-        depth_share + 1.96 * depth_share_se as depth_share_ci_high,
-        pull_add_log_rest - 1.96 * pull_add_log_rest_se as pull_add_log_rest_ci_low,
-        pull_add_log_rest + 1.96 * pull_add_log_rest_se as pull_add_log_rest_ci_high
-    from outcomes_and_differences
+    {{ clustered_outcome_means(
+        'session_sums',
+        ['second_offset', 'ticks_from_level', 'side'],
+        ['depth_share', 'pull_add_log_rest']
+    ) }}
 )
 
 select
     level_kind,
     outcome,
-    second_offset,
-    ticks_from_level,
+    cast(second_offset as integer) as second_offset,
+    cast(ticks_from_level as integer) as ticks_from_level,
     side,
     triggers,
     sessions,
