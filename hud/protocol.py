@@ -27,6 +27,7 @@ class PayloadKind(StrEnum):
     SESSION = "session"
     WINDOW = "window"
     FRAME = "frame"
+    EVIDENCE = "evidence"
 
 
 class FramePart(StrEnum):

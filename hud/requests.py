@@ -101,6 +101,57 @@ def window_of(params: Mapping[str, object], warehouse: Warehouse) -> Window:
     return Window(session, start, end)
 
 
+LEVEL_KINDS = ("real", "placebo")
+POOLED = "ALL"
+
+
+@dataclass(frozen=True)
+class EvidenceQuery:
+    """`kind` (real or placebo levels), `level` and `dir` (ALL pools them), `window` (seconds
+    before the trigger the conditions cover; the primary window when absent)."""
+
+    kind: str
+    level: str
+    direction: str
+    window: int
+
+
+def evidence_of(
+    params: Mapping[str, object], choices: list[tuple[str, str, int]], primary_window: int
+) -> EvidenceQuery:
+    """Each parameter checked against what gold.condition_outcomes holds (`choices`: its
+    level, direction and window rows)."""
+    if not choices:
+        raise RequestError(404, "gold.condition_outcomes is empty: no labelled triggers yet")
+    kind = params.get("kind") or "real"
+    if kind not in LEVEL_KINDS:
+        raise RequestError(400, f"kind {kind!r} is not one of {', '.join(LEVEL_KINDS)}", "kind")
+    level = params.get("level") or POOLED
+    levels = sorted({row[0] for row in choices})
+    if level not in levels:
+        raise RequestError(
+            404, f"level {level!r} has no triggers (levels: {', '.join(levels)})", "level"
+        )
+    direction = params.get("dir") or POOLED
+    if direction not in ("UP", "DOWN", POOLED):
+        raise RequestError(400, f"dir {direction!r} is not one of UP, DOWN, ALL", "dir")
+    windows = sorted({row[2] for row in choices})
+    value = params.get("window")
+    try:
+        window = primary_window if value in (None, "") else int(str(value))
+    except ValueError:
+        raise RequestError(
+            400, f"window {value!r} is not a whole number of seconds", "window"
+        ) from None
+    if window not in windows:
+        raise RequestError(
+            404, f"window {window} s: the conditions cover {windows} seconds", "window"
+        )
+    if (level, direction, window) not in set(choices):
+        raise RequestError(404, f"no triggers of {level} approached {direction}", "dir")
+    return EvidenceQuery(str(kind), str(level), str(direction), window)
+
+
 @dataclass(frozen=True)
 class StreamCommand:
     """`{"op": "replay", "session": ..., "from": ..., "speed": ...}`, `{"op": "live",

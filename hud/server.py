@@ -6,6 +6,8 @@ HTTP (GET; Arrow IPC bodies, see `protocol`):
   /api/sessions        the included sessions
   /api/session         ?session=YYYY-MM-DD: bounds, levels, episodes, triggers, neighbours
   /api/window          ?session=&start=&end=: every frame table for the seconds [start, end)
+  /api/evidence        ?kind=real|placebo&level=&dir=&window=: the composite pictures by outcome
+                       and the condition table of a level and direction
 WebSocket:
   /api/stream          JSON commands in (replay, live, stop), one binary frame per second out;
                        live also sends the session payload again when it changes
@@ -22,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -32,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from foundation.lake import Lake
+from foundation.project import project_vars
 from hud.live import LiveDay
 from hud.live_stream import frame_encoder, stream_live
 from hud.protocol import PayloadKind, StreamMode, encode, message_table
@@ -39,6 +43,7 @@ from hud.replay import replay
 from hud.requests import (
     RequestError,
     StreamCommand,
+    evidence_of,
     session_of,
     stream_command_of,
     window_of,
@@ -118,6 +123,29 @@ async def _window(request: Request, warehouse: Warehouse) -> bytes:
                     PayloadKind.WINDOW, window.session.session, window.start, end
                 ),
                 **warehouse.window(window.session, window.start, end),
+            }
+        )
+
+    return await run_in_threadpool(payload)
+
+
+async def _evidence(request: Request, warehouse: Warehouse) -> bytes:
+    def payload() -> bytes:
+        choices = [tuple(row.values()) for row in warehouse.evidence_choices().to_pylist()]
+        primary = int(project_vars()["condition_primary_window_seconds"])
+        query = evidence_of(request.query_params, choices, primary)
+        return encode(
+            {
+                "message": message_table(PayloadKind.EVIDENCE),
+                "evidence": pa.table(
+                    {
+                        "kind": [query.kind],
+                        "level": [query.level],
+                        "direction": [query.direction],
+                        "window_seconds": pa.array([query.window], pa.int32()),
+                    }
+                ),
+                **warehouse.evidence(query.kind, query.level, query.direction, query.window),
             }
         )
 
@@ -215,6 +243,7 @@ def create_app(lake: Lake, live: LiveDay | None = None) -> Starlette:
             Route("/api/sessions", _answers(_sessions)),
             Route("/api/session", _answers(_session)),
             Route("/api/window", _answers(_window)),
+            Route("/api/evidence", _answers(_evidence)),
             WebSocketRoute("/api/stream", _stream),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],

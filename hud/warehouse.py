@@ -367,7 +367,46 @@ inner join gold.trigger_outcomes as outcomes on ranked.neighbour_trigger_id = ou
 order by ranked.trigger_id, ranked.neighbour_rank
 """
 
-# Beyond the frame tables: what the session queries read (table -> columns).
+# The evidence view: the typical book around a trigger by outcome (pooled over levels and
+# directions, mirrored as if from below) and the four conditions of one level and direction.
+EVIDENCE_OUTCOMES = ("BREAK", "REJECT", "REJECT_MINUS_BREAK")
+COMPOSITE_MEASURES = ("depth_share", "pull_add_log_rest")
+COMPOSITE_VALUES = tuple(
+    f"{measure}{end}" for measure in COMPOSITE_MEASURES for end in ("", "_ci_low", "_ci_high")
+)
+COMPOSITE_SQL = f"""
+select
+    outcome,
+    second_offset,
+    ticks_from_level,
+    side,
+    cast(triggers as integer) as triggers,
+    cast(sessions as integer) as sessions,
+    {", ".join(f"cast({value} as float) as {value}" for value in COMPOSITE_VALUES)}
+from gold.trigger_composite
+where level_kind = $kind and outcome in {EVIDENCE_OUTCOMES}
+order by outcome, second_offset, side, ticks_from_level
+"""
+CONDITION_COLUMNS = (
+    "level_kind", "grouping", "member", "held", "n", "sessions", "break_share",
+    "reject_share", "chop_share", "break_share_ci_low", "break_share_ci_high",
+    "reject_share_ci_low", "reject_share_ci_high", "base_rate", "lift", "lift_ci_low",
+    "lift_ci_high", "separation", "p_value", "p_value_holm", "tests_in_family",
+    "is_significant",
+)  # fmt: skip
+CONDITIONS_SQL = f"""
+select {", ".join(CONDITION_COLUMNS)}
+from gold.condition_outcomes
+where level_id = $level and approach_dir = $direction and window_seconds = $window
+order by level_kind desc, grouping = 'pattern', grouping, member, held desc
+"""
+EVIDENCE_CHOICES_SQL = """
+select distinct level_id, approach_dir, window_seconds
+from gold.condition_outcomes
+order by all
+"""
+
+# Beyond the frame tables: what the session and evidence queries read (table -> columns).
 SESSION_COLUMNS: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("silver", "contract_day_selection"): ("dt", "selected_symbol", "is_included"),
     ("silver", "session_calendar"): (
@@ -385,6 +424,13 @@ SESSION_COLUMNS: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("gold", "trigger_outcomes"): ("trigger_id", "outcome", "outcome_known_ts", "first_hit"),
     ("gold", "trigger_signals"): (
         "trigger_id", "p_break", "neighbour_trigger_ids", "neighbour_similarities",
+    ),
+    ("gold", "trigger_composite"): (
+        "level_kind", "outcome", "second_offset", "ticks_from_level", "side", "triggers",
+        "sessions", *COMPOSITE_VALUES,
+    ),
+    ("gold", "condition_outcomes"): (
+        *CONDITION_COLUMNS, "level_id", "approach_dir", "window_seconds",
     ),
 }  # fmt: skip
 
@@ -628,6 +674,21 @@ class Warehouse:
             ),
             "trigger_signals": self.query(SIGNALS_SQL, {"session": session.session}),
             "trigger_neighbours": self.query(NEIGHBOURS_SQL, {"session": session.session}),
+        }
+
+    def evidence_choices(self) -> pa.Table:
+        """The levels, directions and windows gold.condition_outcomes holds."""
+        return self.query(EVIDENCE_CHOICES_SQL)
+
+    def evidence(self, kind: str, level: str, direction: str, window: int) -> dict[str, pa.Table]:
+        """The evidence view's tables: the composite pictures at `kind` levels and the
+        condition table of a level (or ALL) and direction (or ALL) for a window, both kinds."""
+        return {
+            "trigger_composite": self.query(COMPOSITE_SQL, {"kind": kind}),
+            "condition_outcomes": self.query(
+                CONDITIONS_SQL, {"level": level, "direction": direction, "window": window}
+            ),
+            "evidence_choices": self.evidence_choices(),
         }
 
     def read_window(

@@ -337,6 +337,80 @@ def test_bad_window_requests_name_the_parameter(
     assert words in body["error"]
 
 
+def test_evidence_is_the_warehouse_rows_of_the_choice(
+    client: TestClient, market_lake: Lake
+) -> None:
+    """The pictures at the chosen kind of level (BREAK, REJECT and their difference) and the
+    condition table of the level, direction and window at both kinds; absent parameters are
+    the pooled table at real levels over the primary window (30 s)."""
+    tables = tables_of(client.get("/api/evidence"))
+    assert tables["message"]["kind"].to_pylist() == ["evidence"]
+    assert tables["evidence"].to_pylist() == [
+        {"kind": "real", "level": "ALL", "direction": "ALL", "window_seconds": 30}
+    ]
+    level = warehouse(
+        market_lake, "select min(level_id) from gold.condition_outcomes where level_id <> 'ALL'"
+    )[0][0]
+    tables = tables_of(
+        client.get("/api/evidence", params={"kind": "placebo", "level": level, "dir": "UP"})
+    )
+    composite = tables["trigger_composite"]
+    assert set(composite["outcome"].to_pylist()) == {"BREAK", "REJECT", "REJECT_MINUS_BREAK"}
+    assert as_rows(composite.select(["outcome", "second_offset", "ticks_from_level", "side",
+                                     "triggers"])) == warehouse(
+        market_lake,
+        "select outcome, second_offset, ticks_from_level, side, triggers "
+        "from gold.trigger_composite where level_kind = 'placebo' "
+        "and outcome in ('BREAK', 'REJECT', 'REJECT_MINUS_BREAK') "
+        "order by outcome, second_offset, side, ticks_from_level",
+    )  # fmt: skip
+    # the pictures travel as float32: the table's values to float32's precision
+    depth = warehouse(
+        market_lake,
+        "select sum(depth_share) from gold.trigger_composite where level_kind = 'placebo' "
+        "and outcome in ('BREAK', 'REJECT', 'REJECT_MINUS_BREAK')",
+    )[0][0]
+    assert sum(composite["depth_share"].to_pylist()) == pytest.approx(depth, rel=1e-5)
+    conditions = tables["condition_outcomes"]
+    assert as_rows(conditions.select(["level_kind", "grouping", "member", "held", "n"])) == (
+        warehouse(
+            market_lake,
+            "select level_kind, grouping, member, held, n from gold.condition_outcomes "
+            "where level_id = ? and approach_dir = 'UP' and window_seconds = 30 "
+            "order by level_kind desc, grouping = 'pattern', grouping, member, held desc",
+            [level],
+        )
+    )
+    assert (
+        len(tables["evidence_choices"])
+        == warehouse(
+            market_lake,
+            "select count(*) from (select distinct level_id, approach_dir, window_seconds "
+            "from gold.condition_outcomes)",
+        )[0][0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "parameter", "words"),
+    [
+        ({"kind": "fake"}, 400, "kind", "is not one of real, placebo"),
+        ({"level": "PM_MIDDLE"}, 404, "level", "has no triggers (levels: ALL,"),
+        ({"dir": "SIDEWAYS"}, 400, "dir", "is not one of UP, DOWN, ALL"),
+        ({"window": "soon"}, 400, "window", "is not a whole number of seconds"),
+        ({"window": "7"}, 404, "window", "the conditions cover [5, 10, 30] seconds"),
+    ],
+)
+def test_bad_evidence_requests_name_the_parameter(
+    client: TestClient, params: dict[str, str], status: int, parameter: str, words: str
+) -> None:
+    response = client.get("/api/evidence", params=params)
+    assert response.status_code == status
+    body = response.json()
+    assert body["parameter"] == parameter
+    assert words in body["error"]
+
+
 def test_unknown_session_of_the_session_endpoint_is_a_404(client: TestClient) -> None:
     response = client.get("/api/session", params={"session": "2031-01-06"})
     assert response.status_code == 404

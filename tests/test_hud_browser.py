@@ -7,6 +7,7 @@ import base64
 import colorsys
 import datetime as dt
 import io
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -672,3 +673,100 @@ def test_an_empty_table_between_others_decodes_as_itself(page: Page, server: str
         base64.b64encode(payload).decode(),
     )
     assert decoded == {"first": 1, "empty": 0, "last": 2}
+
+
+# A cell of the evidence view's picture shows the side whose value is larger in size.
+COMPOSITE_CELLS = """
+with sides as (
+    select
+        second_offset,
+        ticks_from_level,
+        arg_max(side, abs(coalesce({measure}, 0)) + if(side = 'ask', 1e-12, 0)) as side,
+        arg_max({measure}, abs(coalesce({measure}, 0)) + if(side = 'ask', 1e-12, 0)) as value,
+        arg_max({measure}_ci_low, abs(coalesce({measure}, 0)) + if(side = 'ask', 1e-12, 0)) as low,
+        arg_max({measure}_ci_high, abs(coalesce({measure}, 0)) + if(side = 'ask', 1e-12, 0)) as high
+    from gold.trigger_composite
+    where level_kind = 'real' and outcome = ?
+    group by all
+)
+select second_offset, ticks_from_level, side, value, low, high from sides
+"""
+
+
+# evidence.js's colours: the heatmap's background and sides, the outcomes' colours
+EVIDENCE_COLOURS = {
+    "background": (0.043, 0.055, 0.078),
+    "bid": (0.18, 0.77, 1.0),
+    "ask": (1.0, 0.48, 0.24),
+    "REJECT": (0xFF / 255, 0x5C / 255, 0x7A / 255),
+    "BREAK": (0x3D / 255, 0xDC / 255, 0x84 / 255),
+}
+
+
+SIDES = ("ask", "bid")
+
+
+def evidence_cells(lake: Lake, outcome: str) -> list[tuple]:
+    return warehouse(lake, COMPOSITE_CELLS.format(measure="depth_share"), [outcome])
+
+
+def test_the_evidence_view_draws_the_composite_where_the_table_says(
+    page: Page, server: str, market_lake: Lake, session: dict[str, object]
+) -> None:
+    """From the trigger panel's link: the view opens on the trigger's level and direction, its
+    condition table holds condition_outcomes' rows, and each picture's pixels are
+    trigger_composite's cells in their colours (before a REJECT, its strongest ask and bid
+    cells and its weakest cell in their sides' colours at their values; in REJECT
+    minus BREAK, the strongest cell whose interval leaves out 0 in its outcome's colour, the
+    strongest whose interval holds 0 faded)."""
+    trigger_id, ts, *_ = triggers_with_neighbours(market_lake, session["day"])[0]
+    level_id, direction = warehouse(
+        market_lake,
+        "select level_id, approach_dir from gold.approach_triggers where trigger_id = ?",
+        [trigger_id],
+    )[0]
+    open_at(page, server, session["day"], ts)
+    page.locator("#signals button.evidence-link").click()
+    page.wait_for_function("window.spymasterHud.evidence.loads > 0")
+    assert page.locator("#evidence-level").input_value() == level_id
+    assert page.locator("#evidence-dir").input_value() == direction
+    expected = warehouse(
+        market_lake,
+        "select grouping || '/' || member || '/' || held, n from gold.condition_outcomes "
+        "where level_kind = 'real' and level_id = ? and approach_dir = ? and window_seconds = 30",
+        [level_id, direction],
+    )
+    shown = page.eval_on_selector_all(
+        "#evidence-conditions tr[data-member]",
+        "rows => rows.map(r => [r.dataset.member, Number(r.cells[1].innerText)])",
+    )
+    assert sorted(shown) == sorted([member, n] for member, n in expected)
+
+    scales = page.evaluate("window.spymasterHud.evidence.scales")
+    screen = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+
+    def pixel(panel: str, second: int, tick: int) -> tuple[int, int, int]:
+        x, y = page.evaluate(
+            f"window.spymasterHud.evidence.cellCenter('{panel}', {second}, {tick})"
+        )
+        return screen.getpixel((round(x), round(y)))
+
+    def assert_shows(panel: str, cell: tuple, colour: str, strength: float) -> None:
+        """The cell's pixel is `colour` mixed into the background at `strength`."""
+        dark, light = EVIDENCE_COLOURS["background"], EVIDENCE_COLOURS[colour]
+        expected = [round(255 * (d + (c - d) * strength)) for d, c in zip(dark, light, strict=True)]
+        shown = pixel(panel, cell[0], cell[1])
+        assert max(abs(a - b) for a, b in zip(shown, expected, strict=True)) <= 2, (cell, shown)
+
+    rejects = evidence_cells(market_lake, "REJECT")
+    strongest = [max((c for c in rejects if c[2] == side), key=lambda c: c[3]) for side in SIDES]
+    for cell in [*strongest, min(rejects, key=lambda c: c[3])]:
+        depth = 0.12 + 0.88 * min(1, math.sqrt(cell[3] / scales["REJECT"])) if cell[3] > 0 else 0
+        assert_shows("REJECT", cell, cell[2], depth)
+
+    differences = evidence_cells(market_lake, "REJECT_MINUS_BREAK")
+    clear = max((c for c in differences if c[4] > 0 or c[5] < 0), key=lambda c: abs(c[3]))
+    held = max((c for c in differences if c[4] <= 0 <= c[5]), key=lambda c: abs(c[3]))
+    for cell, fade in ((clear, 1), (held, 0.3)):
+        strength = min(1, abs(cell[3]) / scales["REJECT_MINUS_BREAK"]) * fade
+        assert_shows("REJECT_MINUS_BREAK", cell, "REJECT" if cell[3] > 0 else "BREAK", strength)

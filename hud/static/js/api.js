@@ -44,6 +44,7 @@ export const iso = (seconds) => new Date(seconds * 1000).toISOString().replace("
 
 export const fetchSessions = () => getTables("/api/sessions");
 export const fetchSession = (session) => getTables("/api/session", { session });
+export const fetchEvidence = (params) => getTables("/api/evidence", params);
 export const fetchWindow = (session, start, end) =>
   getTables("/api/window", { session, start: iso(start), end: iso(end) });
 

@@ -5,12 +5,14 @@ import { scrubberSecond } from "./axes.js";
 import { SPEEDS, followLive, pause, play, seek, setSpeed, step } from "./clock.js";
 import { ensureData, spotBefore } from "./data.js";
 import { LAYERS } from "./heatmap.js";
+import { EvidenceView } from "./evidence.js";
 import { openSession } from "./sessions.js";
 import { renderLegend } from "./sidebar.js";
 import { $, markDirty, showError, state, view } from "./state.js";
 import { updateUrl } from "./url.js";
 
 export const SPANS = [120, 300, 600, 900, 1800, 3600];
+export const evidence = new EvidenceView();
 const LAYER_KEYS = Object.keys(LAYERS);
 
 export function setLayer(layer) {
@@ -108,9 +110,16 @@ export function wireControls() {
   $("help-button").addEventListener("click", () => $("help").showModal());
   $("mode-badge").addEventListener("click", () => state.live && followLive());
   $("signals").addEventListener("click", (event) => {
+    const link = event.target.closest("button.evidence-link");
+    if (link) {
+      pause();
+      evidence.show({ level: link.dataset.level, dir: link.dataset.dir }).catch(showError);
+      return;
+    }
     const row = event.target.closest("tr[data-trigger-id]");
     if (row) openSetup(row.dataset.session, Number(row.dataset.ts));
   });
+  evidence.wire();
   wireMouse();
   window.addEventListener("resize", markDirty);
   document.addEventListener("keydown", onKey);
@@ -175,6 +184,15 @@ function onKey(event) {
     if (event.key === "Escape") event.target.blur();
     return;
   }
+  if (evidence.open) {
+    // the view is modal: its own keys only (Esc closes it too)
+    if (event.key === "e") evidence.toggle();
+    if (event.key === "k") {
+      $("evidence-kind").value = evidence.query.kind === "real" ? "placebo" : "real";
+      $("evidence-kind").dispatchEvent(new Event("change"));
+    }
+    return;
+  }
   if (!state.session) return;
   const big = event.shiftKey ? 10 : event.altKey ? 60 : 1;
   const faster = () => setSpeed(SPEEDS[Math.min(SPEEDS.length - 1, SPEEDS.indexOf(state.speed) + 1)]);
@@ -205,6 +223,10 @@ function onKey(event) {
       if (previous) step(previous.trigger_ts - view.now);
     },
     "?": () => $("help").showModal(),
+    e: () => {
+      pause();
+      evidence.toggle();
+    },
   };
   for (const [index, layer] of LAYER_KEYS.entries()) actions[String(index + 1)] = () => setLayer(layer);
   const action = actions[event.key];

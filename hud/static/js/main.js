@@ -3,7 +3,7 @@
 // it changed. Nothing here is computed from the market: values on screen are values of the
 // warehouse's tables (live: of the live day's tables, computed by the same SQL as they are).
 import { SPEEDS, advance, pause, play, seek, setSpeed } from "./clock.js";
-import { SPANS, setCutoffMode, setLayer, setSpan, wireControls } from "./controls.js";
+import { SPANS, evidence, setCutoffMode, setLayer, setSpan, wireControls } from "./controls.js";
 import { LAYERS } from "./heatmap.js";
 import { onFrame } from "./live.js";
 import { renderIfDirty } from "./render.js";
@@ -39,7 +39,7 @@ function frame() {
 // For the browser tests and the benchmark: the view's mapping, the clock and the counters;
 // `receive` hands the page a payload as the frame stream would.
 window.spymasterHud = {
-  view, stats, state, seek, play, pause, setSpeed, setSpan, setLayer,
+  view, stats, state, seek, play, pause, setSpeed, setSpan, setLayer, evidence,
   receive: (bytes) => onFrame(bytes, performance.timeOrigin + performance.now()),
   get session() {
     return state.session;

@@ -79,7 +79,10 @@ export class SignalsPanel {
     let body =
       `<div><b style="color:${levelColor(trigger.level_id)}">${trigger.level_id}</b> ` +
       `${trigger.approach_dir} at ${price(trigger.trigger_level_price)} · ${clock.time(trigger.trigger_ts)} NY</div>` +
-      `<div class="trigger-outcome">outcome: ${outcome}</div>`;
+      `<div class="trigger-outcome">outcome: ${outcome}</div>` +
+      `<button class="evidence-link" data-level="${escape(trigger.level_id)}" data-dir="${trigger.approach_dir}" ` +
+      'title="the typical book before a BREAK and a REJECT, and the four conditions at this level and direction (e)">' +
+      "what does a setup like this usually look like?</button>";
     if (!signals || signals.p_break === null) {
       body += `<p class="muted">no earlier setups to compare (${signals ? signals.training_triggers : 0} earlier labelled triggers)</p>`;
     } else {
