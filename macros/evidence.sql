@@ -6,9 +6,13 @@
         whose per-session term is the difference of the two (a session holding one outcome
         only contributes its own), so sessions holding both count once. `session_sums` has a
         row per level kind, outcome, session (`dt`) and keys with the session's `triggers`.
-        Sums of doubles run in a fixed order (ordered_sum): the same rows give the same bits. -#}
+        Sums of doubles run in a fixed order (ordered_sum_at): the same rows give the same bits. -#}
     {%- set key_list = keys | join(', ') %}
     {%- set joined_on = ['level_kind'] + keys %}
+    {%- set sums = [] %}{%- set squares = [] %}
+    {%- for value in values %}
+    {%- do sums.append(value ~ '_sum') %}{%- do squares.append('terms.' ~ value ~ '_term ^ 2') %}
+    {%- endfor %}
     with means as (
         select
             level_kind,
@@ -18,7 +22,7 @@
             count(*) as sessions,
             {%- for value in values %}
             sum({{ value }}_count) as {{ value }}_count,
-            {{ ordered_sum(value ~ '_sum', 'dt') }} / nullif(sum({{ value }}_count), 0) as {{ value }}
+            {{ ordered_sum_at(sums, loop.index, 'dt') }} / nullif(sum({{ value }}_count), 0) as {{ value }}
             {{- "," if not loop.last }}
             {%- endfor %}
         from {{ session_sums }}
@@ -62,7 +66,7 @@
                 when means.sessions > 1
                     then sqrt(
                         means.sessions / (means.sessions - 1)
-                        * {{ ordered_sum('terms.' ~ value ~ '_term ^ 2', 'terms.dt') }}
+                        * {{ ordered_sum_at(squares, loop.index, 'terms.dt') }}
                     )
             end as {{ value }}_se
             {{- "," if not loop.last }}
@@ -120,7 +124,7 @@
                 when count(distinct terms.dt) > 1
                     then sqrt(
                         count(distinct terms.dt) / (count(distinct terms.dt) - 1)
-                        * {{ ordered_sum('terms.' ~ value ~ '_term ^ 2', 'terms.dt') }}
+                        * {{ ordered_sum_at(squares, loop.index, 'terms.dt') }}
                     )
             end as {{ value }}_se
             {{- "," if not loop.last }}

@@ -19,6 +19,15 @@
 {%- endmacro %}
 
 
+{% macro ordered_sum_at(values, index, order_by) -%}
+    {#- ordered_sum of `values[index - 1]`, from one ordered list of the row's `values`: every
+        call with the same `values` and `order_by` in a query reads the same aggregate, which
+        DuckDB computes once (one sort for all the sums, not one per sum). -#}
+    coalesce(list_sum(list_transform(list([{{ values | join(', ') }}] order by {{ order_by }}),
+        lambda row: row[{{ index }}])), 0.0)
+{%- endmacro %}
+
+
 {% macro ordered_avgs(values_by_name, order_by) -%}
     {#- Means of doubles in a fixed order (NULL over no values), for the same reason as
         ordered_sum, as columns named by `values_by_name`'s keys. One list of each row's values

@@ -92,8 +92,9 @@ cell_sums as (
         second_offset,
         ticks_from_level,
         side,
-        {{ ordered_sum('depth_share', 'trigger_id') }} as depth_share_sum,
-        {{ ordered_sum('pull_add_log_rest', 'trigger_id') }} as pull_add_log_rest_sum
+        {%- set values = ['depth_share', 'pull_add_log_rest'] %}
+        {{ ordered_sum_at(values, 1, 'trigger_id') }} as depth_share_sum,
+        {{ ordered_sum_at(values, 2, 'trigger_id') }} as pull_add_log_rest_sum
     from scaled
     group by all
 ),

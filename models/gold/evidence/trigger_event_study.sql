@@ -163,7 +163,7 @@ session_sums as (
         bucket,
         count(*) as triggers,
         {%- for value in event_study_measures() %}
-        {{ ordered_sum(value, 'trigger_id') }} as {{ value }}_sum,
+        {{ ordered_sum_at(event_study_measures(), loop.index, 'trigger_id') }} as {{ value }}_sum,
         count({{ value }}) as {{ value }}_count{{ "," if not loop.last }}
         {%- endfor %}
     from trigger_measures
