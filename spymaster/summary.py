@@ -258,5 +258,6 @@ def _hud(lake: Lake) -> list[str]:
     return [
         "see it, second by second, in the replay HUD:",
         f"  uv run spymaster serve --lake {lake.root}",
-        "  then open http://127.0.0.1:8765/ in a browser (Ctrl-C stops the server)",
+        "  then open http://127.0.0.1:8765/ in a browser (Ctrl-C stops the server);",
+        "  press e there for the evidence: the typical book before a BREAK and a REJECT",
     ]
