@@ -112,7 +112,7 @@ export function wireControls() {
   $("signals").addEventListener("click", (event) => {
     const link = event.target.closest("button.evidence-link");
     if (link) {
-      pause();
+      if (!state.live) pause(); // live keeps following the edge behind the view
       evidence.show({ level: link.dataset.level, dir: link.dataset.dir }).catch(showError);
       return;
     }
@@ -224,7 +224,7 @@ function onKey(event) {
     },
     "?": () => $("help").showModal(),
     e: () => {
-      pause();
+      if (!state.live) pause(); // live keeps following the edge behind the view
       evidence.toggle();
     },
   };
