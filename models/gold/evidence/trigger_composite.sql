@@ -27,32 +27,37 @@ with triggers as (
     where outcomes.outcome is not null
 ),
 
+trigger_seconds as (
+    {{ trigger_seconds('triggers', before, after) }}
+),
+
 cells as (
     -- each trigger's prices within the zone of the level, second by second, mirrored
     select
-        triggers.trigger_id,
-        triggers.dt,
-        triggers.level_kind,
-        triggers.outcome,
-        date_diff('second', triggers.ts, flow.window_start) as second_offset,
-        cast(round(triggers.direction * (flow.price - triggers.level_price) / {{ tick }}) as integer)
-            as ticks_from_level,
+        trigger_seconds.trigger_id,
+        trigger_seconds.dt,
+        trigger_seconds.level_kind,
+        trigger_seconds.outcome,
+        trigger_seconds.second_offset,
+        cast(round(
+            trigger_seconds.direction * (flow.price - trigger_seconds.level_price) / {{ tick }}
+        ) as integer) as ticks_from_level,
         case
-            when triggers.direction = 1 then flow.side
+            when trigger_seconds.direction = 1 then flow.side
             when flow.side = 'ask' then 'bid'
             else 'ask'
         end as side,
         flow.depth_qty_end,
         ln((flow.pull_qty_rest + 1) / (flow.add_qty + 1)) as pull_add_log_rest
-    from triggers
+    from trigger_seconds
     inner join {{ ref('depth_and_flow_1s') }} as flow
         on
-            triggers.symbol = flow.symbol
-            and triggers.dt = flow.dt
-            and triggers.ts - interval {{ before }} second <= flow.window_start
-            and triggers.ts + interval {{ after }} second > flow.window_start
-            and triggers.level_price - {{ zone * tick }} <= flow.price
-            and triggers.level_price + {{ zone * tick }} >= flow.price
+            trigger_seconds.symbol = flow.symbol
+            and trigger_seconds.dt = flow.dt
+            and trigger_seconds.window_start = flow.window_start
+    where
+        flow.price >= trigger_seconds.level_price - {{ zone * tick }}
+        and flow.price <= trigger_seconds.level_price + {{ zone * tick }}
 ),
 
 baselines as (
@@ -92,9 +97,8 @@ cell_sums as (
         second_offset,
         ticks_from_level,
         side,
-        {%- set values = ['depth_share', 'pull_add_log_rest'] %}
-        {{ ordered_sum_at(values, 1, 'trigger_id') }} as depth_share_sum,
-        {{ ordered_sum_at(values, 2, 'trigger_id') }} as pull_add_log_rest_sum
+        {{ exact_sum('depth_share') }} as depth_share_sum,
+        {{ exact_sum('pull_add_log_rest') }} as pull_add_log_rest_sum
     from scaled
     group by all
 ),
