@@ -200,3 +200,22 @@
     from {{ triggers }}
     cross join range(-{{ before }}, {{ after }}) as steps (second_offset)
 {%- endmacro %}
+
+
+{% macro labelled_triggers() -%}
+    {#- Every trigger at real and placebo levels whose outcome is labelled, with its level and
+        whether price came from below (UP): what the evidence pictures average over. -#}
+    select
+        triggers.trigger_id,
+        triggers.symbol,
+        triggers.dt,
+        triggers.ts,
+        triggers.level_kind,
+        triggers.level_price,
+        outcomes.outcome,
+        triggers.approach_dir = 'UP' as from_below
+    from {{ ref('approach_triggers') }} as triggers
+    inner join {{ ref('trigger_outcomes') }} as outcomes
+        on triggers.trigger_id = outcomes.trigger_id
+    where outcomes.outcome is not null
+{%- endmacro %}

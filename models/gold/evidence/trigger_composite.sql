@@ -13,18 +13,9 @@
 -- nothing reads them back.
 with triggers as (
     select
-        triggers.trigger_id,
-        triggers.symbol,
-        triggers.dt,
-        triggers.ts,
-        triggers.level_kind,
-        triggers.level_price,
-        outcomes.outcome,
-        case triggers.approach_dir when 'UP' then 1 else -1 end as direction
-    from {{ ref('approach_triggers') }} as triggers
-    inner join {{ ref('trigger_outcomes') }} as outcomes
-        on triggers.trigger_id = outcomes.trigger_id
-    where outcomes.outcome is not null
+        *,
+        case when from_below then 1 else -1 end as direction
+    from ({{ labelled_triggers() }})
 ),
 
 trigger_seconds as (

@@ -11,19 +11,7 @@
 -- price meets). Intervals (95%) are clustered by session (clustered_outcome_means). Seconds
 -- after the trigger are descriptive: nothing reads them back.
 with triggers as (
-    select
-        triggers.trigger_id,
-        triggers.symbol,
-        triggers.dt,
-        triggers.ts,
-        triggers.level_kind,
-        triggers.level_price,
-        outcomes.outcome,
-        triggers.approach_dir = 'UP' as from_below
-    from {{ ref('approach_triggers') }} as triggers
-    inner join {{ ref('trigger_outcomes') }} as outcomes
-        on triggers.trigger_id = outcomes.trigger_id
-    where outcomes.outcome is not null
+    {{ labelled_triggers() }}
 ),
 
 buckets as (
