@@ -479,7 +479,9 @@ def _add_bench_parser(commands: argparse._SubParsersAction) -> None:
         choices=BENCHMARKS,
         help="run only this benchmark (repeatable; default: all). hud, live and ray build a "
         "realistic two-session market once into target/bench/hud-market; day generates a busy "
-        "day once into target/bench/busy-day and times it from raw DBN to every gold table",
+        "day once into target/bench/busy-day and times it from raw DBN to every gold table; "
+        "growth generates 121 tiny sessions once into target/bench/growth and builds 30, 60 "
+        "and 120 of them, then one more day each",
     )
     bench.set_defaults(handler=_cmd_bench)
 

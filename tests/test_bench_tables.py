@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from spymaster.bench.tables import render
+from spymaster.bench.tables import growth_plot, render
 
 
 def latency(p50: float, p99: float) -> dict[str, float]:
@@ -56,3 +56,47 @@ def test_each_table_is_filled_from_its_file_and_filled_again_in_place(tmp_path: 
     assert "| heatmap drawn (goal p99 <= 60 ms) | 30 / 70 / 71 ms |" in again
     assert "25 / 59 / 60 ms" not in again
     assert again.count("<!-- bench:live -->") == 1
+
+
+def history(sessions: int, full_build: float, day_build: float) -> dict[str, object]:
+    def stage(seconds: float) -> dict[str, float]:
+        return {"seconds": seconds, "peak_rss_mib": 1000.0 + sessions}
+
+    return {
+        "sessions": sessions,
+        "full": {"ingest": stage(sessions / 10), "build": stage(full_build)},
+        "one_more_day": {"ingest": stage(2.0), "build": stage(day_build)},
+        "one_day_into_an_empty_lake": {"ingest": stage(1.5)},
+    }
+
+
+GROWTH = {
+    "benchmark": "growth",
+    "date": "2026-01-02 03:04 UTC",
+    "machine": {"cpu": "A CPU", "cores": 2, "memory_gib": 23.5, "python": "3.11.7"},
+    "results": {
+        "histories": [history(30, 100.0, 20.0), history(120, 400.0, 25.0)],
+        "sessions_growth": 4.0,
+        "full_build_growth": 4.0,
+        "one_more_day_growth": 27.0 / 22.0,
+        "peak_rss_growth": 1120.0 / 1030.0,
+        "landing_growth": 2.0 / 1.5,
+    },
+}
+
+
+def test_the_growth_table_and_plot_show_each_history(tmp_path: Path) -> None:
+    (tmp_path / "growth.json").write_text(json.dumps(GROWTH))
+    filled = render("<!-- bench:growth -->\n", tmp_path)
+    assert (
+        "| 120 sessions | full build 400 s (peak 1,120 MiB); one more day: ingest 2.0 s "
+        "(into an empty lake 1.5 s), build 25.0 s |" in filled
+    )
+    assert "| 30 to 120 sessions (4x the days) | full build 4.00x, one more day 1.23x" in filled
+    plot = growth_plot(GROWTH)
+    assert plot.count("<polyline") == 2
+    # one point per history, the full build's 400 s the highest
+    assert plot.count("<circle") == 4
+    full_line = plot.split("<polyline points=")[1].split('"')[1].split()
+    assert len(full_line) == 2
+    assert float(full_line[1].split(",")[1]) < float(full_line[0].split(",")[1])

@@ -315,7 +315,7 @@ def test_every_sql_table_is_the_same_bits_whatever_the_thread_count(market_lake:
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model"
         and node["language"] == "sql"
-        and node["config"]["materialized"] == "table"
+        and node["config"]["materialized"] in ("table", "day_partitioned")
         and "compiled_code" in node
     ]
     assert len(models) > 20

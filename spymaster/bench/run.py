@@ -17,6 +17,8 @@ volatility, gamma and gamma exposure per option and second, then the zero-gamma 
 every second; the rates of each step and the process's peak memory.
 
 Day: a busy generated day from raw DBN to every gold table (see spymaster.bench.day).
+Growth: build time and memory against the history, and the cost of one more day (see
+spymaster.bench.growth).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import zstandard
 from foundation.project import PROJECT_ROOT
 from spymaster.bench import BENCHMARKS
 from spymaster.bench.day import bench_day, print_day
+from spymaster.bench.growth import bench_growth, print_growth
 from spymaster.bench.record import write_results
 from spymaster.bench.tables import update_performance_doc
 from synthetic_market.scales import SCALES
@@ -428,6 +431,7 @@ def run_benchmarks(records: int, work_dir: Path | None, only: Sequence[str] = BE
             "live": (lambda: bench_live(HUD_MARKET), print_live),
             "ray": (lambda: bench_ray(market_lake(HUD_MARKET)), print_ray),
             "day": (bench_day, print_day),
+            "growth": (bench_growth, print_growth),
         }
         for name in BENCHMARKS:
             if name in only:

@@ -136,6 +136,35 @@ def _day(r: Mapping[str, Any]) -> Rows:
     ]
 
 
+def _growth(r: Mapping[str, Any]) -> Rows:
+    rows = []
+    for history in r["histories"]:
+        full, day = history["full"], history["one_more_day"]
+        empty = history["one_day_into_an_empty_lake"]
+        rows.append(
+            (
+                f"{history['sessions']} sessions",
+                f"full build {full['build']['seconds']:.0f} s (peak "
+                f"{full['build']['peak_rss_mib']:,.0f} MiB); one more day: ingest "
+                f"{day['ingest']['seconds']:.1f} s (into an empty lake "
+                f"{empty['ingest']['seconds']:.1f} s), build {day['build']['seconds']:.1f} s",
+            )
+        )
+    first, last = r["histories"][0]["sessions"], r["histories"][-1]["sessions"]
+    return [
+        *rows,
+        (
+            f"{first} to {last} sessions ({r['sessions_growth']:.0f}x the days)",
+            f"full build {r['full_build_growth']:.2f}x, one more day "
+            f"{r['one_more_day_growth']:.2f}x, build peak memory {r['peak_rss_growth']:.2f}x",
+        ),
+        (
+            f"landing a day into {last} sessions",
+            f"{r['landing_growth']:.2f}x landing it into an empty lake",
+        ),
+    ]
+
+
 ROWS: dict[str, Callable[[Mapping[str, Any]], Rows]] = {
     "ingest": _ingest,
     "engine": _engine,
@@ -145,6 +174,7 @@ ROWS: dict[str, Callable[[Mapping[str, Any]], Rows]] = {
     "live": _live,
     "ray": _ray,
     "day": _day,
+    "growth": _growth,
 }
 
 
@@ -184,8 +214,78 @@ def render(document: str, results_dir: Path = RESULTS_DIR) -> str:
     return re.sub(rf"<!-- bench:(\w+) -->\n{table_so_far}", filled, document, flags=re.DOTALL)
 
 
+GROWTH_PLOT = PROJECT_ROOT / "docs" / "growth.svg"
+
+
+def growth_plot(record: Mapping[str, Any]) -> str:
+    """An SVG line plot of the growth benchmark: build seconds against the sessions in the
+    lake, the full build and one more day (its ingest and build)."""
+    histories = record["results"]["histories"]
+    sessions = [h["sessions"] for h in histories]
+    series = {
+        "full build": [h["full"]["build"]["seconds"] for h in histories],
+        "one more day (ingest + build)": [
+            h["one_more_day"]["ingest"]["seconds"] + h["one_more_day"]["build"]["seconds"]
+            for h in histories
+        ],
+    }
+    width, height, left, bottom, top, right = 560, 300, 60, 40, 20, 20
+    x_max = max(sessions)
+    y_max = max(max(values) for values in series.values()) * 1.1
+
+    def x(value: float) -> float:
+        return left + (width - left - right) * value / x_max
+
+    def y(value: float) -> float:
+        return height - bottom - (height - bottom - top) * value / y_max
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{left}" y1="{y(0)}" x2="{x(x_max)}" y2="{y(0)}" stroke="black"/>',
+        f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{top}" stroke="black"/>',
+        f'<text x="{(left + width - right) / 2}" y="{height - 6}" text-anchor="middle">'
+        "sessions in the lake</text>",
+        f'<text x="14" y="{(top + height - bottom) / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {(top + height - bottom) / 2})">seconds</text>',
+    ]
+    for value in sessions:
+        parts.append(
+            f'<text x="{x(value):.1f}" y="{y(0) + 14:.1f}" text-anchor="middle">{value}</text>'
+        )
+    step = 10 ** max(0, len(str(int(y_max))) - 1)
+    for tick in range(0, int(y_max) + 1, step):
+        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
+    for (label, values), colour, row in zip(
+        series.items(), ("#1f5fa8", "#c0392b"), (0, 1), strict=True
+    ):
+        points = " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in zip(sessions, values, strict=True))
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
+        )
+        parts.extend(
+            f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>'
+            for s, v in zip(sessions, values, strict=True)
+        )
+        parts.append(
+            f'<text x="{left + 12}" y="{top + 12 + 16 * row}" fill="{colour}">{label}</text>'
+        )
+    parts.append(
+        f'<text x="{width - right}" y="{top + 12}" text-anchor="end">run on {record["date"]}</text>'
+    )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
 def update_performance_doc() -> None:
-    """docs/performance.md with every table from the files now (written whole)."""
+    """docs/performance.md with every table from the files now, and the growth benchmark's
+    plot (each written whole)."""
     part = PERFORMANCE_DOC.with_name(f".{PERFORMANCE_DOC.name}.part")
     part.write_text(render(PERFORMANCE_DOC.read_text()))
     part.replace(PERFORMANCE_DOC)
+    growth = RESULTS_DIR / "growth.json"
+    if growth.exists():
+        part = GROWTH_PLOT.with_name(f".{GROWTH_PLOT.name}.part")
+        part.write_text(growth_plot(json.loads(growth.read_text())))
+        part.replace(GROWTH_PLOT)

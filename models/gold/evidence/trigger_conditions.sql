@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set tick = var('futures_tick_size') -%}
 {%- set zone = var('level_zone_ticks') -%}
 {%- set windows = var('condition_window_seconds') -%}
@@ -25,6 +27,7 @@ with triggers as (
         level_price,
         approach_dir
     from {{ ref('approach_triggers') }}
+    where {{ in_build_days() }}
 ),
 
 windows as (
@@ -58,6 +61,7 @@ zone_seconds as (
         on
             triggers.symbol = flow.symbol
             and triggers.dt = flow.dt
+            and {{ in_build_days('flow.dt') }}
             and triggers.ts - interval {{ windows | max }} second <= flow.window_start
             and triggers.ts > flow.window_start
             and (

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set seconds = var('feature_window_seconds') -%}
 {%- set tick = var('futures_tick_size') -%}
 -- Approach episodes, second by second: an episode starts when spot comes within
@@ -14,7 +16,7 @@ with seconds as (
         spot_price,
         window_end as feature_window_end
     from {{ ref('research_seconds') }}
-    where spot_price is not null
+    where spot_price is not null and {{ in_build_days() }}
 ),
 
 distances as (
@@ -35,6 +37,7 @@ distances as (
             and seconds.dt = levels.dt
             and seconds.feature_window_end >= levels.valid_from
             and seconds.feature_window_end < levels.valid_to
+            and {{ in_build_days('levels.dt') }}
 ),
 
 zone_states as (

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set seconds = var('feature_window_seconds') -%}
 -- One row per triggered approach episode, at real and placebo levels: the trigger's time is
 -- the end of the feature window holding its trigger second (what its vector sees at real
@@ -15,7 +17,7 @@ with triggers as (
         trigger_level_price,
         {{ window_floor('trigger_second', seconds) }} as window_start
     from {{ ref('approach_episodes') }}
-    where is_triggered
+    where is_triggered and {{ in_build_days() }}
 ),
 
 session_open as (
@@ -23,6 +25,7 @@ session_open as (
         dt,
         session_window_start
     from {{ ref('session_calendar') }}
+    where {{ in_build_days() }}
 )
 
 select

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 -- The `feature_window_seconds` windows of the research window: the book at the window's last
 -- second, and whether the book was valid in every second of it. What level_features and
 -- market_features compute their windows on.
@@ -15,6 +17,7 @@ with windows as (
         bool_and(book_valid) as book_valid,
         count(*) as seconds_present
     from {{ ref('research_seconds') }}
+    where {{ in_build_days() }}
     group by symbol, dt, window_start
 )
 

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set seconds = var('feature_window_seconds') -%}
 {%- set tick = var('futures_tick_size') -%}
 {%- set zone = var('level_zone_ticks') -%}
@@ -11,6 +13,7 @@ with calendar as (
         session_window_start,
         session_window_end
     from {{ ref('session_calendar') }}
+    where {{ in_build_days() }}
 ),
 
 bands as (
@@ -30,6 +33,7 @@ windows as (
         spot_price,
         book_valid
     from {{ ref('feature_windows') }}
+    where {{ in_build_days() }}
 ),
 
 window_levels as (
@@ -52,7 +56,7 @@ window_levels as (
             and windows.window_end < levels.valid_to
     -- vectors and retrieval are of the levels traders watch (trigger_conditions reads the
     -- book at placebo levels itself)
-    where levels.level_kind = 'real'
+    where levels.level_kind = 'real' and {{ in_build_days('levels.dt') }}
 ),
 
 price_windows as (
@@ -78,6 +82,7 @@ price_windows as (
             flow.dt = calendar.dt
             and flow.window_start >= calendar.session_window_start
             and flow.window_start < calendar.session_window_end
+    where {{ in_build_days('flow.dt') }}
     group by all
 ),
 
@@ -256,6 +261,7 @@ zone_gamma as (
             window_levels.symbol = gex.symbol
             and window_levels.dt = gex.dt
             and gex.window_start = window_levels.window_end - interval 1 second
+            and {{ in_build_days('gex.dt') }}
     group by all
 ),
 

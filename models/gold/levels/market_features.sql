@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set seconds = var('feature_window_seconds') -%}
 {%- set tick = var('futures_tick_size') -%}
 -- Per `feature_window_seconds` window of the research window: market-wide features that belong
@@ -15,6 +17,7 @@ with windows as (
         spot_price,
         book_valid
     from {{ ref('feature_windows') }}
+    where {{ in_build_days() }}
 ),
 
 aggressors as (
@@ -26,6 +29,7 @@ aggressors as (
         coalesce(sum(trade_size) filter (where aggressor_side = 'sell'), 0) as sell_volume,
         sum(trade_size) as volume
     from {{ ref('session_trades') }}
+    where {{ in_build_days() }}
     group by all
 ),
 

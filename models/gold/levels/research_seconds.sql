@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set seconds = var('feature_window_seconds') -%}
 -- The time grid every level model shares: each second of the research window
 -- (session_calendar) with the book at its end and the `feature_window_seconds` window it
@@ -8,6 +10,7 @@ with calendar as (
         session_window_start,
         session_window_end
     from {{ ref('session_calendar') }}
+    where {{ in_build_days() }}
 ),
 
 seconds as (
@@ -28,6 +31,7 @@ seconds as (
             book.dt = calendar.dt
             and book.window_start >= calendar.session_window_start
             and book.window_start < calendar.session_window_end
+    where {{ in_build_days('book.dt') }}
 )
 
 select

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set tick = var('futures_tick_size') -%}
 {%- set barrier = var('label_barrier_ticks') -%}
 {%- set bar_seconds = var('bar_seconds') -%}
@@ -20,6 +22,7 @@ with triggers as (
         approach_dir,
         case approach_dir when 'UP' then 1 else -1 end as direction
     from {{ ref('approach_triggers') }}
+    where {{ in_build_days() }}
 ),
 
 trades as (
@@ -29,6 +32,7 @@ trades as (
         ts_recv,
         trade_price
     from {{ ref('session_trades') }}
+    where {{ in_build_days() }}
 ),
 
 day_ends as (

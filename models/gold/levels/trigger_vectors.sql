@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set seconds = var('feature_window_seconds') -%}
 {%- set level_columns = level_feature_columns() | map(attribute=0) | list -%}
 {%- set market_columns = market_feature_columns() | map(attribute=0) | list -%}
@@ -20,7 +22,7 @@ with triggers as (
         approach_dir,
         minutes_since_open
     from {{ ref('approach_triggers') }}
-    where level_kind = 'real'
+    where level_kind = 'real' and {{ in_build_days() }}
 ),
 
 level_features as (
@@ -34,6 +36,7 @@ level_features as (
         {{ column }}{{ "," if not loop.last }}
         {%- endfor %}
     from {{ ref('level_features') }}
+    where {{ in_build_days() }}
 ),
 
 market_features as (
@@ -46,6 +49,7 @@ market_features as (
         {{ column }}{{ "," if not loop.last }}
         {%- endfor %}
     from {{ ref('market_features') }}
+    where {{ in_build_days() }}
 ),
 
 {{ feature_block_ctes('level_features', level_columns, ['symbol', 'dt', 'level_id'], 'level') }},

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 -- Per second, side (above = asks over spot, below = bids under it) and band of ticks from
 -- spot: calibrated wall strength, erosion and vacuum, flow intensities and ease of movement.
 with bands as (
@@ -24,7 +26,7 @@ depth_and_flow as (
         fill_qty,
         window_valid
     from {{ ref('depth_and_flow_1s') }}
-    where abs(rel_ticks) <= {{ var('physics_max_ticks') }}
+    where abs(rel_ticks) <= {{ var('physics_max_ticks') }} and {{ in_build_days() }}
 ),
 
 scores as (
@@ -38,6 +40,7 @@ scores as (
         erosion_ratio_log1p_norm,
         vacuum_score
     from {{ ref('vacuum_score_1s') }}
+    where {{ in_build_days() }}
 ),
 
 priced as (

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned', history_sessions=var('calibration_sessions')) }}
+
 -- q05 and q95 of each calibrated metric for each session, from the K sessions before it only.
 -- The metrics take few distinct values (logs of ratios of integer quantities), so each session
 -- is reduced to counts of its values and each calibration pools its K sessions' counts: linear
@@ -47,7 +49,7 @@ vacuum as (
             vacuum_surface.dt = session_calendar.dt
             and vacuum_surface.window_start >= session_calendar.session_window_start
             and vacuum_surface.window_start < session_calendar.session_window_end
-    where vacuum_surface.window_valid
+    where vacuum_surface.window_valid and {{ in_build_days('vacuum_surface.dt', history=true) }}
 ),
 
 observations as (

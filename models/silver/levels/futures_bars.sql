@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 -- OHLCV bars of `bar_seconds` (2 minutes) from the trades of each included contract-day,
 -- epoch-aligned by ts_recv; bars without trades have no row.
 with trades as (
@@ -10,6 +12,7 @@ with trades as (
         trade_size,
         {{ window_floor('ts_recv', var('bar_seconds')) }} as bar_start
     from {{ ref('session_trades') }}
+    where {{ in_build_days() }}
 ),
 
 final as (

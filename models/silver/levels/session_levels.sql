@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 {%- set tick = var('futures_tick_size') -%}
 {%- set min_ticks = (var('placebo_offset_min_points') / tick) | int -%}
 {%- set max_ticks = (var('placebo_offset_max_points') / tick) | int -%}
@@ -24,6 +26,7 @@ trades as (
         ts_recv,
         trade_price
     from {{ ref('session_trades') }}
+    where {{ in_build_days() }}
 ),
 
 bars as (
@@ -34,6 +37,7 @@ bars as (
         close_price,
         row_number() over (partition by symbol, dt order by bar_start) as bar_number
     from {{ ref('futures_bars') }}
+    where {{ in_build_days() }}
 ),
 
 trade_days as (

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 -- Trades (`T` records: one per aggressor) of each included day's selected contract: what the
 -- levels, the bars and the outcome labels read. A trade without a price (UNDEF_PRICE) is no
 -- trade price: left out, and counted by the test trades_without_a_price.
@@ -11,7 +13,7 @@ with trades as (
         size,
         side
     from {{ ref('futures_mbo') }}
-    where action = 'T' and price != {{ undef_price() }}
+    where action = 'T' and price != {{ undef_price() }} and {{ in_build_days() }}
 ),
 
 included_days as (
@@ -19,7 +21,7 @@ included_days as (
         dt,
         selected_symbol
     from {{ ref('contract_day_selection') }}
-    where is_included
+    where is_included and {{ in_build_days() }}
 ),
 
 final as (

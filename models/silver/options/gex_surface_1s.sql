@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 -- Gamma exposure by strike on the strike grid around spot, second by second.
 with by_strike as not materialized (
     -- the strikes' signed sums, open interest and counts, from the options engine (read
@@ -18,6 +20,7 @@ with by_strike as not materialized (
         options_without_open_interest,
         options_listed - options_in_exposure as options_without_exposure
     from {{ ref('engine_gex_by_strike_1s') }}
+    where {{ in_build_days() }}
 ),
 
 coverage as (
@@ -68,7 +71,7 @@ spot as (
             book_snapshot_1s.symbol = coverage.symbol
             and book_snapshot_1s.dt = coverage.dt
             and book_snapshot_1s.window_start = coverage.window_start
-    where book_snapshot_1s.spot_price is not null
+    where book_snapshot_1s.spot_price is not null and {{ in_build_days('book_snapshot_1s.dt') }}
 ),
 
 grid as (
@@ -164,6 +167,7 @@ final as (
             exposure_d3.symbol = zero_gamma.symbol
             and exposure_d3.dt = zero_gamma.dt
             and exposure_d3.window_start = zero_gamma.window_start
+            and {{ in_build_days('zero_gamma.dt') }}
 )
 
 select

@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned') }}
+
 -- Per second, side and price within `physics_max_ticks` of spot: how liquidity is leaving.
 -- Rows are stored in time order so a window of seconds reads only its own row groups.
 with depth_and_flow as (
@@ -16,6 +18,7 @@ with depth_and_flow as (
         fill_qty,
         window_valid
     from {{ ref('depth_and_flow_1s') }}
+    where {{ in_build_days() }}
 ),
 
 metrics as (

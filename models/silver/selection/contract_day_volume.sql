@@ -1,3 +1,5 @@
+{{ config(materialized='day_partitioned', build_dates='inputs') }}
+
 -- Research-window trade volume of every outright contract of the root, every day it has data.
 with futures_mbo as (
     select
@@ -8,6 +10,8 @@ with futures_mbo as (
         ts_recv
     from {{ ref('futures_mbo') }}
     where
+        {{ in_build_days() }}
+        and
         regexp_full_match(
             symbol,
             '{{ var("selection_root_symbol") }}[{{ var("selection_contract_months") }}][0-9]{1,2}'

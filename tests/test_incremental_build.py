@@ -1,0 +1,72 @@
+"""A lake grown a day at a time equals one built at once, and a new day builds only that day
+in the day_partitioned models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from foundation.lake import Lake
+from ingest.landing import ingest
+from spymaster.warehouse_diff import diff_warehouses, format_diff
+from tests.markets import dbt, dbt_target, warehouse
+
+pytestmark = pytest.mark.dbt
+
+
+def day_partitioned_models() -> list[tuple[str, str]]:
+    """(schema, name) of every day_partitioned model, from the manifest of the last dbt run."""
+    manifest = json.loads((dbt_target() / "manifest.json").read_text())
+    return sorted(
+        (node["schema"], node["name"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["config"]["materialized"] == "day_partitioned"
+    )
+
+
+def build_runs(lake: Lake, name: str) -> dict[dt.date, str]:
+    """The dbt invocation that last built each date of a day_partitioned model."""
+    return dict(warehouse(lake, f"select dt, invocation_id from build_state.{name}"))
+
+
+def test_a_day_landed_later_builds_that_day_only_and_equals_a_build_at_once(
+    market_lake: Lake, tmp_path: Path
+) -> None:
+    last_day = max(
+        day for (day,) in warehouse(market_lake, "select dt from silver.session_calendar")
+    )
+    stamp = f"{last_day:%Y%m%d}"
+    grown = Lake(tmp_path / "lake")
+    held = []
+    for path in sorted(market_lake.raw.rglob("*")):
+        if path.is_file():
+            copy = grown.raw / path.relative_to(market_lake.raw)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            if f"-{stamp}." in path.name:
+                held.append((path, copy))
+            else:
+                shutil.copy2(path, copy)
+    assert len(held) == 5  # the day's futures and options files
+    ingest(grown.raw, grown, workers=2)
+    dbt(grown, "build", "--exclude", "resource_type:unit_test")
+    models = day_partitioned_models()
+    assert len(models) >= 15
+    before = {name: build_runs(grown, name) for _, name in models}
+    assert all(last_day not in runs for runs in before.values())
+
+    for path, copy in held:
+        shutil.copy2(path, copy)
+    ingest(grown.raw, grown, workers=2)
+    log = dbt(grown, "build", "--exclude", "resource_type:unit_test")
+
+    for schema, name in models:
+        after = build_runs(grown, name)
+        rebuilt = {day for day, run in after.items() if before[name].get(day) != run}
+        assert rebuilt == {last_day}, f"{schema}.{name}"
+        assert f"{name}: 1 of {len(after)} dates built" in log
+    diffs = diff_warehouses(grown, market_lake)
+    assert all(diff.same for diff in diffs), format_diff(diffs)
