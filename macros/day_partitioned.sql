@@ -7,7 +7,8 @@
     exactly the dates whose fingerprint changed, in batches of `build_days_per_batch` dates, and
     deletes the rows of dates no longer covered; `--full-refresh`, a new table, or every date
     changed rebuilds the table whole, batch by batch. The fingerprints live in
-    build_state.<model> (dt, build_fingerprint, invocation_id: the run that built the date).
+    build_state.<model>__dates (dt, build_fingerprint, invocation_id: the run that built the
+    date).
 
     The model reads its dated inputs through `in_build_days()`, so a batch's query opens only
     its own dates' rows; outside a build (dbt show, live) the filter is true for every row.
@@ -93,8 +94,12 @@
 
 
 {% macro day_build_state_relation(relation) -%}
+    {#- build_state.<model>__dates: a name no table of the other schemas has (tools find a
+        warehouse table by its name) -#}
     {{- return(api.Relation.create(
-        database=relation.database, schema='build_state', identifier=relation.identifier,
+        database=relation.database,
+        schema='build_state',
+        identifier=relation.identifier ~ '__dates',
         type='table'
     )) -}}
 {%- endmacro %}

@@ -202,9 +202,10 @@
 {%- endmacro %}
 
 
-{% macro labelled_triggers() -%}
+{% macro labelled_triggers(build_days=false) -%}
     {#- Every trigger at real and placebo levels whose outcome is labelled, with its level and
-        whether price came from below (UP): what the evidence pictures average over. -#}
+        whether price came from below (UP): what the evidence pictures average over (with
+        build_days, those of the dates a day_partitioned build computes). -#}
     select
         triggers.trigger_id,
         triggers.symbol,
@@ -217,5 +218,10 @@
     from {{ ref('approach_triggers') }} as triggers
     inner join {{ ref('trigger_outcomes') }} as outcomes
         on triggers.trigger_id = outcomes.trigger_id
-    where outcomes.outcome is not null
+    where
+        outcomes.outcome is not null
+        {%- if build_days %}
+        and {{ in_build_days('triggers.dt') }}
+        and {{ in_build_days('outcomes.dt') }}
+        {%- endif %}
 {%- endmacro %}

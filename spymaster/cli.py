@@ -150,6 +150,17 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    lake = Lake.resolve(args.lake)
+    if not lake.duckdb_path.exists():
+        print(
+            f"audit failed: {lake.duckdb_path} does not exist: build the lake first",
+            file=sys.stderr,
+        )
+        return 1
+    return run_dbt(lake, ["test", "--exclude-resource-type", "unit_test", *args.dbt_args])
+
+
 def os_error_text(error: OSError) -> str:
     """An OS fault as one line naming the file when the OS named one."""
     reason = error.strerror or str(error)
@@ -586,6 +597,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.set_defaults(handler=_cmd_build)
 
+    audit = commands.add_parser(
+        "audit",
+        help="run every data test on every date of the lake (extra arguments go to dbt)",
+        description="Run dbt's data tests on the whole warehouse: a build tests only the dates "
+        "it computed of the day-by-day models, this checks every date, e.g. after changing a "
+        "test.",
+    )
+    _add_lake(audit)
+    audit.set_defaults(handler=_cmd_audit)
+
     _add_simulate_parser(commands)
 
     book = commands.add_parser(
@@ -683,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "build":
+    if args.command in ("build", "audit"):
         args.dbt_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -553,7 +553,8 @@ def test_contracted_tables_check_their_constraints_as_they_are_written(market_la
     enforced = warehouse(
         market_lake,
         "select table_name, lower(replace(constraint_type, ' ', '_')), count(*) "
-        "from duckdb_constraints() where constraint_type in ('NOT NULL', 'CHECK') group by all",
+        "from duckdb_constraints() where constraint_type in ('NOT NULL', 'CHECK') "
+        "and schema_name in ('silver', 'gold') group by all",
     )
     assert Counter({(table, kind): count for table, kind, count in enforced}) == declared
     assert declared[("contract_day_selection", "check")] >= 3
@@ -977,3 +978,15 @@ def test_statistics_landed_after_a_build_rebuild_that_days_option_quotes(
         ingest(market_lake.raw, market_lake, workers=1)
         dbt(market_lake, "build", "--select", *OPTIONS_QUOTES)
     assert quotes()[day][::2] == before[day][::2]
+
+
+def test_every_table_name_is_unique_across_the_schemas(market_lake: Lake) -> None:
+    """Live and the HUD find a warehouse table by its name alone."""
+    assert (
+        warehouse(
+            market_lake,
+            "select table_name from information_schema.tables group by table_name "
+            "having count(*) > 1",
+        )
+        == []
+    )

@@ -1,5 +1,5 @@
-"""A lake grown a day at a time equals one built at once, and a new day builds only that day
-in the day_partitioned models."""
+"""A lake grown a day at a time equals one built at once; a new day builds only that day in the
+day_partitioned models, and the build's tests check the dates it built (an audit, all)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from foundation.lake import Lake
 from ingest.landing import ingest
+from spymaster.cli import main
 from spymaster.warehouse_diff import diff_warehouses, format_diff
 from tests.markets import dbt, dbt_target, warehouse
 
@@ -30,11 +32,11 @@ def day_partitioned_models() -> list[tuple[str, str]]:
 
 def build_runs(lake: Lake, name: str) -> dict[dt.date, str]:
     """The dbt invocation that last built each date of a day_partitioned model."""
-    return dict(warehouse(lake, f"select dt, invocation_id from build_state.{name}"))
+    return dict(warehouse(lake, f"select dt, invocation_id from build_state.{name}__dates"))
 
 
 def test_a_day_landed_later_builds_that_day_only_and_equals_a_build_at_once(
-    market_lake: Lake, tmp_path: Path
+    market_lake: Lake, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     last_day = max(
         day for (day,) in warehouse(market_lake, "select dt from silver.session_calendar")
@@ -70,3 +72,18 @@ def test_a_day_landed_later_builds_that_day_only_and_equals_a_build_at_once(
         assert f"{name}: 1 of {len(after)} dates built" in log
     diffs = diff_warehouses(grown, market_lake)
     assert all(diff.same for diff in diffs), format_diff(diffs)
+
+    # a build tests the dates it computed; `spymaster audit` tests every date
+    first_day = min(build_runs(grown, "vacuum_surface_1s"))
+    connection = duckdb.connect(str(grown.duckdb_path))
+    try:
+        connection.execute(
+            "insert into silver.vacuum_surface_1s select * from silver.vacuum_surface_1s "
+            "where dt = ? limit 1",
+            [first_day],
+        )
+    finally:
+        connection.close()
+    dbt(grown, "build", "--select", "vacuum_surface_1s", "--exclude", "resource_type:unit_test")
+    assert main(["audit", "--lake", str(grown.root), "--select", "vacuum_surface_1s"]) == 1
+    assert "FAIL 1 unique_combination_of_columns_vacuum_surface_1s" in capfd.readouterr().out

@@ -1,8 +1,6 @@
-{%- set tick = var('futures_tick_size') -%}
 {%- set zone = var('level_zone_ticks') -%}
 {%- set before = var('composite_seconds_before') -%}
 {%- set after = var('composite_seconds_after') -%}
-{%- set baseline = var('composite_baseline_seconds') -%}
 -- The typical book around a trigger: per level kind, outcome, second from the trigger and
 -- ticks from the level, the mean over the triggers of each price's resting quantity (as a
 -- share of the trigger's own zone depth in the `composite_baseline_seconds` seconds before
@@ -10,64 +8,10 @@
 -- from below (an approach from above swaps asks and bids and the sign of the ticks). Beside
 -- BREAK, REJECT, CHOP and WHIPSAW, the difference REJECT minus BREAK. Intervals (95%) are
 -- clustered by session (clustered_outcome_means). Seconds after the trigger are descriptive:
--- nothing reads them back.
+-- nothing reads them back. Each session's sums are composite_session_sums' (built day by
+-- day); this pools them.
 with triggers as (
-    select
-        *,
-        case when from_below then 1 else -1 end as direction
-    from ({{ labelled_triggers() }})
-),
-
-trigger_seconds as (
-    {{ trigger_seconds('triggers', before, after) }}
-),
-
-cells as (
-    -- each trigger's prices within the zone of the level, second by second, mirrored
-    select
-        trigger_seconds.trigger_id,
-        trigger_seconds.dt,
-        trigger_seconds.level_kind,
-        trigger_seconds.outcome,
-        trigger_seconds.second_offset,
-        cast(round(
-            trigger_seconds.direction * (flow.price - trigger_seconds.level_price) / {{ tick }}
-        ) as integer) as ticks_from_level,
-        case
-            when trigger_seconds.direction = 1 then flow.side
-            when flow.side = 'ask' then 'bid'
-            else 'ask'
-        end as side,
-        flow.depth_qty_end,
-        ln((flow.pull_qty_rest + 1) / (flow.add_qty + 1)) as pull_add_log_rest
-    from trigger_seconds
-    inner join {{ ref('depth_and_flow_1s') }} as flow
-        on
-            trigger_seconds.symbol = flow.symbol
-            and trigger_seconds.dt = flow.dt
-            and trigger_seconds.window_start = flow.window_start
-    where
-        flow.price >= trigger_seconds.level_price - {{ zone * tick }}
-        and flow.price <= trigger_seconds.level_price + {{ zone * tick }}
-),
-
-baselines as (
-    -- the trigger's zone depth, both sides, mean over its baseline seconds
-    select
-        trigger_id,
-        sum(depth_qty_end) / {{ baseline }} as baseline_depth
-    from cells
-    where second_offset < -{{ before }} + {{ baseline }}
-    group by trigger_id
-),
-
-scaled as (
-    select
-        cells.*,
-        cells.depth_qty_end / (coalesce(baselines.baseline_depth, 0) + 1) as depth_share
-    from cells
-    left join baselines
-        on cells.trigger_id = baselines.trigger_id
+    {{ labelled_triggers() }}
 ),
 
 session_triggers as (
@@ -77,20 +21,6 @@ session_triggers as (
         dt,
         count(*) as triggers
     from triggers
-    group by all
-),
-
-cell_sums as (
-    select
-        level_kind,
-        outcome,
-        dt,
-        second_offset,
-        ticks_from_level,
-        side,
-        {{ exact_sum('depth_share') }} as depth_share_sum,
-        {{ exact_sum('pull_add_log_rest') }} as pull_add_log_rest_sum
-    from scaled
     group by all
 ),
 
@@ -113,7 +43,7 @@ session_sums as (
     cross join range(-{{ before }}, {{ after }}) as second_steps (second_offset)
     cross join range(-{{ zone }}, {{ zone + 1 }}) as tick_steps (ticks_from_level)
     cross join (values ('ask'), ('bid')) as sides (side)
-    left join cell_sums
+    left join {{ ref('composite_session_sums') }} as cell_sums
         on
             sessions.level_kind = cell_sums.level_kind
             and sessions.outcome = cell_sums.outcome

@@ -2,7 +2,7 @@
 {#- Rows of the model whose key (the given columns) has no row in `to`: a composite
     relationships test. -#}
 select child.*
-from {{ model }} as child
+from (select * from {{ model }}) as child
 anti join {{ to }} as parent
     using ({{ columns | join(", ") }})
 {% endtest %}
