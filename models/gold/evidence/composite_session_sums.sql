@@ -39,12 +39,14 @@ cells as (
         flow.depth_qty_end,
         ln((flow.pull_qty_rest + 1) / (flow.add_qty + 1)) as pull_add_log_rest
     from trigger_seconds
+    -- the book is read for the triggers' dates through the join on dt (DuckDB prunes its
+    -- files at run time): a date filter on it makes DuckDB build the hash table on the
+    -- book and probe it with a day's few triggers on one thread
     inner join {{ ref('depth_and_flow_1s') }} as flow
         on
             trigger_seconds.symbol = flow.symbol
             and trigger_seconds.dt = flow.dt
             and trigger_seconds.window_start = flow.window_start
-            and {{ in_build_days('flow.dt') }}
     where
         flow.price >= trigger_seconds.level_price - {{ zone * tick }}
         and flow.price <= trigger_seconds.level_price + {{ zone * tick }}

@@ -46,11 +46,13 @@ zone_prices as (
         flow.reprice_out_away_qty,
         flow.reprice_out_toward_qty
     from triggers
+    -- the book is read for the triggers' dates through the join on dt (DuckDB prunes its
+    -- files at run time): a date filter on it makes DuckDB build the hash table on the
+    -- book and probe it with a day's few triggers on one thread
     inner join {{ ref('depth_and_flow_1s') }} as flow
         on
             triggers.symbol = flow.symbol
             and triggers.dt = flow.dt
-            and {{ in_build_days('flow.dt') }}
             and triggers.ts - interval {{ before }} second <= flow.window_start
             and triggers.ts + interval {{ after }} second > flow.window_start
     where

@@ -57,11 +57,13 @@ zone_seconds as (
         flow.reprice_out_toward_qty,
         flow.window_valid
     from triggers
+    -- the book is read for the triggers' dates through the join on dt (DuckDB prunes its
+    -- files at run time): a date filter on it makes DuckDB build the hash table on the
+    -- book and probe it with a day's few triggers on one thread
     inner join {{ ref('depth_and_flow_1s') }} as flow
         on
             triggers.symbol = flow.symbol
             and triggers.dt = flow.dt
-            and {{ in_build_days('flow.dt') }}
             and triggers.ts - interval {{ windows | max }} second <= flow.window_start
             and triggers.ts > flow.window_start
             and (
