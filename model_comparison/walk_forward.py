@@ -9,23 +9,38 @@ earlier sessions only, on exactly the folds retrieval uses (one fold per session
   chosen by early stopping on the later training sessions, then refitted on all of them;
 - `retrieval`: the product's answer (retrieval.neighbours.walk_forward).
 
-A session without enough earlier labelled triggers, or whose earlier triggers hold one class
-only, gets NaN.
+A session without enough earlier labelled triggers, or whose training triggers hold one class
+only, gets NaN. The fitted models train on the last `training_sessions` sessions before the
+test session (a stated cap: each new session costs a bounded fit); retrieval and its null search
+every earlier session.
+
+Each fold (a test session of a level and direction) carries a fingerprint of everything its
+scores read: the code, the settings, its own triggers' vectors, and every earlier session's
+labelled triggers. A fold whose fingerprint a table already holds need not be scored again: a
+new session costs its own fold, not the history's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
+from pathlib import Path
 
 import lightgbm
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
+import retrieval.evaluation
+import retrieval.metric
+import retrieval.neighbours
+import retrieval.scaling
 from model_comparison.metrics import MODELS
 from retrieval.evaluation import log_loss
 from retrieval.neighbours import RetrievalSettings, TriggerSet, outcome_distribution, search_earlier
@@ -49,12 +64,96 @@ class ComparisonSettings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     seed: int = 0
     max_trees: int = 200
+    training_sessions: int = 120  # the fitted models' training window, in sessions
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A test session of a trigger set and the rows its models may read."""
+
+    session: np.datetime64
+    test: np.ndarray  # the session's rows
+    earlier: np.ndarray  # labelled rows of every earlier session: retrieval's neighbours
+    train: np.ndarray  # labelled rows of the last `training_sessions` of them: the fits'
+    fingerprint: str  # what its scores read (see walk_forward_folds)
+    scored: bool  # enough training rows, of both classes
+
+
+def walk_forward_folds(triggers: TriggerSet, settings: ComparisonSettings) -> list[Fold]:
+    """One fold per session, in order. A fold is scored when its session has at least
+    `min_neighbours` labelled triggers before it and its training rows hold both classes.
+    Its fingerprint digests the code, the settings, the session's date, trigger ids and vectors, and
+    (chained, session after session) every earlier session's labelled ids, vectors and
+    outcomes: equal fingerprints, equal scores."""
+    labelled = triggers.outcomes != ""
+    chain = hashlib.blake2b(code_digest() + repr(settings).encode(), digest_size=16).digest()
+    sessions = np.unique(triggers.sessions)
+    folds = []
+    for position, session in enumerate(sessions):
+        test = np.flatnonzero(triggers.sessions == session)
+        earlier = np.flatnonzero((triggers.sessions < session) & labelled)
+        window = sessions[max(0, position - settings.training_sessions)]
+        train = earlier[triggers.sessions[earlier] >= window]
+        breaks = triggers.outcomes[train] == "BREAK"
+        folds.append(
+            Fold(
+                session=session,
+                test=test,
+                earlier=earlier,
+                train=train,
+                fingerprint=_digest(
+                    chain,
+                    triggers.sessions[test],
+                    triggers.trigger_ids[test],
+                    triggers.vectors[test],
+                ).hex(),
+                scored=len(earlier) >= settings.retrieval.min_neighbours
+                and bool(breaks.any())
+                and not bool(breaks.all()),
+            )
+        )
+        mine = test[labelled[test]]
+        chain = _digest(
+            chain, triggers.trigger_ids[mine], triggers.vectors[mine], triggers.outcomes[mine]
+        )
+    return folds
+
+
+def _digest(chain: bytes, *parts: np.ndarray) -> bytes:
+    digest = hashlib.blake2b(chain, digest_size=16)
+    for part in parts:
+        values = np.char.encode(part, "utf-8") if part.dtype.kind == "U" else part
+        digest.update(f"{values.dtype}{values.shape}".encode())
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.digest()
+
+
+@cache
+def code_digest() -> bytes:
+    """The modules a fold's scores come from and the libraries they call: another version of
+    either gives every fold a new fingerprint."""
+    digest = hashlib.blake2b(digest_size=16)
+    for module in (
+        sys.modules[__name__],
+        retrieval.evaluation,
+        retrieval.metric,
+        retrieval.neighbours,
+        retrieval.scaling,
+    ):
+        digest.update(Path(module.__file__).read_bytes())
+    for package in ("lightgbm", "scikit-learn", "faiss-cpu", "numpy"):
+        digest.update(f"{package}=={metadata.version(package)};".encode())
+    return digest.digest()
 
 
 def walk_forward_p_break(
-    triggers: TriggerSet, model: str, settings: ComparisonSettings
+    triggers: TriggerSet,
+    model: str,
+    settings: ComparisonSettings,
+    folds: Iterable[Fold] | None = None,
 ) -> np.ndarray:
-    """P(BREAK) of each trigger under `model`, fitted on the sessions before its own."""
+    """P(BREAK) of each trigger under `model`, fitted on the sessions before its own: on
+    every scored fold, or on `folds` only (the other rows NaN)."""
     if model == "retrieval":
         return retrieval_walk_forward(triggers, settings.retrieval).p_break
     fit_predict = {
@@ -68,42 +167,25 @@ def walk_forward_p_break(
     memo: dict = {}  # what one fold computes and a later fold can reuse
     # tiny fits: BLAS threads cost more than they save, and one thread is reproducible
     with threadpool_limits(limits=1):
-        for session, train, test in walk_forward_folds(triggers, settings):
-            p_break[test] = fit_predict(triggers, train, test, session, settings, memo)
+        for fold in walk_forward_folds(triggers, settings) if folds is None else folds:
+            if fold.scored:
+                p_break[fold.test] = fit_predict(triggers, fold, settings, memo)
     return p_break
 
 
-def walk_forward_folds(
-    triggers: TriggerSet, settings: ComparisonSettings
-) -> Iterator[tuple[np.datetime64, np.ndarray, np.ndarray]]:
-    """(session, training rows, test rows) for each session with enough labelled triggers of
-    both classes before it: the rows of every earlier session, and the session's own."""
-    labelled = triggers.outcomes != ""
-    for session in np.unique(triggers.sessions):
-        train = np.flatnonzero((triggers.sessions < session) & labelled)
-        breaks = triggers.outcomes[train] == "BREAK"
-        if len(train) < settings.retrieval.min_neighbours or breaks.all() or not breaks.any():
-            continue
-        yield session, train, np.flatnonzero(triggers.sessions == session)
-
-
 def _null_retrieval(
-    triggers: TriggerSet,
-    train: np.ndarray,
-    test: np.ndarray,
-    session: np.datetime64,
-    settings: ComparisonSettings,
-    _memo: dict,
+    triggers: TriggerSet, fold: Fold, settings: ComparisonSettings, _memo: dict
 ) -> np.ndarray:
     """Retrieval's own neighbours, weighed as retrieval weighs them, with labels shuffled
-    inside each training session (a seed per test session: re-runs give the same bits)."""
+    inside each earlier session (a seed per test session: re-runs give the same bits)."""
+    session = fold.session
     rng = np.random.default_rng([settings.seed, int(session.astype("datetime64[D]").astype(int))])
     permuted = triggers.outcomes.copy()
-    for earlier in np.unique(triggers.sessions[train]):
-        rows = train[triggers.sessions[train] == earlier]
+    for earlier in np.unique(triggers.sessions[fold.earlier]):
+        rows = fold.earlier[triggers.sessions[fold.earlier] == earlier]
         permuted[rows] = rng.permutation(triggers.outcomes[rows])
     similarities, positions = search_earlier(
-        triggers, triggers.vectors[test], session, settings.retrieval.k
+        triggers, triggers.vectors[fold.test], session, settings.retrieval.k
     )
     return np.array(
         [
@@ -114,13 +196,9 @@ def _null_retrieval(
 
 
 def _logistic(
-    triggers: TriggerSet,
-    train: np.ndarray,
-    test: np.ndarray,
-    _session: np.datetime64,
-    _settings: ComparisonSettings,
-    memo: dict,
+    triggers: TriggerSet, fold: Fold, _settings: ComparisonSettings, memo: dict
 ) -> np.ndarray:
+    train, test = fold.train, fold.test
     penalty = _inner_walk_forward_penalty(triggers, train, memo)
     scaling = RobustScaling.fit(triggers.vectors[train])
     model = _logistic_regression(penalty).fit(
@@ -141,11 +219,12 @@ def _inner_walk_forward_penalty(triggers: TriggerSet, train: np.ndarray, memo: d
     total = np.zeros(len(LOGISTIC_PENALTIES))
     folds = 0
     for held_out in sessions[-INNER_FOLDS:]:
-        # every earlier labelled trigger trains it, whichever outer fold asks: computed once
-        if held_out not in memo:
-            memo[held_out] = _held_out_losses(triggers, train, held_out)
-        if memo[held_out] is not None:
-            total += memo[held_out]
+        # the training window's sessions before it train it, whichever outer fold asks
+        key = (sessions[0], held_out)
+        if key not in memo:
+            memo[key] = _held_out_losses(triggers, train, held_out)
+        if memo[key] is not None:
+            total += memo[key]
             folds += 1
     if folds == 0:
         return 1.0
@@ -179,23 +258,20 @@ def _held_out_losses(
 
 
 def _boosted_trees(
-    triggers: TriggerSet,
-    train: np.ndarray,
-    test: np.ndarray,
-    _session: np.datetime64,
-    settings: ComparisonSettings,
-    _memo: dict,
+    triggers: TriggerSet, fold: Fold, settings: ComparisonSettings, _memo: dict
 ) -> np.ndarray:
     with _LIGHTGBM:
-        return _fitted_trees(triggers, train, settings).predict(triggers.vectors[test])
+        return _fitted_trees(triggers, fold.train, settings).predict(triggers.vectors[fold.test])
 
 
-def boosted_trees_gain(
-    triggers: TriggerSet, train: np.ndarray, settings: ComparisonSettings
-) -> np.ndarray:
-    """Each feature's total split gain in the trees fitted on the training rows."""
+def fold_gain_shares(
+    triggers: TriggerSet, fold: Fold, settings: ComparisonSettings
+) -> np.ndarray | None:
+    """Each feature's share of the split gain of the fold's trees (boosted_trees' fit: the
+    same seed gives the same trees); None when they split nowhere."""
     with _LIGHTGBM:
-        return _fitted_trees(triggers, train, settings).feature_importance("gain")
+        gain = _fitted_trees(triggers, fold.train, settings).feature_importance("gain")
+    return gain / gain.sum() if gain.sum() > 0 else None
 
 
 def _fitted_trees(
@@ -285,19 +361,3 @@ def _tree_parameters(seed: int) -> dict:
         "num_threads": 1,
         "verbosity": -1,
     }
-
-
-def walk_forward_tree_gain(
-    triggers: TriggerSet, settings: ComparisonSettings
-) -> tuple[int, np.ndarray]:
-    """Each feature's share of the trees' total split gain, averaged over the walk-forward
-    fits (each fold weighs the same); with how many fits split at all (the others, which
-    found nothing worth a split, add nothing)."""
-    shares = np.zeros(triggers.vectors.shape[1])
-    fits = 0
-    for _session, train, _test in walk_forward_folds(triggers, settings):
-        gain = boosted_trees_gain(triggers, train, settings)
-        if gain.sum() > 0:
-            shares += gain / gain.sum()
-            fits += 1
-    return fits, shares / fits if fits else shares

@@ -14,8 +14,10 @@ import pyarrow as pa
 from model_comparison.metrics import MODELS, compare_models
 from model_comparison.walk_forward import (
     ComparisonSettings,
+    Fold,
+    fold_gain_shares,
+    walk_forward_folds,
     walk_forward_p_break,
-    walk_forward_tree_gain,
 )
 from retrieval.evaluation import reliability_table
 from retrieval.neighbours import RetrievalSettings
@@ -40,6 +42,7 @@ def comparison_settings(config: Mapping[str, Any]) -> ComparisonSettings:
         ),
         seed=int(config["seed"]),
         max_trees=int(config["max_trees"]),
+        training_sessions=int(config["training_sessions"]),
     )
 
 
@@ -59,8 +62,36 @@ SCORES_SCHEMA = pa.schema(
         ("approach_dir", pa.string()),
         ("model", pa.string()),
         ("p_break", pa.float64()),
+        ("fold_fingerprint", pa.string()),
     ]
 )
+
+
+def previous_folds(
+    session: duckdb.DuckDBPyConnection, this: object, is_incremental: bool
+) -> duckdb.DuckDBPyRelation | None:
+    """The rows a walk-forward table already holds, to reuse the folds whose fingerprint is
+    unchanged; None on a full build (or a table written before folds had fingerprints)."""
+    if not is_incremental:
+        return None
+    previous = session.sql(f"select * from {this}")
+    return previous if "fold_fingerprint" in previous.columns else None
+
+
+def _reused(previous: duckdb.DuckDBPyRelation | None, columns: str) -> dict[str, list[tuple]]:
+    """The previous rows (`columns`, after the fingerprint) of each fold fingerprint."""
+    rows: dict[str, list[tuple]] = {}
+    if previous is not None:
+        for fingerprint, *values in previous.project(f"fold_fingerprint, {columns}").fetchall():
+            rows.setdefault(fingerprint, []).append(tuple(values))
+    return rows
+
+
+def _fold_fingerprints(triggers_n: int, folds: list[Fold]) -> np.ndarray:
+    fingerprints = np.empty(triggers_n, dtype=object)
+    for fold in folds:
+        fingerprints[fold.test] = fold.fingerprint
+    return fingerprints
 
 
 def model_scores(
@@ -68,17 +99,37 @@ def model_scores(
     outcomes: duckdb.DuckDBPyRelation,
     signals: duckdb.DuckDBPyRelation,
     settings: ComparisonSettings,
+    previous: duckdb.DuckDBPyRelation | None = None,
 ) -> pa.Table:
     """Every trigger's walk-forward P(BREAK) under each model; retrieval's is trigger_signals'
-    (the same folds, computed once)."""
+    (the same folds, computed once). The baselines' folds found in `previous` with the same
+    fingerprint are taken from it, the others scored."""
     retrieval = dict(signals.project("trigger_id, p_break").fetchall())
+    kept = {
+        (fingerprint, model, trigger_id): p_break
+        for fingerprint, rows in _reused(previous, "model, trigger_id, p_break").items()
+        for model, trigger_id, p_break in rows
+    }
+    kept_folds = {fingerprint for fingerprint, _, _ in kept}
     batches = []
     for level_id, approach_dir, triggers, _ in trigger_groups(vectors, outcomes):
         n = len(triggers.trigger_ids)
-        scored = {model: walk_forward_p_break(triggers, model, settings) for model in BASELINES}
+        folds = walk_forward_folds(triggers, settings)
+        todo = [fold for fold in folds if fold.fingerprint not in kept_folds]
+        scored = {}
+        for model in BASELINES:
+            p_break = walk_forward_p_break(triggers, model, settings, todo)
+            for fold in folds:
+                if fold.fingerprint in kept_folds:
+                    p_break[fold.test] = [
+                        kept[(fold.fingerprint, model, trigger_id)]
+                        for trigger_id in triggers.trigger_ids[fold.test]
+                    ]
+            scored[model] = p_break
         scored["retrieval"] = np.array(
             [retrieval.get(trigger_id) for trigger_id in triggers.trigger_ids], dtype=np.float64
         )
+        fingerprints = _fold_fingerprints(n, folds)
         for model, p_break in scored.items():
             batches.append(
                 pa.table(
@@ -89,6 +140,7 @@ def model_scores(
                         "approach_dir": [approach_dir] * n,
                         "model": [model] * n,
                         "p_break": pa.array(p_break, from_pandas=True),
+                        "fold_fingerprint": fingerprints,
                     },
                     schema=SCORES_SCHEMA,
                 )
@@ -224,33 +276,53 @@ def model_reliability(
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def tree_feature_gain(
+TREE_GAIN_SCHEMA = pa.schema(
+    [
+        ("level_id", pa.string()),
+        ("approach_dir", pa.string()),
+        ("dt", pa.date32()),
+        ("retrieval_index", pa.int32()),
+        ("gain_share", pa.float64()),
+        ("fold_fingerprint", pa.string()),
+    ]
+)
+
+
+def fold_tree_gain(
     vectors: duckdb.DuckDBPyRelation,
     outcomes: duckdb.DuckDBPyRelation,
     settings: ComparisonSettings,
+    previous: duckdb.DuckDBPyRelation | None = None,
 ) -> pa.Table:
-    """Per level, direction and retrieval feature: its mean share of the walk-forward trees'
-    split gain (boosted_trees' fits, refitted: the same seed gives the same trees)."""
-    rows = []
+    """Per scored fold of each level and direction, and retrieval feature: its share of the
+    split gain of the fold's boosted trees (NULL when they split nowhere). The folds found in
+    `previous` with the same fingerprint are taken from it, the others fitted."""
+    kept = {
+        fingerprint: dict(rows)
+        for fingerprint, rows in _reused(previous, "retrieval_index, gain_share").items()
+    }
+    batches = []
     for level_id, approach_dir, triggers, _ in trigger_groups(vectors, outcomes):
-        fits, shares = walk_forward_tree_gain(triggers, settings)
-        rows.extend(
-            {
-                "level_id": level_id,
-                "approach_dir": approach_dir,
-                "retrieval_index": position + 1,
-                "gain_share": float(share),
-                "fits": fits,
-            }
-            for position, share in enumerate(shares)
-        )
-    schema = pa.schema(
-        [
-            ("level_id", pa.string()),
-            ("approach_dir", pa.string()),
-            ("retrieval_index", pa.int32()),
-            ("gain_share", pa.float64()),
-            ("fits", pa.int64()),
-        ]
-    )
-    return pa.Table.from_pylist(rows, schema=schema)
+        features = triggers.vectors.shape[1]
+        for fold in walk_forward_folds(triggers, settings):
+            if not fold.scored:
+                continue
+            if fold.fingerprint in kept:
+                shares = [kept[fold.fingerprint][index + 1] for index in range(features)]
+            else:
+                fitted = fold_gain_shares(triggers, fold, settings)
+                shares = [None] * features if fitted is None else fitted.tolist()
+            batches.append(
+                pa.table(
+                    {
+                        "level_id": [level_id] * features,
+                        "approach_dir": [approach_dir] * features,
+                        "dt": [fold.session.astype(object)] * features,
+                        "retrieval_index": np.arange(1, features + 1, dtype=np.int32),
+                        "gain_share": pa.array(shares, type=pa.float64()),
+                        "fold_fingerprint": [fold.fingerprint] * features,
+                    },
+                    schema=TREE_GAIN_SCHEMA,
+                )
+            )
+    return pa.concat_tables(batches) if batches else TREE_GAIN_SCHEMA.empty_table()

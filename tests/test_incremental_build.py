@@ -1,5 +1,6 @@
 """A lake grown a day at a time equals one built at once; a new day builds only that day in the
-day_partitioned models, and the build's tests check the dates it built (an audit, all)."""
+day_partitioned models and scores only its folds in the walk-forward models, and the build's
+tests check the dates it built (an audit, all)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,27 @@ def test_a_day_landed_later_builds_that_day_only_and_equals_a_build_at_once(
     dbt(grown, "build", "--select", "vacuum_surface_1s", "--exclude", "resource_type:unit_test")
     assert main(["audit", "--lake", str(grown.root), "--select", "vacuum_surface_1s"]) == 1
     assert "FAIL 1 unique_combination_of_columns_vacuum_surface_1s" in capfd.readouterr().out
+
+
+def test_the_walk_forward_keeps_the_folds_it_holds_and_a_full_refresh_scores_all(
+    market_lake: Lake, tmp_path: Path
+) -> None:
+    """A fold whose fingerprint the table holds is taken from it, not scored again: a value
+    planted in such a fold survives a build (the proof that nothing refits it) and goes away
+    with --full-refresh."""
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(market_lake.root, lake.root)
+    planted = "update gold.model_walk_forward_scores set p_break = 0.123 where model = 'logistic'"
+    connection = duckdb.connect(str(lake.duckdb_path))
+    try:
+        connection.execute(planted + " and p_break is not null")
+    finally:
+        connection.close()
+    count = "select count(*) from gold.model_walk_forward_scores where p_break = 0.123"
+    (planted_rows,) = warehouse(lake, count)
+    assert planted_rows[0] > 0
+    select = ("--select", "model_walk_forward_scores+", "--exclude", "resource_type:unit_test")
+    dbt(lake, "build", *select)
+    assert warehouse(lake, count) == [planted_rows]
+    dbt(lake, "build", "--full-refresh", *select)
+    assert warehouse(lake, count) == [(0,)]

@@ -17,8 +17,9 @@ from model_comparison.metrics import (
 from model_comparison.walk_forward import (
     MODELS,
     ComparisonSettings,
+    fold_gain_shares,
+    walk_forward_folds,
     walk_forward_p_break,
-    walk_forward_tree_gain,
 )
 from retrieval.evaluation import auc
 from retrieval.neighbours import TriggerSet
@@ -98,12 +99,73 @@ def test_expected_calibration_error_weighs_bins_by_their_triggers() -> None:
     assert expected_calibration_error(labels, probabilities, 10) == pytest.approx(expected)
 
 
+def walk_forward_tree_gain(
+    triggers: TriggerSet, settings: ComparisonSettings
+) -> tuple[int, np.ndarray]:
+    """The folds whose trees split and their mean gain shares (tree_feature_gain's mean)."""
+    shares = [
+        fold_gain_shares(triggers, fold, settings)
+        for fold in walk_forward_folds(triggers, settings)
+        if fold.scored
+    ]
+    split = [share for share in shares if share is not None]
+    return len(split), np.mean(split, axis=0)
+
+
 def test_the_trees_gain_goes_to_the_feature_that_carries_the_signal() -> None:
     fits, shares = walk_forward_tree_gain(synthetic_triggers(signal=3.0), ComparisonSettings())
     # the first fold trains on one session's 30 triggers: no split leaves 20 on each side
     assert fits == SESSIONS - 2
     assert shares.sum() == pytest.approx(1.0)
     assert shares[0] > 0.5, shares  # and so the largest
+
+
+def test_a_fold_fingerprint_changes_with_what_the_fold_reads_only() -> None:
+    """Relabel session 5: folds 0-5 keep their fingerprints (they do not read it), folds 6-9
+    get new ones; a vector of session 7 changes fold 7 and every later fold."""
+    triggers = synthetic_triggers(signal=2.0)
+    before = [fold.fingerprint for fold in walk_forward_folds(triggers, ComparisonSettings())]
+    assert len(set(before)) == SESSIONS
+    relabelled = synthetic_triggers(signal=2.0)
+    fifth = relabelled.sessions == relabelled.sessions[0] + np.timedelta64(5, "D")
+    relabelled.outcomes = np.where(fifth, "WHIPSAW", relabelled.outcomes)
+    after = [fold.fingerprint for fold in walk_forward_folds(relabelled, ComparisonSettings())]
+    assert after[:6] == before[:6]
+    assert all(a != b for a, b in zip(after[6:], before[6:], strict=True))
+    moved = synthetic_triggers(signal=2.0)
+    moved.vectors[7 * PER_SESSION, 3] += 1e-9
+    shifted = [fold.fingerprint for fold in walk_forward_folds(moved, ComparisonSettings())]
+    assert shifted[:7] == before[:7]
+    assert all(a != b for a, b in zip(shifted[7:], before[7:], strict=True))
+    other = [
+        fold.fingerprint for fold in walk_forward_folds(triggers, ComparisonSettings(max_trees=100))
+    ]
+    assert not set(other) & set(before)
+
+
+def test_the_fitted_models_train_on_the_last_sessions_only() -> None:
+    """With a window of 3 sessions, fold 6 trains the fits on sessions 3-5 and retrieval's
+    neighbours come from sessions 0-5; its scores equal those of the triggers cut to
+    sessions 3-6 for the fitted models."""
+    triggers = synthetic_triggers(signal=2.0)
+    settings = ComparisonSettings(training_sessions=3)
+    fold = walk_forward_folds(triggers, settings)[6]
+    first = triggers.sessions[0]
+    assert set(triggers.sessions[fold.train]) == {first + np.timedelta64(d, "D") for d in (3, 4, 5)}
+    assert len(fold.earlier) == 6 * PER_SESSION
+    cut = (triggers.sessions >= first + np.timedelta64(3, "D")) & (
+        triggers.sessions <= first + np.timedelta64(6, "D")
+    )
+    alone = TriggerSet(
+        trigger_ids=triggers.trigger_ids[cut],
+        sessions=triggers.sessions[cut],
+        vectors=triggers.vectors[cut],
+        outcomes=triggers.outcomes[cut],
+    )
+    for model in ("logistic", "boosted_trees"):
+        windowed = walk_forward_p_break(triggers, model, settings)[fold.test]
+        whole = walk_forward_p_break(alone, model, ComparisonSettings())[-PER_SESSION:]
+        np.testing.assert_array_equal(windowed, whole)
 
 
 def test_the_scores_and_the_gain_fit_each_folds_trees_once(
