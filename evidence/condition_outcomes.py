@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import product
 
+import numba as nb
 import numpy as np
 import pyarrow as pa
 
@@ -30,8 +31,6 @@ CONDITIONS = ("c1", "c2", "c3", "c4")
 PATTERNS = tuple("".join(bits) for bits in product("01", repeat=4))
 OUTCOMES = ("BREAK", "REJECT", "CHOP", "WHIPSAW")
 POOLED = "ALL"
-# permuted outcomes held at once (draws x triggers): about 16 MB per array
-PERMUTATION_CELLS = 2_000_000
 
 SCHEMA = pa.schema(
     [
@@ -328,37 +327,61 @@ def _permutation_p_values(
     rng: np.random.Generator,
 ) -> list[float]:
     """Two-sided p-values of each mask's separation, outcomes shuffled within sessions
-    (`session_index` in ascending order), drawn a chunk at a time to bound the memory."""
+    (`session_index` in ascending order)."""
     if not masks:
         return []
     breaks = (outcomes == "BREAK").astype(np.float64)
     decided = ((outcomes == "BREAK") | (outcomes == "REJECT")).astype(np.float64)
-    stack = np.array(masks, dtype=np.float64)  # members x triggers
-    observed = np.abs(_separations(breaks[np.newaxis, :], decided[np.newaxis, :], stack)[:, 0])
-    extreme = np.zeros(len(masks), dtype=np.int64)
+    members = [np.flatnonzero(mask) for mask in masks]
+    offsets = np.r_[0, np.cumsum([len(rows) for rows in members])].astype(np.int64)
+    rows = np.concatenate(members).astype(np.int64)
+    identity = np.arange(len(outcomes), dtype=np.int64)
+    observed = np.abs(_member_separations(breaks, decided, identity, rows, offsets))
     starts = np.flatnonzero(np.r_[True, session_index[1:] != session_index[:-1]])
-    blocks = list(zip(starts, np.r_[starts[1:], len(session_index)], strict=True))
-    chunk = max(1, PERMUTATION_CELLS // max(1, len(outcomes)))
-    for start in range(0, permutations, chunk):
-        draws = min(chunk, permutations - start)
-        shuffled = np.empty((draws, len(outcomes)), dtype=np.int64)
-        for first, end in blocks:  # each session's positions shuffled among themselves
-            shuffled[:, first:end] = rng.permuted(
-                np.broadcast_to(np.arange(first, end), (draws, end - first)), axis=1
-            )
-        drawn = _separations(breaks[shuffled], decided[shuffled], stack)
-        extreme += (np.abs(drawn) >= observed[:, np.newaxis] - 1e-12).sum(axis=1)
+    ends = np.r_[starts[1:], len(session_index)]
+    extreme = _permutation_extremes(
+        breaks, decided, rows, offsets, observed, starts, ends, permutations, rng
+    )
     return [float((1 + e) / (1 + permutations)) for e in extreme]
 
 
-def _separations(breaks: np.ndarray, decided: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """members x draws: BREAK share of decided triggers inside minus outside each mask."""
-    inside_breaks, inside = masks @ breaks.T, masks @ decided.T
-    outside_breaks = breaks.sum(1)[np.newaxis, :] - inside_breaks
-    outside = decided.sum(1)[np.newaxis, :] - inside
-    with np.errstate(invalid="ignore", divide="ignore"):
-        difference = inside_breaks / inside - outside_breaks / outside
-    return np.nan_to_num(difference, nan=0.0)
+@nb.njit(cache=True, nogil=True)
+def _member_separations(breaks, decided, order, rows, offsets):
+    """Per member (its trigger positions rows[offsets[m]:offsets[m + 1]]): the BREAK share of
+    the decided triggers inside minus outside, with the outcomes of position i taken from
+    trigger order[i]; 0 when either side has no decided trigger."""
+    total_breaks = breaks.sum()
+    total_decided = decided.sum()
+    separations = np.zeros(len(offsets) - 1)
+    for m in range(len(offsets) - 1):
+        inside_breaks = 0.0
+        inside = 0.0
+        for r in range(offsets[m], offsets[m + 1]):
+            inside_breaks += breaks[order[rows[r]]]
+            inside += decided[order[rows[r]]]
+        outside = total_decided - inside
+        if inside > 0 and outside > 0:
+            separations[m] = inside_breaks / inside - (total_breaks - inside_breaks) / outside
+    return separations
+
+
+@nb.njit(cache=True, nogil=True)
+def _permutation_extremes(breaks, decided, rows, offsets, observed, starts, ends, draws, rng):
+    """Per member, the draws whose |separation| reaches the observed one, each draw shuffling
+    the triggers within each session (Fisher-Yates on the generator's stream)."""
+    extreme = np.zeros(len(offsets) - 1, np.int64)
+    order = np.arange(len(breaks))
+    for _ in range(draws):
+        for block in range(len(starts)):
+            first = starts[block]
+            for i in range(ends[block] - 1, first, -1):
+                j = first + int(rng.random() * (i - first + 1))
+                order[i], order[j] = order[j], order[i]
+        drawn = _member_separations(breaks, decided, order, rows, offsets)
+        for m in range(len(extreme)):
+            if abs(drawn[m]) >= observed[m] - 1e-12:
+                extreme[m] += 1
+    return extreme
 
 
 def _holm(p_values: list[float]) -> list[float]:
