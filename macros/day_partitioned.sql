@@ -402,3 +402,36 @@
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
+
+
+{% macro record_day_build_state() -%}
+    {#- A post-hook for a table with per-partition `build_fingerprint` rows (the engine's): its
+        build_state.<model>__dates like a day_partitioned model's, a date's fingerprint over its
+        partitions, with the run that last changed it (every date on --full-refresh), so a
+        build's tests read the dates it changed. -#}
+    {%- set state = day_build_state_relation(this) -%}
+    {%- set current -%}
+        select dt, md5(string_agg(day_partition, ';' order by day_partition)) as build_fingerprint
+        from (select distinct dt, symbol || '=' || build_fingerprint as day_partition from {{ this }})
+        group by dt
+    {%- endset -%}
+    create schema if not exists {{ state.database }}.{{ state.schema }};
+    create table if not exists {{ state }} (
+        dt date not null primary key,
+        build_fingerprint varchar not null,
+        invocation_id varchar not null
+    );
+    delete from {{ state }}
+    where {{ 'true' if flags.FULL_REFRESH else 'false' }}
+        or not exists (
+            select 1
+            from ({{ current }}) as current_dates
+            where
+                current_dates.dt = {{ state }}.dt
+                and current_dates.build_fingerprint = {{ state }}.build_fingerprint
+        );
+    insert into {{ state }}
+    select dt, build_fingerprint, '{{ invocation_id }}'
+    from ({{ current }}) as current_dates
+    where dt not in (select dt from {{ state }});
+{%- endmacro %}
