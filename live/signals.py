@@ -113,7 +113,7 @@ class LiveSignals:
             base, time_of_day = base[-1:], time_of_day[-1:]
         return signals_table(
             key[0], key[1], np.array([str(trigger["trigger_id"])]), sessions, signals, base,
-            time_of_day,
+            time_of_day, np.array(["live"]),
         )  # fmt: skip
 
 

@@ -29,8 +29,6 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import metadata
-from pathlib import Path
 
 import lightgbm
 import numpy as np
@@ -38,11 +36,14 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 import retrieval.evaluation
+import retrieval.folds
 import retrieval.metric
 import retrieval.neighbours
 import retrieval.scaling
 from model_comparison.metrics import MODELS
 from retrieval.evaluation import log_loss
+from retrieval.folds import code_digest as retrieval_code_digest
+from retrieval.folds import fold_fingerprints
 from retrieval.neighbours import RetrievalSettings, TriggerSet, outcome_distribution, search_earlier
 from retrieval.neighbours import walk_forward as retrieval_walk_forward
 from retrieval.scaling import RobustScaling
@@ -82,68 +83,53 @@ class Fold:
 def walk_forward_folds(triggers: TriggerSet, settings: ComparisonSettings) -> list[Fold]:
     """One fold per session, in order. A fold is scored when its session has at least
     `min_neighbours` labelled triggers before it and its training rows hold both classes.
-    Its fingerprint digests the code, the settings, the session's date, trigger ids and vectors, and
-    (chained, session after session) every earlier session's labelled ids, vectors and
-    outcomes: equal fingerprints, equal scores."""
+    Its fingerprint (retrieval.folds) digests the code, the settings, the session's dates,
+    trigger ids and vectors, and every earlier session's labelled ids, vectors and outcomes:
+    equal fingerprints, equal scores."""
     labelled = triggers.outcomes != ""
-    chain = hashlib.blake2b(code_digest() + repr(settings).encode(), digest_size=16).digest()
     sessions = np.unique(triggers.sessions)
+    fingerprints = fold_fingerprints(
+        triggers.sessions,
+        labelled,
+        salt=code_digest() + repr(settings).encode(),
+        test_parts=(triggers.sessions, triggers.trigger_ids, triggers.vectors),
+        earlier_parts=(triggers.trigger_ids, triggers.vectors, triggers.outcomes),
+    )
     folds = []
-    for position, session in enumerate(sessions):
-        test = np.flatnonzero(triggers.sessions == session)
-        earlier = np.flatnonzero((triggers.sessions < session) & labelled)
+    for position, fold in enumerate(fingerprints):
+        earlier = np.flatnonzero((triggers.sessions < fold.session) & labelled)
         window = sessions[max(0, position - settings.training_sessions)]
         train = earlier[triggers.sessions[earlier] >= window]
         breaks = triggers.outcomes[train] == "BREAK"
         folds.append(
             Fold(
-                session=session,
-                test=test,
+                session=fold.session,
+                test=fold.test,
                 earlier=earlier,
                 train=train,
-                fingerprint=_digest(
-                    chain,
-                    triggers.sessions[test],
-                    triggers.trigger_ids[test],
-                    triggers.vectors[test],
-                ).hex(),
+                fingerprint=fold.fingerprint,
                 scored=len(earlier) >= settings.retrieval.min_neighbours
                 and bool(breaks.any())
                 and not bool(breaks.all()),
             )
         )
-        mine = test[labelled[test]]
-        chain = _digest(
-            chain, triggers.trigger_ids[mine], triggers.vectors[mine], triggers.outcomes[mine]
-        )
     return folds
-
-
-def _digest(chain: bytes, *parts: np.ndarray) -> bytes:
-    digest = hashlib.blake2b(chain, digest_size=16)
-    for part in parts:
-        values = np.char.encode(part, "utf-8") if part.dtype.kind == "U" else part
-        digest.update(f"{values.dtype}{values.shape}".encode())
-        digest.update(np.ascontiguousarray(values).tobytes())
-    return digest.digest()
 
 
 @cache
 def code_digest() -> bytes:
-    """The modules a fold's scores come from and the libraries they call: another version of
-    either gives every fold a new fingerprint."""
-    digest = hashlib.blake2b(digest_size=16)
-    for module in (
-        sys.modules[__name__],
-        retrieval.evaluation,
-        retrieval.metric,
-        retrieval.neighbours,
-        retrieval.scaling,
-    ):
-        digest.update(Path(module.__file__).read_bytes())
-    for package in ("lightgbm", "scikit-learn", "faiss-cpu", "numpy"):
-        digest.update(f"{package}=={metadata.version(package)};".encode())
-    return digest.digest()
+    """The modules a fold's scores come from and the libraries they call."""
+    return retrieval_code_digest(
+        (
+            sys.modules[__name__],
+            retrieval.evaluation,
+            retrieval.folds,
+            retrieval.metric,
+            retrieval.neighbours,
+            retrieval.scaling,
+        ),
+        ("lightgbm", "scikit-learn", "faiss-cpu", "numpy"),
+    )
 
 
 def walk_forward_p_break(

@@ -4,6 +4,7 @@ those sessions only, and the similarity-weighted distribution of what happened a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import faiss
@@ -125,10 +126,16 @@ def set_neighbours(
     signals.neighbour_similarities[row] = similarity.tolist()
 
 
-def walk_forward(triggers: TriggerSet, settings: RetrievalSettings) -> Signals:
+def walk_forward(
+    triggers: TriggerSet,
+    settings: RetrievalSettings,
+    sessions: Iterable[np.datetime64] | None = None,
+) -> Signals:
+    """Each trigger's neighbours among the labelled triggers of earlier sessions: of every
+    session, or of `sessions` only (the other rows empty)."""
     signals = empty_signals(len(triggers.trigger_ids))
     labelled = triggers.outcomes != ""
-    for session in np.unique(triggers.sessions):
+    for session in np.unique(triggers.sessions) if sessions is None else sessions:
         test = np.flatnonzero(triggers.sessions == session)
         train = (triggers.sessions < session) & labelled
         signals.training_triggers[test] = train.sum()

@@ -3,7 +3,9 @@ relations, return Arrow tables. The models themselves stay a few lines long."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,18 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+import retrieval.evaluation
+import retrieval.folds
+import retrieval.metric
+import retrieval.neighbours
+import retrieval.scaling
 from retrieval.evaluation import (
     EvaluationSettings,
     evaluate,
     reliability_table,
     walk_forward_baselines,
 )
+from retrieval.folds import code_digest, fold_fingerprints
 from retrieval.index_store import SetupIndex
 from retrieval.neighbours import RetrievalSettings, Signals, TriggerSet, walk_forward
 
@@ -40,6 +48,8 @@ SIGNALS_SCHEMA = pa.schema(
         ("time_of_day_rate_prior", pa.float64()),
         ("neighbour_trigger_ids", pa.list_(pa.string())),
         ("neighbour_similarities", pa.list_(pa.float64())),
+        # what the row's fold read (retrieval.folds); live rows say `live`
+        ("fold_fingerprint", pa.string()),
     ]
 )
 
@@ -108,6 +118,7 @@ def signals_table(
     signals: Signals,
     base_rate: np.ndarray,
     time_of_day_rate: np.ndarray,
+    fold_fingerprints: np.ndarray,
 ) -> pa.Table:
     n = len(trigger_ids)
     return pa.table(
@@ -130,6 +141,7 @@ def signals_table(
             "time_of_day_rate_prior": pa.array(time_of_day_rate, from_pandas=True),
             "neighbour_trigger_ids": signals.neighbour_ids,
             "neighbour_similarities": signals.neighbour_similarities,
+            "fold_fingerprint": fold_fingerprints,
         },
         schema=SIGNALS_SCHEMA,
     )
@@ -140,26 +152,59 @@ def trigger_signals(
     outcomes: duckdb.DuckDBPyRelation,
     retrieval: RetrievalSettings,
     evaluation: EvaluationSettings,
+    previous: duckdb.DuckDBPyRelation | None = None,
 ) -> pa.Table:
+    """Every trigger's walk-forward neighbours and baselines, with its fold's fingerprint (see
+    retrieval.folds); the folds found in `previous` with the same fingerprint are taken from
+    it, the others searched."""
+    kept, kept_rows = _kept_folds(previous)
+    salt = _signals_code_digest() + repr((retrieval, evaluation)).encode()
     batches = []
     for level_id, approach_dir, triggers, minutes in trigger_groups(vectors, outcomes):
-        signals = walk_forward(triggers, retrieval)
         labelled = triggers.outcomes != ""
+        folds = fold_fingerprints(
+            triggers.sessions,
+            labelled,
+            salt=salt,
+            test_parts=(triggers.sessions, triggers.trigger_ids, triggers.vectors, minutes),
+            earlier_parts=(triggers.trigger_ids, triggers.vectors, triggers.outcomes, minutes),
+        )
+        todo = [fold.session for fold in folds if fold.fingerprint not in kept_rows]
+        signals = walk_forward(triggers, retrieval, sessions=todo)
         base, time_of_day = walk_forward_baselines(
             triggers.sessions, minutes, triggers.outcomes == "BREAK", labelled, evaluation
         )
-        batches.append(
-            signals_table(
-                level_id,
-                approach_dir,
-                triggers.trigger_ids,
-                triggers.sessions,
-                signals,
-                base,
-                time_of_day,
-            )
-        )
+        fingerprints = np.empty(len(triggers.trigger_ids), dtype=object)
+        for fold in folds:
+            fingerprints[fold.test] = fold.fingerprint
+        computed = signals_table(
+            level_id, approach_dir, triggers.trigger_ids, triggers.sessions, signals, base,
+            time_of_day, fingerprints,
+        )  # fmt: skip
+        for fold in folds:
+            rows = kept_rows.get(fold.fingerprint)
+            batches.append(computed.take(fold.test) if rows is None else kept.take(rows))
     return pa.concat_tables(batches) if batches else SIGNALS_SCHEMA.empty_table()
+
+
+def _kept_folds(previous: duckdb.DuckDBPyRelation | None) -> tuple[pa.Table, dict[str, list[int]]]:
+    """The previous table (in its row order) and the positions of each fold's rows."""
+    if previous is None:
+        return SIGNALS_SCHEMA.empty_table(), {}
+    kept = previous.to_arrow_table().select(SIGNALS_SCHEMA.names).cast(SIGNALS_SCHEMA)
+    rows: dict[str, list[int]] = {}
+    for position, fingerprint in enumerate(kept["fold_fingerprint"].to_pylist()):
+        rows.setdefault(fingerprint, []).append(position)
+    return kept, rows
+
+
+@cache
+def _signals_code_digest() -> bytes:
+    return code_digest(
+        (retrieval.evaluation, retrieval.folds, retrieval.metric, retrieval.neighbours,
+         retrieval.scaling, sys.modules[__name__]),
+        ("faiss-cpu", "numpy"),
+    )  # fmt: skip
 
 
 EVALUATION_COLUMNS = (

@@ -114,3 +114,43 @@ def test_a_day_landed_later_builds_that_day_only_and_equals_a_build_at_once(
     dbt(grown, "build", "--select", "vacuum_surface_1s", "--exclude", "resource_type:unit_test")
     assert main(["audit", "--lake", str(grown.root), "--select", "vacuum_surface_1s"]) == 1
     assert "FAIL 1 unique_combination_of_columns_vacuum_surface_1s" in capfd.readouterr().out
+
+
+def test_the_walk_forward_keeps_the_folds_it_holds_and_a_full_refresh_scores_all(
+    market_lake: Lake, tmp_path: Path
+) -> None:
+    """A fold whose fingerprint the table holds is taken from it, not scored again: a value
+    planted in such a fold survives a build (the proof that nothing refits it) and goes away
+    with --full-refresh."""
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(market_lake.root, lake.root)
+    plant(
+        lake,
+        (
+            "update gold.model_walk_forward_scores set p_break = 0.123 "
+            "where model = 'logistic' and p_break is not null",
+            [],
+        ),
+        (
+            "update gold.retrieval_trigger_signals set similarity_mean = 0.123 "
+            "where similarity_mean is not null",
+            [],
+        ),
+    )
+    counts = (
+        "select (select count(*) from gold.model_walk_forward_scores where p_break = 0.123), "
+        "(select count(*) from gold.retrieval_trigger_signals where similarity_mean = 0.123)"
+    )
+    (planted_rows,) = warehouse(lake, counts)
+    assert min(planted_rows) > 0
+    select = (
+        "--select",
+        "model_walk_forward_scores+",
+        "retrieval_trigger_signals",
+        "--exclude",
+        "resource_type:unit_test",
+    )
+    dbt(lake, "build", *select)
+    assert warehouse(lake, counts) == [planted_rows]
+    dbt(lake, "build", "--full-refresh", *select)
+    assert warehouse(lake, counts) == [(0, 0)]

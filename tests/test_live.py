@@ -78,13 +78,14 @@ SQL_TABLES = (
 
 
 def compared_columns(connection: duckdb.DuckDBPyConnection, table: str) -> str:
-    """Every column but build_fingerprint (the warehouse hashes the landed files it read;
-    live rows say `live`)."""
+    """Every column but build_fingerprint and fold_fingerprint (the warehouse hashes what it
+    read; live rows say `live`)."""
     return ", ".join(
         f'"{name}"'
         for (name,) in connection.execute(
             "select column_name from information_schema.columns where table_name = ? "
-            "and column_name <> 'build_fingerprint' order by ordinal_position",
+            "and column_name not in ('build_fingerprint', 'fold_fingerprint') "
+            "order by ordinal_position",
             [table],
         ).fetchall()
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import faiss
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from retrieval import index_store
@@ -29,6 +31,7 @@ from retrieval.neighbours import (
     walk_forward,
 )
 from retrieval.scaling import RobustScaling
+from retrieval.warehouse import trigger_signals
 
 
 def test_robust_scaling_known_values_clipping_and_zero_mad() -> None:
@@ -356,3 +359,67 @@ def test_search_earlier_fits_the_metric_on_earlier_sessions_only() -> None:
         1,
         0,
     )
+
+
+def _signal_inputs(
+    connection: duckdb.DuckDBPyConnection, triggers: TriggerSet
+) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation]:
+    """retrieval_vectors and trigger_outcomes relations of one level and direction."""
+    n = len(triggers.trigger_ids)
+    minutes = np.arange(n, dtype=np.float64) % 90
+    vectors = pa.table(
+        {
+            "trigger_id": triggers.trigger_ids,
+            "level_id": ["pm_high"] * n,
+            "approach_dir": ["UP"] * n,
+            "dt": triggers.sessions,
+            "ts": triggers.sessions.astype("datetime64[us]") + (minutes * 60e6).astype("m8[us]"),
+            "minutes_since_open": minutes,
+            "feature_vector": list(triggers.vectors),
+        }
+    )
+    outcomes = pa.table({"trigger_id": triggers.trigger_ids, "outcome": triggers.outcomes})
+    return connection.from_arrow(vectors), connection.from_arrow(outcomes)
+
+
+def test_trigger_signals_take_unchanged_folds_from_the_previous_table() -> None:
+    connection = duckdb.connect()
+    settings = RetrievalSettings(k=4, min_neighbours=3)
+    triggers = _triggers(np.random.default_rng(3), sessions=6, per_session=8)
+    full = trigger_signals(*_signal_inputs(connection, triggers), settings, EvaluationSettings())
+    # the same inputs over their own table: every fold kept, the same bits
+    again = trigger_signals(
+        *_signal_inputs(connection, triggers),
+        settings,
+        EvaluationSettings(),
+        previous=connection.from_arrow(full),
+    )
+    assert again.equals(full)
+    # a planted value in a kept fold stays (taken, not searched again); relabelling session 3
+    # changes the folds after it, which are searched again and equal a full build's
+    planted = full.set_column(
+        full.schema.get_field_index("p_break"),
+        "p_break",
+        pa.array([0.123] * len(full), pa.float64()),
+    )
+    changed = TriggerSet(
+        trigger_ids=triggers.trigger_ids,
+        sessions=triggers.sessions,
+        vectors=triggers.vectors,
+        outcomes=triggers.outcomes.copy(),
+    )
+    third = changed.sessions == np.unique(changed.sessions)[3]
+    changed.outcomes[third] = np.where(changed.outcomes[third] == "BREAK", "REJECT", "BREAK")
+    rebuilt = trigger_signals(
+        *_signal_inputs(connection, changed),
+        settings,
+        EvaluationSettings(),
+        previous=connection.from_arrow(planted),
+    )
+    expected = trigger_signals(*_signal_inputs(connection, changed), settings, EvaluationSettings())
+    kept = (triggers.sessions <= np.unique(triggers.sessions)[3]).sum()
+    assert rebuilt["p_break"].to_pylist()[:kept] == [0.123] * kept
+    assert rebuilt.slice(kept).equals(expected.slice(kept))
+    before, after = full["fold_fingerprint"], expected["fold_fingerprint"]
+    assert after.slice(0, kept).equals(before.slice(0, kept))
+    assert not after.slice(kept).equals(before.slice(kept))
