@@ -4,7 +4,8 @@ A fold is one test session of a level and approach direction. Its results read t
 settings, its own triggers and every earlier session's labelled triggers, nothing later: its
 fingerprint digests exactly those (chained session after session, so computing every fold's
 costs one pass over the triggers). A table that keeps each row's fold fingerprint can take
-the rows of an unchanged fold from its previous build: a new session costs its own fold.
+the rows of an unchanged fold from its previous build (retrieval.warehouse.previous_folds): a
+new session costs its own fold.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
-import duckdb
 import numpy as np
 
 
@@ -70,14 +70,3 @@ def code_digest(modules: Iterable[ModuleType], packages: Iterable[str]) -> bytes
     for package in packages:
         result.update(f"{package}=={metadata.version(package)};".encode())
     return result.digest()
-
-
-def previous_folds(
-    session: duckdb.DuckDBPyConnection, this: object, is_incremental: bool
-) -> duckdb.DuckDBPyRelation | None:
-    """The rows a walk-forward table already holds, to reuse the folds whose fingerprint is
-    unchanged; None on a full build (or a table written before folds had fingerprints)."""
-    if not is_incremental:
-        return None
-    previous = session.sql(f"select * from {this}")
-    return previous if "fold_fingerprint" in previous.columns else None

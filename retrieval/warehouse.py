@@ -352,3 +352,14 @@ def persist_indexes(
         ]
     )
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def previous_folds(
+    session: duckdb.DuckDBPyConnection, this: object, is_incremental: bool
+) -> duckdb.DuckDBPyRelation | None:
+    """The rows a walk-forward table already holds, to reuse the folds whose fingerprint is
+    unchanged; None on a full build (or a table written before folds had fingerprints)."""
+    if not is_incremental:
+        return None
+    previous = session.sql(f"select * from {this}")
+    return previous if "fold_fingerprint" in previous.columns else None

@@ -1,7 +1,7 @@
 """Walk-forward P(BREAK) of every trigger under each model (see model_scores)."""
 
 from model_comparison.warehouse import comparison_settings, model_scores
-from retrieval.folds import previous_folds
+from retrieval.warehouse import previous_folds
 
 
 def model(dbt, session):

@@ -1,7 +1,7 @@
 """The walk-forward trees' split gain per fold and retrieval feature (see tree_feature_gain)."""
 
 from model_comparison.warehouse import comparison_settings, fold_tree_gain
-from retrieval.folds import previous_folds
+from retrieval.warehouse import previous_folds
 
 
 def model(dbt, session):

@@ -1,7 +1,11 @@
 """Walk-forward neighbours of every trigger (see trigger_signals)."""
 
-from retrieval.folds import previous_folds
-from retrieval.warehouse import evaluation_settings, retrieval_settings, trigger_signals
+from retrieval.warehouse import (
+    evaluation_settings,
+    previous_folds,
+    retrieval_settings,
+    trigger_signals,
+)
 
 
 def model(dbt, session):
