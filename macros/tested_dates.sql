@@ -1,8 +1,9 @@
 {% macro duckdb__get_where_subquery(relation) -%}
     {#- The rows a generic test reads: dbt's default (the test's `where` config), and in
-        `dbt build` only the dates the build computed of a day_partitioned model (or an engine
-        table recording its day build state), or of such models a view reads: a date's rows are checked when they are written,
-        so a new day costs its own tests, not the history's. Every generic test here checks
+        `dbt build` only the dates the build computed of a day_partitioned model (or of an
+        engine table recording its day build state), or of such models a view reads: a date's
+        rows are checked when they are written, so a new day costs its own tests, not the
+        history's. Every generic test here checks
         rows within a date (keys, matches, ranges), so this checks what a test of every date
         would, on the rows that are new. `dbt test` and `spymaster audit` read every date.
         One macro: a generic test's context holds only the macros dbt sees it call. -#}

@@ -14,12 +14,12 @@ import pyarrow as pa
 from model_comparison.metrics import MODELS, compare_models
 from model_comparison.walk_forward import (
     ComparisonSettings,
-    Fold,
     fold_gain_shares,
     walk_forward_folds,
     walk_forward_p_break,
 )
 from retrieval.evaluation import reliability_table
+from retrieval.folds import row_fingerprints
 from retrieval.neighbours import RetrievalSettings
 from retrieval.warehouse import RELIABILITY_FIELDS, by_level_and_direction, trigger_groups
 
@@ -76,13 +76,6 @@ def _reused(previous: duckdb.DuckDBPyRelation | None, columns: str) -> dict[str,
     return rows
 
 
-def _fold_fingerprints(triggers_n: int, folds: list[Fold]) -> np.ndarray:
-    fingerprints = np.empty(triggers_n, dtype=object)
-    for fold in folds:
-        fingerprints[fold.test] = fold.fingerprint
-    return fingerprints
-
-
 def model_scores(
     vectors: duckdb.DuckDBPyRelation,
     outcomes: duckdb.DuckDBPyRelation,
@@ -118,7 +111,7 @@ def model_scores(
         scored["retrieval"] = np.array(
             [retrieval.get(trigger_id) for trigger_id in triggers.trigger_ids], dtype=np.float64
         )
-        fingerprints = _fold_fingerprints(n, folds)
+        fingerprints = row_fingerprints(n, folds)
         for model, p_break in scored.items():
             batches.append(
                 pa.table(

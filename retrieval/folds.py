@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol
 
 import numpy as np
 
@@ -50,6 +51,19 @@ def fold_fingerprints(
         mine = test[labelled[test]]
         chain = digest(chain, *(part[mine] for part in earlier_parts))
     return folds
+
+
+class FingerprintedFold(Protocol):
+    test: np.ndarray
+    fingerprint: str
+
+
+def row_fingerprints(rows: int, folds: Iterable[FingerprintedFold]) -> np.ndarray:
+    """Each row's fold fingerprint (the folds cover every row once)."""
+    fingerprints = np.empty(rows, dtype=object)
+    for fold in folds:
+        fingerprints[fold.test] = fold.fingerprint
+    return fingerprints
 
 
 def digest(chain: bytes, *parts: np.ndarray) -> bytes:

@@ -24,7 +24,7 @@ from retrieval.evaluation import (
     reliability_table,
     walk_forward_baselines,
 )
-from retrieval.folds import code_digest, fold_fingerprints
+from retrieval.folds import code_digest, fold_fingerprints, row_fingerprints
 from retrieval.index_store import SetupIndex
 from retrieval.neighbours import RetrievalSettings, Signals, TriggerSet, walk_forward
 
@@ -174,12 +174,9 @@ def trigger_signals(
         base, time_of_day = walk_forward_baselines(
             triggers.sessions, minutes, triggers.outcomes == "BREAK", labelled, evaluation
         )
-        fingerprints = np.empty(len(triggers.trigger_ids), dtype=object)
-        for fold in folds:
-            fingerprints[fold.test] = fold.fingerprint
         computed = signals_table(
             level_id, approach_dir, triggers.trigger_ids, triggers.sessions, signals, base,
-            time_of_day, fingerprints,
+            time_of_day, row_fingerprints(len(triggers.trigger_ids), folds),
         )  # fmt: skip
         for fold in folds:
             rows = kept_rows.get(fold.fingerprint)
